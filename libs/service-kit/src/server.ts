@@ -1,0 +1,301 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { createHealthRegistry, type HealthRegistry, OVERALL, registerHealthService, type ServingStatus } from "./health.js";
+import { createRpcMetrics, loggingInterceptor, metricsInterceptor } from "./interceptors.js";
+import type { Logger } from "./logger.js";
+import { registerReflectionServices } from "./reflection.js";
+
+export interface ServiceOptions {
+  /** Service name, e.g. "gateway": in logs and in the startup line. */
+  name: string;
+  version?: string;
+  /** Port to listen on; 0 picks a free one (tests). */
+  port: number;
+  /** Default "0.0.0.0". */
+  host?: string;
+  logger: Logger;
+  /** Registers the Connect service implementations: `(router) => router.service(Desc, impl)`. */
+  routes: (router: ConnectRouter) => void;
+  /** Run inside the kit's logging and metrics interceptors, in order. */
+  interceptors?: Interceptor[];
+  /** Upper bound for stop(), default 10 000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Default true: SIGTERM or SIGINT run stop() and then exit the process. */
+  installSignalHandlers?: boolean;
+  /** Overall health right after start, default SERVING. Start NOT_SERVING if the service must connect first. */
+  initialStatus?: ServingStatus;
+  /** Largest request message in bytes, default 4 MiB (as gRPC's default). */
+  readMaxBytes?: number;
+}
+
+export interface RunningService {
+  /** The bound port (the real one when 0 was asked for). */
+  port: number;
+  /** http://127.0.0.1:<port> (or the host it listens on, when that is a specific address). */
+  url: string;
+  /** Serving status per service; "" is the overall status, which /readyz reports. */
+  health: HealthRegistry;
+  /** prom-client registry served at /metrics: default process metrics and rpc_server_*; add your own. */
+  metrics: Registry;
+  /** Aborted when shutdown begins; server streams end through it (it is the handlers' ctx.signal too). */
+  shutdownSignal: AbortSignal;
+  /** A hook run during stop(), after in-flight calls ended, in registration order (e.g. drain NATS). */
+  onShutdown(hook: () => Promise<void> | void): void;
+  /** Graceful stop, bounded by shutdownTimeoutMs; safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+type NodeRequest = Parameters<NodeHandler>[0];
+type NodeResponse = Parameters<NodeHandler>[1];
+
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** A client that connects and says nothing is dropped after this long. */
+const SNIFF_TIMEOUT_MS = 30_000;
+
+/**
+ * Starts one plaintext port that serves gRPC (HTTP/2 with prior knowledge, "h2c"), gRPC-Web and
+ * Connect (HTTP/1.1 and h2c), plus GET /healthz, /readyz and /metrics.
+ *
+ * Why one port: Node's http2 server speaks only h2c without TLS, which curl and browsers (HTTP/1.1)
+ * cannot use, and an HTTP/1.1 server cannot carry gRPC. Rather than two ports (and two of everything
+ * in compose files, Kubernetes Services and probes), a net.Server looks at the first bytes of each
+ * connection: the HTTP/2 client preface `PRI * HTTP/2.0` goes to an http2 server, anything else to an
+ * http server, both with the same Connect handler. So grpcurl, buf curl, Kubernetes gRPC probes,
+ * curl and a browser all use the same address.
+ *
+ * Also registered: grpc.health.v1.Health and gRPC server reflection (v1 and v1alpha).
+ */
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const { logger } = options;
+  const host = options.host ?? "0.0.0.0";
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+
+  const health = createHealthRegistry(options.initialStatus ?? "SERVING");
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const rpcMetrics = createRpcMetrics(metrics);
+  const shutdown = new AbortController();
+  const hooks: Array<() => Promise<void> | void> = [];
+
+  let captured: ConnectRouter | undefined;
+  const connectHandler = connectNodeAdapter({
+    // No prefix: gRPC clients only call /pkg.Service/Method.
+    requestPathPrefix: "",
+    shutdownSignal: shutdown.signal,
+    readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+    interceptors: [loggingInterceptor(logger), metricsInterceptor(rpcMetrics), ...(options.interceptors ?? [])],
+    routes(router) {
+      captured = router;
+      options.routes(router);
+      registerHealthService(router, health);
+      registerReflectionServices(router, () => registeredServices(router));
+    },
+    fallback: (req, res) => void httpRoutes(req, res),
+  });
+  for (const s of registeredServices(captured!)) health.register(s.typeName);
+
+  async function httpRoutes(req: NodeRequest, res: NodeResponse) {
+    const path = (req.url ?? "").split("?", 1)[0];
+    const send = (status: number, contentType: string, body: string) => {
+      res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
+      if (req.method === "HEAD") res.end();
+      else res.end(body);
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      send(404, "text/plain; charset=utf-8", "not found\n");
+      return;
+    }
+    try {
+      switch (path) {
+        case "/healthz":
+          send(200, "application/json", `${JSON.stringify({ status: "ok", service: options.name })}\n`);
+          return;
+        case "/readyz": {
+          const overall = health.get(OVERALL);
+          if (overall === "SERVING") send(200, "application/json", `${JSON.stringify({ status: "SERVING" })}\n`);
+          else {
+            const reason = health.isShutdown ? "shutting down" : "overall health is NOT_SERVING";
+            send(503, "application/json", `${JSON.stringify({ status: "NOT_SERVING", reason, services: health.list() })}\n`);
+          }
+          return;
+        }
+        case "/metrics":
+          send(200, metrics.contentType, await metrics.metrics());
+          return;
+        default:
+          send(404, "text/plain; charset=utf-8", "not found\n");
+      }
+    } catch (err) {
+      logger.error({ err, path }, "http route failed");
+      if (!res.headersSent) send(500, "text/plain; charset=utf-8", "internal error\n");
+      else res.end();
+    }
+  }
+
+  // In-flight requests (unary calls, streams, plain HTTP routes), so stop() can wait for them.
+  let active = 0;
+  let idle: (() => void) | undefined;
+  const handler = (req: NodeRequest, res: NodeResponse) => {
+    active++;
+    res.once("close", () => {
+      active--;
+      if (active === 0) idle?.();
+    });
+    // During shutdown an HTTP/1.1 keep-alive connection is closed after its current response.
+    if (shutdown.signal.aborted && res instanceof http.ServerResponse) res.setHeader("connection", "close");
+    connectHandler(req, res);
+  };
+
+  const h1 = http.createServer({ requestTimeout: 0 /* server streams may run for hours */ }, handler);
+  const h2 = http2.createServer({}, handler);
+  const sessions = new Set<http2.Http2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  h2.on("sessionError", (err) => logger.debug({ err }, "http2 session error"));
+  h1.on("clientError", (err, socket) => {
+    logger.debug({ err }, "http/1.1 client error");
+    socket.destroy();
+  });
+
+  const sockets = new Set<net.Socket>();
+  const front = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    sniff(socket);
+  });
+
+  // Reads until the bytes either are the whole HTTP/2 preface or stop matching it, then puts them back
+  // and hands the socket over; the chosen server reads them again as if nothing happened.
+  function sniff(socket: net.Socket) {
+    let buffered = Buffer.alloc(0);
+    const fail = () => socket.destroy();
+    socket.setTimeout(SNIFF_TIMEOUT_MS, fail);
+    socket.on("error", fail);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const n = Math.min(buffered.length, HTTP2_PREFACE.length);
+      const matches = buffered.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+      if (matches && n < HTTP2_PREFACE.length) return; // need more bytes to decide
+      socket.off("data", onData);
+      socket.off("error", fail);
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(buffered);
+      (matches ? h2 : h1).emit("connection", socket);
+      socket.resume();
+    };
+    socket.on("data", onData);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    front.once("error", reject);
+    front.listen(options.port, host, () => {
+      front.off("error", reject);
+      resolve();
+    });
+  });
+  front.on("error", (err) => logger.error({ err }, "listener error"));
+  const port = (front.address() as net.AddressInfo).port;
+  const urlHost = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const url = `http://${urlHost}:${port}`;
+
+  let stopping: Promise<void> | undefined;
+  const signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal during shutdown: exiting now");
+      process.exit(1);
+    }
+    logger.info({ signal }, "signal received: shutting down");
+    void stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  if (options.installSignalHandlers ?? true) for (const s of signals) process.on(s, onSignal);
+
+  async function runShutdown(): Promise<void> {
+    const started = Date.now();
+    const deadline = started + shutdownTimeoutMs;
+    const remaining = () => Math.max(0, deadline - Date.now());
+    let timedOut = false;
+    /** Waits for p, or until the deadline; returns false when the deadline came first. */
+    const within = async (p: Promise<unknown>): Promise<boolean> => {
+      let timer: NodeJS.Timeout | undefined;
+      const ok = await Promise.race([
+        p.then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), remaining());
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!ok) timedOut = true;
+      return ok;
+    };
+
+    logger.info({ shutdownTimeoutMs }, "shutting down");
+    // 1. Tell probes and health watchers first, and let the watchers see it.
+    health.shutdown();
+    await new Promise((resolve) => setImmediate(resolve));
+    // 2. Accept no new connections; idle HTTP/1.1 connections go now, HTTP/2 clients get GOAWAY.
+    const listenerClosed = new Promise<void>((resolve) => front.close(() => resolve()));
+    h1.closeIdleConnections();
+    for (const session of sessions) session.close();
+    // 3. End server streams (and tell unary handlers through ctx.signal).
+    shutdown.abort(new Error("server shutting down"));
+    // 4. Wait for the calls in flight.
+    if (active > 0) {
+      const drained = new Promise<void>((resolve) => {
+        idle = resolve;
+      });
+      if (!(await within(drained))) logger.warn({ inFlight: active }, "shutdown timeout: requests still in flight");
+    }
+    // 5. The service's own hooks, in order: one failing does not stop the next.
+    for (const hook of hooks) {
+      if (timedOut) break;
+      const run = Promise.resolve()
+        .then(hook)
+        .catch((err: unknown) => logger.error({ err }, "shutdown hook failed"));
+      if (!(await within(run))) logger.warn("shutdown timeout: a shutdown hook did not finish");
+    }
+    // 6. Whatever is still connected is cut.
+    for (const session of sessions) session.destroy();
+    for (const socket of sockets) socket.destroy();
+    h1.closeAllConnections();
+    await within(listenerClosed);
+    for (const s of signals) process.off(s, onSignal);
+    logger.info({ durationMs: Date.now() - started, timedOut }, "stopped");
+  }
+
+  function stop(): Promise<void> {
+    stopping ??= runShutdown();
+    return stopping;
+  }
+
+  logger.info({ service: options.name, version: options.version, port, host }, "listening");
+  return {
+    port,
+    url,
+    health,
+    metrics,
+    shutdownSignal: shutdown.signal,
+    onShutdown(hook) {
+      hooks.push(hook);
+    },
+    stop,
+  };
+}
+
+function registeredServices(router: ConnectRouter): DescService[] {
+  const byName = new Map<string, DescService>();
+  for (const h of router.handlers) byName.set(h.service.typeName, h.service);
+  return [...byName.values()];
+}
