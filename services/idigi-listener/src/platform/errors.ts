@@ -1,0 +1,173 @@
+import { RetryableError } from "@meridian/retry";
+
+/**
+ * Typed errors of the iDigi platform client.
+ *
+ * Retryable conditions (server 5xx, network loss) extend `RetryableError` from `@meridian/retry`, so `retry()`
+ * retries them by default; everything else is final. No error message ever contains a password or a username.
+ */
+
+/** Base of the non-retryable errors of this client. */
+export class IdigiError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "IdigiError";
+  }
+}
+
+/** What was wrong with a frame on the TCP push stream. */
+export type FrameErrorCode =
+  /** The header's type is none of 1..4. */
+  | "unknown_type"
+  /** A known type that must not arrive here (e.g. a ConnectRequest sent to a client, or a second ConnectResponse). */
+  | "unexpected_type"
+  /** The header's size is larger than the configured maximum. */
+  | "oversized"
+  /** A size field disagrees with the frame's layout (ConnectResponse not 4 bytes, payloadSize ≠ size − 10, …). */
+  | "bad_length"
+  /** A field holds a value the notes do not define (compression or format byte other than 0/1). */
+  | "bad_field"
+  /** The reader already failed; it must be reset (i.e. the connection dropped) before reuse. */
+  | "reader_failed";
+
+/** A malformed frame. The stream cannot be resynchronised after one: close the socket and reconnect. */
+export class FrameError extends IdigiError {
+  constructor(
+    readonly code: FrameErrorCode,
+    message: string,
+    readonly frameType?: number,
+  ) {
+    super(message);
+    this.name = "FrameError";
+  }
+}
+
+/** A PublishMessage payload that could not be inflated or parsed into events. The framing itself was fine. */
+export class PayloadError extends IdigiError {
+  constructor(
+    readonly code: "inflate_failed" | "too_large" | "bad_json" | "bad_xml" | "bad_envelope",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "PayloadError";
+  }
+}
+
+/** Why a ConnectResponse refused the session. */
+export type ConnectRefusal =
+  /** 401/403: bad username/password, or a monitor owned by another customer ([I] which code is used). */
+  | "unauthorized"
+  /** 400: malformed request, or (per one reading of the notes) an unknown / non-TCP monitor. */
+  | "bad_request"
+  /** 404: unknown monitor ([I]: the notes guess 400 *or* 404). */
+  | "monitor_not_found"
+  /** 5xx: a server-side failure; worth reconnecting later. */
+  | "server_error"
+  /** Any other status. */
+  | "unexpected_status";
+
+/**
+ * A ConnectResponse with a status other than 2xx. `retryable` is true only for 5xx: the session keeps
+ * reconnecting (with backoff) on those and stops for everything else (bad credentials, unknown monitor, …).
+ */
+export class ConnectRefusedError extends IdigiError {
+  readonly retryable: boolean;
+  constructor(
+    readonly status: number,
+    readonly refusal: ConnectRefusal,
+  ) {
+    super(`push server refused the ConnectRequest with status ${status} (${refusal})`);
+    this.name = "ConnectRefusedError";
+    this.retryable = refusal === "server_error";
+  }
+}
+
+/** `ack()` for a block that is not pending on the current connection (already acked, or its connection is gone). */
+export class AckError extends IdigiError {
+  constructor(
+    readonly blockId: number,
+    readonly reason: "stale_connection" | "not_pending" | "not_connected",
+  ) {
+    super(`cannot ack block ${blockId}: ${reason.replace("_", " ")}`);
+    this.name = "AckError";
+  }
+}
+
+/** Invalid configuration. `field` names the offending option; the message never contains its value. */
+export class ConfigError extends IdigiError {
+  constructor(
+    readonly field: string,
+    message: string,
+    readonly issues: ReadonlyArray<{ field: string; message: string }> = [{ field, message }],
+  ) {
+    super(issues.length > 1 ? issues.map((i) => `${i.field}: ${i.message}`).join("; ") : `${field}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+// ---- REST (monitor API) errors ----
+
+/** 401 / 403 from the REST API. */
+export class AuthError extends IdigiError {
+  constructor(
+    readonly status: number,
+    readonly serverMessage?: string,
+  ) {
+    super(`authentication failed (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`);
+    this.name = "AuthError";
+  }
+}
+
+/** 404, or a lookup whose result set is empty. */
+export class NotFoundError extends IdigiError {
+  constructor(
+    readonly what: string,
+    readonly status?: number,
+  ) {
+    super(`${what} not found`);
+    this.name = "NotFoundError";
+  }
+}
+
+/** Any other 4xx: the server rejected the request; `serverMessage` is what it said (trimmed, capped). */
+export class BadRequestError extends IdigiError {
+  constructor(
+    readonly status: number,
+    readonly serverMessage: string,
+  ) {
+    super(`request rejected (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`);
+    this.name = "BadRequestError";
+  }
+}
+
+/** A 2xx whose body or headers are not what the API documents (e.g. a create response without an id). */
+export class UnexpectedResponseError extends IdigiError {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = "UnexpectedResponseError";
+  }
+}
+
+/** 5xx or 429: retryable, with the server's Retry-After when it sent one. */
+export class ServerError extends RetryableError {
+  constructor(
+    readonly status: number,
+    readonly serverMessage: string,
+    retryAfterMs?: number,
+  ) {
+    super(`server error (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`, retryAfterMs);
+    this.name = "ServerError";
+  }
+}
+
+/** The request never got an HTTP answer (connection refused, reset, DNS, timeout): retryable. */
+export class NetworkError extends RetryableError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, undefined, options);
+    this.name = "NetworkError";
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * iDigi / Device Cloud / Digi Remote Manager push-monitor client: monitor REST APIs, the TCP frame codec,
+ * payload normalisation and a reconnecting, explicitly-acking push session. Knows nothing of NATS or Connect.
+ */
+export {
+  DEFAULT_SESSION_BACKOFF,
+  type MonitorApiConfig,
+  type MonitorApiOptions,
+  type PemInput,
+  type PushSessionConfig,
+  type PushSessionOptions,
+  validateMonitorApiOptions,
+  validatePushSessionOptions,
+} from "./config.js";
+export {
+  AckError,
+  AuthError,
+  BadRequestError,
+  ConfigError,
+  type ConnectRefusal,
+  ConnectRefusedError,
+  FrameError,
+  type FrameErrorCode,
+  IdigiError,
+  NetworkError,
+  NotFoundError,
+  PayloadError,
+  ServerError,
+  UnexpectedResponseError,
+} from "./errors.js";
+export {
+  type Compression,
+  type ConnectRequestFields,
+  type ConnectResponse,
+  type ConnectResult,
+  DEFAULT_MAX_FRAME_SIZE,
+  decodeConnectResponse,
+  decodePublishMessage,
+  encodeConnectRequest,
+  encodePublishMessageReceived,
+  FrameReader,
+  type FrameReaderOptions,
+  FrameType,
+  type FrameTypeValue,
+  HEADER_SIZE,
+  inflatePayload,
+  interpretConnectResponse,
+  type PayloadFormat,
+  PROTOCOL_VERSION,
+  type PublishMessage,
+  type RawFrame,
+  STATUS_OK,
+} from "./frames.js";
+export {
+  createMonitorApi,
+  LegacyMonitorApi,
+  type Monitor,
+  type MonitorAckOption,
+  type MonitorApi,
+  type MonitorCompression,
+  type MonitorFilter,
+  type MonitorFormat,
+  type MonitorSpec,
+  type MonitorStatus,
+  type MonitorTransport,
+  monitorFromLegacy,
+  monitorFromV1,
+  V1MonitorApi,
+} from "./monitor-api.js";
+export { type PushEvent, parsePayload, splitTopic, type TopicParts } from "./payload.js";
+export {
+  type InvalidBatch,
+  type PushBatch,
+  PushSession,
+  type PushSessionEvents,
+  type PushSessionExtraOptions,
+  type SessionState,
+} from "./session.js";
