@@ -1,0 +1,144 @@
+import { RetryableError } from "@meridian/retry";
+import type { OmfResult } from "./response.js";
+
+/**
+ * Error classes the pipeline decides on:
+ *   OmfThrottledError, OmfServerError           → retryable (extend RetryableError; nak / back off)
+ *   OmfAuthError, OmfTlsError, OmfConfigError   → operator must fix config/credentials (pause the endpoint)
+ *   OmfConflictError                            → definition drift (new type id / container id)
+ *   OmfPayloadTooLargeError                     → split (`splitInHalf`) and resend
+ *   OmfBadRequestError (+ OmfNotFoundError, OmfInvalidMessageError) → retrying the same bytes cannot help
+ */
+export interface OmfErrorDetails {
+  /** Endpoint name (never a credential). */
+  endpoint?: string;
+  /** HTTP status, when a response was received. */
+  status?: number;
+  /** The parsed response (OMF event/error bodies), when there was one. */
+  result?: OmfResult;
+  cause?: unknown;
+}
+
+export class OmfError extends Error {
+  readonly endpoint: string | undefined;
+  readonly status: number | undefined;
+  readonly result: OmfResult | undefined;
+  readonly retryable: boolean = false;
+
+  constructor(message: string, details: OmfErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "OmfError";
+    this.endpoint = details.endpoint;
+    this.status = details.status;
+    this.result = details.result;
+  }
+}
+
+/** 401 / 403, or the token endpoint refused the client credentials. */
+export class OmfAuthError extends OmfError {
+  constructor(message: string, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfAuthError";
+  }
+}
+
+/** 409 redefinition / overlap (PI); also SDS's 400 "Redefinition of the type with the same ID is not allowed". */
+export class OmfConflictError extends OmfError {
+  constructor(message: string, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfConflictError";
+  }
+}
+
+/** 413: the request body exceeds the endpoint's limit. */
+export class OmfPayloadTooLargeError extends OmfError {
+  constructor(message: string, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfPayloadTooLargeError";
+  }
+}
+
+/** A 4xx (or 501) that retrying the same request cannot fix; `result` carries the OMF error body. */
+export class OmfBadRequestError extends OmfError {
+  constructor(message: string, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfBadRequestError";
+  }
+}
+
+/** 404 / SDS "Container is not defined": the referenced type or container does not exist (re-send definitions). */
+export class OmfNotFoundError extends OmfBadRequestError {
+  constructor(message: string, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfNotFoundError";
+  }
+}
+
+/** Rejected before sending (nothing went on the wire): `problems` name the fields. */
+export class OmfInvalidMessageError extends OmfBadRequestError {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[], details?: OmfErrorDetails) {
+    super(`invalid OMF message: ${problems.join("; ")}`, details);
+    this.name = "OmfInvalidMessageError";
+    this.problems = problems;
+  }
+}
+
+/** TLS verification failed (wrong CA, self-signed, host mismatch): not retryable. */
+export class OmfTlsError extends OmfError {
+  readonly code: string | undefined;
+  constructor(message: string, code: string | undefined, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfTlsError";
+    this.code = code;
+  }
+}
+
+/** An endpoint configuration that does not validate; `problems` name the fields and never contain secrets. */
+export class OmfConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid OMF endpoint configuration: ${problems.join("; ")}`);
+    this.name = "OmfConfigError";
+    this.problems = problems;
+  }
+}
+
+/** 429, or 503 with Retry-After. `retryAfterMs` is the server's hint (undefined ⇒ use backoff). */
+export class OmfThrottledError extends RetryableError {
+  readonly endpoint: string | undefined;
+  readonly status: number | undefined;
+  readonly result: OmfResult | undefined;
+  readonly retryable = true;
+  constructor(message: string, retryAfterMs: number | undefined, details: OmfErrorDetails = {}) {
+    super(message, retryAfterMs, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "OmfThrottledError";
+    this.endpoint = details.endpoint;
+    this.status = details.status;
+    this.result = details.result;
+  }
+}
+
+/** 5xx (other than throttling), 408, timeout, connection refused/reset: retryable. */
+export class OmfServerError extends RetryableError {
+  readonly endpoint: string | undefined;
+  readonly status: number | undefined;
+  readonly result: OmfResult | undefined;
+  /** `timeout`, or the socket error code (`ECONNRESET`, `ECONNREFUSED`, `UND_ERR_SOCKET`, …) when no response came. */
+  readonly code: string | undefined;
+  readonly retryable = true;
+  constructor(message: string, details: OmfErrorDetails & { code?: string; retryAfterMs?: number } = {}) {
+    super(message, details.retryAfterMs, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "OmfServerError";
+    this.endpoint = details.endpoint;
+    this.status = details.status;
+    this.result = details.result;
+    this.code = details.code;
+  }
+}
+
+export type OmfSendError = OmfError | OmfThrottledError | OmfServerError;
+
+export function isOmfError(err: unknown): err is OmfSendError {
+  return err instanceof OmfError || err instanceof OmfThrottledError || err instanceof OmfServerError;
+}
