@@ -1,0 +1,175 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Bus } from "./bus.js";
+import { DEAD_LETTER_HEADERS, DurableConsumer } from "./consumer.js";
+import { BusUnavailableError, KeyExistsError, PermanentError } from "./errors.js";
+import { jsonCodec, KvBucket } from "./kv.js";
+import { deadLetterSubject, telemetryFilterSubject } from "./subjects.js";
+import { freePort, type NatsServerHandle, startNatsServer } from "./testing.js";
+
+const logger = pino({ level: "silent" });
+
+function event(id: string, device: string, value: number, connection = "test"): TelemetryEvent {
+  return create(TelemetryEventSchema, {
+    id,
+    source: { platform: Platform.API, connection, device },
+    observedTime: timestampNow(),
+    points: [{ name: "temperature", value: { case: "doubleValue", value } }],
+  });
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("Bus against a real nats-server", () => {
+  let nats: NatsServerHandle;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = Bus.connect({ servers: nats.url, name: "bus-test", logger });
+    await bus.ready;
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.stop();
+  });
+
+  it("publishes one message per device and recognises a repeated publish as duplicate", async () => {
+    const events = [event("e1", "a", 1), event("e2", "b", 2), event("e3", "a", 3)];
+    expect(await bus.publishEvents(events)).toEqual({ stored: 2, duplicates: 0 });
+    expect(await bus.publishEvents(events)).toEqual({ stored: 0, duplicates: 2 });
+    expect(await bus.publishEvents(events.slice(0, 1), "batch-1")).toEqual({ stored: 1, duplicates: 0 });
+    expect(await bus.publishEvents(events.slice(0, 1), "batch-1")).toEqual({ stored: 0, duplicates: 1 });
+  });
+
+  it("streams matching events in order from a start time", async () => {
+    const start = new Date();
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const e of bus.subscribe({ device: "ordered" }, { startTime: start, signal: ac.signal })) {
+        seen.push(e.id);
+        if (seen.length === 20) ac.abort();
+      }
+    })();
+    for (let i = 0; i < 20; i++) {
+      await bus.publishEvents([event(`o${i}`, "ordered", i), event(`x${i}`, "other", i)]);
+    }
+    await reading;
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => `o${i}`));
+  });
+
+  it("acks, retries and dead-letters with the reason", async () => {
+    const consumer = new DurableConsumer(bus, {
+      durable: "test-sink",
+      filterSubject: telemetryFilterSubject({ connection: "dlq" }),
+      logger,
+      backoff: { initialMs: 10, maxMs: 20, multiplier: 2, jitter: 0 },
+    });
+    const ac = new AbortController();
+    const attempts = new Map<string, number>();
+    const delivered: string[] = [];
+    const running = consumer.run(async (d) => {
+      const id = d.batch.events[0]!.id;
+      const n = (attempts.get(id) ?? 0) + 1;
+      attempts.set(id, n);
+      if (id === "flaky" && n < 3) throw new Error("platform down");
+      if (id === "poison") throw new PermanentError("schema rejected", "OMF says: bad type");
+      delivered.push(id);
+    }, ac.signal);
+
+    const ev = (id: string) => event(id, id, 1, "dlq");
+    await bus.publishEvents([ev("good")]);
+    await bus.publishEvents([ev("flaky")]);
+    await bus.publishEvents([ev("poison")]);
+
+    await until(() => delivered.includes("good") && delivered.includes("flaky") && attempts.get("poison") === 1);
+    expect(attempts.get("flaky")).toBe(3);
+    expect(delivered).not.toContain("poison");
+
+    const dlq = await bus.js().consumers.get("DEADLETTER", { filterSubjects: deadLetterSubject("test-sink") });
+    const m = await dlq.next({ expires: 5000 });
+    expect(m?.headers?.get(DEAD_LETTER_HEADERS.reason)).toBe("schema rejected");
+    expect(m?.headers?.get(DEAD_LETTER_HEADERS.detail)).toBe("OMF says: bad type");
+    await until(async () => (await consumer.pending()).ackPending === 0);
+    ac.abort();
+    await running;
+  });
+
+  it("KV create refuses an existing key; delete reports absence", async () => {
+    const kv = new KvBucket<{ n: number }>(bus, "test_bucket", jsonCodec());
+    await kv.create("k1", { n: 1 });
+    await expect(kv.create("k1", { n: 2 })).rejects.toBeInstanceOf(KeyExistsError);
+    expect(await kv.get("k1")).toEqual({ n: 1 });
+    expect(await kv.keys()).toEqual(["k1"]);
+    expect(await kv.delete("k1")).toBe(true);
+    expect(await kv.delete("k1")).toBe(false);
+    expect(await kv.get("k1")).toBeUndefined();
+    await kv.create("k1", { n: 3 });
+    expect(await kv.get("k1")).toEqual({ n: 3 });
+  });
+
+  for (const [signal, exactlyOnce] of [
+    ["SIGTERM", true],
+    ["SIGKILL", false],
+  ] as const) {
+    it(`a durable consumer resumes after a ${signal} server restart without loss${exactlyOnce ? " or duplicates" : " (at-least-once: acks in flight at a crash may be redelivered)"}`, async () => {
+      const connection = `restart-${signal}`;
+      const consumer = new DurableConsumer(bus, { durable: connection, filterSubject: telemetryFilterSubject({ connection }), logger });
+      const ac = new AbortController();
+      const got: string[] = [];
+      const running = consumer.run(async (d) => {
+        for (const e of d.batch.events) got.push(e.id);
+      }, ac.signal);
+      const ev = (i: number) => event(`r${i}`, "r", i, connection);
+      for (let i = 0; i < 10; i++) await bus.publishEvents([ev(i)]);
+      await until(() => got.length === 10);
+      if (exactlyOnce) await until(async () => (await consumer.pending()).ackPending === 0);
+      await nats.restart(signal);
+      await until(() => bus.connected, 20_000);
+      for (let i = 10; i < 20; i++) await bus.publishEvents([ev(i)]);
+      const all = Array.from({ length: 20 }, (_, i) => `r${i}`);
+      await until(() => all.every((id) => got.includes(id)), 20_000).catch((e) => {
+        throw new Error(`${e.message}; got ${got.join(",")}`);
+      });
+      ac.abort();
+      await running;
+      if (exactlyOnce) expect(got).toEqual(all);
+      else expect(new Set(got)).toEqual(new Set(all));
+    }, 60_000);
+  }
+});
+
+describe("Bus when NATS is unreachable", () => {
+  it("starts disconnected, refuses to publish, and connects once the server appears", async () => {
+    const port = await freePort();
+    const bus = Bus.connect({ servers: `nats://127.0.0.1:${port}`, name: "late", logger });
+    try {
+      expect(bus.connected).toBe(false);
+      await expect(bus.publishEvents([event("z", "z", 1)])).rejects.toBeInstanceOf(BusUnavailableError);
+      // A server on exactly that port: start one and point the bus's retries at it.
+      const { spawn } = await import("node:child_process");
+      const { mkdtempSync } = await import("node:fs");
+      const { tmpdir } = await import("node:os");
+      const dir = mkdtempSync(`${tmpdir()}/late-nats-`);
+      const proc = spawn("nats-server", ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+      try {
+        await until(() => bus.connected, 20_000);
+        expect(await bus.publishEvents([event("z", "z", 1)])).toEqual({ stored: 1, duplicates: 0 });
+      } finally {
+        proc.kill("SIGKILL");
+      }
+    } finally {
+      await bus.close();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,234 @@
+import type { TelemetryBatch } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { type BackoffPolicy, backoffDelay, RetryableError, sleep } from "@meridian/retry";
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, headers, type JsMsg, nanos } from "nats";
+import type { Logger } from "pino";
+import { type Bus, isNotFound, STREAMS } from "./bus.js";
+import { decodeBatch, SCHEMA_HEADER } from "./codec.js";
+import { PermanentError } from "./errors.js";
+import { deadLetterSubject } from "./subjects.js";
+
+/** Headers a dead letter carries, so an operator can see why and replay it. */
+export const DEAD_LETTER_HEADERS = {
+  reason: "Meridian-Dead-Letter-Reason",
+  detail: "Meridian-Dead-Letter-Detail",
+  consumer: "Meridian-Consumer",
+  subject: "Meridian-Original-Subject",
+  sequence: "Meridian-Original-Sequence",
+  deliveries: "Meridian-Deliveries",
+} as const;
+
+/**
+ * Redelivery delay for transient failures. The first retries are quick (a blip), later ones
+ * settle at a minute: a platform that is down for hours is polled gently, and nothing is dropped,
+ * because transient failures are never counted towards a dead letter.
+ */
+export const REDELIVERY_BACKOFF: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 };
+
+export interface DurableConsumerOptions {
+  /** Durable name; also names the dead-letter subject. */
+  durable: string;
+  /** One subject filter (nats-server 2.9 has no multi-filter consumers). */
+  filterSubject: string;
+  stream?: string;
+  /** Unacknowledged messages in flight: the only flow control towards a slow sink. */
+  maxAckPending?: number;
+  /** How long a delivery may take before the server redelivers it. */
+  ackWaitMs?: number;
+  /** Messages per pull. */
+  pullBatch?: number;
+  backoff?: BackoffPolicy;
+  logger: Logger;
+}
+
+/** One bus message handed to a sink, with the verbs that settle it. */
+export interface Delivery {
+  readonly batch: TelemetryBatch;
+  readonly subject: string;
+  readonly streamSequence: number;
+  /** 1 on first delivery. */
+  readonly deliveryCount: number;
+  readonly sizeBytes: number;
+  ack(): void;
+  /** Redeliver later: after `delayMs`, or per the backoff policy. */
+  retry(delayMs?: number): void;
+  /** Extends the ack deadline while a slow send is in progress. */
+  working(): void;
+  /** Moves the message to the dead-letter subject with a reason, then stops its redelivery. */
+  deadLetter(reason: string, detail?: string): Promise<void>;
+}
+
+/**
+ * A durable pull consumer on the telemetry stream with explicit acks. Survives reconnects, server
+ * restarts and a consumer deleted behind its back (it is declared again).
+ */
+export class DurableConsumer {
+  private readonly stream: string;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly options: DurableConsumerOptions,
+  ) {
+    this.stream = options.stream ?? STREAMS.telemetry;
+    this.log = options.logger.child({ consumer: options.durable });
+  }
+
+  get name(): string {
+    return this.options.durable;
+  }
+
+  /** Creates or updates the durable consumer (idempotent). */
+  async declare(): Promise<void> {
+    const jsm = this.bus.jsm();
+    const config = {
+      durable_name: this.options.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: this.options.filterSubject,
+      max_ack_pending: this.options.maxAckPending ?? 1000,
+      ack_wait: nanos(this.options.ackWaitMs ?? 30_000),
+      // Unlimited: only a handler's PermanentError dead-letters; an outage must not.
+      max_deliver: -1,
+    };
+    try {
+      await jsm.consumers.info(this.stream, this.options.durable);
+      await jsm.consumers.update(this.stream, this.options.durable, config);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await jsm.consumers.add(this.stream, config);
+    }
+  }
+
+  /** Pending (not yet delivered) and unacknowledged counts, for status. */
+  async pending(): Promise<{ pending: number; ackPending: number }> {
+    const info = await this.bus.jsm().consumers.info(this.stream, this.options.durable);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  }
+
+  async delete(): Promise<void> {
+    try {
+      await this.bus.jsm().consumers.delete(this.stream, this.options.durable);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Deliveries until the signal aborts. Undecodable messages are dead-lettered here, never shown
+   * to the handler. Every failure of the bus is retried with backoff.
+   */
+  async *deliveries(signal: AbortSignal): AsyncGenerator<Delivery> {
+    for (let attempt = 1; !signal.aborted; ) {
+      let messages: ConsumerMessages | undefined;
+      const stop = () => messages?.stop();
+      try {
+        await this.bus.ready;
+        await this.declare();
+        const consumer = await this.bus.js().consumers.get(this.stream, this.options.durable);
+        messages = await consumer.consume({ max_messages: this.options.pullBatch ?? 256 });
+        signal.addEventListener("abort", stop, { once: true });
+        void this.watchConsumer(messages);
+        attempt = 1;
+        for await (const m of messages) {
+          const delivery = await this.toDelivery(m);
+          if (delivery) yield delivery;
+          if (signal.aborted) break;
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        this.log.warn({ err, attempt }, "consumer failed; retrying");
+      } finally {
+        signal.removeEventListener("abort", stop);
+        messages?.stop();
+      }
+      if (signal.aborted) break;
+      await sleep(backoffDelay(attempt++, { initialMs: 250, maxMs: 5000, multiplier: 2, jitter: 0.2 }), signal).catch(() => {});
+    }
+  }
+
+  // A consumer or stream that vanished (server restarted without its store) makes consume() spin;
+  // stopping it sends deliveries() round its loop, which declares both again.
+  private async watchConsumer(messages: ConsumerMessages): Promise<void> {
+    for await (const s of await messages.status()) {
+      if (s.type === "consumer_not_found" || s.type === "consumer_deleted" || s.type === "stream_not_found") {
+        this.log.warn({ event: s.type }, "consumer lost; declaring it again");
+        messages.stop();
+        return;
+      }
+    }
+  }
+
+  private async toDelivery(m: JsMsg): Promise<Delivery | undefined> {
+    const deliveryCount = m.info.deliveryCount;
+    const deadLetter = async (reason: string, detail?: string) => {
+      const h = headers();
+      h.set(DEAD_LETTER_HEADERS.reason, oneLine(reason));
+      if (detail) h.set(DEAD_LETTER_HEADERS.detail, oneLine(detail).slice(0, 4000));
+      h.set(DEAD_LETTER_HEADERS.consumer, this.options.durable);
+      h.set(DEAD_LETTER_HEADERS.subject, m.subject);
+      h.set(DEAD_LETTER_HEADERS.sequence, String(m.seq));
+      h.set(DEAD_LETTER_HEADERS.deliveries, String(deliveryCount));
+      const schema = m.headers?.get(SCHEMA_HEADER);
+      if (schema) h.set(SCHEMA_HEADER, schema);
+      try {
+        await this.bus.js().publish(deadLetterSubject(this.options.durable), m.data, {
+          headers: h,
+          msgID: `${this.options.durable}:${m.seq}`,
+        });
+        m.term();
+        this.log.warn({ seq: m.seq, subject: m.subject, reason }, "dead-lettered");
+      } catch (err) {
+        // Losing the reason would lose the data: keep it on the stream and try again later.
+        this.log.error({ err, seq: m.seq }, "dead-letter publish failed; will retry the message");
+        m.nak(backoffDelay(deliveryCount, this.options.backoff ?? REDELIVERY_BACKOFF));
+      }
+    };
+    let batch: TelemetryBatch;
+    try {
+      batch = decodeBatch(m.data);
+    } catch (err) {
+      await deadLetter("undecodable message", (err as Error).message);
+      return undefined;
+    }
+    return {
+      batch,
+      subject: m.subject,
+      streamSequence: m.seq,
+      deliveryCount,
+      sizeBytes: m.data.length,
+      ack: () => m.ack(),
+      retry: (delayMs) => m.nak(delayMs ?? backoffDelay(deliveryCount, this.options.backoff ?? REDELIVERY_BACKOFF)),
+      working: () => m.working(),
+      deadLetter,
+    };
+  }
+
+  /**
+   * Runs a handler per delivery, one at a time: success acks, PermanentError dead-letters with its
+   * reason, anything else is retried later (RetryableError's hint wins over the backoff).
+   */
+  async run(handler: (d: Delivery) => Promise<void>, signal: AbortSignal): Promise<void> {
+    for await (const d of this.deliveries(signal)) {
+      await settle(d, () => handler(d), this.log);
+    }
+  }
+}
+
+/** Runs `work` and settles the delivery by its outcome; the one place that maps errors to ack verbs. */
+export async function settle(d: Delivery, work: () => Promise<void>, log: Logger): Promise<void> {
+  try {
+    await work();
+    d.ack();
+  } catch (err) {
+    if (err instanceof PermanentError) await d.deadLetter(err.message, err.detail);
+    else {
+      const hint = err instanceof RetryableError ? err.retryAfterMs : undefined;
+      log.warn({ err: (err as Error).message, seq: d.streamSequence, deliveries: d.deliveryCount }, "delivery failed; will retry");
+      d.retry(hint);
+    }
+  }
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, " ");
+}

@@ -1,0 +1,31 @@
+/** The bus cannot be reached now; callers answer `unavailable` and try again later. */
+export class BusUnavailableError extends Error {
+  constructor(message = "NATS is not connected", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BusUnavailableError";
+  }
+}
+
+/**
+ * Thrown by a consumer handler when retrying can never succeed (a schema the target rejects,
+ * a message that cannot be decoded). The message goes to the dead-letter subject with the reason.
+ */
+export class PermanentError extends Error {
+  constructor(
+    message: string,
+    /** Details for the dead letter, e.g. the target platform's error body. */
+    readonly detail?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "PermanentError";
+  }
+}
+
+/** A KV create found the key taken. */
+export class KeyExistsError extends Error {
+  constructor(readonly key: string) {
+    super(`key already exists: ${key}`);
+    this.name = "KeyExistsError";
+  }
+}

@@ -1,0 +1,6 @@
+export * from "./bus.js";
+export * from "./codec.js";
+export * from "./consumer.js";
+export * from "./errors.js";
+export * from "./kv.js";
+export * from "./subjects.js";

@@ -1,0 +1,115 @@
+import type { KV, KvEntry } from "nats";
+import type { Bus } from "./bus.js";
+import { BusUnavailableError, KeyExistsError } from "./errors.js";
+
+/** How values of a bucket are turned into bytes and back. */
+export interface KvCodec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+export function jsonCodec<T>(): KvCodec<T> {
+  return {
+    encode: (v) => new TextEncoder().encode(JSON.stringify(v)),
+    decode: (b) => JSON.parse(new TextDecoder().decode(b)) as T,
+  };
+}
+
+export interface KvBucketOptions {
+  history?: number;
+  /** Entries older than this vanish (0 = forever). */
+  ttlMs?: number;
+}
+
+/**
+ * A typed JetStream KV bucket: where routes and per-service state live, so services stay
+ * stateless processes that can run as several replicas.
+ */
+export class KvBucket<T> {
+  private kvPromise: Promise<KV> | undefined;
+
+  constructor(
+    private readonly bus: Bus,
+    readonly name: string,
+    private readonly codec: KvCodec<T>,
+    private readonly options: KvBucketOptions = {},
+  ) {}
+
+  private async kv(): Promise<KV> {
+    if (!this.bus.connected) throw new BusUnavailableError();
+    if (!this.kvPromise) {
+      const p = this.bus.js().views.kv(this.name, {
+        history: this.options.history ?? 1,
+        ...(this.options.ttlMs ? { ttl: this.options.ttlMs } : {}),
+        replicas: this.bus.limits.replicas,
+      });
+      this.kvPromise = p;
+      p.catch(() => {
+        if (this.kvPromise === p) this.kvPromise = undefined;
+      });
+    }
+    return this.kvPromise;
+  }
+
+  async get(key: string): Promise<T | undefined> {
+    const e = await (await this.kv()).get(key);
+    return live(e) ? this.codec.decode(e.value) : undefined;
+  }
+
+  async put(key: string, value: T): Promise<void> {
+    await (await this.kv()).put(key, this.codec.encode(value));
+  }
+
+  /** Writes only if the key is absent; KeyExistsError otherwise. */
+  async create(key: string, value: T): Promise<void> {
+    try {
+      await (await this.kv()).create(key, this.codec.encode(value));
+    } catch (err) {
+      if (/wrong last sequence|key exists/i.test((err as Error).message)) throw new KeyExistsError(key);
+      throw err;
+    }
+  }
+
+  /** Returns false when there was nothing to delete. */
+  async delete(key: string): Promise<boolean> {
+    const kv = await this.kv();
+    const e = await kv.get(key);
+    if (!live(e)) return false;
+    await kv.delete(key);
+    return true;
+  }
+
+  async keys(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await (await this.kv()).keys()) out.push(k);
+    return out.sort();
+  }
+
+  async entries(): Promise<Array<[string, T]>> {
+    const out: Array<[string, T]> = [];
+    for (const key of await this.keys()) {
+      const v = await this.get(key);
+      if (v !== undefined) out.push([key, v]);
+    }
+    return out;
+  }
+
+  /** Current values, then every change (value undefined = deleted), until the signal aborts. */
+  async *watch(signal: AbortSignal): AsyncGenerator<{ key: string; value: T | undefined }> {
+    const iter = await (await this.kv()).watch();
+    const stop = () => iter.stop();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const e of iter) {
+        yield { key: e.key, value: live(e) ? this.codec.decode(e.value) : undefined };
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      iter.stop();
+    }
+  }
+}
+
+function live(e: KvEntry | null): e is KvEntry {
+  return e !== null && e.operation === "PUT";
+}
