@@ -65,6 +65,7 @@ export {
   type MonitorTransport,
   monitorFromLegacy,
   monitorFromV1,
+  splitTopicList,
   V1MonitorApi,
 } from "./monitor-api.js";
 export { type PushEvent, parsePayload, splitTopic, type TopicParts } from "./payload.js";

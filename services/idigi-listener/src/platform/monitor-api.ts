@@ -87,20 +87,41 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function checkId(id: string | number): string {
   const s = String(id);
-  if (!/^\d{1,10}$/.test(s)) throw new BadRequestError(400, "monitor id must be a decimal integer");
+  if (!/^\d{1,10}$/.test(s)) throw new ConfigError("id", "must be a decimal integer");
   return s;
 }
 
+/**
+ * Splits a `monTopic` list on the commas that separate topics, not the ones inside an operation filter:
+ * `DeviceCore[U],FileDataCore[C,U]` → `DeviceCore[U]`, `FileDataCore[C,U]`. ([I]: the notes show both the
+ * comma-joined list and bracketed filters with commas, but no example combining them.)
+ */
+export function splitTopicList(list: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = "";
+  for (const ch of list) {
+    if (ch === "[") depth++;
+    else if (ch === "]") depth = Math.max(0, depth - 1);
+    if (ch === "," && depth === 0) {
+      out.push(cur);
+      cur = "";
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out.map((t) => t.trim()).filter(Boolean);
+}
+
 function checkSpec(spec: MonitorSpec): void {
-  if (!Array.isArray(spec.topics) || spec.topics.length === 0) throw new BadRequestError(400, "topics: at least one topic is required");
+  if (!Array.isArray(spec.topics) || spec.topics.length === 0) throw new ConfigError("topics", "at least one topic is required");
   spec.topics.forEach((t, i) => {
-    if (typeof t !== "string" || t.trim() === "" || t.includes(",")) {
-      throw new BadRequestError(400, `topics[${i}]: must be a non-empty topic without ','`);
+    if (typeof t !== "string" || t.trim() === "" || splitTopicList(t).length !== 1) {
+      throw new ConfigError(`topics[${i}]`, "must be one non-empty topic (commas only inside [C,U,D] filters)");
     }
   });
   for (const k of ["batchSize", "batchDurationSec"] as const) {
     const v = spec[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new BadRequestError(400, `${k}: must be a non-negative integer`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigError(k, "must be a non-negative integer");
   }
 }
 
@@ -191,12 +212,7 @@ const normCompression = (v: string | undefined): string | undefined => (v?.toLow
 function splitTopics(v: unknown): string[] {
   if (Array.isArray(v)) return v.map(String);
   const s = text(v);
-  return s
-    ? s
-        .split(",")
-        .map((t) => t.trim())
-        .filter(Boolean)
-    : [];
+  return s ? splitTopicList(s) : [];
 }
 function compact<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
