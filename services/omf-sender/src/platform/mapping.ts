@@ -61,10 +61,11 @@ function shortHash(s: string): string {
 
 /**
  * Makes one id segment safe (see module doc). `maxLength` bounds the result; a changed or shortened segment
- * carries a hash of the original.
+ * carries a hash of the original. `allowDots: false` also replaces `.` (used where `.` separates segments).
  */
-export function sanitizeIdSegment(raw: string, maxLength = MAX_ID_LENGTH): string {
+export function sanitizeIdSegment(raw: string, maxLength = MAX_ID_LENGTH, options: { allowDots?: boolean } = {}): string {
   let s = raw.replace(FORBIDDEN, "_").trim();
+  if (options.allowDots === false) s = s.replace(/\./g, "_");
   s = s.replace(/\.{2,}/g, (m) => "_".repeat(m.length));
   s = s.replace(/^\.+|\.+$/g, (m) => "_".repeat(m.length));
   s = s.replace(/^_{2,}/, "_");
@@ -146,7 +147,10 @@ export function containerIdFor(source: SourceRef, typeTag: string): string {
   }
   if (!/^[0-9a-f]{8}$/.test(typeTag)) problems.push("typeTag: must be 8 lowercase hex characters");
   if (problems.length > 0) throw new OmfInvalidMessageError(problems);
-  const segments = [sanitizeIdSegment(source.platform), sanitizeIdSegment(source.connection), sanitizeIdSegment(source.device)];
+  // `.` separates the segments, so it is replaced inside them (else a.b|c and a|b.c would collide).
+  const segments = [source.platform, source.connection, source.device].map((s) =>
+    sanitizeIdSegment(s, MAX_ID_LENGTH, { allowDots: false }),
+  );
   const id = `${segments.join(".")}.${typeTag}`;
   if (id.length <= MAX_ID_LENGTH) return id;
   // Too long: keep a readable head, then a hash of the whole source, then the tag.

@@ -1,0 +1,95 @@
+/**
+ * Test-only recording HTTP(S) server with canned responses. Deliberately not the OMF emulator: the client's tests
+ * must not share code with the other side of the protocol.
+ */
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { gunzipSync } from "node:zlib";
+
+export const TEST_CA_PATH = new URL("./testdata/test-cert.pem", import.meta.url).pathname;
+const TEST_KEY_PATH = new URL("./testdata/test-key.pem", import.meta.url).pathname;
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** Raw header names as sent, in order. */
+  rawHeaderNames: string[];
+  /** Body bytes as received (compressed if the client compressed). */
+  raw: Buffer;
+  /** Body text after gunzip when `content-encoding`/`compression` says gzip. */
+  text: string;
+}
+
+export type Reply =
+  | { status: number; headers?: Record<string, string>; body?: unknown }
+  | { reset: true }
+  | { hang: true }
+  | { delayMs: number; reply: Reply };
+
+export type Handler = (req: RecordedRequest) => Reply | Promise<Reply>;
+
+export interface TestServer {
+  url: string;
+  requests: RecordedRequest[];
+  handler: Handler;
+  close(): Promise<void>;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function startTestServer(handler: Handler, options: { tls?: boolean } = {}): Promise<TestServer> {
+  const state: TestServer = { url: "", requests: [], handler, close: async () => {} };
+  const hanging = new Set<ServerResponse>();
+  const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+    const raw = await readBody(req);
+    const gz = String(req.headers["compression"] ?? "").toLowerCase() === "gzip";
+    const recorded: RecordedRequest = {
+      method: req.method ?? "",
+      path: req.url ?? "",
+      headers: req.headers,
+      rawHeaderNames: req.rawHeaders.filter((_, i) => i % 2 === 0),
+      raw,
+      text: gz ? gunzipSync(raw).toString("utf8") : raw.toString("utf8"),
+    };
+    state.requests.push(recorded);
+    let reply = await state.handler(recorded);
+    while ("delayMs" in reply) {
+      const { delayMs, reply: next } = reply;
+      await new Promise((r) => setTimeout(r, delayMs));
+      reply = next;
+    }
+    if ("reset" in reply) {
+      req.socket.destroy();
+      return;
+    }
+    if ("hang" in reply) {
+      hanging.add(res);
+      return;
+    }
+    const body = reply.body === undefined ? "" : typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body);
+    res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers });
+    res.end(body);
+  };
+  const server = options.tls
+    ? createHttpsServer({ cert: readFileSync(TEST_CA_PATH), key: readFileSync(TEST_KEY_PATH) }, onRequest)
+    : createHttpServer(onRequest);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  state.url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  state.close = async () => {
+    for (const res of hanging) res.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return state;
+}
+
+/** Reply helpers from the protocol notes' examples. */
+export const json = (status: number, body?: unknown, headers?: Record<string, string>): Reply => ({ status, body, headers });
