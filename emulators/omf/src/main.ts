@@ -1,0 +1,109 @@
+import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
+import { z } from "zod";
+import { FaultConfigSchema } from "./faults.js";
+import { startOmfEmulator } from "./index.js";
+import { DEFAULTS, type PiUser } from "./options.js";
+
+const bool = (def: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"])
+    .default(def ? "true" : "false")
+    .transform((v) => v === "true" || v === "1" || v === "yes");
+const int = (def: number) => z.coerce.number().int().min(0).default(def);
+
+const Env = z.object({
+  PORT: int(8443),
+  HOST: z.string().default("0.0.0.0"),
+  OMF_EMULATOR_TLS: bool(false),
+  OMF_EMULATOR_TLS_HOSTNAMES: z.string().default(""),
+  OMF_EMULATOR_CA_FILE: z.string().optional(),
+  OMF_EMULATOR_PUBLIC_URL: z.string().url().optional(),
+  OMF_EMULATOR_PI_USERNAME: z.string().min(1).default(DEFAULTS.piUser.username),
+  OMF_EMULATOR_PI_PASSWORD: z.string().min(1).default(DEFAULTS.piUser.password),
+  OMF_EMULATOR_PI_READONLY_USERNAME: z.string().optional(),
+  OMF_EMULATOR_PI_READONLY_PASSWORD: z.string().optional(),
+  OMF_EMULATOR_PI_DATA_SERVER: z.string().min(1).default(DEFAULTS.piDataServerName),
+  OMF_EMULATOR_PI_CREATE_MODE: z.enum(["insert", "replace", "noreplace"]).default("insert"),
+  OMF_EMULATOR_PI_CSRF: bool(true),
+  OMF_EMULATOR_PI_CSRF_STATUS: int(403),
+  OMF_EMULATOR_ADH_CLIENT_ID: z.string().min(1).default(DEFAULTS.adhClient.clientId),
+  OMF_EMULATOR_ADH_CLIENT_SECRET: z.string().min(1).default(DEFAULTS.adhClient.clientSecret),
+  OMF_EMULATOR_ADH_TENANT: z.string().optional(),
+  OMF_EMULATOR_TOKEN_LIFETIME_SECONDS: int(DEFAULTS.tokenLifetimeSeconds),
+  OMF_EMULATOR_MAX_BODY_PI: int(DEFAULTS.maxBodyPi),
+  OMF_EMULATOR_MAX_BODY_ADH: int(DEFAULTS.maxBodySds),
+  OMF_EMULATOR_MAX_BODY_EDS: int(DEFAULTS.maxBodySds),
+  OMF_EMULATOR_MAX_INFLATED: int(DEFAULTS.maxInflated),
+  OMF_EMULATOR_STRICT_VERSION_KEYWORDS: bool(true),
+  OMF_EMULATOR_FAULTS: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (!s) return undefined;
+      try {
+        return FaultConfigSchema.parse(JSON.parse(s));
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: `not a valid fault config: ${(err as Error).message}` });
+        return z.NEVER;
+      }
+    }),
+});
+
+const env = loadConfigOrExit(Env);
+const log = createLogger("emulator-omf");
+
+const piUsers: PiUser[] = [{ username: env.OMF_EMULATOR_PI_USERNAME, password: env.OMF_EMULATOR_PI_PASSWORD }];
+if (env.OMF_EMULATOR_PI_READONLY_USERNAME && env.OMF_EMULATOR_PI_READONLY_PASSWORD)
+  piUsers.push({ username: env.OMF_EMULATOR_PI_READONLY_USERNAME, password: env.OMF_EMULATOR_PI_READONLY_PASSWORD, readOnly: true });
+
+const emulator = await startOmfEmulator({
+  port: env.PORT,
+  host: env.HOST,
+  tls: env.OMF_EMULATOR_TLS,
+  tlsHostnames: env.OMF_EMULATOR_TLS_HOSTNAMES.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean),
+  caFile: env.OMF_EMULATOR_CA_FILE,
+  publicUrl: env.OMF_EMULATOR_PUBLIC_URL,
+  piUsers,
+  piDataServerName: env.OMF_EMULATOR_PI_DATA_SERVER,
+  piCreateMode: env.OMF_EMULATOR_PI_CREATE_MODE,
+  piCsrfDefense: env.OMF_EMULATOR_PI_CSRF,
+  piCsrfStatus: env.OMF_EMULATOR_PI_CSRF_STATUS,
+  adhClients: [{ clientId: env.OMF_EMULATOR_ADH_CLIENT_ID, clientSecret: env.OMF_EMULATOR_ADH_CLIENT_SECRET }],
+  adhTenantId: env.OMF_EMULATOR_ADH_TENANT,
+  tokenLifetimeSeconds: env.OMF_EMULATOR_TOKEN_LIFETIME_SECONDS,
+  maxBodyBytes: { pi: env.OMF_EMULATOR_MAX_BODY_PI, adh: env.OMF_EMULATOR_MAX_BODY_ADH, eds: env.OMF_EMULATOR_MAX_BODY_EDS },
+  maxInflatedBytes: env.OMF_EMULATOR_MAX_INFLATED,
+  strictVersionKeywords: env.OMF_EMULATOR_STRICT_VERSION_KEYWORDS,
+  faults: env.OMF_EMULATOR_FAULTS,
+  onRequest: (e) => {
+    if (e.status >= 400 || e.fault) log.info(e, "request");
+    else log.debug(e, "request");
+  },
+});
+
+log.info(
+  {
+    url: emulator.url,
+    tls: env.OMF_EMULATOR_TLS,
+    caFile: env.OMF_EMULATOR_CA_FILE,
+    piDataServer: env.OMF_EMULATOR_PI_DATA_SERVER,
+    piCreateMode: env.OMF_EMULATOR_PI_CREATE_MODE,
+    faults: env.OMF_EMULATOR_FAULTS,
+  },
+  "OMF emulator listening",
+);
+
+let stopping = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, "stopping");
+    emulator.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}

@@ -1,0 +1,130 @@
+import type { FaultConfig } from "./faults.js";
+
+/** The three OMF receivers the emulator stands in for. */
+export type Profile = "pi" | "adh" | "eds";
+
+/** PI Web API `OmfCreateMode`: what a `create` does with a value whose timestamp already exists. */
+export type PiCreateMode = "insert" | "replace" | "noreplace";
+
+export interface PiUser {
+  username: string;
+  password: string;
+  /** Valid credentials but no write permission: OMF POST answers 403 (event -1004). */
+  readOnly?: boolean;
+}
+
+export interface AdhClient {
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface OmfEmulatorOptions {
+  /** Port to listen on; 0 (default for in-process use) picks a free one. */
+  port?: number;
+  /** Interface to bind; default 127.0.0.1 in-process, main.ts uses 0.0.0.0. */
+  host?: string;
+  /** Serve HTTPS with a CA + server certificate generated at start. Default false. */
+  tls?: boolean;
+  /** Extra DNS names / IPs for the server certificate (localhost, 127.0.0.1 and ::1 are always in). */
+  tlsHostnames?: string[];
+  /** Base URL used in discovery documents and PI links; default derived from the request's Host header. */
+  publicUrl?: string;
+
+  /** PI Web API Basic-auth users. Default one user `meridian` / `meridian`. */
+  piUsers?: PiUser[];
+  /** Name of the PI Data Archive served under /piwebapi/dataservers. Default `MERIDIAN-PI`. */
+  piDataServerName?: string;
+  /** Reject POSTs without X-Requested-With (PI `EnableCSRFDefense`, default true). */
+  piCsrfDefense?: boolean;
+  /** Status for a POST without X-Requested-With. Default 403 (notes only say 4xx; unverified). */
+  piCsrfStatus?: number;
+  /** PI `OmfCreateMode` for duplicate timestamps on `create`. Default `insert` (notes: create keeps duplicates; inferred). */
+  piCreateMode?: PiCreateMode;
+  /** Key holding the event object in PI results: `EventInfo` (notes' checklist) or `Event` (docs example). */
+  piEventKey?: "EventInfo" | "Event";
+
+  /** ADH/OCS client-credentials pairs. Default one client `meridian-client` / `meridian-secret`. */
+  adhClients?: AdhClient[];
+  /** If set, only this tenant id is served on the ADH path (others 403). Default: any tenant. */
+  adhTenantId?: string;
+  /** Lifetime of issued bearer tokens in seconds. Default 3600. */
+  tokenLifetimeSeconds?: number;
+
+  /** Max raw (possibly compressed) request body per profile, bytes. Defaults: PI 4 MiB, ADH/EDS 192 KiB (spec). */
+  maxBodyBytes?: Partial<Record<Profile, number>>;
+  /** Max inflated size of a gzip body. Default 190 MiB (SDS documented limit). */
+  maxInflatedBytes?: number;
+  /** OMF versions accepted in the `omfversion` header. Default 1.0, 1.1, 1.2. */
+  omfVersions?: string[];
+  /** Reject keywords newer than the request's omfversion (e.g. `reftypeid` under 1.1). Default true (unverified). */
+  strictVersionKeywords?: boolean;
+  /** SDS read-back: normalise timestamps to 7 fractional digits like real SDS. Default false (echo as sent, as the notes require). */
+  sdsNormalizeTimestamps?: boolean;
+  /** SDS read-back without `Accept-Verbosity: verbose` still includes null/default values. Default false. */
+  sdsDefaultVerbose?: boolean;
+
+  /** Fault switch at start (same shape as `POST /_emulator/faults`). */
+  faults?: FaultConfig;
+  /** Write the CA certificate PEM to this file at start (for containers sharing a volume). */
+  caFile?: string;
+  /** Called for each request after it is answered (main.ts logs through it). */
+  onRequest?: (entry: RequestLogEntry) => void;
+}
+
+export interface RequestLogEntry {
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  profile?: Profile;
+  ms: number;
+  fault?: string;
+  messages?: number;
+}
+
+export type ResolvedOptions = Required<Omit<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest">> &
+  Pick<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest"> & {
+    maxBodyBytes: Record<Profile, number>;
+  };
+
+export const DEFAULTS = {
+  piUser: { username: "meridian", password: "meridian" },
+  adhClient: { clientId: "meridian-client", clientSecret: "meridian-secret" },
+  piDataServerName: "MERIDIAN-PI",
+  maxBodyPi: 4 * 1024 * 1024,
+  maxBodySds: 192 * 1024,
+  maxInflated: 190 * 1024 * 1024,
+  tokenLifetimeSeconds: 3600,
+} as const;
+
+export function resolveOptions(o: OmfEmulatorOptions): ResolvedOptions {
+  return {
+    port: o.port ?? 0,
+    host: o.host ?? "127.0.0.1",
+    tls: o.tls ?? false,
+    tlsHostnames: o.tlsHostnames ?? [],
+    publicUrl: o.publicUrl,
+    piUsers: o.piUsers ?? [{ ...DEFAULTS.piUser }],
+    piDataServerName: o.piDataServerName ?? DEFAULTS.piDataServerName,
+    piCsrfDefense: o.piCsrfDefense ?? true,
+    piCsrfStatus: o.piCsrfStatus ?? 403,
+    piCreateMode: o.piCreateMode ?? "insert",
+    piEventKey: o.piEventKey ?? "EventInfo",
+    adhClients: o.adhClients ?? [{ ...DEFAULTS.adhClient }],
+    adhTenantId: o.adhTenantId,
+    tokenLifetimeSeconds: o.tokenLifetimeSeconds ?? DEFAULTS.tokenLifetimeSeconds,
+    maxBodyBytes: {
+      pi: o.maxBodyBytes?.pi ?? DEFAULTS.maxBodyPi,
+      adh: o.maxBodyBytes?.adh ?? DEFAULTS.maxBodySds,
+      eds: o.maxBodyBytes?.eds ?? DEFAULTS.maxBodySds,
+    },
+    maxInflatedBytes: o.maxInflatedBytes ?? DEFAULTS.maxInflated,
+    omfVersions: o.omfVersions ?? ["1.0", "1.1", "1.2"],
+    strictVersionKeywords: o.strictVersionKeywords ?? true,
+    sdsNormalizeTimestamps: o.sdsNormalizeTimestamps ?? false,
+    sdsDefaultVerbose: o.sdsDefaultVerbose ?? false,
+    faults: o.faults,
+    caFile: o.caFile,
+    onRequest: o.onRequest,
+  };
+}

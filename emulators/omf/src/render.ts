@@ -1,0 +1,70 @@
+import type { OmfFailure } from "./errors.js";
+import type { MessageResult, MessageType } from "./process.js";
+
+export type EventKey = "EventInfo" | "Event";
+
+function piEvent(key: EventKey, severity: string, message: string, f?: OmfFailure) {
+  return {
+    [key]: {
+      Message: message,
+      Reason: f?.detail.reason ?? null,
+      Suggestions: f?.detail.suggestions ?? (f?.detail.resolution ? [f.detail.resolution] : []),
+      EventCode: f?.detail.eventCode ?? null,
+      Severity: severity,
+      Parameters: Object.entries(f?.detail.parameters ?? {}).map(([Name, Value]) => ({ Name, Value })),
+    },
+    ExceptionInfo: null,
+    Severity: severity,
+    InnerEvents: [],
+  };
+}
+
+/** PI Web API per-message response shell: `{OperationId, Messages[{MessageIndex, Events, Status{Code, HighestSeverity}}]}`. */
+export function piMessages(
+  operationId: string,
+  results: (Pick<MessageResult, "status" | "failure" | "warnings"> & { index: number | null })[],
+  key: EventKey,
+) {
+  return {
+    OperationId: operationId,
+    Messages: results.map((r) => {
+      const events = r.warnings.map((w) => piEvent(key, "Warning", w));
+      if (r.failure) events.push(piEvent(key, r.failure.detail.severity ?? "Error", r.failure.message, r.failure));
+      return {
+        MessageIndex: r.index,
+        Events: events,
+        Status: {
+          Code: r.status,
+          HighestSeverity: r.failure ? (r.failure.detail.severity ?? "Error") : r.warnings.length ? "Warning" : "Info",
+        },
+      };
+    }),
+  };
+}
+
+/** Overall PI HTTP status: the worst failing message, else 202 for data, 201 if anything was created, else 200. */
+export function piOverallStatus(results: MessageResult[], messageType: MessageType): number {
+  let worst = 0;
+  let created = false;
+  for (const r of results) {
+    if (r.failure) worst = Math.max(worst, r.status);
+    else if (r.status === 201) created = true;
+  }
+  if (worst) return worst;
+  if (messageType === "data") return 202;
+  return created ? 201 : 200;
+}
+
+/** CDS/SDS `ErrorResponseBody`. */
+export function sdsError(operationId: string, f: OmfFailure, messageIndex?: number | null) {
+  const parameters: Record<string, string> = { ...(f.detail.parameters ?? {}) };
+  if (messageIndex !== undefined && messageIndex !== null) parameters.MessageIndex = String(messageIndex);
+  if (f.detail.eventCode !== undefined) parameters.EventCode = String(f.detail.eventCode);
+  return {
+    OperationId: operationId,
+    Error: f.detail.error ?? f.message,
+    Reason: f.detail.reason ?? f.message,
+    Resolution: f.detail.resolution ?? "Correct the request and resend it.",
+    Parameters: parameters,
+  };
+}
