@@ -3,4 +3,5 @@ export * from "./codec.js";
 export * from "./consumer.js";
 export * from "./errors.js";
 export * from "./kv.js";
+export * from "./state.js";
 export * from "./subjects.js";

@@ -1,3 +1,4 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { KV, KvEntry } from "nats";
 import type { Bus } from "./bus.js";
 import { BusUnavailableError, KeyExistsError } from "./errors.js";
@@ -112,4 +113,14 @@ export class KvBucket<T> {
 
 function live(e: KvEntry | null): e is KvEntry {
   return e !== null && e.operation === "PUT";
+}
+
+/** Stores protobuf messages in their binary form, the same bytes on every service. */
+export function protoCodec<Desc extends import("@bufbuild/protobuf").DescMessage>(
+  schema: Desc,
+): KvCodec<import("@bufbuild/protobuf").MessageShape<Desc>> {
+  return {
+    encode: (v) => toBinary(schema, v),
+    decode: (b) => fromBinary(schema, b),
+  };
 }

@@ -68,7 +68,7 @@ export function loadConfigOrExit<S extends z.ZodObject>(schema: S, env?: Record<
 
 /** Zod helpers for the shapes environment variables come in. */
 export const env = {
-  port: (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback),
+  port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
   bool: (fallback: boolean) =>
     z
       .enum(["true", "false", "1", "0", "yes", "no"])

@@ -189,8 +189,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(buffered);
-      (matches ? h2 : h1).emit("connection", socket);
-      socket.resume();
+      // http2 reads the socket natively once it owns it; resuming here would hand the bytes to
+      // nobody (checked on Node 20). The http/1.1 server reads through JS and needs the resume.
+      if (matches) h2.emit("connection", socket);
+      else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     socket.on("data", onData);
   }

@@ -1,0 +1,18 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BusUnavailableError } from "@meridian/bus";
+
+/** Maps what the bus throws to the API's codes; anything unknown stays internal (and is logged). */
+export function toConnectError(err: unknown): unknown {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof BusUnavailableError) return new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
+  return err;
+}
+
+/** Wraps a handler body so bus errors come out with the right code. */
+export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}

@@ -1,0 +1,3 @@
+export { applyRoutes, routeService } from "./routes.js";
+export { statusService } from "./status.js";
+export { telemetryService } from "./telemetry.js";

@@ -1,0 +1,71 @@
+import { create, equals } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { type Bus, KeyExistsError, routeBucket } from "@meridian/bus";
+import { type Route, RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import type { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { invalidArgument, requestLogger } from "@meridian/service-kit";
+import { mapErrors } from "./errors.js";
+import { validateRoute } from "./validation.js";
+
+export function routeService(bus: Bus): ServiceImpl<typeof RouteService> {
+  const routes = routeBucket(bus);
+  const requireId = (id: string) => {
+    if (!id) invalidArgument([{ path: "id", reason: "required" }]);
+  };
+  return {
+    async createRoute(req, ctx) {
+      validateRoute(req.route);
+      const route = create(RouteSchema, { ...req.route, createTime: timestampNow() });
+      await mapErrors(async () => {
+        try {
+          await routes.create(route.id, route);
+        } catch (err) {
+          if (err instanceof KeyExistsError) throw new ConnectError(`route "${route.id}" already exists`, Code.AlreadyExists);
+          throw err;
+        }
+      });
+      requestLogger(ctx).info({ routeId: route.id }, "route created");
+      return { route };
+    },
+    async getRoute(req) {
+      requireId(req.id);
+      const route = await mapErrors(() => routes.get(req.id));
+      if (!route) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
+      return { route };
+    },
+    async listRoutes() {
+      const entries = await mapErrors(() => routes.entries());
+      return { routes: entries.map(([, r]) => r) };
+    },
+    async deleteRoute(req, ctx) {
+      requireId(req.id);
+      const deleted = await mapErrors(() => routes.delete(req.id));
+      if (!deleted) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
+      requestLogger(ctx).info({ routeId: req.id }, "route deleted");
+      return {};
+    },
+  };
+}
+
+/**
+ * Applies a declarative set of routes (the routes file mounted into the gateway): each is created,
+ * or replaced when its definition changed; routes not in the file are left alone.
+ */
+export async function applyRoutes(bus: Bus, declared: Route[]): Promise<{ created: string[]; updated: string[]; unchanged: string[] }> {
+  const routes = routeBucket(bus);
+  const result = { created: [] as string[], updated: [] as string[], unchanged: [] as string[] };
+  for (const r of declared) validateRoute(r);
+  for (const r of declared) {
+    const existing = await routes.get(r.id);
+    const next = create(RouteSchema, { ...r, createTime: existing?.createTime ?? timestampNow() });
+    if (!existing) {
+      await routes.put(r.id, next);
+      result.created.push(r.id);
+    } else if (!equals(RouteSchema, existing, next)) {
+      await routes.put(r.id, next);
+      result.updated.push(r.id);
+    } else result.unchanged.push(r.id);
+  }
+  return result;
+}

@@ -1,0 +1,207 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { STREAMS } from "@meridian/bus";
+import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/bus/testing";
+import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gatewayConfig } from "./config.js";
+import { type Gateway, startGateway } from "./gateway.js";
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+function event(id: string, device: string, value: number, t = new Date()): TelemetryEvent {
+  return create(TelemetryEventSchema, {
+    id,
+    source: { platform: Platform.API, connection: "gw-test", device },
+    observedTime: timestampFromDate(t),
+    points: [{ name: "temperature", unit: "degC", value: { case: "doubleValue", value } }],
+  });
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("gateway over a real nats-server", () => {
+  let nats: NatsServerHandle;
+  let gw: Gateway;
+  let connect: ReturnType<typeof createConnectTransport>;
+  let grpc: ReturnType<typeof createGrpcTransport>;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    const dir = mkdtempSync(join(tmpdir(), "gw-routes-"));
+    const routesFile = join(dir, "routes.json");
+    writeFileSync(
+      routesFile,
+      JSON.stringify({
+        routes: [{ id: "from-file", source: { platform: "PLATFORM_IDIGI" }, sink: { platform: "PLATFORM_OMF", target: "pi" } }],
+      }),
+    );
+    gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: nats.url, ROUTES_FILE: routesFile }), logger, {
+      installSignalHandlers: false,
+    });
+    await gw.bus.ready;
+    connect = createConnectTransport({ baseUrl: gw.service.url, httpVersion: "1.1" });
+    grpc = createGrpcTransport({ baseUrl: gw.service.url });
+  });
+  afterAll(async () => {
+    await gw?.stop();
+    await nats?.stop();
+  });
+
+  it("publishes over gRPC and streams the events back over Connect, in order per device", async () => {
+    const telemetry = createClient(TelemetryService, grpc);
+    const watcher = createClient(TelemetryService, connect);
+    const ac = new AbortController();
+    const got: string[] = [];
+    const start = new Date(Date.now() - 1000);
+    const reading = (async () => {
+      try {
+        for await (const r of watcher.subscribe(
+          { filter: { connection: "gw-test", device: "d1" }, startTime: timestampFromDate(start) },
+          { signal: ac.signal },
+        )) {
+          got.push(r.event!.id);
+          if (got.length === 50) ac.abort();
+        }
+      } catch (err) {
+        if (!ac.signal.aborted) throw err;
+      }
+    })();
+    for (let b = 0; b < 5; b++) {
+      const events = Array.from({ length: 10 }, (_, i) => event(`ev-${b * 10 + i}`, "d1", i));
+      events.push(event(`other-${b}`, "d2", b));
+      const res = await telemetry.publish({ events });
+      expect(res.eventIds).toEqual(events.map((e) => e.id));
+      expect(res.storedMessages).toBe(2);
+    }
+    await reading;
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `ev-${i}`));
+  });
+
+  it("gives events without an id one, and recognises a repeated publish", async () => {
+    const telemetry = createClient(TelemetryService, connect);
+    const noId = event("", "d3", 1);
+    const first = await telemetry.publish({ events: [noId] });
+    expect(first.eventIds[0]).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await telemetry.publish({ events: [event("fixed", "d3", 1)] });
+    const repeat = await telemetry.publish({ events: [event("fixed", "d3", 1)] });
+    expect([again.storedMessages, repeat.storedMessages, repeat.duplicateMessages]).toEqual([1, 0, 1]);
+  });
+
+  it("rejects a bad batch naming the field, and writes nothing of it", async () => {
+    const telemetry = createClient(TelemetryService, connect);
+    const before = (await gw.bus.jsm().streams.info(STREAMS.telemetry)).state.messages;
+    const good = event("good-1", "d4", 1);
+    const noDevice = event("bad-1", "", 1);
+    const noValue = event("bad-2", "d4", 1);
+    noValue.points[0]!.value = { case: undefined };
+    const nan = event("bad-3", "d4", Number.NaN);
+    const err = await codeOf(telemetry.publish({ events: [good, noDevice, noValue, nan] }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toContain("events[1].source.device: required");
+    expect(err.message).toContain("events[2].points[0].value");
+    expect(err.message).toContain("events[3].points[0].double_value: must be finite");
+    expect((await gw.bus.jsm().streams.info(STREAMS.telemetry)).state.messages).toBe(before);
+    expect((await codeOf(telemetry.publish({ events: [] }))).message).toContain("events: required");
+  });
+
+  it("creates, lists, gets and deletes routes with already_exists and not_found", async () => {
+    const routes = createClient(RouteService, grpc);
+    const route = { id: "idigi-to-pi", source: { platform: Platform.IDIGI }, sink: { platform: Platform.OMF, target: "pi-main" } };
+    const created = await routes.createRoute({ route });
+    expect(created.route?.createTime).toBeDefined();
+    expect((await codeOf(routes.createRoute({ route }))).code).toBe(Code.AlreadyExists);
+    expect((await routes.getRoute({ id: "idigi-to-pi" })).route?.sink?.target).toBe("pi-main");
+    const ids = (await routes.listRoutes({})).routes.map((r) => r.id);
+    expect(ids).toEqual(expect.arrayContaining(["idigi-to-pi", "from-file"]));
+    expect((await codeOf(routes.getRoute({ id: "nope" }))).code).toBe(Code.NotFound);
+    await routes.deleteRoute({ id: "idigi-to-pi" });
+    expect((await codeOf(routes.deleteRoute({ id: "idigi-to-pi" }))).code).toBe(Code.NotFound);
+    const bad = await codeOf(routes.createRoute({ route: { id: "Bad Id", sink: { platform: Platform.OMNIA, target: "" } } }));
+    expect(bad.code).toBe(Code.InvalidArgument);
+    expect(bad.message).toContain("route.source: required");
+    expect(bad.message).toContain("route.sink.target: required");
+    expect(bad.message).toContain("route.id: must be");
+    expect(bad.message).toContain("route.sink.platform: OMNIA has no sink service");
+  });
+
+  it("reports its own health and the streams", async () => {
+    const status = createClient(StatusService, connect);
+    const res = await status.getStatus({});
+    const self = res.services.find((s) => s.service === "gateway");
+    expect(self?.health).toBe(Health.SERVING);
+    expect(res.streams.map((s) => s.name)).toEqual(expect.arrayContaining(["TELEMETRY", "DEADLETTER"]));
+    expect(res.streams.find((s) => s.name === "TELEMETRY")!.messages).toBeGreaterThan(0n);
+  });
+
+  it("speaks Connect JSON over plain HTTP/1.1 (curl-style)", async () => {
+    const res = await fetch(`${gw.service.url}/meridian.route.v1.RouteService/GetRoute`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: "from-file" }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ route: { id: "from-file", sink: { platform: "PLATFORM_OMF", target: "pi" } } });
+  });
+});
+
+describe("gateway when NATS is down", () => {
+  it("starts, reports not ready, answers unavailable, and recovers when NATS appears", async () => {
+    const port = await freePort();
+    const gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: `nats://127.0.0.1:${port}` }), logger, {
+      installSignalHandlers: false,
+    });
+    const dir = mkdtempSync(join(tmpdir(), "gw-late-"));
+    let proc: ReturnType<typeof spawn> | undefined;
+    try {
+      expect((await fetch(`${gw.service.url}/readyz`)).status).toBe(503);
+      expect((await fetch(`${gw.service.url}/healthz`)).status).toBe(200);
+      const telemetry = createClient(TelemetryService, createConnectTransport({ baseUrl: gw.service.url, httpVersion: "1.1" }));
+      expect((await codeOf(telemetry.publish({ events: [event("late-1", "d", 1)] }))).code).toBe(Code.Unavailable);
+      proc = spawn("nats-server", ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+      await until(async () => (await fetch(`${gw.service.url}/readyz`)).status === 200, 20_000);
+      expect((await telemetry.publish({ events: [event("late-1", "d", 1)] })).storedMessages).toBe(1);
+    } finally {
+      await gw.stop();
+      proc?.kill("SIGKILL");
+    }
+  }, 40_000);
+
+  it("refuses to start with a bad routes file, naming the route and field", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gw-bad-"));
+    const file = join(dir, "routes.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ routes: [{ id: "ok", source: {}, sink: { platform: "PLATFORM_OMF", target: "x" } }, { id: "Nope" }] }),
+    );
+    await expect(
+      startGateway(gatewayConfig.parse({ PORT: "0", ROUTES_FILE: file }), logger, { installSignalHandlers: false }),
+    ).rejects.toThrow(/routes\[1\].*route\.id: must be/);
+  });
+});

@@ -1,0 +1,103 @@
+import { readFileSync } from "node:fs";
+import { fromJson } from "@bufbuild/protobuf";
+import { Bus, startStatusReporter } from "@meridian/bus";
+import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { ListRoutesResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
+import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { ConfigError, type Logger, type RunningService, startService } from "@meridian/service-kit";
+import { applyRoutes, routeService, statusService, telemetryService } from "./api/index.js";
+import { validateRoute } from "./api/validation.js";
+import type { GatewayConfig } from "./config.js";
+
+export const SERVICE = "gateway";
+export const VERSION = "0.1.0";
+
+export interface Gateway {
+  service: RunningService;
+  bus: Bus;
+  stop(): Promise<void>;
+}
+
+/** Reads and validates the routes file; a bad file stops the start, naming the route and field. */
+export function readRoutesFile(path: string): Route[] {
+  let routes: Route[];
+  try {
+    routes = fromJson(ListRoutesResponseSchema, JSON.parse(readFileSync(path, "utf8"))).routes;
+  } catch (err) {
+    throw new ConfigError(`ROUTES_FILE: ${path}: ${(err as Error).message}`, ["ROUTES_FILE"]);
+  }
+  routes.forEach((r, i) => {
+    try {
+      validateRoute(r);
+    } catch (err) {
+      throw new ConfigError(`ROUTES_FILE: ${path}: routes[${i}]: ${(err as Error).message}`, ["ROUTES_FILE"]);
+    }
+  });
+  return routes;
+}
+
+export async function startGateway(
+  config: GatewayConfig,
+  logger: Logger,
+  options: { installSignalHandlers?: boolean } = {},
+): Promise<Gateway> {
+  const declaredRoutes = config.ROUTES_FILE ? readRoutesFile(config.ROUTES_FILE) : [];
+  const bus = Bus.connect({
+    servers: config.NATS_URL.split(","),
+    name: SERVICE,
+    logger,
+    ...(config.NATS_USER ? { user: config.NATS_USER, pass: config.NATS_PASSWORD ?? "" } : {}),
+    ...(config.NATS_TOKEN ? { token: config.NATS_TOKEN } : {}),
+    ...(config.NATS_CA_FILE ? { tlsCaFile: config.NATS_CA_FILE } : {}),
+    streams: {
+      replicas: config.NATS_STREAM_REPLICAS,
+      telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_HOURS * 3600_000,
+      telemetryMaxBytes: config.TELEMETRY_MAX_BYTES,
+    },
+  });
+
+  const self = { service: SERVICE, instance: config.INSTANCE_ID, version: VERSION };
+  const service = await startService({
+    name: SERVICE,
+    version: VERSION,
+    port: config.PORT,
+    logger,
+    initialStatus: "NOT_SERVING",
+    ...(options.installSignalHandlers === undefined ? {} : { installSignalHandlers: options.installSignalHandlers }),
+    routes: (router) => {
+      router.service(TelemetryService, telemetryService(bus));
+      router.service(RouteService, routeService(bus));
+      router.service(StatusService, statusService(bus, self));
+    },
+  });
+
+  // Ready means the bus is reachable: without it the gateway can answer nothing useful.
+  bus.onStatus((connected) => service.health.set("", connected ? "SERVING" : "NOT_SERVING"));
+  service.onShutdown(() => bus.close());
+
+  void bus.ready.then(async () => {
+    service.health.set("", bus.connected ? "SERVING" : "NOT_SERVING");
+    if (declaredRoutes.length === 0) return;
+    // The bus may drop again right after connecting; keep trying until the routes are in.
+    for (let attempt = 1; !service.shutdownSignal.aborted; attempt++) {
+      try {
+        const applied = await applyRoutes(bus, declaredRoutes);
+        logger.info({ file: config.ROUTES_FILE, ...applied }, "routes file applied");
+        return;
+      } catch (err) {
+        logger.warn({ err, attempt }, "applying routes file failed; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * attempt)));
+      }
+    }
+  });
+
+  startStatusReporter(bus, {
+    ...self,
+    signal: service.shutdownSignal,
+    collect: async () => ({ health: bus.connected ? Health.SERVING : Health.NOT_SERVING, pipelines: [] }),
+    onError: (err) => logger.warn({ err }, "status report failed"),
+  });
+
+  return { service, bus, stop: () => service.stop() };
+}

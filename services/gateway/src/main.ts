@@ -1,0 +1,15 @@
+import { ConfigError, createLogger, loadConfigOrExit } from "@meridian/service-kit";
+import { gatewayConfig } from "./config.js";
+import { SERVICE, startGateway } from "./gateway.js";
+
+const config = loadConfigOrExit(gatewayConfig);
+const logger = createLogger(SERVICE);
+try {
+  await startGateway(config, logger);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(78);
+  }
+  throw err;
+}
