@@ -16,7 +16,7 @@ const byteLength = (s: string) => Buffer.byteLength(s, "utf8");
  * type and container objects are never split. Sizes are exact: `serializeBody(batch).length` in UTF-8 bytes.
  * Throws OmfInvalidMessageError naming the value when one value (or object) alone is over the limit.
  */
-export function batchMessage(message: OmfMessage, limits: BatchLimits): OmfMessage[] {
+export function batchMessage<M extends OmfMessage>(message: M, limits: BatchLimits): M[] {
   const { maxBytes, maxValues } = limits;
   if (!(maxBytes > 2) || !(maxValues >= 1)) throw new RangeError("batch limits: maxBytes must be > 2 and maxValues ≥ 1");
   const action = message.action ?? "create";
@@ -40,7 +40,7 @@ export function batchMessage(message: OmfMessage, limits: BatchLimits): OmfMessa
       current.push(obj);
     });
     if (current.length > 0) batches.push(current);
-    return batches.map((body) => ({ messageType: message.messageType, action, body }) as OmfMessage);
+    return batches.map((body) => ({ messageType: message.messageType, action, body }) as unknown as M);
   }
 
   const batches: OmfDataItem[][] = [];
@@ -62,7 +62,7 @@ export function batchMessage(message: OmfMessage, limits: BatchLimits): OmfMessa
     count = 0;
   };
 
-  message.body.forEach((item, i) => {
+  (message.body as readonly OmfDataItem[]).forEach((item, i) => {
     const values = (item.values ?? []) as readonly OmfValue[];
     if (values.length === 0) return;
     const shell = byteLength(JSON.stringify({ ...item, values: [] }));
@@ -99,29 +99,30 @@ export function batchMessage(message: OmfMessage, limits: BatchLimits): OmfMessa
     closePiece();
   });
   closeBatch();
-  return batches.map((body) => ({ messageType: "data", action, body }) as OmfMessage);
+  return batches.map((body) => ({ messageType: "data", action, body }) as unknown as M);
 }
 
 /**
  * Halves a message for retrying after a 413: data by value count (items regrouped, order kept), type/container
  * by object count. Undefined when it cannot be split (a single value or object).
  */
-export function splitInHalf(message: OmfMessage): [OmfMessage, OmfMessage] | undefined {
+export function splitInHalf<M extends OmfMessage>(message: M): [M, M] | undefined {
   const action = message.action ?? "create";
   if (message.messageType !== "data") {
     if (message.body.length < 2) return undefined;
     const mid = Math.ceil(message.body.length / 2);
     return [
-      { messageType: message.messageType, action, body: message.body.slice(0, mid) } as OmfMessage,
-      { messageType: message.messageType, action, body: message.body.slice(mid) } as OmfMessage,
+      { messageType: message.messageType, action, body: message.body.slice(0, mid) } as unknown as M,
+      { messageType: message.messageType, action, body: message.body.slice(mid) } as unknown as M,
     ];
   }
-  const total = message.body.reduce((n, item) => n + (item.values?.length ?? 0), 0);
+  const items = message.body as readonly OmfDataItem[];
+  const total = items.reduce((n, item) => n + (item.values?.length ?? 0), 0);
   if (total < 2) return undefined;
   let remaining = Math.ceil(total / 2);
   const first: OmfDataItem[] = [];
   const second: OmfDataItem[] = [];
-  for (const item of message.body) {
+  for (const item of items) {
     const values = (item.values ?? []) as readonly OmfValue[];
     if (values.length === 0) continue;
     const take = Math.min(remaining, values.length);
@@ -130,7 +131,7 @@ export function splitInHalf(message: OmfMessage): [OmfMessage, OmfMessage] | und
     remaining -= take;
   }
   return [
-    { messageType: "data", action, body: first },
-    { messageType: "data", action, body: second },
+    { messageType: "data", action, body: first } as OmfMessage as M,
+    { messageType: "data", action, body: second } as OmfMessage as M,
   ];
 }

@@ -1,15 +1,15 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { OmfClient } from "./client.js";
-import { validateEndpointConfig } from "./config.js";
+import { type AdhEndpointInput, type PiEndpointInput, validateEndpointConfig } from "./config.js";
 import { OmfConfigError } from "./errors.js";
 import { Secret } from "./secret.js";
 
 const PASSWORD = "hunter2-PI-pass";
 const CLIENT_SECRET = "s3cr3t-client-value";
 
-const pi = { kind: "pi", url: "https://pi.example.com/piwebapi", username: "DOMAIN\\svc", password: PASSWORD };
-const adh = {
+const pi: PiEndpointInput = { kind: "pi", url: "https://pi.example.com/piwebapi", username: "DOMAIN\\svc", password: PASSWORD };
+const adh: AdhEndpointInput = {
   kind: "adh",
   url: "https://uswe.datahub.connect.aveva.com",
   tenantId: "t-1",

@@ -133,20 +133,32 @@ export interface OmfTypelessData {
 
 export type OmfDataItem = OmfContainerData | OmfStaticData | OmfLinkData | OmfTypelessData;
 
-export type OmfMessage =
-  | { readonly messageType: "type"; readonly action?: OmfAction; readonly body: readonly OmfType[] }
-  | { readonly messageType: "container"; readonly action?: OmfAction; readonly body: readonly OmfContainer[] }
-  | { readonly messageType: "data"; readonly action?: OmfAction; readonly body: readonly OmfDataItem[] };
+export interface OmfTypeMessage {
+  readonly messageType: "type";
+  readonly action?: OmfAction;
+  readonly body: readonly OmfType[];
+}
+export interface OmfContainerMessage {
+  readonly messageType: "container";
+  readonly action?: OmfAction;
+  readonly body: readonly OmfContainer[];
+}
+export interface OmfDataMessage {
+  readonly messageType: "data";
+  readonly action?: OmfAction;
+  readonly body: readonly OmfDataItem[];
+}
+export type OmfMessage = OmfTypeMessage | OmfContainerMessage | OmfDataMessage;
 
-export function typeMessage(body: readonly OmfType[], action: OmfAction = "create"): OmfMessage {
+export function typeMessage(body: readonly OmfType[], action: OmfAction = "create"): OmfTypeMessage {
   return { messageType: "type", action, body };
 }
 
-export function containerMessage(body: readonly OmfContainer[], action: OmfAction = "create"): OmfMessage {
+export function containerMessage(body: readonly OmfContainer[], action: OmfAction = "create"): OmfContainerMessage {
   return { messageType: "container", action, body };
 }
 
-export function dataMessage(body: readonly OmfDataItem[], action: OmfAction = "create"): OmfMessage {
+export function dataMessage(body: readonly OmfDataItem[], action: OmfAction = "create"): OmfDataMessage {
   return { messageType: "data", action, body };
 }
 
