@@ -74,7 +74,10 @@ export class DeviceSim {
     this.clock = opts.clock ?? "sequence";
     this.timeBase = opts.timeBase ?? Date.UTC(2024, 0, 1);
     this.stepMs = opts.stepMs ?? 1000;
+    this.deviceIds = Array.from({ length: this.devices }, (_, i) => deviceIdFor(i));
   }
+
+  private readonly deviceIds: string[];
 
   get emitted(): number {
     return this.seq;
@@ -92,7 +95,7 @@ export class DeviceSim {
       resource,
       operation: (opts.operation ?? DEFAULT_OPERATION[resource] ?? "UPDATE").toUpperCase(),
       ts: this.clock === "wall" ? Date.now() : this.timeBase + seq * this.stepMs,
-      device: opts.device ?? deviceIdFor(deviceIndex),
+      device: opts.device ?? this.deviceIds[deviceIndex]!,
       deviceIndex,
     };
     if (opts.record) spec.record = opts.record;

@@ -25,7 +25,6 @@ describe("golden frames (protocol notes §5)", () => {
 
   it("the golden payload is 196 bytes and the emulator renders exactly it from an event", () => {
     expect(Buffer.byteLength(GOLDEN_PAYLOAD)).toBe(196);
-    const sim = new DeviceSim();
     const e: EventSpec = {
       seq: 0,
       resource: "DataPoint",
@@ -35,11 +34,10 @@ describe("golden frames (protocol notes §5)", () => {
       deviceIndex: -1,
       record: { cstId: 1234, streamId: "dev1/temp", data: "21.5" },
     };
-    // With a caller-supplied record the topic key still comes from the simulated stream; build the
-    // topic the notes use by choosing the stream name "temp".
-    const sim2 = new DeviceSim({ streams: ["temp"] });
-    expect(jsonDocument([jsonMsg(e, false, { cstId: 1234, sim: sim2 })])).toBe(GOLDEN_PAYLOAD);
-    expect(sim.emitted).toBe(0);
+    // With a caller-supplied record the topic key still comes from device + simulated stream name;
+    // the stream name "temp" gives the notes' topic `1234/DataPoint/dev1/temp`.
+    const sim = new DeviceSim({ streams: ["temp"] });
+    expect(jsonDocument([jsonMsg(e, false, { cstId: 1234, sim })])).toBe(GOLDEN_PAYLOAD);
   });
 
   it("PublishMessage JSON uncompressed block 0x01A7: header 00 03 000000CE 01A7 0001 00 01 000000C4 then the payload", () => {

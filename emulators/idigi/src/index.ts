@@ -135,8 +135,15 @@ export async function startIdigiEmulator(options: IdigiEmulatorOptions = {}): Pr
       last = now;
       const n = Math.floor(carry);
       carry -= n;
+      if (n === 0) return;
+      // Spread the tick's events over the subscribed resources, one emit call per resource.
       const resources = engine.subscribedResources();
-      for (let i = 0; i < n; i++) engine.emit({ count: 1, topic: resources[rr++ % resources.length]! });
+      const per = new Map<string, number>();
+      for (let i = 0; i < n; i++) {
+        const r = resources[rr++ % resources.length]!;
+        per.set(r, (per.get(r) ?? 0) + 1);
+      }
+      for (const [topic, count] of per) engine.emit({ count, topic });
     }, 100);
     autoTimer.unref();
   }

@@ -458,4 +458,72 @@ describe("monitor status", () => {
   });
 });
 
+describe("simulated devices and state", () => {
+  it("auto-emits at the configured rate onto the subscribed topics", async () => {
+    const e2 = await startIdigiEmulator({ users: [USER], tls: false, autoEmitRate: 100 });
+    try {
+      const body =
+        "<Monitor><monTopic>DeviceCore</monTopic><monTransportType>tcp</monTransportType><monBatchSize>10</monBatchSize><monBatchDuration>0</monBatchDuration></Monitor>";
+      const r = await fetch(`${e2.httpUrl}/ws/Monitor`, {
+        method: "POST",
+        body,
+        headers: { Authorization: basic(USER.username, USER.password) },
+      });
+      const id = Number(r.headers.get("location")!.split("/").pop());
+      const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
+      clients.push(client);
+      await sleep(1000);
+      const n = client.publishes.reduce((a, p) => a + p.count, 0);
+      expect(n).toBeGreaterThanOrEqual(60);
+      expect(n).toBeLessThanOrEqual(140);
+      for (const m of client.publishes.flatMap(jsonMsgs)) expect(m.topic).toMatch(/^7603\/DeviceCore\//);
+    } finally {
+      await e2.stop();
+    }
+  });
+
+  it("GET /_emulator/state reports sessions, sent/acked/pending blocks and events emitted", async () => {
+    const id = await createMonitor({ ack: "explicit", batchSize: 2 });
+    const { client } = await session(id);
+    await emit({ monitorId: id, count: 6 });
+    await client.waitPublishes(3);
+    client.send(specAck(1));
+    await expect.poll(async () => (await monitorState(id)).blocksAcked).toBe(1);
+    const s = await (await fetch(`${emu.httpUrl}/_emulator/state`)).json();
+    expect(s.eventsEmitted).toBe(6);
+    expect(s.sessions).toEqual([
+      expect.objectContaining({ monitorId: id, established: true, nextBlockId: 3, blocksSent: 3, outstanding: 2 }),
+    ]);
+    const m = s.monitors.find((x: { id: number }) => x.id === id);
+    expect(m).toMatchObject({
+      status: "ACTIVE",
+      eventsEmitted: 6,
+      eventsSent: 6,
+      blocksSent: 3,
+      blocksAcked: 1,
+      pendingBlocks: [0, 2],
+      unackedBlocks: 2,
+      ackedBlockIds: [1],
+    });
+    expect(m.recentBlocks.map((b: { blockId: number; count: number }) => [b.blockId, b.count])).toEqual([
+      [0, 2],
+      [1, 2],
+      [2, 2],
+    ]);
+  });
+
+  it("the same sequence gives the same content after a reset (deterministic devices)", async () => {
+    const run = async () => {
+      const id = await createMonitor({ batchSize: 3, topics: "DataPoint,DeviceCore,FileData" });
+      const { client } = await session(id);
+      await emit({ monitorId: id, count: 3 });
+      const [p] = await client.waitPublishes(1);
+      client.close();
+      await fetch(`${emu.httpUrl}/_emulator/reset`, { method: "POST" });
+      return p!.text;
+    };
+    expect(await run()).toBe(await run());
+  });
+});
+
 export type { RxPublish };
