@@ -1,5 +1,5 @@
 import type { OmfFailure } from "./errors.js";
-import type { MessageResult, MessageType } from "./process.js";
+import type { MessageResult } from "./process.js";
 
 export type EventKey = "EventInfo" | "Event";
 
@@ -42,17 +42,15 @@ export function piMessages(
   };
 }
 
-/** Overall PI HTTP status: the worst failing message, else 202 for data, 201 if anything was created, else 200. */
-export function piOverallStatus(results: MessageResult[], messageType: MessageType): number {
+/** Overall PI HTTP status: the worst failing message, else 202 if any message was accepted for (data) processing, 201 if anything was created, else 200. */
+export function piOverallStatus(results: MessageResult[]): number {
   let worst = 0;
-  let created = false;
+  let best = 200;
   for (const r of results) {
     if (r.failure) worst = Math.max(worst, r.status);
-    else if (r.status === 201) created = true;
+    else if (r.status === 202 || (r.status === 201 && best !== 202)) best = r.status;
   }
-  if (worst) return worst;
-  if (messageType === "data") return 202;
-  return created ? 201 : 200;
+  return worst || best;
 }
 
 /** CDS/SDS `ErrorResponseBody`. */

@@ -477,7 +477,7 @@ export class Emulator {
     if (failed) c.rejectedRequests++;
     else c.acceptedRequests++;
     if (profile === "pi") {
-      const status = piOverallStatus(results, headers.messageType);
+      const status = piOverallStatus(results);
       return send(res, status, piMessages(opId, results, this.opts.piEventKey));
     }
     if (failed) return send(res, failed.status, sdsError(opId, failed.failure!, failed.index), { "Operation-Id": opId });

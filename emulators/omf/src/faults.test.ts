@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type RunningOmfEmulator, startOmfEmulator } from "./index.js";
+import { EDS_BASE, edsPost, getJson, piPost, SEED_TYPES } from "./test-helpers.js";
+
+let emu: RunningOmfEmulator;
+beforeAll(async () => {
+  emu = await startOmfEmulator();
+});
+afterAll(async () => {
+  await emu.stop();
+});
+beforeEach(async () => {
+  await fetch(`${emu.url}/_emulator/reset`, { method: "POST" });
+});
+
+const setFaults = async (body: unknown) => {
+  const r = await fetch(`${emu.url}/_emulator/faults`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json() };
+};
+
+describe("fault switch (admin API)", () => {
+  it("503 ×3 with Retry-After, then success", async () => {
+    await setFaults({ status: 503, count: 3, retryAfterSeconds: 2 });
+    for (let i = 0; i < 3; i++) {
+      const r = await piPost(emu.url, "type", [SEED_TYPES[0]]);
+      expect(r.status).toBe(503);
+      expect(r.headers.get("retry-after")).toBe("2");
+    }
+    expect((await piPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(201);
+    const counters = (await getJson(`${emu.url}/_emulator/counters`)).body;
+    expect(counters.faults.status).toBe(3);
+    expect(counters.acceptedMessages).toBe(1);
+  });
+
+  it("429 with Retry-After on the SDS profile uses the ErrorResponseBody shape", async () => {
+    await setFaults({ status: 429, count: 1, retryAfterSeconds: 5 });
+    const r = await edsPost(emu.url, "type", [SEED_TYPES[0]]);
+    expect(r.status).toBe(429);
+    expect(r.headers.get("retry-after")).toBe("5");
+    expect(r.body.OperationId).toEqual(expect.any(String));
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+  });
+
+  it("faults hit OMF POSTs only by default; scope 'all' also hits read-back", async () => {
+    await setFaults({ status: 500 });
+    expect((await getJson(`${emu.url}${EDS_BASE}/Types`)).status).toBe(200);
+    await setFaults({ scope: "all" });
+    expect((await getJson(`${emu.url}${EDS_BASE}/Types`)).status).toBe(500);
+    await fetch(`${emu.url}/_emulator/faults`, { method: "DELETE" });
+    expect((await getJson(`${emu.url}${EDS_BASE}/Types`)).status).toBe(200);
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+  });
+
+  it("profile filter: a fault for pi does not touch eds", async () => {
+    await setFaults({ status: 504, profile: "pi" });
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+    expect((await piPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(504);
+  });
+
+  it("latency delays the answer", async () => {
+    await setFaults({ latencyMs: 200, latencyCount: 1 });
+    const t0 = performance.now();
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(190);
+    const t1 = performance.now();
+    await edsPost(emu.url, "type", [SEED_TYPES[0]]);
+    expect(performance.now() - t1).toBeLessThan(150);
+  });
+
+  it("dropped connection is seen by fetch as a socket error, then the next request succeeds", async () => {
+    await setFaults({ dropConnections: 1 });
+    const err = await edsPost(emu.url, "type", [SEED_TYPES[0]]).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(TypeError);
+    expect(String((err as Error & { cause?: { code?: string; message?: string } }).cause?.code ?? (err as Error).cause)).toMatch(
+      /UND_ERR_SOCKET|ECONNRESET|other side closed/i,
+    );
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+    expect((await getJson(`${emu.url}/_emulator/counters`)).body.faults.drop).toBe(1);
+  });
+
+  it("hang holds the request past the client's timeout", async () => {
+    await setFaults({ hangMs: 5000, hangCount: 1 });
+    const res = fetch(`${emu.url}${EDS_BASE}/omf`, {
+      method: "POST",
+      headers: { messagetype: "type", messageformat: "json", omfversion: "1.2" },
+      body: JSON.stringify([SEED_TYPES[0]]),
+      signal: AbortSignal.timeout(300),
+    });
+    await expect(res).rejects.toThrow(/aborted|timeout/i);
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+  });
+
+  it("partial failure: PI answers 409 for message 0 and applies the rest", async () => {
+    await setFaults({ partialFailures: 1 });
+    const r = await piPost(emu.url, "type", [SEED_TYPES[0], SEED_TYPES[1]]);
+    expect(r.status).toBe(409);
+    expect(r.body.Messages.map((m: { Status: { Code: number } }) => m.Status.Code)).toEqual([409, 201]);
+    const s = (await getJson(`${emu.url}/_emulator/state`)).body;
+    expect(Object.keys(s.scopes.pi.types)).toEqual(["SecondDynamicType"]);
+  });
+
+  it("invalid fault config → 400; GET returns the current config", async () => {
+    expect((await setFaults({ status: 200 })).status).toBe(400);
+    expect((await setFaults({ bogus: 1 })).status).toBe(400);
+    await setFaults({ status: 503, count: 2 });
+    expect((await getJson(`${emu.url}/_emulator/faults`)).body).toEqual({ status: 503, count: 2 });
+  });
+
+  it("faults can be set at start (env OMF_EMULATOR_FAULTS → options.faults)", async () => {
+    const e = await startOmfEmulator({ faults: { status: 503, count: 1, retryAfterSeconds: 1 } });
+    try {
+      expect((await edsPost(e.url, "type", [SEED_TYPES[0]])).status).toBe(503);
+      expect((await edsPost(e.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+    } finally {
+      await e.stop();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+import { gzipSync } from "node:zlib";
+
+/** Fixtures of osisoft/sample-omf-basic_api-python (OMF-Types.json / OMF-Containers.json), per the protocol notes §3.3. */
+export const SEED_TYPES = [
+  {
+    id: "FirstDynamicType",
+    name: "First dynamic type",
+    classification: "dynamic",
+    type: "object",
+    description: "First dynamic type for samples",
+    properties: {
+      Timestamp: { format: "date-time", type: "string", isindex: true, name: "not in use", description: "not in use" },
+      IntegerProperty: {
+        type: "integer",
+        name: "Integer Property",
+        description: "PI point data referenced integer attribute",
+        uom: "count",
+      },
+    },
+  },
+  {
+    id: "SecondDynamicType",
+    name: "Second dynamic type",
+    classification: "dynamic",
+    type: "object",
+    description: "Second dynamic type for samples",
+    properties: {
+      Timestamp: { format: "date-time", type: "string", isindex: true, name: "not in use", description: "not in use" },
+      NumberProperty1: {
+        type: "number",
+        name: "Number Property 1",
+        description: "PI point data referenced number attribute 1",
+        format: "float64",
+        uom: "%",
+      },
+      NumberProperty2: {
+        type: "number",
+        name: "Number Property 2",
+        description: "PI point data referenced number attribute 2",
+        format: "float64",
+        uom: "V",
+      },
+      StringEnum: {
+        type: "string",
+        enum: ["False", "True"],
+        name: "String Enumeration",
+        description: "String enumeration to replace boolean type",
+      },
+    },
+  },
+  {
+    id: "ThirdDynamicType",
+    name: "Third dynamic type",
+    classification: "dynamic",
+    type: "object",
+    description: "Third dynamic type for samples",
+    properties: {
+      Timestamp: { format: "date-time", type: "string", isindex: true, name: "not in use", description: "not in use" },
+      IntegerEnum: {
+        type: "integer",
+        format: "int16",
+        name: "Integer Enumeration",
+        description: "Integer enumeration to replace boolean type",
+        enum: [0, 1],
+      },
+    },
+  },
+] as const;
+
+export const SEED_CONTAINERS = [
+  { id: "FirstContainer", typeid: "FirstDynamicType" },
+  { id: "SecondContainer", typeid: "FirstDynamicType" },
+  { id: "ThirdContainer", typeid: "SecondDynamicType" },
+  { id: "FourthContainer", typeid: "ThirdDynamicType" },
+] as const;
+
+/** Expected PI points for the seed (notes §3.3). */
+export const SEED_POINTS = [
+  "FirstContainer",
+  "SecondContainer",
+  "ThirdContainer.NumberProperty1",
+  "ThirdContainer.NumberProperty2",
+  "ThirdContainer.StringEnum",
+  "FourthContainer",
+];
+
+/** program.py's get_data for one iteration: `datetime.utcnow().isoformat() + 'Z'` (microseconds). */
+export function seedData(iteration: number, now = new Date()) {
+  const ts = `${now.toISOString().slice(0, 23)}${String(iteration * 137 + 456).padStart(3, "0")}Z`;
+  const r = () => Math.random();
+  return [
+    { containerid: "FirstContainer", values: [{ Timestamp: ts, IntegerProperty: Math.floor(100 * r()) }] },
+    { containerid: "SecondContainer", values: [{ Timestamp: ts, IntegerProperty: Math.floor(100 * r()) }] },
+    {
+      containerid: "ThirdContainer",
+      values: [{ Timestamp: ts, NumberProperty1: 100 * r(), NumberProperty2: 100 * r(), StringEnum: iteration % 2 ? "True" : "False" }],
+    },
+    { containerid: "FourthContainer", values: [{ Timestamp: ts, IntegerEnum: iteration % 2 }] },
+  ];
+}
+
+export const PI_AUTH = `Basic ${Buffer.from("meridian:meridian").toString("base64")}`;
+export const EDS_BASE = "/api/v1/tenants/default/namespaces/default";
+export const ADH_BASE = "/api/v1/tenants/t-0001/namespaces/Samples";
+
+export interface PostOptions {
+  action?: string;
+  version?: string;
+  gzip?: boolean;
+  /** Extra/override headers; a value of null removes a default header. */
+  headers?: Record<string, string | null>;
+  raw?: Buffer | string;
+}
+
+export function omfHeaders(messageType: string, o: PostOptions = {}): Record<string, string> {
+  const h: Record<string, string | null> = {
+    messagetype: messageType,
+    messageformat: "JSON",
+    omfversion: o.version ?? "1.1",
+    action: o.action ?? "create",
+    "content-type": "application/json",
+    ...(o.gzip ? { compression: "gzip" } : {}),
+    ...o.headers,
+  };
+  return Object.fromEntries(Object.entries(h).filter(([, v]) => v !== null)) as Record<string, string>;
+}
+
+export async function post(base: string, path: string, messageType: string, body: unknown, o: PostOptions = {}) {
+  const json = o.raw ?? JSON.stringify(body);
+  const payload = o.gzip && o.raw === undefined ? gzipSync(json) : json;
+  const res = await fetch(`${base}${path}`, { method: "POST", headers: omfHeaders(messageType, o), body: payload });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  // biome-ignore lint/suspicious/noExplicitAny: test convenience
+  return { status: res.status, headers: res.headers, body: parsed as any };
+}
+
+/** POST to the PI profile with Basic auth and X-Requested-With. */
+export const piPost = (base: string, messageType: string, body: unknown, o: PostOptions = {}) =>
+  post(base, "/piwebapi/omf", messageType, body, {
+    ...o,
+    headers: { authorization: PI_AUTH, "x-requested-with": "XMLHttpRequest", ...o.headers },
+  });
+
+export const edsPost = (base: string, messageType: string, body: unknown, o: PostOptions = {}) =>
+  post(base, `${EDS_BASE}/omf`, messageType, body, o);
+
+export async function adhToken(base: string, clientId = "meridian-client", clientSecret = "meridian-secret") {
+  const res = await fetch(`${base}/identity/connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+    body: new URLSearchParams({ client_id: clientId, client_secret: clientSecret, grant_type: "client_credentials" }),
+  });
+  return {
+    status: res.status,
+    body: (await res.json()) as { access_token: string; expires_in: number; token_type: string; error?: string },
+  };
+}
+
+export const adhPost = (base: string, token: string, messageType: string, body: unknown, o: PostOptions = {}) =>
+  post(base, `${ADH_BASE}/omf`, messageType, body, { ...o, headers: { authorization: `Bearer ${token}`, ...o.headers } });
+
+export async function getJson(url: string, headers: Record<string, string> = {}) {
+  const res = await fetch(url, { headers });
+  const text = await res.text();
+  // biome-ignore lint/suspicious/noExplicitAny: test convenience
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as any };
+}
