@@ -207,3 +207,87 @@ describe("strict ack mode", () => {
     }
   });
 });
+
+describe("switchable server policies", () => {
+  async function withEmu(
+    opts: Parameters<typeof startIdigiEmulator>[0],
+    extra: string,
+    fn: (e: IdigiEmulator, id: number) => Promise<void>,
+  ) {
+    const e2 = await startIdigiEmulator({ users: [USER], tls: false, ...opts });
+    try {
+      const body = `<Monitor><monTopic>DataPoint</monTopic><monTransportType>tcp</monTransportType><monBatchSize>1</monBatchSize>${extra}</Monitor>`;
+      const r = await fetch(`${e2.httpUrl}/ws/Monitor`, {
+        method: "POST",
+        body,
+        headers: { Authorization: basic(USER.username, USER.password) },
+      });
+      await fn(e2, Number(r.headers.get("location")!.split("/").pop()));
+    } finally {
+      await e2.stop();
+    }
+  }
+
+  it("ackTimeoutMs closes a session whose block stays unacked; the block is replayed (unverified: what DRM does)", async () => {
+    await withEmu(
+      { ackTimeoutMs: 200 },
+      "<monAckOption>explicit</monAckOption><monAutoReplayOnConnect>true</monAutoReplayOnConnect>",
+      async (e2, id) => {
+        const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
+        clients.push(client);
+        e2.emit({ monitorId: id, count: 1 });
+        await client.waitPublishes(1);
+        await client.waitClosed(2000);
+        const again = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
+        clients.push(again.client);
+        const [p] = await again.client.waitPublishes(1);
+        again.client.send(specAck(p!.blockId));
+        expect(jsonMsgs(p!)[0]!.replay).toBe("true");
+        await sleep(400);
+        expect(again.client.closed).toBe(false);
+      },
+    );
+  });
+
+  it("compressMinBytes leaves small payloads of a zlib monitor uncompressed (unverified: whether DRM does this)", async () => {
+    await withEmu({ compressMinBytes: 100_000 }, "<monCompression>zlib</monCompression>", async (e2, id) => {
+      const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
+      clients.push(client);
+      e2.emit({ monitorId: id, count: 1 });
+      const [p] = await client.waitPublishes(1);
+      expect(p!.compression).toBe(0);
+      expect(JSON.parse(p!.text).Document.Msg.topic).toMatch(/DataPoint/);
+    });
+  });
+
+  it("duplicateSession reject refuses a second connection for the same monitor (unverified policy)", async () => {
+    await withEmu({ duplicateSession: "reject" }, "", async (e2, id) => {
+      const first = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
+      clients.push(first.client);
+      const second = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
+      clients.push(second.client);
+      expect(second.status).toBe(400);
+      await second.client.waitClosed();
+      expect(first.client.closed).toBe(false);
+    });
+  });
+
+  it("closes a connection that sends no ConnectRequest within the handshake timeout", async () => {
+    await withEmu({ handshakeTimeoutMs: 150 }, "", async (e2) => {
+      const c = await WireClient.open(e2.pushPort);
+      clients.push(c);
+      await c.waitClosed(2000);
+      expect(c.bytesReceived).toBe(0);
+    });
+  });
+
+  it("connectStatuses overrides the refusal codes, e.g. 404 for an unknown monitor", async () => {
+    await withEmu({ connectStatuses: { unknownMonitor: 404 } }, "", async (e2) => {
+      const c = await WireClient.open(e2.pushPort);
+      clients.push(c);
+      c.send(connectRequest(USER.username, USER.password, 99));
+      await c.waitClosed();
+      expect((c.frames[0] as RxConnectResponse).status).toBe(404);
+    });
+  });
+});

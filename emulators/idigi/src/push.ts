@@ -519,7 +519,8 @@ export class PushEngine {
   flush(rt: MonitorRuntime): void {
     const s = rt.session;
     if (!s) return;
-    const size = Math.max(1, rt.m.batchSize);
+    // `count` is a u16 on the wire, so no block can hold more than 65535 Msgs.
+    const size = Math.min(0xffff, Math.max(1, rt.m.batchSize));
     while (rt.queue.length > 0 && this.canSend(rt, s)) {
       const full = rt.queue.length >= size;
       if (!full && !rt.forceDue && !rt.queue.peek()!.replay) break;
