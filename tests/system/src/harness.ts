@@ -1,0 +1,64 @@
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
+
+/** The repository root: the Docker build context of every image. */
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+
+/** Base images: local stand-ins when the machine has no registry, the public ones otherwise. */
+export const NODE_IMAGE = process.env.MERIDIAN_NODE_IMAGE ?? "node:20-bookworm-slim";
+export const NATS_IMAGE = process.env.MERIDIAN_NATS_IMAGE ?? "nats:2.10-alpine";
+
+const built = new Map<string, Promise<GenericContainer>>();
+
+/**
+ * Builds the image of one package folder (services/gateway, emulators/omf, ...) from the
+ * repository's Dockerfile, target `prebuilt`: the JavaScript built on the host by `npm run build`
+ * is copied in, so no registry is needed. Built once per test run.
+ */
+export function serviceImage(folder: string): Promise<GenericContainer> {
+  let image = built.get(folder);
+  if (!image) {
+    const tag = `meridian-system/${folder.replace(/[^a-z0-9]+/g, "-")}:test`;
+    image = GenericContainer.fromDockerfile(REPO_ROOT)
+      .withTarget("prebuilt")
+      .withBuildArgs({ NODE_IMAGE, SERVICE: folder })
+      .build(tag, { deleteOnExit: false });
+    built.set(folder, image);
+  }
+  return image;
+}
+
+/** A JetStream NATS server reachable as nats://nats:4222 on the network. */
+export async function startNats(network: StartedNetwork, alias = "nats"): Promise<StartedTestContainer> {
+  return new GenericContainer(NATS_IMAGE)
+    .withNetwork(network)
+    .withNetworkAliases(alias)
+    .withCommand(["--jetstream", "--store_dir=/data", "--http_port=8222"])
+    .withExposedPorts(4222)
+    .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
+    .start();
+}
+
+/** A Meridian service container, ready when /readyz answers 200. */
+export async function startService(
+  network: StartedNetwork,
+  folder: string,
+  alias: string,
+  env: Record<string, string>,
+  port = 8080,
+): Promise<StartedTestContainer> {
+  const image = await serviceImage(folder);
+  return image
+    .withNetwork(network)
+    .withNetworkAliases(alias)
+    .withEnvironment({ PORT: String(port), ...env })
+    .withExposedPorts(port)
+    .withWaitStrategy(Wait.forHttp("/readyz", port).forStatusCode(200))
+    .withStartupTimeout(60_000)
+    .start();
+}
+
+export function baseUrl(container: StartedTestContainer, port = 8080): string {
+  return `http://${container.getHost()}:${container.getMappedPort(port)}`;
+}
