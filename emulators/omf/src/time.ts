@@ -4,6 +4,8 @@
  */
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/i;
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 export const DEFAULT_DATE_TIME = "0001-01-01T00:00:00Z";
 
 /** Sortable key `YYYY-MM-DDThh:mm:ss.fffffffZ`, or undefined when `s` is not a valid ISO-8601 timestamp. */
@@ -18,6 +20,14 @@ export function timeKey(s: string): string | undefined {
   const minute = Number(mi);
   const second = Number(sec);
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return undefined;
+  const ticks = frac.padEnd(7, "0").slice(0, 7);
+  if (zone === "Z" || zone === "z") {
+    // fast path (the common case): no offset to apply, only the day of month to check
+    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+    const dim = month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1]!;
+    if (day > dim || year === 0) return undefined;
+    return `${s.slice(0, 19)}.${ticks}Z`;
+  }
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day);
   date.setUTCHours(hour, minute, second, 0);
@@ -28,7 +38,6 @@ export function timeKey(s: string): string | undefined {
     const offset = Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6));
     ms -= sign * offset * 60_000;
   }
-  const ticks = frac.padEnd(7, "0").slice(0, 7);
   const iso = new Date(ms).toISOString(); // YYYY-MM-DDThh:mm:ss.000Z for years 0..9999
   if (iso.length !== 24) return undefined;
   return `${iso.slice(0, 19)}.${ticks}Z`;

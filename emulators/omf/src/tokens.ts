@@ -6,8 +6,6 @@ export type TokenCheck = { ok: true; clientId: string } | { ok: false; reason: "
 export class Tokens {
   private readonly key = randomBytes(32);
   private readonly issued = new Map<string, { clientId: string; exp: number }>();
-  /** Tokens issued before this instant (ms) count as expired (forced expiry). */
-  private notBefore = 0;
 
   issue(clientId: string, lifetimeSeconds: number, issuer: string): { token: string; expiresIn: number } {
     const now = Date.now();
@@ -37,20 +35,15 @@ export class Tokens {
     if (!m) return { ok: false, reason: "missing" };
     const t = this.issued.get(m[1]!);
     if (!t) return { ok: false, reason: "invalid" };
-    const now = Date.now();
-    if (now >= t.exp || t.exp - now < 0 || this.issuedBeforeForcedExpiry(t.exp)) return { ok: false, reason: "expired" };
+    if (Date.now() >= t.exp) return { ok: false, reason: "expired" };
     return { ok: true, clientId: t.clientId };
   }
 
   /** Every token issued so far is expired from now on. */
   expireAll(): number {
-    this.notBefore = Date.now();
-    for (const t of this.issued.values()) t.exp = Math.min(t.exp, this.notBefore);
+    const now = Date.now();
+    for (const t of this.issued.values()) t.exp = Math.min(t.exp, now);
     return this.issued.size;
-  }
-
-  private issuedBeforeForcedExpiry(exp: number): boolean {
-    return this.notBefore > 0 && exp <= this.notBefore;
   }
 
   private sweep(now: number): void {
