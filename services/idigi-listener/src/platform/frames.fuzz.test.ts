@@ -59,7 +59,9 @@ function feed(reader: FrameReader, chunks: Buffer[]): { frames: RawFrame[]; erro
   const frames: RawFrame[] = [];
   for (const c of chunks) {
     try {
-      frames.push(...reader.push(c));
+      // Alternate between the two entry points; both must only ever throw FrameError.
+      if (c.length % 2) frames.push(...reader.push(c));
+      else for (const f of reader.feed(c)) frames.push(f);
     } catch (err) {
       if (!(err instanceof FrameError)) throw new Error(`FrameReader threw a non-FrameError: ${String(err)}`);
       return { frames, error: err };

@@ -228,6 +228,22 @@ describe("FrameReader", () => {
     expect(() => new FrameReader().push(hex("00 02 00 00 00 05"))).toThrow(expect.objectContaining({ code: "bad_length" }));
   });
 
+  it("feed() yields the whole frames before a bad header in the same chunk, then throws", () => {
+    const r = new FrameReader();
+    const seen: number[] = [];
+    expect(() => {
+      for (const f of r.feed(Buffer.concat([ok, pub, hex("00 09 00 00 00 00")]))) seen.push(f.type);
+    }).toThrow(expect.objectContaining({ code: "unknown_type" }));
+    expect(seen).toEqual([2, 3]);
+  });
+
+  it("feed() keeps the chunk even if the iterator is not consumed at once", () => {
+    const r = new FrameReader();
+    r.feed(ok);
+    expect(r.buffered).toBe(10);
+    expect([...r.feed(Buffer.alloc(0))]).toHaveLength(1);
+  });
+
   it("stays failed after an error until reset", () => {
     const r = new FrameReader();
     expect(() => r.push(hex("00 09 00 00 00 00"))).toThrow(FrameError);

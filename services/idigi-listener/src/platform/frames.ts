@@ -232,35 +232,51 @@ export class FrameReader {
     return this.length;
   }
 
-  /** Adds a chunk and returns every frame it completes (possibly none). Throws only `FrameError`. */
+  /**
+   * Adds a chunk and returns every frame it completes (possibly none). Throws only `FrameError`; whole frames that
+   * preceded the bad header in the same chunk are then lost to the caller (use `feed` to get them).
+   */
   push(chunk: Uint8Array): RawFrame[] {
+    return [...this.feed(chunk)];
+  }
+
+  /**
+   * Adds a chunk now and returns an iterator over the frames it completes. The iterator yields each whole frame
+   * before throwing the `FrameError` of a bad header that follows it, so frames preceding an error in the same
+   * chunk (say, a valid ConnectResponse coalesced with garbage) are still delivered.
+   */
+  feed(chunk: Uint8Array): IterableIterator<RawFrame> {
     if (this.failed) throw new FrameError("reader_failed", `frame reader already failed: ${this.failed.message}`, this.failed.frameType);
     if (chunk.length > 0) {
       this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       this.length += chunk.length;
     }
-    const frames: RawFrame[] = [];
-    try {
-      for (;;) {
-        if (!this.pending) {
-          if (this.length < HEADER_SIZE) break;
-          const header = this.take(HEADER_SIZE);
-          const type = header.readUInt16BE(0);
-          const size = header.readUInt32BE(2);
+    return this.drain();
+  }
+
+  private *drain(): IterableIterator<RawFrame> {
+    for (;;) {
+      if (this.failed) throw new FrameError("reader_failed", `frame reader already failed: ${this.failed.message}`, this.failed.frameType);
+      if (!this.pending) {
+        if (this.length < HEADER_SIZE) return;
+        const header = this.take(HEADER_SIZE);
+        const type = header.readUInt16BE(0);
+        const size = header.readUInt32BE(2);
+        try {
           checkHeader(type, size, this.accept, this.maxFrameSize);
-          this.pending = { type, size };
+        } catch (err) {
+          this.failed = err instanceof FrameError ? err : new FrameError("bad_length", String(err));
+          this.chunks = [];
+          this.length = 0;
+          throw this.failed;
         }
-        if (this.length < this.pending.size) break;
-        frames.push({ type: this.pending.type, body: this.take(this.pending.size) });
-        this.pending = undefined;
+        this.pending = { type, size };
       }
-    } catch (err) {
-      this.failed = err instanceof FrameError ? err : new FrameError("bad_length", String(err));
-      this.chunks = [];
-      this.length = 0;
-      throw this.failed;
+      if (this.length < this.pending.size) return;
+      const frame = { type: this.pending.type, body: this.take(this.pending.size) };
+      this.pending = undefined;
+      yield frame;
     }
-    return frames;
   }
 
   /** Forgets buffered bytes and any failure (use for a new connection). */

@@ -14,7 +14,6 @@ import {
   inflatePayload,
   interpretConnectResponse,
   type PayloadFormat,
-  type RawFrame,
   STATUS_OK,
 } from "./frames.js";
 import { type PushEvent, parsePayload } from "./payload.js";
@@ -268,16 +267,10 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
       });
 
       socket.on("data", (chunk: Buffer) => {
-        let frames: RawFrame[];
         try {
-          frames = reader.push(chunk);
-        } catch (err) {
-          fail(`frame error: ${(err as Error).message}`, err as Error);
-          return;
-        }
-        for (const frame of frames) {
-          if (socket.destroyed) return;
-          try {
+          // feed() yields each whole frame before throwing for a bad header behind it in the same chunk.
+          for (const frame of reader.feed(chunk)) {
+            if (socket.destroyed) return;
             if (!handshook) {
               if (frame.type !== FrameType.ConnectResponse) {
                 throw new FrameError("unexpected_type", `expected a ConnectResponse, got frame type ${frame.type}`, frame.type);
@@ -298,10 +291,10 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
               }
               this.#deliver(id, frame.body);
             }
-          } catch (err) {
-            fail(err instanceof FrameError ? `frame error: ${err.message}` : String(err), err as Error);
-            return;
           }
+        } catch (err) {
+          if (socket.destroyed) return;
+          fail(err instanceof FrameError ? `frame error: ${err.message}` : String(err), err as Error);
         }
       });
 
