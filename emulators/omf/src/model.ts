@@ -49,6 +49,8 @@ export interface ContainerDef {
   key: string;
   typeid: string;
   typeKey: string;
+  /** OMF 1.0/1.1 `typeversion` as sent (deprecated in 1.2). */
+  typeversion?: string;
   name?: string;
   description?: string;
   tags?: unknown;
@@ -294,7 +296,6 @@ export function parseContainer(raw: unknown, ctx: ParseContext): ContainerDef {
   const canonical = canonicalJson({
     id: id.toLowerCase(),
     typeid: typeid.toLowerCase(),
-    typeversion: ctx.version < "1.2" ? (d.typeversion ?? "1.0.0.0") : undefined,
     name: d.name,
     description: d.description,
     datasource: d.datasource,
@@ -309,6 +310,7 @@ export function parseContainer(raw: unknown, ctx: ParseContext): ContainerDef {
     key: id.toLowerCase(),
     typeid,
     typeKey: typeid.toLowerCase(),
+    typeversion: typeof d.typeversion === "string" ? d.typeversion : undefined,
     name: typeof d.name === "string" ? d.name : undefined,
     description: typeof d.description === "string" ? d.description : undefined,
     tags: d.tags,

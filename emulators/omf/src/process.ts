@@ -188,6 +188,10 @@ function handleContainer(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseC
       parameters: { TypeId: def.typeid, ContainerId: def.id },
     });
   }
+  if (scope.profile === "pi" && req.version < "1.2" && def.typeversion !== undefined && def.typeversion !== type.version)
+    throw new OmfFailure(404, "A type definition with the specified ID and version does not exist.", {
+      parameters: { TypeId: def.typeid, TypeVersion: def.typeversion },
+    });
   if (type.classification !== "dynamic")
     throw badRequest(`Containers need a dynamic type; '${type.id}' is ${type.classification ?? "an enum"}.`, {
       parameters: { TypeId: type.id },

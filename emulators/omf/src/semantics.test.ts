@@ -75,6 +75,22 @@ describe("create semantics", () => {
     expect((await edsPost(emu.url, "type", [TANK])).status).toBe(202);
   });
 
+  it("re-creating a container under another omfversion is still identical; PI 1.1 typeversion must match the type's version", async () => {
+    await piSetup();
+    expect((await piPost(emu.url, "container", [TANK1], { version: "1.2" })).status).toBe(200);
+    expect((await piPost(emu.url, "container", [{ ...TANK1, typeversion: "1.0.0.0" }], { version: "1.1" })).status).toBe(200);
+    const r = await piPost(emu.url, "container", [{ id: "Tank2", typeid: "Tank", typeversion: "2.0.0.0" }], { version: "1.1" });
+    expect(r.status).toBe(404);
+  });
+
+  it("ADH read-back of a namespace nothing was written to: empty lists, 404 for ids", async () => {
+    const h = { authorization: `Bearer ${token}` };
+    const base = `${emu.url}/api/v1/tenants/t-0001/namespaces/Empty`;
+    expect((await getJson(`${base}/Types`, h)).body).toEqual([]);
+    expect((await getJson(`${base}/Streams`, h)).body).toEqual([]);
+    expect((await getJson(`${base}/Streams/x`, h)).status).toBe(404);
+  });
+
   it("PI: type redefinition with the same id → 409 with the PI message", async () => {
     await piSetup();
     const changed = { ...TANK, properties: { ...TANK.properties, Level: { type: "number", format: "float32" } } };

@@ -313,15 +313,11 @@ export class Emulator {
         return send(res, 403, sdsError(randomUUID(), new OmfFailure(403, `The client is not authorized for tenant '${route.tenant}'.`)));
       }
     }
-    const scope = profile === "eds" ? this.store.eds : this.store.adhScope(route.tenant!, route.namespace!, route.isOmf);
-    if (route.isOmf) return this.omf(req, res, profile, scope!, partial, note);
+    const scope = profile === "eds" ? this.store.eds : this.store.adhScope(route.tenant!, route.namespace!, true)!;
+    if (route.isOmf) return this.omf(req, res, profile, scope, partial, note);
     if (req.method !== "GET") {
       await drain(req);
       return send(res, 405, sdsError(randomUUID(), new OmfFailure(405, `Method ${req.method} is not supported here.`)));
-    }
-    if (!scope) {
-      if (route.rest.length === 0) return send(res, 200, { Id: route.namespace, TenantId: route.tenant, State: "Active" });
-      return send(res, 404, sdsError(randomUUID(), new OmfFailure(404, "Nothing has been written to this namespace.")));
     }
     const verbose = this.opts.sdsDefaultVerbose || (req.headers["accept-verbosity"] ?? "").toString().toLowerCase() === "verbose";
     const reply = sdsRead(
