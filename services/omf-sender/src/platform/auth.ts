@@ -143,7 +143,8 @@ export class ClientCredentialsTokenProvider {
     if (typeof body.access_token !== "string" || body.access_token === "") {
       throw new OmfAuthError(`token request at ${endpoint}: response has no access_token`, { endpoint, status: res.status });
     }
-    const expiresInS = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : DEFAULT_EXPIRES_IN_S;
+    const expiresRaw = Number(body.expires_in);
+    const expiresInS = Number.isFinite(expiresRaw) && expiresRaw > 0 ? expiresRaw : DEFAULT_EXPIRES_IN_S;
     const lifetimeMs = expiresInS * 1000;
     const margin = Math.min(lifetimeMs / 2, MAX_REFRESH_MARGIN_MS);
     this.#token = { value: body.access_token, refreshAt: started + lifetimeMs - margin };

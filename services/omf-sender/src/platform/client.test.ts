@@ -367,7 +367,7 @@ describe("transport failures and throttling", () => {
 });
 
 describe("batching on the wire", () => {
-  it("sendBatched keeps every request body within maxBodyBytes and delivers all values in order", async () => {
+  it("sendBatched keeps every request body within maxBodyBytes and delivers all values in order (unverified: limit pre- or post-gzip; the pre-gzip budget satisfies both)", async () => {
     const s = await server(() => json(202, CDS_ACCEPTED));
     const c = client({ kind: "eds", url: s.url, maxBodyBytes: 1024, maxValuesPerRequest: 1000 });
     const message = sampleData(100);

@@ -24,7 +24,7 @@ function errorsOf(input: unknown): string[] {
 }
 
 describe("validateEndpointConfig", () => {
-  it("normalises the three kinds with per-kind defaults and OMF URLs", () => {
+  it("normalises the three kinds with per-kind defaults and OMF URLs (unverified: 192 KB read as 192,000 bytes so both KB readings hold)", () => {
     const p = validateEndpointConfig(pi);
     expect(p.ok && p.config).toMatchObject({
       kind: "pi",

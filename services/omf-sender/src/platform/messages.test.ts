@@ -22,6 +22,15 @@ describe("omfHeaders", () => {
     expect(omfHeaders({ messageType: "type", version: "1.2", kind: "eds", compressed: false })).not.toHaveProperty("x-requested-with");
   });
 
+  it("sends Accept-Verbosity only to PI, when configured", () => {
+    expect(
+      omfHeaders({ messageType: "data", version: "1.2", kind: "pi", compressed: false, acceptVerbosity: "verbose" })["accept-verbosity"],
+    ).toBe("verbose");
+    expect(
+      omfHeaders({ messageType: "data", version: "1.2", kind: "adh", compressed: false, acceptVerbosity: "verbose" }),
+    ).not.toHaveProperty("accept-verbosity");
+  });
+
   it("sends the action given and producertoken only before 1.2", () => {
     expect(omfHeaders({ messageType: "container", action: "delete", version: "1.2", kind: "pi", compressed: false })["action"]).toBe(
       "delete",
