@@ -1,0 +1,63 @@
+import { Writable } from "node:stream";
+import { create } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { GetRouteRequestSchema, GetRouteResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { pino } from "pino";
+import { requestLogger } from "./interceptors.js";
+import type { Logger } from "./logger.js";
+import { type RunningService, type ServiceOptions, startService } from "./server.js";
+import { assertRequiredFields } from "./validation.js";
+
+/** A pino logger whose JSON lines are kept in `lines`. */
+export function captureLogger(): { logger: Logger; lines: Record<string, unknown>[]; raw: string[] } {
+  const lines: Record<string, unknown>[] = [];
+  const raw: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split("\n").filter(Boolean)) {
+        raw.push(line);
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      cb();
+    },
+  });
+  return { logger: pino({ level: "debug", base: { service: "test" } }, stream), lines, raw };
+}
+
+/**
+ * A trivial RouteService: GetRoute answers for any id, with behaviour picked by the id:
+ * "boom" throws a plain Error (a bug), "missing" throws not_found, "slow-<ms>" waits, "" fails validation.
+ */
+export function routeRoutes(router: ConnectRouter): void {
+  router.service(RouteService, {
+    async getRoute(req, ctx: HandlerContext) {
+      assertRequiredFields(GetRouteRequestSchema, req);
+      requestLogger(ctx).info({ routeId: req.id }, "getting route");
+      if (req.id === "boom") throw new Error("database password is hunter2");
+      if (req.id === "missing") throw new ConnectError("no such route", Code.NotFound);
+      const slow = /^slow-(\d+)$/.exec(req.id);
+      if (slow) await new Promise((r) => setTimeout(r, Number(slow[1])));
+      return create(GetRouteResponseSchema, {
+        route: { id: req.id, displayName: "test", sink: { platform: Platform.OMF, target: "t" } },
+      });
+    },
+  });
+}
+
+export type TestService = RunningService & { lines: Record<string, unknown>[]; raw: string[] };
+
+export async function startTestService(overrides: Partial<ServiceOptions> = {}): Promise<TestService> {
+  const { logger, lines, raw } = captureLogger();
+  const svc = await startService({
+    name: "test",
+    port: 0,
+    host: "127.0.0.1",
+    logger,
+    routes: routeRoutes,
+    installSignalHandlers: false,
+    ...overrides,
+  });
+  return Object.assign(svc, { lines, raw });
+}
