@@ -360,14 +360,21 @@ describe("PushSession (plain TCP)", () => {
 
   it("pauses reading at maxUnacked and resumes on ack", async () => {
     const server = await startServer({
-      ready: (c) => c.socket.write(Buffer.concat([0, 1, 2, 3].map((i) => publish(i, jsonDoc(msg(i)))))),
+      ready: (c) => {
+        // Separate writes, so the pause is observable (frames already in one chunk are all parsed).
+        for (const i of [0, 1, 2, 3]) setTimeout(() => c.socket.write(publish(i, jsonDoc(msg(i)))), 20 * i);
+      },
     });
-    // Blocks in one chunk are all parsed; pausing stops further reads. Split writes make the pause observable.
     const r = startSession(server, { maxUnacked: 2 });
-    await waitFor(() => r.batches.length >= 2, "2 batches");
-    expect(r.session.pendingAcks.length).toBe(r.batches.length);
-    for (const b of [...r.batches]) await b.ack();
-    await waitFor(() => r.batches.length === 4, "rest after acks");
+    await waitFor(() => r.batches.length === 2, "2 batches");
+    await new Promise((res) => setTimeout(res, 150));
+    expect(r.batches).toHaveLength(2); // paused: blocks 2 and 3 wait in the socket
+    await r.batches[0]!.ack();
+    await waitFor(() => r.batches.length === 3, "one more after one ack");
+    await new Promise((res) => setTimeout(res, 50));
+    expect(r.batches).toHaveLength(3);
+    await r.batches[1]!.ack();
+    await waitFor(() => r.batches.length === 4, "the last after another ack");
   });
 
   it("survives a throwing batch listener (reported as a warning)", async () => {
@@ -378,6 +385,18 @@ describe("PushSession (plain TCP)", () => {
     });
     await waitFor(() => r.warnings.length === 1, "warning");
     expect(count(r, "disconnected")).toBe(0);
+  });
+
+  it("treats connection refused as retryable network loss, then gives up after maxReconnectAttempts", async () => {
+    const dead = net.createServer().listen(0, "127.0.0.1");
+    await once(dead, "listening");
+    const port = (dead.address() as AddressInfo).port;
+    await new Promise<void>((res) => dead.close(() => res()));
+    const r = startSession({ port } as TestPushServer, { maxReconnectAttempts: 2 });
+    await waitFor(() => count(r, "failed") === 1, "failed");
+    expect(r.states.map((s) => s.state)).toEqual(["connecting", "disconnected", "connecting", "disconnected", "connecting", "failed"]);
+    const failed = r.states.at(-1) as Extract<SessionState, { state: "failed" }>;
+    expect((failed.error as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
   });
 
   it("stop() closes the socket cleanly and stops reconnecting", async () => {

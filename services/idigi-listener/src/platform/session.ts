@@ -138,7 +138,8 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     this.#abort.abort(new IdigiError("session stopped"));
     const socket = this.#socket;
     if (socket && !socket.destroyed) {
-      socket.end();
+      if (socket.connecting) socket.destroy();
+      else socket.end();
       setTimeout(() => socket.destroy(), 1000).unref();
     }
     if (this.#running) await this.#running;
