@@ -170,6 +170,26 @@ export class OmfClient {
   }
 }
 
+/**
+ * One client per endpoint configuration. Validates all first and throws one OmfConfigError naming every problem
+ * (`endpoints[1].url: …`), so nothing is half-constructed.
+ */
+export function createClients(inputs: readonly unknown[], options: OmfClientOptions = {}): OmfClient[] {
+  const problems: string[] = [];
+  const names = new Map<string, number>();
+  inputs.forEach((input, i) => {
+    const r = validateEndpointConfig(input, `endpoints[${i}]`);
+    if (!r.ok) problems.push(...r.errors);
+    else {
+      const prior = names.get(r.config.name);
+      if (prior !== undefined) problems.push(`endpoints[${i}].name: duplicates endpoints[${prior}].name`);
+      else names.set(r.config.name, i);
+    }
+  });
+  if (problems.length > 0) throw new OmfConfigError(problems);
+  return inputs.map((input) => new OmfClient(input as OmfEndpointInput, options));
+}
+
 export type EndpointOutcome =
   | { endpoint: string; kind: OmfEndpointConfig["kind"]; ok: true; results: OmfResult[] }
   | { endpoint: string; kind: OmfEndpointConfig["kind"]; ok: false; error: OmfSendError | Error };

@@ -1,6 +1,6 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
-import { OmfClient } from "./client.js";
+import { createClients, OmfClient } from "./client.js";
 import { type AdhEndpointInput, type PiEndpointInput, validateEndpointConfig } from "./config.js";
 import { OmfConfigError } from "./errors.js";
 import { Secret } from "./secret.js";
@@ -140,5 +140,31 @@ describe("validateEndpointConfig", () => {
     expect(() => new OmfClient({ ...pi, kind: "pi", caPemPath: "/nonexistent/ca.pem" })).toThrow(
       "endpoint.caPemPath: cannot read the CA file (ENOENT)",
     );
+  });
+});
+
+describe("createClients", () => {
+  it("validates every endpoint and names them by index, without secrets", () => {
+    expect(() => createClients([pi, { ...adh, url: "ftp://x" }, { kind: "eds" }])).toThrow(OmfConfigError);
+    try {
+      createClients([pi, { ...adh, url: "ftp://x" }, { kind: "eds" }, { ...pi }]);
+    } catch (err) {
+      expect((err as OmfConfigError).problems).toEqual([
+        "endpoints[1].url: must be an absolute http(s) URL",
+        "endpoints[2].url: required",
+        "endpoints[3].name: duplicates endpoints[0].name",
+      ]);
+      expect((err as Error).message).not.toContain(PASSWORD);
+    }
+  });
+
+  it("builds one client per endpoint", async () => {
+    const clients = createClients([pi, adh, { kind: "eds", url: "http://localhost:5590" }]);
+    expect(clients.map((c) => [c.kind, c.name])).toEqual([
+      ["pi", "pi:pi.example.com"],
+      ["adh", "adh:uswe.datahub.connect.aveva.com"],
+      ["eds", "eds:localhost:5590"],
+    ]);
+    await Promise.all(clients.map((c) => c.close()));
   });
 });

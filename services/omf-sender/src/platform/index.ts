@@ -1,6 +1,6 @@
 export { ClientCredentialsTokenProvider, type TokenProviderOptions } from "./auth.js";
 export { type BatchLimits, batchMessage, splitInHalf } from "./batching.js";
-export { type EndpointOutcome, OmfClient, type OmfClientOptions, type SendOptions, sendToEndpoints } from "./client.js";
+export { createClients, type EndpointOutcome, OmfClient, type OmfClientOptions, type SendOptions, sendToEndpoints } from "./client.js";
 export {
   type AdhEndpointConfig,
   type AdhEndpointInput,

@@ -86,6 +86,8 @@ describe("parseOmfResponse — PI Web API per-message report", () => {
     const err = classifyResult(r, "pi-a");
     expect(err).toBeInstanceOf(OmfConflictError);
     expect(err?.message).toContain("[message 1]");
+    expect(err?.status).toBe(409);
+    expect(err?.result?.status).toBe(200);
     const multi = parse(207, PI_PARTIAL_409);
     expect(multi.partial).toBe(true);
     expect(classifyResult(multi)).toBeInstanceOf(OmfConflictError);

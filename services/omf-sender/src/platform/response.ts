@@ -248,7 +248,8 @@ function summary(result: OmfResult): string {
 export function classifyResult(result: OmfResult, endpoint?: string): OmfError | OmfThrottledError | OmfServerError | undefined {
   if (result.ok) return undefined;
   const status = effectiveStatus(result);
-  const details = { endpoint, status: result.status, result };
+  // `status` on the error is the status it was classified by (HTTP, or the worst message's under a partial 2xx).
+  const details = { endpoint, status, result };
   const where = endpoint ? `OMF endpoint ${endpoint}` : "OMF endpoint";
   const text = result.messages.map((m) => `${m.message} ${m.reason ?? ""}`).join(" ");
   const msg = `${where}: HTTP ${result.status}${result.partial ? ` (message status ${status})` : ""}${summary(result)}`;
