@@ -1,0 +1,89 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { CreateRouteRequestSchema, ListRoutesResponseSchema } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { Platform, TelemetryBatchSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { PublishRequestSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { describe, expect, it } from "vitest";
+import { assertRequiredFields, type FieldViolation, invalidArgument, requireFields } from "./validation.js";
+
+const goodEvent = (id: string) => ({
+  id,
+  source: { platform: Platform.OMF, connection: "c", device: "d" },
+  observedTime: { seconds: 1n },
+});
+
+describe("requireFields", () => {
+  it("accepts a message whose REQUIRED fields are all set", () => {
+    const req = create(PublishRequestSchema, { events: [goodEvent("a"), goodEvent("b")] });
+    expect(requireFields(PublishRequestSchema, req)).toEqual([]);
+  });
+
+  it("names nested and repeated paths with proto field names", () => {
+    const req = create(PublishRequestSchema, {
+      events: [
+        goodEvent("a"),
+        { id: "b", source: { platform: Platform.OMF, connection: "c", device: "d" } }, // observed_time missing
+        { id: "c", source: { platform: Platform.UNSPECIFIED, connection: "c" }, observedTime: { seconds: 1n } },
+        { source: undefined, observedTime: { seconds: 1n } },
+      ],
+    });
+    expect(requireFields(PublishRequestSchema, req)).toEqual([
+      { path: "events[1].observed_time", reason: "required" },
+      { path: "events[2].source.platform", reason: "required" },
+      { path: "events[2].source.device", reason: "required" },
+      { path: "events[3].id", reason: "required" },
+      { path: "events[3].source", reason: "required" },
+    ]);
+  });
+
+  it("an empty REQUIRED repeated field is a violation; optional fields are not checked", () => {
+    expect(requireFields(PublishRequestSchema, create(PublishRequestSchema))).toEqual([{ path: "events", reason: "required" }]);
+    // TelemetryBatch.events is not REQUIRED, but its events are still checked when present.
+    const batch = create(TelemetryBatchSchema, { id: "b1", events: [{ id: "e" }] });
+    expect(requireFields(TelemetryBatchSchema, batch).map((v) => v.path)).toEqual(["events[0].source", "events[0].observed_time"]);
+  });
+
+  it("prefixes paths and walks messages inside messages (route.sink.target)", () => {
+    const req = create(CreateRouteRequestSchema, { route: { id: "r", source: {}, sink: { platform: Platform.OMF } } });
+    expect(requireFields(CreateRouteRequestSchema, req)).toEqual([{ path: "route.sink.target", reason: "required" }]);
+    expect(requireFields(RouteSchema, req.route!, "body.route")).toEqual([{ path: "body.route.sink.target", reason: "required" }]);
+    expect(requireFields(CreateRouteRequestSchema, create(CreateRouteRequestSchema))).toEqual([{ path: "route", reason: "required" }]);
+  });
+
+  it("walks lists of messages in responses too (routes[1].sink)", () => {
+    const res = create(ListRoutesResponseSchema, {
+      routes: [{ source: {}, sink: { platform: Platform.OMF, target: "t" } }, { source: {} }],
+    });
+    expect(requireFields(ListRoutesResponseSchema, res)).toEqual([{ path: "routes[1].sink", reason: "required" }]);
+  });
+});
+
+describe("invalidArgument", () => {
+  it("throws invalid_argument listing each path and reason, with a service's own checks mixed in", () => {
+    const violations: FieldViolation[] = requireFields(
+      CreateRouteRequestSchema,
+      create(CreateRouteRequestSchema, { route: { id: "Bad!" } }),
+    );
+    violations.push({ path: "route.id", reason: "must be lower-case letters, digits or '-'" });
+    let caught: unknown;
+    try {
+      invalidArgument(violations);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConnectError);
+    const err = caught as ConnectError;
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe(
+      "invalid request: route.source: required; route.sink: required; route.id: must be lower-case letters, digits or '-'",
+    );
+  });
+
+  it("assertRequiredFields throws only when something is missing", () => {
+    expect(() => assertRequiredFields(PublishRequestSchema, create(PublishRequestSchema, { events: [goodEvent("a")] }))).not.toThrow();
+    expect(() => assertRequiredFields(PublishRequestSchema, create(PublishRequestSchema, { events: [{ id: "x" }] }))).toThrow(
+      /events\[0\]\.source: required; events\[0\]\.observed_time: required/,
+    );
+  });
+});
