@@ -37,6 +37,10 @@ interface ServerBehaviour {
   /** Called after a 200 was written. */
   ready?: (conn: ServerConn) => void;
   tls?: { key: string; cert: string };
+  /** [I] whether the real server closes after a refusal is unknown; false keeps the socket open. Default true. */
+  closeAfterRefusal?: boolean;
+  /** Called with each chunk received after the ConnectRequest. */
+  received?: (conn: ServerConn, chunk: Buffer) => void;
 }
 
 class TestPushServer {
@@ -69,6 +73,7 @@ class TestPushServer {
     socket.on("data", (chunk: Buffer) => {
       if (conn.request) {
         conn.after = Buffer.concat([conn.after, chunk]);
+        this.behaviour.received?.(conn, chunk);
         return;
       }
       buf = Buffer.concat([buf, chunk]);
@@ -100,7 +105,7 @@ class TestPushServer {
       if (status === "silent") return;
       const resp = Buffer.from([0x00, 0x02, 0x00, 0x00, 0x00, 0x04, status >> 8, status & 0xff, 0x00, 0x01]);
       socket.write(resp);
-      if (status !== 200) socket.end();
+      if (status !== 200 && this.behaviour.closeAfterRefusal !== false) socket.end();
       else this.behaviour.ready?.(conn);
     });
   }
@@ -284,6 +289,45 @@ describe("PushSession (plain TCP)", () => {
     await new Promise((res) => setTimeout(res, 150));
     expect(server.conns).toHaveLength(1);
     expect(count(r, "connected")).toBe(0);
+  });
+
+  it("[I] stops on 403 also when the server keeps the socket open after refusing", async () => {
+    const server = await startServer({ status: () => 403, closeAfterRefusal: false });
+    const r = startSession(server);
+    await waitFor(() => count(r, "failed") === 1, "failed");
+    await waitFor(() => server.conns[0]!.closed, "client closed the socket itself");
+    expect(server.conns).toHaveLength(1);
+  });
+
+  it("[I] works with a window-1 server that sends the next block only after the ack (and with an unbounded one, above)", async () => {
+    let next = 1;
+    const server = await startServer({
+      ready: (c) => c.socket.write(publish(0, jsonDoc(msg(0)))),
+      received: (c, chunk) => {
+        expect(chunk).toEqual(ack(next - 1));
+        if (next < 3) c.socket.write(publish(next, jsonDoc(msg(next))));
+        next++;
+      },
+    });
+    const r = startSession(server);
+    r.session.on("batch", (b) => void b.ack());
+    await waitFor(() => r.batches.length === 3 && server.conns[0]!.after.length === 30, "3 acked blocks");
+    expect(r.batches.map((b) => b.blockId)).toEqual([0, 1, 2]);
+  });
+
+  it("[I] block ids that wrap from 0xFFFF to 0 are acked independently", async () => {
+    const server = await startServer({
+      ready: (c) =>
+        c.socket.write(Buffer.concat([publish(0xfffe, jsonDoc(msg(1))), publish(0xffff, jsonDoc(msg(2))), publish(0, jsonDoc(msg(3)))])),
+    });
+    const r = startSession(server);
+    await waitFor(() => r.batches.length === 3, "3 batches");
+    expect(r.session.pendingAcks.sort((a, b) => a - b)).toEqual([0, 0xfffe, 0xffff]);
+    await r.batches[2]!.ack();
+    await r.batches[1]!.ack();
+    await waitFor(() => server.conns[0]!.after.length === 20, "acks");
+    expect(server.conns[0]!.after).toEqual(Buffer.concat([ack(0), ack(0xffff)]));
+    expect(r.session.pendingAcks).toEqual([0xfffe]);
   });
 
   it("keeps reconnecting with backoff on a 5xx ConnectResponse, then connects", async () => {
