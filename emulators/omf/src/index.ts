@@ -18,6 +18,8 @@ export interface RunningOmfEmulator {
   /** Base URL, e.g. `https://127.0.0.1:8443` (no trailing slash). Endpoints hang below it. */
   url: string;
   port: number;
+  /** Plain-HTTP admin listener (`/_emulator/*` only), when `adminPort` was given. */
+  adminUrl?: string;
   /** CA certificate (PEM) that signed the server certificate, when TLS is on. */
   caPem?: string;
   /** The live emulator: store, counters, faults, tokens. */
@@ -37,26 +39,43 @@ export async function startOmfEmulator(options: OmfEmulatorOptions = {}): Promis
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0;
-  await new Promise<void>((resolve, reject) => {
+  await listen(server, opts.port, opts.host);
+  const port = (server.address() as AddressInfo).port;
+  let adminServer: Server | undefined;
+  let adminUrl: string | undefined;
+  const host = opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  if (opts.adminPort !== undefined) {
+    adminServer = createHttpServer(emulator.handleAdminOnly);
+    await listen(adminServer, opts.adminPort, opts.host);
+    adminUrl = `http://${host}:${(adminServer.address() as AddressInfo).port}`;
+  }
+  return {
+    url: `${tls ? "https" : "http"}://${host}:${port}`,
+    port,
+    adminUrl,
+    caPem: tls?.caPem,
+    state: emulator,
+    stop: async () => {
+      emulator.closing = true;
+      emulator.releaseHanging();
+      await Promise.all([close(server), adminServer ? close(adminServer) : undefined]);
+    },
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
+    server.listen(port, host, () => {
       server.off("error", reject);
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
-  const host = opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host.includes(":") ? `[${opts.host}]` : opts.host;
-  return {
-    url: `${tls ? "https" : "http"}://${host}:${port}`,
-    port,
-    caPem: tls?.caPem,
-    state: emulator,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        emulator.closing = true;
-        emulator.releaseHanging();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -14,6 +14,7 @@ const int = (def: number) => z.coerce.number().int().min(0).default(def);
 const Env = z.object({
   PORT: int(8443),
   HOST: z.string().default("0.0.0.0"),
+  OMF_EMULATOR_ADMIN_PORT: z.coerce.number().int().min(0).optional(),
   OMF_EMULATOR_TLS: bool(false),
   OMF_EMULATOR_TLS_HOSTNAMES: z.string().default(""),
   OMF_EMULATOR_CA_FILE: z.string().optional(),
@@ -58,6 +59,7 @@ if (env.OMF_EMULATOR_PI_READONLY_USERNAME && env.OMF_EMULATOR_PI_READONLY_PASSWO
 
 const emulator = await startOmfEmulator({
   port: env.PORT,
+  adminPort: env.OMF_EMULATOR_ADMIN_PORT,
   host: env.HOST,
   tls: env.OMF_EMULATOR_TLS,
   tlsHostnames: env.OMF_EMULATOR_TLS_HOSTNAMES.split(",")
@@ -86,6 +88,7 @@ const emulator = await startOmfEmulator({
 log.info(
   {
     url: emulator.url,
+    adminUrl: emulator.adminUrl,
     tls: env.OMF_EMULATOR_TLS,
     caFile: env.OMF_EMULATOR_CA_FILE,
     piDataServer: env.OMF_EMULATOR_PI_DATA_SERVER,

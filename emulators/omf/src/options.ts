@@ -21,6 +21,8 @@ export interface AdhClient {
 export interface OmfEmulatorOptions {
   /** Port to listen on; 0 (default for in-process use) picks a free one. */
   port?: number;
+  /** Optional second, plain-HTTP port serving only `/_emulator/*` (health checks and tests without the CA). */
+  adminPort?: number;
   /** Interface to bind; default 127.0.0.1 in-process, main.ts uses 0.0.0.0. */
   host?: string;
   /** Serve HTTPS with a CA + server certificate generated at start. Default false. */
@@ -82,8 +84,10 @@ export interface RequestLogEntry {
   messages?: number;
 }
 
-export type ResolvedOptions = Required<Omit<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest">> &
-  Pick<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest"> & {
+export type ResolvedOptions = Required<
+  Omit<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest" | "adminPort">
+> &
+  Pick<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest" | "adminPort"> & {
     maxBodyBytes: Record<Profile, number>;
   };
 
@@ -100,6 +104,7 @@ export const DEFAULTS = {
 export function resolveOptions(o: OmfEmulatorOptions): ResolvedOptions {
   return {
     port: o.port ?? 0,
+    adminPort: o.adminPort,
     host: o.host ?? "127.0.0.1",
     tls: o.tls ?? false,
     tlsHostnames: o.tlsHostnames ?? [],

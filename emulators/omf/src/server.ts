@@ -94,6 +94,15 @@ export class Emulator {
     this.hanging.clear();
   }
 
+  /** Handler for the optional plain-HTTP admin listener: `/_emulator/*` only. */
+  handleAdminOnly = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!(req.url ?? "").toLowerCase().startsWith("/_emulator")) {
+      send(res, 404, { error: "this port serves /_emulator/* only" });
+      return;
+    }
+    this.handle(req, res);
+  };
+
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const requestId = `${++this.seq}`;
@@ -219,7 +228,12 @@ export class Emulator {
           ? d.body
           : route.profile === "pi"
             ? { Errors: [`${text} (injected fault ${d.status})`] }
-            : sdsError(randomUUID(), new OmfFailure(d.status, `${text} (injected fault ${d.status})`));
+            : sdsError(
+                randomUUID(),
+                new OmfFailure(d.status, `${text} (injected fault ${d.status})`, {
+                  resolution: "Retry later, honouring Retry-After if present.",
+                }),
+              );
       this.counters.rejectedRequests++;
       send(res, d.status, body, headers);
     }

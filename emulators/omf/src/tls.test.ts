@@ -9,7 +9,7 @@ import { omfHeaders, PI_AUTH, SEED_TYPES } from "./test-helpers.js";
 let emu: RunningOmfEmulator;
 const caFile = join(mkdtempSync(join(tmpdir(), "omf-emu-")), "ca.pem");
 beforeAll(async () => {
-  emu = await startOmfEmulator({ tls: true, caFile });
+  emu = await startOmfEmulator({ tls: true, caFile, adminPort: 0 });
 });
 afterAll(async () => {
   await emu.stop();
@@ -58,5 +58,14 @@ describe("TLS with a generated CA", () => {
     } finally {
       await dispatcher.close();
     }
+  });
+
+  it("the optional plain-HTTP admin port serves /_emulator/* only", async () => {
+    expect(emu.adminUrl).toMatch(/^http:\/\//);
+    const health = await fetch(`${emu.adminUrl}/_emulator/health`);
+    expect(health.status).toBe(200);
+    const state = await (await fetch(`${emu.adminUrl}/_emulator/state`)).json();
+    expect(Object.keys(state.scopes.pi.types)).toContain("FirstDynamicType");
+    expect((await fetch(`${emu.adminUrl}/piwebapi/omf`, { method: "POST" })).status).toBe(404);
   });
 });
