@@ -82,6 +82,19 @@ describe("batchMessage (data)", () => {
     );
   });
 
+  it("defaults to the endpoint kind's body limit from the notes", () => {
+    const values = Array.from({ length: 60_000 }, (_, i) => ({ Timestamp: new Date(i * 1000).toISOString(), Value: i * 1.5 }));
+    const message = dataMessage([{ containerid: "c", values }]);
+    const sizes = (ms: OmfMessage[]) => ms.map(bytes);
+    const pi = sizes(batchMessage(message, { kind: "pi", maxValues: 1_000_000 }));
+    const adh = sizes(batchMessage(message, { kind: "adh", maxValues: 1_000_000 }));
+    expect(Math.max(...pi)).toBeLessThanOrEqual(4_194_304);
+    expect(Math.max(...pi)).toBeGreaterThan(192_000);
+    expect(Math.max(...adh)).toBeLessThanOrEqual(192_000);
+    expect(Math.max(...sizes(batchMessage(message, { maxValues: 1_000_000 })))).toBeLessThanOrEqual(192_000);
+    expect(batchMessage(message).every((b) => b.body.reduce((n, i) => n + i.values.length, 0) <= 10_000)).toBe(true);
+  });
+
   it("defaults of the notes fit: a 4 MiB PI budget and a 192 KB cloud budget", () => {
     const values = Array.from({ length: 20_000 }, (_, i) => ({ Timestamp: new Date(i * 1000).toISOString(), Value: i * 1.5 }));
     const message = dataMessage([{ containerid: "plant.line1.dev42.abcd1234", values }]);

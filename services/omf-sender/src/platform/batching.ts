@@ -1,5 +1,6 @@
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_VALUES_PER_REQUEST } from "./config.js";
 import { OmfInvalidMessageError } from "./errors.js";
-import type { OmfDataItem, OmfMessage, OmfValue } from "./messages.js";
+import type { OmfDataItem, OmfEndpointKind, OmfMessage, OmfValue } from "./messages.js";
 
 export interface BatchLimits {
   /** Upper bound of the serialized (pre-compression) JSON body, in bytes. */
@@ -11,13 +12,16 @@ export interface BatchLimits {
 const byteLength = (s: string) => Buffer.byteLength(s, "utf8");
 
 /**
- * Splits a message into requests whose serialized body is ≤ `maxBytes` and which carry ≤ `maxValues` values.
+ * Splits a message into requests whose serialized body is ≤ `maxBytes` and which carry ≤ `maxValues` values
+ * (defaults: the body limit of `kind`, or 192 KB without one; 10,000 values).
  * Data items are split between values (a container's values may go into several requests, in order);
  * type and container objects are never split. Sizes are exact: `serializeBody(batch).length` in UTF-8 bytes.
  * Throws OmfInvalidMessageError naming the value when one value (or object) alone is over the limit.
  */
-export function batchMessage<M extends OmfMessage>(message: M, limits: BatchLimits): M[] {
-  const { maxBytes, maxValues } = limits;
+export function batchMessage<M extends OmfMessage>(message: M, limits: Partial<BatchLimits> & { kind?: OmfEndpointKind } = {}): M[] {
+  // Defaults: the endpoint kind's body limit from the notes (PI 4 MiB, ADH/EDS 192 KB); without a kind, the smallest.
+  const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BODY_BYTES[limits.kind ?? "adh"];
+  const maxValues = limits.maxValues ?? DEFAULT_MAX_VALUES_PER_REQUEST;
   if (!(maxBytes > 2) || !(maxValues >= 1)) throw new RangeError("batch limits: maxBytes must be > 2 and maxValues ≥ 1");
   const action = message.action ?? "create";
 
