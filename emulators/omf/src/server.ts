@@ -539,16 +539,11 @@ export class Emulator {
     if (method === "GET" && what === "state") {
       const values = q.get("values") !== "false";
       const maxValues = q.get("maxValues") ? Number(q.get("maxValues")) : undefined;
-      const snap = (s: Scope) => s.snapshot({ values, maxValues });
-      return send(res, 200, {
-        counters: this.counters,
-        faults: this.faults.get(),
-        scopes: {
-          pi: snap(this.store.pi),
-          eds: snap(this.store.eds),
-          ...Object.fromEntries([...this.store.adh.entries()].map(([k, s]) => [k, snap(s)])),
-        },
-      });
+      const only = q.get("scope")?.toLowerCase();
+      const scopes: Record<string, unknown> = {};
+      for (const s of [this.store.pi, this.store.eds, ...this.store.adh.values()])
+        if (!only || s.name === only || (only === "adh" && s.profile === "adh")) scopes[s.name] = s.snapshot({ values, maxValues });
+      return send(res, 200, { counters: this.counters, faults: this.faults.get(), scopes });
     }
     if (method === "GET" && what === "counters") return send(res, 200, this.counters);
     if (method === "POST" && what === "reset") {

@@ -110,6 +110,9 @@ describe("throughput and admin state", () => {
     expect(s.scopes.pi.types.S).toEqual(type);
     expect(s.scopes.pi.containers.S1).toMatchObject({ typeid: "S", valueCount: 1, values: [{ Time: "2024-01-01T00:00:00Z", V: 1.5 }] });
     expect(s.counters.omfRequests).toBeGreaterThan(0);
+    const onlyPi = (await getJson(`${emu.url}/_emulator/state?scope=pi&maxValues=0`)).body;
+    expect(Object.keys(onlyPi.scopes)).toEqual(["pi"]);
+    expect(onlyPi.scopes.pi.containers.S1.values).toEqual([]);
     expect((await fetch(`${emu.url}/_emulator/reset`, { method: "POST" })).status).toBe(200);
     const after = (await getJson(`${emu.url}/_emulator/state`)).body;
     expect(after.scopes.pi.types).toEqual({});

@@ -135,8 +135,13 @@ export class Scope {
       let values: unknown[] | undefined;
       if (opts.values) {
         values = [];
-        for (const { value } of c.series.range()) values.push(value);
-        if (opts.maxValues !== undefined && values.length > opts.maxValues) values = values.slice(values.length - opts.maxValues);
+        const max = opts.maxValues;
+        if (max === undefined || max > 0) {
+          // with a cap, start near the end instead of walking the whole series
+          const from = max === undefined ? undefined : c.series.keys[Math.max(0, c.series.keys.length - max)];
+          for (const { value } of c.series.range(from)) values.push(value);
+          if (max !== undefined && values.length > max) values = values.slice(values.length - max);
+        }
       }
       containers[c.def.id] = {
         id: c.def.id,
