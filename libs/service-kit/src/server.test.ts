@@ -86,28 +86,69 @@ describe("one port, every protocol", () => {
     }
   });
 
-  it("serves HTTP/2 with prior knowledge and HTTP/1.1 requests that are split into tiny packets", async () => {
+  it("tells HTTP/2 from HTTP/1.1 when the first bytes arrive one at a time (POST starts like the preface)", async () => {
     const svc = await start();
-    // An HTTP/1.1 request written a byte at a time must not be mistaken for the HTTP/2 preface.
-    const body = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(svc.port, "127.0.0.1");
-      const request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-      let out = "";
-      socket.on("data", (d) => {
-        out += d.toString();
+    const proxy = await tricklingProxy(svc.port);
+    try {
+      const health = createClient(Health, createGrpcTransport({ baseUrl: proxy.url }));
+      expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      const res = await fetch(`${proxy.url}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
       });
-      socket.on("end", () => resolve(out));
-      socket.on("error", reject);
-      socket.setNoDelay(true);
-      let i = 0;
-      const next = () => {
-        if (i < request.length) socket.write(request[i++]!, () => setTimeout(next, 1));
-      };
-      next();
-    });
-    expect(body).toMatch(/^HTTP\/1\.1 200/);
+      expect(await res.json()).toEqual({ status: "SERVING" });
+      expect(proxy.trickled()).toBeGreaterThanOrEqual(2);
+    } finally {
+      await proxy.close();
+    }
   });
 });
+
+/**
+ * A TCP proxy that forwards the first 32 bytes of each client connection one byte per packet (with a
+ * pause between them), the rest as it comes, so the server sees the start of the stream in pieces.
+ */
+async function tricklingProxy(target: number): Promise<{ url: string; trickled: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    connections++;
+    const upstream = net.connect(target, "127.0.0.1");
+    upstream.setNoDelay(true);
+    open.add(client).add(upstream);
+    let sent = 0;
+    let chain = Promise.resolve();
+    client.on("data", (chunk: Buffer) => {
+      chain = chain.then(async () => {
+        for (let i = 0; i < chunk.length; ) {
+          const n = sent < 32 ? 1 : chunk.length - i;
+          upstream.write(chunk.subarray(i, i + n));
+          i += n;
+          sent += n;
+          if (sent <= 32) await new Promise((r) => setTimeout(r, 2));
+        }
+      });
+    });
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", end).on("error", end);
+    upstream.on("close", end).on("error", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    trickled: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 describe("health", () => {
   it("Watch streams SERVICE_UNKNOWN, then updates", async () => {

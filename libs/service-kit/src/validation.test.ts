@@ -1,5 +1,12 @@
-import { create } from "@bufbuild/protobuf";
+import { create, createFileRegistry, setExtension } from "@bufbuild/protobuf";
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FieldOptionsSchema,
+  FileDescriptorProtoSchema,
+} from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { FieldBehavior, field_behavior, file_google_api_field_behavior } from "@meridian/contracts/google/api/field_behavior_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { CreateRouteRequestSchema, ListRoutesResponseSchema } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform, TelemetryBatchSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
@@ -56,6 +63,52 @@ describe("requireFields", () => {
       routes: [{ source: {}, sink: { platform: Platform.OMF, target: "t" } }, { source: {} }],
     });
     expect(requireFields(ListRoutesResponseSchema, res)).toEqual([{ path: "routes[1].sink", reason: "required" }]);
+  });
+});
+
+describe("requireFields on map values", () => {
+  // No contract has a map of messages with REQUIRED fields, so build one: message Inner { string name = 1
+  // [(google.api.field_behavior) = REQUIRED]; } message Outer { map<string, Inner> items = 1; map<int32, Inner> by_number = 2; }
+  const required = create(FieldOptionsSchema);
+  setExtension(required, field_behavior, [FieldBehavior.REQUIRED]);
+  const { OPTIONAL, REPEATED } = FieldDescriptorProto_Label;
+  const { STRING, INT32, MESSAGE } = FieldDescriptorProto_Type;
+  const entry = (name: string, keyType: FieldDescriptorProto_Type) => ({
+    name,
+    options: { mapEntry: true },
+    field: [
+      { name: "key", jsonName: "key", number: 1, label: OPTIONAL, type: keyType },
+      { name: "value", jsonName: "value", number: 2, label: OPTIONAL, type: MESSAGE, typeName: ".test.Inner" },
+    ],
+  });
+  const registry = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: "test/maps.proto",
+      package: "test",
+      syntax: "proto3",
+      dependency: ["google/api/field_behavior.proto"],
+      messageType: [
+        { name: "Inner", field: [{ name: "name", jsonName: "name", number: 1, label: OPTIONAL, type: STRING, options: required }] },
+        {
+          name: "Outer",
+          field: [
+            { name: "items", jsonName: "items", number: 1, label: REPEATED, type: MESSAGE, typeName: ".test.Outer.ItemsEntry" },
+            { name: "by_number", jsonName: "byNumber", number: 2, label: REPEATED, type: MESSAGE, typeName: ".test.Outer.ByNumberEntry" },
+          ],
+          nestedType: [entry("ItemsEntry", STRING), entry("ByNumberEntry", INT32)],
+        },
+      ],
+    }),
+    (name) => (name === "google/api/field_behavior.proto" ? file_google_api_field_behavior : undefined),
+  );
+  const Outer = registry.getMessage("test.Outer")!;
+
+  it("names map entries by key", () => {
+    const msg = create(Outer, { items: { ok: { name: "x" }, "bad key": {} }, byNumber: { 7: {} } }) as never;
+    expect(requireFields(Outer, msg)).toEqual([
+      { path: 'items["bad key"].name', reason: "required" },
+      { path: "by_number[7].name", reason: "required" },
+    ]);
   });
 });
 
