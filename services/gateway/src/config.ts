@@ -1,21 +1,6 @@
+import { natsSettings } from "@meridian/bus";
 import { env } from "@meridian/service-kit";
 import { z } from "zod";
-
-/** Settings shared by every service that talks to NATS. */
-export const natsSettings = {
-  NATS_URL: z.string().default("nats://localhost:4222"),
-  NATS_USER: z.string().optional(),
-  NATS_PASSWORD: z.string().optional(),
-  NATS_TOKEN: z.string().optional(),
-  NATS_CA_FILE: z.string().optional(),
-  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
-  TELEMETRY_MAX_AGE_HOURS: z.coerce.number().positive().default(72),
-  TELEMETRY_MAX_BYTES: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(1024 ** 3),
-};
 
 export const gatewayConfig = z.object({
   PORT: env.port(8080),

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { fromJson } from "@bufbuild/protobuf";
-import { Bus, startStatusReporter } from "@meridian/bus";
+import { type Bus, busFromConfig, startStatusReporter } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { ListRoutesResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
@@ -43,19 +43,7 @@ export async function startGateway(
   options: { installSignalHandlers?: boolean } = {},
 ): Promise<Gateway> {
   const declaredRoutes = config.ROUTES_FILE ? readRoutesFile(config.ROUTES_FILE) : [];
-  const bus = Bus.connect({
-    servers: config.NATS_URL.split(","),
-    name: SERVICE,
-    logger,
-    ...(config.NATS_USER ? { user: config.NATS_USER, pass: config.NATS_PASSWORD ?? "" } : {}),
-    ...(config.NATS_TOKEN ? { token: config.NATS_TOKEN } : {}),
-    ...(config.NATS_CA_FILE ? { tlsCaFile: config.NATS_CA_FILE } : {}),
-    streams: {
-      replicas: config.NATS_STREAM_REPLICAS,
-      telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_HOURS * 3600_000,
-      telemetryMaxBytes: config.TELEMETRY_MAX_BYTES,
-    },
-  });
+  const bus = busFromConfig(config, SERVICE, logger);
 
   const self = { service: SERVICE, instance: config.INSTANCE_ID, version: VERSION };
   const service = await startService({
