@@ -49,18 +49,39 @@ const QUIET_SERVICES = new Set([
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 
+export interface InterceptorOptions {
+  /**
+   * The server's shutdown signal. A call that ends normally after its signal was aborted was ended by
+   * the client (canceled) or by its deadline, unless the server is shutting down (then it is "ok":
+   * a stream the server ends at shutdown ends cleanly for the client too).
+   */
+  shutdownSignal?: AbortSignal;
+}
+
+/** What ended a call: undefined for ok, else the error (a ConnectError for cancel and deadline). */
+type Outcome = { error: unknown } | undefined;
+
+function outcomeOfNormalEnd(signal: AbortSignal, shutdown: AbortSignal | undefined): Outcome {
+  if (!signal.aborted || shutdown?.aborted) return undefined;
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError && (reason.code === Code.Canceled || reason.code === Code.DeadlineExceeded)) return { error: reason };
+  return { error: new ConnectError("the client went away", Code.Canceled) };
+}
+
 /**
  * Calls `done` once when the call ends: for unary calls when the handler returns or throws, for
- * streaming calls when the response stream ends, fails or is abandoned by the client ("canceled").
+ * streaming calls when the response stream ends, fails or is abandoned by the client.
  * `map` may replace an error on its way to the client.
  */
 function observe(
   response: UnaryResponse | StreamResponse,
-  done: (error: unknown, canceled: boolean) => void,
+  signal: AbortSignal,
+  options: InterceptorOptions,
+  done: (outcome: Outcome) => void,
   map: (error: unknown) => unknown = (e) => e,
 ): UnaryResponse | StreamResponse {
   if (!response.stream) {
-    done(undefined, false);
+    done(outcomeOfNormalEnd(signal, options.shutdownSignal));
     return response;
   }
   const source = response.message;
@@ -69,13 +90,14 @@ function observe(
     try {
       yield* source;
       finished = true;
-      done(undefined, false);
+      done(outcomeOfNormalEnd(signal, options.shutdownSignal));
     } catch (err) {
       finished = true;
-      done(err, false);
+      done({ error: err });
       throw map(err);
     } finally {
-      if (!finished) done(undefined, true);
+      // Left without an end or an error: the consumer stopped reading, i.e. the client went away.
+      if (!finished) done({ error: new ConnectError("the client went away", Code.Canceled) });
     }
   }
   return { ...response, message: wrapped() };
@@ -87,7 +109,7 @@ function observe(
  * with its stack, and the client gets a bare `internal` error. The request id comes from the
  * `x-request-id` header when it looks like one (so a caller's id follows the call) and is echoed back.
  */
-export function loggingInterceptor(logger: Logger): Interceptor {
+export function loggingInterceptor(logger: Logger, options: InterceptorOptions = {}): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const procedure = `/${req.service.typeName}/${req.method.name}`;
@@ -99,13 +121,12 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     const quiet = QUIET_SERVICES.has(req.service.typeName);
 
     let logged = false;
-    const finish = (err: unknown, canceled: boolean) => {
+    const finish = (outcome: Outcome) => {
       if (logged) return;
       logged = true;
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-      if (canceled) {
-        log.info({ code: "canceled", durationMs }, "rpc");
-      } else if (err === undefined) {
+      const err = outcome?.error;
+      if (outcome === undefined) {
         if (quiet) log.debug({ code: "ok", durationMs }, "rpc");
         else log.info({ code: "ok", durationMs }, "rpc");
       } else if (err instanceof ConnectError) {
@@ -126,11 +147,11 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     try {
       res = await next(req);
     } catch (err) {
-      finish(err, false);
+      finish({ error: err });
       throw hide(err);
     }
     res.header.set(REQUEST_ID_HEADER, id);
-    return observe(res, finish, hide);
+    return observe(res, req.signal, options, finish, hide);
   };
 }
 
@@ -166,16 +187,17 @@ export function createRpcMetrics(registry: Registry): RpcMetrics {
 }
 
 /** Counts every call and times it; errors that are not ConnectErrors count as `internal`. */
-export function metricsInterceptor(metrics: RpcMetrics): Interceptor {
+export function metricsInterceptor(metrics: RpcMetrics, options: InterceptorOptions = {}): Interceptor {
   return (next) => async (req) => {
     const procedure = `/${req.service.typeName}/${req.method.name}`;
     const end = metrics.duration.startTimer({ procedure });
     metrics.started.inc({ procedure });
     let counted = false;
-    const finish = (err: unknown, canceled: boolean) => {
+    const finish = (outcome: Outcome) => {
       if (counted) return;
       counted = true;
-      const code = canceled ? "canceled" : err === undefined ? "ok" : err instanceof ConnectError ? codeName(err.code) : "internal";
+      const err = outcome?.error;
+      const code = outcome === undefined ? "ok" : err instanceof ConnectError ? codeName(err.code) : "internal";
       metrics.handled.inc({ procedure, code });
       end({ code });
     };
@@ -183,9 +205,9 @@ export function metricsInterceptor(metrics: RpcMetrics): Interceptor {
     try {
       res = await next(req);
     } catch (err) {
-      finish(err, false);
+      finish({ error: err });
       throw err;
     }
-    return observe(res, finish);
+    return observe(res, req.signal, options, finish);
   };
 }

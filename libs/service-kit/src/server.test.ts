@@ -12,6 +12,7 @@ import {
   HealthCheckResponseSchema,
 } from "@meridian/contracts/grpc/health/v1/health_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { startTestService, type TestService } from "./test-fixtures.js";
 
@@ -261,6 +262,55 @@ describe("errors and logs", () => {
       code: Code.Unimplemented,
     });
     expect(svc.lines.at(-1)).toMatchObject({ code: "unimplemented", level: 40 });
+  });
+});
+
+describe("streams through the interceptors", () => {
+  const SUBSCRIBE = "/meridian.telemetry.v1.TelemetryService/Subscribe";
+
+  it("a bug in a server stream reaches the client as a bare internal error, logged once at error level", async () => {
+    const svc = await start();
+    const telemetry = createClient(TelemetryService, createGrpcTransport({ baseUrl: svc.url }));
+    const got: string[] = [];
+    const err = await (async () => {
+      for await (const res of telemetry.subscribe({ filter: { device: "boom" } })) got.push(res.event!.id);
+    })().then(
+      () => expect.unreachable(),
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(got).toEqual(["e0"]);
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe("internal error");
+    const lines = svc.lines.filter((l) => l.procedure === SUBSCRIBE && (l.msg as string).startsWith("rpc"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 50, code: "internal" });
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(metrics).toContain(`rpc_server_handled_total{procedure="${SUBSCRIBE}",code="internal"} 1`);
+  });
+
+  it("a stream the client gives up on is logged and counted as canceled, with x-request-id in the response headers", async () => {
+    const svc = await start();
+    const telemetry = createClient(TelemetryService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const abort = new AbortController();
+    let requestIdHeader: string | null = null;
+    let n = 0;
+    await (async () => {
+      for await (const _ of telemetry.subscribe(
+        {},
+        { signal: abort.signal, headers: { "x-request-id": "sub-1" }, onHeader: (h) => (requestIdHeader = h.get("x-request-id")) },
+      )) {
+        if (++n === 2) abort.abort();
+      }
+    })().catch((e: unknown) => expect(ConnectError.from(e).code).toBe(Code.Canceled));
+    expect(requestIdHeader).toBe("sub-1");
+    await vi.waitFor(() => expect(svc.lines.some((l) => l.procedure === SUBSCRIBE && l.msg === "rpc")).toBe(true));
+    expect(svc.lines.find((l) => l.procedure === SUBSCRIBE && l.msg === "rpc")).toMatchObject({
+      requestId: "sub-1",
+      code: "canceled",
+      level: 30,
+    });
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(metrics).toContain(`rpc_server_handled_total{procedure="${SUBSCRIBE}",code="canceled"} 1`);
   });
 });
 

@@ -89,7 +89,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     requestPathPrefix: "",
     shutdownSignal: shutdown.signal,
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
-    interceptors: [loggingInterceptor(logger), metricsInterceptor(rpcMetrics), ...(options.interceptors ?? [])],
+    interceptors: [
+      loggingInterceptor(logger, { shutdownSignal: shutdown.signal }),
+      metricsInterceptor(rpcMetrics, { shutdownSignal: shutdown.signal }),
+      ...(options.interceptors ?? []),
+    ],
     routes(router) {
       captured = router;
       options.routes(router);

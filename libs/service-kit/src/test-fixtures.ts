@@ -4,6 +4,7 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { GetRouteRequestSchema, GetRouteResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { pino } from "pino";
 import { requestLogger } from "./interceptors.js";
 import type { Logger } from "./logger.js";
@@ -42,6 +43,16 @@ export function routeRoutes(router: ConnectRouter): void {
       return create(GetRouteResponseSchema, {
         route: { id: req.id, displayName: "test", sink: { platform: Platform.OMF, target: "t" } },
       });
+    },
+  });
+  // Subscribe sends one event per 20 ms; filter.device "boom" throws a plain Error after the first one.
+  router.service(TelemetryService, {
+    async *subscribe(req, ctx) {
+      for (let i = 0; !ctx.signal.aborted; i++) {
+        if (i === 1 && req.filter?.device === "boom") throw new Error("stream broke: secret detail");
+        yield { event: { id: `e${i}` } };
+        await new Promise((r) => setTimeout(r, 20));
+      }
     },
   });
 }
