@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { fromJson } from "@bufbuild/protobuf";
+import { type DescService, fromJson } from "@bufbuild/protobuf";
 import { type Bus, busFromConfig, startStatusReporter } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { ListRoutesResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
@@ -7,6 +7,7 @@ import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/st
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { ConfigError, type Logger, type RunningService, startService } from "@meridian/service-kit";
 import { applyRoutes, routeService, statusService, telemetryService } from "./api/index.js";
+import { backendTransport, registerProxy } from "./api/proxy.js";
 import { validateRoute } from "./api/validation.js";
 import type { GatewayConfig } from "./config.js";
 
@@ -57,6 +58,10 @@ export async function startGateway(
       router.service(TelemetryService, telemetryService(bus));
       router.service(RouteService, routeService(bus));
       router.service(StatusService, statusService(bus, self));
+      for (const backend of options.backends ?? []) {
+        const transport = backendTransport(backend.url);
+        for (const s of backend.services) registerProxy(router, s, transport);
+      }
     },
   });
 

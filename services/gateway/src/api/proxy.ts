@@ -1,0 +1,70 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { type Client, ConnectError, type ConnectRouter, createClient, type HandlerContext, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { REQUEST_ID_HEADER, requestId } from "@meridian/service-kit";
+
+/** Per-call deadline towards a backend when the caller set none. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * Serves `service` on the gateway by forwarding every call to the service that owns it, over gRPC
+ * (HTTP/2). Errors keep their code, so a not_found from omf-sender is a not_found at the gateway;
+ * a backend that cannot be reached is unavailable. The request id travels along, so one id
+ * follows a call through both logs.
+ */
+export function registerProxy(router: ConnectRouter, service: DescService, transport: Transport): void {
+  const client = createClient(service, transport) as unknown as Record<string, (req: unknown, opts: object) => unknown>;
+  const impl: Record<string, unknown> = {};
+  for (const method of service.methods) impl[method.localName] = forward(method, client);
+  router.service(service, impl as never);
+}
+
+function callOptions(ctx: HandlerContext) {
+  const headers = new Headers();
+  const id = requestId(ctx);
+  if (id) headers.set(REQUEST_ID_HEADER, id);
+  const remaining = ctx.timeoutMs();
+  return { headers, signal: ctx.signal, timeoutMs: remaining ?? DEFAULT_TIMEOUT_MS };
+}
+
+function forward(method: DescMethod, client: Record<string, (req: unknown, opts: object) => unknown>) {
+  const call = client[method.localName]!;
+  switch (method.methodKind) {
+    case "unary":
+      return async (req: unknown, ctx: HandlerContext) => {
+        try {
+          return await call(req, callOptions(ctx));
+        } catch (err) {
+          throw relayed(err);
+        }
+      };
+    case "server_streaming":
+      return async function* (req: unknown, ctx: HandlerContext) {
+        // Streams run until the caller leaves; no deadline unless the caller set one.
+        const opts = { ...callOptions(ctx), timeoutMs: ctx.timeoutMs() };
+        try {
+          yield* call(req, opts) as AsyncIterable<unknown>;
+        } catch (err) {
+          throw relayed(err);
+        }
+      };
+    default:
+      throw new Error(`${method.parent.typeName}.${method.name}: ${method.methodKind} methods are not proxied`);
+  }
+}
+
+/**
+ * The backend's error with its code, message and details, but without its response metadata:
+ * those are the backend's gRPC headers (content-type and all) and would corrupt our own response.
+ */
+function relayed(err: unknown): ConnectError {
+  const e = ConnectError.from(err);
+  return new ConnectError(e.rawMessage, e.code, undefined, e.details, e.cause);
+}
+
+/** gRPC over HTTP/2 with prior knowledge to a Meridian service's one port. */
+export function backendTransport(baseUrl: string): Transport {
+  return createGrpcTransport({ baseUrl });
+}
+
+export type { Client };
