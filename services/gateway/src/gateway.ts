@@ -38,11 +38,18 @@ export function readRoutesFile(path: string): Route[] {
   return routes;
 }
 
-export async function startGateway(
-  config: GatewayConfig,
-  logger: Logger,
-  options: { installSignalHandlers?: boolean } = {},
-): Promise<Gateway> {
+/** A service the gateway serves by forwarding to the Meridian service that owns it. */
+export interface Backend {
+  services: DescService[];
+  url: string;
+}
+
+export interface GatewayOptions {
+  installSignalHandlers?: boolean;
+  backends?: Backend[];
+}
+
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const declaredRoutes = config.ROUTES_FILE ? readRoutesFile(config.ROUTES_FILE) : [];
   const bus = busFromConfig(config, SERVICE, logger);
 

@@ -59,7 +59,8 @@ function forward(method: DescMethod, client: Record<string, (req: unknown, opts:
  */
 function relayed(err: unknown): ConnectError {
   const e = ConnectError.from(err);
-  return new ConnectError(e.rawMessage, e.code, undefined, e.details, e.cause);
+  // Incoming details are already encoded; they pass through unchanged.
+  return new ConnectError(e.rawMessage, e.code, undefined, e.details as ConstructorParameters<typeof ConnectError>[3], e.cause);
 }
 
 /** gRPC over HTTP/2 with prior knowledge to a Meridian service's one port. */
