@@ -374,6 +374,24 @@ describe("shutdown", () => {
     await expect(connectOnce(svc.port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
 
+  it("still runs the hooks when a call ignores the shutdown signal", async () => {
+    const svc = await start({ shutdownTimeoutMs: 600 });
+    const routes = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const stuck = routes.getRoute({ id: "slow-60000" }).catch((e: unknown) => ConnectError.from(e));
+    await vi.waitFor(() => expect(svc.lines.some((l) => l.msg === "getting route")).toBe(true));
+    let hookRan = false;
+    svc.onShutdown(() => {
+      hookRan = true;
+    });
+    const t0 = Date.now();
+    await svc.stop();
+    const took = Date.now() - t0;
+    expect(hookRan).toBe(true);
+    expect(took).toBeGreaterThanOrEqual(350); // waited for the call, up to two thirds of the budget
+    expect(took).toBeLessThan(1_500);
+    expect(await stuck).toBeInstanceOf(ConnectError); // its connection was cut
+  });
+
   it("turns health NOT_SERVING first", async () => {
     const svc = await start();
     svc.onShutdown(() => {

@@ -234,19 +234,20 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   async function runShutdown(): Promise<void> {
     const started = Date.now();
     const deadline = started + shutdownTimeoutMs;
-    const remaining = () => Math.max(0, deadline - Date.now());
+    // Calls that ignore the shutdown signal may use at most two thirds of the time, so the hooks
+    // (draining the bus, flushing sinks) still get a chance to run.
+    const drainDeadline = started + Math.floor((shutdownTimeoutMs * 2) / 3);
     let timedOut = false;
-    /** Waits for p, or until the deadline; returns false when the deadline came first. */
-    const within = async (p: Promise<unknown>): Promise<boolean> => {
+    /** Waits for p, or until the given time; returns false when the time came first. */
+    const within = async (p: Promise<unknown>, until = deadline): Promise<boolean> => {
       let timer: NodeJS.Timeout | undefined;
       const ok = await Promise.race([
         p.then(() => true),
         new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(false), remaining());
+          timer = setTimeout(() => resolve(false), Math.max(0, until - Date.now()));
         }),
       ]);
       clearTimeout(timer);
-      if (!ok) timedOut = true;
       return ok;
     };
 
@@ -265,15 +266,22 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       const drained = new Promise<void>((resolve) => {
         idle = resolve;
       });
-      if (!(await within(drained))) logger.warn({ inFlight: active }, "shutdown timeout: requests still in flight");
+      if (!(await within(drained, drainDeadline))) {
+        timedOut = true;
+        logger.warn({ inFlight: active }, "shutdown: requests still in flight, going on without them");
+      }
     }
-    // 5. The service's own hooks, in order: one failing does not stop the next.
-    for (const hook of hooks) {
-      if (timedOut) break;
+    // 5. The service's own hooks, in order: one failing does not stop the next; once the time is
+    //    up, the rest are skipped.
+    for (const [i, hook] of hooks.entries()) {
       const run = Promise.resolve()
         .then(hook)
-        .catch((err: unknown) => logger.error({ err }, "shutdown hook failed"));
-      if (!(await within(run))) logger.warn("shutdown timeout: a shutdown hook did not finish");
+        .catch((err: unknown) => logger.error({ err, hook: i }, "shutdown hook failed"));
+      if (!(await within(run))) {
+        timedOut = true;
+        logger.warn({ hook: i, skipped: hooks.length - i - 1 }, "shutdown timeout: a shutdown hook did not finish");
+        break;
+      }
     }
     // 6. Whatever is still connected is cut.
     for (const session of sessions) session.destroy();
