@@ -89,12 +89,12 @@ describe("faults, seen from the client", () => {
     const id = await createMonitor();
     const c = await session(id);
     const t0 = Date.now();
-    await fault({ type: "stall", ms: 400 });
+    await fault({ type: "stall", ms: 1500 });
     await emit(id, 3);
-    await sleep(250);
-    expect(c.publishes).toHaveLength(0);
-    await c.waitPublishes(3, 2000);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(380);
+    await sleep(200);
+    if (Date.now() - t0 < 1300) expect(c.publishes).toHaveLength(0);
+    await c.waitPublishes(3, 5000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1450);
     expect(c.closed).toBe(false);
   });
 
@@ -122,7 +122,7 @@ describe("faults, seen from the client", () => {
       e2.emit({ monitorId: id, count: 3 });
       await client.waitPublishes(6, 5000);
       // one more ack may still be in the slow path when the fault is cleared
-      expect(Date.now() - t1).toBeLessThan(450);
+      expect(Date.now() - t1).toBeLessThan(700);
     } finally {
       await e2.stop();
     }

@@ -295,8 +295,9 @@ export function createHandler(ctx: HttpContext) {
     if (p === "/_emulator/emit" && method === "POST") {
       const b = await jsonBody();
       const count = b.count ?? 1;
-      if (typeof count !== "number" || !Number.isInteger(count) || count < 0 || count > 10_000_000)
-        throw new ValidationError("count", "must be an integer in 0..10000000");
+      // Events are materialised at once (about 150 bytes each until sent): cap one call at 2 million.
+      if (typeof count !== "number" || !Number.isInteger(count) || count < 0 || count > 2_000_000)
+        throw new ValidationError("count", "must be an integer in 0..2000000");
       const er: EmitRequest = { count };
       if (b.monitorId !== undefined) {
         if (typeof b.monitorId !== "number" && typeof b.monitorId !== "string") throw new ValidationError("monitorId", "must be a number");

@@ -138,6 +138,8 @@ class Fifo<T> {
 
 interface SentBlock {
   blockId: number;
+  count: number;
+  /** Kept only for explicit-ack monitors (for replay). */
   items: Item[];
   sentAt: number;
 }
@@ -562,7 +564,7 @@ export class PushEngine {
     if (bad) s.write(encodeRawFrame(bad.frameType ?? 0x0009, Buffer.from([0, 0, 0, 0])));
 
     const explicit = rt.m.ackOption === "explicit";
-    s.outstanding.set(blockId, { blockId, items: explicit ? items : [], sentAt: Date.now() });
+    s.outstanding.set(blockId, { blockId, count: items.length, items: explicit ? items : [], sentAt: Date.now() });
     if (s.outstanding.size > 65536) s.outstanding.delete(s.outstanding.keys().next().value!);
     const replayed = items.reduce((n, it) => n + (it.replay ? 1 : 0), 0);
     rt.stats.blocksSent++;
@@ -753,7 +755,7 @@ export class PushEngine {
     if (a.status >= 200 && a.status < 300) {
       s.outstanding.delete(a.blockId);
       rt.stats.blocksAcked++;
-      rt.stats.eventsAcked += block.items.length;
+      rt.stats.eventsAcked += block.count;
       this.pushCapped(rt.ackedBlockIds, a.blockId);
     } else {
       // A non-200 ack is never sent by a real client; [I]: treat it as "not processed" and keep the
