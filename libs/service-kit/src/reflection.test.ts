@@ -36,6 +36,7 @@ const SERVICES = [
   "grpc.reflection.v1.ServerReflection",
   "grpc.reflection.v1alpha.ServerReflection",
   "meridian.route.v1.RouteService",
+  "meridian.telemetry.v1.TelemetryService",
 ];
 
 /** Sends the requests on one v1alpha stream and returns the answers in order. */
