@@ -172,8 +172,8 @@ describe("faults, seen from the client", () => {
     const c = await session(id);
     await fault({ type: "dropMidFrame", afterBytes: 3 });
     await fault({ type: "stall", ms: 10_000 });
-    const state = await (await fetch(`${emu.httpUrl}/_emulator/state`)).json();
-    expect(state.faults.map((f: { spec: { type: string } }) => f.spec.type)).toEqual(["dropMidFrame"]);
+    const state = (await (await fetch(`${emu.httpUrl}/_emulator/state`)).json()) as { faults: Array<{ spec: { type: string } }> };
+    expect(state.faults.map((f) => f.spec.type)).toEqual(["dropMidFrame"]);
     await fetch(`${emu.httpUrl}/_emulator/faults`, { method: "DELETE" });
     await emit(id, 1);
     await c.waitPublishes(1, 1000);

@@ -84,7 +84,7 @@ async function session(monitorId: number, opts: { tls?: boolean; user?: string; 
 async function emit(body: Record<string, unknown>) {
   const r = await fetch(`${emu.httpUrl}/_emulator/emit`, { method: "POST", body: JSON.stringify(body) });
   expect(r.status).toBe(200);
-  return r.json();
+  return (await r.json()) as { emitted: number; deliveries: Record<string, number> };
 }
 
 async function monitorState(id: number) {
@@ -94,7 +94,7 @@ async function monitorState(id: number) {
 
 async function monStatus(id: number): Promise<string> {
   const r = await fetch(`${emu.httpUrl}/ws/Monitor/${id}.json`, { headers: { Authorization: basic(USER.username, USER.password) } });
-  return (await r.json()).items[0].monStatus;
+  return ((await r.json()) as { items: Array<{ monStatus: string }> }).items[0]!.monStatus;
 }
 
 /** Opens a raw socket, sends bytes, returns the ConnectResponse bytes (if any) and whether the server closed. */
@@ -489,12 +489,17 @@ describe("simulated devices and state", () => {
     await client.waitPublishes(3);
     client.send(specAck(1));
     await expect.poll(async () => (await monitorState(id)).blocksAcked).toBe(1);
-    const s = await (await fetch(`${emu.httpUrl}/_emulator/state`)).json();
+    type BlockRec = { blockId: number; count: number };
+    const s = (await (await fetch(`${emu.httpUrl}/_emulator/state`)).json()) as {
+      eventsEmitted: number;
+      sessions: unknown[];
+      monitors: Array<{ id: number; recentBlocks: BlockRec[] }>;
+    };
     expect(s.eventsEmitted).toBe(6);
     expect(s.sessions).toEqual([
       expect.objectContaining({ monitorId: id, established: true, nextBlockId: 3, blocksSent: 3, outstanding: 2 }),
     ]);
-    const m = s.monitors.find((x: { id: number }) => x.id === id);
+    const m = s.monitors.find((x) => x.id === id);
     expect(m).toMatchObject({
       status: "ACTIVE",
       eventsEmitted: 6,
@@ -505,7 +510,7 @@ describe("simulated devices and state", () => {
       unackedBlocks: 2,
       ackedBlockIds: [1],
     });
-    expect(m.recentBlocks.map((b: { blockId: number; count: number }) => [b.blockId, b.count])).toEqual([
+    expect(m!.recentBlocks.map((b) => [b.blockId, b.count])).toEqual([
       [0, 2],
       [1, 2],
       [2, 2],
