@@ -69,7 +69,7 @@ describe("server reflection", () => {
   it("buf curl --list-services lists every registered service (reflection over h2c)", async () => {
     const { stdout } = await run(findBuf(), ["curl", "--http2-prior-knowledge", "--list-services", svc.url], { timeout: 30_000 });
     expect(stdout.trim().split("\n").sort()).toEqual(SERVICES);
-  });
+  }, 30_000);
 
   it("buf curl can call a method using only the schema it got through reflection", async () => {
     const { stdout } = await run(
@@ -78,7 +78,7 @@ describe("server reflection", () => {
       { timeout: 30_000 },
     );
     expect(JSON.parse(stdout)).toMatchObject({ route: { id: "r7", sink: { platform: "PLATFORM_OMF", target: "t" } } });
-  });
+  }, 30_000);
 
   it("v1alpha: file_containing_symbol for a service returns its file first, then its imports, transitively", async () => {
     const [res] = await askAlpha([{ case: "fileContainingSymbol", value: "meridian.route.v1.RouteService" }]);

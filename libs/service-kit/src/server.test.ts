@@ -354,7 +354,7 @@ describe("shutdown", () => {
     expect(events.indexOf("unary done")).toBeLessThan(events.indexOf("hook 1"));
     expect(events.indexOf("watch ended")).toBeGreaterThanOrEqual(0);
     expect(events.slice(-2)).toEqual(["hook 1", "hook 2"]);
-    expect(took).toBeLessThan(2_000);
+    expect(took).toBeLessThan(3_000); // the budget is 10 s; the work itself takes a few hundred ms
     await expect(connectOnce(svc.port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
 
@@ -369,7 +369,7 @@ describe("shutdown", () => {
     await svc.stop();
     const took = Date.now() - t0;
     expect(took).toBeGreaterThanOrEqual(250);
-    expect(took).toBeLessThan(1_500);
+    expect(took).toBeLessThan(2_500);
     expect(calls).toEqual(["hanging hook"]);
     await expect(connectOnce(svc.port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
@@ -388,7 +388,7 @@ describe("shutdown", () => {
     const took = Date.now() - t0;
     expect(hookRan).toBe(true);
     expect(took).toBeGreaterThanOrEqual(350); // waited for the call, up to two thirds of the budget
-    expect(took).toBeLessThan(1_500);
+    expect(took).toBeLessThan(2_500);
     expect(await stuck).toBeInstanceOf(ConnectError); // its connection was cut
   });
 
