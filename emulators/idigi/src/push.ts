@@ -300,6 +300,16 @@ export class Session {
     this.ackTimer.unref();
   }
 
+  /**
+   * Ends the connection after what was written (FIN, not RST, so the peer gets every byte already
+   * sent even if it has unread acks in flight); nothing more is read or sent. Destroyed after 2 s.
+   */
+  hangUp(): void {
+    this.closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
   stopTimers(): void {
     if (this.ackTimer) clearInterval(this.ackTimer);
   }
@@ -588,13 +598,13 @@ export class PushEngine {
     if (drop) {
       const n = Math.min(drop.afterBytes, frame.length);
       this.log.info({ session: s.id, monitorId: mid, blockId, bytes: n }, "fault: dropping connection mid-frame");
-      s.write(frame.subarray(0, n), () => s.socket.destroy());
+      s.write(frame.subarray(0, n), () => s.hangUp());
       s.closed = true; // nothing more goes out on this socket
       return;
     }
     if (this.faults.take("dropAfterBatch", mid)) {
       this.log.info({ session: s.id, monitorId: mid, blockId }, "fault: dropping connection after batch, before ack");
-      s.write(frame, () => s.socket.destroy());
+      s.write(frame, () => s.hangUp());
       s.closed = true;
       return;
     }
@@ -645,7 +655,8 @@ export class PushEngine {
   }
 
   private onData(s: Session, chunk: Buffer): void {
-    if (s.socket.destroyed) return;
+    // A session being hung up by a fault reads nothing more: its acks "never arrive".
+    if (s.socket.destroyed || (s.closed && s.established)) return;
     let frames: ReturnType<ClientFrameDecoder["push"]>;
     try {
       frames = s.decoder.push(chunk);
@@ -659,7 +670,7 @@ export class PushEngine {
       throw err;
     }
     for (const f of frames) {
-      if (s.socket.destroyed) return;
+      if (s.socket.destroyed || (s.closed && s.established)) return;
       if (!s.established) {
         if (f.kind === "connect") this.handleConnect(s, f);
         else if (f.kind === "malformed")
