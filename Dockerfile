@@ -10,7 +10,7 @@ ENV NODE_ENV=production
 HEALTHCHECK --interval=5s --timeout=3s --start-period=15s --retries=5 CMD ["node", "/app/scripts/healthcheck.mjs"]
 
 # Target for tests and registry-less machines: JavaScript built on the host with
-# `npm ci && npm run build` is copied as is. It comes first so `--target prebuilt` builds nothing else.
+# `npm install && npm run build` is copied as is. It comes first so `--target prebuilt` builds nothing else.
 FROM base AS prebuilt
 ARG SERVICE=services/gateway
 ENV MERIDIAN_SERVICE=${SERVICE}
@@ -21,7 +21,7 @@ CMD ["sh", "-c", "exec node /app/${MERIDIAN_SERVICE}/dist/main.js"]
 # Default target: built from source (needs the npm registry).
 FROM base AS build
 COPY . .
-RUN rm -rf node_modules && npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
+RUN rm -rf node_modules && npm install --no-audit --no-fund && npm run build && npm prune --omit=dev
 
 FROM base AS runtime
 ARG SERVICE=services/gateway
