@@ -40,7 +40,6 @@ export const REDACT_PATHS = [
 /** The one logger factory: JSON lines on stdout, service name on every line, secrets redacted. */
 export function createLogger(service: string, options: LoggerOptions = {}): Logger {
   return pino({
-    name: service,
     level: process.env.LOG_LEVEL ?? "info",
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,

@@ -297,7 +297,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return stopping;
   }
 
-  logger.info({ service: options.name, version: options.version, port, host }, "listening");
+  logger.info({ version: options.version, port, host }, "listening");
   return {
     port,
     url,
