@@ -191,7 +191,7 @@ describe("ConnectRequest → ConnectResponse", () => {
 });
 
 describe("PublishMessage", () => {
-  it("sends block ids 0,1,2… per connection, count, format json, no compression, size == 10 + payloadSize", async () => {
+  it("sends block ids 0,1,2… per connection (unverified: restart at 0 on reconnect), count, format json, no compression, size == 10 + payloadSize", async () => {
     const id = await createMonitor({ batchSize: 1 });
     const { client } = await session(id);
     await emit({ monitorId: id, count: 3 });
@@ -220,7 +220,7 @@ describe("PublishMessage", () => {
     expect((await again.client.waitPublishes(1))[0]!.blockId).toBe(0);
   });
 
-  it("zlib (monCompression gzip) → compression byte 1, a 78 9C zlib stream, payloadSize = compressed length", async () => {
+  it("zlib (monCompression gzip) → compression byte 1, a 78 9C zlib stream, payloadSize = compressed length (unverified: small payloads compressed too)", async () => {
     const id = await createMonitor({ compression: "gzip", batchSize: 5 });
     const { client } = await session(id);
     await emit({ monitorId: id, count: 5 });
@@ -294,7 +294,7 @@ describe("acks", () => {
     await expect.poll(async () => (await monitorState(id)).pendingBlocks, { timeout: 3000 }).toEqual([0, 1, 3, 4]);
   });
 
-  it("replays un-acked blocks after reconnect, flagged replay, before new events (explicit + auto-replay)", async () => {
+  it("replays un-acked blocks after reconnect, flagged replay, before new events (explicit + auto-replay; unverified: unacked blocks are part of the replay)", async () => {
     const id = await createMonitor({ ack: "explicit", replay: true, batchSize: 2 });
     const first = (await session(id)).client;
     await emit({ monitorId: id, count: 6 });
@@ -348,6 +348,41 @@ describe("acks", () => {
     ]);
     await sleep(100);
     expect(second.publishes).toHaveLength(2);
+  });
+
+  it("block ids wrap from 0xFFFF to 0 (unverified: the wrap point)", async () => {
+    const e2 = await startIdigiEmulator({ users: [USER], tls: false, firstBlockId: 0xfffe });
+    try {
+      const body =
+        "<Monitor><monTopic>DataPoint</monTopic><monTransportType>tcp</monTransportType><monBatchSize>1</monBatchSize></Monitor>";
+      const r = await fetch(`${e2.httpUrl}/ws/Monitor`, {
+        method: "POST",
+        body,
+        headers: { Authorization: basic(USER.username, USER.password) },
+      });
+      const id = Number(r.headers.get("location")!.split("/").pop());
+      const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
+      clients.push(client);
+      e2.emit({ monitorId: id, count: 4 });
+      expect((await client.waitPublishes(4)).map((p) => p.blockId)).toEqual([0xfffe, 0xffff, 0, 1]);
+    } finally {
+      await e2.stop();
+    }
+  });
+
+  it("a non-200 ack leaves the block unacked and it is replayed on reconnect (unverified: no client sends one)", async () => {
+    const id = await createMonitor({ ack: "explicit", replay: true });
+    const first = (await session(id)).client;
+    await emit({ monitorId: id, count: 2 });
+    await first.waitPublishes(2);
+    first.send(Buffer.concat([specAck(0, 500), specAck(1, 200)]));
+    await expect.poll(async () => (await monitorState(id)).blocksNacked).toBe(1);
+    expect((await monitorState(id)).pendingBlocks).toEqual([0]);
+    first.close();
+    await expect.poll(() => monStatus(id)).toBe("SUSPENDED");
+    const second = (await session(id)).client;
+    const [p] = await second.waitPublishes(1);
+    expect(jsonMsgs(p!).map((m) => [(m.DataPoint as { data: string }).data, m.replay])).toEqual([["20.0", "true"]]);
   });
 
   it("max in flight 1 waits for each ack before the next block", async () => {

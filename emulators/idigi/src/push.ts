@@ -91,6 +91,8 @@ export interface PushOptions {
   xmlProlog?: boolean;
   /** How many recent blocks / acks to keep per monitor for `state`. Default 1000. */
   historyLimit?: number;
+  /** Block id of a connection's first PublishMessage. Default 0 (the 2012 capture starts at 0 [I]); for wrap tests. */
+  firstBlockId?: number;
 }
 
 /** A queue item: the event and whether it goes out flagged `replay="true"`. */
@@ -363,6 +365,7 @@ export class PushEngine {
       jsonGroup: options.jsonGroup ?? true,
       xmlProlog: options.xmlProlog ?? true,
       historyLimit: options.historyLimit ?? 1000,
+      firstBlockId: (options.firstBlockId ?? 0) & 0xffff,
     };
   }
 
@@ -621,6 +624,7 @@ export class PushEngine {
   /** Entry point for a freshly accepted plain or TLS socket. */
   accept(socket: Socket, tls: boolean): void {
     const s = new Session(socket, tls, this, this.opts.acceptLegacyAck);
+    s.nextBlockId = this.opts.firstBlockId;
     this.sessions.add(s);
     socket.setNoDelay(true);
     const hs = setTimeout(() => {
