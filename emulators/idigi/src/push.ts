@@ -450,9 +450,9 @@ export class PushEngine {
     if (req.device) opts.device = req.device;
     if (req.operation) opts.operation = req.operation;
     if (req.record) opts.record = req.record;
+    const resources = target ? target.subs.map((s) => s.resource) : [];
     for (let i = 0; i < req.count; i++) {
       if (target) {
-        const resources = target.subs.map((s) => s.resource);
         const resource = fixed ?? resources[target.rr++ % Math.max(1, resources.length)] ?? "DataPoint";
         const e = this.sim.next(resource, opts);
         this.deliver(target, e, touched);
