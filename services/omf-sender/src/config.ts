@@ -1,0 +1,39 @@
+import { natsSettings } from "@meridian/bus";
+import { env } from "@meridian/service-kit";
+import { z } from "zod";
+
+/** AES-256 key: 32 bytes, base64 (standard or url-safe). The value is never echoed in an error. */
+const credentialsKey = z
+  .string()
+  .optional()
+  .transform((s, ctx) => {
+    if (s === undefined) return undefined;
+    const bytes = Buffer.from(s.trim(), "base64");
+    if (bytes.length !== 32) {
+      ctx.addIssue({ code: "custom", message: "must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)" });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+export const omfSenderConfig = z.object({
+  PORT: env.port(8081),
+  ...natsSettings,
+  INSTANCE_ID: z.string().default(process.env.HOSTNAME ?? "local"),
+  /** Key that encrypts endpoint credentials at rest in KV (AES-256-GCM). Without it, no credentials via the API. */
+  OMF_CREDENTIALS_KEY: credentialsKey,
+  /** JSON list of endpoint configs applied at start (`[...]` or `{"endpoints": [...]}`). */
+  OMF_ENDPOINTS_FILE: z.string().optional(),
+  /** Pipeline defaults; a route's options (maxBatchEvents, maxBatchBytes, lingerMs) override them. */
+  OMF_MAX_BATCH_EVENTS: z.coerce.number().int().min(1).max(100_000).default(2000),
+  OMF_MAX_BATCH_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+  OMF_LINGER_MS: env.durationMs(250),
+  /** How long a bus message may stay unacknowledged before NATS redelivers it (extended by working() while sending). */
+  OMF_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
+});
+
+export type OmfSenderConfig = z.infer<typeof omfSenderConfig>;

@@ -1,0 +1,133 @@
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { platformToken } from "@meridian/bus";
+import type { TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import {
+  containerFor,
+  type OmfContainer,
+  OmfInvalidMessageError,
+  type OmfValue,
+  type OmfVersion,
+  type PointKind,
+  type PointSpec,
+  type TypeMapping,
+  typeForShape,
+  valueFor,
+} from "../platform/index.js";
+
+/**
+ * TelemetryEvent → OMF: one dynamic type per point shape (names and kinds; `typeForShape` gives a stable id),
+ * one container per source device and type, one value per event indexed by its observed time. Re-sending an
+ * event writes the same index again, which the endpoint overwrites (SDS always; PI with `update`).
+ */
+
+export interface MappingOptions {
+  omfVersion: OmfVersion;
+  intFormat: "int64" | "int32";
+}
+
+/** Values of one container, in event order. */
+export interface ContainerValues {
+  container: OmfContainer;
+  mapping: TypeMapping;
+  values: OmfValue[];
+}
+
+const MAX_CACHE = 10_000;
+
+/** Caches type mappings and containers (pure functions of their inputs, but hashing every event costs). */
+export class EventMapper {
+  private readonly types = new Map<string, TypeMapping>();
+  private readonly containers = new Map<string, OmfContainer>();
+
+  constructor(private readonly options: MappingOptions) {}
+
+  private typeFor(shape: PointSpec[]): TypeMapping {
+    const key = shape.map((p) => `${p.kind}:${p.name}`).join("\u0000");
+    let m = this.types.get(key);
+    if (!m) {
+      if (this.types.size >= MAX_CACHE) this.types.clear();
+      m = typeForShape(shape, { omfVersion: this.options.omfVersion, intFormat: this.options.intFormat });
+      this.types.set(key, m);
+    }
+    return m;
+  }
+
+  private containerFor(event: TelemetryEvent, mapping: TypeMapping): OmfContainer {
+    const s = event.source!;
+    const key = `${s.platform}\u0000${s.connection}\u0000${s.device}\u0000${mapping.typeId}`;
+    let c = this.containers.get(key);
+    if (!c) {
+      if (this.containers.size >= MAX_CACHE) this.containers.clear();
+      c = containerFor({ platform: platformToken(s.platform), connection: s.connection, device: s.device }, mapping, {
+        name: `${s.connection}/${s.device}`,
+      });
+      this.containers.set(key, c);
+    }
+    return c;
+  }
+
+  /**
+   * Maps the events of one bus message, grouped by container. Throws OmfInvalidMessageError when an event can
+   * never be written (no source or time, a name no id can carry): that message is dead-lettered, not retried.
+   */
+  mapBatch(batch: TelemetryBatch, into: Map<string, ContainerValues> = new Map()): Map<string, ContainerValues> {
+    batch.events.forEach((event, i) => {
+      const where = `events[${i}] (${event.id})`;
+      if (!event.source) throw new OmfInvalidMessageError([`${where}.source: required`]);
+      if (!event.observedTime) throw new OmfInvalidMessageError([`${where}.observed_time: required`]);
+      const shape: PointSpec[] = [];
+      const values: Record<string, unknown> = {};
+      const seen = new Set<string>();
+      for (const p of event.points) {
+        const v = pointValue(p.value);
+        if (!v || !p.name || seen.has(p.name.toLowerCase())) continue;
+        seen.add(p.name.toLowerCase());
+        shape.push({ name: p.name, kind: v.kind });
+        values[p.name] = v.value;
+      }
+      if (shape.length === 0) return; // nothing to write
+      shape.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      let mapping: TypeMapping;
+      try {
+        mapping = this.typeFor(shape);
+      } catch (err) {
+        if (err instanceof OmfInvalidMessageError) throw new OmfInvalidMessageError(err.problems.map((p) => `${where}: ${p}`));
+        throw err;
+      }
+      const container = this.containerFor(event, mapping);
+      const value = valueFor(mapping, isoTime(event.observedTime), values);
+      const group = into.get(container.id);
+      if (group) group.values.push(value);
+      else into.set(container.id, { container, mapping, values: [value] });
+    });
+    return into;
+  }
+}
+
+function pointValue(v: TelemetryEvent["points"][number]["value"]): { kind: PointKind; value: unknown } | undefined {
+  switch (v.case) {
+    case "doubleValue":
+      return { kind: "double", value: Number.isFinite(v.value) ? v.value : null };
+    case "intValue":
+      // JSON has no 64-bit integers: beyond 2^53 the value is rounded (PI stores int64 as Float64 anyway).
+      return { kind: "int", value: Number(v.value) };
+    case "boolValue":
+      return { kind: "bool", value: v.value };
+    case "stringValue":
+      return { kind: "string", value: v.value };
+    default:
+      return undefined;
+  }
+}
+
+/** RFC 3339 UTC with the timestamp's full precision (trailing zeros trimmed): the OMF index, stable across re-sends. */
+export function isoTime(t: Timestamp): string {
+  const ms = Number(t.seconds) * 1000;
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime()) || t.nanos < 0 || t.nanos > 999_999_999) {
+    throw new OmfInvalidMessageError([`observed_time: out of range (${t.seconds}s ${t.nanos}ns)`]);
+  }
+  const base = d.toISOString().slice(0, 19);
+  if (t.nanos === 0) return `${base}Z`;
+  return `${base}.${String(t.nanos).padStart(9, "0").replace(/0+$/, "")}Z`;
+}

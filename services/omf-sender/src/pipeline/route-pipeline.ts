@@ -1,0 +1,373 @@
+import type { Bus, Delivery } from "@meridian/bus";
+import { DurableConsumer, telemetryFilterSubject } from "@meridian/bus";
+import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { type BackoffPolicy, RetryableError } from "@meridian/retry";
+import type { Logger } from "pino";
+import type { EndpointRegistry } from "../endpoints.js";
+import {
+  dataMessage,
+  type OmfAction,
+  OmfBadRequestError,
+  type OmfClient,
+  OmfConflictError,
+  type OmfContainer,
+  OmfNotFoundError,
+  OmfPayloadTooLargeError,
+  type OmfType,
+} from "../platform/index.js";
+import { type ContainerValues, EventMapper } from "./mapping.js";
+import type { DefinitionState } from "./state.js";
+import type { EndpointStats } from "./stats.js";
+
+/** Batching and mapping of one route; defaults from config, overridden by the route's options. */
+export interface PipelineSettings {
+  /** Flush when this many events are buffered. */
+  maxBatchEvents: number;
+  /** Flush when the buffered bus messages reach this many bytes. */
+  maxBatchBytes: number;
+  /** Flush this long after the first buffered event at the latest. */
+  lingerMs: number;
+  /** `auto`: PI on OMF 1.2 → update (replace at the same timestamp), else create (SDS replaces on create). */
+  dataAction: "auto" | "create" | "update";
+  /** Integer point format: int64 (default) or int32. */
+  intFormat: "int64" | "int32";
+}
+
+/** Reads route.options (`maxBatchEvents`, `maxBatchBytes`, `lingerMs`, `dataAction`, `intFormat`); bad values are reported, defaults kept. */
+export function pipelineSettings(
+  options: Record<string, string>,
+  defaults: PipelineSettings,
+): { settings: PipelineSettings; problems: string[] } {
+  const settings = { ...defaults };
+  const problems: string[] = [];
+  const int = (key: "maxBatchEvents" | "maxBatchBytes" | "lingerMs", min: number, max: number) => {
+    const raw = options[key];
+    if (raw === undefined) return;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) problems.push(`options.${key}: must be an integer between ${min} and ${max}`);
+    else settings[key] = n;
+  };
+  int("maxBatchEvents", 1, 100_000);
+  int("maxBatchBytes", 1024, 64 * 1024 * 1024);
+  int("lingerMs", 0, 60_000);
+  const action = options["dataAction"];
+  if (action !== undefined) {
+    if (action === "auto" || action === "create" || action === "update") settings.dataAction = action;
+    else problems.push("options.dataAction: must be auto, create or update");
+  }
+  const intFormat = options["intFormat"];
+  if (intFormat !== undefined) {
+    if (intFormat === "int64" || intFormat === "int32") settings.intFormat = intFormat;
+    else problems.push("options.intFormat: must be int64 or int32");
+  }
+  return { settings, problems };
+}
+
+export interface PipelineDeps {
+  bus: Bus;
+  registry: EndpointRegistry;
+  state: DefinitionState;
+  stats: EndpointStats;
+  logger: Logger;
+  ackWaitMs: number;
+  /** Redelivery backoff for transient failures (default: the bus's REDELIVERY_BACKOFF). */
+  backoff?: BackoffPolicy;
+}
+
+export interface RouteCounters {
+  received: number;
+  delivered: number;
+  failed: number;
+  lastError: string;
+  lastErrorTime: Date | undefined;
+}
+
+/** Thrown when a send cannot start: no such endpoint, credentials unreadable, endpoint URL wrong. Retried. */
+class EndpointUnavailableError extends RetryableError {}
+
+const LINGER = Symbol("linger");
+
+/**
+ * One route to one OMF endpoint: a durable consumer `omf-<route id>` on the route's source filter, batches of
+ * deliveries flushed by count, bytes or linger time, types and containers ensured once, data sent under the
+ * endpoint's body limit (413 → split), acks only after a 2xx. Transient failures nak (Retry-After wins over the
+ * backoff) and never dead-letter; a 4xx retrying cannot fix dead-letters the message with the OMF error body.
+ */
+export class RoutePipeline {
+  readonly counters: RouteCounters = { received: 0, delivered: 0, failed: 0, lastError: "", lastErrorTime: undefined };
+  /** Events held in memory for the batch being built or sent. */
+  buffered = 0;
+  readonly consumer: DurableConsumer;
+  readonly settings: PipelineSettings;
+  private readonly ac = new AbortController();
+  private done: Promise<void> | undefined;
+  private readonly log: Logger;
+  private mapper: EventMapper | undefined;
+  private mapperVersion = "";
+
+  constructor(
+    readonly route: Route,
+    settings: PipelineSettings,
+    private readonly deps: PipelineDeps,
+  ) {
+    this.settings = settings;
+    this.log = deps.logger.child({ route: route.id, endpoint: this.endpointId });
+    this.consumer = new DurableConsumer(deps.bus, {
+      durable: `omf-${route.id}`,
+      filterSubject: telemetryFilterSubject(route.source),
+      logger: deps.logger,
+      ackWaitMs: deps.ackWaitMs,
+      // A batch must fit in what may be unacknowledged at once.
+      maxAckPending: Math.max(1024, settings.maxBatchEvents * 2),
+      pullBatch: Math.min(512, Math.max(16, settings.maxBatchEvents)),
+      ...(deps.backoff ? { backoff: deps.backoff } : {}),
+    });
+  }
+
+  get endpointId(): string {
+    return this.route.sink?.target ?? "";
+  }
+
+  start(): void {
+    this.done ??= this.run().catch((err) => this.log.error({ err }, "pipeline stopped on an unexpected error"));
+  }
+
+  /** Stops pulling, aborts a send in progress and hands unsent deliveries back to the bus at once. */
+  async stop(): Promise<void> {
+    this.ac.abort(new Error("pipeline stopping"));
+    await this.done;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.ac.signal;
+    const it = this.consumer.deliveries(signal)[Symbol.asyncIterator]();
+    let next: Promise<IteratorResult<Delivery>> | undefined;
+    let batch: Delivery[] = [];
+    let events = 0;
+    let bytes = 0;
+    let firstAt = 0;
+    const flush = async () => {
+      const b = batch;
+      batch = [];
+      events = 0;
+      bytes = 0;
+      await this.flush(b, signal);
+    };
+    try {
+      while (!signal.aborted) {
+        next ??= it.next();
+        let r: IteratorResult<Delivery> | typeof LINGER;
+        if (batch.length === 0) r = await next;
+        else {
+          const wait = firstAt + this.settings.lingerMs - Date.now();
+          if (wait <= 0) r = LINGER;
+          else {
+            let timer: NodeJS.Timeout | undefined;
+            r = await Promise.race([next, new Promise<typeof LINGER>((res) => (timer = setTimeout(() => res(LINGER), wait)))]);
+            clearTimeout(timer);
+          }
+        }
+        if (r === LINGER) {
+          await flush();
+          continue;
+        }
+        next = undefined;
+        if (r.done) break;
+        const d = r.value;
+        const n = d.batch.events.length;
+        this.counters.received += n;
+        if (batch.length === 0) firstAt = Date.now();
+        batch.push(d);
+        events += n;
+        this.buffered += n;
+        bytes += d.sizeBytes;
+        if (events >= this.settings.maxBatchEvents || bytes >= this.settings.maxBatchBytes) await flush();
+      }
+    } finally {
+      // Unsent deliveries go back now, so another instance takes them without waiting for the ack deadline.
+      for (const d of batch) d.retry(0);
+      this.buffered = 0;
+      if (next) {
+        const r = await next.catch(() => undefined);
+        if (r && !r.done) r.value.retry(0);
+      }
+      await it.return?.(undefined);
+    }
+  }
+
+  private mapperFor(client: OmfClient): EventMapper {
+    const key = `${client.config.omfVersion}/${this.settings.intFormat}`;
+    if (!this.mapper || this.mapperVersion !== key) {
+      this.mapper = new EventMapper({ omfVersion: client.config.omfVersion, intFormat: this.settings.intFormat });
+      this.mapperVersion = key;
+    }
+    return this.mapper;
+  }
+
+  private dataAction(client: OmfClient): OmfAction {
+    if (this.settings.dataAction !== "auto") return this.settings.dataAction;
+    return client.kind === "pi" && client.config.omfVersion === "1.2" ? "update" : "create";
+  }
+
+  private async flush(batch: Delivery[], signal: AbortSignal): Promise<void> {
+    if (batch.length === 0) return;
+    const size = batch.reduce((n, d) => n + d.batch.events.length, 0);
+    // Keep the ack deadline away while types, containers and data are sent.
+    const heartbeat = setInterval(
+      () => {
+        for (const d of batch) d.working();
+      },
+      Math.max(500, Math.floor(this.deps.ackWaitMs / 3)),
+    );
+    try {
+      let client: OmfClient | undefined;
+      try {
+        client = await this.deps.registry.client(this.endpointId);
+        if (!client) throw new EndpointUnavailableError(`OMF endpoint "${this.endpointId}" does not exist (yet)`);
+      } catch (err) {
+        for (const d of batch) await this.settleFailure(d, err, signal);
+        return;
+      }
+      const mapper = this.mapperFor(client);
+      const mapped: Array<{ d: Delivery; groups: Map<string, ContainerValues> }> = [];
+      for (const d of batch) {
+        try {
+          mapped.push({ d, groups: mapper.mapBatch(d.batch) });
+        } catch (err) {
+          await this.settleFailure(d, err, signal);
+        }
+      }
+      if (mapped.length === 0) return;
+      try {
+        await this.deliver(client, merge(mapped.map((m) => m.groups)), signal);
+        for (const m of mapped) this.succeeded(m.d);
+      } catch (err) {
+        if (signal.aborted) {
+          for (const m of mapped) m.d.retry(0);
+          return;
+        }
+        if (isPermanent(err) && mapped.length > 1) {
+          // Find the message(s) the endpoint cannot take; the others go through (re-sent values overwrite).
+          for (const m of mapped) {
+            try {
+              await this.deliver(client, m.groups, signal);
+              this.succeeded(m.d);
+            } catch (e) {
+              await this.settleFailure(m.d, e, signal);
+            }
+          }
+        } else for (const m of mapped) await this.settleFailure(m.d, err, signal);
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.buffered = Math.max(0, this.buffered - size);
+    }
+  }
+
+  private succeeded(d: Delivery): void {
+    d.ack();
+    const n = d.batch.events.length;
+    this.counters.delivered += n;
+    this.deps.stats.success(this.endpointId, { events: n });
+  }
+
+  private async settleFailure(d: Delivery, err: unknown, signal: AbortSignal): Promise<void> {
+    const n = d.batch.events.length;
+    const message = (err as Error)?.message ?? String(err);
+    this.counters.lastError = message;
+    this.counters.lastErrorTime = new Date();
+    if (signal.aborted) {
+      d.retry(0);
+      return;
+    }
+    if (isPermanent(err)) {
+      this.counters.failed += n;
+      this.deps.stats.failure(this.endpointId, message, { events: n });
+      await d.deadLetter(message, errorBody(err));
+      return;
+    }
+    this.deps.stats.failure(this.endpointId, message);
+    const hint = err instanceof RetryableError ? err.retryAfterMs : undefined;
+    this.log.warn({ err: message, seq: d.streamSequence, deliveries: d.deliveryCount, retryAfterMs: hint }, "send failed; will retry");
+    d.retry(hint);
+  }
+
+  /**
+   * Ensures definitions, sends the data. When the endpoint lost a type or container ("container not defined",
+   * 404), they are sent again and the data once more.
+   */
+  private async deliver(client: OmfClient, groups: Map<string, ContainerValues>, signal: AbortSignal): Promise<void> {
+    if (groups.size === 0) return;
+    const types = new Map<string, OmfType>();
+    const containers: OmfContainer[] = [];
+    const items = [];
+    for (const g of groups.values()) {
+      types.set(g.mapping.typeId, g.mapping.type);
+      containers.push(g.container);
+      items.push({ containerid: g.container.id, values: g.values });
+    }
+    const message = dataMessage(items, this.dataAction(client));
+    const attempt = async () => {
+      await this.ensure(client, [...types.values()], containers, signal);
+      await client.sendBatched(message, { signal });
+    };
+    try {
+      await attempt();
+    } catch (err) {
+      if (!(err instanceof OmfNotFoundError)) throw err;
+      this.log.info({ err: err.message }, "endpoint lost definitions; sending types and containers again");
+      await this.deps.state.forget(
+        this.endpointId,
+        client,
+        [...types.keys()],
+        containers.map((c) => c.id),
+      );
+      await attempt();
+    }
+  }
+
+  private async ensure(client: OmfClient, types: OmfType[], containers: OmfContainer[], signal: AbortSignal): Promise<void> {
+    try {
+      await this.deps.state.ensure(this.endpointId, client, types, containers, signal);
+    } catch (err) {
+      // A type message refers to nothing: a 404 for it means the OMF URL itself is wrong (configuration, not data).
+      if (err instanceof OmfNotFoundError && !/container/i.test(err.message))
+        throw new EndpointUnavailableError(`OMF endpoint "${this.endpointId}": ${err.message}`, undefined, { cause: err });
+      throw err;
+    }
+  }
+
+  async pending(): Promise<number> {
+    try {
+      const p = await this.consumer.pending();
+      return p.pending + p.ackPending;
+    } catch {
+      return 0;
+    }
+  }
+}
+
+function merge(list: Array<Map<string, ContainerValues>>): Map<string, ContainerValues> {
+  const out = new Map<string, ContainerValues>();
+  for (const groups of list) {
+    for (const [id, g] of groups) {
+      const have = out.get(id);
+      if (have) have.values.push(...g.values);
+      else out.set(id, { ...g, values: [...g.values] });
+    }
+  }
+  return out;
+}
+
+/** A 4xx that the same request will always get: dead-letter. Everything else (5xx, 429, auth, TLS, config) waits. */
+export function isPermanent(err: unknown): boolean {
+  return err instanceof OmfBadRequestError || err instanceof OmfConflictError || err instanceof OmfPayloadTooLargeError;
+}
+
+/** The OMF error body for a dead letter: the endpoint's status and messages. */
+function errorBody(err: unknown): string | undefined {
+  const e = err as { status?: number; result?: { messages?: unknown[] }; problems?: readonly string[] };
+  if (e.result) return JSON.stringify({ status: e.status, messages: e.result.messages });
+  if (e.problems) return JSON.stringify({ problems: e.problems });
+  return undefined;
+}
