@@ -1,0 +1,70 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BusUnavailableError, KeyExistsError } from "@meridian/bus";
+import { SessionRefusedError } from "../pipeline/sessions.js";
+import {
+  AuthError,
+  BadRequestError,
+  ConfigError,
+  ConnectRefusedError,
+  IdigiError,
+  NetworkError,
+  NotFoundError,
+  ServerError,
+  UnexpectedResponseError,
+} from "../platform/index.js";
+
+const CREDENTIALS = "check IDIGI_USERNAME / IDIGI_PASSWORD of idigi-listener";
+
+function fromRefusal(monitorId: string | undefined, err: ConnectRefusedError): ConnectError {
+  const what = monitorId ? `monitor ${monitorId}` : "the monitor";
+  switch (err.refusal) {
+    case "unauthorized":
+      return new ConnectError(
+        `the iDigi push server refused the credentials for ${what} (status ${err.status}): ${CREDENTIALS}, and that the monitor belongs to that account`,
+        Code.PermissionDenied,
+      );
+    case "monitor_not_found":
+    case "bad_request":
+      return new ConnectError(
+        `the iDigi push server does not accept ${what} (status ${err.status}): unknown or not a tcp monitor`,
+        Code.NotFound,
+      );
+    case "server_error":
+      return new ConnectError(`the iDigi push server failed (status ${err.status}); try again later`, Code.Unavailable);
+    default:
+      return new ConnectError(`the iDigi push server refused ${what} with status ${err.status}`, Code.FailedPrecondition);
+  }
+}
+
+/** Maps the platform client's and the bus's typed errors to Connect codes; unknown errors stay internal. */
+export function toConnectError(err: unknown): unknown {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof BusUnavailableError) return new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
+  if (err instanceof SessionRefusedError) {
+    if (err.refusal instanceof ConnectRefusedError) return fromRefusal(err.monitorId, err.refusal);
+    return new ConnectError(err.message, Code.Unavailable);
+  }
+  if (err instanceof ConnectRefusedError) return fromRefusal(undefined, err);
+  if (err instanceof AuthError) {
+    return err.status === 403
+      ? new ConnectError(`iDigi refused access (HTTP 403): the configured account may not do this; ${CREDENTIALS}`, Code.PermissionDenied)
+      : new ConnectError(`iDigi rejected the configured credentials (HTTP ${err.status}): ${CREDENTIALS}`, Code.Unauthenticated);
+  }
+  if (err instanceof NotFoundError) return new ConnectError(err.message, Code.NotFound);
+  if (err instanceof ConfigError) return new ConnectError(`invalid request: ${err.message}`, Code.InvalidArgument);
+  if (err instanceof BadRequestError) return new ConnectError(`iDigi rejected the request: ${err.message}`, Code.InvalidArgument);
+  if (err instanceof ServerError || err instanceof NetworkError)
+    return new ConnectError(`iDigi platform unavailable: ${err.message}`, Code.Unavailable);
+  if (err instanceof UnexpectedResponseError) return new ConnectError(`unexpected answer from iDigi: ${err.message}`, Code.Internal);
+  if (err instanceof KeyExistsError) return new ConnectError(err.message, Code.AlreadyExists);
+  if (err instanceof IdigiError) return new ConnectError(err.message, Code.FailedPrecondition);
+  return err;
+}
+
+export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}

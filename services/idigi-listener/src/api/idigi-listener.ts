@@ -1,0 +1,183 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { Bus } from "@meridian/bus";
+import {
+  AckOption,
+  Compression,
+  type IdigiListenerService,
+  type Monitor,
+  MonitorSchema,
+  PayloadFormat,
+  type Session,
+  SessionSchema,
+  SessionState,
+  WatchEventsResponseSchema,
+} from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { requestLogger } from "@meridian/service-kit";
+import type { SessionManager, SessionView } from "../pipeline/sessions.js";
+import type { MonitorApi, MonitorSpec, Monitor as PlatformMonitor } from "../platform/index.js";
+import { mapErrors } from "./errors.js";
+import { validateCreateMonitor, validateListMonitors, validateMonitorId, validateWatchEvents } from "./validation.js";
+
+export interface IdigiListenerDeps {
+  api: MonitorApi;
+  sessions: SessionManager;
+  bus: Bus;
+  instance: string;
+  /** How long StartSession waits for the platform's answer to the ConnectRequest. */
+  startWaitMs?: number;
+}
+
+const FORMAT_TO_API = { [PayloadFormat.UNSPECIFIED]: "json", [PayloadFormat.JSON]: "json", [PayloadFormat.XML]: "xml" } as const;
+const COMPRESSION_TO_API = {
+  [Compression.UNSPECIFIED]: "zlib",
+  [Compression.NONE]: "none",
+  [Compression.ZLIB]: "zlib",
+  [Compression.GZIP]: "gzip",
+} as const;
+const ACK_TO_API = { [AckOption.UNSPECIFIED]: "explicit", [AckOption.EXPLICIT]: "explicit", [AckOption.OFF]: "off" } as const;
+
+function monitorToProto(m: PlatformMonitor): Monitor {
+  return create(MonitorSchema, {
+    id: m.id,
+    customerId: m.customerId ?? "",
+    topics: m.topics,
+    transport: m.transport ?? "",
+    format: m.format === "xml" ? PayloadFormat.XML : m.format === "json" ? PayloadFormat.JSON : PayloadFormat.UNSPECIFIED,
+    batchSize: m.batchSize ?? 0,
+    batchDurationSeconds: m.batchDurationSec ?? 0,
+    compression: m.compression === "none" ? Compression.NONE : m.compression === "zlib" ? Compression.ZLIB : Compression.UNSPECIFIED,
+    ackOption: m.ackOption === "explicit" ? AckOption.EXPLICIT : m.ackOption === "off" ? AckOption.OFF : AckOption.UNSPECIFIED,
+    autoReplay: m.autoReplayOnConnect ?? false,
+    status: m.status ?? "",
+    description: m.description ?? "",
+  });
+}
+
+const STATE: Record<string, SessionState> = {
+  idle: SessionState.CONNECTING,
+  connecting: SessionState.CONNECTING,
+  connected: SessionState.CONNECTED,
+  disconnected: SessionState.DISCONNECTED,
+  failed: SessionState.FAILED,
+  stopped: SessionState.NOT_RUNNING,
+};
+
+export function sessionToProto(v: SessionView, instance: string): Session {
+  const s = v.state;
+  const c = v.counters;
+  const lastError = s?.state === "failed" ? s.error.message : (c?.lastError ?? "");
+  return create(SessionSchema, {
+    monitorId: v.record.monitorId,
+    state: s ? STATE[s.state]! : SessionState.NOT_RUNNING,
+    connection: {
+      host: v.record.connection.host,
+      port: v.record.connection.port,
+      tls: v.record.connection.tls,
+      verifyCertificate: v.record.connection.verifyCertificate,
+    },
+    startedTime: timestampFromDate(new Date(v.record.startedTime)),
+    ...(v.stateTime ? { stateTime: timestampFromDate(v.stateTime) } : {}),
+    lastError,
+    connections: c?.connections ?? 0,
+    receivedEvents: BigInt(c?.receivedEvents ?? 0),
+    deliveredEvents: BigInt(c?.deliveredEvents ?? 0),
+    duplicateEvents: BigInt(c?.duplicateEvents ?? 0),
+    failedBatches: BigInt(c?.failedBatches ?? 0),
+    pendingBlocks: v.pendingBlocks,
+    instance: s ? instance : "",
+  });
+}
+
+export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeof IdigiListenerService> {
+  const { api, sessions, bus } = deps;
+  const session = (v: SessionView) => sessionToProto(v, deps.instance);
+
+  return {
+    async createMonitor(req, ctx) {
+      validateCreateMonitor(req);
+      return mapErrors(async () => {
+        const log = requestLogger(ctx);
+        if (req.replaceExisting) {
+          for (const old of await api.list({ topics: req.topics })) {
+            await sessions.forget(old.id);
+            await api.delete(old.id);
+            log.info({ monitorId: old.id }, "replaced monitor deleted");
+          }
+        }
+        const spec: MonitorSpec = {
+          topics: [...req.topics],
+          transport: "tcp",
+          format: FORMAT_TO_API[req.format as PayloadFormat],
+          compression: COMPRESSION_TO_API[req.compression as Compression],
+          ackOption: ACK_TO_API[req.ackOption as AckOption],
+          autoReplayOnConnect: req.autoReplay ?? true,
+          ...(req.batchSize !== undefined ? { batchSize: req.batchSize } : {}),
+          ...(req.batchDurationSeconds !== undefined ? { batchDurationSec: req.batchDurationSeconds } : {}),
+          ...(req.description ? { description: req.description } : {}),
+        };
+        const monitor = await api.create(spec);
+        log.info({ monitorId: monitor.id, topics: spec.topics }, "monitor created");
+        if (!req.startSession) return { monitor: monitorToProto(monitor) };
+        const started = await sessions.start(monitor.id, deps.startWaitMs);
+        return { monitor: monitorToProto(monitor), session: session(started) };
+      });
+    },
+
+    async listMonitors(req) {
+      validateListMonitors(req);
+      return mapErrors(async () => {
+        const list = await api.list(req.topics.length > 0 ? { topics: [...req.topics] } : {});
+        return { monitors: list.map(monitorToProto) };
+      });
+    },
+
+    async deleteMonitor(req, ctx) {
+      validateMonitorId(req);
+      return mapErrors(async () => {
+        // Unknown at the platform → not_found before anything is stopped.
+        await api.get(req.monitorId);
+        await sessions.forget(req.monitorId);
+        await api.delete(req.monitorId);
+        requestLogger(ctx).info({ monitorId: req.monitorId }, "monitor deleted");
+        return {};
+      });
+    },
+
+    async startSession(req) {
+      validateMonitorId(req);
+      return mapErrors(async () => ({ session: session(await sessions.start(req.monitorId, deps.startWaitMs)) }));
+    },
+
+    async stopSession(req) {
+      validateMonitorId(req);
+      return mapErrors(async () => {
+        await sessions.stop(req.monitorId);
+        return {};
+      });
+    },
+
+    async listSessions() {
+      return mapErrors(async () => ({ sessions: (await sessions.list()).map(session) }));
+    },
+
+    async *watchEvents(req, ctx) {
+      validateWatchEvents(req);
+      if (!bus.connected) throw new ConnectError("event bus unavailable", Code.Unavailable);
+      // A monitor is known when it has a session here or exists on the platform.
+      if (!(await mapErrors(() => sessions.isRecorded(req.monitorId)))) await mapErrors(() => api.get(req.monitorId));
+      const stream = bus.subscribe(
+        { platform: Platform.IDIGI, connection: req.monitorId },
+        { signal: ctx.signal, ...(req.startTime ? { startTime: timestampDate(req.startTime) } : {}) },
+      );
+      try {
+        for await (const event of stream) yield create(WatchEventsResponseSchema, { event });
+      } catch (err) {
+        if (ctx.signal.aborted) return;
+        throw await mapErrors(() => Promise.reject(err)).catch((e) => e);
+      }
+    },
+  };
+}

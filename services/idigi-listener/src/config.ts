@@ -1,0 +1,62 @@
+import { natsSettings } from "@meridian/bus";
+import { env } from "@meridian/service-kit";
+import { z } from "zod";
+
+/**
+ * idigi-listener settings (environment variables, or `<NAME>_FILE` for secrets). The platform account is
+ * configuration only: requests never carry credentials, and credentials are never written to KV or logs.
+ *
+ * The seed CLI's `--host my.idigi.com` is `IDIGI_URL=https://my.idigi.com`; its `--insecure` (plain HTTP and
+ * plain TCP on 3200) is an `http://` IDIGI_URL, which makes IDIGI_PUSH_TLS default to false.
+ */
+export const idigiListenerConfig = z.object({
+  PORT: env.port(8082),
+  ...natsSettings,
+  INSTANCE_ID: z.string().default(process.env.HOSTNAME ?? "local"),
+  /** REST base URL of the platform. */
+  IDIGI_URL: z.url().default("https://remotemanager.digi.com"),
+  /** `legacy` (/ws/Monitor, XML) or `v1` (/ws/v1/monitors/inventory, JSON). */
+  IDIGI_API: z.enum(["legacy", "v1"]).default("legacy"),
+  IDIGI_USERNAME: z.string().min(1),
+  IDIGI_PASSWORD: z.string(),
+  /** Push (TCP) host; default: IDIGI_URL's host. */
+  IDIGI_PUSH_HOST: z.string().min(1).optional(),
+  /** Push port; default 3201 with TLS, 3200 without. */
+  IDIGI_PUSH_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  /** TLS for the push session; default true for an https IDIGI_URL, false for http (the seed's --insecure). */
+  IDIGI_PUSH_TLS: z
+    .enum(["true", "false", "1", "0", "yes", "no"])
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === "true" || v === "1" || v === "yes")),
+  /** PEM file of CA certificates to trust for the push session (replaces the system roots). */
+  IDIGI_CA_FILE: z.string().optional(),
+  /** Skip certificate verification of the push session. Never implied. */
+  IDIGI_TLS_INSECURE: env.bool(false),
+  /** Blocks received and not acknowledged before the socket is paused (back-pressure). */
+  IDIGI_MAX_UNACKED: z.coerce.number().int().min(1).max(10_000).default(16),
+  /** Per-monitor memory of published event ids, so a replay regrouped into other blocks is not published twice. */
+  IDIGI_DEDUPE_EVENTS: z.coerce.number().int().min(0).max(10_000_000).default(100_000),
+  /** Attach each event's pushed message (JSON) as the raw payload. */
+  IDIGI_INCLUDE_RAW: env.bool(false),
+});
+
+export type IdigiListenerConfig = z.infer<typeof idigiListenerConfig>;
+
+/** Where push sessions connect (no secrets): what ListSessions shows and the KV entry records. */
+export interface PushTarget {
+  host: string;
+  port: number;
+  tls: boolean;
+  verifyCertificate: boolean;
+}
+
+export function pushTarget(config: IdigiListenerConfig): PushTarget {
+  const url = new URL(config.IDIGI_URL);
+  const tls = config.IDIGI_PUSH_TLS ?? url.protocol === "https:";
+  return {
+    host: config.IDIGI_PUSH_HOST ?? url.hostname.replace(/^\[|\]$/g, ""),
+    port: config.IDIGI_PUSH_PORT ?? (tls ? 3201 : 3200),
+    tls,
+    verifyCertificate: tls && !config.IDIGI_TLS_INSECURE,
+  };
+}

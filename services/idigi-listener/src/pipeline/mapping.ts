@@ -1,0 +1,284 @@
+import { createHash } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { type Timestamp, timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import {
+  Platform,
+  type Point,
+  PointSchema,
+  type TelemetryEvent,
+  TelemetryEventSchema,
+} from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { type PushEvent, splitTopic } from "../platform/index.js";
+
+/**
+ * Pushed iDigi events → `meridian.telemetry.v1.TelemetryEvent`s.
+ *
+ * - DataPoint / DataStream records become typed points: one event per data point (a Msg holding a list of
+ *   records gives one event per record), device = the stream id's first segment (`<deviceId>/<stream…>`), point
+ *   name = the rest (`value` for a stream id without '/'), unit from `streamUnits` / `units`, observed time from
+ *   the data point's own timestamp (epoch ms or ISO), falling back to the Msg timestamp.
+ * - Every other resource (DeviceCore, FileData, Alarm, devices, …) becomes one event without points whose
+ *   attributes are the record flattened to dot paths; device = `devConnectwareId` when the record has one,
+ *   else the topic key.
+ * - Envelope facts are attributes under `idigi.` (topic, operation, resource, group). The replay flag is not:
+ *   a replayed event must be the same event as the original.
+ */
+
+/** Where a value's type comes from when the record declares none: numbers are doubles, so a stream keeps one type. */
+const INTEGER_TYPES = new Set(["INTEGER", "LONG", "INT", "SHORT"]);
+const FLOAT_TYPES = new Set(["FLOAT", "DOUBLE"]);
+const STRING_TYPES = new Set(["STRING", "JSON", "GEOJSON", "BINARY"]);
+const NUMERIC = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+/** Attribute values longer than this are left out (named in `idigi.omitted`); the raw payload keeps them. */
+export const MAX_ATTRIBUTE_LENGTH = 1024;
+const MAX_ATTRIBUTES = 256;
+
+export interface MapOptions {
+  /** When the listener received the block (default now). */
+  receivedTime?: Timestamp;
+  /** Attach the pushed Msg (normalised, as JSON) to each event. */
+  includeRaw?: boolean;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** JSON with object keys sorted at every level: the same content always gives the same text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (isRecord(value)) {
+    const keys = Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+function sha(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, 32);
+}
+
+/**
+ * The event id, from content only: monitor id, topic, operation, the Msg timestamp and a digest of the record
+ * (plus the position of the record inside the Msg when it holds a list). Never from the block id or the
+ * position in the block: block ids restart at 0 on every connection and a replay may group events into other
+ * blocks, so such ids would collide (and the bus would drop new data as duplicates) or differ on replay.
+ */
+export function eventId(monitorId: string, e: PushEvent, position?: number): string {
+  const digest = sha(`${e.topic}\n${e.operation}\n${e.timestamp}\n${canonicalJson(e.data)}`);
+  return `idigi:${monitorId}:${digest}${position === undefined ? "" : `:${position}`}`;
+}
+
+/** The bus message id of a batch: a digest of its event ids, so the same events published again are one message. */
+export function batchIdFor(monitorId: string, events: readonly TelemetryEvent[]): string {
+  return `idigi:${monitorId}:b:${sha(events.map((e) => e.id).join("\n"))}`;
+}
+
+function toMs(v: unknown): number | undefined {
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  if (typeof v === "string" && v.trim() !== "") {
+    const t = v.trim();
+    if (/^\d+$/.test(t)) return Number(t);
+    const ms = Date.parse(t);
+    if (Number.isFinite(ms)) return ms;
+  }
+  return undefined;
+}
+
+function text(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  return undefined;
+}
+
+/** A record's value as a typed point value; the declared data type wins when there is one. */
+export function typedValue(raw: unknown, dataType?: string): Point["value"] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const dt = dataType?.trim().toUpperCase();
+  if (dt && INTEGER_TYPES.has(dt)) {
+    const s = typeof raw === "number" && Number.isInteger(raw) ? String(raw) : typeof raw === "string" ? raw.trim() : "";
+    if (/^[+-]?\d+$/.test(s)) {
+      const n = BigInt(s);
+      if (n >= INT64_MIN && n <= INT64_MAX) return { case: "intValue", value: n };
+    }
+  }
+  if (dt && STRING_TYPES.has(dt)) return { case: "stringValue", value: typeof raw === "string" ? raw : canonicalJson(raw) };
+  if (typeof raw === "boolean") return { case: "boolValue", value: raw };
+  if (typeof raw === "number")
+    return Number.isFinite(raw) ? { case: "doubleValue", value: raw } : { case: "stringValue", value: String(raw) };
+  if (typeof raw === "string") {
+    const t = raw.trim();
+    if (NUMERIC.test(t)) {
+      const n = Number(t);
+      if (Number.isFinite(n)) return { case: "doubleValue", value: n };
+    }
+    if (!dt || !FLOAT_TYPES.has(dt)) {
+      if (t.toLowerCase() === "true") return { case: "boolValue", value: true };
+      if (t.toLowerCase() === "false") return { case: "boolValue", value: false };
+    }
+    return { case: "stringValue", value: raw };
+  }
+  return { case: "stringValue", value: canonicalJson(raw) };
+}
+
+/** Flattens a record to `a.b[0].c` → string attributes; over-long values are left out and named. */
+export function flattenAttributes(record: Record<string, unknown>, prefix = ""): Record<string, string> {
+  const out: Record<string, string> = {};
+  const omitted: string[] = [];
+  let count = 0;
+  const walk = (v: unknown, path: string) => {
+    if (count >= MAX_ATTRIBUTES) {
+      omitted.push(path);
+      return;
+    }
+    if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) walk(x, `${path}[${i}]`);
+    } else if (isRecord(v)) for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    else {
+      const s = v === null || v === undefined ? "" : (text(v) ?? canonicalJson(v));
+      if (s.length > MAX_ATTRIBUTE_LENGTH) omitted.push(path);
+      else {
+        out[path] = s;
+        count++;
+      }
+    }
+  };
+  walk(record, prefix);
+  if (omitted.length > 0) out["idigi.omitted"] = omitted.slice(0, 20).join(",");
+  return out;
+}
+
+function envelopeAttributes(e: PushEvent): Record<string, string> {
+  const a: Record<string, string> = { "idigi.topic": e.topic, "idigi.operation": e.operation, "idigi.resource": e.resource };
+  if (e.group !== undefined) a["idigi.group"] = e.group;
+  return a;
+}
+
+/** `<device>/<stream…>` → device and point name; a stream id without '/' is its own device with point `value`. */
+export function splitStreamId(streamId: string): { device: string; name: string } {
+  const i = streamId.indexOf("/");
+  if (i <= 0 || i === streamId.length - 1) return { device: streamId, name: "value" };
+  return { device: streamId.slice(0, i), name: streamId.slice(i + 1) };
+}
+
+function topicKey(e: PushEvent): string {
+  return splitTopic(e.topic).key.join("/");
+}
+
+function deviceOf(e: PushEvent): string {
+  const d = e.data;
+  const cw = text(d["devConnectwareId"]);
+  if (cw) return cw;
+  if (e.resource === "devices" && text(d["id"])) return text(d["id"])!;
+  if (e.resource === "DeviceCore" && isRecord(d["id"]) && text(d["id"]["devId"])) return text(d["id"]["devId"])!;
+  return topicKey(e) || e.resource || "unknown";
+}
+
+/** The records of a Msg: a list when the resource key holds an array (or repeated XML elements), else the one record. */
+function recordsOf(e: PushEvent): Array<Record<string, unknown>> | undefined {
+  const inner = e.data[e.resource];
+  if (Array.isArray(inner) && Object.keys(e.data).length === 1) return inner.filter(isRecord);
+  return undefined;
+}
+
+interface StreamValue {
+  streamId: string;
+  value: unknown;
+  dataType: string | undefined;
+  unit: string | undefined;
+  timestamp: unknown;
+  attributes: Record<string, string>;
+}
+
+function dataPointValue(e: PushEvent, r: Record<string, unknown>): StreamValue {
+  const attributes: Record<string, string> = {};
+  for (const [k, name] of [
+    ["id", "idigi.data_point_id"],
+    ["description", "idigi.description"],
+    ["quality", "idigi.quality"],
+    ["serverTimestamp", "idigi.server_timestamp"],
+    ["location", "idigi.location"],
+  ] as const) {
+    const v = r[k];
+    const s = v === undefined || v === null ? undefined : (text(v) ?? canonicalJson(v));
+    if (s) attributes[name] = s;
+  }
+  return {
+    streamId: text(r["streamId"]) || topicKey(e),
+    value: r["data"],
+    dataType: text(r["streamType"]) ?? text(r["dataType"]),
+    unit: text(r["streamUnits"]) ?? text(r["units"]),
+    timestamp: r["timestamp"],
+    attributes,
+  };
+}
+
+function dataStreamValue(e: PushEvent, r: Record<string, unknown>): StreamValue {
+  const cv = isRecord(r["currentValue"]) ? r["currentValue"] : {};
+  const attributes: Record<string, string> = {};
+  for (const [v, name] of [
+    [r["description"], "idigi.description"],
+    [r["dataType"], "idigi.data_type"],
+    [cv["id"], "idigi.data_point_id"],
+    [cv["quality"], "idigi.quality"],
+  ] as const) {
+    const s = text(v);
+    if (s) attributes[name] = s;
+  }
+  return {
+    streamId: text(r["streamId"]) || topicKey(e),
+    value: cv["data"],
+    dataType: text(r["dataType"]),
+    unit: text(r["units"]),
+    timestamp: cv["timestamp"],
+    attributes,
+  };
+}
+
+/** Maps the events of one pushed block. Throws nothing for odd records: what is not a value becomes attributes. */
+export function toTelemetryEvents(monitorId: string, events: readonly PushEvent[], options: MapOptions = {}): TelemetryEvent[] {
+  const receivedTime = options.receivedTime ?? timestampNow();
+  const out: TelemetryEvent[] = [];
+  for (const e of events) {
+    const msgMs = toMs(e.timestamp);
+    const msgTime = msgMs === undefined ? receivedTime : timestampFromMs(msgMs);
+    const raw = options.includeRaw ? { data: new TextEncoder().encode(canonicalJson(e)), contentType: "application/json" } : undefined;
+    const base = { receivedTime, ...(raw ? { raw } : {}) };
+    if (e.resource === "DataPoint" || e.resource === "DataStream") {
+      const list = recordsOf(e);
+      const records = list ?? [e.data];
+      records.forEach((r, i) => {
+        const sv = e.resource === "DataPoint" ? dataPointValue(e, r) : dataStreamValue(e, r);
+        const { device, name } = splitStreamId(sv.streamId || e.resource);
+        const value = typedValue(sv.value, sv.dataType);
+        const ms = toMs(sv.timestamp);
+        const points: Point[] = value ? [create(PointSchema, { name, value, ...(sv.unit ? { unit: sv.unit } : {}) })] : [];
+        out.push(
+          create(TelemetryEventSchema, {
+            ...base,
+            id: eventId(monitorId, e, list ? i : undefined),
+            source: { platform: Platform.IDIGI, connection: monitorId, device: device || "unknown" },
+            observedTime: ms === undefined ? msgTime : timestampFromMs(ms),
+            points,
+            attributes: { ...envelopeAttributes(e), "idigi.stream_id": sv.streamId, ...sv.attributes },
+          }),
+        );
+      });
+      continue;
+    }
+    out.push(
+      create(TelemetryEventSchema, {
+        ...base,
+        id: eventId(monitorId, e),
+        source: { platform: Platform.IDIGI, connection: monitorId, device: deviceOf(e) },
+        observedTime: msgTime,
+        attributes: { ...flattenAttributes(e.data), ...envelopeAttributes(e) },
+      }),
+    );
+  }
+  return out;
+}

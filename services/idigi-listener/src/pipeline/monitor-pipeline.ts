@@ -1,0 +1,283 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Bus, BusUnavailableError, DEAD_LETTER_HEADERS, deadLetterSubject } from "@meridian/bus";
+import { type BackoffPolicy, retry } from "@meridian/retry";
+import { headers } from "nats";
+import type { Logger } from "pino";
+import {
+  AckError,
+  type InvalidBatch,
+  type PushBatch,
+  PushSession,
+  type PushSessionExtraOptions,
+  type PushSessionOptions,
+  type SessionState,
+} from "../platform/index.js";
+import { batchIdFor, toTelemetryEvents } from "./mapping.js";
+
+/** Where blocks whose payload cannot be parsed go (with the reason in the headers), before they are acked. */
+export const DEAD_LETTER_CONSUMER = "idigi-listener";
+
+/** Bus publish retries: quick at first, then every few seconds while the bus is down (the block stays unacked). */
+export const PUBLISH_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 5_000, multiplier: 2, jitter: 0.3 };
+
+export interface PipelineCounters {
+  receivedEvents: number;
+  receivedBatches: number;
+  deliveredEvents: number;
+  duplicateEvents: number;
+  failedBatches: number;
+  connections: number;
+  lastError?: string;
+  lastErrorTime?: Date;
+}
+
+export interface MonitorPipelineOptions {
+  monitorId: string;
+  bus: Bus;
+  logger: Logger;
+  session: PushSessionOptions & PushSessionExtraOptions;
+  /** How many published event ids to remember (0 = none). */
+  dedupeEvents: number;
+  includeRaw: boolean;
+  publishBackoff?: BackoffPolicy;
+  /** How long stop() waits for queued blocks to be published and acked before closing anyway. */
+  drainTimeoutMs?: number;
+}
+
+/** Remembers the last `capacity` ids (insertion order). */
+class RecentIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly capacity: number) {}
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+  add(id: string): void {
+    if (this.capacity === 0) return;
+    this.ids.delete(id);
+    this.ids.add(id);
+    if (this.ids.size > this.capacity) {
+      const oldest = this.ids.values().next().value;
+      if (oldest !== undefined) this.ids.delete(oldest);
+    }
+  }
+}
+
+type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; batch: InvalidBatch };
+
+/**
+ * One monitor's pipeline: its PushSession (reconnects with capped backoff, explicit acks) → map → bus.
+ *
+ * Blocks are handled one at a time, in arrival order. A block is acked only after `publishEvents` resolved,
+ * i.e. JetStream stored every event; while the bus is down the publish is retried with backoff and nothing
+ * is acked, so the session's `maxUnacked` pauses the socket and the platform keeps (and on reconnect replays)
+ * what is unacked. An ack that cannot be sent because the connection has gone is harmless: the platform
+ * replays that block, and its events are recognised (same content → same ids) by the recent-id memory and,
+ * when the grouping is the same, by the bus's Nats-Msg-Id window.
+ */
+export class MonitorPipeline {
+  readonly monitorId: string;
+  readonly counters: PipelineCounters = {
+    receivedEvents: 0,
+    receivedBatches: 0,
+    deliveredEvents: 0,
+    duplicateEvents: 0,
+    failedBatches: 0,
+    connections: 0,
+  };
+  private readonly session: PushSession;
+  private readonly log: Logger;
+  private readonly recent: RecentIds;
+  private readonly queue: Work[] = [];
+  private readonly abort = new AbortController();
+  private working: Promise<void> | undefined;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private stateValue: SessionState = { state: "idle" };
+  private stateSince = new Date();
+  private readonly stateWaiters = new Set<(s: SessionState) => void>();
+
+  constructor(private readonly options: MonitorPipelineOptions) {
+    this.monitorId = options.monitorId;
+    this.log = options.logger.child({ monitorId: options.monitorId });
+    this.recent = new RecentIds(options.dedupeEvents);
+    this.session = new PushSession(options.session);
+    this.session.on("state", (s) => this.onState(s));
+    this.session.on("batch", (b) => this.enqueue({ kind: "batch", batch: b, at: new Date() }));
+    this.session.on("invalidBatch", (b) => this.enqueue({ kind: "invalid", batch: b }));
+    this.session.on("warning", (err) => this.log.warn({ err }, "push session warning"));
+  }
+
+  get state(): SessionState {
+    return this.stateValue;
+  }
+
+  get stateTime(): Date {
+    return this.stateSince;
+  }
+
+  get pendingBlocks(): number {
+    return this.session.pendingAcks.length;
+  }
+
+  start(): this {
+    this.session.start();
+    return this;
+  }
+
+  /** Resolves with the first `connected` or `failed` state, or the current state after `timeoutMs`. */
+  async settled(timeoutMs: number): Promise<SessionState> {
+    const s = this.stateValue.state;
+    if (s === "connected" || s === "failed" || s === "stopped") return this.stateValue;
+    return new Promise((resolve) => {
+      const done = (st: SessionState) => {
+        clearTimeout(timer);
+        this.stateWaiters.delete(done);
+        resolve(st);
+      };
+      const timer = setTimeout(() => done(this.stateValue), timeoutMs);
+      this.stateWaiters.add(done);
+    });
+  }
+
+  private onState(s: SessionState): void {
+    this.stateValue = s;
+    this.stateSince = new Date();
+    if (s.state === "connected") {
+      this.counters.connections++;
+      this.log.info({ connectionId: s.connectionId }, "push session connected");
+    } else if (s.state === "disconnected") {
+      this.log.warn({ reason: s.reason, retryInMs: s.retryInMs }, "push session disconnected");
+      if (s.error) this.noteError(`disconnected: ${s.reason}`);
+    } else if (s.state === "failed") {
+      this.log.error({ err: s.error }, "push session failed");
+      this.noteError(s.error.message);
+    }
+    if (s.state === "connected" || s.state === "failed" || s.state === "stopped") for (const w of [...this.stateWaiters]) w(s);
+  }
+
+  private noteError(message: string): void {
+    this.counters.lastError = message;
+    this.counters.lastErrorTime = new Date();
+  }
+
+  private enqueue(work: Work): void {
+    // While stopping, blocks that were not taken on stay unacked: the platform replays them to the next session.
+    if (this.stopping) return;
+    this.queue.push(work);
+    if (!this.working) this.working = this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      for (let w = this.queue.shift(); w; w = this.queue.shift()) {
+        try {
+          if (w.kind === "batch") await this.handleBatch(w.batch, w.at);
+          else await this.handleInvalid(w.batch);
+        } catch (err) {
+          if (this.abort.signal.aborted) return;
+          this.counters.failedBatches++;
+          this.noteError((err as Error).message);
+          this.log.error({ err }, "block handling failed; left unacked for replay");
+        }
+      }
+    } finally {
+      this.working = undefined;
+    }
+  }
+
+  private async handleBatch(batch: PushBatch, at: Date): Promise<void> {
+    this.counters.receivedBatches++;
+    this.counters.receivedEvents += batch.events.length;
+    const events = toTelemetryEvents(this.monitorId, batch.events, {
+      receivedTime: timestampFromDate(at),
+      includeRaw: this.options.includeRaw,
+    });
+    const inBlock = new Set<string>();
+    const fresh = events.filter((e) => {
+      if (this.recent.has(e.id) || inBlock.has(e.id)) return false;
+      inBlock.add(e.id);
+      return true;
+    });
+    const known = events.length - fresh.length;
+    if (fresh.length > 0) {
+      const result = await this.publish(() => this.options.bus.publishEvents(fresh, batchIdFor(this.monitorId, fresh)));
+      for (const e of fresh) this.recent.add(e.id);
+      if (result.stored === 0 && result.duplicates > 0) this.counters.duplicateEvents += fresh.length;
+      else this.counters.deliveredEvents += fresh.length;
+      this.log.debug({ blockId: batch.blockId, events: fresh.length, known, ...result }, "block published");
+    }
+    this.counters.duplicateEvents += known;
+    await this.ack(batch);
+  }
+
+  private async handleInvalid(batch: InvalidBatch): Promise<void> {
+    this.counters.receivedBatches++;
+    this.counters.failedBatches++;
+    this.noteError(`block ${batch.blockId}: ${batch.error.message}`);
+    this.log.error({ blockId: batch.blockId, err: batch.error }, "unparseable block; dead-lettering it");
+    const h = headers();
+    h.set(DEAD_LETTER_HEADERS.reason, `unparseable iDigi block: ${batch.error.code}`);
+    h.set(DEAD_LETTER_HEADERS.detail, batch.error.message.replace(/[\r\n]+/g, " ").slice(0, 4000));
+    h.set(DEAD_LETTER_HEADERS.consumer, DEAD_LETTER_CONSUMER);
+    h.set("Meridian-Idigi-Monitor", this.monitorId);
+    h.set("Meridian-Idigi-Format", batch.format);
+    h.set("Meridian-Idigi-Compressed", String(batch.compressed));
+    await this.publish(async () => {
+      if (!this.options.bus.connected) throw new BusUnavailableError();
+      await this.options.bus.js().publish(deadLetterSubject(DEAD_LETTER_CONSUMER), batch.rawBytes, { headers: h });
+    });
+    await this.ack(batch);
+  }
+
+  /** Retries while the bus is unavailable, until it works or the pipeline stops; other errors are final. */
+  private publish<T>(fn: () => Promise<T>): Promise<T> {
+    return retry(fn, {
+      maxAttempts: Number.POSITIVE_INFINITY,
+      policy: this.options.publishBackoff ?? PUBLISH_BACKOFF,
+      signal: this.abort.signal,
+      isRetryable: (err) => err instanceof BusUnavailableError,
+      onRetry: (err, attempt, delayMs) => {
+        this.counters.failedBatches++;
+        this.noteError((err as Error).message);
+        if (attempt === 1 || attempt % 10 === 0)
+          this.log.warn({ err, attempt, delayMs }, "bus publish failed; block stays unacked, retrying");
+      },
+    });
+  }
+
+  private async ack(batch: PushBatch | InvalidBatch): Promise<void> {
+    try {
+      await batch.ack();
+    } catch (err) {
+      // The connection the block came on is gone: the platform replays it, and it is recognised then.
+      if (err instanceof AckError) this.log.debug({ blockId: batch.blockId, reason: err.reason }, "ack not sent; block will be replayed");
+      else this.log.warn({ err, blockId: batch.blockId }, "ack failed; block will be replayed");
+    }
+  }
+
+  /**
+   * Stops taking new blocks, lets the queued ones be published and acked (up to drainTimeoutMs), then closes the
+   * session. Unacked blocks stay with the platform for the next session.
+   */
+  stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopping = true;
+      this.stopped = (async () => {
+        const working = this.working;
+        if (working) {
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<"timeout">((r) => {
+            timer = setTimeout(() => r("timeout"), this.options.drainTimeoutMs ?? 5_000);
+          });
+          const outcome = await Promise.race([working.then(() => "done" as const), timeout]);
+          clearTimeout(timer);
+          if (outcome === "timeout") this.log.warn("stopping with blocks still being published; they stay unacked");
+        }
+        this.abort.abort(new Error("pipeline stopped"));
+        await this.session.stop();
+        await this.working;
+      })();
+    }
+    return this.stopped;
+  }
+}

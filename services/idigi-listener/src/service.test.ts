@@ -1,0 +1,461 @@
+import { spawn } from "node:child_process";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { Bus, jsonCodec, KvBucket } from "@meridian/bus";
+import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/bus/testing";
+import {
+  Compression,
+  IdigiListenerService,
+  PayloadFormat,
+  SessionState,
+} from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
+import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi";
+import { pino } from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { idigiListenerConfig } from "./config.js";
+import { SESSIONS_BUCKET } from "./pipeline/sessions.js";
+import { type IdigiListener, startIdigiListener } from "./service.js";
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const FAST_RECONNECT = { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 };
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = "condition"): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+/** The emulator's admin API, as a test (or an operator) drives it. */
+async function admin(emu: IdigiEmulator, path: string, body?: unknown, method = "POST"): Promise<Record<string, unknown>> {
+  const res = await fetch(`${emu.httpUrl}/_emulator/${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  if (!res.ok) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+type EmuMonitorState = { eventsAcked: number; eventsReplayed: number; unackedBlocks: number; status: string; blocksSent: number };
+async function monitorState(emu: IdigiEmulator, id: string): Promise<EmuMonitorState> {
+  const state = (await admin(emu, "state", undefined, "GET")) as { monitors: Array<EmuMonitorState & { id: number }> };
+  const m = state.monitors.find((x) => String(x.id) === id);
+  if (!m) throw new Error(`emulator has no monitor ${id}: ${JSON.stringify(state).slice(0, 500)}`);
+  return m;
+}
+
+/** Every event of a monitor on the bus from `since`, collected in the background by an independent reader. */
+function collect(bus: Bus, monitorId: string, since: Date) {
+  const events: TelemetryEvent[] = [];
+  const ac = new AbortController();
+  const done = (async () => {
+    try {
+      for await (const e of bus.subscribe({ platform: Platform.IDIGI, connection: monitorId }, { startTime: since, signal: ac.signal })) {
+        events.push(e);
+      }
+    } catch (err) {
+      if (!ac.signal.aborted) throw err;
+    }
+  })();
+  return {
+    events,
+    /** Waits for `n` events, then a little longer so a duplicate would show, and stops. */
+    async exactly(n: number): Promise<TelemetryEvent[]> {
+      await until(() => events.length >= n, 20_000, `${n} events on the bus (have ${events.length})`);
+      await new Promise((r) => setTimeout(r, 700));
+      ac.abort();
+      await done;
+      return events;
+    },
+    stop() {
+      ac.abort();
+    },
+  };
+}
+
+function expectExactlyOnce(events: TelemetryEvent[], n: number) {
+  const ids = events.map((e) => e.id);
+  expect(new Set(ids).size).toBe(n);
+  expect(ids).toHaveLength(n);
+}
+
+describe("idigi-listener against the emulator and a real nats-server", () => {
+  let nats: NatsServerHandle;
+  let emu: IdigiEmulator;
+  let reader: Bus;
+  const listeners: IdigiListener[] = [];
+
+  const config = (over: Record<string, string> = {}) =>
+    idigiListenerConfig.parse({
+      PORT: "0",
+      NATS_URL: nats.url,
+      IDIGI_URL: emu.httpUrl,
+      IDIGI_PUSH_PORT: String(emu.pushPort),
+      IDIGI_USERNAME: "emulator",
+      IDIGI_PASSWORD: "emulator",
+      INSTANCE_ID: "test",
+      ...over,
+    });
+
+  async function startListener(over: Record<string, string> = {}): Promise<IdigiListener> {
+    const l = await startIdigiListener(config(over), logger, {
+      installSignalHandlers: false,
+      reconnectBackoff: FAST_RECONNECT,
+      startWaitMs: 5_000,
+    });
+    listeners.push(l);
+    await l.bus.ready;
+    return l;
+  }
+
+  const clientFor = (l: IdigiListener) =>
+    createClient(IdigiListenerService, createConnectTransport({ baseUrl: l.service.url, httpVersion: "1.1" }));
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    emu = await startIdigiEmulator({ devices: { devices: 3 } });
+    reader = Bus.connect({ servers: nats.url, name: "test-reader", logger });
+    await reader.ready;
+  });
+
+  afterEach(async () => {
+    await Promise.all(listeners.splice(0).map((l) => l.stop()));
+    await admin(emu, "faults", undefined, "DELETE");
+    // Each test starts with no recorded sessions, so a new listener resumes only what its test started.
+    const bucket = new KvBucket(reader, SESSIONS_BUCKET, jsonCodec());
+    for (const key of await bucket.keys()) await bucket.delete(key);
+  });
+
+  afterAll(async () => {
+    await reader?.close();
+    await emu?.stop();
+    await nats?.stop();
+  });
+
+  it("CreateMonitor with start_session, N emitted DataPoints reach the bus exactly once, typed, then are acked", async () => {
+    const l = await startListener();
+    const client = clientFor(l);
+    const since = new Date();
+    const { monitor, session } = await client.createMonitor({
+      topics: ["DataPoint"],
+      format: PayloadFormat.JSON,
+      compression: Compression.ZLIB,
+      batchSize: 10,
+      batchDurationSeconds: 0,
+      startSession: true,
+    });
+    expect(monitor!.id).toMatch(/^\d+$/);
+    expect(monitor!.topics).toEqual(["DataPoint"]);
+    expect(session!.state).toBe(SessionState.CONNECTED);
+    expect(session!.connection).toMatchObject({ host: "127.0.0.1", port: emu.pushPort, tls: false });
+
+    const bus = collect(reader, monitor!.id, since);
+    const N = 250;
+    await admin(emu, "emit", { monitorId: Number(monitor!.id), count: N });
+    const events = await bus.exactly(N);
+    expectExactlyOnce(events, N);
+    const e = events[0]!;
+    expect(e.source).toMatchObject({ platform: Platform.IDIGI, connection: monitor!.id });
+    expect(e.source!.device).toMatch(/^00000000-00000000-00409DFF-FF/);
+    expect(e.points[0]!.value.case).toBe("doubleValue");
+    expect(["temperature", "humidity", "pressure"]).toContain(e.points[0]!.name);
+
+    await until(async () => (await monitorState(emu, monitor!.id)).eventsAcked === N, 10_000, "all blocks acked");
+    const { sessions } = await client.listSessions({});
+    const s = sessions.find((x) => x.monitorId === monitor!.id)!;
+    expect(s.state).toBe(SessionState.CONNECTED);
+    expect(s.receivedEvents).toBe(BigInt(N));
+    expect(s.deliveredEvents).toBe(BigInt(N));
+    expect(s.instance).toBe("test");
+    // The session is recorded without secrets.
+    const kv = await l.sessions.bucket.get(monitor!.id);
+    expect(kv).toMatchObject({ monitorId: monitor!.id, connection: { host: "127.0.0.1", port: emu.pushPort, tls: false } });
+    expect(JSON.stringify(kv)).not.toContain("emulator");
+  });
+
+  it("a connection dropped after a block is sent and before it is acked: the replayed block is not published twice", async () => {
+    const l = await startListener();
+    const client = clientFor(l);
+    const since = new Date();
+    const { monitor } = await client.createMonitor({
+      topics: ["DataPoint", "DeviceCore"],
+      batchSize: 10,
+      batchDurationSeconds: 0,
+      startSession: true,
+    });
+    const id = monitor!.id;
+    const bus = collect(reader, id, since);
+    await admin(emu, "faults", { type: "dropAfterBatch", monitorId: Number(id), times: 2 });
+    const N = 60;
+    await admin(emu, "emit", { monitorId: Number(id), count: N });
+    const events = await bus.exactly(N);
+    expectExactlyOnce(events, N);
+    const st = await monitorState(emu, id);
+    expect(st.eventsReplayed).toBeGreaterThan(0);
+    await until(async () => (await monitorState(emu, id)).eventsAcked >= N, 10_000, "all events acked after replay");
+    const { sessions } = await client.listSessions({});
+    const s = sessions.find((x) => x.monitorId === id)!;
+    expect(s.connections).toBeGreaterThanOrEqual(3);
+    // Replayed events were received again and recognised, not delivered again.
+    expect(s.deliveredEvents).toBe(BigInt(N));
+    expect(Number(s.duplicateEvents)).toBeGreaterThan(0);
+    // DeviceCore events went to the bus as attribute events.
+    expect(events.some((e) => e.attributes["idigi.resource"] === "DeviceCore" && e.points.length === 0)).toBe(true);
+  });
+
+  it("a restarted listener resumes the session from KV; a block published but never acked before the restart is replayed and stored once", async () => {
+    const first = await startListener();
+    const { monitor } = await clientFor(first).createMonitor({
+      topics: ["DataPoint"],
+      format: PayloadFormat.XML,
+      compression: Compression.NONE,
+      batchSize: 5,
+      batchDurationSeconds: 0,
+      startSession: true,
+    });
+    const id = monitor!.id;
+    const since = new Date();
+    const bus = collect(reader, id, since);
+    // The first block is sent, then the connection drops before its ack, and reconnects are refused (503, retryable):
+    // the first listener has published the block but the platform still holds it as unacked.
+    await admin(emu, "faults", { type: "dropAfterBatch", monitorId: Number(id), times: 1 });
+    await admin(emu, "faults", { type: "refuseConnect", status: 503, monitorId: Number(id), times: 1000 });
+    await admin(emu, "emit", { monitorId: Number(id), count: 20 });
+    await until(() => bus.events.length >= 5, 10_000, "first block on the bus");
+    await first.stop();
+    listeners.splice(listeners.indexOf(first), 1);
+    expect((await monitorState(emu, id)).status).toBe("SUSPENDED");
+    // Down: the monitor records what happens meanwhile.
+    await admin(emu, "emit", { monitorId: Number(id), count: 30 });
+    await admin(emu, "faults", undefined, "DELETE");
+
+    const second = await startListener();
+    await until(() => second.sessions.has(id), 10_000, "session resumed");
+    const events = await bus.exactly(50);
+    expectExactlyOnce(events, 50);
+    await until(async () => (await monitorState(emu, id)).eventsAcked === 50, 10_000, "all acked by the second listener");
+    expect((await monitorState(emu, id)).eventsReplayed).toBeGreaterThanOrEqual(50);
+    const { sessions } = await clientFor(second).listSessions({});
+    const s = sessions.find((x) => x.monitorId === id)!;
+    expect(s.state).toBe(SessionState.CONNECTED);
+    expect(s.receivedEvents).toBe(50n);
+  });
+
+  it("while the bus is down nothing is acked; once it is back every event is stored exactly once", async () => {
+    // A nats-server of our own, so it can be down for a while and come back with its store.
+    const port = await freePort();
+    const own = await startNatsServer();
+    await own.stop(true);
+    const launch = () => {
+      const p = spawn(process.env.NATS_SERVER_BIN ?? "nats-server", ["-js", "-sd", own.storeDir, "-a", "127.0.0.1", "-p", String(port)], {
+        stdio: "ignore",
+      });
+      return p;
+    };
+    let server = launch();
+    const url = `nats://127.0.0.1:${port}`;
+    const l = await startListener({ NATS_URL: url });
+    const ownReader = Bus.connect({ servers: url, name: "own-reader", logger });
+    try {
+      await ownReader.ready;
+      const { monitor } = await clientFor(l).createMonitor({
+        topics: ["DataPoint"],
+        batchSize: 10,
+        batchDurationSeconds: 0,
+        startSession: true,
+      });
+      const id = monitor!.id;
+      const before = await monitorState(emu, id);
+      server.kill("SIGKILL");
+      await until(() => !l.bus.connected, 10_000, "bus disconnected");
+      await admin(emu, "emit", { monitorId: Number(id), count: 40 });
+      await until(async () => (await monitorState(emu, id)).blocksSent > before.blocksSent, 5_000, "blocks sent while the bus is down");
+      await new Promise((r) => setTimeout(r, 1000));
+      const during = await monitorState(emu, id);
+      expect(during.eventsAcked).toBe(before.eventsAcked);
+      expect(during.unackedBlocks).toBeGreaterThan(0);
+
+      server = launch();
+      const since = new Date(Date.now() - 60_000);
+      await until(() => ownReader.connected && l.bus.connected, 15_000, "bus back");
+      const bus = collect(ownReader, id, since);
+      const events = await bus.exactly(40);
+      expectExactlyOnce(events, 40);
+      await until(async () => (await monitorState(emu, id)).eventsAcked === 40, 10_000, "acked after the bus came back");
+    } finally {
+      await l.stop();
+      listeners.splice(listeners.indexOf(l), 1);
+      await ownReader.close();
+      server.kill("SIGKILL");
+    }
+  });
+
+  it("several sessions at once (one per monitor), each monitor's events on its own connection; WatchEvents streams them", async () => {
+    const l = await startListener();
+    const client = clientFor(l);
+    const a = (await client.createMonitor({ topics: ["DataPoint"], batchSize: 7, batchDurationSeconds: 0, startSession: true })).monitor!;
+    const b = (await client.createMonitor({ topics: ["DeviceCore"], batchSize: 3, batchDurationSeconds: 0, startSession: true })).monitor!;
+    const grpc = createClient(IdigiListenerService, createGrpcTransport({ baseUrl: l.service.url }));
+    const ac = new AbortController();
+    const watched: TelemetryEvent[] = [];
+    const watching = (async () => {
+      try {
+        for await (const r of grpc.watchEvents({ monitorId: b.id }, { signal: ac.signal })) watched.push(r.event!);
+      } catch {
+        /* aborted */
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const since = new Date();
+    const busA = collect(reader, a.id, since);
+    const busB = collect(reader, b.id, since);
+    await Promise.all([
+      admin(emu, "emit", { monitorId: Number(a.id), count: 70 }),
+      admin(emu, "emit", { monitorId: Number(b.id), count: 30 }),
+    ]);
+    expectExactlyOnce(await busA.exactly(70), 70);
+    expectExactlyOnce(await busB.exactly(30), 30);
+    await until(() => watched.length >= 30, 10_000, "watched events");
+    ac.abort();
+    await watching;
+    expect(watched.every((e) => e.source?.connection === b.id && e.attributes["idigi.resource"] === "DeviceCore")).toBe(true);
+    const { sessions } = await client.listSessions({});
+    expect(sessions.filter((s) => [a.id, b.id].includes(s.monitorId)).map((s) => s.state)).toEqual([
+      SessionState.CONNECTED,
+      SessionState.CONNECTED,
+    ]);
+  });
+
+  it("StopSession forgets the session; DeleteMonitor removes the monitor; ListMonitors lists what the platform has", async () => {
+    const l = await startListener();
+    const client = clientFor(l);
+    const m = (await client.createMonitor({ topics: ["XbeeCore"], startSession: true })).monitor!;
+    expect((await client.listMonitors({ topics: ["XbeeCore"] })).monitors.map((x) => x.id)).toEqual([m.id]);
+    await client.stopSession({ monitorId: m.id });
+    expect(await l.sessions.bucket.get(m.id)).toBeUndefined();
+    expect((await client.listSessions({})).sessions.find((s) => s.monitorId === m.id)).toBeUndefined();
+    expect((await codeOf(client.stopSession({ monitorId: m.id }))).code).toBe(Code.NotFound);
+    await client.startSession({ monitorId: m.id });
+    await client.deleteMonitor({ monitorId: m.id });
+    expect(await l.sessions.bucket.get(m.id)).toBeUndefined();
+    expect((await client.listMonitors({ topics: ["XbeeCore"] })).monitors).toEqual([]);
+    expect((await codeOf(client.deleteMonitor({ monitorId: m.id }))).code).toBe(Code.NotFound);
+    // replace_existing: the seed's get → delete → create.
+    const first = (await client.createMonitor({ topics: ["Job"] })).monitor!;
+    const second = (await client.createMonitor({ topics: ["Job"], replaceExisting: true })).monitor!;
+    expect((await client.listMonitors({ topics: ["Job"] })).monitors.map((x) => x.id)).toEqual([second.id]);
+    expect(second.id).not.toBe(first.id);
+  });
+
+  describe("bad input and platform errors", () => {
+    let l: IdigiListener;
+    let client: ReturnType<typeof clientFor>;
+    beforeAll(async () => {
+      l = await startIdigiListener(config(), logger, {
+        installSignalHandlers: false,
+        reconnectBackoff: FAST_RECONNECT,
+        startWaitMs: 5_000,
+      });
+      await l.bus.ready;
+      client = clientFor(l);
+    });
+    afterAll(async () => {
+      await l.stop();
+    });
+
+    it.each([
+      [{ topics: [] }, "topics: required"],
+      [{ topics: ["DataPoint,DeviceCore"] }, "topics[0]: one topic per entry"],
+      [{ topics: ["DataPoint", ""] }, "topics[1]: must not be empty"],
+      [{ topics: ["Data Point"] }, "topics[0]: must not contain whitespace"],
+      [{ topics: ["DataPoint", "DataPoint"] }, "topics[1]: duplicate topic"],
+      [{ topics: ["[U]"] }, "topics[0]: must look like"],
+      [{ topics: ["DataPoint"], batchSize: 0 }, "batch_size: must be between 1 and 65535"],
+      [{ topics: ["DataPoint"], batchSize: 70_000 }, "batch_size: must be between 1 and 65535"],
+      [{ topics: ["DataPoint"], batchDurationSeconds: 90_000 }, "batch_duration_seconds: must be at most 86400"],
+      [{ topics: ["DataPoint"], format: 7 as PayloadFormat }, "format: unknown value 7"],
+      [{ topics: ["DataPoint"], compression: 9 as Compression }, "compression: unknown value 9"],
+      [{ topics: ["DataPoint"], ackOption: 5 }, "ack_option: unknown value 5"],
+    ])("CreateMonitor %j → invalid_argument naming the field", async (req, message) => {
+      const r = await codeOf(client.createMonitor(req));
+      expect(r.code).toBe(Code.InvalidArgument);
+      expect(r.message).toContain(message);
+    });
+
+    it("monitor ids: missing or not decimal → invalid_argument; unknown → not_found", async () => {
+      for (const call of [
+        (monitorId: string) => client.startSession({ monitorId }),
+        (monitorId: string) => client.stopSession({ monitorId }),
+        (monitorId: string) => client.deleteMonitor({ monitorId }),
+      ]) {
+        expect(await codeOf(call(""))).toMatchObject({
+          code: Code.InvalidArgument,
+          message: expect.stringContaining("monitor_id: required"),
+        });
+        expect(await codeOf(call("12a"))).toMatchObject({
+          code: Code.InvalidArgument,
+          message: expect.stringContaining("monitor_id: must be"),
+        });
+        expect((await codeOf(call("99999999"))).code).toBe(Code.NotFound);
+      }
+      const watch = async (monitorId: string) => {
+        for await (const _ of client.watchEvents({ monitorId })) break;
+      };
+      expect((await codeOf(watch(""))).code).toBe(Code.InvalidArgument);
+      expect((await codeOf(watch("99999999"))).code).toBe(Code.NotFound);
+      expect((await codeOf(client.listMonitors({ topics: ["a,b"] }))).message).toContain("topics[0]");
+    });
+
+    it("bad credentials → unauthenticated with a message naming the settings, never the password", async () => {
+      const bad = await startIdigiListener(config({ IDIGI_PASSWORD: "s3cret-wrong" }), logger, { installSignalHandlers: false });
+      try {
+        const c = clientFor(bad);
+        for (const p of [c.createMonitor({ topics: ["DataPoint"] }), c.listMonitors({}), c.startSession({ monitorId: "1001" })]) {
+          const r = await codeOf(p);
+          expect(r.code).toBe(Code.Unauthenticated);
+          expect(r.message).toContain("IDIGI_USERNAME / IDIGI_PASSWORD");
+          expect(r.message).not.toContain("s3cret-wrong");
+        }
+      } finally {
+        await bad.stop();
+      }
+    });
+
+    it("the push server refusing the session (403) → permission_denied, and the session is not recorded", async () => {
+      const m = (await client.createMonitor({ topics: ["Alarm"] })).monitor!;
+      await admin(emu, "faults", { type: "refuseConnect", status: 403, monitorId: Number(m.id), times: 1 });
+      const r = await codeOf(client.startSession({ monitorId: m.id }));
+      expect(r.code).toBe(Code.PermissionDenied);
+      expect(r.message).toContain(`monitor ${m.id}`);
+      expect(await l.sessions.bucket.get(m.id)).toBeUndefined();
+      // Once the platform accepts again the session starts.
+      expect((await client.startSession({ monitorId: m.id })).session?.state).toBe(SessionState.CONNECTED);
+      await client.deleteMonitor({ monitorId: m.id });
+    });
+
+    it("platform unreachable → unavailable", async () => {
+      const port = await freePort();
+      const down = await startIdigiListener(config({ IDIGI_URL: `http://127.0.0.1:${port}` }), logger, { installSignalHandlers: false });
+      try {
+        const c = clientFor(down);
+        expect((await codeOf(c.listMonitors({}))).code).toBe(Code.Unavailable);
+        expect((await codeOf(c.startSession({ monitorId: "1001" }))).code).toBe(Code.Unavailable);
+      } finally {
+        await down.stop();
+      }
+    });
+  });
+});
