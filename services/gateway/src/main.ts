@@ -1,11 +1,12 @@
 import { ConfigError, createLogger, loadConfigOrExit } from "@meridian/service-kit";
+import { backendsFromConfig } from "./backends.js";
 import { gatewayConfig } from "./config.js";
 import { SERVICE, startGateway } from "./gateway.js";
 
 const config = loadConfigOrExit(gatewayConfig);
 const logger = createLogger(SERVICE);
 try {
-  await startGateway(config, logger);
+  await startGateway(config, logger, { backends: backendsFromConfig(config) });
 } catch (err) {
   if (err instanceof ConfigError) {
     process.stderr.write(`${err.message}\n`);
