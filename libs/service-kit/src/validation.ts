@@ -37,8 +37,16 @@ export function invalidArgument(violations: readonly FieldViolation[]): never {
   throw new ConnectError(`invalid request: ${list}`, Code.InvalidArgument);
 }
 
+// Reading an option decodes the field's options each time; descriptors never change, so remember it.
+const requiredCache = new WeakMap<DescField, boolean>();
+
 function isRequired(field: DescField): boolean {
-  return getOption(field, field_behavior).includes(FieldBehavior.REQUIRED);
+  let required = requiredCache.get(field);
+  if (required === undefined) {
+    required = getOption(field, field_behavior).includes(FieldBehavior.REQUIRED);
+    requiredCache.set(field, required);
+  }
+  return required;
 }
 
 const join = (prefix: string, name: string) => (prefix ? `${prefix}.${name}` : name);

@@ -3,7 +3,6 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Bus } from "@meridian/bus";
-import { TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { SubscribeResponseSchema, type TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { requestLogger } from "@meridian/service-kit";
 import { mapErrors } from "./errors.js";
@@ -14,9 +13,11 @@ export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService>
     async publish(req, ctx) {
       // Ids and receive times are filled before validation so a retried request keeps its ids.
       const now = timestampNow();
-      const events = req.events.map((e) =>
-        create(TelemetryEventSchema, { ...e, id: e.id || randomUUID(), receivedTime: e.receivedTime ?? now }),
-      );
+      const events = req.events;
+      for (const e of events) {
+        if (!e.id) e.id = randomUUID();
+        if (!e.receivedTime) e.receivedTime = now;
+      }
       validatePublish(events);
       const result = await mapErrors(() => bus.publishEvents(events));
       requestLogger(ctx).debug({ events: events.length, ...result }, "published");
