@@ -40,23 +40,50 @@ export async function startNats(network: StartedNetwork, alias = "nats"): Promis
     .start();
 }
 
-/** A Meridian service container, ready when /readyz answers 200. */
+/** A Meridian service (or emulator) container, ready when `readyPath` answers 200 on `port`. */
 export async function startService(
   network: StartedNetwork,
   folder: string,
   alias: string,
   env: Record<string, string>,
   port = 8080,
+  readyPath = "/readyz",
+  extraPorts: number[] = [],
 ): Promise<StartedTestContainer> {
   const image = await serviceImage(folder);
   return image
     .withNetwork(network)
     .withNetworkAliases(alias)
     .withEnvironment({ PORT: String(port), ...env })
-    .withExposedPorts(port)
-    .withWaitStrategy(Wait.forHttp("/readyz", port).forStatusCode(200))
-    .withStartupTimeout(60_000)
+    .withExposedPorts(port, ...extraPorts)
+    .withWaitStrategy(Wait.forHttp(readyPath, port).forStatusCode(200))
+    .withStartupTimeout(90_000)
     .start();
+}
+
+/** Runs the docker CLI against a started container: pause, unpause, kill, start, restart. */
+export async function docker(...args: string[]): Promise<string> {
+  const { execFile } = await import("node:child_process");
+  return new Promise((resolve, reject) =>
+    execFile("docker", args, (err, stdout, stderr) =>
+      err ? reject(new Error(`docker ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
+    ),
+  );
+}
+
+/** Waits until `check` holds, polling; the error names what was being waited for. */
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000, everyMs = 500): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
 }
 
 export function baseUrl(container: StartedTestContainer, port = 8080): string {
