@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { Bus, jsonCodec, KvBucket } from "@meridian/bus";
+import { Bus, jsonCodec, KvBucket, serviceStatusBucket } from "@meridian/bus";
 import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/bus/testing";
 import {
   Compression,
@@ -14,7 +14,7 @@ import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "./config.js";
-import { SESSIONS_BUCKET } from "./pipeline/sessions.js";
+import { LEASES_BUCKET, SESSIONS_BUCKET } from "./pipeline/sessions.js";
 import { type IdigiListener, startIdigiListener } from "./service.js";
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
@@ -110,11 +110,13 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
       ...over,
     });
 
-  async function startListener(over: Record<string, string> = {}): Promise<IdigiListener> {
+  async function startListener(over: Record<string, string> = {}, leaseTtlMs = 3_000): Promise<IdigiListener> {
     const l = await startIdigiListener(config(over), logger, {
       installSignalHandlers: false,
       reconnectBackoff: FAST_RECONNECT,
       startWaitMs: 5_000,
+      leaseTtlMs,
+      statusIntervalMs: 200,
     });
     listeners.push(l);
     await l.bus.ready;
@@ -135,8 +137,10 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     await Promise.all(listeners.splice(0).map((l) => l.stop()));
     await admin(emu, "faults", undefined, "DELETE");
     // Each test starts with no recorded sessions, so a new listener resumes only what its test started.
-    const bucket = new KvBucket(reader, SESSIONS_BUCKET, jsonCodec());
-    for (const key of await bucket.keys()) await bucket.delete(key);
+    for (const name of [SESSIONS_BUCKET, LEASES_BUCKET]) {
+      const bucket = new KvBucket(reader, name, jsonCodec());
+      for (const key of await bucket.keys()) await bucket.delete(key);
+    }
   });
 
   afterAll(async () => {
@@ -184,6 +188,16 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     const kv = await l.sessions.bucket.get(monitor!.id);
     expect(kv).toMatchObject({ monitorId: monitor!.id, connection: { host: "127.0.0.1", port: emu.pushPort, tls: false } });
     expect(JSON.stringify(kv)).not.toContain("emulator");
+    // Per-monitor counters in the service status the gateway aggregates.
+    const status = serviceStatusBucket(reader);
+    await until(
+      async () =>
+        (await status.get("idigi-listener.test"))?.pipelines.find((p) => p.name === `monitor-${monitor!.id}`)?.delivered === BigInt(N),
+      5_000,
+      "status report with the pipeline counters",
+    );
+    const p = (await status.get("idigi-listener.test"))!.pipelines.find((x) => x.name === `monitor-${monitor!.id}`)!;
+    expect(p).toMatchObject({ received: BigInt(N), delivered: BigInt(N), failed: 0n, lastError: "" });
   });
 
   it("a connection dropped after a block is sent and before it is acked: the replayed block is not published twice", async () => {
@@ -252,6 +266,81 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     const s = sessions.find((x) => x.monitorId === id)!;
     expect(s.state).toBe(SessionState.CONNECTED);
     expect(s.receivedEvents).toBe(50n);
+  });
+
+  it("two instances: one runs the session (lease in KV), the other takes it over when the first stops, exactly once", async () => {
+    const a = await startListener({ INSTANCE_ID: "inst-a" }, 1_500);
+    const b = await startListener({ INSTANCE_ID: "inst-b" }, 1_500);
+    const { monitor, session } = await clientFor(a).createMonitor({
+      topics: ["DataPoint"],
+      batchSize: 10,
+      batchDurationSeconds: 0,
+      startSession: true,
+    });
+    const id = monitor!.id;
+    expect(session!.instance).toBe("inst-a");
+    // b sees it recorded, running on a; asking b to start it is answered with where it runs.
+    expect((await clientFor(b).startSession({ monitorId: id })).session).toMatchObject({
+      state: SessionState.NOT_RUNNING,
+      instance: "inst-a",
+    });
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(b.sessions.has(id)).toBe(false);
+    const listed = (await clientFor(b).listSessions({})).sessions.find((s) => s.monitorId === id)!;
+    expect(listed).toMatchObject({ state: SessionState.NOT_RUNNING, instance: "inst-a" });
+
+    const bus = collect(reader, id, new Date());
+    await admin(emu, "emit", { monitorId: Number(id), count: 20 });
+    await until(() => bus.events.length >= 20, 10_000, "20 events via a");
+    await a.stop();
+    listeners.splice(listeners.indexOf(a), 1);
+    await until(() => b.sessions.has(id), 5_000, "b took the session over");
+    await admin(emu, "emit", { monitorId: Number(id), count: 30 });
+    expectExactlyOnce(await bus.exactly(50), 50);
+    await until(
+      async () => (await clientFor(b).listSessions({})).sessions.find((s) => s.monitorId === id)?.state === SessionState.CONNECTED,
+      5_000,
+      "connected on b",
+    );
+    expect((await clientFor(b).listSessions({})).sessions.find((s) => s.monitorId === id)?.instance).toBe("inst-b");
+
+    // StopSession on an instance that does not run it: the one that does stops at its next lease renewal.
+    const c = await startListener({ INSTANCE_ID: "inst-c" }, 1_500);
+    await clientFor(c).stopSession({ monitorId: id });
+    await until(() => !b.sessions.has(id), 5_000, "b stopped the session");
+    await until(async () => (await b.sessions.leases.get(id)) === undefined, 5_000, "lease released");
+  });
+
+  it("TLS push session verified against the configured CA; without it the certificate is refused and nothing connects", async () => {
+    const tls = { IDIGI_PUSH_TLS: "true", IDIGI_PUSH_PORT: String(emu.pushTlsPort) };
+    const l = await startListener({ ...tls, IDIGI_CA_FILE: emu.caPemPath! });
+    const since = new Date();
+    const { monitor, session } = await clientFor(l).createMonitor({
+      topics: ["DataPoint"],
+      batchSize: 5,
+      batchDurationSeconds: 0,
+      startSession: true,
+    });
+    expect(session).toMatchObject({
+      state: SessionState.CONNECTED,
+      connection: { tls: true, verifyCertificate: true, port: emu.pushTlsPort },
+    });
+    const bus = collect(reader, monitor!.id, since);
+    await admin(emu, "emit", { monitorId: Number(monitor!.id), count: 12 });
+    expectExactlyOnce(await bus.exactly(12), 12);
+    await l.stop();
+    listeners.splice(listeners.indexOf(l), 1);
+
+    const untrusting = await startIdigiListener(config(tls), logger, {
+      installSignalHandlers: false,
+      startWaitMs: 1_500,
+      reconnectBackoff: FAST_RECONNECT,
+    });
+    listeners.push(untrusting);
+    await untrusting.bus.ready;
+    const m2 = (await clientFor(untrusting).createMonitor({ topics: ["DataPoint"], startSession: true })).session!;
+    expect(m2.state).toBe(SessionState.DISCONNECTED);
+    expect(m2.lastError).toMatch(/certificate/i);
   });
 
   it("while the bus is down nothing is acked; once it is back every event is stored exactly once", async () => {

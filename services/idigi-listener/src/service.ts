@@ -27,6 +27,8 @@ export interface IdigiListenerOptions {
   startWaitMs?: number;
   /** Push session reconnect backoff (default: the platform client's, 0.5 s doubling to 30 s). */
   reconnectBackoff?: BackoffPolicy;
+  /** Session lease lifetime (default 15 s): how soon another instance takes over the sessions of one that died. */
+  leaseTtlMs?: number;
   /** Status report interval (default: the bus library's). */
   statusIntervalMs?: number;
 }
@@ -79,6 +81,8 @@ export async function startIdigiListener(
     dedupeEvents: config.IDIGI_DEDUPE_EVENTS,
     includeRaw: config.IDIGI_INCLUDE_RAW,
     ...(options.reconnectBackoff ? { reconnectBackoff: options.reconnectBackoff } : {}),
+    instance: config.INSTANCE_ID,
+    ...(options.leaseTtlMs ? { leaseTtlMs: options.leaseTtlMs } : {}),
   });
 
   const service = await startService({
@@ -110,7 +114,8 @@ export async function startIdigiListener(
 
   void bus.ready.then(async () => {
     service.health.set("", bus.connected ? "SERVING" : "NOT_SERVING");
-    await sessions.resumeAll(service.shutdownSignal);
+    // Resumes recorded sessions now, then keeps their leases (and takes over those of instances that died).
+    await sessions.run(service.shutdownSignal);
   });
 
   startStatusReporter(bus, {

@@ -65,7 +65,7 @@ const STATE: Record<string, SessionState> = {
   stopped: SessionState.NOT_RUNNING,
 };
 
-export function sessionToProto(v: SessionView, instance: string): Session {
+export function sessionToProto(v: SessionView): Session {
   const s = v.state;
   const c = v.counters;
   const lastError = s?.state === "failed" ? s.error.message : (c?.lastError ?? "");
@@ -87,13 +87,13 @@ export function sessionToProto(v: SessionView, instance: string): Session {
     duplicateEvents: BigInt(c?.duplicateEvents ?? 0),
     failedBatches: BigInt(c?.failedBatches ?? 0),
     pendingBlocks: v.pendingBlocks,
-    instance: s ? instance : "",
+    instance: v.instance ?? "",
   });
 }
 
 export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeof IdigiListenerService> {
   const { api, sessions, bus } = deps;
-  const session = (v: SessionView) => sessionToProto(v, deps.instance);
+  const session = (v: SessionView) => sessionToProto(v);
 
   return {
     async createMonitor(req, ctx) {

@@ -1,5 +1,6 @@
+import { randomUUID } from "node:crypto";
 import type { Bus } from "@meridian/bus";
-import { jsonCodec, KvBucket } from "@meridian/bus";
+import { jsonCodec, KeyExistsError, KvBucket } from "@meridian/bus";
 import { type BackoffPolicy, backoffDelay, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
 import type { PushTarget } from "../config.js";
@@ -16,6 +17,17 @@ import { MonitorPipeline, type PipelineCounters } from "./monitor-pipeline.js";
 
 /** KV bucket of the sessions to run: monitor id → where to connect (never a secret). */
 export const SESSIONS_BUCKET = "idigi_sessions";
+/** KV bucket of who runs each session: monitor id → instance; entries expire unless renewed. */
+export const LEASES_BUCKET = "idigi_session_leases";
+export const DEFAULT_LEASE_TTL_MS = 15_000;
+
+/** One instance runs a monitor's session at a time (a second socket would make the platform drop the first). */
+export interface SessionLease {
+  /** INSTANCE_ID of the holder (shown by ListSessions). */
+  instance: string;
+  /** Unique per process, so two processes with one INSTANCE_ID never share a lease. */
+  token: string;
+}
 
 /** What survives a restart for one session. Credentials are configuration and never stored here. */
 export interface SessionRecord {
@@ -29,6 +41,8 @@ export interface SessionView {
   record: SessionRecord;
   /** Undefined when the session is recorded but not running on this instance. */
   state: SessionState | undefined;
+  /** The instance running the session (this one, another one, or undefined when nobody holds its lease). */
+  instance: string | undefined;
   stateTime: Date | undefined;
   counters: PipelineCounters | undefined;
   pendingBlocks: number;
@@ -46,6 +60,10 @@ export interface SessionManagerOptions {
   includeRaw: boolean;
   /** Reconnect backoff of the push sessions (default: the platform client's). */
   reconnectBackoff?: BackoffPolicy;
+  /** This instance's name (INSTANCE_ID). */
+  instance: string;
+  /** Lease lifetime; leases are renewed (and orphaned sessions taken over) every third of it. */
+  leaseTtlMs?: number;
 }
 
 /** The session refused for good at connect time (bad credentials, unknown monitor): StartSession reports it. */
@@ -65,13 +83,43 @@ export class SessionRefusedError extends IdigiError {
  */
 export class SessionManager {
   readonly bucket: KvBucket<SessionRecord>;
+  readonly leases: KvBucket<SessionLease>;
   private readonly running = new Map<string, { record: SessionRecord; pipeline: MonitorPipeline }>();
   private readonly log: Logger;
+  private readonly lease: SessionLease;
+  private readonly leaseTtlMs: number;
   private closed = false;
 
   constructor(private readonly options: SessionManagerOptions) {
     this.bucket = new KvBucket(options.bus, SESSIONS_BUCKET, jsonCodec<SessionRecord>(), { history: 1 });
+    this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    this.leases = new KvBucket(options.bus, LEASES_BUCKET, jsonCodec<SessionLease>(), { history: 1, ttlMs: this.leaseTtlMs });
+    this.lease = { instance: options.instance, token: randomUUID() };
     this.log = options.logger.child({ component: "sessions" });
+  }
+
+  /** Takes (or renews) the lease of a monitor's session; returns the other holder when it is taken. */
+  private async acquire(monitorId: string): Promise<SessionLease | undefined> {
+    try {
+      await this.leases.create(monitorId, this.lease);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof KeyExistsError)) throw err;
+    }
+    const holder = await this.leases.get(monitorId);
+    if (holder && holder.token !== this.lease.token) return holder;
+    await this.leases.put(monitorId, this.lease);
+    return undefined;
+  }
+
+  private async release(monitorId: string): Promise<void> {
+    try {
+      const holder = await this.leases.get(monitorId);
+      if (holder?.token === this.lease.token) await this.leases.delete(monitorId);
+    } catch (err) {
+      // It expires on its own.
+      this.log.debug({ err, monitorId }, "lease release failed");
+    }
   }
 
   private launch(record: SessionRecord): MonitorPipeline {
@@ -119,12 +167,20 @@ export class SessionManager {
       await again.pipeline.stop();
       this.running.delete(monitorId);
     }
-    const record: SessionRecord = { monitorId, startedTime: new Date().toISOString(), connection: { ...this.options.target } };
+    const recorded = await this.bucket.get(monitorId);
+    const record: SessionRecord = recorded ?? { monitorId, startedTime: new Date().toISOString(), connection: { ...this.options.target } };
+    const holder = await this.acquire(monitorId);
+    if (holder) {
+      // Another instance runs it; make sure it stays recorded and report where it runs.
+      if (!recorded) await this.bucket.put(monitorId, record);
+      return { ...this.view(record), instance: holder.instance };
+    }
     const pipeline = this.launch(record);
     const state = await pipeline.settled(waitMs);
     if (state.state === "failed") {
       await pipeline.stop();
       this.running.delete(monitorId);
+      await this.release(monitorId);
       throw new SessionRefusedError(monitorId, state.error);
     }
     await this.bucket.put(monitorId, record);
@@ -140,7 +196,9 @@ export class SessionManager {
     if (entry) {
       this.running.delete(monitorId);
       await entry.pipeline.stop();
+      await this.release(monitorId);
     }
+    // A session running on another instance stops there at its next lease renewal (it finds no record).
     this.log.info({ monitorId }, "session stopped");
   }
 
@@ -163,11 +221,12 @@ export class SessionManager {
     return this.running.has(monitorId) || (await this.bucket.get(monitorId)) !== undefined;
   }
 
-  private view(record: SessionRecord): SessionView {
+  private view(record: SessionRecord, holder?: SessionLease): SessionView {
     const p = this.running.get(record.monitorId)?.pipeline;
     return {
       record,
       state: p?.state,
+      instance: p ? this.options.instance : holder?.instance,
       stateTime: p?.stateTime,
       counters: p ? { ...p.counters } : undefined,
       pendingBlocks: p?.pendingBlocks ?? 0,
@@ -179,7 +238,11 @@ export class SessionManager {
     const records = new Map<string, SessionRecord>();
     for (const [key, rec] of await this.bucket.entries()) records.set(key, rec);
     for (const [id, { record }] of this.running) if (!records.has(id)) records.set(id, record);
-    return [...records.values()].sort((a, b) => Number(a.monitorId) - Number(b.monitorId)).map((r) => this.view(r));
+    const views: SessionView[] = [];
+    for (const r of [...records.values()].sort((a, b) => Number(a.monitorId) - Number(b.monitorId))) {
+      views.push(this.view(r, this.running.has(r.monitorId) ? undefined : await this.leases.get(r.monitorId)));
+    }
+    return views;
   }
 
   /** Counters of the running pipelines, for the status reporter. */
@@ -188,33 +251,54 @@ export class SessionManager {
   }
 
   /**
-   * Starts every recorded session that is not running here, retrying the KV read until it works or the signal
-   * aborts. Sessions are resumed without asking the REST API first: the push handshake tells about the monitor.
+   * One round of lease upkeep: renews the leases of the sessions running here (stopping those whose record is gone
+   * or whose lease another instance holds) and starts every recorded session whose lease is free, i.e. resumes
+   * sessions after a restart and takes over those of an instance that died. Returns how many it started.
    */
-  async resumeAll(signal: AbortSignal): Promise<number> {
-    for (let attempt = 1; !signal.aborted && !this.closed; attempt++) {
-      try {
-        const entries = await this.bucket.entries();
-        let n = 0;
-        for (const [, record] of entries) {
-          if (this.running.has(record.monitorId) || this.closed) continue;
-          // Credentials and CA come from the current configuration; the recorded target is where the monitor lives.
-          this.launch(record);
-          n++;
-        }
-        if (n > 0) this.log.info({ sessions: n }, "sessions resumed from KV");
-        return n;
-      } catch (err) {
-        const delay = backoffDelay(attempt);
-        this.log.warn({ err, attempt, delayMs: delay }, "reading recorded sessions failed; retrying");
-        try {
-          await sleep(delay, signal);
-        } catch {
-          return 0;
-        }
+  async maintain(): Promise<number> {
+    const records = new Map((await this.bucket.entries()).map(([k, r]) => [k, r] as const));
+    for (const [monitorId, entry] of [...this.running]) {
+      if (this.closed) return 0;
+      const holder = records.has(monitorId) ? await this.acquire(monitorId) : undefined;
+      if (!records.has(monitorId) || holder) {
+        this.log.info(
+          { monitorId, holder: holder?.instance },
+          records.has(monitorId) ? "lease lost; stopping here" : "session record gone; stopping",
+        );
+        this.running.delete(monitorId);
+        await entry.pipeline.stop();
+        if (!holder) await this.release(monitorId);
       }
     }
-    return 0;
+    let started = 0;
+    for (const [monitorId, record] of records) {
+      if (this.closed || this.running.has(monitorId)) continue;
+      if (await this.acquire(monitorId)) continue;
+      // Credentials and CA come from the current configuration; the recorded target is where the monitor lives.
+      this.launch(record);
+      started++;
+    }
+    if (started > 0) this.log.info({ sessions: started }, "sessions resumed from KV");
+    return started;
+  }
+
+  /** Runs maintain() every third of the lease lifetime until the signal aborts (or close()). */
+  async run(signal: AbortSignal): Promise<void> {
+    const every = Math.max(100, Math.floor(this.leaseTtlMs / 3));
+    for (let failures = 0; !signal.aborted && !this.closed; ) {
+      try {
+        await this.maintain();
+        failures = 0;
+      } catch (err) {
+        failures++;
+        if (failures === 1 || failures % 10 === 0) this.log.warn({ err, failures }, "session upkeep failed; retrying");
+      }
+      try {
+        await sleep(failures > 0 ? Math.min(every, backoffDelay(failures)) : every, signal);
+      } catch {
+        return;
+      }
+    }
   }
 
   /** Stops every running session (publishing what is queued first); records stay in KV for the next start. */
@@ -223,5 +307,7 @@ export class SessionManager {
     const all = [...this.running.values()];
     this.running.clear();
     await Promise.all(all.map((e) => e.pipeline.stop()));
+    // Free the leases so another instance (a rolling update's new pod) takes over at once, not after the TTL.
+    await Promise.all(all.map((e) => this.release(e.record.monitorId)));
   }
 }
