@@ -24,7 +24,7 @@ export const omfSenderConfig = z.object({
   OMF_CREDENTIALS_KEY: credentialsKey,
   /** JSON list of endpoint configs applied at start (`[...]` or `{"endpoints": [...]}`). */
   OMF_ENDPOINTS_FILE: z.string().optional(),
-  /** Pipeline defaults; a route's options (maxBatchEvents, maxBatchBytes, lingerMs) override them. */
+  /** Pipeline defaults; a route's options (maxBatchEvents, maxBatchBytes, lingerMs, maxInflightBatches) override them. */
   OMF_MAX_BATCH_EVENTS: z.coerce.number().int().min(1).max(100_000).default(2000),
   OMF_MAX_BATCH_BYTES: z.coerce
     .number()
@@ -32,6 +32,7 @@ export const omfSenderConfig = z.object({
     .min(1024)
     .default(4 * 1024 * 1024),
   OMF_LINGER_MS: env.durationMs(250),
+  OMF_MAX_INFLIGHT_BATCHES: z.coerce.number().int().min(1).max(32).default(4),
   /** How long a bus message may stay unacknowledged before NATS redelivers it (extended by working() while sending). */
   OMF_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
 });

@@ -240,7 +240,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
   }, 60_000);
 
   it("no loss, no duplicates across a restart of omf-sender mid-batch", async () => {
-    await putRoute("restart", "line-rs", "pi", { maxBatchEvents: "200" });
+    await putRoute("restart", "line-rs", "pi", { maxBatchEvents: "200", maxInflightBatches: "2" });
     const base = Date.UTC(2026, 4, 1);
     await faults({ latencyMs: 700, profile: "pi" });
     const events = ["a", "b"].flatMap((d) => Array.from({ length: 500 }, (_, i) => event("line-rs", d, i, base)));
@@ -262,7 +262,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
   }, 60_000);
 
   it("no loss, no duplicates when omf-sender dies after a write and before its ack (the new instance re-sends)", async () => {
-    await putRoute("crash", "line-crash", "pi", { maxBatchEvents: "100" });
+    await putRoute("crash", "line-crash", "pi", { maxBatchEvents: "100", maxInflightBatches: "1" });
     const base = Date.UTC(2026, 7, 1);
     await faults({ latencyMs: 600, profile: "pi" });
     const events = ["a", "b"].flatMap((d) => Array.from({ length: 300 }, (_, i) => event("line-crash", d, i, base)));
@@ -274,9 +274,15 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     await sender.stop();
     const before = await valueCount("pi", "line-crash");
     expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(600);
     await faults(null);
     sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: BACKOFF });
     await until(async () => (await valueCount("pi", "line-crash")) === 600, 30_000, "all values after the crash");
+    await until(
+      async () => ((await sender.pipelines.counters()).find((p) => p.name === "crash")?.delivered ?? 0n) >= BigInt(600 - before),
+      10_000,
+      "new instance delivered the rest",
+    );
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "crash");
     // The new instance re-sent what the old one wrote but never acknowledged; the values were overwritten.
     expect(Number(counters?.delivered)).toBeGreaterThan(600 - before);

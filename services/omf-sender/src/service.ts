@@ -56,6 +56,7 @@ export async function startOmfSender(config: OmfSenderConfig, logger: Logger, op
       maxBatchEvents: config.OMF_MAX_BATCH_EVENTS,
       maxBatchBytes: config.OMF_MAX_BATCH_BYTES,
       lingerMs: config.OMF_LINGER_MS,
+      maxInflightBatches: config.OMF_MAX_INFLIGHT_BATCHES,
       dataAction: "auto",
       intFormat: "int64",
     },

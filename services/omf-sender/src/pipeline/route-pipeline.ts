@@ -31,16 +31,21 @@ export interface PipelineSettings {
   dataAction: "auto" | "create" | "update";
   /** Integer point format: int64 (default) or int32. */
   intFormat: "int64" | "int32";
+  /**
+   * Batches sent at once. Values are indexed by timestamp, so batches may land in any order; more than one hides
+   * the endpoint's round trip while the next batch fills.
+   */
+  maxInflightBatches: number;
 }
 
-/** Reads route.options (`maxBatchEvents`, `maxBatchBytes`, `lingerMs`, `dataAction`, `intFormat`); bad values are reported, defaults kept. */
+/** Reads route.options (`maxBatchEvents`, `maxBatchBytes`, `lingerMs`, `maxInflightBatches`, `dataAction`, `intFormat`); bad values are reported, defaults kept. */
 export function pipelineSettings(
   options: Record<string, string>,
   defaults: PipelineSettings,
 ): { settings: PipelineSettings; problems: string[] } {
   const settings = { ...defaults };
   const problems: string[] = [];
-  const int = (key: "maxBatchEvents" | "maxBatchBytes" | "lingerMs", min: number, max: number) => {
+  const int = (key: "maxBatchEvents" | "maxBatchBytes" | "lingerMs" | "maxInflightBatches", min: number, max: number) => {
     const raw = options[key];
     if (raw === undefined) return;
     const n = Number(raw);
@@ -50,6 +55,7 @@ export function pipelineSettings(
   int("maxBatchEvents", 1, 100_000);
   int("maxBatchBytes", 1024, 64 * 1024 * 1024);
   int("lingerMs", 0, 60_000);
+  int("maxInflightBatches", 1, 32);
   const action = options["dataAction"];
   if (action !== undefined) {
     if (action === "auto" || action === "create" || action === "update") settings.dataAction = action;
@@ -78,6 +84,10 @@ export interface RouteCounters {
   received: number;
   delivered: number;
   failed: number;
+  /** Batches flushed, and the events in them (batch sizes, for status and the benchmark). */
+  flushes: number;
+  flushedEvents: number;
+  maxFlushEvents: number;
   lastError: string;
   lastErrorTime: Date | undefined;
 }
@@ -94,7 +104,16 @@ const LINGER = Symbol("linger");
  * backoff) and never dead-letter; a 4xx retrying cannot fix dead-letters the message with the OMF error body.
  */
 export class RoutePipeline {
-  readonly counters: RouteCounters = { received: 0, delivered: 0, failed: 0, lastError: "", lastErrorTime: undefined };
+  readonly counters: RouteCounters = {
+    received: 0,
+    delivered: 0,
+    failed: 0,
+    flushes: 0,
+    flushedEvents: 0,
+    maxFlushEvents: 0,
+    lastError: "",
+    lastErrorTime: undefined,
+  };
   /** Events held in memory for the batch being built or sent. */
   buffered = 0;
   readonly consumer: DurableConsumer;
@@ -118,7 +137,7 @@ export class RoutePipeline {
       logger: deps.logger,
       ackWaitMs: deps.ackWaitMs,
       // A batch must fit in what may be unacknowledged at once.
-      maxAckPending: Math.max(1024, settings.maxBatchEvents * 2),
+      maxAckPending: Math.max(1024, settings.maxBatchEvents * (settings.maxInflightBatches + 1)),
       pullBatch: Math.min(512, Math.max(16, settings.maxBatchEvents)),
       ...(deps.backoff ? { backoff: deps.backoff } : {}),
     });
@@ -146,12 +165,16 @@ export class RoutePipeline {
     let events = 0;
     let bytes = 0;
     let firstAt = 0;
+    const inflight = new Set<Promise<void>>();
     const flush = async () => {
       const b = batch;
       batch = [];
       events = 0;
       bytes = 0;
-      await this.flush(b, signal);
+      const p = this.flush(b, signal).catch((err) => this.log.error({ err }, "flush failed unexpectedly"));
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      while (inflight.size >= this.settings.maxInflightBatches) await Promise.race(inflight);
     };
     try {
       while (!signal.aborted) {
@@ -184,6 +207,7 @@ export class RoutePipeline {
         if (events >= this.settings.maxBatchEvents || bytes >= this.settings.maxBatchBytes) await flush();
       }
     } finally {
+      await Promise.all(inflight);
       // Unsent deliveries go back now, so another instance takes them without waiting for the ack deadline.
       for (const d of batch) d.retry(0);
       this.buffered = 0;
@@ -212,6 +236,9 @@ export class RoutePipeline {
   private async flush(batch: Delivery[], signal: AbortSignal): Promise<void> {
     if (batch.length === 0) return;
     const size = batch.reduce((n, d) => n + d.batch.events.length, 0);
+    this.counters.flushes++;
+    this.counters.flushedEvents += size;
+    this.counters.maxFlushEvents = Math.max(this.counters.maxFlushEvents, size);
     // Keep the ack deadline away while types, containers and data are sent.
     const heartbeat = setInterval(
       () => {
