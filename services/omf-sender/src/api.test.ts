@@ -11,6 +11,7 @@ import {
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { ConfigError } from "@meridian/service-kit";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { omfSenderConfig } from "./config.js";
 import { ENDPOINTS_BUCKET } from "./endpoints.js";
@@ -28,6 +29,10 @@ import {
   until,
 } from "./test-harness.js";
 import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "./test-seed.js";
+
+function createLogger(name: string, o: { level: string }, stream: { write: (l: string) => void }) {
+  return pino({ name, level: o.level }, stream);
+}
 
 const PI_AUTH = `Basic ${Buffer.from("meridian:meridian").toString("base64")}`;
 const EDS_BASE = "/api/v1/tenants/default/namespaces/default";
@@ -194,6 +199,30 @@ describe("endpoints", () => {
     }).catch((e) => e);
     expect(err2.message).toContain("endpoints[0].password: a literal secret needs OMF_CREDENTIALS_KEY");
     expect(err2.message).not.toContain("pw");
+  });
+
+  it("secrets never reach the logs (create, check with a wrong secret, send, delete at debug level)", async () => {
+    const lines: string[] = [];
+    const capture = createLogger("omf-sender", { level: "debug" }, { write: (l: string) => lines.push(l) });
+    const s = await startSender(nats, {}, {}, capture);
+    try {
+      const c = apiClient(s);
+      const secret = "Sup3r-S3cret-Value";
+      await c.createEndpoint({
+        endpoint: { id: "pi-logged", kind: EndpointKind.PI, url: `${emu.url}/piwebapi`, allowHttp: true, username: "meridian", secret },
+      });
+      await c.checkEndpoint({ id: "pi-logged" });
+      await c.sendOmf({ messageType: OmfMessageType.TYPE, body: JSON.stringify([SEED_TYPES[0]]), endpointIds: ["pi-logged"] });
+      await c.getEndpoint({ id: "pi-logged" });
+      await c.deleteEndpoint({ id: "pi-logged" });
+      expect(lines.length).toBeGreaterThan(3);
+      const all = lines.join("\n");
+      expect(all).toContain("pi-logged");
+      expect(all).not.toContain(secret);
+      expect(all).not.toContain(Buffer.from(`meridian:${secret}`).toString("base64"));
+    } finally {
+      await s.stop();
+    }
   });
 
   it("a bad OMF_CREDENTIALS_KEY is a config error naming it", () => {

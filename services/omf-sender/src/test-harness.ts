@@ -4,7 +4,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { type NatsServerHandle, startNatsServer } from "@meridian/bus/testing";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type OmfEmulatorOptions, type RunningOmfEmulator, startOmfEmulator } from "@meridian/emulator-omf";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { omfSenderConfig } from "./config.js";
 import { type OmfSender, type OmfSenderOptions, startOmfSender } from "./service.js";
 
@@ -15,9 +15,10 @@ export async function startSender(
   nats: NatsServerHandle,
   env: Record<string, string> = {},
   options: OmfSenderOptions = {},
+  log: Logger = logger,
 ): Promise<OmfSender> {
   const config = omfSenderConfig.parse({ PORT: "0", NATS_URL: nats.url, OMF_CREDENTIALS_KEY: TEST_KEY, ...env });
-  const sender = await startOmfSender(config, logger, { installSignalHandlers: false, ...options });
+  const sender = await startOmfSender(config, log, { installSignalHandlers: false, ...options });
   await sender.bus.ready;
   return sender;
 }
