@@ -343,6 +343,32 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     expect(m2.lastError).toMatch(/certificate/i);
   });
 
+  it("a block that can never be published (over the bus's max payload) is dead-lettered and acked; the rest flows", async () => {
+    const l = await startListener({ IDIGI_INCLUDE_RAW: "true" });
+    const client = clientFor(l);
+    const { monitor } = await client.createMonitor({ topics: ["FileData"], batchSize: 1, batchDurationSeconds: 0, startSession: true });
+    const id = monitor!.id;
+    const since = new Date();
+    const bus = collect(reader, id, since);
+    const dead = new Promise<string | undefined>((resolve) => {
+      const sub = reader.connection().subscribe("deadletter.v1.idigi-listener", { max: 1 });
+      void (async () => {
+        for await (const m of sub) resolve(m.headers?.get("Meridian-Dead-Letter-Detail"));
+      })();
+    });
+    // Published as is (no JetStream store needed to see it): a core subscription gets the dead letter too.
+    // Too big for the admin API's body limit: emitted in-process.
+    emu.emit({ monitorId: Number(id), count: 1, record: { id: { fdName: "big.bin", fdPath: "/db/x/" }, fdData: "A".repeat(1_200_000) } });
+    await admin(emu, "emit", { monitorId: Number(id), count: 3 });
+    expect(await dead).toMatch(/payload/i);
+    const events = await bus.exactly(3);
+    expectExactlyOnce(events, 3);
+    await until(async () => (await monitorState(emu, id)).eventsAcked === 4, 10_000, "the big block acked too");
+    const s = (await client.listSessions({})).sessions.find((x) => x.monitorId === id)!;
+    expect(s.failedBatches).toBe(1n);
+    expect(s.lastError).toMatch(/payload/i);
+  });
+
   it("while the bus is down nothing is acked; once it is back every event is stored exactly once", async () => {
     // A nats-server of our own, so it can be down for a while and come back with its store.
     const port = await freePort();

@@ -62,6 +62,15 @@ class RecentIds {
   }
 }
 
+/**
+ * A message over the server's max_payload: the bus library reports it as unavailable like any publish failure,
+ * but retrying can never help, so it must not hold the block (and the socket) forever.
+ */
+function tooLarge(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code === "MAX_PAYLOAD_EXCEEDED" || /max.?payload/i.test(cause?.message ?? "");
+}
+
 type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; batch: InvalidBatch };
 
 /**
@@ -175,14 +184,38 @@ export class MonitorPipeline {
           else await this.handleInvalid(w.batch);
         } catch (err) {
           if (this.abort.signal.aborted) return;
+          // Not a bus outage (those are retried inside): the block can never be published (e.g. it cannot be
+          // encoded). Replaying it would fail the same way, so it is dead-lettered, then acked.
           this.counters.failedBatches++;
-          this.noteError((err as Error).message);
-          this.log.error({ err }, "block handling failed; left unacked for replay");
+          this.noteError(`block ${w.batch.blockId}: ${(err as Error).message}`);
+          this.log.error({ err, blockId: w.batch.blockId }, "block cannot be published; dead-lettering it");
+          try {
+            await this.deadLetter(w.batch, "iDigi block could not be published", (err as Error).message);
+            await this.ack(w.batch);
+          } catch (dlErr) {
+            if (this.abort.signal.aborted) return;
+            this.log.error({ err: dlErr, blockId: w.batch.blockId }, "dead-lettering failed; block left unacked for replay");
+          }
         }
       }
     } finally {
       this.working = undefined;
     }
+  }
+
+  /** Publishes a block's raw payload to `deadletter.v1.idigi-listener` with the reason in the headers. */
+  private deadLetter(batch: PushBatch | InvalidBatch, reason: string, detail: string): Promise<void> {
+    const h = headers();
+    h.set(DEAD_LETTER_HEADERS.reason, reason);
+    h.set(DEAD_LETTER_HEADERS.detail, detail.replace(/[\r\n]+/g, " ").slice(0, 4000));
+    h.set(DEAD_LETTER_HEADERS.consumer, DEAD_LETTER_CONSUMER);
+    h.set("Meridian-Idigi-Monitor", this.monitorId);
+    h.set("Meridian-Idigi-Format", batch.format);
+    h.set("Meridian-Idigi-Compressed", String(batch.compressed));
+    return this.publish(async () => {
+      if (!this.options.bus.connected) throw new BusUnavailableError();
+      await this.options.bus.js().publish(deadLetterSubject(DEAD_LETTER_CONSUMER), batch.rawBytes, { headers: h });
+    });
   }
 
   private async handleBatch(batch: PushBatch, at: Date): Promise<void> {
@@ -215,17 +248,7 @@ export class MonitorPipeline {
     this.counters.failedBatches++;
     this.noteError(`block ${batch.blockId}: ${batch.error.message}`);
     this.log.error({ blockId: batch.blockId, err: batch.error }, "unparseable block; dead-lettering it");
-    const h = headers();
-    h.set(DEAD_LETTER_HEADERS.reason, `unparseable iDigi block: ${batch.error.code}`);
-    h.set(DEAD_LETTER_HEADERS.detail, batch.error.message.replace(/[\r\n]+/g, " ").slice(0, 4000));
-    h.set(DEAD_LETTER_HEADERS.consumer, DEAD_LETTER_CONSUMER);
-    h.set("Meridian-Idigi-Monitor", this.monitorId);
-    h.set("Meridian-Idigi-Format", batch.format);
-    h.set("Meridian-Idigi-Compressed", String(batch.compressed));
-    await this.publish(async () => {
-      if (!this.options.bus.connected) throw new BusUnavailableError();
-      await this.options.bus.js().publish(deadLetterSubject(DEAD_LETTER_CONSUMER), batch.rawBytes, { headers: h });
-    });
+    await this.deadLetter(batch, `unparseable iDigi block: ${batch.error.code}`, batch.error.message);
     await this.ack(batch);
   }
 
@@ -235,7 +258,7 @@ export class MonitorPipeline {
       maxAttempts: Number.POSITIVE_INFINITY,
       policy: this.options.publishBackoff ?? PUBLISH_BACKOFF,
       signal: this.abort.signal,
-      isRetryable: (err) => err instanceof BusUnavailableError,
+      isRetryable: (err) => err instanceof BusUnavailableError && !tooLarge(err),
       onRetry: (err, attempt, delayMs) => {
         this.counters.failedBatches++;
         this.noteError((err as Error).message);
