@@ -298,7 +298,19 @@ describe("SendOmf", () => {
   });
 
   it("golden: the seed's types, containers and data land in PI and EDS, read back as test.py does; delete cleans up", async () => {
-    const endpoints = ["file-pi", "file-eds"];
+    await api.createEndpoint({
+      endpoint: {
+        id: "adh",
+        kind: EndpointKind.ADH,
+        url: emu.url,
+        allowHttp: true,
+        tenantId: "t-0001",
+        namespaceId: "Samples",
+        clientId: "meridian-client",
+        secret: "meridian-secret",
+      },
+    });
+    const endpoints = ["file-pi", "file-eds", "adh"];
     // The sample speaks OMF 1.1 (uom); our endpoints default to 1.2, which accepts the same bodies.
     const send = async (messageType: OmfMessageType, body: unknown, action = OmfAction.CREATE) => {
       const res = await api.sendOmf({ messageType, action, body: JSON.stringify(body), endpointIds: endpoints });
@@ -346,6 +358,21 @@ describe("SendOmf", () => {
       expect(last.body).toEqual(sent.get(c.id));
     }
 
+    // ADH: the same read-back with a bearer token of the sample's client.
+    const tok = await fetch(`${emu.url}/identity/connect/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "client_id=meridian-client&client_secret=meridian-secret&grant_type=client_credentials",
+    }).then((r) => r.json() as Promise<{ access_token: string }>);
+    const ah = { ...rh, authorization: `Bearer ${tok.access_token}` };
+    const ADH_BASE = "/api/v1/tenants/t-0001/namespaces/Samples";
+    for (const t of SEED_TYPES) expect((await getJson(`${emu.url}${ADH_BASE}/Types/${t.id}`, ah)).status).toBe(200);
+    for (const c of SEED_CONTAINERS) {
+      const last = await getJson(`${emu.url}${ADH_BASE}/Streams/${c.id}/Data/last`, ah);
+      expect(last.status).toBe(200);
+      expect(last.body).toEqual(sent.get(c.id));
+    }
+
     const status = await api.getEndpointStatus({ id: "file-eds" });
     expect(status.status?.sentMessages).toBeGreaterThanOrEqual(15n);
 
@@ -358,6 +385,7 @@ describe("SendOmf", () => {
     expect(after.body.Items).toEqual([]);
     expect((await getJson(`${emu.url}${EDS_BASE}/Streams/FirstContainer`)).status).toBe(404);
     expect((await getJson(`${emu.url}${EDS_BASE}/Types/FirstDynamicType`)).status).toBe(404);
+    expect((await getJson(`${emu.url}${ADH_BASE}/Streams/FirstContainer`, ah)).status).toBe(404);
     const state = await getJson(`${emu.url}/_emulator/state`);
     expect(state.body.scopes.pi.types).toEqual({});
     expect(state.body.scopes.pi.containers).toEqual({});

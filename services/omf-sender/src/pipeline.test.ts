@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Bus, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS } from "@meridian/bus";
+import { Bus, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS, serviceStatusBucket } from "@meridian/bus";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
@@ -142,6 +142,15 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(status.status?.failedEvents).toBe(0n);
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "to-pi");
     expect(counters).toMatchObject({ received: 201n, delivered: 201n, failed: 0n, pending: 0n });
+    // The same counters reach the service_status bucket (what the gateway's GetStatus shows).
+    await until(
+      async () => {
+        const reports = (await serviceStatusBucket(bus).entries()).map(([, r]) => r).filter((r) => r.service === "omf-sender");
+        return reports.some((r) => r.pipelines.some((p) => p.name === "to-pi" && p.delivered === 201n && p.pending === 0n));
+      },
+      5_000,
+      "status report",
+    );
     // Types and containers are remembered in KV, once per endpoint.
     const kv = await bus.js().views.kv("omf_state");
     const keys: string[] = [];
@@ -176,6 +185,37 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(new Set(cs.map((c) => c.typeid)).size).toBe(2);
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "shape");
     expect(counters?.failed).toBe(0n);
+  });
+
+  it("a disabled route stops its pipeline; a deleted route also deletes its durable consumer", async () => {
+    await putRoute("tmp", "line-tmp", "eds");
+    await until(() => sender.pipelines.list().some((p) => p.route.id === "tmp"), 5_000, "pipeline started");
+    await until(
+      async () =>
+        (await bus
+          .jsm()
+          .consumers.info(STREAMS.telemetry, "omf-tmp")
+          .catch(() => undefined)) !== undefined,
+      5_000,
+      "consumer",
+    );
+    const route = (await routeBucket(bus).get("tmp"))!;
+    await routeBucket(bus).put("tmp", create(RouteSchema, { ...route, disabled: true }));
+    await until(() => !sender.pipelines.list().some((p) => p.route.id === "tmp"), 5_000, "pipeline stopped");
+    expect(await bus.jsm().consumers.info(STREAMS.telemetry, "omf-tmp")).toBeDefined();
+    await routeBucket(bus).put("tmp", route);
+    await until(() => sender.pipelines.list().some((p) => p.route.id === "tmp"), 5_000, "pipeline restarted");
+    await routeBucket(bus).delete("tmp");
+    await until(
+      async () =>
+        (await bus
+          .jsm()
+          .consumers.info(STREAMS.telemetry, "omf-tmp")
+          .catch(() => undefined)) === undefined,
+      5_000,
+      "consumer deleted",
+    );
+    expect(sender.pipelines.list().some((p) => p.route.id === "tmp")).toBe(false);
   });
 
   it("a 400 the endpoint will always give dead-letters that message with the OMF error body; the rest lands", async () => {
