@@ -36,6 +36,11 @@ export const idigiListenerConfig = z.object({
   IDIGI_MAX_UNACKED: z.coerce.number().int().min(1).max(10_000).default(16),
   /** Per-monitor memory of published event ids, so a replay regrouped into other blocks is not published twice. */
   IDIGI_DEDUPE_EVENTS: z.coerce.number().int().min(0).max(10_000_000).default(100_000),
+  /**
+   * JSON file of monitors to listen to, applied at start: `{"monitors": [CreateMonitorRequest, …]}` in proto JSON.
+   * A monitor with the same topic list is reused, else created; its session is started (and resumed after restarts).
+   */
+  IDIGI_MONITORS_FILE: z.string().optional(),
   /** Attach each event's pushed message (JSON) as the raw payload. */
   IDIGI_INCLUDE_RAW: env.bool(false),
 });

@@ -1,4 +1,7 @@
 import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus, jsonCodec, KvBucket, serviceStatusBucket } from "@meridian/bus";
@@ -367,6 +370,42 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     const s = (await client.listSessions({})).sessions.find((x) => x.monitorId === id)!;
     expect(s.failedBatches).toBe(1n);
     expect(s.lastError).toMatch(/payload/i);
+  });
+
+  it("IDIGI_MONITORS_FILE: monitors are created (or reused by topic list) and listened to at start; a bad file stops the start", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "idigi-monitors-"));
+    const file = join(dir, "monitors.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ monitors: [{ topics: ["AlarmStatus"], batchSize: 5, batchDurationSeconds: 0, format: "PAYLOAD_FORMAT_XML" }] }),
+    );
+    const first = await startListener({ IDIGI_MONITORS_FILE: file });
+    let id = "";
+    await until(
+      async () => {
+        const m = (await clientFor(first).listMonitors({ topics: ["AlarmStatus"] })).monitors[0];
+        id = m?.id ?? "";
+        return Boolean(m) && first.sessions.has(id);
+      },
+      10_000,
+      "monitor from the file listened to",
+    );
+    const bus = collect(reader, id, new Date());
+    await admin(emu, "emit", { monitorId: Number(id), count: 10 });
+    await until(() => bus.events.length >= 10, 10_000, "10 events");
+    await first.stop();
+    listeners.splice(listeners.indexOf(first), 1);
+
+    const second = await startListener({ IDIGI_MONITORS_FILE: file });
+    await until(() => second.sessions.has(id), 10_000, "same monitor listened to again");
+    await admin(emu, "emit", { monitorId: Number(id), count: 5 });
+    expectExactlyOnce(await bus.exactly(15), 15);
+    expect((await clientFor(second).listMonitors({ topics: ["AlarmStatus"] })).monitors).toHaveLength(1);
+
+    writeFileSync(file, JSON.stringify({ monitors: [{ topics: ["AlarmStatus"] }, { topics: [], batchSize: 0 }] }));
+    await expect(startIdigiListener(config({ IDIGI_MONITORS_FILE: file }), logger, { installSignalHandlers: false })).rejects.toThrow(
+      /IDIGI_MONITORS_FILE: .*monitors\[1\]: .*topics: required; batch_size: must be between 1 and 65535/,
+    );
   });
 
   it("while the bus is down nothing is acked; once it is back every event is stored exactly once", async () => {

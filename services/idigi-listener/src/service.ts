@@ -1,12 +1,15 @@
 import { readFileSync } from "node:fs";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Bus, busFromConfig, startStatusReporter } from "@meridian/bus";
+import type { CreateMonitorRequest } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { Health } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { BackoffPolicy } from "@meridian/retry";
+import { backoffDelay, sleep } from "@meridian/retry";
 import { ConfigError, type Logger, type RunningService, startService } from "@meridian/service-kit";
-import { idigiListenerService } from "./api/index.js";
+import { idigiListenerService, monitorSpec } from "./api/index.js";
 import { type IdigiListenerConfig, pushTarget } from "./config.js";
+import { readMonitorsFile } from "./monitors-file.js";
 import { SessionManager } from "./pipeline/sessions.js";
 import { createMonitorApi, type MonitorApi, ConfigError as PlatformConfigError } from "./platform/index.js";
 
@@ -31,6 +34,43 @@ export interface IdigiListenerOptions {
   leaseTtlMs?: number;
   /** Status report interval (default: the bus library's). */
   statusIntervalMs?: number;
+}
+
+/**
+ * Listens to the monitors of IDIGI_MONITORS_FILE: reuses a monitor with the same topic list (so a restart does not
+ * create another), else creates it, and starts its session. Retries (the platform may come up after us) until done.
+ */
+async function applyMonitors(
+  monitors: CreateMonitorRequest[],
+  api: MonitorApi,
+  sessions: SessionManager,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const pending = [...monitors];
+  for (let attempt = 1; pending.length > 0 && !signal.aborted; attempt++) {
+    try {
+      while (pending.length > 0) {
+        const req = pending[0]!;
+        const existing = (await api.list({ topics: [...req.topics] }))[0];
+        const monitor = existing ?? (await api.create(monitorSpec(req)));
+        const session = await sessions.start(monitor.id);
+        logger.info(
+          { monitorId: monitor.id, topics: req.topics, reused: Boolean(existing), state: session.state?.state },
+          "monitor from file",
+        );
+        pending.shift();
+      }
+    } catch (err) {
+      const delayMs = backoffDelay(attempt, { initialMs: 1000, maxMs: 30_000, multiplier: 2, jitter: 0.3 });
+      logger.warn({ err, attempt, delayMs }, "applying IDIGI_MONITORS_FILE failed; retrying");
+      try {
+        await sleep(delayMs, signal);
+      } catch {
+        return;
+      }
+    }
+  }
 }
 
 function readCa(path: string | undefined): string[] | undefined {
@@ -69,6 +109,7 @@ export async function startIdigiListener(
     throw err;
   }
   const ca = readCa(config.IDIGI_CA_FILE);
+  const declaredMonitors = config.IDIGI_MONITORS_FILE ? readMonitorsFile(config.IDIGI_MONITORS_FILE) : [];
   const bus = busFromConfig(config, SERVICE, logger);
   const sessions = new SessionManager({
     bus,
@@ -114,6 +155,7 @@ export async function startIdigiListener(
 
   void bus.ready.then(async () => {
     service.health.set("", bus.connected ? "SERVING" : "NOT_SERVING");
+    if (declaredMonitors.length > 0) void applyMonitors(declaredMonitors, api, sessions, logger, service.shutdownSignal);
     // Resumes recorded sessions now, then keeps their leases (and takes over those of instances that died).
     await sessions.run(service.shutdownSignal);
   });

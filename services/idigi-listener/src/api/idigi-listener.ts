@@ -5,6 +5,7 @@ import type { Bus } from "@meridian/bus";
 import {
   AckOption,
   Compression,
+  type CreateMonitorRequest,
   type IdigiListenerService,
   type Monitor,
   MonitorSchema,
@@ -38,6 +39,21 @@ const COMPRESSION_TO_API = {
   [Compression.GZIP]: "gzip",
 } as const;
 const ACK_TO_API = { [AckOption.UNSPECIFIED]: "explicit", [AckOption.EXPLICIT]: "explicit", [AckOption.OFF]: "off" } as const;
+
+/** A (validated) CreateMonitorRequest as the platform client's spec, with the listener's defaults filled in. */
+export function monitorSpec(req: CreateMonitorRequest): MonitorSpec {
+  return {
+    topics: [...req.topics],
+    transport: "tcp",
+    format: FORMAT_TO_API[req.format as PayloadFormat],
+    compression: COMPRESSION_TO_API[req.compression as Compression],
+    ackOption: ACK_TO_API[req.ackOption as AckOption],
+    autoReplayOnConnect: req.autoReplay ?? true,
+    ...(req.batchSize !== undefined ? { batchSize: req.batchSize } : {}),
+    ...(req.batchDurationSeconds !== undefined ? { batchDurationSec: req.batchDurationSeconds } : {}),
+    ...(req.description ? { description: req.description } : {}),
+  };
+}
 
 function monitorToProto(m: PlatformMonitor): Monitor {
   return create(MonitorSchema, {
@@ -107,17 +123,7 @@ export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeo
             log.info({ monitorId: old.id }, "replaced monitor deleted");
           }
         }
-        const spec: MonitorSpec = {
-          topics: [...req.topics],
-          transport: "tcp",
-          format: FORMAT_TO_API[req.format as PayloadFormat],
-          compression: COMPRESSION_TO_API[req.compression as Compression],
-          ackOption: ACK_TO_API[req.ackOption as AckOption],
-          autoReplayOnConnect: req.autoReplay ?? true,
-          ...(req.batchSize !== undefined ? { batchSize: req.batchSize } : {}),
-          ...(req.batchDurationSeconds !== undefined ? { batchDurationSec: req.batchDurationSeconds } : {}),
-          ...(req.description ? { description: req.description } : {}),
-        };
+        const spec = monitorSpec(req);
         const monitor = await api.create(spec);
         log.info({ monitorId: monitor.id, topics: spec.topics }, "monitor created");
         if (!req.startSession) return { monitor: monitorToProto(monitor) };

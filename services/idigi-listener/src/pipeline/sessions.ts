@@ -98,6 +98,15 @@ export class SessionManager {
     this.log = options.logger.child({ component: "sessions" });
   }
 
+  private lock: Promise<unknown> = Promise.resolve();
+
+  /** Runs `fn` after every earlier exclusive call has finished. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.lock.then(fn);
+    this.lock = result.catch(() => {});
+    return result;
+  }
+
   /** Takes (or renews) the lease of a monitor's session; returns the other holder when it is taken. */
   private async acquire(monitorId: string): Promise<SessionLease | undefined> {
     try {
@@ -161,21 +170,30 @@ export class SessionManager {
     if (monitor.transport && monitor.transport !== "tcp") {
       throw new IdigiError(`monitor ${monitorId} uses the ${monitor.transport} transport; only tcp monitors have push sessions`);
     }
-    const again = this.running.get(monitorId);
-    if (again && again.pipeline.state.state !== "failed") return this.view(again.record);
-    if (again) {
-      await again.pipeline.stop();
-      this.running.delete(monitorId);
-    }
-    const recorded = await this.bucket.get(monitorId);
-    const record: SessionRecord = recorded ?? { monitorId, startedTime: new Date().toISOString(), connection: { ...this.options.target } };
-    const holder = await this.acquire(monitorId);
-    if (holder) {
-      // Another instance runs it; make sure it stays recorded and report where it runs.
-      if (!recorded) await this.bucket.put(monitorId, record);
-      return { ...this.view(record), instance: holder.instance };
-    }
-    const pipeline = this.launch(record);
+    // Deciding and launching is exclusive with maintain() (and other starts): one pipeline per monitor.
+    const launched = await this.exclusive(async (): Promise<SessionView | { record: SessionRecord; pipeline: MonitorPipeline }> => {
+      const again = this.running.get(monitorId);
+      if (again && again.pipeline.state.state !== "failed") return this.view(again.record);
+      if (again) {
+        await again.pipeline.stop();
+        this.running.delete(monitorId);
+      }
+      const recorded = await this.bucket.get(monitorId);
+      const record: SessionRecord = recorded ?? {
+        monitorId,
+        startedTime: new Date().toISOString(),
+        connection: { ...this.options.target },
+      };
+      const holder = await this.acquire(monitorId);
+      if (holder) {
+        // Another instance runs it; make sure it stays recorded and report where it runs.
+        if (!recorded) await this.bucket.put(monitorId, record);
+        return { ...this.view(record), instance: holder.instance };
+      }
+      return { record, pipeline: this.launch(record) };
+    });
+    if (!("pipeline" in launched)) return launched;
+    const { record, pipeline } = launched;
     const state = await pipeline.settled(waitMs);
     if (state.state === "failed") {
       await pipeline.stop();
@@ -255,7 +273,11 @@ export class SessionManager {
    * or whose lease another instance holds) and starts every recorded session whose lease is free, i.e. resumes
    * sessions after a restart and takes over those of an instance that died. Returns how many it started.
    */
-  async maintain(): Promise<number> {
+  maintain(): Promise<number> {
+    return this.exclusive(() => this.maintainOnce());
+  }
+
+  private async maintainOnce(): Promise<number> {
     const records = new Map((await this.bucket.entries()).map(([k, r]) => [k, r] as const));
     for (const [monitorId, entry] of [...this.running]) {
       if (this.closed) return 0;
