@@ -198,7 +198,8 @@ async function main() {
           setup: {
             natsServer: "nats-server (Debian) single node, file storage, loopback",
             emulator: "emulator-omf in its own Node process, PI Web API profile, plain http, gzip on",
-            omfSender: "in-process with the publisher; defaults (maxBatchEvents 2000, lingerMs 250, PI data action update)",
+            omfSender:
+              "in-process with the publisher; defaults (maxBatchEvents 2000, lingerMs 250, 4 batches in flight, PI data action update)",
             eventBytes: "≈300 (4 points, 2 attributes)",
             devices: DEVICES,
             eventsPerBusMessage: EVENTS_PER_CALL / DEVICES,

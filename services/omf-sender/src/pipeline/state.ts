@@ -51,8 +51,29 @@ export class DefinitionState {
     for (const id of ids) this.known.add(this.key(scope, kind, id));
   }
 
+  /** One ensure at a time per endpoint, so batches in flight together do not each send the same new definitions. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
   /** Sends the types, then the containers, the endpoint does not have yet. Returns how many were sent. */
   async ensure(
+    endpointId: string,
+    client: OmfClient,
+    types: OmfType[],
+    containers: OmfContainer[],
+    signal?: AbortSignal,
+  ): Promise<{ types: number; containers: number }> {
+    const scope = this.scope(endpointId, client);
+    const prior = this.locks.get(scope) ?? Promise.resolve();
+    const run = prior.catch(() => {}).then(() => this.ensureNow(endpointId, client, types, containers, signal));
+    this.locks.set(scope, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(scope) === run) this.locks.delete(scope);
+    }
+  }
+
+  private async ensureNow(
     endpointId: string,
     client: OmfClient,
     types: OmfType[],
