@@ -337,17 +337,22 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(cs.map((c) => c.valueCount)).toEqual([300, 300]);
   }, 60_000);
 
-  it("definitions the endpoint lost are sent again (container not defined → type + container, data once more)", async () => {
-    await putRoute("lost", "line-lost", "eds");
-    const base = Date.UTC(2026, 5, 1);
-    await bus.publishEvents([event("line-lost", "d", 0, base)]);
-    await until(async () => (await valueCount("eds", "line-lost")) === 1, 10_000, "first value");
-    await fetch(`${emu.url}/_emulator/reset`, { method: "POST" }); // the endpoint forgets everything
-    await bus.publishEvents([event("line-lost", "d", 1, base)]);
-    await until(async () => (await valueCount("eds", "line-lost")) === 1, 10_000, "value after reset");
-    const [c] = await containers("eds", "line-lost");
-    expect(c?.values[0]?.count).toBe(1);
-    const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "lost");
-    expect(counters?.failed).toBe(0n);
-  });
+  it.each(["eds", "pi"] as const)(
+    "definitions the endpoint lost are sent again (%s: container not defined / not found → type + container, data once more)",
+    async (scope) => {
+      const route = `lost-${scope}`;
+      const line = `line-lost-${scope}`;
+      await putRoute(route, line, scope);
+      const base = Date.UTC(2026, 5, 1);
+      await bus.publishEvents([event(line, "d", 0, base)]);
+      await until(async () => (await valueCount(scope, line)) === 1, 10_000, "first value");
+      await fetch(`${emu.url}/_emulator/reset`, { method: "POST" }); // the endpoint forgets everything
+      await bus.publishEvents([event(line, "d", 1, base)]);
+      await until(async () => (await valueCount(scope, line)) === 1, 10_000, "value after reset");
+      const [c] = await containers(scope, line);
+      expect(c?.values[0]?.count).toBe(1);
+      const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === route);
+      expect(counters).toMatchObject({ delivered: 2n, failed: 0n });
+    },
+  );
 });
