@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BusUnavailableError, KeyExistsError } from "@meridian/bus";
-import { SessionRefusedError } from "../pipeline/sessions.js";
+import { SessionRefusedError, ShuttingDownError } from "../pipeline/sessions.js";
 import {
   AuthError,
   BadRequestError,
@@ -40,6 +40,7 @@ function fromRefusal(monitorId: string | undefined, err: ConnectRefusedError): C
 export function toConnectError(err: unknown): unknown {
   if (err instanceof ConnectError) return err;
   if (err instanceof BusUnavailableError) return new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
+  if (err instanceof ShuttingDownError) return new ConnectError(err.message, Code.Unavailable);
   if (err instanceof SessionRefusedError) {
     if (err.refusal instanceof ConnectRefusedError) return fromRefusal(err.monitorId, err.refusal);
     return new ConnectError(err.message, Code.Unavailable);

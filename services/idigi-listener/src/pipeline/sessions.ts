@@ -77,6 +77,14 @@ export class SessionRefusedError extends IdigiError {
   }
 }
 
+/** StartSession while the listener stops. */
+export class ShuttingDownError extends IdigiError {
+  constructor() {
+    super("idigi-listener is shutting down");
+    this.name = "ShuttingDownError";
+  }
+}
+
 /**
  * The running push sessions of this instance (one pipeline per monitor) and their record in the
  * `idigi_sessions` KV bucket, from which a restarted listener resumes them.
@@ -172,6 +180,7 @@ export class SessionManager {
     }
     // Deciding and launching is exclusive with maintain() (and other starts): one pipeline per monitor.
     const launched = await this.exclusive(async (): Promise<SessionView | { record: SessionRecord; pipeline: MonitorPipeline }> => {
+      if (this.closed) throw new ShuttingDownError();
       const again = this.running.get(monitorId);
       if (again && again.pipeline.state.state !== "failed") return this.view(again.record);
       if (again) {
@@ -326,10 +335,13 @@ export class SessionManager {
   /** Stops every running session (publishing what is queued first); records stay in KV for the next start. */
   async close(): Promise<void> {
     this.closed = true;
-    const all = [...this.running.values()];
-    this.running.clear();
-    await Promise.all(all.map((e) => e.pipeline.stop()));
-    // Free the leases so another instance (a rolling update's new pod) takes over at once, not after the TTL.
-    await Promise.all(all.map((e) => this.release(e.record.monitorId)));
+    // After any start() or maintain() in progress, so nothing is launched behind our back.
+    await this.exclusive(async () => {
+      const all = [...this.running.values()];
+      this.running.clear();
+      await Promise.all(all.map((e) => e.pipeline.stop()));
+      // Free the leases so another instance (a rolling update's new pod) takes over at once, not after the TTL.
+      await Promise.all(all.map((e) => this.release(e.record.monitorId)));
+    });
   }
 }
