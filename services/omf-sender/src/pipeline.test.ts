@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Bus, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS, serviceStatusBucket } from "@meridian/bus";
+import { EndpointKind } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
@@ -185,6 +186,25 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(new Set(cs.map((c) => c.typeid)).size).toBe(2);
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "shape");
     expect(counters?.failed).toBe(0n);
+  });
+
+  it("a 413 from the endpoint splits the batch and sends the halves", async () => {
+    // An endpoint configured above the receiver's real limit (EDS: 192 KiB), uncompressed: the receiver says 413.
+    await apiClient(sender).createEndpoint({
+      endpoint: { id: "eds-big", kind: EndpointKind.EDS, url: emu.url, disableCompression: true, maxBodyBytes: 8_000_000 },
+    });
+    await putRoute("big", "line-big", "eds-big", { maxBatchEvents: "3000", lingerMs: "500" });
+    const before = (await getJson(`${emu.url}/_emulator/counters`)).body.byStatus?.["413"] ?? 0;
+    const base = Date.UTC(2026, 8, 1);
+    await publish(
+      Array.from({ length: 3000 }, (_, i) => event("line-big", "d", i, base)),
+      500,
+    );
+    await until(async () => (await valueCount("eds", "line-big")) === 3000, 20_000, "3000 values");
+    const after = (await getJson(`${emu.url}/_emulator/counters`)).body.byStatus?.["413"] ?? 0;
+    expect(after).toBeGreaterThan(before);
+    const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "big");
+    expect(counters).toMatchObject({ delivered: 3000n, failed: 0n });
   });
 
   it("a disabled route stops its pipeline; a deleted route also deletes its durable consumer", async () => {
