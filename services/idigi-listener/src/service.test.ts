@@ -119,6 +119,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
       reconnectBackoff: FAST_RECONNECT,
       startWaitMs: 5_000,
       leaseTtlMs,
+      failedRetryMs: 500,
       statusIntervalMs: 200,
     });
     listeners.push(l);
@@ -406,6 +407,46 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     await expect(startIdigiListener(config({ IDIGI_MONITORS_FILE: file }), logger, { installSignalHandlers: false })).rejects.toThrow(
       /IDIGI_MONITORS_FILE: .*monitors\[1\]: .*topics: required; batch_size: must be between 1 and 65535/,
     );
+  });
+
+  it("the v1 monitor API (IDIGI_API=v1) works the same: create, session, events exactly once, delete", async () => {
+    const l = await startListener({ IDIGI_API: "v1" });
+    const client = clientFor(l);
+    const { monitor, session } = await client.createMonitor({
+      topics: ["DataStream"],
+      batchSize: 4,
+      batchDurationSeconds: 0,
+      startSession: true,
+    });
+    expect(session!.state).toBe(SessionState.CONNECTED);
+    expect(monitor).toMatchObject({ topics: ["DataStream"], transport: "tcp" });
+    const bus = collect(reader, monitor!.id, new Date());
+    await admin(emu, "emit", { monitorId: Number(monitor!.id), count: 9 });
+    const events = await bus.exactly(9);
+    expectExactlyOnce(events, 9);
+    expect(events[0]!.points[0]).toMatchObject({ value: { case: "doubleValue" } });
+    expect((await client.listMonitors({})).monitors.some((m) => m.id === monitor!.id && m.autoReplay)).toBe(true);
+    await client.deleteMonitor({ monitorId: monitor!.id });
+    expect((await codeOf(client.startSession({ monitorId: monitor!.id }))).code).toBe(Code.NotFound);
+  });
+
+  it("a resumed session the platform refuses (DISABLED monitor) is FAILED with the reason, and retried until it connects", async () => {
+    const first = await startListener();
+    const { monitor } = await clientFor(first).createMonitor({ topics: ["Job"], startSession: true });
+    const id = monitor!.id;
+    await first.stop();
+    listeners.splice(listeners.indexOf(first), 1);
+    await admin(emu, `monitors/${id}/disable`, {});
+
+    const second = await startListener();
+    const stateOf = async () => (await clientFor(second).listSessions({})).sessions.find((s) => s.monitorId === id);
+    await until(async () => (await stateOf())?.state === SessionState.FAILED, 10_000, "session failed");
+    expect((await stateOf())?.lastError).toMatch(/status 400/);
+    // Re-enabled at the platform (v1 reset): the next retry connects.
+    const auth = `Basic ${Buffer.from("emulator:emulator").toString("base64")}`;
+    const res = await fetch(`${emu.httpUrl}/ws/v1/monitors/inventory/${id}/reset`, { method: "POST", headers: { authorization: auth } });
+    expect(res.status).toBe(200);
+    await until(async () => (await stateOf())?.state === SessionState.CONNECTED, 10_000, "session connected after the reset");
   });
 
   it("while the bus is down nothing is acked; once it is back every event is stored exactly once", async () => {

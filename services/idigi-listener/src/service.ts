@@ -32,6 +32,8 @@ export interface IdigiListenerOptions {
   reconnectBackoff?: BackoffPolicy;
   /** Session lease lifetime (default 15 s): how soon another instance takes over the sessions of one that died. */
   leaseTtlMs?: number;
+  /** How long a recorded session the platform refused stays failed before it is tried again (default 60 s). */
+  failedRetryMs?: number;
   /** Status report interval (default: the bus library's). */
   statusIntervalMs?: number;
 }
@@ -124,6 +126,7 @@ export async function startIdigiListener(
     ...(options.reconnectBackoff ? { reconnectBackoff: options.reconnectBackoff } : {}),
     instance: config.INSTANCE_ID,
     ...(options.leaseTtlMs ? { leaseTtlMs: options.leaseTtlMs } : {}),
+    ...(options.failedRetryMs ? { failedRetryMs: options.failedRetryMs } : {}),
   });
 
   const service = await startService({

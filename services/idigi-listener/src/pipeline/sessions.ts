@@ -64,6 +64,8 @@ export interface SessionManagerOptions {
   instance: string;
   /** Lease lifetime; leases are renewed (and orphaned sessions taken over) every third of it. */
   leaseTtlMs?: number;
+  /** A recorded session the platform refused for good (failed) is tried again after this long (default 60 s). */
+  failedRetryMs?: number;
 }
 
 /** The session refused for good at connect time (bad credentials, unknown monitor): StartSession reports it. */
@@ -299,6 +301,16 @@ export class SessionManager {
         this.running.delete(monitorId);
         await entry.pipeline.stop();
         if (!holder) await this.release(monitorId);
+      }
+    }
+    // Refused for good (e.g. a DISABLED monitor, rotated credentials): try again now and then, it may have been fixed.
+    const retryAfter = this.options.failedRetryMs ?? 60_000;
+    for (const [monitorId, entry] of [...this.running]) {
+      const { state, stateTime } = entry.pipeline;
+      if (state.state === "failed" && Date.now() - stateTime.getTime() >= retryAfter && records.has(monitorId)) {
+        this.log.info({ monitorId, error: state.error.message }, "retrying a failed session");
+        this.running.delete(monitorId);
+        await entry.pipeline.stop();
       }
     }
     let started = 0;
