@@ -5,21 +5,19 @@
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Bus, DurableConsumer, encodeBatch, makeBatch, STREAMS, telemetryFilterSubject, telemetrySubject } from "@meridian/bus";
+import { Bus, STREAMS } from "@meridian/bus";
 import { startNatsServer } from "@meridian/bus/testing";
 import { PublishRequestSchema, TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { gatewayConfig } from "@meridian/gateway/config";
 import { startGateway } from "@meridian/gateway/gateway";
-import { headers } from "nats";
 import { pino } from "pino";
 import { machine, rate, sampleEvent } from "./common.js";
+import { measureRawBus } from "./raw-bus.js";
 
 const RAW_MESSAGES = Number(process.env.BENCH_RAW_MESSAGES ?? 60_000);
 const GATEWAY_EVENTS = Number(process.env.BENCH_GATEWAY_EVENTS ?? 100_000);
 const BATCH = 100;
 const DEVICES_PER_BATCH = 10;
-/** Publishes in flight at once: enough to hide the ack round trip. */
-const WINDOW = 256;
 const logger = pino({ level: "warn" });
 
 async function main() {
@@ -27,41 +25,7 @@ async function main() {
   const bus = Bus.connect({ servers: nats.url, name: "bench", logger });
   await bus.ready;
   try {
-    // Raw: one single-event batch per message, as a source without batches would publish.
-    const payloads = Array.from({ length: 1000 }, (_, i) => {
-      const e = sampleEvent(i, `dev-${i % 10}`, "raw");
-      return { subject: telemetrySubject(e.source!), data: encodeBatch(makeBatch(e.id, [e])) };
-    });
-    const messageBytes = payloads[0]!.data.length;
-    const js = bus.js();
-    const h = headers();
-    let t0 = performance.now();
-    const inflight = new Set<Promise<unknown>>();
-    for (let i = 0; i < RAW_MESSAGES; i++) {
-      const p = payloads[i % payloads.length]!;
-      const pr = js.publish(p.subject, p.data, { msgID: `raw-${i}`, headers: h });
-      inflight.add(pr);
-      void pr.finally(() => inflight.delete(pr));
-      if (inflight.size >= WINDOW) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
-    const publishMs = performance.now() - t0;
-
-    const consumer = new DurableConsumer(bus, {
-      durable: "bench-raw",
-      filterSubject: telemetryFilterSubject({ connection: "raw" }),
-      logger,
-      maxAckPending: 10_000,
-    });
-    const ac = new AbortController();
-    t0 = performance.now();
-    let consumed = 0;
-    for await (const d of consumer.deliveries(ac.signal)) {
-      d.ack();
-      if (++consumed === RAW_MESSAGES) break;
-    }
-    const consumeMs = performance.now() - t0;
-    ac.abort();
+    const raw = await measureRawBus(bus, RAW_MESSAGES, logger);
 
     // Gateway: Publish calls of 100 events (10 devices) over gRPC, several calls in flight.
     const gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: nats.url }), logger, { installSignalHandlers: false });
@@ -77,7 +41,7 @@ async function main() {
     await client.publish(requests[0]!);
     const concurrency = 8;
     let next = 0;
-    t0 = performance.now();
+    const t0 = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         for (let c = next++; c < calls; c = next++) {
@@ -90,7 +54,7 @@ async function main() {
     const gatewayMs = performance.now() - t0;
     await gw.stop();
 
-    const rawPublish = rate(RAW_MESSAGES, publishMs);
+    const rawPublish = raw.publishPerSec;
     const gatewayEventsPerSec = rate(calls * BATCH, gatewayMs);
     console.log(
       JSON.stringify(
@@ -98,13 +62,7 @@ async function main() {
           benchmark: "bus",
           machine: machine(),
           natsServer: "nats-server (Debian) single node, file storage, loopback",
-          raw: {
-            messages: RAW_MESSAGES,
-            messageBytes,
-            publishWindow: WINDOW,
-            publishPerSec: rawPublish,
-            consumeAckPerSec: rate(RAW_MESSAGES, consumeMs),
-          },
+          raw,
           gateway: {
             events: calls * BATCH,
             eventsPerCall: BATCH,
