@@ -5,6 +5,7 @@ import {
   connect,
   DeliverPolicy,
   DiscardPolicy,
+  ErrorCode,
   headers,
   type JetStreamClient,
   type JetStreamManager,
@@ -16,7 +17,7 @@ import {
 } from "nats";
 import type { Logger } from "pino";
 import { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
-import { BusUnavailableError } from "./errors.js";
+import { BusUnavailableError, MessageTooLargeError } from "./errors.js";
 import { DEAD_LETTER_ROOT, sourceMatches, TELEMETRY_ROOT, telemetryFilterSubject, telemetrySubject } from "./subjects.js";
 
 export const STREAMS = { telemetry: "TELEMETRY", deadLetter: "DEADLETTER" } as const;
@@ -225,11 +226,14 @@ export class Bus {
     if (!this.isConnected) throw new BusUnavailableError();
     const h = headers();
     h.set(SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA);
+    const data = encodeBatch(batch);
     try {
-      const ack = await this.js().publish(subject, encodeBatch(batch), { msgID: batch.id, headers: h });
+      const ack = await this.js().publish(subject, data, { msgID: batch.id, headers: h });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       if (err instanceof BusUnavailableError) throw err;
+      if ((err as { code?: string }).code === ErrorCode.MaxPayloadExceeded)
+        throw new MessageTooLargeError(subject, data.length, { cause: err });
       throw new BusUnavailableError(`publish to ${subject} failed: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -29,3 +29,17 @@ export class KeyExistsError extends Error {
     this.name = "KeyExistsError";
   }
 }
+
+/**
+ * A message over the server's max_payload. Retrying can never help: split the batch, or dead-letter it.
+ */
+export class MessageTooLargeError extends Error {
+  constructor(
+    readonly subject: string,
+    readonly bytes: number,
+    options?: ErrorOptions,
+  ) {
+    super(`message of ${bytes} bytes for ${subject} exceeds the server's max_payload`, options);
+    this.name = "MessageTooLargeError";
+  }
+}

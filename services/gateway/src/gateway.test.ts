@@ -10,7 +10,7 @@ import { STREAMS } from "@meridian/bus";
 import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/bus/testing";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
-import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { Platform, PointSchema, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -129,6 +129,19 @@ describe("gateway over a real nats-server", () => {
     expect(err.message).toContain("events[3].points[0].double_value: must be finite");
     expect((await gw.bus.jsm().streams.info(STREAMS.telemetry)).state.messages).toBe(before);
     expect((await codeOf(telemetry.publish({ events: [] }))).message).toContain("events: required");
+  });
+
+  it("answers invalid_argument when one device's events exceed the bus's max message size", async () => {
+    const telemetry = createClient(TelemetryService, grpc);
+    const big = "x".repeat(1000);
+    const events = Array.from({ length: 1500 }, (_, i) => {
+      const e = event(`big-${i}`, "big-device", i);
+      e.points.push(create(PointSchema, { name: "note", value: { case: "stringValue", value: big } }));
+      return e;
+    });
+    const err = await codeOf(telemetry.publish({ events }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/exceeds the server's max_payload/);
   });
 
   it("creates, lists, gets and deletes routes with already_exists and not_found", async () => {

@@ -1,5 +1,5 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Bus, BusUnavailableError, DEAD_LETTER_HEADERS, deadLetterSubject } from "@meridian/bus";
+import { type Bus, BusUnavailableError, DEAD_LETTER_HEADERS, deadLetterSubject, MessageTooLargeError } from "@meridian/bus";
 import { type BackoffPolicy, retry } from "@meridian/retry";
 import { headers } from "nats";
 import type { Logger } from "pino";
@@ -63,12 +63,11 @@ class RecentIds {
 }
 
 /**
- * A message over the server's max_payload: the bus library reports it as unavailable like any publish failure,
- * but retrying can never help, so it must not hold the block (and the socket) forever.
+ * A message over the server's max_payload: retrying can never help, so it must not hold the block (and the
+ * socket) forever.
  */
 function tooLarge(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code === "MAX_PAYLOAD_EXCEEDED" || /max.?payload/i.test(cause?.message ?? "");
+  return err instanceof MessageTooLargeError;
 }
 
 type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; batch: InvalidBatch };
