@@ -174,7 +174,10 @@ async function main() {
       for (const e of batch) {
         const d = e.source!.device;
         let list = published.get(d);
-        if (!list) published.set(d, (list = []));
+        if (!list) {
+          list = [];
+          published.set(d, list);
+        }
         list.push(at);
       }
       void bus.publishEvents(batch);

@@ -15,6 +15,12 @@ interface K8sObject {
   [key: string]: unknown;
 }
 
+interface ContainerSpec {
+  readinessProbe?: { grpc?: { port?: number } };
+  resources?: { requests?: { memory?: string } };
+  env?: Array<{ name: string; value?: string }>;
+}
+
 function render(path: string): K8sObject[] {
   const out = execFileSync("kubectl", ["kustomize", join(ROOT, path)], { encoding: "utf8" });
   return parseAllDocuments(out).map((d) => d.toJSON() as K8sObject);
@@ -49,7 +55,7 @@ describe.each(OVERLAYS)("kustomize %s", (path) => {
     const deployments = objects.filter((o) => o.kind === "Deployment");
     expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "omf-sender"]);
     for (const d of deployments) {
-      const container = (d.spec as { template: { spec: { containers: Array<Record<string, any>> } } }).template.spec.containers[0]!;
+      const container = (d.spec as { template: { spec: { containers: ContainerSpec[] } } }).template.spec.containers[0]!;
       expect(container.readinessProbe?.grpc?.port, d.metadata.name).toBeGreaterThan(0);
       expect(container.resources?.requests?.memory, d.metadata.name).toBeDefined();
       for (const e of container.env ?? []) {
