@@ -10,6 +10,7 @@ import {
   OmfMessageType,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
+import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "@meridian/fixtures/omf-seed";
 import { ConfigError } from "@meridian/service-kit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,7 +29,6 @@ import {
   TEST_KEY,
   until,
 } from "./test-harness.js";
-import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "./test-seed.js";
 
 function createLogger(name: string, o: { level: string }, stream: { write: (l: string) => void }) {
   return pino({ name, level: o.level }, stream);
