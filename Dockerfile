@@ -1,7 +1,7 @@
 # One recipe for every Meridian service and emulator. SERVICE is the package folder to run,
 # e.g. services/gateway or emulators/omf. The base image comes from a build arg so that machines
 # without a registry can pass a local stand-in (CI passes $MERIDIAN_NODE_IMAGE).
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS base
 WORKDIR /app

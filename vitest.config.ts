@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// One test run over every workspace package; each package may add its own vitest.config.ts.
+// One test run over every workspace package; each package's vitest.config.ts is made by vitest.shared.ts.
 export default defineConfig({
   test: {
     projects: ["libs/*", "services/*", "emulators/*", "tests/*"],

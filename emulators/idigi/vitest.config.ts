@@ -1,10 +1,4 @@
-import { defineProject } from "vitest/config";
+import { meridianProject } from "../../vitest.shared.js";
 
 // Wire tests start real servers (RSA keys for TLS) and time batching; give slow CI machines room.
-export default defineProject({
-  test: {
-    name: "@meridian/emulator-idigi",
-    testTimeout: 20_000,
-    hookTimeout: 30_000,
-  },
-});
+export default meridianProject(import.meta.dirname, { testTimeout: 20_000, hookTimeout: 30_000 });

@@ -1,10 +1,4 @@
-import { defineProject } from "vitest/config";
+import { meridianProject } from "../../vitest.shared.js";
 
 // Pipeline tests start nats-server and the iDigi emulator and wait for reconnects; give slow CI machines room.
-export default defineProject({
-  test: {
-    name: "@meridian/idigi-listener",
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
-  },
-});
+export default meridianProject(import.meta.dirname, { testTimeout: 30_000, hookTimeout: 30_000 });

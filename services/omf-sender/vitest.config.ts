@@ -1,9 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { meridianProject } from "../../vitest.shared.js";
 
-export default defineConfig({
-  test: {
-    name: "@meridian/omf-sender",
-    include: ["src/**/*.test.ts"],
-    testTimeout: 15_000,
-  },
-});
+export default meridianProject(import.meta.dirname, { testTimeout: 15_000 });

@@ -1,10 +1,4 @@
-import { defineProject } from "vitest/config";
+import { meridianProject } from "../../vitest.shared.js";
 
 // Containers take a while to build and start; these bounds are for hangs, not for performance.
-export default defineProject({
-  test: {
-    name: "system",
-    testTimeout: 300_000,
-    hookTimeout: 600_000,
-  },
-});
+export default meridianProject(import.meta.dirname, { testTimeout: 300_000, hookTimeout: 600_000 });

@@ -6,7 +6,7 @@ import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
 /** Base images: local stand-ins when the machine has no registry, the public ones otherwise. */
-export const NODE_IMAGE = process.env.MERIDIAN_NODE_IMAGE ?? "node:20-bookworm-slim";
+export const NODE_IMAGE = process.env.MERIDIAN_NODE_IMAGE ?? "node:24-bookworm-slim";
 export const NATS_IMAGE = process.env.MERIDIAN_NATS_IMAGE ?? "nats:2.10-alpine";
 
 const built = new Map<string, Promise<GenericContainer>>();
