@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bus } from "./bus.js";
@@ -8,7 +9,6 @@ import { DEAD_LETTER_HEADERS, DurableConsumer } from "./consumer.js";
 import { BusUnavailableError, KeyExistsError, PermanentError } from "./errors.js";
 import { jsonCodec, KvBucket } from "./kv.js";
 import { deadLetterSubject, telemetryFilterSubject } from "./subjects.js";
-import { freePort, type NatsServerHandle, startNatsServer } from "./testing.js";
 
 const logger = pino({ level: "silent" });
 

@@ -1,1 +1,13 @@
-export {};
+export { codeOf, expectCode } from "./codes.js";
+export { type CapturedLogs, captureLogger, testLogger } from "./loggers.js";
+export { freePort, type NatsServerHandle, startNatsServer } from "./nats-server.js";
+export {
+  type Handler,
+  json,
+  type RecordedRequest,
+  type RecordingServer,
+  type Reply,
+  startRecordingServer,
+  TEST_CA_PATH,
+} from "./recording-server.js";
+export { until } from "./wait.js";

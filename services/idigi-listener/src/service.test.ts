@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus, jsonCodec, KvBucket, serviceStatusBucket } from "@meridian/bus";
-import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/bus/testing";
+import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import {
   Compression,
   IdigiListenerService,

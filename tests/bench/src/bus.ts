@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus, STREAMS } from "@meridian/bus";
-import { startNatsServer } from "@meridian/bus/testing";
+import { startNatsServer } from "@meridian/testing";
 import { PublishRequestSchema, TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { gatewayConfig } from "@meridian/gateway/config";
 import { startGateway } from "@meridian/gateway/gateway";

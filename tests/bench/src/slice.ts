@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus } from "@meridian/bus";
-import { freePort, startNatsServer } from "@meridian/bus/testing";
+import { freePort, startNatsServer } from "@meridian/testing";
 import {
   AckOption,
   Compression,

@@ -1,4 +1,5 @@
 import { retry } from "@meridian/retry";
+import { json, type RecordedRequest, type RecordingServer, type Reply, startRecordingServer, TEST_CA_PATH } from "@meridian/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { OmfClient, sendToEndpoints } from "./client.js";
 import type { OmfEndpointInput } from "./config.js";
@@ -12,16 +13,15 @@ import {
   OmfTlsError,
 } from "./errors.js";
 import { containerMessage, dataMessage, type OmfContainerData, type OmfMessage, typeMessage } from "./messages.js";
-import { CDS_ACCEPTED, FIRST_CONTAINER, FIRST_DYNAMIC_TYPE, PI_413, PI_PARTIAL_409 } from "./test-fixtures.js";
-import { json, type RecordedRequest, type Reply, startTestServer, TEST_CA_PATH, type TestServer } from "./test-server.js";
+import { CDS_ACCEPTED, FIRST_CONTAINER, FIRST_DYNAMIC_TYPE, PI_413, PI_PARTIAL_409 } from "./testdata/bodies.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
 });
 
-async function server(handler: (req: RecordedRequest) => Reply | Promise<Reply>, tls = false): Promise<TestServer> {
-  const s = await startTestServer(handler, { tls });
+async function server(handler: (req: RecordedRequest) => Reply | Promise<Reply>, tls = false): Promise<RecordingServer> {
+  const s = await startRecordingServer(handler, { tls });
   cleanups.push(() => s.close());
   return s;
 }
@@ -146,7 +146,7 @@ describe("PI Web API", () => {
 });
 
 interface FakeAdh {
-  s: TestServer;
+  s: RecordingServer;
   tokenRequests: URLSearchParams[];
   discoveryRequests: number;
   omfAuth: (string | undefined)[];
@@ -324,7 +324,7 @@ describe("transport failures and throttling", () => {
       .send(sampleData())
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OmfServerError);
-    const closed = await startTestServer(() => json(200, ""));
+    const closed = await startRecordingServer(() => json(200, ""));
     await closed.close();
     const refused = await eds(closed.url)
       .send(sampleData())

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkMessage, containerMessage, dataMessage, omfHeaders, serializeBody, typeMessage } from "./messages.js";
-import { FIRST_CONTAINER, FIRST_DYNAMIC_TYPE } from "./test-fixtures.js";
+import { FIRST_CONTAINER, FIRST_DYNAMIC_TYPE } from "./testdata/bodies.js";
 
 describe("omfHeaders", () => {
   it.each(["1.0", "1.1", "1.2"] as const)("sets the OMF headers for version %s", (version) => {

@@ -18,7 +18,7 @@ import {
   PI_413,
   PI_PARSE_ERROR,
   PI_PARTIAL_409,
-} from "./test-fixtures.js";
+} from "./testdata/bodies.js";
 
 const parse = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   parseOmfResponse(status, headers, typeof body === "string" ? body : JSON.stringify(body), Date.parse("2026-01-01T00:00:00Z"));

@@ -1,3 +1,4 @@
+/** A throwaway nats-server for integration tests. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";

@@ -1,6 +1,7 @@
 /**
- * Test-only recording HTTP(S) server with canned responses. Deliberately not the OMF emulator: the client's tests
- * must not share code with the other side of the protocol.
+ * A recording HTTP(S) server with canned replies, for a platform client's unit tests. Deliberately not an emulator:
+ * a client's tests must not share code with the other side of the protocol. TLS uses a self-signed certificate for
+ * localhost / 127.0.0.1 whose PEM (at TEST_CA_PATH) is its own CA.
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -8,8 +9,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 
-export const TEST_CA_PATH = new URL("./testdata/test-cert.pem", import.meta.url).pathname;
-const TEST_KEY_PATH = new URL("./testdata/test-key.pem", import.meta.url).pathname;
+export const TEST_CA_PATH = new URL("../testdata/server-cert.pem", import.meta.url).pathname;
+const TEST_KEY_PATH = new URL("../testdata/server-key.pem", import.meta.url).pathname;
 
 export interface RecordedRequest {
   method: string;
@@ -19,7 +20,7 @@ export interface RecordedRequest {
   rawHeaderNames: string[];
   /** Body bytes as received (compressed if the client compressed). */
   raw: Buffer;
-  /** Body text after gunzip when `content-encoding`/`compression` says gzip. */
+  /** Body text, after gunzip when `content-encoding` (or OMF's `compression`) says gzip. */
   text: string;
 }
 
@@ -31,7 +32,7 @@ export type Reply =
 
 export type Handler = (req: RecordedRequest) => Reply | Promise<Reply>;
 
-export interface TestServer {
+export interface RecordingServer {
   url: string;
   requests: RecordedRequest[];
   handler: Handler;
@@ -44,12 +45,13 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function startTestServer(handler: Handler, options: { tls?: boolean } = {}): Promise<TestServer> {
-  const state: TestServer = { url: "", requests: [], handler, close: async () => {} };
+export async function startRecordingServer(handler: Handler, options: { tls?: boolean } = {}): Promise<RecordingServer> {
+  const state: RecordingServer = { url: "", requests: [], handler, close: async () => {} };
   const hanging = new Set<ServerResponse>();
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     const raw = await readBody(req);
-    const gz = String(req.headers["compression"] ?? "").toLowerCase() === "gzip";
+    const encoding = String(req.headers["content-encoding"] ?? req.headers["compression"] ?? "").toLowerCase();
+    const gz = encoding === "gzip";
     const recorded: RecordedRequest = {
       method: req.method ?? "",
       path: req.url ?? "",
@@ -91,5 +93,5 @@ export async function startTestServer(handler: Handler, options: { tls?: boolean
   return state;
 }
 
-/** Reply helpers from the protocol notes' examples. */
+/** A JSON reply. */
 export const json = (status: number, body?: unknown, headers?: Record<string, string>): Reply => ({ status, body, headers });
