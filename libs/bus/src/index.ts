@@ -4,5 +4,5 @@ export * from "./config.js";
 export * from "./consumer.js";
 export * from "./errors.js";
 export * from "./kv.js";
-export * from "./state.js";
+export * from "./mesh.js";
 export * from "./subjects.js";

@@ -1,7 +1,7 @@
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { GatewayConfig } from "./config.js";
-import type { Backend } from "./gateway.js";
+import type { Backend } from "./service.js";
 
 /** The platform services the gateway fronts, from the *_URL settings that are set. */
 export function backendsFromConfig(config: GatewayConfig): Backend[] {

@@ -7,15 +7,15 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { STREAMS } from "@meridian/bus";
-import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform, PointSchema, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayConfig } from "./config.js";
-import { type Gateway, startGateway } from "./gateway.js";
+import { type Gateway, startGateway } from "./service.js";
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 

@@ -1,7 +1,7 @@
 import { ConfigError, createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { backendsFromConfig } from "./backends.js";
 import { gatewayConfig } from "./config.js";
-import { SERVICE, startGateway } from "./gateway.js";
+import { SERVICE, startGateway } from "./service.js";
 
 const config = loadConfigOrExit(gatewayConfig);
 const logger = createLogger(SERVICE);

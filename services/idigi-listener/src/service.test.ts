@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus, jsonCodec, KvBucket, serviceStatusBucket } from "@meridian/bus";
-import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import {
   Compression,
   IdigiListenerService,
@@ -14,10 +13,11 @@ import {
 } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi";
+import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "./config.js";
-import { LEASES_BUCKET, SESSIONS_BUCKET } from "./pipeline/sessions.js";
+import { LEASES_BUCKET, SESSIONS_BUCKET } from "./pipeline/manager.js";
 import { type IdigiListener, startIdigiListener } from "./service.js";
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });

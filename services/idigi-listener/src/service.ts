@@ -10,8 +10,8 @@ import { ConfigError, type Logger, type RunningService, startService } from "@me
 import { idigiListenerService, monitorSpec } from "./api/index.js";
 import { type IdigiListenerConfig, pushTarget } from "./config.js";
 import { readMonitorsFile } from "./monitors-file.js";
-import { SessionManager } from "./pipeline/sessions.js";
-import { createMonitorApi, type MonitorApi, ConfigError as PlatformConfigError } from "./platform/index.js";
+import { SessionManager } from "./pipeline/manager.js";
+import { createMonitorApi, IdigiConfigError, type MonitorApi } from "./platform/index.js";
 
 export const SERVICE = "idigi-listener";
 export const VERSION = "0.1.0";
@@ -102,7 +102,7 @@ export async function startIdigiListener(
       password: config.IDIGI_PASSWORD,
     });
   } catch (err) {
-    if (err instanceof PlatformConfigError) {
+    if (err instanceof IdigiConfigError) {
       const names = err.issues.map((i) =>
         i.field === "baseUrl" ? "IDIGI_URL" : i.field === "username" ? "IDIGI_USERNAME" : "IDIGI_PASSWORD",
       );

@@ -8,8 +8,8 @@ import type { OmfSenderConfig } from "./config.js";
 import { CredentialCipher, EndpointRegistry } from "./endpoints.js";
 import { applyEndpoints, readEndpointsFile } from "./endpoints-file.js";
 import { PipelineManager } from "./pipeline/manager.js";
-import { DefinitionState } from "./pipeline/state.js";
 import { EndpointStats } from "./pipeline/stats.js";
+import { DefinitionState } from "./pipeline/store.js";
 
 export const SERVICE = "omf-sender";
 export const VERSION = "0.1.0";

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type OmfEmulatorOptions, type RunningOmfEmulator, startOmfEmulator } from "@meridian/emulator-omf";
+import { type NatsServerHandle, startNatsServer } from "@meridian/testing";
 import { type Logger, pino } from "pino";
 import { omfSenderConfig } from "./config.js";
 import { type OmfSender, type OmfSenderOptions, startOmfSender } from "./service.js";

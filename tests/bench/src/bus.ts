@@ -9,7 +9,7 @@ import { Bus, STREAMS } from "@meridian/bus";
 import { startNatsServer } from "@meridian/testing";
 import { PublishRequestSchema, TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { gatewayConfig } from "@meridian/gateway/config";
-import { startGateway } from "@meridian/gateway/gateway";
+import { startGateway } from "@meridian/gateway/service";
 import { pino } from "pino";
 import { machine, rate, sampleEvent } from "./common.js";
 import { measureRawBus } from "./raw-bus.js";

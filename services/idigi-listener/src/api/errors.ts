@@ -1,21 +1,21 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BusUnavailableError, KeyExistsError } from "@meridian/bus";
-import { SessionRefusedError, ShuttingDownError } from "../pipeline/sessions.js";
+import { SessionRefusedError, ShuttingDownError } from "../pipeline/manager.js";
 import {
-  AuthError,
-  BadRequestError,
-  ConfigError,
-  ConnectRefusedError,
+  IdigiAuthError,
+  IdigiBadRequestError,
+  IdigiConfigError,
+  IdigiConnectRefusedError,
   IdigiError,
-  NetworkError,
-  NotFoundError,
-  ServerError,
-  UnexpectedResponseError,
+  IdigiNetworkError,
+  IdigiNotFoundError,
+  IdigiServerError,
+  IdigiUnexpectedResponseError,
 } from "../platform/index.js";
 
 const CREDENTIALS = "check IDIGI_USERNAME / IDIGI_PASSWORD of idigi-listener";
 
-function fromRefusal(monitorId: string | undefined, err: ConnectRefusedError): ConnectError {
+function fromRefusal(monitorId: string | undefined, err: IdigiConnectRefusedError): ConnectError {
   const what = monitorId ? `monitor ${monitorId}` : "the monitor";
   switch (err.refusal) {
     case "unauthorized":
@@ -42,21 +42,21 @@ export function toConnectError(err: unknown): unknown {
   if (err instanceof BusUnavailableError) return new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
   if (err instanceof ShuttingDownError) return new ConnectError(err.message, Code.Unavailable);
   if (err instanceof SessionRefusedError) {
-    if (err.refusal instanceof ConnectRefusedError) return fromRefusal(err.monitorId, err.refusal);
+    if (err.refusal instanceof IdigiConnectRefusedError) return fromRefusal(err.monitorId, err.refusal);
     return new ConnectError(err.message, Code.Unavailable);
   }
-  if (err instanceof ConnectRefusedError) return fromRefusal(undefined, err);
-  if (err instanceof AuthError) {
+  if (err instanceof IdigiConnectRefusedError) return fromRefusal(undefined, err);
+  if (err instanceof IdigiAuthError) {
     return err.status === 403
       ? new ConnectError(`iDigi refused access (HTTP 403): the configured account may not do this; ${CREDENTIALS}`, Code.PermissionDenied)
       : new ConnectError(`iDigi rejected the configured credentials (HTTP ${err.status}): ${CREDENTIALS}`, Code.Unauthenticated);
   }
-  if (err instanceof NotFoundError) return new ConnectError(err.message, Code.NotFound);
-  if (err instanceof ConfigError) return new ConnectError(`invalid request: ${err.message}`, Code.InvalidArgument);
-  if (err instanceof BadRequestError) return new ConnectError(`iDigi rejected the request: ${err.message}`, Code.InvalidArgument);
-  if (err instanceof ServerError || err instanceof NetworkError)
+  if (err instanceof IdigiNotFoundError) return new ConnectError(err.message, Code.NotFound);
+  if (err instanceof IdigiConfigError) return new ConnectError(`invalid request: ${err.message}`, Code.InvalidArgument);
+  if (err instanceof IdigiBadRequestError) return new ConnectError(`iDigi rejected the request: ${err.message}`, Code.InvalidArgument);
+  if (err instanceof IdigiServerError || err instanceof IdigiNetworkError)
     return new ConnectError(`iDigi platform unavailable: ${err.message}`, Code.Unavailable);
-  if (err instanceof UnexpectedResponseError) return new ConnectError(`unexpected answer from iDigi: ${err.message}`, Code.Internal);
+  if (err instanceof IdigiUnexpectedResponseError) return new ConnectError(`unexpected answer from iDigi: ${err.message}`, Code.Internal);
   if (err instanceof KeyExistsError) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof IdigiError) return new ConnectError(err.message, Code.FailedPrecondition);
   return err;

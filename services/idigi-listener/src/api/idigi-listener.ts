@@ -17,7 +17,7 @@ import {
 } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { requestLogger } from "@meridian/service-kit";
-import type { SessionManager, SessionView } from "../pipeline/sessions.js";
+import type { SessionManager, SessionView } from "../pipeline/manager.js";
 import type { MonitorApi, MonitorSpec, Monitor as PlatformMonitor } from "../platform/index.js";
 import { mapErrors } from "./errors.js";
 import { validateCreateMonitor, validateListMonitors, validateMonitorId, validateWatchEvents } from "./validation.js";

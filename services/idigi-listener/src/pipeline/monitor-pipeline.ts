@@ -4,7 +4,7 @@ import { type BackoffPolicy, retry } from "@meridian/retry";
 import { headers } from "nats";
 import type { Logger } from "pino";
 import {
-  AckError,
+  IdigiAckError,
   type InvalidBatch,
   type PushBatch,
   PushSession,
@@ -272,7 +272,8 @@ export class MonitorPipeline {
       await batch.ack();
     } catch (err) {
       // The connection the block came on is gone: the platform replays it, and it is recognised then.
-      if (err instanceof AckError) this.log.debug({ blockId: batch.blockId, reason: err.reason }, "ack not sent; block will be replayed");
+      if (err instanceof IdigiAckError)
+        this.log.debug({ blockId: batch.blockId, reason: err.reason }, "ack not sent; block will be replayed");
       else this.log.warn({ err, blockId: batch.blockId }, "ack failed; block will be replayed");
     }
   }

@@ -1,17 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { validateMonitorApiOptions, validatePushSessionOptions } from "./config.js";
-import { ConfigError } from "./errors.js";
+import { IdigiConfigError } from "./errors.js";
 
 const SECRET = "hunter2-very-secret";
 
-function configError(fn: () => unknown): ConfigError {
+function configError(fn: () => unknown): IdigiConfigError {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
+    expect(err).toBeInstanceOf(IdigiConfigError);
+    return err as IdigiConfigError;
   }
-  throw new Error("expected a ConfigError");
+  throw new Error("expected a IdigiConfigError");
 }
 
 describe("validatePushSessionOptions", () => {

@@ -1,5 +1,5 @@
 import type { BackoffPolicy } from "@meridian/retry";
-import { ConfigError } from "./errors.js";
+import { IdigiConfigError } from "./errors.js";
 
 /**
  * Option validation for the platform client. Errors name the field (`monitorId`, `tls.ca`, …) and say what is
@@ -15,7 +15,7 @@ class Collector {
   }
   throwIfAny(): void {
     const first = this.issues[0];
-    if (first) throw new ConfigError(first.field, first.message, this.issues);
+    if (first) throw new IdigiConfigError(first.field, first.message, this.issues);
   }
 }
 
@@ -119,10 +119,10 @@ export const DEFAULT_SESSION_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 3
 
 const isPem = (v: unknown): v is PemInput => (typeof v === "string" && v.includes("-----BEGIN")) || Buffer.isBuffer(v);
 
-/** Validates PushSession options; throws `ConfigError` listing every bad field (never their values). */
+/** Validates PushSession options; throws `IdigiConfigError` listing every bad field (never their values). */
 export function validatePushSessionOptions(input: unknown): PushSessionConfig {
   const c = new Collector();
-  if (!isRecord(input)) throw new ConfigError("(options)", "must be an object");
+  if (!isRecord(input)) throw new IdigiConfigError("(options)", "must be an object");
   const host = str(c, input, "host", { required: true, nonEmpty: true });
   const tls = bool(c, input, "tls") ?? true;
   const insecure = bool(c, input, "insecure") ?? false;
@@ -218,10 +218,10 @@ export interface MonitorApiConfig {
   fetch: typeof fetch;
 }
 
-/** Validates monitor REST API options; throws `ConfigError` listing every bad field (never their values). */
+/** Validates monitor REST API options; throws `IdigiConfigError` listing every bad field (never their values). */
 export function validateMonitorApiOptions(input: unknown): MonitorApiConfig {
   const c = new Collector();
-  if (!isRecord(input)) throw new ConfigError("(options)", "must be an object");
+  if (!isRecord(input)) throw new IdigiConfigError("(options)", "must be an object");
   const rawUrl = str(c, input, "baseUrl", { required: true, nonEmpty: true });
   let baseUrl: URL | undefined;
   if (rawUrl) {

@@ -31,26 +31,26 @@ export type FrameErrorCode =
   | "reader_failed";
 
 /** A malformed frame. The stream cannot be resynchronised after one: close the socket and reconnect. */
-export class FrameError extends IdigiError {
+export class IdigiFrameError extends IdigiError {
   constructor(
     readonly code: FrameErrorCode,
     message: string,
     readonly frameType?: number,
   ) {
     super(message);
-    this.name = "FrameError";
+    this.name = "IdigiFrameError";
   }
 }
 
 /** A PublishMessage payload that could not be inflated or parsed into events. The framing itself was fine. */
-export class PayloadError extends IdigiError {
+export class IdigiPayloadError extends IdigiError {
   constructor(
     readonly code: "inflate_failed" | "too_large" | "bad_json" | "bad_xml" | "bad_envelope",
     message: string,
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = "PayloadError";
+    this.name = "IdigiPayloadError";
   }
 }
 
@@ -71,103 +71,103 @@ export type ConnectRefusal =
  * A ConnectResponse with a status other than 2xx. `retryable` is true only for 5xx: the session keeps
  * reconnecting (with backoff) on those and stops for everything else (bad credentials, unknown monitor, …).
  */
-export class ConnectRefusedError extends IdigiError {
+export class IdigiConnectRefusedError extends IdigiError {
   readonly retryable: boolean;
   constructor(
     readonly status: number,
     readonly refusal: ConnectRefusal,
   ) {
     super(`push server refused the ConnectRequest with status ${status} (${refusal})`);
-    this.name = "ConnectRefusedError";
+    this.name = "IdigiConnectRefusedError";
     this.retryable = refusal === "server_error";
   }
 }
 
 /** `ack()` for a block that is not pending on the current connection (already acked, or its connection is gone). */
-export class AckError extends IdigiError {
+export class IdigiAckError extends IdigiError {
   constructor(
     readonly blockId: number,
     readonly reason: "stale_connection" | "not_pending" | "not_connected",
   ) {
     super(`cannot ack block ${blockId}: ${reason.replace("_", " ")}`);
-    this.name = "AckError";
+    this.name = "IdigiAckError";
   }
 }
 
 /** Invalid configuration. `field` names the offending option; the message never contains its value. */
-export class ConfigError extends IdigiError {
+export class IdigiConfigError extends IdigiError {
   constructor(
     readonly field: string,
     message: string,
     readonly issues: ReadonlyArray<{ field: string; message: string }> = [{ field, message }],
   ) {
     super(issues.length > 1 ? issues.map((i) => `${i.field}: ${i.message}`).join("; ") : `${field}: ${message}`);
-    this.name = "ConfigError";
+    this.name = "IdigiConfigError";
   }
 }
 
 // ---- REST (monitor API) errors ----
 
 /** 401 / 403 from the REST API. */
-export class AuthError extends IdigiError {
+export class IdigiAuthError extends IdigiError {
   constructor(
     readonly status: number,
     readonly serverMessage?: string,
   ) {
     super(`authentication failed (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`);
-    this.name = "AuthError";
+    this.name = "IdigiAuthError";
   }
 }
 
 /** 404, or a lookup whose result set is empty. */
-export class NotFoundError extends IdigiError {
+export class IdigiNotFoundError extends IdigiError {
   constructor(
     readonly what: string,
     readonly status?: number,
   ) {
     super(`${what} not found`);
-    this.name = "NotFoundError";
+    this.name = "IdigiNotFoundError";
   }
 }
 
 /** Any other 4xx: the server rejected the request; `serverMessage` is what it said (trimmed, capped). */
-export class BadRequestError extends IdigiError {
+export class IdigiBadRequestError extends IdigiError {
   constructor(
     readonly status: number,
     readonly serverMessage: string,
   ) {
     super(`request rejected (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`);
-    this.name = "BadRequestError";
+    this.name = "IdigiBadRequestError";
   }
 }
 
 /** A 2xx whose body or headers are not what the API documents (e.g. a create response without an id). */
-export class UnexpectedResponseError extends IdigiError {
+export class IdigiUnexpectedResponseError extends IdigiError {
   constructor(
     message: string,
     readonly status?: number,
   ) {
     super(message);
-    this.name = "UnexpectedResponseError";
+    this.name = "IdigiUnexpectedResponseError";
   }
 }
 
 /** 5xx or 429: retryable, with the server's Retry-After when it sent one. */
-export class ServerError extends RetryableError {
+export class IdigiServerError extends RetryableError {
   constructor(
     readonly status: number,
     readonly serverMessage: string,
     retryAfterMs?: number,
   ) {
     super(`server error (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`, retryAfterMs);
-    this.name = "ServerError";
+    this.name = "IdigiServerError";
   }
 }
 
 /** The request never got an HTTP answer (connection refused, reset, DNS, timeout): retryable. */
-export class NetworkError extends RetryableError {
+export class IdigiNetworkError extends RetryableError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, undefined, options);
-    this.name = "NetworkError";
+    this.name = "IdigiNetworkError";
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FrameError } from "./errors.js";
+import { IdigiFrameError } from "./errors.js";
 import { decodeConnectResponse, decodePublishMessage, FrameReader, HEADER_SIZE, type RawFrame } from "./frames.js";
 
 /** Small deterministic PRNG (mulberry32) so a failure is reproducible from the printed seed. */
@@ -54,16 +54,16 @@ function randomSplit(rnd: () => number, buf: Buffer): Buffer[] {
   return out;
 }
 
-/** Feeds chunks; returns frames, plus the error if any. Fails the test on anything but FrameError. */
-function feed(reader: FrameReader, chunks: Buffer[]): { frames: RawFrame[]; error?: FrameError } {
+/** Feeds chunks; returns frames, plus the error if any. Fails the test on anything but IdigiFrameError. */
+function feed(reader: FrameReader, chunks: Buffer[]): { frames: RawFrame[]; error?: IdigiFrameError } {
   const frames: RawFrame[] = [];
   for (const c of chunks) {
     try {
-      // Alternate between the two entry points; both must only ever throw FrameError.
+      // Alternate between the two entry points; both must only ever throw IdigiFrameError.
       if (c.length % 2) frames.push(...reader.push(c));
       else for (const f of reader.feed(c)) frames.push(f);
     } catch (err) {
-      if (!(err instanceof FrameError)) throw new Error(`FrameReader threw a non-FrameError: ${String(err)}`);
+      if (!(err instanceof IdigiFrameError)) throw new Error(`FrameReader threw a non-IdigiFrameError: ${String(err)}`);
       return { frames, error: err };
     }
     // Never holds more than one frame (header + max) plus the chunk just pushed.
@@ -76,7 +76,7 @@ const SEED = Number(process.env["FUZZ_SEED"] ?? 0x1d161);
 const ITER = Number(process.env["FUZZ_ITER"] ?? 400);
 
 describe(`FrameReader fuzz (seed ${SEED})`, () => {
-  it("random bytes in random chunks: only FrameError, bounded buffering", () => {
+  it("random bytes in random chunks: only IdigiFrameError, bounded buffering", () => {
     const rnd = prng(SEED);
     for (let i = 0; i < ITER; i++) {
       const max = 16 + randInt(rnd, 4096);
@@ -86,7 +86,7 @@ describe(`FrameReader fuzz (seed ${SEED})`, () => {
     }
   });
 
-  it("random bytes after a valid prefix, and decoders on random bodies: only FrameError", () => {
+  it("random bytes after a valid prefix, and decoders on random bodies: only IdigiFrameError", () => {
     const rnd = prng(SEED + 1);
     for (let i = 0; i < ITER; i++) {
       const reader = new FrameReader({ maxFrameSize: 2048 });
@@ -97,7 +97,7 @@ describe(`FrameReader fuzz (seed ${SEED})`, () => {
           if (f.type === 2) decodeConnectResponse(f.body);
           else decodePublishMessage(f.body);
         } catch (err) {
-          expect(err).toBeInstanceOf(FrameError);
+          expect(err).toBeInstanceOf(IdigiFrameError);
         }
       }
       for (const body of [randBytes(rnd, randInt(rnd, 40))]) {
@@ -105,7 +105,7 @@ describe(`FrameReader fuzz (seed ${SEED})`, () => {
           try {
             decode(body);
           } catch (err) {
-            expect(err).toBeInstanceOf(FrameError);
+            expect(err).toBeInstanceOf(IdigiFrameError);
           }
         }
       }

@@ -1,6 +1,6 @@
 import { deflateSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { ConnectRefusedError, FrameError, PayloadError } from "./errors.js";
+import { IdigiConnectRefusedError, IdigiFrameError, IdigiPayloadError } from "./errors.js";
 import {
   decodeConnectResponse,
   decodePublishMessage,
@@ -70,7 +70,7 @@ describe("golden frames (notes §5 and §2 captures)", () => {
     const result = interpretConnectResponse(decodeConnectResponse(frames[0]!.body));
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.error).toBeInstanceOf(ConnectRefusedError);
+    expect(result.error).toBeInstanceOf(IdigiConnectRefusedError);
     expect(result.error.status).toBe(403);
     expect(result.error.refusal).toBe("unauthorized");
     expect(result.error.retryable).toBe(false);
@@ -123,15 +123,15 @@ describe("golden frames (notes §5 and §2 captures)", () => {
     expect(inflatePayload({ compression: "zlib", payload: gzipSync(PAYLOAD) }).toString()).toBe(PAYLOAD);
   });
 
-  it("rejects corrupt and over-large compressed payloads with PayloadError", () => {
-    expect(() => inflatePayload({ compression: "zlib", payload: hex("78 9C DE AD BE EF") })).toThrow(PayloadError);
+  it("rejects corrupt and over-large compressed payloads with IdigiPayloadError", () => {
+    expect(() => inflatePayload({ compression: "zlib", payload: hex("78 9C DE AD BE EF") })).toThrow(IdigiPayloadError);
     const bomb = deflateSync(Buffer.alloc(1_000_000));
     try {
       inflatePayload({ compression: "zlib", payload: bomb }, 10_000);
       expect.unreachable();
     } catch (err) {
-      expect(err).toBeInstanceOf(PayloadError);
-      expect((err as PayloadError).code).toBe("too_large");
+      expect(err).toBeInstanceOf(IdigiPayloadError);
+      expect((err as IdigiPayloadError).code).toBe("too_large");
     }
   });
 
@@ -169,17 +169,17 @@ describe("PublishMessage validation", () => {
     ["payloadSize larger than the frame", body(0, 1, Buffer.from("{}"), 3), "bad_length"],
     ["payloadSize smaller than the frame", body(0, 1, Buffer.from("{}"), 1), "bad_length"],
     ["body shorter than 10 bytes", Buffer.alloc(9), "bad_length"],
-  ])("rejects %s with FrameError", (_name, b, code) => {
+  ])("rejects %s with IdigiFrameError", (_name, b, code) => {
     try {
       decodePublishMessage(b);
       expect.unreachable();
     } catch (err) {
-      expect(err).toBeInstanceOf(FrameError);
-      expect((err as FrameError).code).toBe(code);
+      expect(err).toBeInstanceOf(IdigiFrameError);
+      expect((err as IdigiFrameError).code).toBe(code);
     }
   });
   it("rejects a ConnectResponse body that is not 4 bytes", () => {
-    expect(() => decodeConnectResponse(Buffer.alloc(5))).toThrow(FrameError);
+    expect(() => decodeConnectResponse(Buffer.alloc(5))).toThrow(IdigiFrameError);
   });
 });
 
@@ -205,8 +205,8 @@ describe("FrameReader", () => {
       r.push(hex("00 03 00 00 03 E9"));
       expect.unreachable();
     } catch (err) {
-      expect(err).toBeInstanceOf(FrameError);
-      expect((err as FrameError).code).toBe("oversized");
+      expect(err).toBeInstanceOf(IdigiFrameError);
+      expect((err as IdigiFrameError).code).toBe("oversized");
     }
     expect(r.buffered).toBe(0);
   });
@@ -221,7 +221,7 @@ describe("FrameReader", () => {
 
   it("rejects the legacy 6-byte ack when reading acks strictly (its size field is (blockId<<16)|200)", () => {
     const r = new FrameReader({ acceptTypes: [4] });
-    expect(() => r.push(hex("00 04 01 A7 00 C8"))).toThrow(FrameError);
+    expect(() => r.push(hex("00 04 01 A7 00 C8"))).toThrow(IdigiFrameError);
   });
 
   it("rejects a ConnectResponse whose size is not 4", () => {
@@ -246,7 +246,7 @@ describe("FrameReader", () => {
 
   it("stays failed after an error until reset", () => {
     const r = new FrameReader();
-    expect(() => r.push(hex("00 09 00 00 00 00"))).toThrow(FrameError);
+    expect(() => r.push(hex("00 09 00 00 00 00"))).toThrow(IdigiFrameError);
     expect(() => r.push(ok)).toThrow(expect.objectContaining({ code: "reader_failed" }));
     r.reset();
     expect(r.push(ok)).toHaveLength(1);

@@ -1,5 +1,5 @@
 import { gunzipSync, inflateSync } from "node:zlib";
-import { type ConnectRefusal, ConnectRefusedError, FrameError, PayloadError } from "./errors.js";
+import { type ConnectRefusal, IdigiConnectRefusedError, IdigiFrameError, IdigiPayloadError } from "./errors.js";
 
 /**
  * The iDigi push-monitor TCP frame codec (pure: no sockets).
@@ -76,12 +76,12 @@ export interface ConnectResponse {
 /** Decodes a ConnectResponse body (the 4 bytes after the header). */
 export function decodeConnectResponse(body: Buffer): ConnectResponse {
   if (body.length !== 4) {
-    throw new FrameError("bad_length", `ConnectResponse body must be 4 bytes, got ${body.length}`, FrameType.ConnectResponse);
+    throw new IdigiFrameError("bad_length", `ConnectResponse body must be 4 bytes, got ${body.length}`, FrameType.ConnectResponse);
   }
   return { status: body.readUInt16BE(0), protocolVersion: body.readUInt16BE(2) };
 }
 
-export type ConnectResult = { ok: true; status: number; protocolVersion: number } | { ok: false; error: ConnectRefusedError };
+export type ConnectResult = { ok: true; status: number; protocolVersion: number } | { ok: false; error: IdigiConnectRefusedError };
 
 /**
  * Maps a ConnectResponse status to a result.
@@ -101,7 +101,7 @@ export function interpretConnectResponse(response: ConnectResponse): ConnectResu
   else if (status === 404) refusal = "monitor_not_found";
   else if (status >= 500 && status < 600) refusal = "server_error";
   else refusal = "unexpected_status";
-  return { ok: false, error: new ConnectRefusedError(status, refusal) };
+  return { ok: false, error: new IdigiConnectRefusedError(status, refusal) };
 }
 
 export interface PublishMessage {
@@ -118,7 +118,7 @@ export interface PublishMessage {
 /** Decodes a PublishMessage body (after the header). Validates compression/format bytes and payloadSize. */
 export function decodePublishMessage(body: Buffer): PublishMessage {
   if (body.length < PUBLISH_MESSAGE_PREFIX) {
-    throw new FrameError("bad_length", `PublishMessage body must be at least 10 bytes, got ${body.length}`, FrameType.PublishMessage);
+    throw new IdigiFrameError("bad_length", `PublishMessage body must be at least 10 bytes, got ${body.length}`, FrameType.PublishMessage);
   }
   const blockId = body.readUInt16BE(0);
   const count = body.readUInt16BE(2);
@@ -126,11 +126,11 @@ export function decodePublishMessage(body: Buffer): PublishMessage {
   const formatByte = body.readUInt8(5);
   const payloadSize = body.readUInt32BE(6);
   if (compressionByte > 1) {
-    throw new FrameError("bad_field", `PublishMessage compression byte ${compressionByte} is neither 0 (none) nor 1 (zlib)`, 3);
+    throw new IdigiFrameError("bad_field", `PublishMessage compression byte ${compressionByte} is neither 0 (none) nor 1 (zlib)`, 3);
   }
-  if (formatByte > 1) throw new FrameError("bad_field", `PublishMessage format byte ${formatByte} is neither 0 (xml) nor 1 (json)`, 3);
+  if (formatByte > 1) throw new IdigiFrameError("bad_field", `PublishMessage format byte ${formatByte} is neither 0 (xml) nor 1 (json)`, 3);
   if (payloadSize !== body.length - PUBLISH_MESSAGE_PREFIX) {
-    throw new FrameError(
+    throw new IdigiFrameError(
       "bad_length",
       `PublishMessage payloadSize ${payloadSize} disagrees with frame size (${body.length - PUBLISH_MESSAGE_PREFIX} payload bytes)`,
       FrameType.PublishMessage,
@@ -158,8 +158,9 @@ export function inflatePayload(message: Pick<PublishMessage, "compression" | "pa
     return inflateSync(p, { maxOutputLength: maxBytes });
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === "ERR_BUFFER_TOO_LARGE") throw new PayloadError("too_large", `inflated payload exceeds ${maxBytes} bytes`, { cause: err });
-    throw new PayloadError("inflate_failed", "compressed payload is not a valid zlib stream", { cause: err });
+    if (code === "ERR_BUFFER_TOO_LARGE")
+      throw new IdigiPayloadError("too_large", `inflated payload exceeds ${maxBytes} bytes`, { cause: err });
+    throw new IdigiPayloadError("inflate_failed", "compressed payload is not a valid zlib stream", { cause: err });
   }
 }
 
@@ -192,14 +193,15 @@ const KNOWN_TYPES: ReadonlySet<number> = new Set(Object.values(FrameType));
 
 /** Smallest legal body per type, and the exact one where the layout is fixed; checked from the header alone. */
 function checkHeader(type: number, size: number, accept: ReadonlySet<number>, max: number): void {
-  if (!KNOWN_TYPES.has(type)) throw new FrameError("unknown_type", `unknown frame type 0x${type.toString(16).padStart(4, "0")}`, type);
-  if (!accept.has(type)) throw new FrameError("unexpected_type", `frame type ${type} is not expected on this side of the connection`, type);
-  if (size > max) throw new FrameError("oversized", `frame size ${size} exceeds the maximum of ${max}`, type);
+  if (!KNOWN_TYPES.has(type)) throw new IdigiFrameError("unknown_type", `unknown frame type 0x${type.toString(16).padStart(4, "0")}`, type);
+  if (!accept.has(type))
+    throw new IdigiFrameError("unexpected_type", `frame type ${type} is not expected on this side of the connection`, type);
+  if (size > max) throw new IdigiFrameError("oversized", `frame size ${size} exceeds the maximum of ${max}`, type);
   if ((type === FrameType.ConnectResponse || type === FrameType.PublishMessageReceived) && size !== 4) {
-    throw new FrameError("bad_length", `frame type ${type} must have size 4, got ${size}`, type);
+    throw new IdigiFrameError("bad_length", `frame type ${type} must have size 4, got ${size}`, type);
   }
   if ((type === FrameType.PublishMessage || type === FrameType.ConnectRequest) && size < 10) {
-    throw new FrameError("bad_length", `frame type ${type} must have size ≥ 10, got ${size}`, type);
+    throw new IdigiFrameError("bad_length", `frame type ${type} must have size ≥ 10, got ${size}`, type);
   }
 }
 
@@ -208,7 +210,7 @@ function checkHeader(type: number, size: number, accept: ReadonlySet<number>, ma
  *
  * The header is validated as soon as its 6 bytes are in, so an oversized length or an unknown type is rejected
  * before any body is buffered; the reader never holds more than one frame's worth (header + max size) of its own
- * copies. On any error it throws a `FrameError` and stays failed (`reader_failed`) until `reset()`: after a bad
+ * copies. On any error it throws a `IdigiFrameError` and stays failed (`reader_failed`) until `reset()`: after a bad
  * header the stream cannot be resynchronised, so the connection must be dropped.
  */
 export class FrameReader {
@@ -216,7 +218,7 @@ export class FrameReader {
   private readonly accept: ReadonlySet<number>;
   private chunks: Buffer[] = [];
   private length = 0;
-  private failed: FrameError | undefined;
+  private failed: IdigiFrameError | undefined;
   /** Header of the frame being assembled, once its 6 bytes are known. */
   private pending: { type: number; size: number } | undefined;
 
@@ -233,7 +235,7 @@ export class FrameReader {
   }
 
   /**
-   * Adds a chunk and returns every frame it completes (possibly none). Throws only `FrameError`; whole frames that
+   * Adds a chunk and returns every frame it completes (possibly none). Throws only `IdigiFrameError`; whole frames that
    * preceded the bad header in the same chunk are then lost to the caller (use `feed` to get them).
    */
   push(chunk: Uint8Array): RawFrame[] {
@@ -242,11 +244,12 @@ export class FrameReader {
 
   /**
    * Adds a chunk now and returns an iterator over the frames it completes. The iterator yields each whole frame
-   * before throwing the `FrameError` of a bad header that follows it, so frames preceding an error in the same
+   * before throwing the `IdigiFrameError` of a bad header that follows it, so frames preceding an error in the same
    * chunk (say, a valid ConnectResponse coalesced with garbage) are still delivered.
    */
   feed(chunk: Uint8Array): IterableIterator<RawFrame> {
-    if (this.failed) throw new FrameError("reader_failed", `frame reader already failed: ${this.failed.message}`, this.failed.frameType);
+    if (this.failed)
+      throw new IdigiFrameError("reader_failed", `frame reader already failed: ${this.failed.message}`, this.failed.frameType);
     if (chunk.length > 0) {
       this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       this.length += chunk.length;
@@ -256,7 +259,8 @@ export class FrameReader {
 
   private *drain(): IterableIterator<RawFrame> {
     for (;;) {
-      if (this.failed) throw new FrameError("reader_failed", `frame reader already failed: ${this.failed.message}`, this.failed.frameType);
+      if (this.failed)
+        throw new IdigiFrameError("reader_failed", `frame reader already failed: ${this.failed.message}`, this.failed.frameType);
       if (!this.pending) {
         if (this.length < HEADER_SIZE) return;
         const header = this.take(HEADER_SIZE);
@@ -265,7 +269,7 @@ export class FrameReader {
         try {
           checkHeader(type, size, this.accept, this.maxFrameSize);
         } catch (err) {
-          this.failed = err instanceof FrameError ? err : new FrameError("bad_length", String(err));
+          this.failed = err instanceof IdigiFrameError ? err : new IdigiFrameError("bad_length", String(err));
           this.chunks = [];
           this.length = 0;
           throw this.failed;

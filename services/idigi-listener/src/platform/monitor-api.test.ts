@@ -3,7 +3,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { XMLParser } from "fast-xml-parser";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { AuthError, BadRequestError, ConfigError, NetworkError, NotFoundError, ServerError, UnexpectedResponseError } from "./errors.js";
+import {
+  IdigiAuthError,
+  IdigiBadRequestError,
+  IdigiConfigError,
+  IdigiNetworkError,
+  IdigiNotFoundError,
+  IdigiServerError,
+  IdigiUnexpectedResponseError,
+} from "./errors.js";
 import { createMonitorApi, LegacyMonitorApi, splitTopicList, V1MonitorApi } from "./monitor-api.js";
 
 // Bodies from shared/protocols/idigi.md §1.5, §1.6 and §4.
@@ -101,21 +109,21 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
     expect((await new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] })).id).toBe("178008");
   });
 
-  it("creates: an absolute Location URL works too; no id at all is an UnexpectedResponseError", async () => {
+  it("creates: an absolute Location URL works too; no id at all is an IdigiUnexpectedResponseError", async () => {
     handler = (_q, res) => res.writeHead(201, { Location: "https://remotemanager.digi.com/ws/Monitor/42" }).end();
     expect((await new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] })).id).toBe("42");
     handler = (_q, res) => res.writeHead(201).end("<result/>");
-    await expect(new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] })).rejects.toBeInstanceOf(UnexpectedResponseError);
+    await expect(new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] })).rejects.toBeInstanceOf(IdigiUnexpectedResponseError);
   });
 
   it("create is not retried on a 500 (not idempotent)", async () => {
     handler = (_q, res) => res.writeHead(500).end("<error>boom</error>");
-    await expect(new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] })).rejects.toBeInstanceOf(ServerError);
+    await expect(new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] })).rejects.toBeInstanceOf(IdigiServerError);
     expect(seen).toHaveLength(1);
   });
 
   it("rejects a bad spec before calling the server", async () => {
-    await expect(new LegacyMonitorApi(opts()).create({ topics: [] })).rejects.toBeInstanceOf(ConfigError);
+    await expect(new LegacyMonitorApi(opts()).create({ topics: [] })).rejects.toBeInstanceOf(IdigiConfigError);
     await expect(new LegacyMonitorApi(opts()).create({ topics: ["A,B"] })).rejects.toThrow(/topics\[0\]/);
     expect(seen).toHaveLength(0);
   });
@@ -173,15 +181,15 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
     expect(await new LegacyMonitorApi(opts()).list()).toEqual([]);
   });
 
-  it("gets one monitor (items[0]); empty items or 404 → NotFoundError", async () => {
+  it("gets one monitor (items[0]); empty items or 404 → IdigiNotFoundError", async () => {
     handler = (_q, res) => res.writeHead(200).end(LIST_ONE);
     const m = await new LegacyMonitorApi(opts()).get(178007);
     expect(m.id).toBe("178007");
     expect(seen[0]!.url).toBe("/ws/Monitor/178007");
     handler = (_q, res) => res.writeHead(200).end(LIST_EMPTY);
-    await expect(new LegacyMonitorApi(opts()).get("1")).rejects.toBeInstanceOf(NotFoundError);
+    await expect(new LegacyMonitorApi(opts()).get("1")).rejects.toBeInstanceOf(IdigiNotFoundError);
     handler = (_q, res) => res.writeHead(404).end();
-    await expect(new LegacyMonitorApi(opts()).get("1")).rejects.toBeInstanceOf(NotFoundError);
+    await expect(new LegacyMonitorApi(opts()).get("1")).rejects.toBeInstanceOf(IdigiNotFoundError);
   });
 
   it("gets one monitor served as XML instead of JSON (unpinned in the notes: both readings)", async () => {
@@ -196,7 +204,7 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
   });
 
   it("refuses a non-numeric id without calling the server (no path injection)", async () => {
-    await expect(new LegacyMonitorApi(opts()).delete("1/../../x")).rejects.toBeInstanceOf(ConfigError);
+    await expect(new LegacyMonitorApi(opts()).delete("1/../../x")).rejects.toBeInstanceOf(IdigiConfigError);
     expect(seen).toHaveLength(0);
   });
 
@@ -206,16 +214,16 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
     expect(seen[0]).toMatchObject({ method: "DELETE", url: "/ws/Monitor/178008", auth: BASIC });
   });
 
-  it("maps 401/403 to AuthError, 400 to BadRequestError with the server's message", async () => {
+  it("maps 401/403 to IdigiAuthError, 400 to IdigiBadRequestError with the server's message", async () => {
     handler = (_q, res) => res.writeHead(401).end("Unauthorized");
-    await expect(new LegacyMonitorApi(opts()).list()).rejects.toBeInstanceOf(AuthError);
+    await expect(new LegacyMonitorApi(opts()).list()).rejects.toBeInstanceOf(IdigiAuthError);
     handler = (_q, res) => res.writeHead(403).end();
-    await expect(new LegacyMonitorApi(opts()).list()).rejects.toBeInstanceOf(AuthError);
+    await expect(new LegacyMonitorApi(opts()).list()).rejects.toBeInstanceOf(IdigiAuthError);
     handler = (_q, res) =>
       res.writeHead(400, { "Content-Type": "text/xml" }).end(`<result><error>Invalid monTransportType: carrier pigeon</error></result>`);
     const err = await new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(BadRequestError);
-    expect((err as BadRequestError).serverMessage).toBe("Invalid monTransportType: carrier pigeon");
+    expect(err).toBeInstanceOf(IdigiBadRequestError);
+    expect((err as IdigiBadRequestError).serverMessage).toBe("Invalid monTransportType: carrier pigeon");
     expect(seen.every((s) => s.auth === BASIC)).toBe(true);
   });
 
@@ -227,12 +235,12 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
     n = -10;
     seen = [];
     const err = await new LegacyMonitorApi({ ...opts(), maxAttempts: 2 }).list().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ServerError);
-    expect((err as ServerError).retryAfterMs).toBe(0);
+    expect(err).toBeInstanceOf(IdigiServerError);
+    expect((err as IdigiServerError).retryAfterMs).toBe(0);
     expect(seen).toHaveLength(2);
   });
 
-  it("turns connection failures into a retryable NetworkError", async () => {
+  it("turns connection failures into a retryable IdigiNetworkError", async () => {
     const dead = createServer();
     dead.listen(0, "127.0.0.1");
     await once(dead, "listening");
@@ -241,14 +249,14 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
     const err = await new LegacyMonitorApi({ ...opts(), baseUrl: `http://127.0.0.1:${port}`, maxAttempts: 2 })
       .list()
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(NetworkError);
+    expect(err).toBeInstanceOf(IdigiNetworkError);
     expect((err as Error).message).not.toContain("digidev");
   });
 
-  it("times out slow servers as NetworkError", async () => {
+  it("times out slow servers as IdigiNetworkError", async () => {
     handler = () => {}; // never answers
     const err = await new LegacyMonitorApi({ ...opts(), timeoutMs: 50, maxAttempts: 1 }).list().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(NetworkError);
+    expect(err).toBeInstanceOf(IdigiNetworkError);
     expect((err as Error).message).toMatch(/timed out/);
   });
 });
@@ -301,7 +309,7 @@ describe("V1MonitorApi (/ws/v1/monitors/inventory)", () => {
     expect((await new V1MonitorApi(opts()).list({ transport: "tcp" })).map((m) => m.id)).toEqual(["1234"]);
   });
 
-  it("gets and deletes by id; 404 → NotFoundError", async () => {
+  it("gets and deletes by id; 404 → IdigiNotFoundError", async () => {
     handler = (_q, res) => res.writeHead(200).end(JSON.stringify(echo));
     expect((await new V1MonitorApi(opts()).get(1234)).topics).toEqual(["DataPoint/*/cl1/cval"]);
     handler = (_q, res) => res.writeHead(204).end();
@@ -311,12 +319,12 @@ describe("V1MonitorApi (/ws/v1/monitors/inventory)", () => {
       "DELETE /ws/v1/monitors/inventory/1234",
     ]);
     handler = (_q, res) => res.writeHead(404).end(JSON.stringify({ error_message: "no such monitor" }));
-    await expect(new V1MonitorApi(opts()).delete(9)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(new V1MonitorApi(opts()).delete(9)).rejects.toBeInstanceOf(IdigiNotFoundError);
   });
 
   it("reports the JSON error message of a 400", async () => {
     handler = (_q, res) => res.writeHead(400).end(JSON.stringify({ error_message: "Invalid topic" }));
     const err = await new V1MonitorApi(opts()).create({ topics: ["X"] }).catch((e: unknown) => e);
-    expect((err as BadRequestError).serverMessage).toBe("Invalid topic");
+    expect((err as IdigiBadRequestError).serverMessage).toBe("Invalid topic");
   });
 });

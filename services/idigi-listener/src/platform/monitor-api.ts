@@ -1,7 +1,15 @@
 import { parseRetryAfter, retry } from "@meridian/retry";
 import { XMLParser } from "fast-xml-parser";
 import { type MonitorApiConfig, type MonitorApiOptions, validateMonitorApiOptions } from "./config.js";
-import { AuthError, BadRequestError, ConfigError, NetworkError, NotFoundError, ServerError, UnexpectedResponseError } from "./errors.js";
+import {
+  IdigiAuthError,
+  IdigiBadRequestError,
+  IdigiConfigError,
+  IdigiNetworkError,
+  IdigiNotFoundError,
+  IdigiServerError,
+  IdigiUnexpectedResponseError,
+} from "./errors.js";
 
 /**
  * Monitor REST clients: the legacy XML `/ws/Monitor` API and Remote Manager's v1 JSON `/ws/v1/monitors` API,
@@ -66,9 +74,9 @@ export interface MonitorApi {
   create(spec: MonitorSpec): Promise<Monitor>;
   /** Every monitor matching `filter` (all pages). */
   list(filter?: MonitorFilter): Promise<Monitor[]>;
-  /** One monitor; `NotFoundError` when it does not exist. */
+  /** One monitor; `IdigiNotFoundError` when it does not exist. */
   get(id: string | number): Promise<Monitor>;
-  /** Deletes a monitor; `NotFoundError` when it does not exist. */
+  /** Deletes a monitor; `IdigiNotFoundError` when it does not exist. */
   delete(id: string | number): Promise<void>;
 }
 
@@ -87,7 +95,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function checkId(id: string | number): string {
   const s = String(id);
-  if (!/^\d{1,10}$/.test(s)) throw new ConfigError("id", "must be a decimal integer");
+  if (!/^\d{1,10}$/.test(s)) throw new IdigiConfigError("id", "must be a decimal integer");
   return s;
 }
 
@@ -113,15 +121,15 @@ export function splitTopicList(list: string): string[] {
 }
 
 function checkSpec(spec: MonitorSpec): void {
-  if (!Array.isArray(spec.topics) || spec.topics.length === 0) throw new ConfigError("topics", "at least one topic is required");
+  if (!Array.isArray(spec.topics) || spec.topics.length === 0) throw new IdigiConfigError("topics", "at least one topic is required");
   spec.topics.forEach((t, i) => {
     if (typeof t !== "string" || t.trim() === "" || splitTopicList(t).length !== 1) {
-      throw new ConfigError(`topics[${i}]`, "must be one non-empty topic (commas only inside [C,U,D] filters)");
+      throw new IdigiConfigError(`topics[${i}]`, "must be one non-empty topic (commas only inside [C,U,D] filters)");
     }
   });
   for (const k of ["batchSize", "batchDurationSec"] as const) {
     const v = spec[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigError(k, "must be a non-negative integer");
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new IdigiConfigError(k, "must be a non-negative integer");
   }
 }
 
@@ -188,15 +196,15 @@ class HttpCore {
       text = await res.text();
     } catch (err) {
       const reason = err instanceof Error && err.name === "TimeoutError" ? "timed out" : "failed";
-      throw new NetworkError(`${method} ${url.pathname} ${reason}`, { cause: err });
+      throw new IdigiNetworkError(`${method} ${url.pathname} ${reason}`, { cause: err });
     }
     const { status } = res;
     if (status >= 200 && status < 300) return { status, headers: res.headers, text };
     const message = serverMessage(text);
-    if (status === 401 || status === 403) throw new AuthError(status, message);
-    if (status === 404) throw new NotFoundError(opts.what, status);
-    if (status === 429 || status >= 500) throw new ServerError(status, message, parseRetryAfter(res.headers.get("retry-after")));
-    throw new BadRequestError(status, message);
+    if (status === 401 || status === 403) throw new IdigiAuthError(status, message);
+    if (status === 404) throw new IdigiNotFoundError(opts.what, status);
+    if (status === 429 || status >= 500) throw new IdigiServerError(status, message, parseRetryAfter(res.headers.get("retry-after")));
+    throw new IdigiBadRequestError(status, message);
   }
 }
 
@@ -221,7 +229,7 @@ function compact<T extends object>(o: T): T {
 /** Maps a legacy `/ws/Monitor` item (JSON with string values, or the same fields as XML elements) to a Monitor. */
 export function monitorFromLegacy(item: Record<string, unknown>): Monitor {
   const id = text(item["monId"]);
-  if (!id) throw new UnexpectedResponseError("monitor record has no monId");
+  if (!id) throw new IdigiUnexpectedResponseError("monitor record has no monId");
   return compact({
     id,
     customerId: text(item["cstId"]),
@@ -245,7 +253,7 @@ export function monitorFromLegacy(item: Record<string, unknown>): Monitor {
 /** Maps a v1 `/ws/v1/monitors/inventory` record to a Monitor. */
 export function monitorFromV1(item: Record<string, unknown>): Monitor {
   const id = text(item["id"]);
-  if (!id) throw new UnexpectedResponseError("monitor record has no id");
+  if (!id) throw new IdigiUnexpectedResponseError("monitor record has no id");
   return compact({
     id,
     customerId: text(item["customer_id"]),
@@ -283,11 +291,11 @@ function parseLegacyPage(body: string): Page {
     try {
       j = JSON.parse(t);
     } catch {
-      throw new UnexpectedResponseError("monitor list is not valid JSON");
+      throw new IdigiUnexpectedResponseError("monitor list is not valid JSON");
     }
-    if (!isRecord(j)) throw new UnexpectedResponseError("monitor list is not a JSON object");
+    if (!isRecord(j)) throw new IdigiUnexpectedResponseError("monitor list is not a JSON object");
     const items = j["items"];
-    if (items !== undefined && !Array.isArray(items)) throw new UnexpectedResponseError("monitor list 'items' is not an array");
+    if (items !== undefined && !Array.isArray(items)) throw new IdigiUnexpectedResponseError("monitor list 'items' is not an array");
     return { items: (items ?? []).filter(isRecord), remaining: num(j["remainingSize"]) };
   }
   if (t.startsWith("<")) {
@@ -295,13 +303,13 @@ function parseLegacyPage(body: string): Page {
     const result = doc["result"];
     if (!isRecord(result)) {
       if (isRecord(doc["Monitor"])) return { items: [doc["Monitor"]], remaining: 0 };
-      throw new UnexpectedResponseError("monitor list XML has no <result>");
+      throw new IdigiUnexpectedResponseError("monitor list XML has no <result>");
     }
     const mons = result["Monitor"];
     const items = (Array.isArray(mons) ? mons : mons === undefined ? [] : [mons]).filter(isRecord);
     return { items, remaining: num(result["@remainingSize"]) };
   }
-  throw new UnexpectedResponseError("monitor list is neither JSON nor XML");
+  throw new IdigiUnexpectedResponseError("monitor list is neither JSON nor XML");
 }
 
 function quote(v: string): string {
@@ -352,7 +360,10 @@ export class LegacyMonitorApi implements MonitorApi {
       }
     }
     if (!id)
-      throw new UnexpectedResponseError("create response carries no monitor id (neither a Location header nor <location>)", res.status);
+      throw new IdigiUnexpectedResponseError(
+        "create response carries no monitor id (neither a Location header nor <location>)",
+        res.status,
+      );
     return compact({
       id,
       topics: [...spec.topics],
@@ -392,7 +403,7 @@ export class LegacyMonitorApi implements MonitorApi {
     const mid = checkId(id);
     const res = await this.http.request("GET", `/ws/Monitor/${mid}`, { what: `monitor ${mid}` });
     const item = parseLegacyPage(res.text).items[0];
-    if (!item) throw new NotFoundError(`monitor ${mid}`);
+    if (!item) throw new IdigiNotFoundError(`monitor ${mid}`);
     return monitorFromLegacy(item);
   }
 
@@ -450,10 +461,10 @@ export class V1MonitorApi implements MonitorApi {
       try {
         j = JSON.parse(t);
       } catch {
-        throw new UnexpectedResponseError("monitor list is not valid JSON", res.status);
+        throw new IdigiUnexpectedResponseError("monitor list is not valid JSON", res.status);
       }
       const items = Array.isArray(j) ? j : isRecord(j) ? (j["list"] ?? j["items"] ?? []) : undefined;
-      if (!Array.isArray(items)) throw new UnexpectedResponseError("monitor list has no list/items array", res.status);
+      if (!Array.isArray(items)) throw new IdigiUnexpectedResponseError("monitor list has no list/items array", res.status);
       out.push(...items.filter(isRecord).map(monitorFromV1));
       const next = isRecord(j) ? text(j["cursor"]) : undefined;
       if (!next || next === cursor || items.length === 0) break;
@@ -482,12 +493,12 @@ function parseJsonObject(body: string, what: string): Record<string, unknown> {
   } catch {
     /* reported below */
   }
-  throw new UnexpectedResponseError(`${what} is not a JSON object`);
+  throw new IdigiUnexpectedResponseError(`${what} is not a JSON object`);
 }
 
 /** Picks the implementation: `legacy` = `/ws/Monitor` (XML, TCP monitors' home), `v1` = `/ws/v1/monitors`. */
 export function createMonitorApi(options: MonitorApiOptions & { flavor?: "legacy" | "v1" }): MonitorApi {
   const { flavor = "legacy", ...rest } = options;
-  if (flavor !== "legacy" && flavor !== "v1") throw new ConfigError("flavor", "must be 'legacy' or 'v1'");
+  if (flavor !== "legacy" && flavor !== "v1") throw new IdigiConfigError("flavor", "must be 'legacy' or 'v1'");
   return flavor === "v1" ? new V1MonitorApi(rest) : new LegacyMonitorApi(rest);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PayloadError } from "./errors.js";
+import { IdigiPayloadError } from "./errors.js";
 import { parsePayload, splitTopic } from "./payload.js";
 
 // The real 2012 capture (notes §1.8), compact.
@@ -69,13 +69,13 @@ describe("parsePayload (JSON)", () => {
     ["no Document", '{"Doc":{}}', "bad_envelope"],
     ["Msg without topic", '{"Document":{"Msg":{"timestamp":"t","operation":"UPDATE"}}}', "bad_envelope"],
     ["Msg a number", '{"Document":{"Msg":5}}', "bad_envelope"],
-  ])("rejects %s with PayloadError", (_n, text, code) => {
+  ])("rejects %s with IdigiPayloadError", (_n, text, code) => {
     try {
       parsePayload(text, "json");
       expect.unreachable();
     } catch (err) {
-      expect(err).toBeInstanceOf(PayloadError);
-      expect((err as PayloadError).code).toBe(code);
+      expect(err).toBeInstanceOf(IdigiPayloadError);
+      expect((err as IdigiPayloadError).code).toBe(code);
     }
   });
 });
@@ -116,9 +116,9 @@ describe("parsePayload (XML)", () => {
     expect(parsePayload(xml, "xml")[0]!.data["description"]).toBe("a & b");
   });
 
-  it("rejects malformed XML and foreign roots with PayloadError", () => {
-    expect(() => parsePayload("<Document><Msg></Document>", "xml")).toThrow(PayloadError);
-    expect(() => parsePayload("<Other/>", "xml")).toThrow(PayloadError);
+  it("rejects malformed XML and foreign roots with IdigiPayloadError", () => {
+    expect(() => parsePayload("<Document><Msg></Document>", "xml")).toThrow(IdigiPayloadError);
+    expect(() => parsePayload("<Other/>", "xml")).toThrow(IdigiPayloadError);
   });
 });
 

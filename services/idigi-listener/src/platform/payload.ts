@@ -1,5 +1,5 @@
 import { XMLParser } from "fast-xml-parser";
-import { PayloadError } from "./errors.js";
+import { IdigiPayloadError } from "./errors.js";
 import type { PayloadFormat } from "./frames.js";
 
 /**
@@ -33,7 +33,7 @@ export interface PushEvent {
 
 const ENVELOPE_KEYS = new Set(["topic", "operation", "timestamp", "group", "replay"]);
 
-/** Parses a (decompressed) payload by the frame's format byte into events. Throws `PayloadError`. */
+/** Parses a (decompressed) payload by the frame's format byte into events. Throws `IdigiPayloadError`. */
 export function parsePayload(payload: Buffer | string, format: PayloadFormat): PushEvent[] {
   let text = typeof payload === "string" ? payload : payload.toString("utf8");
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -49,9 +49,9 @@ function parseJsonPayload(text: string): PushEvent[] {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new PayloadError("bad_json", "payload is not valid JSON", { cause: err });
+    throw new IdigiPayloadError("bad_json", "payload is not valid JSON", { cause: err });
   }
-  if (!isRecord(doc) || !("Document" in doc)) throw new PayloadError("bad_envelope", "JSON payload has no Document");
+  if (!isRecord(doc) || !("Document" in doc)) throw new IdigiPayloadError("bad_envelope", "JSON payload has no Document");
   return messagesFromDocument(doc["Document"], false);
 }
 
@@ -73,17 +73,17 @@ function parseXmlPayload(text: string): PushEvent[] {
   try {
     doc = xmlParser.parse(text, true) as Record<string, unknown>;
   } catch (err) {
-    throw new PayloadError("bad_xml", "payload is not well-formed XML", { cause: err });
+    throw new IdigiPayloadError("bad_xml", "payload is not well-formed XML", { cause: err });
   }
   // A TCP block wraps its Msgs in <Document>; the event-payload doc page shows a bare <Msg>. Accept both.
   if ("Document" in doc) return messagesFromDocument(doc["Document"], true);
   if ("Msg" in doc) return messagesFromDocument({ Msg: doc["Msg"] }, true);
-  throw new PayloadError("bad_envelope", "XML payload has neither <Document> nor <Msg>");
+  throw new IdigiPayloadError("bad_envelope", "XML payload has neither <Document> nor <Msg>");
 }
 
 function messagesFromDocument(document: unknown, xml: boolean): PushEvent[] {
   if (document === null || document === undefined || document === "") return [];
-  if (!isRecord(document)) throw new PayloadError("bad_envelope", "Document is not an object");
+  if (!isRecord(document)) throw new IdigiPayloadError("bad_envelope", "Document is not an object");
   const msg = document["Msg"];
   if (msg === undefined || msg === null) return [];
   const list = Array.isArray(msg) ? msg : [msg];
@@ -91,7 +91,7 @@ function messagesFromDocument(document: unknown, xml: boolean): PushEvent[] {
 }
 
 function toEvent(raw: unknown, index: number, xml: boolean): PushEvent {
-  if (!isRecord(raw)) throw new PayloadError("bad_envelope", `Document.Msg[${index}] is not an object`);
+  if (!isRecord(raw)) throw new IdigiPayloadError("bad_envelope", `Document.Msg[${index}] is not an object`);
   let fields: Record<string, unknown> = raw;
   if (xml) {
     const { $attrs, ...children } = raw;
@@ -105,9 +105,9 @@ function toEvent(raw: unknown, index: number, xml: boolean): PushEvent {
   const topic = str("topic");
   const operation = str("operation");
   const timestamp = str("timestamp");
-  if (!topic) throw new PayloadError("bad_envelope", `Document.Msg[${index}].topic is missing`);
-  if (!operation) throw new PayloadError("bad_envelope", `Document.Msg[${index}].operation is missing`);
-  if (!timestamp) throw new PayloadError("bad_envelope", `Document.Msg[${index}].timestamp is missing`);
+  if (!topic) throw new IdigiPayloadError("bad_envelope", `Document.Msg[${index}].topic is missing`);
+  if (!operation) throw new IdigiPayloadError("bad_envelope", `Document.Msg[${index}].operation is missing`);
+  if (!timestamp) throw new IdigiPayloadError("bad_envelope", `Document.Msg[${index}].timestamp is missing`);
 
   const rest = Object.entries(fields).filter(([k]) => !ENVELOPE_KEYS.has(k));
   let resource: string;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { deflateSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
-import { AckError, ConnectRefusedError, FrameError } from "./errors.js";
+import { IdigiAckError, IdigiConnectRefusedError, IdigiFrameError } from "./errors.js";
 import { type InvalidBatch, type PushBatch, PushSession, type SessionState } from "./session.js";
 
 /*
@@ -241,7 +241,7 @@ describe("PushSession (plain TCP)", () => {
     expect(r.session.pendingAcks).toEqual([]);
     // A second ack of the same block is refused rather than sent twice.
     await expect(r.batches[0]!.ack()).rejects.toMatchObject({ reason: "not_pending" });
-    await expect(r.session.ack(7)).rejects.toBeInstanceOf(AckError);
+    await expect(r.session.ack(7)).rejects.toBeInstanceOf(IdigiAckError);
     expect(conn.after.length).toBe(20);
   });
 
@@ -265,7 +265,7 @@ describe("PushSession (plain TCP)", () => {
     const [first, second] = r.batches;
     expect(first!.connectionId).not.toBe(second!.connectionId);
     expect(second!.events[0]!.replay).toBe(true);
-    await expect(first!.ack()).rejects.toMatchObject({ name: "AckError", reason: "stale_connection" });
+    await expect(first!.ack()).rejects.toMatchObject({ name: "IdigiAckError", reason: "stale_connection" });
     await second!.ack();
     await waitFor(() => server.conns[1]!.after.length === 10, "ack on connection 2");
     expect(server.conns[1]!.after).toEqual(ack(0));
@@ -282,9 +282,9 @@ describe("PushSession (plain TCP)", () => {
     const r = startSession(server);
     await waitFor(() => count(r, "failed") === 1, "failed");
     const failed = r.states.find((s) => s.state === "failed") as Extract<SessionState, { state: "failed" }>;
-    expect(failed.error).toBeInstanceOf(ConnectRefusedError);
-    expect((failed.error as ConnectRefusedError).status).toBe(status);
-    expect((failed.error as ConnectRefusedError).refusal).toBe(refusal);
+    expect(failed.error).toBeInstanceOf(IdigiConnectRefusedError);
+    expect((failed.error as IdigiConnectRefusedError).status).toBe(status);
+    expect((failed.error as IdigiConnectRefusedError).refusal).toBe(refusal);
     expect(failed.error.message).not.toContain("pässwörd");
     await new Promise((res) => setTimeout(res, 150));
     expect(server.conns).toHaveLength(1);
@@ -337,7 +337,7 @@ describe("PushSession (plain TCP)", () => {
     expect(server.conns).toHaveLength(3);
     const retries = r.states.filter((s) => s.state === "disconnected") as Extract<SessionState, { state: "disconnected" }>[];
     expect(retries.map((s) => s.retryInMs)).toEqual([10, 20]); // capped exponential backoff from @meridian/retry
-    expect(retries[0]!.error).toBeInstanceOf(ConnectRefusedError);
+    expect(retries[0]!.error).toBeInstanceOf(IdigiConnectRefusedError);
   });
 
   it("gives up after maxReconnectAttempts consecutive failures", async () => {
@@ -352,13 +352,13 @@ describe("PushSession (plain TCP)", () => {
     ["an oversized length", Buffer.from([0x00, 0x03, 0x7f, 0xff, 0xff, 0xff]), "oversized"],
     ["a second ConnectResponse", Buffer.from([0x00, 0x02, 0x00, 0x00, 0x00, 0x04, 0x00, 0xc8, 0x00, 0x01]), "unexpected_type"],
     ["a bad compression byte", Buffer.from([0, 3, 0, 0, 0, 10, 0, 1, 0, 1, 7, 1, 0, 0, 0, 0]), "bad_field"],
-  ])("reports %s as a FrameError, drops the socket and reconnects", async (_n, bad, code) => {
+  ])("reports %s as a IdigiFrameError, drops the socket and reconnects", async (_n, bad, code) => {
     const server = await startServer({ ready: (c) => c.index === 0 && c.socket.write(bad) });
     const r = startSession(server);
     await waitFor(() => count(r, "connected") === 2, "reconnect");
     const d = r.states.find((s) => s.state === "disconnected") as Extract<SessionState, { state: "disconnected" }>;
-    expect(d.error).toBeInstanceOf(FrameError);
-    expect((d.error as FrameError).code).toBe(code);
+    expect(d.error).toBeInstanceOf(IdigiFrameError);
+    expect((d.error as IdigiFrameError).code).toBe(code);
     await waitFor(() => server.conns[0]!.closed, "first socket closed");
   });
 

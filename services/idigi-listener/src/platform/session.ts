@@ -3,7 +3,15 @@ import net from "node:net";
 import tls from "node:tls";
 import { backoffDelay, sleep } from "@meridian/retry";
 import { type PushSessionConfig, type PushSessionOptions, validatePushSessionOptions } from "./config.js";
-import { AckError, ConfigError, type ConnectRefusedError, FrameError, IdigiError, NetworkError, PayloadError } from "./errors.js";
+import {
+  IdigiAckError,
+  IdigiConfigError,
+  type IdigiConnectRefusedError,
+  IdigiError,
+  IdigiFrameError,
+  IdigiNetworkError,
+  IdigiPayloadError,
+} from "./errors.js";
 import {
   decodeConnectResponse,
   decodePublishMessage,
@@ -30,7 +38,7 @@ import { type PushEvent, parsePayload } from "./payload.js";
  *
  * Acking is **explicit**: nothing is acked until `batch.ack()` / `session.ack(blockId)` is called. Block ids are
  * per connection (the server restarts them at 0), so an ack for a batch of a connection that has since closed
- * is refused with `AckError("stale_connection")` rather than acking an unrelated block of the new connection;
+ * is refused with `IdigiAckError("stale_connection")` rather than acking an unrelated block of the new connection;
  * with auto-replay the server re-delivers that block.
  */
 
@@ -41,7 +49,7 @@ export type SessionState =
   /** The connection ended; a new attempt follows after `retryInMs`. `error` says why when it was not a plain close. */
   | { state: "disconnected"; reason: string; error?: Error; retryInMs: number }
   /** Terminal: a non-retryable ConnectResponse (bad credentials, unknown monitor, …) or reconnect attempts ran out. */
-  | { state: "failed"; error: ConnectRefusedError | NetworkError | FrameError | Error }
+  | { state: "failed"; error: IdigiConnectRefusedError | IdigiNetworkError | IdigiFrameError | Error }
   /** Terminal: `stop()` was called. */
   | { state: "stopped" };
 
@@ -64,7 +72,7 @@ export interface PushBatch {
 /** A block whose frame was fine but whose payload could not be inflated or parsed. Ack it to skip it (dead-letter). */
 export interface InvalidBatch extends Omit<PushBatch, "events" | "count"> {
   count: number;
-  error: PayloadError;
+  error: IdigiPayloadError;
 }
 
 export interface PushSessionEvents {
@@ -89,7 +97,7 @@ interface Connection {
   unacked: number;
 }
 
-type Outcome = { kind: "refused"; error: ConnectRefusedError } | { kind: "closed"; reason: string; error?: Error; handshook: boolean };
+type Outcome = { kind: "refused"; error: IdigiConnectRefusedError } | { kind: "closed"; reason: string; error?: Error; handshook: boolean };
 
 export class PushSession extends EventEmitter<PushSessionEvents> {
   readonly #config: PushSessionConfig;
@@ -103,12 +111,12 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
   #socket: net.Socket | undefined;
   #connectionSeq = 0;
 
-  /** Validates options (throws `ConfigError`); does not connect until `start()`. */
+  /** Validates options (throws `IdigiConfigError`); does not connect until `start()`. */
   constructor(options: PushSessionOptions & PushSessionExtraOptions) {
     super();
     this.#config = validatePushSessionOptions(options);
     const max = options.maxUnacked ?? 0;
-    if (!Number.isInteger(max) || max < 0) throw new ConfigError("maxUnacked", "must be a non-negative integer");
+    if (!Number.isInteger(max) || max < 0) throw new IdigiConfigError("maxUnacked", "must be a non-negative integer");
     this.#maxUnacked = max;
     this.#random = options.random ?? Math.random;
   }
@@ -146,17 +154,17 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     else this.#setState({ state: "stopped" });
   }
 
-  /** Acks `blockId` on the current connection. Rejects with `AckError` when it is not pending there. */
+  /** Acks `blockId` on the current connection. Rejects with `IdigiAckError` when it is not pending there. */
   ack(blockId: number, status: number = STATUS_OK): Promise<void> {
     return this.#ack(undefined, blockId, status);
   }
 
   #ack(connectionId: number | undefined, blockId: number, status: number): Promise<void> {
     const cur = this.#current;
-    if (!cur) return Promise.reject(new AckError(blockId, connectionId === undefined ? "not_connected" : "stale_connection"));
-    if (connectionId !== undefined && cur.id !== connectionId) return Promise.reject(new AckError(blockId, "stale_connection"));
+    if (!cur) return Promise.reject(new IdigiAckError(blockId, connectionId === undefined ? "not_connected" : "stale_connection"));
+    if (connectionId !== undefined && cur.id !== connectionId) return Promise.reject(new IdigiAckError(blockId, "stale_connection"));
     const n = cur.pending.get(blockId);
-    if (!n) return Promise.reject(new AckError(blockId, "not_pending"));
+    if (!n) return Promise.reject(new IdigiAckError(blockId, "not_pending"));
     let frame: Buffer;
     try {
       frame = encodePublishMessageReceived(blockId, status);
@@ -169,7 +177,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     if (this.#maxUnacked > 0 && cur.unacked < this.#maxUnacked && cur.socket.isPaused()) cur.socket.resume();
     return new Promise((resolve, reject) => {
       cur.socket.write(frame, (err) => {
-        if (err) reject(new NetworkError(`ack of block ${blockId} could not be written`, { cause: err }));
+        if (err) reject(new IdigiNetworkError(`ack of block ${blockId} could not be written`, { cause: err }));
         else resolve();
       });
     });
@@ -203,7 +211,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
         if (outcome.kind === "closed" && outcome.handshook) failures = 0;
         failures++;
         if (failures > cfg.maxReconnectAttempts) {
-          const last = outcome.kind === "refused" ? outcome.error : (outcome.error ?? new NetworkError(outcome.reason));
+          const last = outcome.kind === "refused" ? outcome.error : (outcome.error ?? new IdigiNetworkError(outcome.reason));
           this.#setState({ state: "failed", error: last });
           return;
         }
@@ -231,7 +239,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
       const id = ++this.#connectionSeq;
       const reader = new FrameReader({ maxFrameSize: cfg.maxFrameSize });
       let handshook = false;
-      let refused: ConnectRefusedError | undefined;
+      let refused: IdigiConnectRefusedError | undefined;
       let error: Error | undefined;
       let reason = "connection closed by peer";
       let handshakeTimer: NodeJS.Timeout | undefined;
@@ -254,7 +262,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
         }
         socket.destroy();
       };
-      const connectTimer = setTimeout(() => fail("connect timed out", new NetworkError("connect timed out")), cfg.connectTimeoutMs);
+      const connectTimer = setTimeout(() => fail("connect timed out", new IdigiNetworkError("connect timed out")), cfg.connectTimeoutMs);
 
       socket.once(cfg.tls ? "secureConnect" : "connect", () => {
         clearTimeout(connectTimer);
@@ -262,7 +270,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
         if (cfg.keepAliveMs > 0) socket.setKeepAlive(true, cfg.keepAliveMs);
         socket.write(encodeConnectRequest({ username: cfg.username, password: cfg.password, monitorId: cfg.monitorId }));
         handshakeTimer = setTimeout(
-          () => fail("no ConnectResponse in time", new NetworkError("handshake timed out")),
+          () => fail("no ConnectResponse in time", new IdigiNetworkError("handshake timed out")),
           cfg.handshakeTimeoutMs,
         );
       });
@@ -274,7 +282,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
             if (socket.destroyed) return;
             if (!handshook) {
               if (frame.type !== FrameType.ConnectResponse) {
-                throw new FrameError("unexpected_type", `expected a ConnectResponse, got frame type ${frame.type}`, frame.type);
+                throw new IdigiFrameError("unexpected_type", `expected a ConnectResponse, got frame type ${frame.type}`, frame.type);
               }
               const result = interpretConnectResponse(decodeConnectResponse(frame.body));
               if (!result.ok) {
@@ -288,14 +296,14 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
               this.#setState({ state: "connected", connectionId: id, status: result.status, protocolVersion: result.protocolVersion });
             } else {
               if (frame.type !== FrameType.PublishMessage) {
-                throw new FrameError("unexpected_type", `expected a PublishMessage, got frame type ${frame.type}`, frame.type);
+                throw new IdigiFrameError("unexpected_type", `expected a PublishMessage, got frame type ${frame.type}`, frame.type);
               }
               this.#deliver(id, frame.body);
             }
           }
         } catch (err) {
           if (socket.destroyed) return;
-          fail(err instanceof FrameError ? `frame error: ${err.message}` : String(err), err as Error);
+          fail(err instanceof IdigiFrameError ? `frame error: ${err.message}` : String(err), err as Error);
         }
       });
 
@@ -338,7 +346,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     try {
       events = parsePayload(inflatePayload(msg, cfg.maxInflatedSize), msg.format);
     } catch (err) {
-      const error = err instanceof PayloadError ? err : new PayloadError("bad_envelope", String(err), { cause: err });
+      const error = err instanceof IdigiPayloadError ? err : new IdigiPayloadError("bad_envelope", String(err), { cause: err });
       this.#emitSafe("invalidBatch", { ...base, error });
       this.#maybePause(cur);
       return;

@@ -16,8 +16,8 @@ import {
 import { type FieldViolation, invalidArgument, requestLogger, requireFields } from "@meridian/service-kit";
 import { CredentialsError, type EndpointRegistry, type StoredEndpoint } from "../endpoints.js";
 import type { PipelineManager } from "../pipeline/manager.js";
-import type { DefinitionState } from "../pipeline/state.js";
 import type { EndpointStats } from "../pipeline/stats.js";
+import type { DefinitionState } from "../pipeline/store.js";
 import {
   OmfAuthError,
   OmfBadRequestError,

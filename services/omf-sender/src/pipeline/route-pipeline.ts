@@ -16,8 +16,8 @@ import {
   type OmfType,
 } from "../platform/index.js";
 import { type ContainerValues, EventMapper } from "./mapping.js";
-import type { DefinitionState } from "./state.js";
 import type { EndpointStats } from "./stats.js";
+import type { DefinitionState } from "./store.js";
 
 /** Batching and mapping of one route; defaults from config, overridden by the route's options. */
 export interface PipelineSettings {

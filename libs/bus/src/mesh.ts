@@ -1,3 +1,4 @@
+/** The mesh's shared KV buckets (routes, service status), written and read by every service, and the status reporter. */
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";

@@ -5,10 +5,10 @@ import { type BackoffPolicy, backoffDelay, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
 import type { PushTarget } from "../config.js";
 import {
-  type ConnectRefusedError,
+  type IdigiConnectRefusedError,
   IdigiError,
+  IdigiNotFoundError,
   type MonitorApi,
-  NotFoundError,
   type PemInput,
   type PushSessionOptions,
   type SessionState,
@@ -72,7 +72,7 @@ export interface SessionManagerOptions {
 export class SessionRefusedError extends IdigiError {
   constructor(
     readonly monitorId: string,
-    readonly refusal: ConnectRefusedError | Error,
+    readonly refusal: IdigiConnectRefusedError | Error,
   ) {
     super(`push session for monitor ${monitorId} was refused: ${refusal.message}`, { cause: refusal });
     this.name = "SessionRefusedError";
@@ -217,11 +217,11 @@ export class SessionManager {
     return this.view(record);
   }
 
-  /** Stops a session and removes its record; NotFoundError when there is neither. */
+  /** Stops a session and removes its record; IdigiNotFoundError when there is neither. */
   async stop(monitorId: string): Promise<void> {
     const entry = this.running.get(monitorId);
     const deleted = await this.bucket.delete(monitorId);
-    if (!entry && !deleted) throw new NotFoundError(`session for monitor ${monitorId}`);
+    if (!entry && !deleted) throw new IdigiNotFoundError(`session for monitor ${monitorId}`);
     if (entry) {
       this.running.delete(monitorId);
       await entry.pipeline.stop();
@@ -237,7 +237,7 @@ export class SessionManager {
       await this.stop(monitorId);
       return true;
     } catch (err) {
-      if (err instanceof NotFoundError) return false;
+      if (err instanceof IdigiNotFoundError) return false;
       throw err;
     }
   }
