@@ -60,7 +60,7 @@ export function loadConfigOrExit<S extends z.ZodObject>(schema: S, env?: Record<
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
-      process.exit(78); // EX_CONFIG
+      process.exit(78); // EX_CONFIG, as runMain
     }
     throw err;
   }

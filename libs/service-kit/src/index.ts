@@ -1,7 +1,8 @@
-export * from "./config.js";
-export * from "./health.js";
-export * from "./interceptors.js";
-export * from "./logger.js";
-export * from "./reflection.js";
-export * from "./server.js";
-export * from "./validation.js";
+export { ConfigError, env, loadConfig, loadConfigOrExit } from "./config.js";
+export { type ErrorTable, mapError } from "./errors.js";
+export type { HealthRegistry, ServingStatus } from "./health.js";
+export { codeName, REQUEST_ID_HEADER, requestId, requestLogger } from "./interceptors.js";
+export { createLogger, type Logger, REDACT_PATHS } from "./logger.js";
+export { EXIT_CONFIG, packageVersion, runMain, type ServiceIdentity, serviceIdentity } from "./main.js";
+export { type RunningService, type ServiceOptions, startService } from "./server.js";
+export { assertRequiredFields, type FieldViolation, invalidArgument, requireFields } from "./validation.js";

@@ -5,6 +5,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { type ErrorTable, errorMappingInterceptor } from "./errors.js";
 import { createHealthRegistry, type HealthRegistry, OVERALL, registerHealthService, type ServingStatus } from "./health.js";
 import { createRpcMetrics, loggingInterceptor, metricsInterceptor } from "./interceptors.js";
 import type { Logger } from "./logger.js";
@@ -21,7 +22,12 @@ export interface ServiceOptions {
   logger: Logger;
   /** Registers the Connect service implementations: `(router) => router.service(Desc, impl)`. */
   routes: (router: ConnectRouter) => void;
-  /** Run inside the kit's logging and metrics interceptors, in order. */
+  /**
+   * The service's error tables: what its typed errors become at the API edge (see ErrorTable). Applied inside the
+   * logging and metrics interceptors, so the log line and the `code` label show the mapped code.
+   */
+  errors?: ErrorTable[];
+  /** Run inside the kit's logging, metrics and error-mapping interceptors, in order. */
   interceptors?: Interceptor[];
   /** Upper bound for stop(), default 10 000 ms. */
   shutdownTimeoutMs?: number;
@@ -92,6 +98,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     interceptors: [
       loggingInterceptor(logger, { shutdownSignal: shutdown.signal }),
       metricsInterceptor(rpcMetrics, { shutdownSignal: shutdown.signal }),
+      errorMappingInterceptor(options.errors ?? []),
       ...(options.interceptors ?? []),
     ],
     routes(router) {
@@ -194,7 +201,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       socket.pause();
       socket.unshift(buffered);
       // http2 reads the socket natively once it owns it; resuming here would hand the bytes to
-      // nobody (checked on Node 20). The http/1.1 server reads through JS and needs the resume.
+      // nobody (checked on Node 20 and 24). The http/1.1 server reads through JS and needs the resume.
       if (matches) h2.emit("connection", socket);
       else {
         h1.emit("connection", socket);

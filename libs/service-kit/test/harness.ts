@@ -1,31 +1,13 @@
-import { Writable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { GetRouteRequestSchema, GetRouteResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { pino } from "pino";
-import { requestLogger } from "./interceptors.js";
-import type { Logger } from "./logger.js";
-import { type RunningService, type ServiceOptions, startService } from "./server.js";
-import { assertRequiredFields } from "./validation.js";
-
-/** A pino logger whose JSON lines are kept in `lines`. */
-export function captureLogger(): { logger: Logger; lines: Record<string, unknown>[]; raw: string[] } {
-  const lines: Record<string, unknown>[] = [];
-  const raw: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const line of String(chunk).split("\n").filter(Boolean)) {
-        raw.push(line);
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      cb();
-    },
-  });
-  return { logger: pino({ level: "debug", base: { service: "test" } }, stream), lines, raw };
-}
+import { captureLogger } from "@meridian/testing";
+import { requestLogger } from "../src/interceptors.js";
+import { type RunningService, type ServiceOptions, startService } from "../src/server.js";
+import { assertRequiredFields } from "../src/validation.js";
 
 /**
  * A trivial RouteService: GetRoute answers for any id, with behaviour picked by the id:

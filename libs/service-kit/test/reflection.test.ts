@@ -10,7 +10,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as v1 from "@meridian/contracts/grpc/reflection/v1/reflection_pb";
 import * as v1alpha from "@meridian/contracts/grpc/reflection/v1alpha/reflection_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestService, type TestService } from "./test-fixtures.js";
+import { startTestService, type TestService } from "./harness.js";
 
 const run = promisify(execFile);
 

@@ -14,7 +14,7 @@ import {
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { startTestService, type TestService } from "./test-fixtures.js";
+import { startTestService, type TestService } from "./harness.js";
 
 const started: TestService[] = [];
 async function start(...args: Parameters<typeof startTestService>): Promise<TestService> {
@@ -242,7 +242,7 @@ describe("errors and logs", () => {
     expect(err.message).not.toContain("at ");
     const line = svc.lines.find((l) => l.level === 50);
     expect(line).toMatchObject({ code: "internal", procedure: "/meridian.route.v1.RouteService/GetRoute" });
-    expect(JSON.stringify(line)).toContain("test-fixtures.ts"); // the stack
+    expect(JSON.stringify(line)).toContain("harness.ts"); // the stack
   });
 
   it("ConnectErrors are logged by code at info or warn; invalid requests name the field", async () => {
