@@ -1,20 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BusUnavailableError, MessageTooLargeError } from "@meridian/bus";
+import { KeyExistsError, MessageTooLargeError } from "@meridian/bus";
+import type { ErrorTable } from "@meridian/service-kit";
 
-/** Maps what the bus throws to the API's codes; anything unknown stays internal (and is logged). */
-export function toConnectError(err: unknown): unknown {
-  if (err instanceof ConnectError) return err;
-  if (err instanceof BusUnavailableError) return new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
+/** The gateway's own readings of bus errors; the rest (bus unavailable, …) are the starter's bus table. */
+export const gatewayErrors: ErrorTable = (err) => {
+  // The routes bucket is the only one the gateway creates keys in.
+  if (err instanceof KeyExistsError) return new ConnectError(`route "${err.key}" already exists`, Code.AlreadyExists);
   if (err instanceof MessageTooLargeError)
     return new ConnectError(`${err.message}: publish fewer events per device per call`, Code.InvalidArgument);
-  return err;
-}
-
-/** Wraps a handler body so bus errors come out with the right code. */
-export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw toConnectError(err);
-  }
-}
+  return undefined;
+};

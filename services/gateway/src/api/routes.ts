@@ -1,11 +1,10 @@
 import { create, equals } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { type Bus, KeyExistsError, routeBucket } from "@meridian/bus";
+import { type Bus, routeBucket } from "@meridian/bus";
 import { type Route, RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import type { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { invalidArgument, requestLogger } from "@meridian/service-kit";
-import { mapErrors } from "./errors.js";
 import { validateRoute } from "./validation.js";
 
 export function routeService(bus: Bus): ServiceImpl<typeof RouteService> {
@@ -17,30 +16,23 @@ export function routeService(bus: Bus): ServiceImpl<typeof RouteService> {
     async createRoute(req, ctx) {
       validateRoute(req.route);
       const route = create(RouteSchema, { ...req.route, createTime: timestampNow() });
-      await mapErrors(async () => {
-        try {
-          await routes.create(route.id, route);
-        } catch (err) {
-          if (err instanceof KeyExistsError) throw new ConnectError(`route "${route.id}" already exists`, Code.AlreadyExists);
-          throw err;
-        }
-      });
+      await routes.create(route.id, route);
       requestLogger(ctx).info({ routeId: route.id }, "route created");
       return { route };
     },
     async getRoute(req) {
       requireId(req.id);
-      const route = await mapErrors(() => routes.get(req.id));
+      const route = await routes.get(req.id);
       if (!route) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
       return { route };
     },
     async listRoutes() {
-      const entries = await mapErrors(() => routes.entries());
+      const entries = await routes.entries();
       return { routes: entries.map(([, r]) => r) };
     },
     async deleteRoute(req, ctx) {
       requireId(req.id);
-      const deleted = await mapErrors(() => routes.delete(req.id));
+      const deleted = await routes.delete(req.id);
       if (!deleted) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
       requestLogger(ctx).info({ routeId: req.id }, "route deleted");
       return {};

@@ -9,7 +9,6 @@ import {
   type StreamStatus,
   StreamStatusSchema,
 } from "@meridian/contracts/meridian/status/v1/status_service_pb";
-import { mapErrors } from "./errors.js";
 
 /** An instance that missed this many reports is shown as stale. */
 const STALE_AFTER_REPORTS = 3;
@@ -24,38 +23,36 @@ export function statusService(bus: Bus, self: { service: string; instance: strin
         reportTime: timestampFromDate(new Date()),
       });
       if (!bus.connected) return { services: [gateway], streams: [] };
-      return mapErrors(async () => {
-        const now = Date.now();
-        const reported = (await statuses.entries())
-          .map(([, s]) => s)
-          .filter((s) => !(s.service === self.service && s.instance === self.instance))
-          .map((s) => {
-            const age = s.reportTime ? now - timestampDate(s.reportTime).getTime() : Number.POSITIVE_INFINITY;
-            return age > STALE_AFTER_REPORTS * STATUS_REPORT_INTERVAL_MS ? create(ServiceStatusSchema, { ...s, health: Health.STALE }) : s;
-          });
-        const streams: StreamStatus[] = [];
-        for (const name of Object.values(STREAMS)) {
-          try {
-            const info = await bus.jsm().streams.info(name);
-            streams.push(
-              create(StreamStatusSchema, {
-                name,
-                messages: BigInt(info.state.messages),
-                bytes: BigInt(info.state.bytes),
-                ...(info.state.messages > 0
-                  ? {
-                      firstTime: timestampFromDate(new Date(info.state.first_ts)),
-                      lastTime: timestampFromDate(new Date(info.state.last_ts)),
-                    }
-                  : {}),
-              }),
-            );
-          } catch {
-            // A stream not declared yet is simply not listed.
-          }
+      const now = Date.now();
+      const reported = (await statuses.entries())
+        .map(([, s]) => s)
+        .filter((s) => !(s.service === self.service && s.instance === self.instance))
+        .map((s) => {
+          const age = s.reportTime ? now - timestampDate(s.reportTime).getTime() : Number.POSITIVE_INFINITY;
+          return age > STALE_AFTER_REPORTS * STATUS_REPORT_INTERVAL_MS ? create(ServiceStatusSchema, { ...s, health: Health.STALE }) : s;
+        });
+      const streams: StreamStatus[] = [];
+      for (const name of Object.values(STREAMS)) {
+        try {
+          const info = await bus.jsm().streams.info(name);
+          streams.push(
+            create(StreamStatusSchema, {
+              name,
+              messages: BigInt(info.state.messages),
+              bytes: BigInt(info.state.bytes),
+              ...(info.state.messages > 0
+                ? {
+                    firstTime: timestampFromDate(new Date(info.state.first_ts)),
+                    lastTime: timestampFromDate(new Date(info.state.last_ts)),
+                  }
+                : {}),
+            }),
+          );
+        } catch {
+          // A stream not declared yet is simply not listed.
         }
-        return { services: [gateway, ...reported], streams };
-      });
+      }
+      return { services: [gateway, ...reported], streams };
     },
   };
 }

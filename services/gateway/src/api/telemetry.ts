@@ -5,7 +5,6 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Bus } from "@meridian/bus";
 import { SubscribeResponseSchema, type TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { requestLogger } from "@meridian/service-kit";
-import { mapErrors } from "./errors.js";
 import { validatePublish, validateSubscribe } from "./validation.js";
 
 export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService> {
@@ -19,7 +18,7 @@ export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService>
         if (!e.receivedTime) e.receivedTime = now;
       }
       validatePublish(events);
-      const result = await mapErrors(() => bus.publishEvents(events));
+      const result = await bus.publishEvents(events);
       requestLogger(ctx).debug({ events: events.length, ...result }, "published");
       return { eventIds: events.map((e) => e.id), storedMessages: result.stored, duplicateMessages: result.duplicates };
     },
@@ -36,8 +35,9 @@ export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService>
           yield create(SubscribeResponseSchema, { event });
         }
       } catch (err) {
+        // The caller left or the server is stopping: the stream simply ends.
         if (ctx.signal.aborted) return;
-        throw await mapErrors(() => Promise.reject(err)).catch((e) => e);
+        throw err;
       }
     },
   };

@@ -11,13 +11,12 @@ import { RouteService } from "@meridian/contracts/meridian/route/v1/route_servic
 import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform, PointSchema, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
-import { pino } from "pino";
+import { codeOf, freePort, type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gatewayConfig } from "./config.js";
-import { type Gateway, startGateway } from "./service.js";
+import { gatewayConfig } from "../src/config.js";
+import { type Gateway, startGateway } from "../src/service.js";
 
-const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const logger = testLogger();
 
 function event(id: string, device: string, value: number, t = new Date()): TelemetryEvent {
   return create(TelemetryEventSchema, {
@@ -26,24 +25,6 @@ function event(id: string, device: string, value: number, t = new Date()): Telem
     observedTime: timestampFromDate(t),
     points: [{ name: "temperature", unit: "degC", value: { case: "doubleValue", value } }],
   });
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("gateway over a real nats-server", () => {
@@ -198,7 +179,7 @@ describe("gateway when NATS is down", () => {
       const telemetry = createClient(TelemetryService, createConnectTransport({ baseUrl: gw.service.url, httpVersion: "1.1" }));
       expect((await codeOf(telemetry.publish({ events: [event("late-1", "d", 1)] }))).code).toBe(Code.Unavailable);
       proc = spawn("nats-server", ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
-      await until(async () => (await fetch(`${gw.service.url}/readyz`)).status === 200, 20_000);
+      await until(async () => (await fetch(`${gw.service.url}/readyz`)).status === 200, { timeoutMs: 20_000 });
       expect((await telemetry.publish({ events: [event("late-1", "d", 1)] })).storedMessages).toBe(1);
     } finally {
       await gw.stop();

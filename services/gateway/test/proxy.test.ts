@@ -6,11 +6,11 @@ import { RouteService } from "@meridian/contracts/meridian/route/v1/route_servic
 import { TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { type RunningService, requestId, startService } from "@meridian/service-kit";
-import { pino } from "pino";
+import { testLogger } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendTransport, registerProxy } from "./proxy.js";
+import { backendTransport, registerProxy } from "../src/api/proxy.js";
 
-const logger = pino({ level: "silent" });
+const logger = testLogger();
 
 describe("gateway proxy to a backend service", () => {
   let backend: RunningService;
