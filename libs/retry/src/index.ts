@@ -37,8 +37,34 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
   return Math.max(0, at - now);
 }
 
-/** An error that says whether trying again can help, and optionally when. */
-export class RetryableError extends Error {
+/**
+ * Whether trying again can help, read from the error itself: `retryable === true`. A property rather than a base
+ * class, so that each platform client keeps one error root of its own and still tells every caller (this retry
+ * loop, the bus consumer, a pipeline) which of its errors are transient.
+ */
+export function isRetryable(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { retryable?: unknown }).retryable === true;
+}
+
+/** The error's own hint of when to try again (`retryAfterMs`, e.g. from Retry-After), or undefined to use backoff. */
+export function retryAfterOf(err: unknown): number | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof ms === "number" && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}
+
+/** The shape `isRetryable` and `retryAfterOf` read; platform errors declare it as properties of their own root. */
+export interface RetryHint {
+  readonly retryable: boolean;
+  readonly retryAfterMs?: number | undefined;
+}
+
+/**
+ * A transient error for code that has no error root of its own to put the property on (a pipeline's "endpoint not
+ * there yet"); platform clients set `retryable` / `retryAfterMs` on their own errors instead.
+ */
+export class RetryableError extends Error implements RetryHint {
+  readonly retryable = true;
   constructor(
     message: string,
     readonly retryAfterMs?: number,
@@ -54,8 +80,9 @@ export interface RetryOptions {
   /** Total tries including the first; Infinity retries until the signal aborts. */
   maxAttempts?: number;
   signal?: AbortSignal;
-  /** Decides whether an error is worth another try. Default: only RetryableError. */
+  /** Decides whether an error is worth another try. Default: `isRetryable` (the error says `retryable: true`). */
   isRetryable?: (err: unknown) => boolean;
+  /** `delayMs` is the error's `retryAfterMs` when it has one, else the policy's backoff. */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
@@ -63,15 +90,14 @@ export interface RetryOptions {
 export async function retry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const policy = options.policy ?? DEFAULT_BACKOFF;
   const maxAttempts = options.maxAttempts ?? 5;
-  const isRetryable = options.isRetryable ?? ((err) => err instanceof RetryableError);
+  const shouldRetry = options.isRetryable ?? isRetryable;
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted();
     try {
       return await fn(attempt);
     } catch (err) {
-      if (attempt >= maxAttempts || !isRetryable(err)) throw err;
-      const hinted = err instanceof RetryableError ? err.retryAfterMs : undefined;
-      const delay = hinted ?? backoffDelay(attempt, policy);
+      if (attempt >= maxAttempts || !shouldRetry(err)) throw err;
+      const delay = retryAfterOf(err) ?? backoffDelay(attempt, policy);
       options.onRetry?.(err, attempt, delay);
       await sleep(delay, options.signal);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, parseRetryAfter, RetryableError, retry } from "./index.js";
+import { backoffDelay, isRetryable, parseRetryAfter, RetryableError, retry, retryAfterOf } from "./index.js";
 
 describe("backoffDelay", () => {
   const policy = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0 };
@@ -67,5 +67,73 @@ describe("retry", () => {
   });
   it("stops when attempts run out", async () => {
     await expect(retry(async () => Promise.reject(new RetryableError("down")), { policy: fast, maxAttempts: 2 })).rejects.toThrow("down");
+  });
+  it("retries an error of any class that says retryable: true, after its retryAfterMs", async () => {
+    class PlatformDown extends Error {
+      readonly retryable = true;
+      constructor(readonly retryAfterMs?: number) {
+        super("platform down");
+      }
+    }
+    const delays: number[] = [];
+    let calls = 0;
+    const result = await retry(
+      async () => {
+        calls++;
+        if (calls === 1) throw new PlatformDown(7);
+        if (calls === 2) throw Object.assign(new Error("plain object hint"), { retryable: true, retryAfterMs: 3 });
+        if (calls === 3) throw new PlatformDown();
+        return "ok";
+      },
+      { policy: fast, onRetry: (_e, _a, d) => delays.push(d) },
+    );
+    expect(result).toBe("ok");
+    // The third failure has no hint: backoff for attempt 3 of the fast policy (capped at 2 ms).
+    expect(delays).toEqual([7, 3, 2]);
+  });
+  it("does not retry an error that says retryable: false, even a RetryableError-shaped one", async () => {
+    let calls = 0;
+    const final = Object.assign(new Error("credentials rejected"), { retryable: false, retryAfterMs: 1 });
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw final;
+        },
+        { policy: fast },
+      ),
+    ).rejects.toBe(final);
+    expect(calls).toBe(1);
+  });
+  it("takes the hint from the error even when the caller decides what is retryable", async () => {
+    const delays: number[] = [];
+    let calls = 0;
+    await retry(
+      async () => {
+        if (++calls === 1) throw Object.assign(new Error("busy"), { retryAfterMs: 4 });
+        return 1;
+      },
+      { policy: fast, isRetryable: () => true, onRetry: (_e, _a, d) => delays.push(d) },
+    );
+    expect(delays).toEqual([4]);
+  });
+});
+
+describe("isRetryable / retryAfterOf", () => {
+  it("read the properties, whatever the class", () => {
+    expect(isRetryable(new RetryableError("x"))).toBe(true);
+    expect(isRetryable({ retryable: true })).toBe(true);
+    expect(isRetryable({ retryable: "yes" })).toBe(false);
+    expect(isRetryable(new Error("x"))).toBe(false);
+    expect(isRetryable(undefined)).toBe(false);
+    expect(retryAfterOf(new RetryableError("x", 250))).toBe(250);
+    expect(retryAfterOf({ retryAfterMs: 0 })).toBe(0);
+  });
+  it("ignore a hint that is not a usable delay", () => {
+    expect(retryAfterOf({ retryAfterMs: -1 })).toBeUndefined();
+    expect(retryAfterOf({ retryAfterMs: Number.NaN })).toBeUndefined();
+    expect(retryAfterOf({ retryAfterMs: "5" })).toBeUndefined();
+    expect(retryAfterOf(new RetryableError("x"))).toBeUndefined();
+    expect(retryAfterOf(null)).toBeUndefined();
   });
 });
