@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
+import { freePort, type NatsServerHandle, startNatsServer, until } from "@meridian/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bus } from "./bus.js";
-import { DEAD_LETTER_HEADERS, DurableConsumer } from "./consumer.js";
-import { BusUnavailableError, KeyExistsError, PermanentError } from "./errors.js";
+import { DurableConsumer } from "./consumer.js";
+import { DEAD_LETTER_HEADERS } from "./dead-letter.js";
+import { BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
 import { jsonCodec, KvBucket } from "./kv.js";
 import { deadLetterSubject, telemetryFilterSubject } from "./subjects.js";
 
@@ -19,14 +20,6 @@ function event(id: string, device: string, value: number, connection = "test"): 
     observedTime: timestampNow(),
     points: [{ name: "temperature", value: { case: "doubleValue", value } }],
   });
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("Bus against a real nats-server", () => {
@@ -92,7 +85,10 @@ describe("Bus against a real nats-server", () => {
     await bus.publishEvents([ev("flaky")]);
     await bus.publishEvents([ev("poison")]);
 
-    await until(() => delivered.includes("good") && delivered.includes("flaky") && attempts.get("poison") === 1);
+    await until(() => delivered.includes("good") && delivered.includes("flaky") && attempts.get("poison") === 1, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
     expect(attempts.get("flaky")).toBe(3);
     expect(delivered).not.toContain("poison");
 
@@ -100,9 +96,35 @@ describe("Bus against a real nats-server", () => {
     const m = await dlq.next({ expires: 5000 });
     expect(m?.headers?.get(DEAD_LETTER_HEADERS.reason)).toBe("schema rejected");
     expect(m?.headers?.get(DEAD_LETTER_HEADERS.detail)).toBe("OMF says: bad type");
-    await until(async () => (await consumer.pending()).ackPending === 0);
+    await until(async () => (await consumer.pending()).ackPending === 0, { timeoutMs: 10_000, intervalMs: 50 });
     ac.abort();
     await running;
+  });
+
+  it("stores a source's dead letter with the reason, its own headers and the payload unchanged", async () => {
+    const data = new TextEncoder().encode("<Msg>not telemetry</Msg>");
+    const stored = await bus.publishDeadLetter({
+      consumer: "test-source",
+      data,
+      reason: "unparseable block",
+      detail: "line 1\nline 2",
+      headers: { "Meridian-Test-Monitor": "42", [DEAD_LETTER_HEADERS.reason]: "a caller cannot replace the reason" },
+    });
+    expect(stored.duplicate).toBe(false);
+    const m = await bus.jsm().streams.getMessage("DEADLETTER", { seq: stored.seq });
+    expect(m.subject).toBe(deadLetterSubject("test-source"));
+    expect(m.data).toEqual(data);
+    expect(m.header.get(DEAD_LETTER_HEADERS.reason)).toBe("unparseable block");
+    expect(m.header.get(DEAD_LETTER_HEADERS.detail)).toBe("line 1 line 2");
+    expect(m.header.get(DEAD_LETTER_HEADERS.consumer)).toBe("test-source");
+    expect(m.header.get("Meridian-Test-Monitor")).toBe("42");
+    // Not from the telemetry stream: no original position is claimed.
+    expect(m.header.get(DEAD_LETTER_HEADERS.sequence)).toBe("");
+  });
+
+  it("a dead letter over max_payload is MessageTooLargeError, not unavailable", async () => {
+    const data = new Uint8Array(bus.connection().info!.max_payload + 1);
+    await expect(bus.publishDeadLetter({ consumer: "test-source", data, reason: "too big" })).rejects.toBeInstanceOf(MessageTooLargeError);
   });
 
   it("KV create refuses an existing key; delete reports absence", async () => {
@@ -132,13 +154,13 @@ describe("Bus against a real nats-server", () => {
       }, ac.signal);
       const ev = (i: number) => event(`r${i}`, "r", i, connection);
       for (let i = 0; i < 10; i++) await bus.publishEvents([ev(i)]);
-      await until(() => got.length === 10);
-      if (exactlyOnce) await until(async () => (await consumer.pending()).ackPending === 0);
+      await until(() => got.length === 10, { timeoutMs: 10_000, intervalMs: 50 });
+      if (exactlyOnce) await until(async () => (await consumer.pending()).ackPending === 0, { timeoutMs: 10_000, intervalMs: 50 });
       await nats.restart(signal);
-      await until(() => bus.connected, 20_000);
+      await until(() => bus.connected, { timeoutMs: 20_000, intervalMs: 50 });
       for (let i = 10; i < 20; i++) await bus.publishEvents([ev(i)]);
       const all = Array.from({ length: 20 }, (_, i) => `r${i}`);
-      await until(() => all.every((id) => got.includes(id)), 20_000).catch((e) => {
+      await until(() => all.every((id) => got.includes(id)), { timeoutMs: 20_000, intervalMs: 50 }).catch((e) => {
         throw new Error(`${e.message}; got ${got.join(",")}`);
       });
       ac.abort();
@@ -163,7 +185,7 @@ describe("Bus when NATS is unreachable", () => {
       const dir = mkdtempSync(`${tmpdir()}/late-nats-`);
       const proc = spawn("nats-server", ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
       try {
-        await until(() => bus.connected, 20_000);
+        await until(() => bus.connected, { timeoutMs: 20_000, intervalMs: 50 });
         expect(await bus.publishEvents([event("z", "z", 1)])).toEqual({ stored: 1, duplicates: 0 });
       } finally {
         proc.kill("SIGKILL");

@@ -17,8 +17,16 @@ import {
 } from "nats";
 import type { Logger } from "pino";
 import { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
+import { type DeadLetter, deadLetterHeaders } from "./dead-letter.js";
 import { BusUnavailableError, MessageTooLargeError } from "./errors.js";
-import { DEAD_LETTER_ROOT, sourceMatches, TELEMETRY_ROOT, telemetryFilterSubject, telemetrySubject } from "./subjects.js";
+import {
+  DEAD_LETTER_ROOT,
+  deadLetterSubject,
+  sourceMatches,
+  TELEMETRY_ROOT,
+  telemetryFilterSubject,
+  telemetrySubject,
+} from "./subjects.js";
 
 export const STREAMS = { telemetry: "TELEMETRY", deadLetter: "DEADLETTER" } as const;
 
@@ -231,11 +239,33 @@ export class Bus {
       const ack = await this.js().publish(subject, data, { msgID: batch.id, headers: h });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      if (err instanceof BusUnavailableError) throw err;
-      if ((err as { code?: string }).code === ErrorCode.MaxPayloadExceeded)
-        throw new MessageTooLargeError(subject, data.length, { cause: err });
-      throw new BusUnavailableError(`publish to ${subject} failed: ${(err as Error).message}`, { cause: err });
+      throw this.publishError(err, subject, data.length);
     }
+  }
+
+  /**
+   * Stores a dead letter on `deadletter.v1.<consumer>` with the reason in its headers: how a sink gives up on a
+   * message and how a source parks data that can never become telemetry. Fails like `publishBatch`
+   * (BusUnavailableError while the bus is down, MessageTooLargeError), so the caller keeps the original until it is stored.
+   */
+  async publishDeadLetter(letter: DeadLetter): Promise<{ seq: number; duplicate: boolean }> {
+    if (!this.isConnected) throw new BusUnavailableError();
+    const subject = deadLetterSubject(letter.consumer);
+    try {
+      const ack = await this.js().publish(subject, letter.data, {
+        headers: deadLetterHeaders(letter),
+        ...(letter.msgId === undefined ? {} : { msgID: letter.msgId }),
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      throw this.publishError(err, subject, letter.data.length);
+    }
+  }
+
+  private publishError(err: unknown, subject: string, bytes: number): Error {
+    if (err instanceof BusUnavailableError) return err;
+    if ((err as { code?: string }).code === ErrorCode.MaxPayloadExceeded) return new MessageTooLargeError(subject, bytes, { cause: err });
+    return new BusUnavailableError(`publish to ${subject} failed: ${(err as Error).message}`, { cause: err });
   }
 
   /**

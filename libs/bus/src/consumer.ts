@@ -1,21 +1,10 @@
 import type { TelemetryBatch } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, backoffDelay, RetryableError, sleep } from "@meridian/retry";
-import { AckPolicy, type ConsumerMessages, DeliverPolicy, headers, type JsMsg, nanos } from "nats";
+import { type BackoffPolicy, backoffDelay, retryAfterOf, sleep } from "@meridian/retry";
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg, nanos } from "nats";
 import type { Logger } from "pino";
 import { type Bus, isNotFound, STREAMS } from "./bus.js";
 import { decodeBatch, SCHEMA_HEADER } from "./codec.js";
 import { PermanentError } from "./errors.js";
-import { deadLetterSubject } from "./subjects.js";
-
-/** Headers a dead letter carries, so an operator can see why and replay it. */
-export const DEAD_LETTER_HEADERS = {
-  reason: "Meridian-Dead-Letter-Reason",
-  detail: "Meridian-Dead-Letter-Detail",
-  consumer: "Meridian-Consumer",
-  subject: "Meridian-Original-Subject",
-  sequence: "Meridian-Original-Sequence",
-  deliveries: "Meridian-Deliveries",
-} as const;
 
 /**
  * Redelivery delay for transient failures. The first retries are quick (a blip), later ones
@@ -161,19 +150,16 @@ export class DurableConsumer {
   private async toDelivery(m: JsMsg): Promise<Delivery | undefined> {
     const deliveryCount = m.info.deliveryCount;
     const deadLetter = async (reason: string, detail?: string) => {
-      const h = headers();
-      h.set(DEAD_LETTER_HEADERS.reason, oneLine(reason));
-      if (detail) h.set(DEAD_LETTER_HEADERS.detail, oneLine(detail).slice(0, 4000));
-      h.set(DEAD_LETTER_HEADERS.consumer, this.options.durable);
-      h.set(DEAD_LETTER_HEADERS.subject, m.subject);
-      h.set(DEAD_LETTER_HEADERS.sequence, String(m.seq));
-      h.set(DEAD_LETTER_HEADERS.deliveries, String(deliveryCount));
       const schema = m.headers?.get(SCHEMA_HEADER);
-      if (schema) h.set(SCHEMA_HEADER, schema);
       try {
-        await this.bus.js().publish(deadLetterSubject(this.options.durable), m.data, {
-          headers: h,
-          msgID: `${this.options.durable}:${m.seq}`,
+        await this.bus.publishDeadLetter({
+          consumer: this.options.durable,
+          data: m.data,
+          reason,
+          ...(detail ? { detail } : {}),
+          original: { subject: m.subject, sequence: m.seq, deliveries: deliveryCount },
+          ...(schema ? { headers: { [SCHEMA_HEADER]: schema } } : {}),
+          msgId: `${this.options.durable}:${m.seq}`,
         });
         m.term();
         this.log.warn({ seq: m.seq, subject: m.subject, reason }, "dead-lettered");
@@ -205,7 +191,7 @@ export class DurableConsumer {
 
   /**
    * Runs a handler per delivery, one at a time: success acks, PermanentError dead-letters with its
-   * reason, anything else is retried later (RetryableError's hint wins over the backoff).
+   * reason, anything else is retried later (the error's `retryAfterMs` wins over the backoff).
    */
   async run(handler: (d: Delivery) => Promise<void>, signal: AbortSignal): Promise<void> {
     for await (const d of this.deliveries(signal)) {
@@ -222,13 +208,9 @@ export async function settle(d: Delivery, work: () => Promise<void>, log: Logger
   } catch (err) {
     if (err instanceof PermanentError) await d.deadLetter(err.message, err.detail);
     else {
-      const hint = err instanceof RetryableError ? err.retryAfterMs : undefined;
+      const hint = retryAfterOf(err);
       log.warn({ err: (err as Error).message, seq: d.streamSequence, deliveries: d.deliveryCount }, "delivery failed; will retry");
       d.retry(hint);
     }
   }
-}
-
-function oneLine(s: string): string {
-  return s.replace(/[\r\n]+/g, " ");
 }

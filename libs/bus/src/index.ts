@@ -2,6 +2,7 @@ export * from "./bus.js";
 export * from "./codec.js";
 export * from "./config.js";
 export * from "./consumer.js";
+export * from "./dead-letter.js";
 export * from "./errors.js";
 export * from "./kv.js";
 export * from "./mesh.js";
