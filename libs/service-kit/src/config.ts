@@ -74,7 +74,8 @@ export const env = {
       .enum(["true", "false", "1", "0", "yes", "no"])
       .default(fallback ? "true" : "false")
       .transform((v) => v === "true" || v === "1" || v === "yes"),
-  durationMs: (fallback: number) => z.coerce.number().int().min(0).default(fallback),
+  /** Every setting has bounds: a duration defaults to at most one day. */
+  durationMs: (fallback: number, max = 86_400_000) => z.coerce.number().int().min(0).max(max).default(fallback),
   url: () => z.url(),
   list: (fallback: string[] = []) =>
     z

@@ -10,4 +10,5 @@ export {
   startRecordingServer,
   TEST_CA_PATH,
 } from "./recording-server.js";
+export { type StartedService, startForTest } from "./service.js";
 export { until } from "./wait.js";

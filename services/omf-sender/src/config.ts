@@ -1,6 +1,16 @@
-import { natsSettings } from "@meridian/bus";
 import { env } from "@meridian/service-kit";
+import { serviceSettings } from "@meridian/service-kit/bus";
 import { z } from "zod";
+
+/**
+ * The key docker-compose.yml sets so that the quick start can store endpoint credentials. It is published in this
+ * repository, so it protects nothing: omf-sender warns at start when it runs with it.
+ */
+export const DEVELOPMENT_CREDENTIALS_KEY = "bWVyaWRpYW4tZGV2LW9ubHkta2V5LW5vdC1zZWNyZXQ=";
+
+export function isDevelopmentKey(key: Buffer): boolean {
+  return key.equals(Buffer.from(DEVELOPMENT_CREDENTIALS_KEY, "base64"));
+}
 
 /** AES-256 key: 32 bytes, base64 (standard or url-safe). The value is never echoed in an error. */
 const credentialsKey = z
@@ -17,9 +27,7 @@ const credentialsKey = z
   });
 
 export const omfSenderConfig = z.object({
-  PORT: env.port(8081),
-  ...natsSettings,
-  INSTANCE_ID: z.string().default(process.env.HOSTNAME ?? "local"),
+  ...serviceSettings(8081),
   /** Key that encrypts endpoint credentials at rest in KV (AES-256-GCM). Without it, no credentials via the API. */
   OMF_CREDENTIALS_KEY: credentialsKey,
   /** JSON list of endpoint configs applied at start (`[...]` or `{"endpoints": [...]}`). */
@@ -30,11 +38,12 @@ export const omfSenderConfig = z.object({
     .number()
     .int()
     .min(1024)
+    .max(64 * 1024 * 1024)
     .default(4 * 1024 * 1024),
-  OMF_LINGER_MS: env.durationMs(250),
+  OMF_LINGER_MS: env.durationMs(250, 60_000),
   OMF_MAX_INFLIGHT_BATCHES: z.coerce.number().int().min(1).max(32).default(4),
   /** How long a bus message may stay unacknowledged before NATS redelivers it (extended by working() while sending). */
-  OMF_ACK_WAIT_MS: z.coerce.number().int().min(1000).default(30_000),
+  OMF_ACK_WAIT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
 });
 
 export type OmfSenderConfig = z.infer<typeof omfSenderConfig>;

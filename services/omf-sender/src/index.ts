@@ -1,4 +1,3 @@
-/** What other packages use: the API descriptors (the gateway proxies them) and the service itself. */
-export * from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
+/** omf-sender: its starter and settings. The OMF client alone is `@meridian/omf-sender/platform`. */
 export { type OmfSenderConfig, omfSenderConfig } from "./config.js";
-export { type OmfSender, type OmfSenderOptions, SERVICE, startOmfSender, VERSION } from "./service.js";
+export { type OmfSender, type OmfSenderOptions, startOmfSender } from "./service.js";

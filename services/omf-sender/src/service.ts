@@ -1,114 +1,87 @@
-import { type Bus, busFromConfig, startStatusReporter } from "@meridian/bus";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
-import { Health } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { BackoffPolicy } from "@meridian/retry";
-import { type Logger, type RunningService, startService } from "@meridian/service-kit";
-import { omfSenderService } from "./api/index.js";
-import type { OmfSenderConfig } from "./config.js";
-import { CredentialCipher, EndpointRegistry } from "./endpoints.js";
-import { applyEndpoints, readEndpointsFile } from "./endpoints-file.js";
+import { type Logger, serviceIdentity } from "@meridian/service-kit";
+import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
+import { omfSenderErrors, omfSenderService } from "./api/index.js";
+import { isDevelopmentKey, type OmfSenderConfig } from "./config.js";
+import { applyEndpoints, readEndpointsFile } from "./declared.js";
+import { CredentialCipher, EndpointRegistry } from "./pipeline/endpoints.js";
 import { PipelineManager } from "./pipeline/manager.js";
 import { EndpointStats } from "./pipeline/stats.js";
 import { DefinitionState } from "./pipeline/store.js";
 
-export const SERVICE = "omf-sender";
-export const VERSION = "0.1.0";
+const SERVICE = serviceIdentity("omf-sender", import.meta.url);
 
-export interface OmfSender {
-  service: RunningService;
-  bus: Bus;
+export interface OmfSender extends BusService {
   registry: EndpointRegistry;
   pipelines: PipelineManager;
-  stop(): Promise<void>;
 }
 
-export interface OmfSenderOptions {
-  installSignalHandlers?: boolean;
+export interface OmfSenderOptions extends BusServiceOptions {
   /** Redelivery backoff for transient failures (tests shorten it); default the bus's REDELIVERY_BACKOFF. */
   redeliveryBackoff?: BackoffPolicy;
-  /** Status report interval (default the bus's). */
-  statusIntervalMs?: number;
 }
 
 /**
  * omf-sender: the OmfSenderService API (endpoints, raw OMF, status) and one pipeline per OMF route from the bus.
- * The endpoints file is read before anything starts (a bad file is a ConfigError naming OMF_ENDPOINTS_FILE).
+ * The endpoints file is read before anything starts (a bad file is a ConfigError naming OMF_ENDPOINTS_FILE), and the
+ * pipelines start once its endpoints are in, so that a route never runs ahead of its endpoint.
  */
 export async function startOmfSender(config: OmfSenderConfig, logger: Logger, options: OmfSenderOptions = {}): Promise<OmfSender> {
   const cipher = config.OMF_CREDENTIALS_KEY ? new CredentialCipher(config.OMF_CREDENTIALS_KEY) : undefined;
+  if (config.OMF_CREDENTIALS_KEY && isDevelopmentKey(config.OMF_CREDENTIALS_KEY))
+    logger.warn("OMF_CREDENTIALS_KEY is the development key published with docker-compose.yml: anyone can decrypt what it seals");
   const declared = config.OMF_ENDPOINTS_FILE ? readEndpointsFile(config.OMF_ENDPOINTS_FILE, { hasKey: cipher !== undefined }) : [];
-  const bus = busFromConfig(config, SERVICE, logger);
-  const registry = new EndpointRegistry(bus, cipher);
-  const state = new DefinitionState(bus);
-  const stats = new EndpointStats();
-  const pipelines = new PipelineManager(
-    bus,
-    {
-      bus,
-      registry,
-      state,
-      stats,
-      logger,
-      ackWaitMs: config.OMF_ACK_WAIT_MS,
-      ...(options.redeliveryBackoff ? { backoff: options.redeliveryBackoff } : {}),
-    },
-    {
-      maxBatchEvents: config.OMF_MAX_BATCH_EVENTS,
-      maxBatchBytes: config.OMF_MAX_BATCH_BYTES,
-      lingerMs: config.OMF_LINGER_MS,
-      maxInflightBatches: config.OMF_MAX_INFLIGHT_BATCHES,
-      dataAction: "auto",
-      intFormat: "int64",
-    },
-  );
+  let registry!: EndpointRegistry;
+  let pipelines!: PipelineManager;
 
-  const service = await startService({
-    name: SERVICE,
-    version: VERSION,
-    port: config.PORT,
+  const running = await startBusService(
+    SERVICE,
+    config,
     logger,
-    initialStatus: "NOT_SERVING",
-    ...(options.installSignalHandlers === undefined ? {} : { installSignalHandlers: options.installSignalHandlers }),
-    routes: (router) => {
-      router.service(OmfSenderService, omfSenderService({ registry, state, stats, pipelines }));
+    (bus) => {
+      registry = new EndpointRegistry(bus, cipher);
+      const state = new DefinitionState(bus);
+      const stats = new EndpointStats();
+      pipelines = new PipelineManager(
+        bus,
+        {
+          bus,
+          registry,
+          state,
+          stats,
+          logger,
+          ackWaitMs: config.OMF_ACK_WAIT_MS,
+          ...(options.redeliveryBackoff ? { backoff: options.redeliveryBackoff } : {}),
+        },
+        {
+          maxBatchEvents: config.OMF_MAX_BATCH_EVENTS,
+          maxBatchBytes: config.OMF_MAX_BATCH_BYTES,
+          lingerMs: config.OMF_LINGER_MS,
+          maxInflightBatches: config.OMF_MAX_INFLIGHT_BATCHES,
+          dataAction: "auto",
+          intFormat: "int64",
+        },
+      );
+      return {
+        routes: (router) => router.service(OmfSenderService, omfSenderService({ registry, state, stats, pipelines })),
+        errors: [omfSenderErrors],
+        declared: {
+          setting: "OMF_ENDPOINTS_FILE",
+          entries: declared.length,
+          apply: () => applyEndpoints(registry, declared),
+          runAfterApply: true,
+        },
+        run: () => pipelines.start(),
+        counters: () => pipelines.counters(),
+        // Pipelines hand their unsent deliveries back while the bus is still up.
+        async stop() {
+          await pipelines.stop();
+          await registry.close();
+        },
+      };
     },
-  });
-
-  bus.onStatus((connected) => service.health.set("", connected ? "SERVING" : "NOT_SERVING"));
-  // Stop order: pipelines hand their unsent deliveries back while the bus is still up, then the bus drains.
-  service.onShutdown(async () => {
-    await pipelines.stop();
-    await registry.close();
-  });
-  service.onShutdown(() => bus.close());
-
-  void bus.ready.then(async () => {
-    service.health.set("", bus.connected ? "SERVING" : "NOT_SERVING");
-    for (let attempt = 1; declared.length > 0 && !service.shutdownSignal.aborted; attempt++) {
-      try {
-        const applied = await applyEndpoints(registry, declared);
-        logger.info({ file: config.OMF_ENDPOINTS_FILE, ...applied }, "endpoints file applied");
-        break;
-      } catch (err) {
-        logger.warn({ err, attempt }, "applying endpoints file failed; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * attempt)));
-      }
-    }
-    if (!service.shutdownSignal.aborted) pipelines.start();
-  });
-
-  startStatusReporter(bus, {
-    service: SERVICE,
-    instance: config.INSTANCE_ID,
-    version: VERSION,
-    signal: service.shutdownSignal,
-    ...(options.statusIntervalMs ? { intervalMs: options.statusIntervalMs } : {}),
-    collect: async () => ({
-      health: bus.connected ? Health.SERVING : Health.NOT_SERVING,
-      pipelines: await pipelines.counters(),
-    }),
-    onError: (err) => logger.warn({ err }, "status report failed"),
-  });
-
-  return { service, bus, registry, pipelines, stop: () => service.stop() };
+    options,
+  );
+  return Object.assign(running, { registry, pipelines });
 }

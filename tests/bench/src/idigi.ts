@@ -10,9 +10,9 @@ import { createRequire } from "node:module";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { STREAMS } from "@meridian/bus";
-import { freePort, startNatsServer } from "@meridian/testing";
 import { Compression, IdigiListenerService, PayloadFormat } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
+import { freePort, startNatsServer } from "@meridian/testing";
 import { pino } from "pino";
 import { machine, rate } from "./common.js";
 

@@ -12,10 +12,10 @@ import { dirname, join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Bus, DurableConsumer, routeBucket, telemetryFilterSubject } from "@meridian/bus";
-import { freePort, startNatsServer } from "@meridian/testing";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
+import { freePort, startNatsServer } from "@meridian/testing";
 import { pino } from "pino";
 import { machine, percentile, rate, sampleEvent } from "./common.js";
 

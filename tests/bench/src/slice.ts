@@ -8,7 +8,6 @@ import { randomBytes } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus } from "@meridian/bus";
-import { freePort, startNatsServer } from "@meridian/testing";
 import {
   AckOption,
   Compression,
@@ -18,6 +17,7 @@ import {
 import { EndpointKind, OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { freePort, startNatsServer } from "@meridian/testing";
 import { pino } from "pino";
 import { machine, percentile, rate } from "./common.js";
 import { type RunningProcess, startProcess } from "./processes.js";

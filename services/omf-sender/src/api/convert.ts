@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Endpoint, EndpointKind, EndpointSchema } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { FieldViolation } from "@meridian/service-kit";
-import { ENDPOINT_ID, type EndpointKindName, type EndpointSettings, type StoredEndpoint, validateSettings } from "../endpoints.js";
+import { ENDPOINT_ID, type EndpointKindName, type EndpointSettings, type StoredEndpoint, validateSettings } from "../pipeline/endpoints.js";
 
 const KIND_NAME: Partial<Record<EndpointKind, EndpointKindName>> = {
   [EndpointKind.PI]: "pi",

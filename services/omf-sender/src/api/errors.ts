@@ -1,13 +1,14 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BusUnavailableError } from "@meridian/bus";
+import { KeyExistsError } from "@meridian/bus";
+import type { ErrorTable } from "@meridian/service-kit";
+import { CredentialsError } from "../pipeline/endpoints.js";
+import { OmfConfigError } from "../platform/index.js";
 
-/** Maps what the bus throws to the API's codes; anything unknown stays internal (and is logged). */
-export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ConnectError) throw err;
-    if (err instanceof BusUnavailableError) throw new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
-    throw err;
-  }
-}
+/** omf-sender's errors at the API edge; bus errors are the starter's table. */
+export const omfSenderErrors: ErrorTable = (err) => {
+  // The endpoints bucket is the only one the API creates keys in.
+  if (err instanceof KeyExistsError) return new ConnectError(`endpoint "${err.key}" already exists`, Code.AlreadyExists);
+  // A stored endpoint whose secret cannot be read or whose settings no longer validate: the operator must fix it.
+  if (err instanceof CredentialsError || err instanceof OmfConfigError) return new ConnectError(err.message, Code.FailedPrecondition);
+  return undefined;
+};

@@ -14,7 +14,7 @@ import {
   SendOmfRequestSchema,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type FieldViolation, invalidArgument, requestLogger, requireFields } from "@meridian/service-kit";
-import { CredentialsError, type EndpointRegistry, type StoredEndpoint } from "../endpoints.js";
+import { CredentialsError, type EndpointRegistry, type StoredEndpoint } from "../pipeline/endpoints.js";
 import type { PipelineManager } from "../pipeline/manager.js";
 import type { EndpointStats } from "../pipeline/stats.js";
 import type { DefinitionState } from "../pipeline/store.js";
@@ -36,7 +36,6 @@ import {
   typeMessage,
 } from "../platform/index.js";
 import { endpointToProto, endpointViolations, settingsFromProto } from "./convert.js";
-import { mapErrors } from "./errors.js";
 
 export interface ApiDeps {
   registry: EndpointRegistry;
@@ -69,19 +68,14 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
     if (!id) invalidArgument([{ path: "id", reason: "required" }]);
   };
   const mustGet = async (id: string): Promise<StoredEndpoint> => {
-    const e = await mapErrors(() => registry.get(id));
+    const e = await registry.get(id);
     if (!e) throw new ConnectError(`endpoint "${id}" not found`, Code.NotFound);
     return e;
   };
   const clientOf = async (id: string): Promise<OmfClient> => {
-    try {
-      const c = await registry.client(id);
-      if (!c) throw new ConnectError(`endpoint "${id}" not found`, Code.NotFound);
-      return c;
-    } catch (err) {
-      if (err instanceof CredentialsError || err instanceof OmfConfigError) throw new ConnectError(err.message, Code.FailedPrecondition);
-      throw err;
-    }
+    const c = await registry.client(id);
+    if (!c) throw new ConnectError(`endpoint "${id}" not found`, Code.NotFound);
+    return c;
   };
 
   return {
@@ -103,15 +97,8 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
         settings: settingsFromProto(e),
         ...(e.secret !== "" ? { secret: registry.seal(e.id, e.secret) } : {}),
       };
-      await mapErrors(async () => {
-        try {
-          await registry.bucket.create(e.id, stored);
-        } catch (err) {
-          if (err instanceof KeyExistsError) throw new ConnectError(`endpoint "${e.id}" already exists`, Code.AlreadyExists);
-          throw err;
-        }
-      });
-      await mapErrors(() => deps.state.purge(e.id));
+      await registry.bucket.create(e.id, stored);
+      await deps.state.purge(e.id);
       requestLogger(ctx).info({ endpointId: e.id, kind: stored.settings.kind }, "endpoint created");
       return { endpoint: endpointToProto(stored) };
     },
@@ -122,16 +109,16 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
     },
 
     async listEndpoints() {
-      const list = await mapErrors(() => registry.list());
+      const list = await registry.list();
       return { endpoints: list.map(endpointToProto) };
     },
 
     async deleteEndpoint(req, ctx) {
       requireId(req.id);
-      const deleted = await mapErrors(() => registry.bucket.delete(req.id));
+      const deleted = await registry.bucket.delete(req.id);
       if (!deleted) throw new ConnectError(`endpoint "${req.id}" not found`, Code.NotFound);
       registry.forget(req.id);
-      await mapErrors(() => deps.state.purge(req.id));
+      await deps.state.purge(req.id);
       requestLogger(ctx).info({ endpointId: req.id }, "endpoint deleted");
       return {};
     },

@@ -3,7 +3,6 @@ import { DurableConsumer, telemetryFilterSubject } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { type BackoffPolicy, RetryableError } from "@meridian/retry";
 import type { Logger } from "pino";
-import type { EndpointRegistry } from "../endpoints.js";
 import {
   dataMessage,
   type OmfAction,
@@ -15,6 +14,7 @@ import {
   OmfPayloadTooLargeError,
   type OmfType,
 } from "../platform/index.js";
+import type { EndpointRegistry } from "./endpoints.js";
 import { type ContainerValues, EventMapper } from "./mapping.js";
 import type { EndpointStats } from "./stats.js";
 import type { DefinitionState } from "./store.js";

@@ -9,7 +9,7 @@ import {
   type SecretRef,
   type StoredEndpoint,
   validateSettings,
-} from "./endpoints.js";
+} from "./pipeline/endpoints.js";
 
 /**
  * OMF_ENDPOINTS_FILE: endpoints declared at start (compose points it at the emulator), in the platform client's

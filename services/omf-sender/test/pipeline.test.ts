@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Bus, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS, serviceStatusBucket } from "@meridian/bus";
 import { EndpointKind } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
@@ -9,8 +9,8 @@ import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { OmfSender } from "./service.js";
-import { apiClient, getJson, logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, until } from "./test-harness.js";
+import type { OmfSender } from "../src/service.js";
+import { apiClient, getJson, logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, until } from "./harness.js";
 
 /**
  * Bus → omf-sender → emulator, through a real nats-server and the emulator's HTTP surface. The outage is the
@@ -27,7 +27,10 @@ let sender: OmfSender;
 let bus: Bus;
 let endpointsFile: string;
 
-function event(connection: string, device: string, i: number, base: number, extra: Partial<TelemetryEvent> = {}): TelemetryEvent {
+/** Fields a test overrides, in protobuf-es init form (plain objects, no $typeName). */
+type EventInit = Exclude<MessageInitShape<typeof TelemetryEventSchema>, TelemetryEvent>;
+
+function event(connection: string, device: string, i: number, base: number, extra: EventInit = {}): TelemetryEvent {
   return create(TelemetryEventSchema, {
     id: `${connection}:${device}:${i}`,
     source: { platform: Platform.API, connection, device },
@@ -108,7 +111,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
       Array.from({ length: 50 }, (_, i) => event("line-pi", d, i, base)),
     );
     await publish(events);
-    await until(async () => (await valueCount("pi", "line-pi")) === 200, 20_000, "200 values in PI");
+    await until(async () => (await valueCount("pi", "line-pi")) === 200, { timeoutMs: 20_000, what: "200 values in PI" });
     const cs = await containers("pi", "line-pi");
     expect(cs).toHaveLength(4);
     expect(new Set(cs.map((c) => c.typeid)).size).toBe(1);
@@ -133,7 +136,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     await bus.publishEvents([
       event("line-pi", "press-1", 0, base + 0.5, { id: "frac", observedTime: { seconds: BigInt(base / 1000 + 100), nanos: 123_456_700 } }),
     ]);
-    await until(async () => (await valueCount("pi", "line-pi")) === 201, 10_000, "fraction value");
+    await until(async () => (await valueCount("pi", "line-pi")) === 201, { timeoutMs: 10_000, what: "fraction value" });
     const after = (await containers("pi", "line-pi")).find((c) => c.id === c1.id)!;
     expect(after.values.at(-1)?.Timestamp).toBe(`${new Date(base + 100_000).toISOString().slice(0, 19)}.1234567Z`);
 
@@ -149,8 +152,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
         const reports = (await serviceStatusBucket(bus).entries()).map(([, r]) => r).filter((r) => r.service === "omf-sender");
         return reports.some((r) => r.pipelines.some((p) => p.name === "to-pi" && p.delivered === 201n && p.pending === 0n));
       },
-      5_000,
-      "status report",
+      { timeoutMs: 5_000, what: "status report" },
     );
     // Types and containers are remembered in KV, once per endpoint.
     const kv = await bus.js().views.kv("omf_state");
@@ -165,10 +167,13 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     const base = Date.UTC(2026, 6, 1);
     const events = Array.from({ length: 20 }, (_, i) => event("line-again", "d", i, base));
     await bus.publishEvents(events, "first");
-    await until(async () => (await valueCount("pi", "line-again")) === 20, 10_000, "first send");
+    await until(async () => (await valueCount("pi", "line-again")) === 20, { timeoutMs: 10_000, what: "first send" });
     // The same events again (a source that re-sent its batch after the bus's duplicate window).
     await bus.publishEvents(events, "second");
-    await until(async () => (await sender.pipelines.counters()).find((p) => p.name === "again")?.delivered === 40n, 10_000, "second send");
+    await until(async () => (await sender.pipelines.counters()).find((p) => p.name === "again")?.delivered === 40n, {
+      timeoutMs: 10_000,
+      what: "second send",
+    });
     const [c] = await containers("pi", "line-again");
     expect(c?.valueCount).toBe(20);
   });
@@ -180,7 +185,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     await bus.publishEvents([
       event("line-shape", "d", 1, base, { points: [{ name: "temperature", value: { case: "intValue", value: 5n } }] }),
     ]);
-    await until(async () => (await valueCount("eds", "line-shape")) === 2, 10_000, "two shapes");
+    await until(async () => (await valueCount("eds", "line-shape")) === 2, { timeoutMs: 10_000, what: "two shapes" });
     const cs = await containers("eds", "line-shape");
     expect(cs).toHaveLength(2);
     expect(new Set(cs.map((c) => c.typeid)).size).toBe(2);
@@ -200,7 +205,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
       Array.from({ length: 3000 }, (_, i) => event("line-big", "d", i, base)),
       500,
     );
-    await until(async () => (await valueCount("eds", "line-big")) === 3000, 20_000, "3000 values");
+    await until(async () => (await valueCount("eds", "line-big")) === 3000, { timeoutMs: 20_000, what: "3000 values" });
     const after = (await getJson(`${emu.url}/_emulator/counters`)).body.byStatus?.["413"] ?? 0;
     expect(after).toBeGreaterThan(before);
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "big");
@@ -209,22 +214,21 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
 
   it("a disabled route stops its pipeline; a deleted route also deletes its durable consumer", async () => {
     await putRoute("tmp", "line-tmp", "eds");
-    await until(() => sender.pipelines.list().some((p) => p.route.id === "tmp"), 5_000, "pipeline started");
+    await until(() => sender.pipelines.list().some((p) => p.route.id === "tmp"), { timeoutMs: 5_000, what: "pipeline started" });
     await until(
       async () =>
         (await bus
           .jsm()
           .consumers.info(STREAMS.telemetry, "omf-tmp")
           .catch(() => undefined)) !== undefined,
-      5_000,
-      "consumer",
+      { timeoutMs: 5_000, what: "consumer" },
     );
     const route = (await routeBucket(bus).get("tmp"))!;
     await routeBucket(bus).put("tmp", create(RouteSchema, { ...route, disabled: true }));
-    await until(() => !sender.pipelines.list().some((p) => p.route.id === "tmp"), 5_000, "pipeline stopped");
+    await until(() => !sender.pipelines.list().some((p) => p.route.id === "tmp"), { timeoutMs: 5_000, what: "pipeline stopped" });
     expect(await bus.jsm().consumers.info(STREAMS.telemetry, "omf-tmp")).toBeDefined();
     await routeBucket(bus).put("tmp", route);
-    await until(() => sender.pipelines.list().some((p) => p.route.id === "tmp"), 5_000, "pipeline restarted");
+    await until(() => sender.pipelines.list().some((p) => p.route.id === "tmp"), { timeoutMs: 5_000, what: "pipeline restarted" });
     await routeBucket(bus).delete("tmp");
     await until(
       async () =>
@@ -232,8 +236,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
           .jsm()
           .consumers.info(STREAMS.telemetry, "omf-tmp")
           .catch(() => undefined)) === undefined,
-      5_000,
-      "consumer deleted",
+      { timeoutMs: 5_000, what: "consumer deleted" },
     );
     expect(sender.pipelines.list().some((p) => p.route.id === "tmp")).toBe(false);
   });
@@ -256,8 +259,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
           return false;
         }
       },
-      15_000,
-      "dead letter",
+      { timeoutMs: 15_000, what: "dead letter" },
     );
     const dl = await bus.jsm().streams.getMessage(STREAMS.deadLetter, { last_by_subj: subject });
     expect(dl.header.get(DEAD_LETTER_HEADERS.subject)).toContain(".bad");
@@ -265,7 +267,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     const detail = JSON.parse(dl.header.get(DEAD_LETTER_HEADERS.detail));
     expect(detail.status).toBe(400);
     expect(JSON.stringify(detail.messages)).toMatch(/outside the allowable range/);
-    await until(async () => (await valueCount("eds", "line-dl")) === 2, 10_000, "good events");
+    await until(async () => (await valueCount("eds", "line-dl")) === 2, { timeoutMs: 10_000, what: "good events" });
     // The bad device's container exists (definitions went through), its value did not.
     const withValues = (await containers("eds", "line-dl")).filter((c) => c.valueCount > 0);
     expect(withValues.map((c) => c.id.split(".")[2]).sort()).toEqual(["ok-1", "ok-2"]);
@@ -281,7 +283,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
       const base = Date.UTC(2026, 3, 1);
       // Definitions first, so the outage hits data.
       await bus.publishEvents([event("line-out", "d0", 0, base)]);
-      await until(async () => (await valueCount("pi", "line-out")) === 1, 10_000, "first value");
+      await until(async () => (await valueCount("pi", "line-out")) === 1, { timeoutMs: 10_000, what: "first value" });
       await faults({ status: 503, profile: "pi" });
       const events = ["d0", "d1", "d2"].flatMap((d) => Array.from({ length: 300 }, (_, i) => event("line-out", d, i + 1, base)));
       const publishing = publish(events, 30);
@@ -292,7 +294,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
       expect(status.status?.lastError).toMatch(/503/);
       expect(status.status!.pendingMessages + status.status!.bufferedEvents).toBeGreaterThan(0n);
       await faults({ status: 429, retryAfterSeconds: 1, count: 3, profile: "pi" });
-      await until(async () => (await valueCount("pi", "line-out")) === 901, 30_000, "all values after the outage");
+      await until(async () => (await valueCount("pi", "line-out")) === 901, { timeoutMs: 30_000, what: "all values after the outage" });
       await new Promise((r) => setTimeout(r, 1000));
       const cs = await containers("pi", "line-out");
       expect(cs.map((c) => c.valueCount).sort()).toEqual([300, 300, 301]);
@@ -312,12 +314,12 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     const events = ["a", "b"].flatMap((d) => Array.from({ length: 500 }, (_, i) => event("line-rs", d, i, base)));
     await publish(events, 25);
     // Stop while sends are in flight and batches are buffered.
-    await until(async () => (await valueCount("pi", "line-rs")) > 0, 20_000, "first values");
+    await until(async () => (await valueCount("pi", "line-rs")) > 0, { timeoutMs: 20_000, what: "first values" });
     expect(await valueCount("pi", "line-rs")).toBeLessThan(1000);
     await sender.stop();
     await faults(null);
     sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: BACKOFF });
-    await until(async () => (await valueCount("pi", "line-rs")) === 1000, 30_000, "all values after the restart");
+    await until(async () => (await valueCount("pi", "line-rs")) === 1000, { timeoutMs: 30_000, what: "all values after the restart" });
     await new Promise((r) => setTimeout(r, 4000)); // past the ack wait: nothing comes twice
     const cs = await containers("pi", "line-rs");
     expect(cs.map((c) => c.valueCount)).toEqual([500, 500]);
@@ -333,7 +335,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     await faults({ latencyMs: 600, profile: "pi" });
     const events = ["a", "b"].flatMap((d) => Array.from({ length: 300 }, (_, i) => event("line-crash", d, i, base)));
     await publish(events, 25);
-    await until(async () => (await valueCount("pi", "line-crash")) > 0, 20_000, "first values");
+    await until(async () => (await valueCount("pi", "line-crash")) > 0, { timeoutMs: 20_000, what: "first values" });
     // Acks can no longer reach NATS, while the sends in flight still land: what a crash after the write looks like.
     await sender.bus.connection().close();
     await new Promise((r) => setTimeout(r, 1000));
@@ -343,11 +345,10 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(before).toBeLessThan(600);
     await faults(null);
     sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: BACKOFF });
-    await until(async () => (await valueCount("pi", "line-crash")) === 600, 30_000, "all values after the crash");
+    await until(async () => (await valueCount("pi", "line-crash")) === 600, { timeoutMs: 30_000, what: "all values after the crash" });
     await until(
       async () => ((await sender.pipelines.counters()).find((p) => p.name === "crash")?.delivered ?? 0n) >= BigInt(600 - before),
-      10_000,
-      "new instance delivered the rest",
+      { timeoutMs: 10_000, what: "new instance delivered the rest" },
     );
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "crash");
     // The new instance re-sent what the old one wrote but never acknowledged; the values were overwritten.
@@ -365,10 +366,10 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
       await putRoute(route, line, scope);
       const base = Date.UTC(2026, 5, 1);
       await bus.publishEvents([event(line, "d", 0, base)]);
-      await until(async () => (await valueCount(scope, line)) === 1, 10_000, "first value");
+      await until(async () => (await valueCount(scope, line)) === 1, { timeoutMs: 10_000, what: "first value" });
       await fetch(`${emu.url}/_emulator/reset`, { method: "POST" }); // the endpoint forgets everything
       await bus.publishEvents([event(line, "d", 1, base)]);
-      await until(async () => (await valueCount(scope, line)) === 1, 10_000, "value after reset");
+      await until(async () => (await valueCount(scope, line)) === 1, { timeoutMs: 10_000, what: "value after reset" });
       const [c] = await containers(scope, line);
       expect(c?.values[0]?.count).toBe(1);
       const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === route);

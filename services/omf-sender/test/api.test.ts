@@ -14,10 +14,10 @@ import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "@meridian/fi
 import { ConfigError } from "@meridian/service-kit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { omfSenderConfig } from "./config.js";
-import { ENDPOINTS_BUCKET } from "./endpoints.js";
-import type { OmfSender } from "./service.js";
-import { startOmfSender } from "./service.js";
+import { omfSenderConfig } from "../src/config.js";
+import { ENDPOINTS_BUCKET } from "../src/pipeline/endpoints.js";
+import type { OmfSender } from "../src/service.js";
+import { startOmfSender } from "../src/service.js";
 import {
   apiClient,
   getJson,
@@ -28,7 +28,7 @@ import {
   startSender,
   TEST_KEY,
   until,
-} from "./test-harness.js";
+} from "./harness.js";
 
 function createLogger(name: string, o: { level: string }, stream: { write: (l: string) => void }) {
   return pino({ name, level: o.level }, stream);
@@ -70,7 +70,7 @@ beforeAll(async () => {
   );
   sender = await startSender(nats, { OMF_ENDPOINTS_FILE: file });
   api = apiClient(sender);
-  await until(async () => (await sender.registry.list()).length >= 2, 10_000, "endpoints file applied");
+  await until(async () => (await sender.registry.list()).length >= 2, { timeoutMs: 10_000, what: "endpoints file applied" });
 });
 afterAll(async () => {
   await sender?.stop();

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Bus, jsonCodec, KvBucket } from "@meridian/bus";
-import { OmfClient, type OmfEndpointInput, validateEndpointConfig } from "./platform/index.js";
+import { OmfClient, type OmfEndpointInput, validateEndpointConfig } from "../platform/index.js";
 
 /**
  * OMF endpoints: stored in the `omf_endpoints` KV bucket (so every replica and every route sees the same set),
