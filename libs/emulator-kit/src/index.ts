@@ -1,1 +1,27 @@
-export {};
+export {
+  ADMIN_PREFIX,
+  type AdminFaults,
+  type AdminMethod,
+  type AdminRequest,
+  type AdminRoute,
+  type AdminSurface,
+  type AdminSurfaceOptions,
+  createAdminSurface,
+  isAdminPath,
+} from "./admin.js";
+export { BadRequestError, BodyTooLargeError, EmulatorHttpError, FaultConfigError } from "./errors.js";
+export { drain, type ReadBody, readBody, send, sendJson } from "./http.js";
+export {
+  enumField,
+  type FaultFieldParser,
+  type HttpFaultConfig,
+  type HttpFaultDecision,
+  HttpFaultSwitch,
+  type InjectOptions,
+  injectHttpFault,
+  intField,
+  parseHttpFaultConfig,
+  truncateResponse,
+} from "./http-faults.js";
+export { type ListeningServer, type ListenOptions, listen, urlHost } from "./listen.js";
+export { createTestPki, LOOPBACK_HOSTS, type TestPki, type TestPkiOptions } from "./pki.js";
