@@ -1,5 +1,5 @@
-import { natsSettings } from "@meridian/bus";
 import { env } from "@meridian/service-kit";
+import { serviceSettings } from "@meridian/service-kit/bus";
 import { z } from "zod";
 
 /**
@@ -10,17 +10,15 @@ import { z } from "zod";
  * plain TCP on 3200) is an `http://` IDIGI_URL, which makes IDIGI_PUSH_TLS default to false.
  */
 export const idigiListenerConfig = z.object({
-  PORT: env.port(8082),
-  ...natsSettings,
-  INSTANCE_ID: z.string().default(process.env.HOSTNAME ?? "local"),
+  ...serviceSettings(8082),
   /** REST base URL of the platform. */
   IDIGI_URL: z.url().default("https://remotemanager.digi.com"),
   /** `legacy` (/ws/Monitor, XML) or `v1` (/ws/v1/monitors/inventory, JSON). */
   IDIGI_API: z.enum(["legacy", "v1"]).default("legacy"),
-  IDIGI_USERNAME: z.string().min(1),
-  IDIGI_PASSWORD: z.string(),
+  IDIGI_USERNAME: z.string().min(1).max(256),
+  IDIGI_PASSWORD: z.string().max(1024),
   /** Push (TCP) host; default: IDIGI_URL's host. */
-  IDIGI_PUSH_HOST: z.string().min(1).optional(),
+  IDIGI_PUSH_HOST: z.string().min(1).max(253).optional(),
   /** Push port; default 3201 with TLS, 3200 without. */
   IDIGI_PUSH_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** TLS for the push session; default true for an https IDIGI_URL, false for http (the seed's --insecure). */

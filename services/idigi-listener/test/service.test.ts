@@ -13,33 +13,14 @@ import {
 } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi";
-import { freePort, type NatsServerHandle, startNatsServer } from "@meridian/testing";
-import { pino } from "pino";
+import { codeOf, freePort, type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { idigiListenerConfig } from "./config.js";
-import { LEASES_BUCKET, SESSIONS_BUCKET } from "./pipeline/manager.js";
-import { type IdigiListener, startIdigiListener } from "./service.js";
+import { idigiListenerConfig } from "../src/config.js";
+import { LEASES_BUCKET, SESSIONS_BUCKET } from "../src/pipeline/manager.js";
+import { type IdigiListener, startIdigiListener } from "../src/service.js";
 
-const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const logger = testLogger();
 const FAST_RECONNECT = { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 };
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = "condition"): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`${what} not met in time`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** The emulator's admin API, as a test (or an operator) drives it. */
 async function admin(emu: IdigiEmulator, path: string, body?: unknown, method = "POST"): Promise<Record<string, unknown>> {
@@ -77,7 +58,7 @@ function collect(bus: Bus, monitorId: string, since: Date) {
     events,
     /** Waits for `n` events, then a little longer so a duplicate would show, and stops. */
     async exactly(n: number): Promise<TelemetryEvent[]> {
-      await until(() => events.length >= n, 20_000, `${n} events on the bus (have ${events.length})`);
+      await until(() => events.length >= n, { timeoutMs: 20_000, what: `${n} events on the bus (have ${events.length})` });
       await new Promise((r) => setTimeout(r, 700));
       ac.abort();
       await done;
@@ -181,7 +162,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     expect(e.points[0]!.value.case).toBe("doubleValue");
     expect(["temperature", "humidity", "pressure"]).toContain(e.points[0]!.name);
 
-    await until(async () => (await monitorState(emu, monitor!.id)).eventsAcked === N, 10_000, "all blocks acked");
+    await until(async () => (await monitorState(emu, monitor!.id)).eventsAcked === N, { timeoutMs: 10_000, what: "all blocks acked" });
     const { sessions } = await client.listSessions({});
     const s = sessions.find((x) => x.monitorId === monitor!.id)!;
     expect(s.state).toBe(SessionState.CONNECTED);
@@ -197,8 +178,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     await until(
       async () =>
         (await status.get("idigi-listener.test"))?.pipelines.find((p) => p.name === `monitor-${monitor!.id}`)?.delivered === BigInt(N),
-      5_000,
-      "status report with the pipeline counters",
+      { timeoutMs: 5_000, what: "status report with the pipeline counters" },
     );
     const p = (await status.get("idigi-listener.test"))!.pipelines.find((x) => x.name === `monitor-${monitor!.id}`)!;
     expect(p).toMatchObject({ received: BigInt(N), delivered: BigInt(N), failed: 0n, lastError: "" });
@@ -223,7 +203,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     expectExactlyOnce(events, N);
     const st = await monitorState(emu, id);
     expect(st.eventsReplayed).toBeGreaterThan(0);
-    await until(async () => (await monitorState(emu, id)).eventsAcked >= N, 10_000, "all events acked after replay");
+    await until(async () => (await monitorState(emu, id)).eventsAcked >= N, { timeoutMs: 10_000, what: "all events acked after replay" });
     const { sessions } = await client.listSessions({});
     const s = sessions.find((x) => x.monitorId === id)!;
     expect(s.connections).toBeGreaterThanOrEqual(3);
@@ -252,7 +232,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     await admin(emu, "faults", { type: "dropAfterBatch", monitorId: Number(id), times: 1 });
     await admin(emu, "faults", { type: "refuseConnect", status: 503, monitorId: Number(id), times: 1000 });
     await admin(emu, "emit", { monitorId: Number(id), count: 20 });
-    await until(() => bus.events.length >= 5, 10_000, "first block on the bus");
+    await until(() => bus.events.length >= 5, { timeoutMs: 10_000, what: "first block on the bus" });
     await first.stop();
     listeners.splice(listeners.indexOf(first), 1);
     expect((await monitorState(emu, id)).status).toBe("SUSPENDED");
@@ -261,10 +241,13 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     await admin(emu, "faults", undefined, "DELETE");
 
     const second = await startListener();
-    await until(() => second.sessions.has(id), 10_000, "session resumed");
+    await until(() => second.sessions.has(id), { timeoutMs: 10_000, what: "session resumed" });
     const events = await bus.exactly(50);
     expectExactlyOnce(events, 50);
-    await until(async () => (await monitorState(emu, id)).eventsAcked === 50, 10_000, "all acked by the second listener");
+    await until(async () => (await monitorState(emu, id)).eventsAcked === 50, {
+      timeoutMs: 10_000,
+      what: "all acked by the second listener",
+    });
     expect((await monitorState(emu, id)).eventsReplayed).toBeGreaterThanOrEqual(50);
     const { sessions } = await clientFor(second).listSessions({});
     const s = sessions.find((x) => x.monitorId === id)!;
@@ -295,24 +278,23 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
 
     const bus = collect(reader, id, new Date());
     await admin(emu, "emit", { monitorId: Number(id), count: 20 });
-    await until(() => bus.events.length >= 20, 10_000, "20 events via a");
+    await until(() => bus.events.length >= 20, { timeoutMs: 10_000, what: "20 events via a" });
     await a.stop();
     listeners.splice(listeners.indexOf(a), 1);
-    await until(() => b.sessions.has(id), 5_000, "b took the session over");
+    await until(() => b.sessions.has(id), { timeoutMs: 5_000, what: "b took the session over" });
     await admin(emu, "emit", { monitorId: Number(id), count: 30 });
     expectExactlyOnce(await bus.exactly(50), 50);
     await until(
       async () => (await clientFor(b).listSessions({})).sessions.find((s) => s.monitorId === id)?.state === SessionState.CONNECTED,
-      5_000,
-      "connected on b",
+      { timeoutMs: 5_000, what: "connected on b" },
     );
     expect((await clientFor(b).listSessions({})).sessions.find((s) => s.monitorId === id)?.instance).toBe("inst-b");
 
     // StopSession on an instance that does not run it: the one that does stops at its next lease renewal.
     const c = await startListener({ INSTANCE_ID: "inst-c" }, 1_500);
     await clientFor(c).stopSession({ monitorId: id });
-    await until(() => !b.sessions.has(id), 5_000, "b stopped the session");
-    await until(async () => (await b.sessions.leases.get(id)) === undefined, 5_000, "lease released");
+    await until(() => !b.sessions.has(id), { timeoutMs: 5_000, what: "b stopped the session" });
+    await until(async () => (await b.sessions.leases.get(id)) === undefined, { timeoutMs: 5_000, what: "lease released" });
   });
 
   it("TLS push session verified against the configured CA; without it the certificate is refused and nothing connects", async () => {
@@ -367,7 +349,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     expect(await dead).toMatch(/payload/i);
     const events = await bus.exactly(3);
     expectExactlyOnce(events, 3);
-    await until(async () => (await monitorState(emu, id)).eventsAcked === 4, 10_000, "the big block acked too");
+    await until(async () => (await monitorState(emu, id)).eventsAcked === 4, { timeoutMs: 10_000, what: "the big block acked too" });
     const s = (await client.listSessions({})).sessions.find((x) => x.monitorId === id)!;
     expect(s.failedBatches).toBe(1n);
     expect(s.lastError).toMatch(/payload/i);
@@ -388,17 +370,16 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
         id = m?.id ?? "";
         return Boolean(m) && first.sessions.has(id);
       },
-      10_000,
-      "monitor from the file listened to",
+      { timeoutMs: 10_000, what: "monitor from the file listened to" },
     );
     const bus = collect(reader, id, new Date());
     await admin(emu, "emit", { monitorId: Number(id), count: 10 });
-    await until(() => bus.events.length >= 10, 10_000, "10 events");
+    await until(() => bus.events.length >= 10, { timeoutMs: 10_000, what: "10 events" });
     await first.stop();
     listeners.splice(listeners.indexOf(first), 1);
 
     const second = await startListener({ IDIGI_MONITORS_FILE: file });
-    await until(() => second.sessions.has(id), 10_000, "same monitor listened to again");
+    await until(() => second.sessions.has(id), { timeoutMs: 10_000, what: "same monitor listened to again" });
     await admin(emu, "emit", { monitorId: Number(id), count: 5 });
     expectExactlyOnce(await bus.exactly(15), 15);
     expect((await clientFor(second).listMonitors({ topics: ["AlarmStatus"] })).monitors).toHaveLength(1);
@@ -440,13 +421,16 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
 
     const second = await startListener();
     const stateOf = async () => (await clientFor(second).listSessions({})).sessions.find((s) => s.monitorId === id);
-    await until(async () => (await stateOf())?.state === SessionState.FAILED, 10_000, "session failed");
+    await until(async () => (await stateOf())?.state === SessionState.FAILED, { timeoutMs: 10_000, what: "session failed" });
     expect((await stateOf())?.lastError).toMatch(/status 400/);
     // Re-enabled at the platform (v1 reset): the next retry connects.
     const auth = `Basic ${Buffer.from("emulator:emulator").toString("base64")}`;
     const res = await fetch(`${emu.httpUrl}/ws/v1/monitors/inventory/${id}/reset`, { method: "POST", headers: { authorization: auth } });
     expect(res.status).toBe(200);
-    await until(async () => (await stateOf())?.state === SessionState.CONNECTED, 10_000, "session connected after the reset");
+    await until(async () => (await stateOf())?.state === SessionState.CONNECTED, {
+      timeoutMs: 10_000,
+      what: "session connected after the reset",
+    });
   });
 
   it("while the bus is down nothing is acked; once it is back every event is stored exactly once", async () => {
@@ -475,9 +459,12 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
       const id = monitor!.id;
       const before = await monitorState(emu, id);
       server.kill("SIGKILL");
-      await until(() => !l.bus.connected, 10_000, "bus disconnected");
+      await until(() => !l.bus.connected, { timeoutMs: 10_000, what: "bus disconnected" });
       await admin(emu, "emit", { monitorId: Number(id), count: 40 });
-      await until(async () => (await monitorState(emu, id)).blocksSent > before.blocksSent, 5_000, "blocks sent while the bus is down");
+      await until(async () => (await monitorState(emu, id)).blocksSent > before.blocksSent, {
+        timeoutMs: 5_000,
+        what: "blocks sent while the bus is down",
+      });
       await new Promise((r) => setTimeout(r, 1000));
       const during = await monitorState(emu, id);
       expect(during.eventsAcked).toBe(before.eventsAcked);
@@ -485,11 +472,14 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
 
       server = launch();
       const since = new Date(Date.now() - 60_000);
-      await until(() => ownReader.connected && l.bus.connected, 15_000, "bus back");
+      await until(() => ownReader.connected && l.bus.connected, { timeoutMs: 15_000, what: "bus back" });
       const bus = collect(ownReader, id, since);
       const events = await bus.exactly(40);
       expectExactlyOnce(events, 40);
-      await until(async () => (await monitorState(emu, id)).eventsAcked === 40, 10_000, "acked after the bus came back");
+      await until(async () => (await monitorState(emu, id)).eventsAcked === 40, {
+        timeoutMs: 10_000,
+        what: "acked after the bus came back",
+      });
     } finally {
       await l.stop();
       listeners.splice(listeners.indexOf(l), 1);
@@ -523,7 +513,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     ]);
     expectExactlyOnce(await busA.exactly(70), 70);
     expectExactlyOnce(await busB.exactly(30), 30);
-    await until(() => watched.length >= 30, 10_000, "watched events");
+    await until(() => watched.length >= 30, { timeoutMs: 10_000, what: "watched events" });
     ac.abort();
     await watching;
     expect(watched.every((e) => e.source?.connection === b.id && e.attributes["idigi.resource"] === "DeviceCore")).toBe(true);

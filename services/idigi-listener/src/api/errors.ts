@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BusUnavailableError, KeyExistsError } from "@meridian/bus";
+import type { ErrorTable } from "@meridian/service-kit";
 import { SessionRefusedError, ShuttingDownError } from "../pipeline/manager.js";
 import {
   IdigiAuthError,
@@ -36,10 +36,8 @@ function fromRefusal(monitorId: string | undefined, err: IdigiConnectRefusedErro
   }
 }
 
-/** Maps the platform client's and the bus's typed errors to Connect codes; unknown errors stay internal. */
-export function toConnectError(err: unknown): unknown {
-  if (err instanceof ConnectError) return err;
-  if (err instanceof BusUnavailableError) return new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
+/** The platform client's and the session manager's errors at the API edge; bus errors are the starter's table. */
+export const idigiListenerErrors: ErrorTable = (err) => {
   if (err instanceof ShuttingDownError) return new ConnectError(err.message, Code.Unavailable);
   if (err instanceof SessionRefusedError) {
     if (err.refusal instanceof IdigiConnectRefusedError) return fromRefusal(err.monitorId, err.refusal);
@@ -57,15 +55,6 @@ export function toConnectError(err: unknown): unknown {
   if (err instanceof IdigiServerError || err instanceof IdigiNetworkError)
     return new ConnectError(`iDigi platform unavailable: ${err.message}`, Code.Unavailable);
   if (err instanceof IdigiUnexpectedResponseError) return new ConnectError(`unexpected answer from iDigi: ${err.message}`, Code.Internal);
-  if (err instanceof KeyExistsError) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof IdigiError) return new ConnectError(err.message, Code.FailedPrecondition);
-  return err;
-}
-
-export async function mapErrors<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw toConnectError(err);
-  }
-}
+  return undefined;
+};

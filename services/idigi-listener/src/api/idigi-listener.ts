@@ -19,7 +19,6 @@ import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb
 import { requestLogger } from "@meridian/service-kit";
 import type { SessionManager, SessionView } from "../pipeline/manager.js";
 import type { MonitorApi, MonitorSpec, Monitor as PlatformMonitor } from "../platform/index.js";
-import { mapErrors } from "./errors.js";
 import { validateCreateMonitor, validateListMonitors, validateMonitorId, validateWatchEvents } from "./validation.js";
 
 export interface IdigiListenerDeps {
@@ -114,66 +113,58 @@ export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeo
   return {
     async createMonitor(req, ctx) {
       validateCreateMonitor(req);
-      return mapErrors(async () => {
-        const log = requestLogger(ctx);
-        if (req.replaceExisting) {
-          for (const old of await api.list({ topics: req.topics })) {
-            await sessions.forget(old.id);
-            await api.delete(old.id);
-            log.info({ monitorId: old.id }, "replaced monitor deleted");
-          }
+      const log = requestLogger(ctx);
+      if (req.replaceExisting) {
+        for (const old of await api.list({ topics: req.topics })) {
+          await sessions.forget(old.id);
+          await api.delete(old.id);
+          log.info({ monitorId: old.id }, "replaced monitor deleted");
         }
-        const spec = monitorSpec(req);
-        const monitor = await api.create(spec);
-        log.info({ monitorId: monitor.id, topics: spec.topics }, "monitor created");
-        if (!req.startSession) return { monitor: monitorToProto(monitor) };
-        const started = await sessions.start(monitor.id, deps.startWaitMs);
-        return { monitor: monitorToProto(monitor), session: session(started) };
-      });
+      }
+      const spec = monitorSpec(req);
+      const monitor = await api.create(spec);
+      log.info({ monitorId: monitor.id, topics: spec.topics }, "monitor created");
+      if (!req.startSession) return { monitor: monitorToProto(monitor) };
+      const started = await sessions.start(monitor.id, deps.startWaitMs);
+      return { monitor: monitorToProto(monitor), session: session(started) };
     },
 
     async listMonitors(req) {
       validateListMonitors(req);
-      return mapErrors(async () => {
-        const list = await api.list(req.topics.length > 0 ? { topics: [...req.topics] } : {});
-        return { monitors: list.map(monitorToProto) };
-      });
+      const list = await api.list(req.topics.length > 0 ? { topics: [...req.topics] } : {});
+      return { monitors: list.map(monitorToProto) };
     },
 
     async deleteMonitor(req, ctx) {
       validateMonitorId(req);
-      return mapErrors(async () => {
-        // Unknown at the platform → not_found before anything is stopped.
-        await api.get(req.monitorId);
-        await sessions.forget(req.monitorId);
-        await api.delete(req.monitorId);
-        requestLogger(ctx).info({ monitorId: req.monitorId }, "monitor deleted");
-        return {};
-      });
+      // Unknown at the platform → not_found before anything is stopped.
+      await api.get(req.monitorId);
+      await sessions.forget(req.monitorId);
+      await api.delete(req.monitorId);
+      requestLogger(ctx).info({ monitorId: req.monitorId }, "monitor deleted");
+      return {};
     },
 
     async startSession(req) {
       validateMonitorId(req);
-      return mapErrors(async () => ({ session: session(await sessions.start(req.monitorId, deps.startWaitMs)) }));
+      return { session: session(await sessions.start(req.monitorId, deps.startWaitMs)) };
     },
 
     async stopSession(req) {
       validateMonitorId(req);
-      return mapErrors(async () => {
-        await sessions.stop(req.monitorId);
-        return {};
-      });
+      await sessions.stop(req.monitorId);
+      return {};
     },
 
     async listSessions() {
-      return mapErrors(async () => ({ sessions: (await sessions.list()).map(session) }));
+      return { sessions: (await sessions.list()).map(session) };
     },
 
     async *watchEvents(req, ctx) {
       validateWatchEvents(req);
       if (!bus.connected) throw new ConnectError("event bus unavailable", Code.Unavailable);
       // A monitor is known when it has a session here or exists on the platform.
-      if (!(await mapErrors(() => sessions.isRecorded(req.monitorId)))) await mapErrors(() => api.get(req.monitorId));
+      if (!(await sessions.isRecorded(req.monitorId))) await api.get(req.monitorId);
       const stream = bus.subscribe(
         { platform: Platform.IDIGI, connection: req.monitorId },
         { signal: ctx.signal, ...(req.startTime ? { startTime: timestampDate(req.startTime) } : {}) },
@@ -181,8 +172,9 @@ export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeo
       try {
         for await (const event of stream) yield create(WatchEventsResponseSchema, { event });
       } catch (err) {
+        // The caller left or the server is stopping: the stream simply ends.
         if (ctx.signal.aborted) return;
-        throw await mapErrors(() => Promise.reject(err)).catch((e) => e);
+        throw err;
       }
     },
   };
