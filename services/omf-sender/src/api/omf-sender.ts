@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { KeyExistsError } from "@meridian/bus";
 import {
   CreateEndpointRequestSchema,
   type EndpointResult,
@@ -14,7 +13,7 @@ import {
   SendOmfRequestSchema,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type FieldViolation, invalidArgument, requestLogger, requireFields } from "@meridian/service-kit";
-import { CredentialsError, type EndpointRegistry, type StoredEndpoint } from "../pipeline/endpoints.js";
+import type { EndpointRegistry, StoredEndpoint } from "../pipeline/endpoints.js";
 import type { PipelineManager } from "../pipeline/manager.js";
 import type { EndpointStats } from "../pipeline/stats.js";
 import type { DefinitionState } from "../pipeline/store.js";
@@ -22,7 +21,6 @@ import {
   OmfAuthError,
   OmfBadRequestError,
   type OmfClient,
-  OmfConfigError,
   OmfConflictError,
   OmfInvalidMessageError,
   type OmfMessage,
