@@ -1,7 +1,7 @@
 import type { Bus, Delivery } from "@meridian/bus";
 import { DurableConsumer, telemetryFilterSubject } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { type BackoffPolicy, RetryableError } from "@meridian/retry";
+import { type BackoffPolicy, RetryableError, retryAfterOf } from "@meridian/retry";
 import type { Logger } from "pino";
 import {
   dataMessage,
@@ -314,7 +314,7 @@ export class RoutePipeline {
       return;
     }
     this.deps.stats.failure(this.endpointId, message);
-    const hint = err instanceof RetryableError ? err.retryAfterMs : undefined;
+    const hint = retryAfterOf(err);
     this.log.warn({ err: message, seq: d.streamSequence, deliveries: d.deliveryCount, retryAfterMs: hint }, "send failed; will retry");
     d.retry(hint);
   }

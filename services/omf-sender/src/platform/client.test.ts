@@ -111,7 +111,9 @@ describe("PI Web API", () => {
   it("rejects a self-signed certificate unless its CA is given or verification is off", async () => {
     const s = await server(() => json(200, ""), true);
     const strict = client(piInput(s.url, { caPemPath: undefined }));
-    await expect(strict.send(sampleData())).rejects.toBeInstanceOf(OmfTlsError);
+    const tls = await strict.send(sampleData()).catch((e: unknown) => e);
+    expect(tls).toBeInstanceOf(OmfTlsError);
+    expect((tls as OmfTlsError).retryable).toBe(false);
     const off = client(piInput(s.url, { caPemPath: undefined, verifySsl: false }));
     await expect(off.send(sampleData())).resolves.toMatchObject({ ok: true });
     const pathStyle = client(piInput(s.url, { caPemPath: undefined, verifySsl: TEST_CA_PATH }));
@@ -324,6 +326,8 @@ describe("transport failures and throttling", () => {
       .send(sampleData())
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OmfServerError);
+    expect(err).toBeInstanceOf(OmfError);
+    expect((err as OmfServerError).retryable).toBe(true);
     const closed = await startRecordingServer(() => json(200, ""));
     await closed.close();
     const refused = await eds(closed.url)

@@ -5,10 +5,11 @@ import { Agent } from "undici";
 import { ClientCredentialsTokenProvider } from "./auth.js";
 import { batchMessage, splitInHalf } from "./batching.js";
 import { type OmfEndpointConfig, type OmfEndpointInput, validateEndpointConfig } from "./config.js";
-import { OmfConfigError, OmfInvalidMessageError, OmfPayloadTooLargeError, type OmfSendError } from "./errors.js";
+import { OmfConfigError, type OmfError, OmfInvalidMessageError, OmfPayloadTooLargeError } from "./errors.js";
 import { checkMessage, type OmfMessage, omfHeaders, serializeBody } from "./messages.js";
-import { classifyResult, type OmfResult, parseOmfResponse } from "./response.js";
+import { classifyResult, parseOmfResponse } from "./response.js";
 import { httpExchange } from "./transport.js";
+import type { OmfResult } from "./types.js";
 
 const gzip = promisify(gzipCb);
 
@@ -26,7 +27,7 @@ export interface OmfClientOptions {
  * The OMF client for one endpoint (PI Web API, AVEVA Data Hub or Edge Data Store).
  * `send` POSTs one message and resolves with the parsed result on success, or rejects with a classified
  * error (see errors.ts). It retries on its own only once, after a 401 with a refreshed ADH token;
- * backoff is the caller's, via `@meridian/retry` (OmfServerError / OmfThrottledError are RetryableErrors).
+ * backoff is the caller's, via `@meridian/retry` (OmfServerError / OmfThrottledError say `retryable: true`).
  */
 export class OmfClient {
   readonly config: OmfEndpointConfig;
@@ -192,7 +193,7 @@ export function createClients(inputs: readonly unknown[], options: OmfClientOpti
 
 export type EndpointOutcome =
   | { endpoint: string; kind: OmfEndpointConfig["kind"]; ok: true; results: OmfResult[] }
-  | { endpoint: string; kind: OmfEndpointConfig["kind"]; ok: false; error: OmfSendError | Error };
+  | { endpoint: string; kind: OmfEndpointConfig["kind"]; ok: false; error: OmfError | Error };
 
 /**
  * Sends one message to many endpoints in parallel (as the reference sample sends to every configured endpoint)

@@ -2,7 +2,7 @@ import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { createClients, OmfClient } from "./client.js";
 import { type AdhEndpointInput, type PiEndpointInput, validateEndpointConfig } from "./config.js";
-import { OmfConfigError } from "./errors.js";
+import { OmfConfigError, OmfError } from "./errors.js";
 import { Secret } from "./secret.js";
 
 const PASSWORD = "hunter2-PI-pass";
@@ -99,6 +99,9 @@ describe("validateEndpointConfig", () => {
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(OmfConfigError);
+      // Under the client's one root, and final: retrying a bad configuration cannot help.
+      expect(err).toBeInstanceOf(OmfError);
+      expect((err as OmfConfigError).retryable).toBe(false);
       expect(String((err as Error).message)).not.toContain(PASSWORD);
       expect((err as Error).message).toContain("endpoint.url");
     }

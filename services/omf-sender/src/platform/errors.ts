@@ -1,9 +1,9 @@
-import { RetryableError } from "@meridian/retry";
-import type { OmfResult } from "./response.js";
+import type { RetryHint } from "@meridian/retry";
+import type { OmfResult } from "./types.js";
 
 /**
- * Error classes the pipeline decides on:
- *   OmfThrottledError, OmfServerError           → retryable (extend RetryableError; nak / back off)
+ * Every error the OMF client throws is an `OmfError`. What the pipeline decides on:
+ *   retryable: true  — OmfThrottledError, OmfServerError (nak / back off; `retryAfterMs` is the server's hint)
  *   OmfAuthError, OmfTlsError, OmfConfigError   → operator must fix config/credentials (pause the endpoint)
  *   OmfConflictError                            → definition drift (new type id / container id)
  *   OmfPayloadTooLargeError                     → split (`splitInHalf`) and resend
@@ -19,11 +19,15 @@ export interface OmfErrorDetails {
   cause?: unknown;
 }
 
-export class OmfError extends Error {
+/** The root of the client's errors. Final unless a subclass says otherwise. */
+export class OmfError extends Error implements RetryHint {
   readonly endpoint: string | undefined;
   readonly status: number | undefined;
   readonly result: OmfResult | undefined;
+  /** Whether the same request may succeed later (read by `@meridian/retry` and the bus consumer). */
   readonly retryable: boolean = false;
+  /** How long the endpoint asked us to wait (Retry-After), when it did. */
+  readonly retryAfterMs: number | undefined = undefined;
 
   constructor(message: string, details: OmfErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -95,7 +99,7 @@ export class OmfTlsError extends OmfError {
 }
 
 /** An endpoint configuration that does not validate; `problems` name the fields and never contain secrets. */
-export class OmfConfigError extends Error {
+export class OmfConfigError extends OmfError {
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
     super(`invalid OMF endpoint configuration: ${problems.join("; ")}`);
@@ -105,40 +109,26 @@ export class OmfConfigError extends Error {
 }
 
 /** 429, or 503 with Retry-After. `retryAfterMs` is the server's hint (undefined ⇒ use backoff). */
-export class OmfThrottledError extends RetryableError {
-  readonly endpoint: string | undefined;
-  readonly status: number | undefined;
-  readonly result: OmfResult | undefined;
-  readonly retryable = true;
+export class OmfThrottledError extends OmfError {
+  override readonly retryable = true;
+  override readonly retryAfterMs: number | undefined;
   constructor(message: string, retryAfterMs: number | undefined, details: OmfErrorDetails = {}) {
-    super(message, retryAfterMs, details.cause === undefined ? undefined : { cause: details.cause });
+    super(message, details);
     this.name = "OmfThrottledError";
-    this.endpoint = details.endpoint;
-    this.status = details.status;
-    this.result = details.result;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
 /** 5xx (other than throttling), 408, timeout, connection refused/reset: retryable. */
-export class OmfServerError extends RetryableError {
-  readonly endpoint: string | undefined;
-  readonly status: number | undefined;
-  readonly result: OmfResult | undefined;
+export class OmfServerError extends OmfError {
+  override readonly retryable = true;
+  override readonly retryAfterMs: number | undefined;
   /** `timeout`, or the socket error code (`ECONNRESET`, `ECONNREFUSED`, `UND_ERR_SOCKET`, …) when no response came. */
   readonly code: string | undefined;
-  readonly retryable = true;
   constructor(message: string, details: OmfErrorDetails & { code?: string; retryAfterMs?: number } = {}) {
-    super(message, details.retryAfterMs, details.cause === undefined ? undefined : { cause: details.cause });
+    super(message, details);
     this.name = "OmfServerError";
-    this.endpoint = details.endpoint;
-    this.status = details.status;
-    this.result = details.result;
+    this.retryAfterMs = details.retryAfterMs;
     this.code = details.code;
   }
-}
-
-export type OmfSendError = OmfError | OmfThrottledError | OmfServerError;
-
-export function isOmfError(err: unknown): err is OmfSendError {
-  return err instanceof OmfError || err instanceof OmfThrottledError || err instanceof OmfServerError;
 }

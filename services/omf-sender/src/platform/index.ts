@@ -20,7 +20,6 @@ export {
   validateEndpointConfig,
 } from "./config.js";
 export {
-  isOmfError,
   OmfAuthError,
   OmfBadRequestError,
   OmfConfigError,
@@ -30,7 +29,6 @@ export {
   OmfInvalidMessageError,
   OmfNotFoundError,
   OmfPayloadTooLargeError,
-  type OmfSendError,
   OmfServerError,
   OmfThrottledError,
   OmfTlsError,
@@ -50,14 +48,43 @@ export {
   typeForShape,
   valueFor,
 } from "./mapping.js";
-export * from "./messages.js";
 export {
-  classifyResult,
-  effectiveStatus,
-  type HeaderSource,
-  type OmfResult,
-  type OmfResultMessage,
-  type OmfSeverity,
-  parseOmfResponse,
-} from "./response.js";
+  checkMessage,
+  containerMessage,
+  dataMessage,
+  OMF_VERSIONS,
+  type OmfAction,
+  type OmfContainer,
+  type OmfContainerData,
+  type OmfContainerMessage,
+  type OmfDataItem,
+  type OmfDataMessage,
+  type OmfEndpointKind,
+  type OmfEnumDefinition,
+  type OmfExtrapolation,
+  type OmfHeaderOptions,
+  type OmfIntegerFormat,
+  type OmfInterpolation,
+  type OmfLinkData,
+  type OmfLinkEndpoint,
+  type OmfMessage,
+  type OmfMessageType,
+  type OmfNumberFormat,
+  type OmfPropertyFormat,
+  type OmfPropertyOverride,
+  type OmfPropertyType,
+  type OmfPropertyTypeSpec,
+  type OmfStaticData,
+  type OmfType,
+  type OmfTypelessData,
+  type OmfTypeMessage,
+  type OmfTypeProperty,
+  type OmfValue,
+  type OmfVersion,
+  omfHeaders,
+  serializeBody,
+  typeMessage,
+} from "./messages.js";
+export { classifyResult, effectiveStatus, type HeaderSource, parseOmfResponse } from "./response.js";
 export { isSecret, Secret } from "./secret.js";
+export type { OmfResult, OmfResultMessage, OmfSeverity } from "./types.js";

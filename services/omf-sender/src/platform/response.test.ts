@@ -1,9 +1,10 @@
-import { RetryableError } from "@meridian/retry";
+import { isRetryable, retryAfterOf } from "@meridian/retry";
 import { describe, expect, it } from "vitest";
 import {
   OmfAuthError,
   OmfBadRequestError,
   OmfConflictError,
+  OmfError,
   OmfNotFoundError,
   OmfPayloadTooLargeError,
   OmfServerError,
@@ -193,16 +194,37 @@ describe("classifyResult", () => {
     expect((err as { status?: number }).status).toBe(status);
   });
 
-  it("carries Retry-After (seconds and HTTP-date) and makes throttling/server errors RetryableErrors", () => {
+  it("carries Retry-After (seconds and HTTP-date) and marks only throttling/server errors retryable", () => {
     const t = classifyResult(parse(429, "", { "Retry-After": "7" })) as OmfThrottledError;
-    expect(t).toBeInstanceOf(RetryableError);
-    expect(t.retryAfterMs).toBe(7000);
+    expect(isRetryable(t)).toBe(true);
+    expect(retryAfterOf(t)).toBe(7000);
     const d = classifyResult(parse(503, "", { "retry-after": "Thu, 01 Jan 2026 00:00:05 GMT" })) as OmfThrottledError;
     expect(d).toBeInstanceOf(OmfThrottledError);
-    expect(d.retryAfterMs).toBe(5000);
-    expect(classifyResult(parse(500, ""))).toBeInstanceOf(RetryableError);
-    expect(classifyResult(parse(409, ""))).not.toBeInstanceOf(RetryableError);
-    expect(classifyResult(parse(400, ""))).not.toBeInstanceOf(RetryableError);
+    expect(retryAfterOf(d)).toBe(5000);
+    const s = classifyResult(parse(503, "", {}));
+    expect(s).toBeInstanceOf(OmfServerError);
+    expect(isRetryable(s)).toBe(true);
+    expect(retryAfterOf(s)).toBeUndefined();
+    expect(retryAfterOf(classifyResult(parse(500, "", { "retry-after": "3" })))).toBe(3000);
+    for (const status of [400, 401, 404, 409, 413, 501]) expect(isRetryable(classifyResult(parse(status, "")))).toBe(false);
+  });
+
+  it("every classified error, retryable or not, is an OmfError", () => {
+    for (const [status, headers] of [
+      [429, {}],
+      [503, { "retry-after": "1" }],
+      [500, {}],
+      [408, {}],
+      [401, {}],
+      [409, {}],
+      [413, {}],
+      [404, {}],
+      [400, {}],
+    ] as const) {
+      const err = classifyResult(parse(status, "", headers), "ep");
+      expect(err).toBeInstanceOf(OmfError);
+      expect(err?.endpoint).toBe("ep");
+    }
   });
 
   it("returns undefined for success and keeps the parsed result on the error", () => {

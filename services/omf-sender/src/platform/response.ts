@@ -9,39 +9,7 @@ import {
   OmfServerError,
   OmfThrottledError,
 } from "./errors.js";
-
-export type OmfSeverity = "critical" | "error" | "warning" | "info" | "debug";
-
-/** One event/error of a response, whichever backend shape it came from. */
-export interface OmfResultMessage {
-  /** PI: index of the object in the request array; null ⇒ the whole request; undefined ⇒ not reported (cloud). */
-  index?: number | null;
-  /** PI: per-message status code (allows partial success). */
-  status?: number;
-  severity: OmfSeverity;
-  message: string;
-  reason?: string;
-  resolution?: string;
-  suggestions?: string[];
-  eventCode?: number;
-  parameters?: Record<string, string>;
-  exception?: { type?: string; message?: string };
-  innerEvents?: OmfResultMessage[];
-}
-
-export interface OmfResult {
-  /** 2xx and no per-message status ≥ 400. */
-  ok: boolean;
-  status: number;
-  /** 2xx overall but at least one message failed (PI per-message status, or 207). */
-  partial: boolean;
-  messages: OmfResultMessage[];
-  /** PI `OperationId`, CDS `Operation-Id` / `OperationId`. */
-  operationId?: string;
-  /** operationId, else a request-id response header. */
-  requestId?: string;
-  retryAfterMs?: number;
-}
+import type { OmfResult, OmfResultMessage, OmfSeverity } from "./types.js";
 
 type Json = Record<string, unknown>;
 
@@ -245,7 +213,7 @@ function summary(result: OmfResult): string {
  * Maps a failed result to the error class the pipeline acts on; undefined when the result is ok.
  * A 2xx with failing per-message statuses is classified by its worst message status.
  */
-export function classifyResult(result: OmfResult, endpoint?: string): OmfError | OmfThrottledError | OmfServerError | undefined {
+export function classifyResult(result: OmfResult, endpoint?: string): OmfError | undefined {
   if (result.ok) return undefined;
   const status = effectiveStatus(result);
   // `status` on the error is the status it was classified by (HTTP, or the worst message's under a partial 2xx).
