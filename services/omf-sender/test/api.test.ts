@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { toJsonString } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import {
   EndpointKind,
   ListEndpointsResponseSchema,
@@ -12,9 +12,9 @@ import {
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "@meridian/fixtures/omf-seed";
 import { ConfigError } from "@meridian/service-kit";
-import { pino } from "pino";
+import { captureLogger, codeOf } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { omfSenderConfig } from "../src/config.js";
+import { DEVELOPMENT_CREDENTIALS_KEY, omfSenderConfig } from "../src/config.js";
 import { ENDPOINTS_BUCKET } from "../src/pipeline/endpoints.js";
 import type { OmfSender } from "../src/service.js";
 import { startOmfSender } from "../src/service.js";
@@ -30,22 +30,8 @@ import {
   until,
 } from "./harness.js";
 
-function createLogger(name: string, o: { level: string }, stream: { write: (l: string) => void }) {
-  return pino({ name, level: o.level }, stream);
-}
-
 const PI_AUTH = `Basic ${Buffer.from("meridian:meridian").toString("base64")}`;
 const EDS_BASE = "/api/v1/tenants/default/namespaces/default";
-
-async function failure(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 let nats: NatsServerHandle;
 let emu: RunningOmfEmulator;
@@ -105,7 +91,7 @@ describe("endpoints", () => {
     expect(raw).not.toContain("s3cret-pw");
     expect(JSON.parse(raw).secret.alg).toBe("A256GCM");
     await api.deleteEndpoint({ id: "pi-a" });
-    expect((await failure(api.getEndpoint({ id: "pi-a" }))).code).toBe(Code.NotFound);
+    expect((await codeOf(api.getEndpoint({ id: "pi-a" }))).code).toBe(Code.NotFound);
   });
 
   it("file endpoints keep a secret reference, not the secret", async () => {
@@ -133,16 +119,16 @@ describe("endpoints", () => {
       [{ kind: EndpointKind.EDS, url: "http://localhost:5590" }, "endpoint.id"],
     ];
     for (const [endpoint, field] of cases) {
-      const f = await failure(api.createEndpoint({ endpoint }));
+      const f = await codeOf(api.createEndpoint({ endpoint }));
       expect(f.code, JSON.stringify(endpoint)).toBe(Code.InvalidArgument);
       expect(f.message, JSON.stringify(endpoint)).toContain(field);
     }
-    expect((await failure(api.createEndpoint({}))).message).toContain("endpoint: required");
+    expect((await codeOf(api.createEndpoint({}))).message).toContain("endpoint: required");
   });
 
   it("duplicate id → already_exists; unknown id → not_found", async () => {
     await api.createEndpoint({ endpoint: { id: "eds-dup", kind: EndpointKind.EDS, url: emu.url } });
-    const dup = await failure(api.createEndpoint({ endpoint: { id: "eds-dup", kind: EndpointKind.EDS, url: emu.url } }));
+    const dup = await codeOf(api.createEndpoint({ endpoint: { id: "eds-dup", kind: EndpointKind.EDS, url: emu.url } }));
     expect(dup.code).toBe(Code.AlreadyExists);
     expect(dup.message).toContain("eds-dup");
     for (const call of [
@@ -153,7 +139,7 @@ describe("endpoints", () => {
       () => api.sendOmf({ messageType: OmfMessageType.TYPE, body: "[]", endpointIds: ["nope"] }),
       () => api.sendOmf({ messageType: OmfMessageType.TYPE, body: JSON.stringify([SEED_TYPES[0]]), endpointIds: ["eds-dup", "nope"] }),
     ]) {
-      const f = await failure(call());
+      const f = await codeOf(call());
       if (f.code === Code.InvalidArgument) expect(f.message).toContain("body");
       else {
         expect(f.code).toBe(Code.NotFound);
@@ -168,7 +154,7 @@ describe("endpoints", () => {
     const keyless = await startSender(nats, { OMF_CREDENTIALS_KEY: undefined as unknown as string });
     try {
       const c = apiClient(keyless);
-      const f = await failure(
+      const f = await codeOf(
         c.createEndpoint({ endpoint: { id: "pi-nokey", kind: EndpointKind.PI, url: "https://pi/piwebapi", username: "u", secret: "p" } }),
       );
       expect(f.code).toBe(Code.FailedPrecondition);
@@ -202,8 +188,7 @@ describe("endpoints", () => {
   });
 
   it("secrets never reach the logs (create, check with a wrong secret, send, delete at debug level)", async () => {
-    const lines: string[] = [];
-    const capture = createLogger("omf-sender", { level: "debug" }, { write: (l: string) => lines.push(l) });
+    const { logger: capture, raw: lines } = captureLogger({ service: "omf-sender" });
     const s = await startSender(nats, {}, {}, capture);
     try {
       const c = apiClient(s);
@@ -220,6 +205,29 @@ describe("endpoints", () => {
       expect(all).toContain("pi-logged");
       expect(all).not.toContain(secret);
       expect(all).not.toContain(Buffer.from(`meridian:${secret}`).toString("base64"));
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("the compose development key works and is called out in the log at start", async () => {
+    const { logger: capture, lines } = captureLogger({ service: "omf-sender" });
+    const s = await startSender(nats, { OMF_CREDENTIALS_KEY: DEVELOPMENT_CREDENTIALS_KEY }, {}, capture);
+    try {
+      expect(lines.find((l) => l.level === 40 && String(l.msg).includes("development key"))).toBeDefined();
+      const created = await apiClient(s).createEndpoint({
+        endpoint: {
+          id: "pi-devkey",
+          kind: EndpointKind.PI,
+          url: `${emu.url}/piwebapi`,
+          allowHttp: true,
+          username: "meridian",
+          secret: "meridian",
+        },
+      });
+      expect(created.endpoint?.id).toBe("pi-devkey");
+      expect((await apiClient(s).checkEndpoint({ id: "pi-devkey" })).authenticated).toBe(true);
+      await apiClient(s).deleteEndpoint({ id: "pi-devkey" });
     } finally {
       await s.stop();
     }
@@ -269,7 +277,7 @@ describe("SendOmf", () => {
       [{ messageType: OmfMessageType.TYPE, action: 9, body: "[{}]", endpointIds: ["file-eds"] }, "action: must be"],
     ];
     for (const [req, text] of cases) {
-      const f = await failure(api.sendOmf(req));
+      const f = await codeOf(api.sendOmf(req));
       expect(f.code, JSON.stringify(req)).toBe(Code.InvalidArgument);
       expect(f.message, JSON.stringify(req)).toContain(text);
     }

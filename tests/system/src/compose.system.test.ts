@@ -69,5 +69,31 @@ describe("system: docker compose up", () => {
       body: "{}",
     });
     expect(((await sessions.json()) as { sessions: Array<{ state: string }> }).sessions[0]?.state).toBe("SESSION_STATE_CONNECTED");
+
+    // The quick start can store credentials sent through the API (compose sets a development key), and the secret
+    // never comes back.
+    const created = await fetch("http://127.0.0.1:8080/meridian.omf.v1.OmfSenderService/CreateEndpoint", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        endpoint: {
+          id: "pi-from-api",
+          kind: "ENDPOINT_KIND_PI",
+          url: "http://omf-emulator:8443/piwebapi",
+          allowHttp: true,
+          username: "meridian",
+          secret: "meridian",
+        },
+      }),
+    });
+    const createdText = await created.text();
+    expect(created.status, createdText).toBe(200);
+    expect(createdText).not.toContain('"secret"');
+    const check = await fetch("http://127.0.0.1:8080/meridian.omf.v1.OmfSenderService/CheckEndpoint", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: "pi-from-api" }),
+    });
+    expect(await check.json()).toMatchObject({ reachable: true, authenticated: true });
   });
 });

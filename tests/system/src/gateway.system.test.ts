@@ -27,14 +27,14 @@ function grpcTelemetryClient(address: string) {
   };
   const Client = pkg.meridian.telemetry.v1.TelemetryService;
   const client = new Client(address, grpc.credentials.createInsecure());
+  // A client made from a proto definition has a method per RPC, looked up by name.
+  type PublishResult = { eventIds: string[]; storedMessages: number; duplicateMessages: number };
+  const publishMethod = client.publish?.bind(client) as
+    | ((request: unknown, cb: (err: grpc.ServiceError | null, res: PublishResult) => void) => void)
+    | undefined;
+  if (!publishMethod) throw new Error("TelemetryService has no Publish method in the loaded proto");
   const publish = (request: unknown) =>
-    new Promise<{ eventIds: string[]; storedMessages: number; duplicateMessages: number }>((resolve, reject) =>
-      client.publish(
-        request,
-        (err: grpc.ServiceError | null, res: { eventIds: string[]; storedMessages: number; duplicateMessages: number }) =>
-          err ? reject(err) : resolve(res),
-      ),
-    );
+    new Promise<PublishResult>((resolve, reject) => publishMethod(request, (err, res) => (err ? reject(err) : resolve(res))));
   return { client, publish };
 }
 
