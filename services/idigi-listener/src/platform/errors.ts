@@ -1,14 +1,19 @@
-import { RetryableError } from "@meridian/retry";
+import type { RetryHint } from "@meridian/retry";
 
 /**
- * Typed errors of the iDigi platform client.
+ * Typed errors of the iDigi platform client. No error message ever contains a password or a username.
  *
- * Retryable conditions (server 5xx, network loss) extend `RetryableError` from `@meridian/retry`, so `retry()`
- * retries them by default; everything else is final. No error message ever contains a password or a username.
+ * Every error the client throws is an `IdigiError`. Whether trying again can help is the `retryable` property
+ * (with the server's `retryAfterMs` when it sent Retry-After), which `retry()` from `@meridian/retry` reads: true
+ * for server errors, network loss and a 5xx ConnectResponse, false for everything else.
  */
 
-/** Base of the non-retryable errors of this client. */
-export class IdigiError extends Error {
+/** The root of the client's errors. Final unless a subclass says otherwise. */
+export class IdigiError extends Error implements RetryHint {
+  /** Whether the same request may succeed later. */
+  readonly retryable: boolean = false;
+  /** How long the server asked us to wait (Retry-After), when it did. */
+  readonly retryAfterMs: number | undefined = undefined;
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "IdigiError";
@@ -72,7 +77,7 @@ export type ConnectRefusal =
  * reconnecting (with backoff) on those and stops for everything else (bad credentials, unknown monitor, …).
  */
 export class IdigiConnectRefusedError extends IdigiError {
-  readonly retryable: boolean;
+  override readonly retryable: boolean;
   constructor(
     readonly status: number,
     readonly refusal: ConnectRefusal,
@@ -153,21 +158,25 @@ export class IdigiUnexpectedResponseError extends IdigiError {
 }
 
 /** 5xx or 429: retryable, with the server's Retry-After when it sent one. */
-export class IdigiServerError extends RetryableError {
+export class IdigiServerError extends IdigiError {
+  override readonly retryable = true;
+  override readonly retryAfterMs: number | undefined;
   constructor(
     readonly status: number,
     readonly serverMessage: string,
     retryAfterMs?: number,
   ) {
-    super(`server error (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`, retryAfterMs);
+    super(`server error (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`);
     this.name = "IdigiServerError";
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
 /** The request never got an HTTP answer (connection refused, reset, DNS, timeout): retryable. */
-export class IdigiNetworkError extends RetryableError {
+export class IdigiNetworkError extends IdigiError {
+  override readonly retryable = true;
   constructor(message: string, options?: ErrorOptions) {
-    super(message, undefined, options);
+    super(message, options);
     this.name = "IdigiNetworkError";
   }
 }

@@ -7,6 +7,7 @@ import {
   IdigiAuthError,
   IdigiBadRequestError,
   IdigiConfigError,
+  IdigiError,
   IdigiNetworkError,
   IdigiNotFoundError,
   IdigiServerError,
@@ -223,6 +224,7 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
       res.writeHead(400, { "Content-Type": "text/xml" }).end(`<result><error>Invalid monTransportType: carrier pigeon</error></result>`);
     const err = await new LegacyMonitorApi(opts()).create({ topics: ["DeviceCore"] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdigiBadRequestError);
+    expect((err as IdigiBadRequestError).retryable).toBe(false);
     expect((err as IdigiBadRequestError).serverMessage).toBe("Invalid monTransportType: carrier pigeon");
     expect(seen.every((s) => s.auth === BASIC)).toBe(true);
   });
@@ -236,6 +238,8 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
     seen = [];
     const err = await new LegacyMonitorApi({ ...opts(), maxAttempts: 2 }).list().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdigiServerError);
+    expect(err).toBeInstanceOf(IdigiError);
+    expect((err as IdigiServerError).retryable).toBe(true);
     expect((err as IdigiServerError).retryAfterMs).toBe(0);
     expect(seen).toHaveLength(2);
   });
@@ -250,6 +254,8 @@ describe("LegacyMonitorApi (/ws/Monitor)", () => {
       .list()
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdigiNetworkError);
+    expect(err).toBeInstanceOf(IdigiError);
+    expect((err as IdigiNetworkError).retryable).toBe(true);
     expect((err as Error).message).not.toContain("digidev");
   });
 
