@@ -1,18 +1,23 @@
+/**
+ * OMF emulator: PI Web API, AVEVA Data Hub (OCS) and Edge Data Store OMF endpoints on one port, for in-process tests
+ * and as a stand-alone server (`main.ts`). Written from `shared/protocols/omf.md` alone.
+ */
 import { writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import { createTestPki, type ListeningServer, listen } from "@meridian/emulator-kit";
+import { EmulatorContext, type StateFilter } from "./context.js";
+import { type FaultConfig, parseFaultConfig } from "./faults.js";
 import { type OmfEmulatorOptions, resolveOptions } from "./options.js";
-import { Emulator } from "./server.js";
-import { generateTls } from "./tls.js";
+import { omfAdmin } from "./routes/admin.js";
+import { createHandlers } from "./server.js";
 
-export type { FaultConfig } from "./faults.js";
-export { FaultConfigSchema } from "./faults.js";
+export type { StateFilter } from "./context.js";
+export type { Counters } from "./counters.js";
+export type { FaultConfig, OmfFaultFields } from "./faults.js";
+export { parseFaultConfig } from "./faults.js";
 export type { AdhClient, OmfEmulatorOptions, PiCreateMode, PiUser, Profile, RequestLogEntry } from "./options.js";
 export { DEFAULTS } from "./options.js";
-export type { Counters } from "./server.js";
-export { Emulator } from "./server.js";
-export { generateTls } from "./tls.js";
 
 export interface RunningOmfEmulator {
   /** Base URL, e.g. `https://127.0.0.1:8443` (no trailing slash). Endpoints hang below it. */
@@ -22,60 +27,43 @@ export interface RunningOmfEmulator {
   adminUrl?: string;
   /** CA certificate (PEM) that signed the server certificate, when TLS is on. */
   caPem?: string;
-  /** The live emulator: store, counters, faults, tokens. */
-  state: Emulator;
+  /** The same document as `GET /_emulator/state`. */
+  state(filter?: StateFilter): ReturnType<EmulatorContext["state"]>;
+  /** Merges into the fault switch, as `POST /_emulator/faults`; throws FaultConfigError for a bad setting. */
+  setFault(config: FaultConfig): FaultConfig;
+  clearFaults(): void;
+  /** Closes the listeners and every open connection (kept-alive or held by a `hang` fault). */
   stop(): Promise<void>;
 }
 
-/** Starts an emulator serving PI Web API, ADH/OCS and EDS OMF endpoints on one port. */
 export async function startOmfEmulator(options: OmfEmulatorOptions = {}): Promise<RunningOmfEmulator> {
   const opts = resolveOptions(options);
-  const tls = opts.tls ? generateTls(opts.tlsHostnames) : undefined;
-  if (tls && opts.caFile) writeFileSync(opts.caFile, tls.caPem);
-  const emulator = new Emulator(opts, tls?.caPem);
-  const server: Server = tls
-    ? createHttpsServer({ key: tls.keyPem, cert: `${tls.certPem}${tls.caPem}` }, emulator.handle)
-    : createHttpServer(emulator.handle);
+  const pki = opts.tls ? createTestPki({ caName: "Meridian OMF Emulator CA", hosts: opts.tlsHostnames }) : undefined;
+  if (pki && opts.caFile) writeFileSync(opts.caFile, pki.caPem);
+  const ctx = new EmulatorContext(opts, pki?.caPem);
+  const { handle, handleAdminOnly } = createHandlers(ctx, omfAdmin(ctx));
+  // The chain (server certificate, then CA) so a client that is given only the CA still builds the path.
+  const server: Server = pki
+    ? createHttpsServer({ key: pki.keyPem, cert: `${pki.certPem}${pki.caPem}` }, handle)
+    : createHttpServer(handle);
+  // Longer than the usual client idle timeouts, so the client, not the emulator, closes idle connections.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  // A `hang` fault or a slow large upload must not be cut by node's default request timeout.
   server.requestTimeout = 0;
-  await listen(server, opts.port, opts.host);
-  const port = (server.address() as AddressInfo).port;
-  let adminServer: Server | undefined;
-  let adminUrl: string | undefined;
-  const host = opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host.includes(":") ? `[${opts.host}]` : opts.host;
-  if (opts.adminPort !== undefined) {
-    adminServer = createHttpServer(emulator.handleAdminOnly);
-    await listen(adminServer, opts.adminPort, opts.host);
-    adminUrl = `http://${host}:${(adminServer.address() as AddressInfo).port}`;
-  }
+  const main = await listen(server, { port: opts.port, host: opts.host });
+  let admin: ListeningServer | undefined;
+  if (opts.adminPort !== undefined) admin = await listen(createHttpServer(handleAdminOnly), { port: opts.adminPort, host: opts.host });
   return {
-    url: `${tls ? "https" : "http"}://${host}:${port}`,
-    port,
-    adminUrl,
-    caPem: tls?.caPem,
-    state: emulator,
+    url: main.url(pki ? "https" : "http"),
+    port: main.port,
+    adminUrl: admin?.url("http"),
+    caPem: pki?.caPem,
+    state: (filter) => ctx.state(filter),
+    setFault: (config) => ctx.faults.set(parseFaultConfig(config)),
+    clearFaults: () => ctx.faults.clear(),
     stop: async () => {
-      emulator.closing = true;
-      emulator.releaseHanging();
-      await Promise.all([close(server), adminServer ? close(adminServer) : undefined]);
+      await Promise.all([main.close(), admin?.close()]);
     },
   };
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

@@ -1,6 +1,6 @@
 import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
-import { FaultConfigSchema } from "./faults.js";
+import { parseFaultConfig } from "./faults.js";
 import { startOmfEmulator } from "./index.js";
 import { DEFAULTS, type PiUser } from "./options.js";
 
@@ -42,7 +42,7 @@ const Env = z.object({
     .transform((s, ctx) => {
       if (!s) return undefined;
       try {
-        return FaultConfigSchema.parse(JSON.parse(s));
+        return parseFaultConfig(JSON.parse(s));
       } catch (err) {
         ctx.addIssue({ code: "custom", message: `not a valid fault config: ${(err as Error).message}` });
         return z.NEVER;

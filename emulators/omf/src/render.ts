@@ -1,4 +1,5 @@
-import type { OmfFailure } from "./errors.js";
+import { OmfFailure } from "./errors.js";
+import type { Profile } from "./options.js";
 import type { MessageResult } from "./process.js";
 
 export type EventKey = "EventInfo" | "Event";
@@ -65,4 +66,11 @@ export function sdsError(operationId: string, f: OmfFailure, messageIndex?: numb
     Resolution: f.detail.resolution ?? "Correct the request and resend it.",
     Parameters: parameters,
   };
+}
+
+/** Body of a status injected by the fault switch, in the receiver's own error shape (PI `Errors`, else SDS). */
+export function injectedFaultBody(profile: Profile | undefined, status: number, operationId: string) {
+  const text = `${status === 429 ? "Too many requests" : "Service unavailable"} (injected fault ${status})`;
+  if (profile === "pi") return { Errors: [text] };
+  return sdsError(operationId, new OmfFailure(status, text, { resolution: "Retry later, honouring Retry-After if present." }));
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "./index.js";
-import { ADH_BASE, adhPost, adhToken, getJson, post, SEED_TYPES } from "./test-helpers.js";
+import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
+import { ADH_BASE, adhPost, adhToken, getJson, post, SEED_TYPES } from "./harness.js";
 
 let emu: RunningOmfEmulator;
 beforeAll(async () => {
@@ -67,7 +67,7 @@ describe("ADH / OCS: discovery, client-credentials token, Bearer", () => {
       body: "grant_type=password&client_id=cid&client_secret=csecret",
     });
     expect(res.status).toBe(400);
-    expect((await res.json()).error).toBe("unsupported_grant_type");
+    expect(((await res.json()) as { error: string }).error).toBe("unsupported_grant_type");
   });
 
   it("token → {access_token, expires_in, token_type: Bearer}; client auth by HTTP Basic works too", async () => {

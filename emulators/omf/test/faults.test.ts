@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "./index.js";
-import { EDS_BASE, edsPost, getJson, piPost, SEED_TYPES } from "./test-helpers.js";
+import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
+import { EDS_BASE, edsPost, getJson, piPost, SEED_TYPES } from "./harness.js";
 
 let emu: RunningOmfEmulator;
 beforeAll(async () => {
@@ -111,6 +111,54 @@ describe("fault switch (admin API)", () => {
     expect((await setFaults({ bogus: 1 })).status).toBe(400);
     await setFaults({ status: 503, count: 2 });
     expect((await getJson(`${emu.url}/_emulator/faults`)).body).toEqual({ status: 503, count: 2 });
+  });
+
+  it("partial body: the answer's head arrives whole, its body stops short; counted as partialBody", async () => {
+    await setFaults({ partialBodyBytes: 5, partialBodyCount: 1 });
+    const res = await fetch(`${emu.url}${EDS_BASE}/omf`, {
+      method: "POST",
+      headers: { messagetype: "type", messageformat: "json", omfversion: "1.2" },
+      body: JSON.stringify([SEED_TYPES[0]]),
+    });
+    expect(res.status).toBe(202);
+    await expect(res.text()).rejects.toThrow(/terminated/i);
+    // the request itself was processed: a retry finds the type already there
+    const s = (await getJson(`${emu.url}/_emulator/state`)).body;
+    expect(Object.keys(s.scopes.eds.types)).toEqual(["FirstDynamicType"]);
+    expect(s.counters.faults.partialBody).toBe(1);
+  });
+
+  it("a path filter limits faults to matching requests", async () => {
+    await setFaults({ status: 503, path: "/piwebapi" });
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+    expect((await piPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(503);
+  });
+
+  it("PUT replaces the whole switch; DELETE clears it", async () => {
+    await setFaults({ status: 503, profile: "pi" });
+    const put = await fetch(`${emu.url}/_emulator/faults`, { method: "PUT", body: JSON.stringify({ latencyMs: 1 }) });
+    expect(await put.json()).toEqual({ latencyMs: 1 });
+    expect((await fetch(`${emu.url}/_emulator/faults`, { method: "DELETE" })).status).toBe(200);
+    expect((await getJson(`${emu.url}/_emulator/faults`)).body).toEqual({});
+  });
+
+  it("in process: setFault, clearFaults and state() are the admin surface without HTTP", async () => {
+    emu.setFault({ status: 500, count: 1 });
+    expect(emu.state().faults).toEqual({ status: 500, count: 1 });
+    expect(() => emu.setFault({ status: 200 })).toThrow(/status/);
+    emu.clearFaults();
+    expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
+    expect(Object.keys(emu.state({ scope: "eds" }).scopes)).toEqual(["eds"]);
+  });
+
+  it("stop does not wait for a request held by hang", async () => {
+    const e = await startOmfEmulator({ faults: { hangMs: 60_000 } });
+    const held = edsPost(e.url, "type", [SEED_TYPES[0]]).catch((err: Error) => err);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = performance.now();
+    await e.stop();
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(await held).toBeInstanceOf(Error);
   });
 
   it("faults can be set at start (env OMF_EMULATOR_FAULTS → options.faults)", async () => {

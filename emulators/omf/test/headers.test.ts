@@ -1,8 +1,8 @@
 import { request } from "node:http";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "./index.js";
-import { EDS_BASE, edsPost, PI_AUTH, piPost, SEED_TYPES } from "./test-helpers.js";
+import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
+import { EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_TYPES } from "./harness.js";
 
 let emu: RunningOmfEmulator;
 beforeAll(async () => {
@@ -90,7 +90,7 @@ describe("OMF headers (PI Web API body: MessageIndex null, EventCode 200x)", () 
       JSON.stringify([SEED_TYPES[0]]),
     );
     expect(r.status).toBe(201);
-    const state = await (await fetch(`${emu.url}/_emulator/state`)).json();
+    const state = (await getJson(`${emu.url}/_emulator/state`)).body;
     expect(Object.keys(state.scopes.pi.types)).toEqual(["FirstDynamicType"]);
   });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "./index.js";
+import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
 import {
   ADH_BASE,
   adhPost,
@@ -13,7 +13,7 @@ import {
   SEED_POINTS,
   SEED_TYPES,
   seedData,
-} from "./test-helpers.js";
+} from "./harness.js";
 
 /**
  * Replays osisoft/sample-omf-basic_api-python against each profile: program.py (types and containers one per

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "./index.js";
-import { ADH_BASE, adhPost, adhToken, EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_CONTAINERS, SEED_TYPES } from "./test-helpers.js";
+import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
+import { ADH_BASE, adhPost, adhToken, EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_CONTAINERS, SEED_TYPES } from "./harness.js";
 
 let emu: RunningOmfEmulator;
 let token: string;

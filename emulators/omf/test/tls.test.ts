@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "./index.js";
-import { omfHeaders, PI_AUTH, SEED_TYPES } from "./test-helpers.js";
+import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
+import { getJson, omfHeaders, PI_AUTH, SEED_TYPES } from "./harness.js";
 
 let emu: RunningOmfEmulator;
 const caFile = join(mkdtempSync(join(tmpdir(), "omf-emu-")), "ca.pem");
@@ -64,7 +64,7 @@ describe("TLS with a generated CA", () => {
     expect(emu.adminUrl).toMatch(/^http:\/\//);
     const health = await fetch(`${emu.adminUrl}/_emulator/health`);
     expect(health.status).toBe(200);
-    const state = await (await fetch(`${emu.adminUrl}/_emulator/state`)).json();
+    const state = (await getJson(`${emu.adminUrl}/_emulator/state`)).body;
     expect(Object.keys(state.scopes.pi.types)).toContain("FirstDynamicType");
     expect((await fetch(`${emu.adminUrl}/piwebapi/omf`, { method: "POST" })).status).toBe(404);
   });

@@ -1,7 +1,7 @@
-import type { PropDef, TypeDef } from "./model.js";
-import { defaultValue } from "./model.js";
-import type { ContainerRecord, PiPoint, Scope, StoredValue } from "./store.js";
-import { keyToPiTime, parsePiTime, timeKey } from "./time.js";
+import type { PropDef, TypeDef } from "../model.js";
+import { defaultValue } from "../model.js";
+import type { ContainerRecord, PiPoint, Scope, StoredValue } from "../store.js";
+import { keyToPiTime, parsePiTime, timeKey } from "../time.js";
 
 export interface Reply {
   status: number;

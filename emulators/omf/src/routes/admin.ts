@@ -1,0 +1,59 @@
+/** The OMF emulator's `/_emulator` surface: the kit's common routes plus counters, token expiry and the settings. */
+import { type AdminSurface, createAdminSurface } from "@meridian/emulator-kit";
+import type { EmulatorContext } from "../context.js";
+import { type FaultConfig, parseFaultConfig } from "../faults.js";
+
+export function omfAdmin(ctx: EmulatorContext): AdminSurface {
+  return createAdminSurface<FaultConfig>({
+    state: (q) =>
+      ctx.state({
+        values: q.get("values") !== "false",
+        maxValues: q.get("maxValues") ? Number(q.get("maxValues")) : undefined,
+        scope: q.get("scope") ?? undefined,
+      }),
+    reset: () => {
+      ctx.reset();
+      return { ok: true };
+    },
+    faults: {
+      parse: parseFaultConfig,
+      add: (f) => ctx.faults.set(f),
+      replace: (f) => {
+        ctx.faults.clear();
+        return ctx.faults.set(f);
+      },
+      list: () => ctx.faults.get(),
+      clear: () => {
+        ctx.faults.clear();
+        return {};
+      },
+    },
+    caPem: () => ctx.caPem,
+    routes: [
+      { method: "GET", path: "counters", handle: () => ctx.counters },
+      { method: "POST", path: "tokens/expire", handle: () => ({ expired: ctx.tokens.expireAll() }) },
+      {
+        method: "GET",
+        path: "config",
+        handle: () => {
+          const o = ctx.opts;
+          return {
+            tls: o.tls,
+            piDataServerName: o.piDataServerName,
+            piUsers: o.piUsers.map((u) => ({ username: u.username, readOnly: !!u.readOnly })),
+            piCsrfDefense: o.piCsrfDefense,
+            piCsrfStatus: o.piCsrfStatus,
+            piCreateMode: o.piCreateMode,
+            adhClients: o.adhClients.map((c) => c.clientId),
+            adhTenantId: o.adhTenantId ?? null,
+            tokenLifetimeSeconds: o.tokenLifetimeSeconds,
+            maxBodyBytes: o.maxBodyBytes,
+            maxInflatedBytes: o.maxInflatedBytes,
+            omfVersions: o.omfVersions,
+            strictVersionKeywords: o.strictVersionKeywords,
+          };
+        },
+      },
+    ],
+  });
+}
