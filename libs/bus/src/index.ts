@@ -1,9 +1,35 @@
-export * from "./bus.js";
-export * from "./codec.js";
-export * from "./config.js";
-export * from "./consumer.js";
-export * from "./dead-letter.js";
-export * from "./errors.js";
-export * from "./kv.js";
-export * from "./mesh.js";
-export * from "./subjects.js";
+export {
+  Bus,
+  type BusOptions,
+  DEFAULT_STREAM_LIMITS,
+  type PublishResult,
+  STREAMS,
+  type StreamLimits,
+  type SubscribeOptions,
+} from "./bus.js";
+export { decodeBatch, encodeBatch, makeBatch } from "./codec.js";
+export { busFromConfig, type NatsSettings, natsSettings } from "./config.js";
+export { type Delivery, DurableConsumer, type DurableConsumerOptions, REDELIVERY_BACKOFF } from "./consumer.js";
+export { DEAD_LETTER_HEADERS, type DeadLetter } from "./dead-letter.js";
+export { BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
+export { jsonCodec, KvBucket, type KvBucketOptions, type KvCodec, protoCodec } from "./kv.js";
+export {
+  BUCKETS,
+  routeBucket,
+  STATUS_REPORT_INTERVAL_MS,
+  STATUS_TTL_MS,
+  type StatusReporterOptions,
+  serviceStatusBucket,
+  startStatusReporter,
+} from "./mesh.js";
+export {
+  DEAD_LETTER_ROOT,
+  deadLetterSubject,
+  decodeToken,
+  encodeToken,
+  platformToken,
+  sourceMatches,
+  TELEMETRY_ROOT,
+  telemetryFilterSubject,
+  telemetrySubject,
+} from "./subjects.js";
