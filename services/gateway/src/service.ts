@@ -1,4 +1,3 @@
-import type { DescService } from "@bufbuild/protobuf";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
@@ -6,17 +5,11 @@ import { type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
 import { applyRoutes, gatewayErrors, routeService, statusService, telemetryService } from "./api/index.js";
 import { backendTransport, registerProxy } from "./api/proxy.js";
-import { backendsFromConfig } from "./backends.js";
+import { type Backend, backendsFromConfig } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
 import { readRoutesFile } from "./declared.js";
 
 const SERVICE = serviceIdentity("gateway", import.meta.url);
-
-/** A service the gateway serves by forwarding to the Meridian service that owns it. */
-export interface Backend {
-  services: DescService[];
-  url: string;
-}
 
 export interface GatewayOptions extends BusServiceOptions {
   /** The platform services fronted; default from the *_URL settings. */
