@@ -2,10 +2,18 @@ import { describe, expect, it } from "vitest";
 import { isoTime } from "./mapping.js";
 
 describe("isoTime (the OMF index)", () => {
-  it("keeps the full precision of the observed time, and is the same for the same timestamp", () => {
+  it("keeps the observed time to the 100 ns tick, trailing zeros trimmed, the same for the same timestamp", () => {
     expect(isoTime({ seconds: 1767225600n, nanos: 0 } as never)).toBe("2026-01-01T00:00:00Z");
     expect(isoTime({ seconds: 1767225600n, nanos: 5_000_000 } as never)).toBe("2026-01-01T00:00:00.005Z");
-    expect(isoTime({ seconds: 1767225600n, nanos: 123_456_789 } as never)).toBe("2026-01-01T00:00:00.123456789Z");
+    expect(isoTime({ seconds: 1767225600n, nanos: 123_456_700 } as never)).toBe("2026-01-01T00:00:00.1234567Z");
     expect(() => isoTime({ seconds: 10n ** 15n, nanos: 0 } as never)).toThrow(/observed_time/);
+  });
+
+  it("truncates nanoseconds to 7 fractional digits, never rounding into the next tick or second", () => {
+    expect(isoTime({ seconds: 1767225600n, nanos: 123_456_789 } as never)).toBe("2026-01-01T00:00:00.1234567Z");
+    expect(isoTime({ seconds: 1767225600n, nanos: 999_999_999 } as never)).toBe("2026-01-01T00:00:00.9999999Z");
+    expect(isoTime({ seconds: 1767225600n, nanos: 100_000_050 } as never)).toBe("2026-01-01T00:00:00.1Z");
+    // Under one tick: nothing of the fraction is kept, as for a whole second.
+    expect(isoTime({ seconds: 1767225600n, nanos: 99 } as never)).toBe("2026-01-01T00:00:00Z");
   });
 });

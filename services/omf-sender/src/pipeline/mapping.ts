@@ -120,7 +120,14 @@ function pointValue(v: TelemetryEvent["points"][number]["value"]): { kind: Point
   }
 }
 
-/** RFC 3339 UTC with the timestamp's full precision (trailing zeros trimmed): the OMF index, stable across re-sends. */
+/**
+ * PI and SDS store times in 100 ns ticks, so an index finer than 7 fractional digits is not stored as sent: it is
+ * truncated to the tick here (never rounded, which could carry into the next second), so the index we send is the
+ * one the endpoint keeps.
+ */
+const FRACTION_DIGITS = 7;
+
+/** RFC 3339 UTC to the 100 ns tick (trailing zeros trimmed): the OMF index, stable across re-sends. */
 export function isoTime(t: Timestamp): string {
   const ms = Number(t.seconds) * 1000;
   const d = new Date(ms);
@@ -128,6 +135,6 @@ export function isoTime(t: Timestamp): string {
     throw new OmfInvalidMessageError([`observed_time: out of range (${t.seconds}s ${t.nanos}ns)`]);
   }
   const base = d.toISOString().slice(0, 19);
-  if (t.nanos === 0) return `${base}Z`;
-  return `${base}.${String(t.nanos).padStart(9, "0").replace(/0+$/, "")}Z`;
+  const fraction = String(t.nanos).padStart(9, "0").slice(0, FRACTION_DIGITS).replace(/0+$/, "");
+  return fraction === "" ? `${base}Z` : `${base}.${fraction}Z`;
 }
