@@ -336,17 +336,28 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     const id = monitor!.id;
     const since = new Date();
     const bus = collect(reader, id, since);
-    const dead = new Promise<string | undefined>((resolve) => {
+    const dead = new Promise<{ detail?: string; reason?: string; monitor?: string; bytes: number }>((resolve) => {
       const sub = reader.connection().subscribe("deadletter.v1.idigi-listener", { max: 1 });
       void (async () => {
-        for await (const m of sub) resolve(m.headers?.get("Meridian-Dead-Letter-Detail"));
+        for await (const m of sub)
+          resolve({
+            detail: m.headers?.get("Meridian-Dead-Letter-Detail"),
+            reason: m.headers?.get("Meridian-Dead-Letter-Reason"),
+            monitor: m.headers?.get("Meridian-Idigi-Monitor"),
+            bytes: m.data.length,
+          });
       })();
     });
     // Published as is (no JetStream store needed to see it): a core subscription gets the dead letter too.
     // Too big for the admin API's body limit: emitted in-process.
     emu.emit({ monitorId: Number(id), count: 1, record: { id: { fdName: "big.bin", fdPath: "/db/x/" }, fdData: "A".repeat(1_200_000) } });
     await admin(emu, "emit", { monitorId: Number(id), count: 3 });
-    expect(await dead).toMatch(/payload/i);
+    const letter = await dead;
+    expect(letter.detail).toMatch(/payload/i);
+    // The block as received, with why and from which monitor, for a replay.
+    expect(letter.reason).toBe("iDigi block could not be published");
+    expect(letter.monitor).toBe(id);
+    expect(letter.bytes).toBeGreaterThan(0);
     const events = await bus.exactly(3);
     expectExactlyOnce(events, 3);
     await until(async () => (await monitorState(emu, id)).eventsAcked === 4, { timeoutMs: 10_000, what: "the big block acked too" });

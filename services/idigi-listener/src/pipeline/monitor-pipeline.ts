@@ -1,7 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Bus, BusUnavailableError, DEAD_LETTER_HEADERS, deadLetterSubject, MessageTooLargeError } from "@meridian/bus";
+import { type Bus, BusUnavailableError, MessageTooLargeError } from "@meridian/bus";
 import { type BackoffPolicy, retry } from "@meridian/retry";
-import { headers } from "nats";
 import type { Logger } from "pino";
 import {
   IdigiAckError,
@@ -203,18 +202,21 @@ export class MonitorPipeline {
   }
 
   /** Publishes a block's raw payload to `deadletter.v1.idigi-listener` with the reason in the headers. */
-  private deadLetter(batch: PushBatch | InvalidBatch, reason: string, detail: string): Promise<void> {
-    const h = headers();
-    h.set(DEAD_LETTER_HEADERS.reason, reason);
-    h.set(DEAD_LETTER_HEADERS.detail, detail.replace(/[\r\n]+/g, " ").slice(0, 4000));
-    h.set(DEAD_LETTER_HEADERS.consumer, DEAD_LETTER_CONSUMER);
-    h.set("Meridian-Idigi-Monitor", this.monitorId);
-    h.set("Meridian-Idigi-Format", batch.format);
-    h.set("Meridian-Idigi-Compressed", String(batch.compressed));
-    return this.publish(async () => {
-      if (!this.options.bus.connected) throw new BusUnavailableError();
-      await this.options.bus.js().publish(deadLetterSubject(DEAD_LETTER_CONSUMER), batch.rawBytes, { headers: h });
-    });
+  private async deadLetter(batch: PushBatch | InvalidBatch, reason: string, detail: string): Promise<void> {
+    await this.publish(() =>
+      this.options.bus.publishDeadLetter({
+        consumer: DEAD_LETTER_CONSUMER,
+        data: batch.rawBytes,
+        reason,
+        detail,
+        // What a replay needs to parse the payload again.
+        headers: {
+          "Meridian-Idigi-Monitor": this.monitorId,
+          "Meridian-Idigi-Format": batch.format,
+          "Meridian-Idigi-Compressed": String(batch.compressed),
+        },
+      }),
+    );
   }
 
   private async handleBatch(batch: PushBatch, at: Date): Promise<void> {
