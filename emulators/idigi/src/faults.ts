@@ -1,4 +1,5 @@
 /** Fault switches for the push server, set through `POST /_emulator/faults`. */
+import { FaultConfigError } from "@meridian/emulator-kit";
 
 export type FaultSpec =
   /** Write only the first `afterBytes` bytes of the next PublishMessage, then destroy the socket. */
@@ -26,31 +27,21 @@ export interface ActiveFault {
   fired: number;
 }
 
-export class FaultError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(`${field}: ${message}`);
-    this.name = "FaultError";
-  }
-}
-
 const PERSISTENT: FaultType[] = ["slowReads", "splitFrames"];
 
 function num(b: Record<string, unknown>, k: string, required: boolean, min = 0): number | undefined {
   const v = b[k];
   if (v === undefined || v === null) {
-    if (required) throw new FaultError(k, "is required");
+    if (required) throw new FaultConfigError(k, "is required");
     return undefined;
   }
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min) throw new FaultError(k, `must be a number >= ${min}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min) throw new FaultConfigError(k, `must be a number >= ${min}`);
   return v;
 }
 
 /** Validates an untrusted body into a FaultSpec. */
 export function parseFault(b: unknown): FaultSpec {
-  if (!b || typeof b !== "object") throw new FaultError("body", "must be a JSON object");
+  if (!b || typeof b !== "object") throw new FaultConfigError("body", "must be a JSON object");
   const o = b as Record<string, unknown>;
   const monitorId = num(o, "monitorId", false, 1);
   const times = num(o, "times", false, 1);
@@ -85,7 +76,7 @@ export function parseFault(b: unknown): FaultSpec {
       return f;
     }
     default:
-      throw new FaultError(
+      throw new FaultConfigError(
         "type",
         "must be one of dropMidFrame, stall, slowReads, dropAfterBatch, refuseConnect, splitFrames, badFrameType",
       );

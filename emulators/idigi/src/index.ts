@@ -3,26 +3,31 @@
  * stand-alone server (`main.ts`). Written from `shared/protocols/idigi.md` alone.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { createServer as createNetServer, type Server as NetServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { createServer as createTlsServer } from "node:tls";
+import { createTestPki, type ListeningServer, listen, type TestPki } from "@meridian/emulator-kit";
 import { type Logger, pino } from "pino";
-import { generatePki, type TestPki } from "./certs.js";
+import { startAutoEmit } from "./auto-emit.js";
 import { DeviceSim, type DeviceSimOptions } from "./events.js";
-import { FaultSet, type FaultSpec } from "./faults.js";
-import { createHandler } from "./http.js";
+import { type ActiveFault, FaultSet, type FaultSpec } from "./faults.js";
 import { MonitorStore } from "./monitors.js";
-import { type EmitRequest, type EmitResult, PushEngine, type PushOptions, type User } from "./push.js";
+import { type EmitRequest, type EmitResult, PushEngine } from "./push/engine.js";
+import type { PushOptions } from "./push/options.js";
+import { type IdigiControl, idigiAdmin } from "./routes/admin.js";
+import { createHandler } from "./server.js";
+import { DEFAULT_USER, type User } from "./users.js";
 
-export type { FaultSpec } from "./faults.js";
-export * from "./frames.js";
+export type { DeviceSimOptions } from "./events.js";
+export type { ActiveFault, FaultSpec } from "./faults.js";
 export type { Monitor, MonitorStatus } from "./monitors.js";
-export type { ConnectStatuses, EmitRequest, EmitResult, PushOptions, User } from "./push.js";
-export { DEFAULT_CONNECT_STATUSES } from "./push.js";
-
-export const DEFAULT_USER: User = { username: "emulator", password: "emulator", cstId: 1234 };
+export type { EmitRequest, EmitResult } from "./push/engine.js";
+export type { ConnectStatuses, PushOptions } from "./push/options.js";
+export { DEFAULT_CONNECT_STATUSES } from "./push/options.js";
+export type { User } from "./users.js";
+export { DEFAULT_USER } from "./users.js";
 
 export interface IdigiEmulatorOptions extends PushOptions {
   /** Interface to bind. Default 127.0.0.1. */
@@ -37,7 +42,7 @@ export interface IdigiEmulatorOptions extends PushOptions {
   tls?: boolean;
   /** Use this key/cert instead of generating a CA at start. */
   pki?: TestPki;
-  /** Hostnames/IPs for the generated server cert. Default localhost, 127.0.0.1, ::1. */
+  /** Extra hostnames/IPs for the generated server cert (localhost, 127.0.0.1 and ::1 are always in). */
   tlsHosts?: string[];
   /** Where to write the CA PEM (default: a fresh temp dir). */
   caPemPath?: string;
@@ -64,24 +69,19 @@ export interface IdigiEmulator {
   setFault(spec: FaultSpec): void;
   clearFaults(): void;
   /** The same document as GET /_emulator/state. */
-  state(): ReturnType<PushEngine["state"]> & Record<string, unknown>;
+  state(): IdigiState;
+  /** Closes every listener, session and kept-alive connection. */
   stop(): Promise<void>;
 }
 
-function listen(server: NetServer | HttpServer | TlsServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      const a = server.address();
-      resolve(typeof a === "object" && a ? a.port : port);
-    });
-  });
-}
-
-function close(server: NetServer | HttpServer | TlsServer): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
-}
+export type IdigiState = ReturnType<PushEngine["state"]> & {
+  httpUrl: string;
+  pushPort: number;
+  pushTlsPort: number;
+  tls: boolean;
+  autoEmitRate: number;
+  faults: ActiveFault[];
+};
 
 export async function startIdigiEmulator(options: IdigiEmulatorOptions = {}): Promise<IdigiEmulator> {
   const log = options.logger ?? pino({ level: "silent" });
@@ -96,11 +96,43 @@ export async function startIdigiEmulator(options: IdigiEmulatorOptions = {}): Pr
   let pki: TestPki | undefined;
   let caPemPath: string | undefined;
   if (tlsOn) {
-    pki = options.pki ?? generatePki(options.tlsHosts);
+    pki = options.pki ?? createTestPki({ caName: "Meridian iDigi Emulator CA", hosts: options.tlsHosts });
     caPemPath = options.caPemPath ?? join(mkdtempSync(join(tmpdir(), "idigi-emu-")), "ca.pem");
     writeFileSync(caPemPath, pki.caPem);
   }
 
+  let httpUrl = "";
+  let pushPort = 0;
+  let pushTlsPort = 0;
+  const state = (): IdigiState => ({
+    httpUrl,
+    pushPort,
+    pushTlsPort,
+    tls: tlsOn,
+    autoEmitRate: options.autoEmitRate ?? 0,
+    ...engine.state(),
+    faults: faults.list(),
+  });
+  const control: IdigiControl = {
+    state,
+    setFault: (spec) => (spec.type === "stall" ? { fault: spec, applied: engine.stall(spec.ms, spec.monitorId) } : faults.add(spec)),
+    listFaults: () => faults.list(),
+    clearFaults: () => {
+      faults.clear();
+      engine.clearStalls();
+    },
+    reset: () => {
+      engine.reset();
+      faults.clear();
+      store.clear();
+      sim.reset();
+    },
+  };
+  const admin = idigiAdmin(control, engine, () => pki?.caPem, log);
+  const handler = createHandler({ store, engine, log }, users, admin);
+  const httpServer = createHttpServer((req, res) => void handler(req, res));
+  // Short, so a client that keeps connections does not hold many idle sockets in a long test run.
+  httpServer.keepAliveTimeout = 1000;
   const pushServer = createNetServer((socket) => engine.accept(socket, false));
   const tlsServer = pki
     ? createTlsServer({ key: pki.keyPem, cert: pki.certPem }, (socket) => engine.accept(socket, true)).on("tlsClientError", (err) =>
@@ -108,45 +140,17 @@ export async function startIdigiEmulator(options: IdigiEmulatorOptions = {}): Pr
       )
     : undefined;
 
-  let httpUrl = "";
-  let pushPort = 0;
-  let pushTlsPort = 0;
-  const info = () => ({ httpUrl, pushPort, pushTlsPort, tls: tlsOn, autoEmitRate: options.autoEmitRate ?? 0 });
-  const handler = createHandler({ store, engine, faults, users, log, caPem: () => pki?.caPem, info, onReset: () => sim.reset() });
-  const httpServer = createHttpServer((req, res) => void handler(req, res));
-  httpServer.keepAliveTimeout = 1000;
-
-  const httpPort = await listen(httpServer, options.httpPort ?? 0, host);
-  pushPort = await listen(pushServer, options.pushPort ?? 0, host);
-  if (tlsServer) pushTlsPort = await listen(tlsServer, options.pushTlsPort ?? 0, host);
-  httpUrl = `http://${host.includes(":") ? `[${host}]` : host}:${httpPort}`;
+  const http = await listen(httpServer, { port: options.httpPort ?? 0, host });
+  const push = await listen(pushServer, { port: options.pushPort ?? 0, host });
+  let pushTls: ListeningServer | undefined;
+  if (tlsServer) pushTls = await listen(tlsServer, { port: options.pushTlsPort ?? 0, host });
+  httpUrl = http.url("http");
+  pushPort = push.port;
+  pushTlsPort = pushTls?.port ?? 0;
   log.info({ httpUrl, pushPort, pushTlsPort, caPemPath, users: users.map((u) => u.username) }, "iDigi emulator listening");
 
-  // Auto-emit: one 100 ms tick for everything, carrying fractional events over.
-  let autoTimer: NodeJS.Timeout | undefined;
   const rate = options.autoEmitRate ?? 0;
-  if (rate > 0) {
-    let carry = 0;
-    let rr = 0;
-    let last = Date.now();
-    autoTimer = setInterval(() => {
-      const now = Date.now();
-      carry += (rate * (now - last)) / 1000;
-      last = now;
-      const n = Math.floor(carry);
-      carry -= n;
-      if (n === 0) return;
-      // Spread the tick's events over the subscribed resources, one emit call per resource.
-      const resources = engine.subscribedResources();
-      const per = new Map<string, number>();
-      for (let i = 0; i < n; i++) {
-        const r = resources[rr++ % resources.length]!;
-        per.set(r, (per.get(r) ?? 0) + 1);
-      }
-      for (const [topic, count] of per) engine.emit({ count, topic });
-    }, 100);
-    autoTimer.unref();
-  }
+  const stopAutoEmit = rate > 0 ? startAutoEmit(engine, rate) : () => {};
 
   return {
     httpUrl,
@@ -156,19 +160,14 @@ export async function startIdigiEmulator(options: IdigiEmulatorOptions = {}): Pr
     caPemPath,
     emit: (req) => engine.emit(req),
     setFault: (spec) => {
-      if (spec.type === "stall") engine.stall(spec.ms, spec.monitorId);
-      else faults.add(spec);
+      control.setFault(spec);
     },
-    clearFaults: () => {
-      faults.clear();
-      engine.clearStalls();
-    },
-    state: () => ({ ...info(), ...engine.state(), faults: faults.list() }),
+    clearFaults: () => control.clearFaults(),
+    state,
     async stop() {
-      if (autoTimer) clearInterval(autoTimer);
+      stopAutoEmit();
       engine.closeAll();
-      httpServer.closeAllConnections();
-      await Promise.all([close(httpServer), close(pushServer), ...(tlsServer ? [close(tlsServer)] : [])]);
+      await Promise.all([http.close(), push.close(), pushTls?.close()]);
     },
   };
 }

@@ -1,7 +1,6 @@
 /**
- * TEST-ONLY minimal iDigi client pieces, written from the protocol notes (§2, §5) independently of
- * the emulator's own codec in frames.ts, so a mistake in one is not mirrored in the other.
- * Excluded from the build by tsconfig (`src/**\/test-*.ts`).
+ * A minimal iDigi push client for the tests, written from the protocol notes (§2, §5) independently of the
+ * emulator's own codec in src/push/frames.ts, so a mistake in one is not mirrored in the other.
  */
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
@@ -204,9 +203,3 @@ export class WireClient {
     this.socket.destroy();
   }
 }
-
-export function basic(user: string, pass: string): string {
-  return `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}`;
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

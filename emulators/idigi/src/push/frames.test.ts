@@ -1,8 +1,8 @@
 import { deflateSync, inflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { DeviceSim, type EventSpec, jsonDocument, jsonMsg } from "./events.js";
+import { connectRequest, legacyAck, specAck } from "../../test/wire.js";
+import { DeviceSim, type EventSpec, jsonDocument, jsonMsg } from "../events.js";
 import { ClientFrameDecoder, encodeConnectResponse, encodePublishMessage, parseConnectRequestBody } from "./frames.js";
-import { connectRequest, legacyAck, specAck } from "./test-wire.js";
 
 const hex = (s: string) => Buffer.from(s.replace(/[\s|]/g, ""), "hex");
 

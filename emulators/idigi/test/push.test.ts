@@ -1,19 +1,8 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type IdigiEmulator, startIdigiEmulator } from "./index.js";
-import {
-  basic,
-  connectRequest,
-  jsonMsgs,
-  legacyAck,
-  type RxConnectResponse,
-  type RxPublish,
-  sleep,
-  specAck,
-  WireClient,
-} from "./test-wire.js";
-
-const USER = { username: "alice", password: "s3cret", cstId: 7603 };
-const OTHER = { username: "bob", password: "hunter2", cstId: 9999 };
+import { type IdigiEmulator, startIdigiEmulator } from "../src/index.js";
+import { basic, createXmlMonitor, OTHER, USER } from "./harness.js";
+import { connectRequest, jsonMsgs, legacyAck, type RxConnectResponse, specAck, WireClient } from "./wire.js";
 
 let emu: IdigiEmulator;
 const clients: WireClient[] = [];
@@ -56,14 +45,7 @@ async function createMonitor(o: MonOpts = {}): Promise<number> {
   const body = `<Monitor>${Object.entries(fields)
     .map(([k, v]) => `<${k}>${v}</${k}>`)
     .join("")}</Monitor>`;
-  const who = o.as ?? USER;
-  const r = await fetch(`${emu.httpUrl}/ws/Monitor`, {
-    method: "POST",
-    body,
-    headers: { Authorization: basic(who.username, who.password) },
-  });
-  expect(r.status).toBe(201);
-  return Number(r.headers.get("location")!.split("/").pop());
+  return createXmlMonitor(emu.httpUrl, body, o.as ?? USER);
 }
 
 async function session(monitorId: number, opts: { tls?: boolean; user?: string; pass?: string } = {}) {
@@ -355,12 +337,7 @@ describe("acks", () => {
     try {
       const body =
         "<Monitor><monTopic>DataPoint</monTopic><monTransportType>tcp</monTransportType><monBatchSize>1</monBatchSize></Monitor>";
-      const r = await fetch(`${e2.httpUrl}/ws/Monitor`, {
-        method: "POST",
-        body,
-        headers: { Authorization: basic(USER.username, USER.password) },
-      });
-      const id = Number(r.headers.get("location")!.split("/").pop());
+      const id = await createXmlMonitor(e2.httpUrl, body);
       const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
       clients.push(client);
       e2.emit({ monitorId: id, count: 4 });
@@ -390,12 +367,7 @@ describe("acks", () => {
     try {
       const body =
         "<Monitor><monTopic>DataPoint</monTopic><monTransportType>tcp</monTransportType><monBatchSize>1</monBatchSize><monAckOption>explicit</monAckOption></Monitor>";
-      const r = await fetch(`${e2.httpUrl}/ws/Monitor`, {
-        method: "POST",
-        body,
-        headers: { Authorization: basic(USER.username, USER.password) },
-      });
-      const id = Number(r.headers.get("location")!.split("/").pop());
+      const id = await createXmlMonitor(e2.httpUrl, body);
       const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
       clients.push(client);
       e2.emit({ monitorId: id, count: 3 });
@@ -499,12 +471,7 @@ describe("simulated devices and state", () => {
     try {
       const body =
         "<Monitor><monTopic>DeviceCore</monTopic><monTransportType>tcp</monTransportType><monBatchSize>10</monBatchSize><monBatchDuration>0</monBatchDuration></Monitor>";
-      const r = await fetch(`${e2.httpUrl}/ws/Monitor`, {
-        method: "POST",
-        body,
-        headers: { Authorization: basic(USER.username, USER.password) },
-      });
-      const id = Number(r.headers.get("location")!.split("/").pop());
+      const id = await createXmlMonitor(e2.httpUrl, body);
       const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
       clients.push(client);
       await sleep(1000);
@@ -565,5 +532,3 @@ describe("simulated devices and state", () => {
     expect(await run()).toBe(await run());
   });
 });
-
-export type { RxPublish };

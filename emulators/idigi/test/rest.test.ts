@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type IdigiEmulator, startIdigiEmulator } from "./index.js";
-import { basic } from "./test-wire.js";
+import { type IdigiEmulator, startIdigiEmulator } from "../src/index.js";
+import { basic, OTHER, USER } from "./harness.js";
 
-const USER = { username: "alice", password: "s3cret", cstId: 7603 };
-const OTHER = { username: "bob", password: "hunter2", cstId: 9999 };
 const AUTH = basic(USER.username, USER.password);
 
 let emu: IdigiEmulator;
@@ -280,6 +278,16 @@ describe("admin", () => {
   it("rejects an unknown fault type with 400", async () => {
     const r = await fetch(`${emu.httpUrl}/_emulator/faults`, { method: "POST", body: JSON.stringify({ type: "meteor" }) });
     expect(r.status).toBe(400);
+  });
+
+  it("health answers ok; an unknown admin route is 404 naming it; a bad emit body is 400 naming the field", async () => {
+    expect(await (await fetch(`${emu.httpUrl}/_emulator/health`)).json()).toEqual({ ok: true });
+    const unknown = await fetch(`${emu.httpUrl}/_emulator/nothing`, { method: "POST" });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: "no such admin route POST /_emulator/nothing" });
+    const bad = await fetch(`${emu.httpUrl}/_emulator/emit`, { method: "POST", body: JSON.stringify({ count: -1 }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { field: string }).field).toBe("count");
   });
 
   it("emit to an unknown monitor is 404", async () => {
