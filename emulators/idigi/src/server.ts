@@ -3,7 +3,7 @@
  * API, and one place where errors become answers in the shape of the API that raised them.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type AdminSurface, EmulatorHttpError, isAdminPath } from "@meridian/emulator-kit";
+import { type AdminSurface, basicCredentials, EmulatorHttpError, isAdminPath } from "@meridian/emulator-kit";
 import { ValidationError } from "./monitors.js";
 import { legacyMonitors } from "./routes/legacy.js";
 import { type RestContext, sendJson, sendXml, sendXmlError, XML_PROLOG } from "./routes/rest.js";
@@ -41,12 +41,6 @@ export function createHandler(ctx: RestContext, users: User[], admin: AdminSurfa
 }
 
 function authenticate(req: IncomingMessage, users: User[]): User | undefined {
-  const h = req.headers.authorization;
-  if (!h || !/^basic /i.test(h)) return undefined;
-  const decoded = Buffer.from(h.slice(6).trim(), "base64").toString("utf8");
-  const i = decoded.indexOf(":");
-  if (i < 0) return undefined;
-  const username = decoded.slice(0, i);
-  const password = decoded.slice(i + 1);
-  return users.find((u) => u.username === username && u.password === password);
+  const c = basicCredentials(req.headers.authorization);
+  return c && users.find((u) => u.username === c.username && u.password === c.password);
 }

@@ -9,6 +9,7 @@ export {
   createAdminSurface,
   isAdminPath,
 } from "./admin.js";
+export { basicCredentials, safeEqual } from "./credentials.js";
 export { BadRequestError, BodyTooLargeError, EmulatorHttpError, FaultConfigError } from "./errors.js";
 export { drain, type ReadBody, readBody, send, sendJson } from "./http.js";
 export {

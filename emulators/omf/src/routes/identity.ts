@@ -1,7 +1,6 @@
 /** ADH/OCS identity: the OpenID discovery document and the client-credentials token endpoint. */
-import { drain, readBody, sendJson } from "@meridian/emulator-kit";
+import { basicCredentials, drain, readBody, safeEqual, sendJson } from "@meridian/emulator-kit";
 import type { EmulatorContext, Exchange } from "../context.js";
-import { basicCredentials, safeEqual } from "../credentials.js";
 
 const TOKEN_REQUEST_LIMIT = 64 * 1024;
 

@@ -1,8 +1,7 @@
 /** PI Web API: Basic auth and the CSRF defense in front of the OMF endpoint and the read-back paths. */
 import { randomUUID } from "node:crypto";
-import { drain, sendJson } from "@meridian/emulator-kit";
+import { basicCredentials, drain, safeEqual, sendJson } from "@meridian/emulator-kit";
 import type { EmulatorContext, Exchange } from "../context.js";
-import { basicCredentials, safeEqual } from "../credentials.js";
 import { OmfFailure } from "../errors.js";
 import type { PiUser } from "../options.js";
 import { piMessages } from "../render.js";
