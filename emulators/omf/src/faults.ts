@@ -11,7 +11,7 @@ import {
   intField,
   parseHttpFaultConfig,
 } from "@meridian/emulator-kit";
-import type { Profile } from "./options.js";
+import type { Profile } from "./profile.js";
 
 export interface OmfFaultFields {
   /** `omf` (default): OMF POSTs only; `all`: also token, discovery and read-back requests. */

@@ -1,7 +1,9 @@
 import type { FaultConfig } from "./faults.js";
 
 /** The three OMF receivers the emulator stands in for. */
-export type Profile = "pi" | "adh" | "eds";
+export type { Profile } from "./profile.js";
+
+import type { Profile } from "./profile.js";
 
 /** PI Web API `OmfCreateMode`: what a `create` does with a value whose timestamp already exists. */
 export type PiCreateMode = "insert" | "replace" | "noreplace";

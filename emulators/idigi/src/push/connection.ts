@@ -43,7 +43,7 @@ export class Session {
   readonly id = ++sessionSeq;
   monitorId: number | undefined;
   /** The monitor's queue once the ConnectRequest was accepted. */
-  queue: MonitorQueue | undefined;
+  queue: MonitorQueue<Session> | undefined;
   established = false;
   closed = false;
   nextBlockId: number;
@@ -147,7 +147,7 @@ export class Session {
   }
 
   /** Accepts the ConnectRequest: one 10-byte write, promptly (the Python client does a single recv(10)). */
-  accept(monitorId: number, queue: MonitorQueue): void {
+  accept(monitorId: number, queue: MonitorQueue<Session>): void {
     this.monitorId = monitorId;
     this.queue = queue;
     this.established = true;

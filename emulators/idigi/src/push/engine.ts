@@ -51,7 +51,7 @@ export class UnknownMonitorError extends Error {
 const MAX_OUTSTANDING = 65536;
 
 export class PushEngine {
-  private readonly queues = new Map<number, MonitorQueue>();
+  private readonly queues = new Map<number, MonitorQueue<Session>>();
   private readonly sessions = new Set<Session>();
   private readonly opts: ResolvedPushOptions;
   private totalEmitted = 0;
@@ -80,10 +80,10 @@ export class PushEngine {
 
   // ---------------------------------------------------------------- monitor lifecycle (from REST)
 
-  private queue(m: Monitor): MonitorQueue {
+  private queue(m: Monitor): MonitorQueue<Session> {
     let q = this.queues.get(m.id);
     if (!q) {
-      q = new MonitorQueue(m, this.opts.historyLimit);
+      q = new MonitorQueue<Session>(m, this.opts.historyLimit);
       this.queues.set(m.id, q);
     }
     return q;
@@ -142,8 +142,8 @@ export class PushEngine {
 
   emit(req: EmitRequest): EmitResult {
     const deliveries: Record<string, number> = {};
-    const touched = new Map<MonitorQueue, number>();
-    let target: MonitorQueue | undefined;
+    const touched = new Map<MonitorQueue<Session>, number>();
+    let target: MonitorQueue<Session> | undefined;
     if (req.monitorId !== undefined) {
       const m = this.store.get(req.monitorId);
       if (!m) throw new UnknownMonitorError(req.monitorId);
@@ -180,7 +180,7 @@ export class PushEngine {
     return set.size > 0 ? [...set] : ["DataPoint"];
   }
 
-  private matches(q: MonitorQueue, e: EventSpec): boolean {
+  private matches(q: MonitorQueue<Session>, e: EventSpec): boolean {
     if (q.m.transport !== "tcp") return false;
     let keyPath: string[] | undefined;
     for (const sub of q.subs) {
@@ -190,7 +190,7 @@ export class PushEngine {
     return false;
   }
 
-  private deliver(q: MonitorQueue, e: EventSpec, touched: Map<MonitorQueue, number>): void {
+  private deliver(q: MonitorQueue<Session>, e: EventSpec, touched: Map<MonitorQueue<Session>, number>): void {
     q.stats.eventsEmitted++;
     touched.set(q, (touched.get(q) ?? 0) + 1);
     const status = q.m.status;
@@ -207,7 +207,7 @@ export class PushEngine {
 
   // ---------------------------------------------------------------- batching
 
-  private scheduleFlush(q: MonitorQueue): void {
+  private scheduleFlush(q: MonitorQueue<Session>): void {
     if (!q.session) return;
     this.flush(q);
     if (q.events.length > 0 && !q.timerArmed && !q.forceDue)
@@ -217,14 +217,14 @@ export class PushEngine {
       });
   }
 
-  private canSend(q: MonitorQueue, s: Session): boolean {
+  private canSend(q: MonitorQueue<Session>, s: Session): boolean {
     if (s.closed || s.blocked || !s.established) return false;
     if (q.stalledUntil > Date.now()) return false;
     if (q.m.ackOption === "explicit" && this.opts.maxInFlight > 0 && s.outstanding.size >= this.opts.maxInFlight) return false;
     return true;
   }
 
-  private flush(q: MonitorQueue): void {
+  private flush(q: MonitorQueue<Session>): void {
     const s = q.session;
     if (!s) return;
     // `count` is a u16 on the wire, so no block can hold more than 65535 Msgs.
@@ -240,7 +240,7 @@ export class PushEngine {
     }
   }
 
-  private render(q: MonitorQueue, items: QueuedEvent[]): { payload: Buffer; compressed: boolean } {
+  private render(q: MonitorQueue<Session>, items: QueuedEvent[]): { payload: Buffer; compressed: boolean } {
     const ctx: RenderContext = { cstId: q.m.cstId, sim: this.sim, group: this.opts.jsonGroup, xmlProlog: this.opts.xmlProlog };
     const text =
       q.m.format === "xml"
@@ -254,7 +254,7 @@ export class PushEngine {
     return { payload: raw, compressed: false };
   }
 
-  private sendBlock(q: MonitorQueue, s: Session, items: QueuedEvent[]): void {
+  private sendBlock(q: MonitorQueue<Session>, s: Session, items: QueuedEvent[]): void {
     const blockId = s.nextBlockId;
     s.nextBlockId = (s.nextBlockId + 1) & 0xffff;
     const { payload, compressed } = this.render(q, items);

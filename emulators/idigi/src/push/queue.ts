@@ -4,7 +4,6 @@
  */
 import type { EventSpec } from "../events.js";
 import { type Monitor, parseSubscription, type Subscription } from "../monitors.js";
-import type { Session } from "./connection.js";
 
 /** An event waiting to go out, and whether it goes out flagged `replay="true"`. */
 export interface QueuedEvent {
@@ -102,9 +101,10 @@ function zeroStats(): MonitorStats {
   };
 }
 
-export class MonitorQueue {
+/** `S` is the connection type that serves the queue: the queue only holds it, the engine uses it. */
+export class MonitorQueue<S = unknown> {
   /** The session this monitor sends on, while one is established. */
-  session: Session | undefined;
+  session: S | undefined;
   readonly events = new Fifo<QueuedEvent>();
   subs: Subscription[];
   /** Set once the batch duration has passed: what is queued goes out even if short of a full block. */
