@@ -1,7 +1,5 @@
 import { readFileSync } from "node:fs";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
-import type { PipelineCounters } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { BackoffPolicy } from "@meridian/retry";
 import { ConfigError, type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
@@ -106,7 +104,7 @@ export async function startIdigiListener(
         declared: { setting: "IDIGI_MONITORS_FILE", entries: declared.length, apply: monitorsApplier(declared, api, sessions, logger) },
         // Resumes recorded sessions now, then keeps their leases (and takes over those of instances that died).
         run: (signal) => sessions.run(signal),
-        counters: () => statusCounters(sessions),
+        counters: () => sessions.counters(),
         // Sessions publish what is queued and ack it before the bus drains.
         stop: () => sessions.close(),
       };
@@ -114,17 +112,4 @@ export async function startIdigiListener(
     options,
   );
   return Object.assign(running, { sessions, api });
-}
-
-function statusCounters(sessions: SessionManager): PipelineCounters[] {
-  return sessions.counters().map(({ monitorId, counters: c }) => ({
-    $typeName: "meridian.status.v1.PipelineCounters" as const,
-    name: `monitor-${monitorId}`,
-    received: BigInt(c.receivedEvents),
-    delivered: BigInt(c.deliveredEvents),
-    failed: BigInt(c.failedBatches),
-    pending: 0n,
-    lastError: c.lastError ?? "",
-    ...(c.lastErrorTime ? { lastErrorTime: timestampFromDate(c.lastErrorTime) } : {}),
-  }));
 }

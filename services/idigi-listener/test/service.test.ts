@@ -181,7 +181,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
       { timeoutMs: 5_000, what: "status report with the pipeline counters" },
     );
     const p = (await status.get("idigi-listener.test"))!.pipelines.find((x) => x.name === `monitor-${monitor!.id}`)!;
-    expect(p).toMatchObject({ received: BigInt(N), delivered: BigInt(N), failed: 0n, lastError: "" });
+    expect(p).toMatchObject({ received: BigInt(N), delivered: BigInt(N), skipped: 0n, failed: 0n, lastError: "" });
   });
 
   it("a connection dropped after a block is sent and before it is acked: the replayed block is not published twice", async () => {
@@ -207,11 +207,41 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     const { sessions } = await client.listSessions({});
     const s = sessions.find((x) => x.monitorId === id)!;
     expect(s.connections).toBeGreaterThanOrEqual(3);
-    // Replayed events were received again and recognised, not delivered again.
-    expect(s.deliveredEvents).toBe(BigInt(N));
+    // Replayed events were received again and recognised, not delivered again; DeviceCore records (no point) are skipped.
+    const pointless = events.filter((e) => e.points.length === 0).length;
+    expect(s.deliveredEvents).toBe(BigInt(N - pointless));
     expect(Number(s.duplicateEvents)).toBeGreaterThan(0);
     // DeviceCore events went to the bus as attribute events.
     expect(events.some((e) => e.attributes["idigi.resource"] === "DeviceCore" && e.points.length === 0)).toBe(true);
+  });
+
+  it("records that map to no point (DeviceCore) are counted as skipped, not delivered, in the status report", async () => {
+    const l = await startListener();
+    const client = clientFor(l);
+    const since = new Date();
+    const { monitor } = await client.createMonitor({
+      topics: ["DataPoint", "DeviceCore"],
+      batchSize: 10,
+      batchDurationSeconds: 0,
+      startSession: true,
+    });
+    const id = monitor!.id;
+    const bus = collect(reader, id, since);
+    const N = 40;
+    await admin(emu, "emit", { monitorId: Number(id), count: N });
+    const events = await bus.exactly(N);
+    const pointless = events.filter((e) => e.points.length === 0).length;
+    expect(pointless).toBeGreaterThan(0);
+    expect(pointless).toBeLessThan(N);
+    const status = serviceStatusBucket(reader);
+    const pipeline = async () => (await status.get("idigi-listener.test"))?.pipelines.find((p) => p.name === `monitor-${id}`);
+    await until(async () => (await pipeline())?.received === BigInt(N), { timeoutMs: 5_000, what: "status report of every event" });
+    expect(await pipeline()).toMatchObject({
+      received: BigInt(N),
+      delivered: BigInt(N - pointless),
+      skipped: BigInt(pointless),
+      failed: 0n,
+    });
   });
 
   it("a restarted listener resumes the session from KV; a block published but never acked before the restart is replayed and stored once", async () => {

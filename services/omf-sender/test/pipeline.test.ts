@@ -189,8 +189,15 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     const cs = await containers("eds", "line-shape");
     expect(cs).toHaveLength(2);
     expect(new Set(cs.map((c) => c.typeid)).size).toBe(2);
-    const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "shape");
-    expect(counters?.failed).toBe(0n);
+    // An event without points has nothing to write: acked and counted as skipped, not delivered.
+    await bus.publishEvents([event("line-shape", "d", 2, base, { points: [] })]);
+    const shape = async () => (await sender.pipelines.counters()).find((p) => p.name === "shape");
+    await until(async () => (await shape())?.received === 3n && (await shape())?.pending === 0n, {
+      timeoutMs: 10_000,
+      what: "third event",
+    });
+    expect(await shape()).toMatchObject({ received: 3n, delivered: 2n, skipped: 1n, failed: 0n });
+    expect(await valueCount("eds", "line-shape")).toBe(2);
   });
 
   it("a 413 from the endpoint splits the batch and sends the halves", async () => {

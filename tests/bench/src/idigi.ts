@@ -92,7 +92,7 @@ async function main() {
         startSession: true,
       });
       const id = monitor!.id;
-      const delivered = () => listener.sessions.counters().find((c) => c.monitorId === id)?.counters.deliveredEvents ?? 0;
+      const delivered = () => listener.sessions.monitorCounters().find((c) => c.monitorId === id)?.counters.deliveredEvents ?? 0;
       // Warm-up (JIT, connections), not measured.
       await emit(emu.httpUrl, id, 2 * BATCH);
       while (delivered() < 2 * BATCH) await new Promise((r) => setTimeout(r, 10));
@@ -105,7 +105,7 @@ async function main() {
       const ms = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       const done = delivered() - base;
-      const c = listener.sessions.counters().find((x) => x.monitorId === id)!.counters;
+      const c = listener.sessions.monitorCounters().find((x) => x.monitorId === id)!.counters;
       runs.push({
         compression: name,
         events: done,

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@meridian/bus";
 import { jsonCodec, KeyExistsError, KvBucket } from "@meridian/bus";
+import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { type BackoffPolicy, backoffDelay, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
 import type { PushTarget } from "../config.js";
@@ -13,7 +16,7 @@ import {
   type PushSessionOptions,
   type SessionState,
 } from "../platform/index.js";
-import { MonitorPipeline, type PipelineCounters } from "./monitor-pipeline.js";
+import { type MonitorCounters, MonitorPipeline } from "./monitor-pipeline.js";
 
 /** KV bucket of the sessions to run: monitor id → where to connect (never a secret). */
 export const SESSIONS_BUCKET = "idigi_sessions";
@@ -44,7 +47,7 @@ export interface SessionView {
   /** The instance running the session (this one, another one, or undefined when nobody holds its lease). */
   instance: string | undefined;
   stateTime: Date | undefined;
-  counters: PipelineCounters | undefined;
+  counters: MonitorCounters | undefined;
   pendingBlocks: number;
 }
 
@@ -274,9 +277,26 @@ export class SessionManager {
     return views;
   }
 
-  /** Counters of the running pipelines, for the status reporter. */
-  counters(): Array<{ monitorId: string; counters: PipelineCounters }> {
+  /** Counters of the running pipelines, by monitor. */
+  monitorCounters(): Array<{ monitorId: string; counters: MonitorCounters }> {
     return [...this.running].map(([monitorId, { pipeline }]) => ({ monitorId, counters: { ...pipeline.counters } }));
+  }
+
+  /** The running pipelines as status reports and /metrics show them: `monitor-<id>`, failed counting blocks. */
+  counters(): PipelineCounters[] {
+    return this.monitorCounters().map(({ monitorId, counters: c }) =>
+      create(PipelineCountersSchema, {
+        name: `monitor-${monitorId}`,
+        received: BigInt(c.receivedEvents),
+        delivered: BigInt(c.deliveredEvents),
+        skipped: BigInt(c.skippedEvents),
+        failed: BigInt(c.failedBatches),
+        // Unacked blocks wait on the platform, not on the bus.
+        pending: 0n,
+        lastError: c.lastError ?? "",
+        ...(c.lastErrorTime ? { lastErrorTime: timestampFromDate(c.lastErrorTime) } : {}),
+      }),
+    );
   }
 
   /**

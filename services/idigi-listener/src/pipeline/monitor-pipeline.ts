@@ -19,10 +19,14 @@ export const DEAD_LETTER_CONSUMER = "idigi-listener";
 /** Bus publish retries: quick at first, then every few seconds while the bus is down (the block stays unacked). */
 export const PUBLISH_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 5_000, multiplier: 2, jitter: 0.3 };
 
-export interface PipelineCounters {
+/** What one monitor's pipeline did since it started. */
+export interface MonitorCounters {
   receivedEvents: number;
   receivedBatches: number;
+  /** Stored on the bus with at least one point, i.e. something a sink writes. */
   deliveredEvents: number;
+  /** Stored on the bus but without a point (a DeviceCore record, a value of no known type): no sink writes it. */
+  skippedEvents: number;
   duplicateEvents: number;
   failedBatches: number;
   connections: number;
@@ -83,10 +87,11 @@ type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; b
  */
 export class MonitorPipeline {
   readonly monitorId: string;
-  readonly counters: PipelineCounters = {
+  readonly counters: MonitorCounters = {
     receivedEvents: 0,
     receivedBatches: 0,
     deliveredEvents: 0,
+    skippedEvents: 0,
     duplicateEvents: 0,
     failedBatches: 0,
     connections: 0,
@@ -237,7 +242,11 @@ export class MonitorPipeline {
       const result = await this.publish(() => this.options.bus.publishEvents(fresh, batchIdFor(this.monitorId, fresh)));
       for (const e of fresh) this.recent.add(e.id);
       if (result.stored === 0 && result.duplicates > 0) this.counters.duplicateEvents += fresh.length;
-      else this.counters.deliveredEvents += fresh.length;
+      else {
+        const skipped = fresh.filter((e) => e.points.length === 0).length;
+        this.counters.skippedEvents += skipped;
+        this.counters.deliveredEvents += fresh.length - skipped;
+      }
       this.log.debug({ blockId: batch.blockId, events: fresh.length, known, ...result }, "block published");
     }
     this.counters.duplicateEvents += known;

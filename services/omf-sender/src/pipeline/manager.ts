@@ -88,6 +88,7 @@ export class PipelineManager {
           name: p.route.id,
           received: BigInt(p.counters.received),
           delivered: BigInt(p.counters.delivered),
+          skipped: BigInt(p.counters.skipped),
           failed: BigInt(p.counters.failed),
           pending: BigInt(await p.pending()),
           lastError: p.counters.lastError,

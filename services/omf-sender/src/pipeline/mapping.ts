@@ -32,6 +32,12 @@ export interface ContainerValues {
   values: OmfValue[];
 }
 
+/** One bus message for OMF: its values by container id, and how many of its events had no point to write. */
+export interface MappedBatch {
+  groups: Map<string, ContainerValues>;
+  skipped: number;
+}
+
 const MAX_CACHE = 10_000;
 
 /** Caches type mappings and containers (pure functions of their inputs, but hashing every event costs). */
@@ -70,7 +76,9 @@ export class EventMapper {
    * Maps the events of one bus message, grouped by container. Throws OmfInvalidMessageError when an event can
    * never be written (no source or time, a name no id can carry): that message is dead-lettered, not retried.
    */
-  mapBatch(batch: TelemetryBatch, into: Map<string, ContainerValues> = new Map()): Map<string, ContainerValues> {
+  mapBatch(batch: TelemetryBatch): MappedBatch {
+    const into = new Map<string, ContainerValues>();
+    let skipped = 0;
     batch.events.forEach((event, i) => {
       const where = `events[${i}] (${event.id})`;
       if (!event.source) throw new OmfInvalidMessageError([`${where}.source: required`]);
@@ -85,7 +93,10 @@ export class EventMapper {
         shape.push({ name: p.name, kind: v.kind });
         values[p.name] = v.value;
       }
-      if (shape.length === 0) return; // nothing to write
+      if (shape.length === 0) {
+        skipped++;
+        return;
+      }
       shape.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       let mapping: TypeMapping;
       try {
@@ -100,7 +111,7 @@ export class EventMapper {
       if (group) group.values.push(value);
       else into.set(container.id, { container, mapping, values: [value] });
     });
-    return into;
+    return { groups: into, skipped };
   }
 }
 

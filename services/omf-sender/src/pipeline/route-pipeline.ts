@@ -15,7 +15,7 @@ import {
   type OmfType,
 } from "../platform/index.js";
 import type { EndpointRegistry } from "./endpoints.js";
-import { type ContainerValues, EventMapper } from "./mapping.js";
+import { type ContainerValues, EventMapper, type MappedBatch } from "./mapping.js";
 import type { EndpointStats } from "./stats.js";
 import type { DefinitionState } from "./store.js";
 
@@ -82,7 +82,10 @@ export interface PipelineDeps {
 
 export interface RouteCounters {
   received: number;
+  /** Events with at least one point, written to the endpoint. */
   delivered: number;
+  /** Events without a point (nothing to write), acked with their message. */
+  skipped: number;
   failed: number;
   /** Batches flushed, and the events in them (batch sizes, for status and the benchmark). */
   flushes: number;
@@ -107,6 +110,7 @@ export class RoutePipeline {
   readonly counters: RouteCounters = {
     received: 0,
     delivered: 0,
+    skipped: 0,
     failed: 0,
     flushes: 0,
     flushedEvents: 0,
@@ -256,10 +260,10 @@ export class RoutePipeline {
         return;
       }
       const mapper = this.mapperFor(client);
-      const mapped: Array<{ d: Delivery; groups: Map<string, ContainerValues> }> = [];
+      const mapped: Array<{ d: Delivery } & MappedBatch> = [];
       for (const d of batch) {
         try {
-          mapped.push({ d, groups: mapper.mapBatch(d.batch) });
+          mapped.push({ d, ...mapper.mapBatch(d.batch) });
         } catch (err) {
           await this.settleFailure(d, err, signal);
         }
@@ -267,7 +271,7 @@ export class RoutePipeline {
       if (mapped.length === 0) return;
       try {
         await this.deliver(client, merge(mapped.map((m) => m.groups)), signal);
-        for (const m of mapped) this.succeeded(m.d);
+        for (const m of mapped) this.succeeded(m.d, m.skipped);
       } catch (err) {
         if (signal.aborted) {
           for (const m of mapped) m.d.retry(0);
@@ -278,7 +282,7 @@ export class RoutePipeline {
           for (const m of mapped) {
             try {
               await this.deliver(client, m.groups, signal);
-              this.succeeded(m.d);
+              this.succeeded(m.d, m.skipped);
             } catch (e) {
               await this.settleFailure(m.d, e, signal);
             }
@@ -291,10 +295,11 @@ export class RoutePipeline {
     }
   }
 
-  private succeeded(d: Delivery): void {
+  private succeeded(d: Delivery, skipped: number): void {
     d.ack();
-    const n = d.batch.events.length;
+    const n = d.batch.events.length - skipped;
     this.counters.delivered += n;
+    this.counters.skipped += skipped;
     this.deps.stats.success(this.endpointId, { events: n });
   }
 
