@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { isRetryable } from "@meridian/retry";
 import { freePort, type NatsServerHandle, startNatsServer, until } from "@meridian/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -122,9 +123,11 @@ describe("Bus against a real nats-server", () => {
     expect(m.header.get(DEAD_LETTER_HEADERS.sequence)).toBe("");
   });
 
-  it("a dead letter over max_payload is MessageTooLargeError, not unavailable", async () => {
+  it("a dead letter over max_payload is MessageTooLargeError, not unavailable, and not worth retrying", async () => {
     const data = new Uint8Array(bus.connection().info!.max_payload + 1);
-    await expect(bus.publishDeadLetter({ consumer: "test-source", data, reason: "too big" })).rejects.toBeInstanceOf(MessageTooLargeError);
+    const err = await bus.publishDeadLetter({ consumer: "test-source", data, reason: "too big" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MessageTooLargeError);
+    expect(isRetryable(err)).toBe(false);
   });
 
   it("KV create refuses an existing key; delete reports absence", async () => {
@@ -177,7 +180,10 @@ describe("Bus when NATS is unreachable", () => {
     const bus = Bus.connect({ servers: `nats://127.0.0.1:${port}`, name: "late", logger });
     try {
       expect(bus.connected).toBe(false);
-      await expect(bus.publishEvents([event("z", "z", 1)])).rejects.toBeInstanceOf(BusUnavailableError);
+      const down = await bus.publishEvents([event("z", "z", 1)]).catch((e: unknown) => e);
+      expect(down).toBeInstanceOf(BusUnavailableError);
+      // A source retries it with the one retry policy (and keeps its data meanwhile).
+      expect(isRetryable(down)).toBe(true);
       // A server on exactly that port: start one and point the bus's retries at it.
       const { spawn } = await import("node:child_process");
       const { mkdtempSync } = await import("node:fs");

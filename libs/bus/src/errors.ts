@@ -1,5 +1,7 @@
 /** The bus cannot be reached now; callers answer `unavailable` and try again later. */
 export class BusUnavailableError extends Error {
+  /** Read by `retry()` from `@meridian/retry`: a source keeps its data and publishes again once the bus is back. */
+  readonly retryable = true;
   constructor(message = "NATS is not connected", options?: ErrorOptions) {
     super(message, options);
     this.name = "BusUnavailableError";

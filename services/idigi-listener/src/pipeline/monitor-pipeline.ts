@@ -1,5 +1,5 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Bus, BusUnavailableError, MessageTooLargeError } from "@meridian/bus";
+import type { Bus } from "@meridian/bus";
 import { type BackoffPolicy, retry } from "@meridian/retry";
 import type { Logger } from "pino";
 import {
@@ -63,14 +63,6 @@ class RecentIds {
       if (oldest !== undefined) this.ids.delete(oldest);
     }
   }
-}
-
-/**
- * A message over the server's max_payload: retrying can never help, so it must not hold the block (and the
- * socket) forever.
- */
-function tooLarge(err: unknown): boolean {
-  return err instanceof MessageTooLargeError;
 }
 
 type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; batch: InvalidBatch };
@@ -262,13 +254,16 @@ export class MonitorPipeline {
     await this.ack(batch);
   }
 
-  /** Retries while the bus is unavailable, until it works or the pipeline stops; other errors are final. */
+  /**
+   * Retries while the bus is unavailable (BusUnavailableError says `retryable`), until it works or the pipeline
+   * stops. Other errors are final: a message over max_payload (MessageTooLargeError) must not hold the block, and
+   * the socket, forever.
+   */
   private publish<T>(fn: () => Promise<T>): Promise<T> {
     return retry(fn, {
       maxAttempts: Number.POSITIVE_INFINITY,
       policy: this.options.publishBackoff ?? PUBLISH_BACKOFF,
       signal: this.abort.signal,
-      isRetryable: (err) => err instanceof BusUnavailableError && !tooLarge(err),
       onRetry: (err, attempt, delayMs) => {
         this.counters.failedBatches++;
         this.noteError((err as Error).message);
