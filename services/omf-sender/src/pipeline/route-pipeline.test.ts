@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import {
   OmfAuthError,
   OmfBadRequestError,
+  OmfConfigError,
   OmfConflictError,
   OmfNotFoundError,
   OmfServerError,
   OmfThrottledError,
+  OmfTlsError,
 } from "../platform/index.js";
 import { isPermanent, pipelineSettings } from "./route-pipeline.js";
 
@@ -38,6 +40,9 @@ describe("failure classes", () => {
     expect(isPermanent(new OmfServerError("503"))).toBe(false);
     expect(isPermanent(new OmfThrottledError("429", 1000))).toBe(false);
     expect(isPermanent(new OmfAuthError("401"))).toBe(false);
+    // Under the one OmfError root now, and still waited out, not dead-lettered: the operator fixes these.
+    expect(isPermanent(new OmfConfigError(["endpoint.url: required"]))).toBe(false);
+    expect(isPermanent(new OmfTlsError("self-signed", "DEPTH_ZERO_SELF_SIGNED_CERT"))).toBe(false);
     expect(isPermanent(new Error("socket"))).toBe(false);
   });
 });
