@@ -189,7 +189,7 @@ function registerPipelineMetrics(service: RunningService, counters: () => Promis
       for (const p of await read()) {
         this.inc({ pipeline: p.name, outcome: "received" }, Number(p.received));
         this.inc({ pipeline: p.name, outcome: "delivered" }, Number(p.delivered));
-        this.inc({ pipeline: p.name, outcome: "skipped" }, Number((p as { skipped?: bigint }).skipped ?? 0n));
+        this.inc({ pipeline: p.name, outcome: "skipped" }, Number(p.skipped));
         this.inc({ pipeline: p.name, outcome: "failed" }, Number(p.failed));
       }
     },

@@ -111,6 +111,7 @@ describe("the bus-service starter", () => {
       create(PipelineCountersSchema, { name: "route-a", received: 7n, delivered: 5n, skipped: 1n, failed: 1n, pending: 3n }),
     ];
     const svc = await start(() => ({ counters: () => counters }), "i-metrics");
+    await svc.bus.ready;
     const metrics = await (await fetch(`${svc.service.url}/metrics`)).text();
     expect(metrics).toContain('meridian_pipeline_events_total{pipeline="route-a",outcome="delivered"} 5');
     expect(metrics).toContain('meridian_pipeline_events_total{pipeline="route-a",outcome="skipped"} 1');

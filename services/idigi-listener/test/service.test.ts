@@ -242,6 +242,9 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
       skipped: BigInt(pointless),
       failed: 0n,
     });
+    // ListSessions adds up the same way.
+    const session = (await client.listSessions({})).sessions.find((s) => s.monitorId === id);
+    expect(session).toMatchObject({ receivedEvents: BigInt(N), deliveredEvents: BigInt(N - pointless), skippedEvents: BigInt(pointless) });
   });
 
   it("a restarted listener resumes the session from KV; a block published but never acked before the restart is replayed and stored once", async () => {

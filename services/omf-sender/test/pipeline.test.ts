@@ -14,10 +14,10 @@ import { apiClient, getJson, logger, type NatsServerHandle, startEmulator, start
 
 /**
  * Bus → omf-sender → emulator, through a real nats-server and the emulator's HTTP surface. The outage is the
- * issue's 30 s; `OMF_TEST_OUTAGE_MS=8000 npx vitest run services/omf-sender/src/pipeline.test.ts` shortens it
+ * issue's 30 s; `OMF_TEST_OUTAGE_MS=8000 npx vitest run services/omf-sender/test/pipeline.test.ts` shortens it
  * while working on the pipeline.
  */
-const OUTAGE_MS = Number(process.env.OMF_TEST_OUTAGE_MS ?? 30_000);
+const OUTAGE_MS = Number(process.env.OMF_TEST_OUTAGE_MS || 30_000);
 const BACKOFF = { initialMs: 200, maxMs: 2_000, multiplier: 2, jitter: 0.2 };
 const ENV = { OMF_ACK_WAIT_MS: "3000", OMF_LINGER_MS: "50" };
 

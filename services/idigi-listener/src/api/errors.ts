@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ErrorTable } from "@meridian/service-kit";
-import { SessionRefusedError, ShuttingDownError } from "../pipeline/manager.js";
+import { SessionRefusedError, ShuttingDownError } from "../pipeline/errors.js";
 import {
   IdigiAuthError,
   IdigiBadRequestError,

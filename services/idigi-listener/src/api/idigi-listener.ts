@@ -99,6 +99,7 @@ export function sessionToProto(v: SessionView): Session {
     connections: c?.connections ?? 0,
     receivedEvents: BigInt(c?.receivedEvents ?? 0),
     deliveredEvents: BigInt(c?.deliveredEvents ?? 0),
+    skippedEvents: BigInt(c?.skippedEvents ?? 0),
     duplicateEvents: BigInt(c?.duplicateEvents ?? 0),
     failedBatches: BigInt(c?.failedBatches ?? 0),
     pendingBlocks: v.pendingBlocks,

@@ -16,6 +16,7 @@ import {
   type PushSessionOptions,
   type SessionState,
 } from "../platform/index.js";
+import { SessionRefusedError, ShuttingDownError } from "./errors.js";
 import { type MonitorCounters, MonitorPipeline } from "./monitor-pipeline.js";
 
 /** KV bucket of the sessions to run: monitor id → where to connect (never a secret). */
@@ -69,25 +70,6 @@ export interface SessionManagerOptions {
   leaseTtlMs?: number;
   /** A recorded session the platform refused for good (failed) is tried again after this long (default 60 s). */
   failedRetryMs?: number;
-}
-
-/** The session refused for good at connect time (bad credentials, unknown monitor): StartSession reports it. */
-export class SessionRefusedError extends IdigiError {
-  constructor(
-    readonly monitorId: string,
-    readonly refusal: IdigiConnectRefusedError | Error,
-  ) {
-    super(`push session for monitor ${monitorId} was refused: ${refusal.message}`, { cause: refusal });
-    this.name = "SessionRefusedError";
-  }
-}
-
-/** StartSession while the listener stops. */
-export class ShuttingDownError extends IdigiError {
-  constructor() {
-    super("idigi-listener is shutting down");
-    this.name = "ShuttingDownError";
-  }
 }
 
 /**
