@@ -8,7 +8,6 @@ import { type BackoffPolicy, backoffDelay, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
 import type { PushTarget } from "../config.js";
 import {
-  type IdigiConnectRefusedError,
   IdigiError,
   IdigiNotFoundError,
   type MonitorApi,
