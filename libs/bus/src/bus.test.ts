@@ -2,8 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { isRetryable } from "@meridian/retry";
-import { freePort, type NatsServerHandle, startNatsServer, until } from "@meridian/testing";
-import { pino } from "pino";
+import { freePort, type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bus } from "./bus.js";
 import { DurableConsumer } from "./consumer.js";
@@ -12,7 +11,7 @@ import { BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentErr
 import { jsonCodec, KvBucket } from "./kv.js";
 import { deadLetterSubject, telemetryFilterSubject } from "./subjects.js";
 
-const logger = pino({ level: "silent" });
+const logger = testLogger();
 
 function event(id: string, device: string, value: number, connection = "test"): TelemetryEvent {
   return create(TelemetryEventSchema, {

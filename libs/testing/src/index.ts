@@ -11,4 +11,4 @@ export {
   TEST_CA_PATH,
 } from "./recording-server.js";
 export { type StartedService, startForTest } from "./service.js";
-export { until } from "./wait.js";
+export { type UntilOptions, until } from "./wait.js";

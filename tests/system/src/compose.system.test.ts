@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT, until } from "./harness.js";
+import { REPO_ROOT, untilUp } from "./harness.js";
 
 /**
  * The README's first command: `docker compose up` brings the whole stack up and data flows into PI with no
@@ -44,7 +44,7 @@ describe("system: docker compose up", () => {
   it("starts every service and puts the iDigi emulator's DataPoints into the PI emulator, with no setup", async () => {
     const started = Date.now();
     let values = 0;
-    await until(
+    await untilUp(
       "values in the PI emulator",
       async () => {
         const res = await fetch("http://127.0.0.1:8443/_emulator/state?scope=pi&values=false");

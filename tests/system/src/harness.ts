@@ -1,5 +1,6 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { until } from "@meridian/testing";
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
 
 /** The repository root: the Docker build context of every image. */
@@ -71,19 +72,9 @@ export async function docker(...args: string[]): Promise<string> {
   );
 }
 
-/** Waits until `check` holds, polling; the error names what was being waited for. */
-export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000, everyMs = 500): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+/** Containers take a while: by default wait two minutes, poll every 500 ms, and let a check fail while they start. */
+export function untilUp(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  return until(check, { what, timeoutMs, intervalMs: 500, ignoreErrors: true });
 }
 
 export function baseUrl(container: StartedTestContainer, port = 8080): string {

@@ -8,7 +8,7 @@ import { StatusService } from "@meridian/contracts/meridian/status/v1/status_ser
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { Network, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { baseUrl, docker, startNats, startService, until } from "./harness.js";
+import { baseUrl, docker, startNats, startService, untilUp } from "./harness.js";
 
 /** The iDigi emulator's devices in `sequence` clock: seq n happens at this time plus n seconds, with value 20 + (n % 100) / 10. */
 const TIME_BASE = Date.UTC(2024, 0, 1);
@@ -61,7 +61,7 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
 
   /** Exactly `emitted` values, one per emulator sequence number, each with the value that sequence number had. */
   async function expectExactlyEmitted(what: string): Promise<void> {
-    await until(`${emitted} values in PI (${what})`, async () => (await piValues()).length >= emitted, 180_000);
+    await untilUp(`${emitted} values in PI (${what})`, async () => (await piValues()).length >= emitted, 180_000);
     // Linger: a duplicate would arrive right behind.
     await new Promise((r) => setTimeout(r, 3000));
     const values = await piValues();
@@ -164,7 +164,7 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
         sink: { platform: Platform.OMF, target: "pi" },
       },
     });
-    await until("an active push session", async () =>
+    await untilUp("an active push session", async () =>
       (await idigi.listSessions({})).sessions.some((s) => s.monitorId === monitorId && s.state === 2),
     );
 
@@ -197,7 +197,7 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
 
   it("shows per-route counters in the gateway's status", async () => {
     const { status } = clients();
-    await until("omf-sender reporting the route", async () => {
+    await untilUp("omf-sender reporting the route", async () => {
       const res = await status.getStatus({});
       const pipe = res.services.flatMap((s) => s.pipelines).find((p) => p.name.includes("idigi-to-pi"));
       return (pipe?.delivered ?? 0n) > 0n;
