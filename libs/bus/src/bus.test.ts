@@ -142,6 +142,21 @@ describe("Bus against a real nats-server", () => {
     expect(await kv.get("k1")).toEqual({ n: 3 });
   });
 
+  it("a consumer stopped while it is still being set up ends instead of waiting forever for a message", async () => {
+    // A route enabled and deleted at once stops its pipeline while consume() is still being set up; an abort that
+    // fired before the listener was added must still end the deliveries.
+    for (const delayMs of [0, 1, 5, 20]) {
+      const connection = `early-stop-${delayMs}`;
+      const consumer = new DurableConsumer(bus, { durable: connection, filterSubject: telemetryFilterSubject({ connection }), logger });
+      const ac = new AbortController();
+      const first = consumer.deliveries(ac.signal)[Symbol.asyncIterator]().next();
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      ac.abort();
+      const ended = await Promise.race([first.then((r) => r.done), new Promise((r) => setTimeout(() => r("hung"), 5_000))]);
+      expect(ended, `aborted after ${delayMs} ms`).toBe(true);
+    }
+  });
+
   for (const [signal, exactlyOnce] of [
     ["SIGTERM", true],
     ["SIGKILL", false],

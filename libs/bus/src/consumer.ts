@@ -116,6 +116,9 @@ export class DurableConsumer {
         const consumer = await this.bus.js().consumers.get(this.stream, this.options.durable);
         messages = await consumer.consume({ max_messages: this.options.pullBatch ?? 256 });
         signal.addEventListener("abort", stop, { once: true });
+        // An abort that came while the consumer was being set up fired before the listener existed: without this
+        // check the loop below would wait for a message that may never come, and the caller's stop() with it.
+        if (signal.aborted) break;
         void this.watchConsumer(messages);
         attempt = 1;
         for await (const m of messages) {
