@@ -15,26 +15,76 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 30_000, multiplier: 2, jitter: 0.5 };
 
-/** Delay before retry number `attempt` (1-based). `random` is injectable for tests. */
+/**
+ * The longest wait a server's Retry-After is followed for. A platform may ask for hours (or, by mistake, decades); the
+ * wait becomes a NATS redelivery delay, and one longer than the stream's age limit lets the message expire unseen,
+ * with no dead letter and no log. A few minutes keeps a throttling platform at bay without risking the data.
+ */
+export const MAX_RETRY_AFTER_MS = 300_000;
+
+/** The largest delay setTimeout honours (a signed 32-bit count of ms); a longer one fires after 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer delay setTimeout takes as meant: NaN and negatives are 0, anything over MAX_TIMER_MS is MAX_TIMER_MS. */
+function timerMs(ms: number): number {
+  if (Number.isNaN(ms) || ms <= 0) return 0;
+  return Math.min(MAX_TIMER_MS, ms);
+}
+
+/** Delay before retry number `attempt` (1-based). `random` is injectable for tests. Never more than MAX_TIMER_MS. */
 export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random = Math.random): number {
-  const n = Math.max(1, Math.floor(attempt));
+  const n = Number.isNaN(attempt) ? 1 : Math.max(1, Math.floor(attempt));
   const raw = Math.min(policy.maxMs, policy.initialMs * policy.multiplier ** (n - 1));
   const jitter = Math.min(1, Math.max(0, policy.jitter));
-  return Math.round(raw * (1 - jitter) + raw * jitter * random());
+  return timerMs(Math.round(raw * (1 - jitter) + raw * jitter * random()));
+}
+
+/** A Retry-After as read, and the wait to use for it. */
+export interface RetryAfter {
+  /** The wait to use: what the server asked for, at most the cap. */
+  ms: number;
+  /** What the server asked for; far beyond the cap (or Infinity) when the header was absurd. */
+  requestedMs: number;
+  /** `requestedMs > ms`: the server's wish was cut to the cap, which the caller's log should say. */
+  clamped: boolean;
+}
+
+function checkCap(maxMs: number): number {
+  if (!(maxMs >= 0 && maxMs <= MAX_TIMER_MS)) throw new RangeError(`maxMs must be between 0 and ${MAX_TIMER_MS}, got ${maxMs}`);
+  return maxMs;
 }
 
 /**
- * Parses an HTTP Retry-After header (delta-seconds or HTTP-date) into ms from `now`.
- * Returns undefined when absent or unparseable, so callers fall back to their backoff.
+ * Reads an HTTP Retry-After header (delta-seconds or HTTP-date) as ms from `now`, cut to `maxMs` (default
+ * MAX_RETRY_AFTER_MS, at most MAX_TIMER_MS). Undefined when absent or unparseable, so callers fall back to their backoff.
  */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
+export function readRetryAfter(
+  value: string | null | undefined,
+  now: number = Date.now(),
+  maxMs: number = MAX_RETRY_AFTER_MS,
+): RetryAfter | undefined {
+  const cap = checkCap(maxMs);
   if (value == null) return undefined;
   const trimmed = value.trim();
   if (trimmed === "") return undefined;
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
+  let requestedMs: number;
+  if (/^\d+$/.test(trimmed)) requestedMs = Number(trimmed) * 1000;
+  else {
+    const at = Date.parse(trimmed);
+    if (Number.isNaN(at)) return undefined;
+    requestedMs = Math.max(0, at - now);
+  }
+  const ms = Math.min(requestedMs, cap);
+  return { ms, requestedMs, clamped: requestedMs > ms };
+}
+
+/** `readRetryAfter(...)?.ms`: the wait in ms, never more than `maxMs`; undefined when absent or unparseable. */
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now: number = Date.now(),
+  maxMs: number = MAX_RETRY_AFTER_MS,
+): number | undefined {
+  return readRetryAfter(value, now, maxMs)?.ms;
 }
 
 /**
@@ -46,17 +96,33 @@ export function isRetryable(err: unknown): boolean {
   return typeof err === "object" && err !== null && (err as { retryable?: unknown }).retryable === true;
 }
 
-/** The error's own hint of when to try again (`retryAfterMs`, e.g. from Retry-After), or undefined to use backoff. */
-export function retryAfterOf(err: unknown): number | undefined {
+/**
+ * The error's own hint of when to try again (`retryAfterMs`, e.g. from Retry-After) and what the server asked for
+ * (`retryAfterRequestedMs` when the platform client already cut it), cut to `maxMs` (default MAX_RETRY_AFTER_MS);
+ * undefined when the error has no usable hint, so the caller uses its backoff.
+ */
+export function retryHintOf(err: unknown, maxMs: number = MAX_RETRY_AFTER_MS): RetryAfter | undefined {
+  const cap = checkCap(maxMs);
   if (typeof err !== "object" || err === null) return undefined;
-  const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
-  return typeof ms === "number" && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+  const { retryAfterMs: hint, retryAfterRequestedMs: asked } = err as { retryAfterMs?: unknown; retryAfterRequestedMs?: unknown };
+  if (typeof hint !== "number" || !(hint >= 0)) return undefined;
+  const requestedMs = typeof asked === "number" && asked > hint ? asked : hint;
+  const ms = Math.min(hint, cap);
+  return { ms, requestedMs, clamped: requestedMs > ms };
+}
+
+/** `retryHintOf(err, maxMs)?.ms`: when to try again per the error, never later than `maxMs`; undefined to use backoff. */
+export function retryAfterOf(err: unknown, maxMs: number = MAX_RETRY_AFTER_MS): number | undefined {
+  return retryHintOf(err, maxMs)?.ms;
 }
 
 /** The shape `isRetryable` and `retryAfterOf` read; platform errors declare it as properties of their own root. */
 export interface RetryHint {
   readonly retryable: boolean;
+  /** The wait to use, already cut to the cap by the client that read the Retry-After. */
   readonly retryAfterMs?: number | undefined;
+  /** What the server asked for, when that was more than `retryAfterMs` (so a log can show both). */
+  readonly retryAfterRequestedMs?: number | undefined;
 }
 
 /**
@@ -104,14 +170,14 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
   }
 }
 
-/** Resolves after `ms`, rejects with the signal's reason when it aborts first. */
+/** Resolves after `ms` (at most MAX_TIMER_MS), rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    }, timerMs(ms));
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason);

@@ -1,5 +1,17 @@
-import { describe, expect, it } from "vitest";
-import { backoffDelay, isRetryable, parseRetryAfter, RetryableError, retry, retryAfterOf } from "./index.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  backoffDelay,
+  isRetryable,
+  MAX_RETRY_AFTER_MS,
+  MAX_TIMER_MS,
+  parseRetryAfter,
+  RetryableError,
+  readRetryAfter,
+  retry,
+  retryAfterOf,
+  retryHintOf,
+  sleep,
+} from "./index.js";
 
 describe("backoffDelay", () => {
   const policy = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0 };
@@ -10,6 +22,11 @@ describe("backoffDelay", () => {
     const p = { ...policy, jitter: 1 };
     expect(backoffDelay(3, p, () => 0)).toBe(0);
     expect(backoffDelay(3, p, () => 0.999999)).toBe(400);
+  });
+  it("never exceeds what setTimeout can wait, whatever the policy's maxMs", () => {
+    const huge = { initialMs: 1000, maxMs: Number.MAX_SAFE_INTEGER, multiplier: 10, jitter: 0 };
+    expect(backoffDelay(40, huge)).toBe(MAX_TIMER_MS);
+    expect(backoffDelay(Number.NaN, policy)).toBe(100);
   });
 });
 
@@ -22,6 +39,45 @@ describe("parseRetryAfter", () => {
   it("ignores absent or garbage values", () => {
     expect(parseRetryAfter(undefined)).toBeUndefined();
     expect(parseRetryAfter("soon")).toBeUndefined();
+  });
+  it("cuts an absurd delta-seconds to the cap and says what was asked", () => {
+    expect(parseRetryAfter("999999999")).toBe(MAX_RETRY_AFTER_MS);
+    expect(readRetryAfter("999999999")).toEqual({ ms: MAX_RETRY_AFTER_MS, requestedMs: 999_999_999_000, clamped: true });
+    // More digits than a double holds: still the cap, never NaN or a negative delay.
+    expect(readRetryAfter("9".repeat(400))).toEqual({ ms: MAX_RETRY_AFTER_MS, requestedMs: Number.POSITIVE_INFINITY, clamped: true });
+  });
+  it("cuts an HTTP-date far in the future to the cap", () => {
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now)).toBe(MAX_RETRY_AFTER_MS);
+    const read = readRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now);
+    expect(read?.clamped).toBe(true);
+    expect(read?.requestedMs).toBe(Date.parse("9999-12-31T23:59:59Z") - now);
+  });
+  it("leaves a wait within the cap alone, the cap included", () => {
+    expect(readRetryAfter("300")).toEqual({ ms: 300_000, requestedMs: 300_000, clamped: false });
+    expect(readRetryAfter("301")).toEqual({ ms: 300_000, requestedMs: 301_000, clamped: true });
+  });
+  it("takes a caller's own cap within setTimeout's range, and refuses one outside it", () => {
+    expect(parseRetryAfter("60", Date.now(), 2000)).toBe(2000);
+    expect(parseRetryAfter("1", Date.now(), MAX_TIMER_MS)).toBe(1000);
+    expect(() => parseRetryAfter("1", Date.now(), MAX_TIMER_MS + 1)).toThrow(RangeError);
+    expect(() => parseRetryAfter("1", Date.now(), -1)).toThrow(RangeError);
+    expect(() => parseRetryAfter("1", Date.now(), Number.NaN)).toThrow(RangeError);
+  });
+});
+
+describe("sleep", () => {
+  afterEach(() => vi.useRealTimers());
+  it("hands setTimeout at most MAX_TIMER_MS, so a huge wait does not fire after 1 ms", async () => {
+    vi.useFakeTimers();
+    const spy = vi.spyOn(globalThis, "setTimeout");
+    const ac = new AbortController();
+    const slept = sleep(999_999_999_000, ac.signal).catch(() => "aborted");
+    expect(spy.mock.calls.at(-1)?.[1]).toBe(MAX_TIMER_MS);
+    // With the delay overflowed, the timer would have fired by now.
+    vi.advanceTimersByTime(10);
+    ac.abort();
+    expect(await slept).toBe("aborted");
   });
 });
 
@@ -64,6 +120,22 @@ describe("retry", () => {
       { policy: fast, onRetry: (_e, _a, d) => delays.push(d) },
     );
     expect(delays).toEqual([5]);
+  });
+  it("waits at most the cap however long the error's hint", async () => {
+    const delays: number[] = [];
+    const ac = new AbortController();
+    const stopped = new Error("stopped after the first wait was chosen");
+    await expect(
+      retry(async () => Promise.reject(new RetryableError("429", 999_999_999_000)), {
+        policy: fast,
+        signal: ac.signal,
+        onRetry: (_e, _a, d) => {
+          delays.push(d);
+          ac.abort(stopped);
+        },
+      }),
+    ).rejects.toBe(stopped);
+    expect(delays).toEqual([MAX_RETRY_AFTER_MS]);
   });
   it("stops when attempts run out", async () => {
     await expect(retry(async () => Promise.reject(new RetryableError("down")), { policy: fast, maxAttempts: 2 })).rejects.toThrow("down");
@@ -128,6 +200,19 @@ describe("isRetryable / retryAfterOf", () => {
     expect(isRetryable(undefined)).toBe(false);
     expect(retryAfterOf(new RetryableError("x", 250))).toBe(250);
     expect(retryAfterOf({ retryAfterMs: 0 })).toBe(0);
+  });
+  it("never hand out more than the cap, and say when they cut", () => {
+    expect(retryAfterOf({ retryAfterMs: 999_999_999_000 })).toBe(MAX_RETRY_AFTER_MS);
+    expect(retryAfterOf({ retryAfterMs: Number.POSITIVE_INFINITY })).toBe(MAX_RETRY_AFTER_MS);
+    expect(retryAfterOf({ retryAfterMs: 10_000 }, 2000)).toBe(2000);
+    // A client that already cut the hint keeps what was asked in retryAfterRequestedMs.
+    expect(retryHintOf({ retryAfterMs: MAX_RETRY_AFTER_MS, retryAfterRequestedMs: 999_999_999_000 })).toEqual({
+      ms: MAX_RETRY_AFTER_MS,
+      requestedMs: 999_999_999_000,
+      clamped: true,
+    });
+    expect(retryHintOf({ retryAfterMs: 5000 })).toEqual({ ms: 5000, requestedMs: 5000, clamped: false });
+    expect(retryHintOf({ retryAfterMs: 5000 }, 1000)).toEqual({ ms: 1000, requestedMs: 5000, clamped: true });
   });
   it("ignore a hint that is not a usable delay", () => {
     expect(retryAfterOf({ retryAfterMs: -1 })).toBeUndefined();
