@@ -3,8 +3,11 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { isRetryable } from "@meridian/retry";
 import { freePort, type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
+import { DiscardPolicy } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Bus } from "./bus.js";
+import { z } from "zod";
+import { Bus, STREAMS } from "./bus.js";
+import { busFromConfig, natsSettings } from "./config.js";
 import { DurableConsumer } from "./consumer.js";
 import { DEAD_LETTER_HEADERS } from "./dead-letter.js";
 import { BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
@@ -214,4 +217,49 @@ describe("Bus when NATS is unreachable", () => {
       await bus.close();
     }
   }, 30_000);
+});
+
+describe("DEADLETTER size limit", () => {
+  let nats: NatsServerHandle;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  });
+  afterAll(async () => {
+    await nats?.stop();
+  });
+
+  async function deadLetterConfig(bus: Bus) {
+    await bus.ready;
+    return (await bus.jsm().streams.info(STREAMS.deadLetter)).config;
+  }
+
+  it("is declared with max_bytes (1 GiB by default) and drops the oldest letters when full", async () => {
+    const bus = Bus.connect({ servers: nats.url, name: "dl-default", logger });
+    try {
+      const config = await deadLetterConfig(bus);
+      expect(config.max_bytes).toBe(1024 ** 3);
+      expect(config.discard).toBe(DiscardPolicy.Old);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it("takes DEADLETTER_MAX_BYTES from the settings, also on a stream declared before without it", async () => {
+    const config = z.object(natsSettings).parse({ NATS_URL: nats.url, DEADLETTER_MAX_BYTES: String(3 * 1024 ** 2) });
+    const bus = busFromConfig(config, "dl-setting", logger);
+    try {
+      expect((await deadLetterConfig(bus)).max_bytes).toBe(3 * 1024 ** 2);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it("DEADLETTER_MAX_BYTES is an integer between 1 MiB and 1 TiB", () => {
+    const schema = z.object(natsSettings);
+    expect(schema.parse({}).DEADLETTER_MAX_BYTES).toBe(1024 ** 3);
+    for (const bad of ["1048575", String(1024 ** 4 + 1), "1048576.5", "lots"]) {
+      expect(schema.safeParse({ DEADLETTER_MAX_BYTES: bad }).success, bad).toBe(false);
+    }
+    expect(schema.parse({ DEADLETTER_MAX_BYTES: String(1024 ** 2) }).DEADLETTER_MAX_BYTES).toBe(1024 ** 2);
+  });
 });

@@ -35,6 +35,8 @@ export interface StreamLimits {
   telemetryMaxAgeMs: number;
   telemetryMaxBytes: number;
   deadLetterMaxAgeMs: number;
+  /** Size limit of the dead letters; when it is reached the oldest go first (see declareStreams). */
+  deadLetterMaxBytes: number;
   /** 1 locally, 3 on a production cluster. */
   replicas: number;
   /** Window in which a repeated Nats-Msg-Id is recognised as a duplicate. */
@@ -45,6 +47,7 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   telemetryMaxAgeMs: 72 * 3600_000,
   telemetryMaxBytes: 1024 ** 3,
   deadLetterMaxAgeMs: 30 * 24 * 3600_000,
+  deadLetterMaxBytes: 1024 ** 3,
   replicas: 1,
   duplicateWindowMs: 2 * 60_000,
 };
@@ -195,8 +198,11 @@ export class Bus {
       subjects: [`${DEAD_LETTER_ROOT}.>`],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
+      // Full, the oldest dead letters make room. Refusing new ones instead would fail every sink's dead-letter
+      // publish, so each would redeliver its poison message forever and a source would hold its platform's acks.
       discard: DiscardPolicy.Old,
       max_age: nanos(l.deadLetterMaxAgeMs),
+      max_bytes: l.deadLetterMaxBytes,
       duplicate_window: nanos(l.duplicateWindowMs),
       num_replicas: l.replicas,
     });

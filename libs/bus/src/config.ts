@@ -19,6 +19,16 @@ export const natsSettings = {
     .int()
     .positive()
     .default(1024 ** 3),
+  /**
+   * Size limit of the DEADLETTER stream; full, its oldest letters go first. At least 1 MiB, so that one letter of
+   * NATS's default max_payload always fits; at most 1 TiB.
+   */
+  DEADLETTER_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 ** 2)
+    .max(1024 ** 4)
+    .default(1024 ** 3),
 };
 
 const natsSchema = z.object(natsSettings);
@@ -37,6 +47,7 @@ export function busFromConfig(config: NatsSettings, name: string, logger: Logger
       replicas: config.NATS_STREAM_REPLICAS,
       telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_HOURS * 3600_000,
       telemetryMaxBytes: config.TELEMETRY_MAX_BYTES,
+      deadLetterMaxBytes: config.DEADLETTER_MAX_BYTES,
     },
   });
 }

@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { TelemetryBatchSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { testLogger } from "@meridian/testing";
+import { MAX_RETRY_AFTER_MS } from "@meridian/retry";
+import { captureLogger, testLogger } from "@meridian/testing";
 import { describe, expect, it } from "vitest";
-import { type Delivery, settle } from "./consumer.js";
+import { type Delivery, redeliveryDelay, settle } from "./consumer.js";
 import { PermanentError } from "./errors.js";
 
 function delivery() {
@@ -57,5 +58,35 @@ describe("settle", () => {
       testLogger(),
     );
     expect(poison.calls).toEqual({ acked: 0, retried: [], deadLettered: ["schema rejected"] });
+  });
+
+  it("redelivers after the cap when the hint is longer, and says so once with both values", async () => {
+    const { logger, lines } = captureLogger();
+    const { d, calls } = delivery();
+    await settle(
+      d,
+      async () => {
+        throw Object.assign(new Error("429"), {
+          retryable: true,
+          retryAfterMs: MAX_RETRY_AFTER_MS,
+          retryAfterRequestedMs: 999_999_999_000,
+        });
+      },
+      logger,
+    );
+    expect(calls.retried).toEqual([MAX_RETRY_AFTER_MS]);
+    const clamped = lines.filter((l) => String(l["msg"]).startsWith("Retry-After longer than the cap"));
+    expect(clamped).toHaveLength(1);
+    expect(clamped[0]).toMatchObject({ level: 40, retryAfterRequestedMs: 999_999_999_000, retryAfterMs: MAX_RETRY_AFTER_MS });
+  });
+});
+
+describe("redeliveryDelay", () => {
+  it("keeps a nak delay NATS can honour: at most the Retry-After cap, never negative", () => {
+    expect(redeliveryDelay(999_999_999_000)).toBe(MAX_RETRY_AFTER_MS);
+    expect(redeliveryDelay(Number.POSITIVE_INFINITY)).toBe(MAX_RETRY_AFTER_MS);
+    expect(redeliveryDelay(1500)).toBe(1500);
+    expect(redeliveryDelay(-5)).toBe(0);
+    expect(redeliveryDelay(Number.NaN)).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 import type { TelemetryBatch } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, backoffDelay, retryAfterOf, sleep } from "@meridian/retry";
+import { type BackoffPolicy, backoffDelay, MAX_RETRY_AFTER_MS, retryHintOf, sleep } from "@meridian/retry";
 import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg, nanos } from "nats";
 import type { Logger } from "pino";
 import { type Bus, isNotFound, STREAMS } from "./bus.js";
@@ -38,7 +38,7 @@ export interface Delivery {
   readonly deliveryCount: number;
   readonly sizeBytes: number;
   ack(): void;
-  /** Redeliver later: after `delayMs`, or per the backoff policy. */
+  /** Redeliver later: after `delayMs` (at most MAX_RETRY_AFTER_MS), or per the backoff policy. */
   retry(delayMs?: number): void;
   /** Extends the ack deadline while a slow send is in progress. */
   working(): void;
@@ -186,7 +186,7 @@ export class DurableConsumer {
       deliveryCount,
       sizeBytes: m.data.length,
       ack: () => m.ack(),
-      retry: (delayMs) => m.nak(delayMs ?? backoffDelay(deliveryCount, this.options.backoff ?? REDELIVERY_BACKOFF)),
+      retry: (delayMs) => m.nak(redeliveryDelay(delayMs ?? backoffDelay(deliveryCount, this.options.backoff ?? REDELIVERY_BACKOFF))),
       working: () => m.working(),
       deadLetter,
     };
@@ -203,6 +203,14 @@ export class DurableConsumer {
   }
 }
 
+/**
+ * A nak delay NATS keeps as meant. A longer one than MAX_RETRY_AFTER_MS may outlive the stream's age limit (the message
+ * expires with no dead letter and no log), and one past int64 nanoseconds wraps into an immediate redelivery.
+ */
+export function redeliveryDelay(ms: number): number {
+  return Number.isNaN(ms) || ms <= 0 ? 0 : Math.min(Math.round(ms), MAX_RETRY_AFTER_MS);
+}
+
 /** Runs `work` and settles the delivery by its outcome; the one place that maps errors to ack verbs. */
 export async function settle(d: Delivery, work: () => Promise<void>, log: Logger): Promise<void> {
   try {
@@ -211,9 +219,14 @@ export async function settle(d: Delivery, work: () => Promise<void>, log: Logger
   } catch (err) {
     if (err instanceof PermanentError) await d.deadLetter(err.message, err.detail);
     else {
-      const hint = retryAfterOf(err);
+      const hint = retryHintOf(err);
+      if (hint?.clamped)
+        log.warn(
+          { seq: d.streamSequence, retryAfterRequestedMs: hint.requestedMs, retryAfterMs: hint.ms },
+          "Retry-After longer than the cap; redelivering after the cap",
+        );
       log.warn({ err: (err as Error).message, seq: d.streamSequence, deliveries: d.deliveryCount }, "delivery failed; will retry");
-      d.retry(hint);
+      d.retry(hint?.ms);
     }
   }
 }
