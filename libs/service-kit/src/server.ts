@@ -4,10 +4,11 @@ import * as net from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { type ErrorTable, errorMappingInterceptor } from "./errors.js";
 import { createHealthRegistry, type HealthRegistry, OVERALL, registerHealthService, type ServingStatus } from "./health.js";
 import { createRpcMetrics, loggingInterceptor, metricsInterceptor } from "./interceptors.js";
+import { limitReporter, resolveLimits, type ServerLimits, streamingCallLimit } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { registerReflectionServices } from "./reflection.js";
 
@@ -37,6 +38,8 @@ export interface ServiceOptions {
   initialStatus?: ServingStatus;
   /** Largest request message in bytes, default 4 MiB (as gRPC's default). */
   readMaxBytes?: number;
+  /** Connection, timeout and stream limits; each unset one takes its default (see ServerLimits, README "Limits"). */
+  limits?: Partial<ServerLimits>;
 }
 
 export interface RunningService {
@@ -61,8 +64,13 @@ type NodeRequest = Parameters<NodeHandler>[0];
 type NodeResponse = Parameters<NodeHandler>[1];
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-/** A client that connects and says nothing is dropped after this long. */
-const SNIFF_TIMEOUT_MS = 30_000;
+const REQUEST_TIMEOUT_RESPONSE = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
+/** What the server knows of an HTTP/1.1 connection it owns: requests in flight, and the deadline of the next request head. */
+interface H1Connection {
+  inFlight: number;
+  headDeadline: NodeJS.Timeout | undefined;
+}
 
 /**
  * Starts one plaintext port that serves gRPC (HTTP/2 with prior knowledge, "h2c"), gRPC-Web and
@@ -81,11 +89,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const { logger } = options;
   const host = options.host ?? "0.0.0.0";
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+  const limits = resolveLimits(options.limits);
 
   const health = createHealthRegistry(options.initialStatus ?? "SERVING");
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const rpcMetrics = createRpcMetrics(metrics);
+  const reportLimit = limitReporter(logger, limits, metrics);
+  const streamingCalls = streamingCallLimit(limits.maxStreamingCalls, reportLimit, metrics);
   const shutdown = new AbortController();
   const hooks: Array<() => Promise<void> | void> = [];
 
@@ -96,6 +107,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     shutdownSignal: shutdown.signal,
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
     interceptors: [
+      streamingCalls.interceptor,
       loggingInterceptor(logger, { shutdownSignal: shutdown.signal }),
       metricsInterceptor(rpcMetrics, { shutdownSignal: shutdown.signal }),
       errorMappingInterceptor(options.errors ?? []),
@@ -163,12 +175,77 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     connectHandler(req, res);
   };
 
-  const h1 = http.createServer({ requestTimeout: 0 /* server streams may run for hours */ }, handler);
-  const h2 = http2.createServer({}, handler);
+  // requestTimeout 0: server streams may run for hours. Node's own headersTimeout cannot bound the request head
+  // here: its default follows requestTimeout down to 0, and even when set it is enforced by a timer the http server
+  // starts on 'listening', which this one never emits (the front listener owns the port and hands sockets over), so
+  // it never applied (nor did closeIdleConnections). The head deadline below is ours, per connection.
+  const h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: limits.keepAliveTimeoutMs }, handler);
+  const h1Connections = new Map<net.Socket, H1Connection>();
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const conn = h1Connections.get(req.socket as net.Socket);
+    if (!conn) return;
+    conn.inFlight++;
+    clearTimeout(conn.headDeadline);
+    conn.headDeadline = undefined;
+    res.once("close", () => {
+      conn.inFlight--;
+      // The next request may start after the keep-alive time at the latest; its head then gets the same time as
+      // the first one. Node's keep-alive timer alone would not do: any byte restarts it.
+      if (conn.inFlight === 0 && !req.socket.destroyed) armHeadDeadline(req.socket as net.Socket, conn, limits.keepAliveTimeoutMs);
+    });
+  });
+  function armHeadDeadline(socket: net.Socket, conn: H1Connection, extraMs = 0) {
+    clearTimeout(conn.headDeadline);
+    conn.headDeadline = setTimeout(() => {
+      reportLimit("headersTimeoutMs", `HTTP/1.1 request head not complete within ${limits.headersTimeoutMs} ms: connection closed`);
+      socket.end(REQUEST_TIMEOUT_RESPONSE, () => socket.destroy());
+    }, limits.headersTimeoutMs + extraMs);
+    conn.headDeadline.unref();
+  }
+  function handToH1(socket: net.Socket) {
+    const conn: H1Connection = { inFlight: 0, headDeadline: undefined };
+    h1Connections.set(socket, conn);
+    socket.once("close", () => {
+      clearTimeout(conn.headDeadline);
+      h1Connections.delete(socket);
+    });
+    armHeadDeadline(socket, conn);
+    h1.emit("connection", socket);
+    socket.resume();
+  }
+
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } }, handler);
   const sessions = new Set<http2.Http2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    // Idle means no stream open: a session carrying one Subscribe for hours is busy, and PINGs do not count
+    // as activity (http2's own session timeout would count them, and would also cut long streams).
+    let open = 0;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      idleTimer = setTimeout(() => {
+        logger.debug({ idleMs: limits.http2IdleTimeoutMs }, "http2 session idle: closing (GOAWAY)");
+        session.close();
+      }, limits.http2IdleTimeoutMs);
+      idleTimer.unref();
+    };
+    armIdle();
+    session.on("stream", (stream) => {
+      clearTimeout(idleTimer);
+      if (++open >= limits.http2MaxConcurrentStreams) {
+        reportLimit(
+          "http2MaxConcurrentStreams",
+          `an HTTP/2 connection has ${open} streams open, its most: further streams on it are refused until one ends`,
+        );
+      }
+      stream.once("close", () => {
+        if (--open === 0 && !session.closed && !session.destroyed) armIdle();
+      });
+    });
+    session.once("close", () => {
+      clearTimeout(idleTimer);
+      sessions.delete(session);
+    });
   });
   h2.on("sessionError", (err) => logger.debug({ err }, "http2 session error"));
   h1.on("clientError", (err, socket) => {
@@ -182,13 +259,29 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     socket.once("close", () => sockets.delete(socket));
     sniff(socket);
   });
+  // Node closes a connection beyond the cap right after accepting it and tells only through 'drop'.
+  front.maxConnections = limits.maxConnections;
+  front.on("drop", () => {
+    reportLimit("maxConnections", `connection limit reached (${limits.maxConnections} open): new connections are closed at once`);
+  });
+  new Gauge({
+    name: "server_connections",
+    help: "Connections open on the server's port (limited by maxConnections).",
+    registers: [metrics],
+    collect() {
+      this.set(sockets.size);
+    },
+  });
 
   // Reads until the bytes either are the whole HTTP/2 preface or stop matching it, then puts them back
-  // and hands the socket over; the chosen server reads them again as if nothing happened.
+  // and hands the socket over; the chosen server reads them again as if nothing happened. The deadline is
+  // absolute: a client sending the preface one byte at a time must not hold the socket 24 times as long.
   function sniff(socket: net.Socket) {
     let buffered = Buffer.alloc(0);
     const fail = () => socket.destroy();
-    socket.setTimeout(SNIFF_TIMEOUT_MS, fail);
+    const deadline = setTimeout(fail, limits.firstBytesTimeoutMs);
+    deadline.unref();
+    socket.once("close", () => clearTimeout(deadline));
     socket.on("error", fail);
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
@@ -197,16 +290,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       if (matches && n < HTTP2_PREFACE.length) return; // need more bytes to decide
       socket.off("data", onData);
       socket.off("error", fail);
-      socket.setTimeout(0);
+      clearTimeout(deadline);
       socket.pause();
       socket.unshift(buffered);
       // http2 reads the socket natively once it owns it; resuming here would hand the bytes to
       // nobody (checked on Node 20 and 24). The http/1.1 server reads through JS and needs the resume.
       if (matches) h2.emit("connection", socket);
-      else {
-        h1.emit("connection", socket);
-        socket.resume();
-      }
+      else handToH1(socket);
     };
     socket.on("data", onData);
   }
@@ -264,7 +354,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     await new Promise((resolve) => setImmediate(resolve));
     // 2. Accept no new connections; idle HTTP/1.1 connections go now, HTTP/2 clients get GOAWAY.
     const listenerClosed = new Promise<void>((resolve) => front.close(() => resolve()));
-    h1.closeIdleConnections();
+    for (const [socket, conn] of h1Connections) if (conn.inFlight === 0) socket.destroy();
     for (const session of sessions) session.close();
     // 3. End server streams (and tell unary handlers through ctx.signal).
     shutdown.abort(new Error("server shutting down"));
@@ -293,7 +383,6 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     // 6. Whatever is still connected is cut.
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
-    h1.closeAllConnections();
     await within(listenerClosed);
     for (const s of signals) process.off(s, onSignal);
     logger.info({ durationMs: Date.now() - started, timedOut }, "stopped");
