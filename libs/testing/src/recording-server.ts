@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { gunzipSync } from "node:zlib";
 
 export const TEST_CA_PATH = new URL("../testdata/server-cert.pem", import.meta.url).pathname;
@@ -26,6 +28,11 @@ export interface RecordedRequest {
 
 export type Reply =
   | { status: number; headers?: Record<string, string>; body?: unknown }
+  /**
+   * A body written as the iterable produces it, with backpressure, so a test can send more than memory holds (a
+   * gigabyte, a gzip bomb made on the fly); it stops when the client hangs up.
+   */
+  | { status: number; headers?: Record<string, string>; stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array> }
   | { reset: true }
   | { hang: true }
   | { delayMs: number; reply: Reply };
@@ -73,6 +80,13 @@ export async function startRecordingServer(handler: Handler, options: { tls?: bo
     }
     if ("hang" in reply) {
       hanging.add(res);
+      return;
+    }
+    if ("stream" in reply) {
+      res.writeHead(reply.status, { "content-type": "application/octet-stream", ...reply.headers });
+      const source = reply.stream instanceof Readable ? reply.stream : Readable.from(reply.stream, { objectMode: false });
+      // The client going away mid-body is what such a reply is for; pipeline then ends the source.
+      await pipeline(source, res).catch(() => {});
       return;
     }
     const body = reply.body === undefined ? "" : typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body);

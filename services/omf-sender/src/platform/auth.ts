@@ -17,6 +17,9 @@ export interface TokenProviderOptions {
   now?: () => number;
 }
 
+/** Discovery documents and token replies are a few kilobytes; more is not an identity provider talking. */
+export const AUTH_MAX_RESPONSE_BYTES = 64 * 1024;
+
 /** Seconds a token is assumed to live when the token endpoint omits `expires_in`. */
 const DEFAULT_EXPIRES_IN_S = 3600;
 /** The reference sample refreshes with < 5 min left; fledge at half-life. We use whichever comes first. */
@@ -81,6 +84,7 @@ export class ClientCredentialsTokenProvider {
       dispatcher,
       endpoint,
       what: "OpenID discovery",
+      maxResponseBytes: AUTH_MAX_RESPONSE_BYTES,
     });
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
       throw new OmfServerError(`OpenID discovery at ${endpoint}: HTTP ${res.status}`, { endpoint, status: res.status });
@@ -124,6 +128,7 @@ export class ClientCredentialsTokenProvider {
       dispatcher,
       endpoint,
       what: "token request",
+      maxResponseBytes: AUTH_MAX_RESPONSE_BYTES,
     });
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
       throw new OmfServerError(`token request at ${endpoint}: HTTP ${res.status}`, { endpoint, status: res.status });

@@ -8,6 +8,7 @@ import type { OmfResult } from "./types.js";
  *   OmfConflictError                            → definition drift (new type id / container id)
  *   OmfPayloadTooLargeError                     → split (`splitInHalf`) and resend
  *   OmfBadRequestError (+ OmfNotFoundError, OmfInvalidMessageError) → retrying the same bytes cannot help
+ *   OmfResponseTooLargeError                    → the endpoint (or a proxy) answered with more than we read
  */
 export interface OmfErrorDetails {
   /** Endpoint name (never a credential). */
@@ -26,8 +27,10 @@ export class OmfError extends Error implements RetryHint {
   readonly result: OmfResult | undefined;
   /** Whether the same request may succeed later (read by `@meridian/retry` and the bus consumer). */
   readonly retryable: boolean = false;
-  /** How long the endpoint asked us to wait (Retry-After), when it did. */
+  /** How long to wait before trying again: the endpoint's Retry-After, at most `MAX_RETRY_AFTER_MS`. */
   readonly retryAfterMs: number | undefined = undefined;
+  /** What the endpoint's Retry-After asked for, when that was more than the cap in `retryAfterMs`. */
+  readonly retryAfterRequestedMs: number | undefined;
 
   constructor(message: string, details: OmfErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -35,6 +38,7 @@ export class OmfError extends Error implements RetryHint {
     this.endpoint = details.endpoint;
     this.status = details.status;
     this.result = details.result;
+    this.retryAfterRequestedMs = details.result?.retryAfterRequestedMs;
   }
 }
 
@@ -105,6 +109,20 @@ export class OmfConfigError extends OmfError {
     super(`invalid OMF endpoint configuration: ${problems.join("; ")}`);
     this.name = "OmfConfigError";
     this.problems = problems;
+  }
+}
+
+/**
+ * A response body longer than the client reads (`limitBytes`, counted after decompression): the rest was never read,
+ * the connection was dropped. Not retryable: the same request is likely to get the same answer; a pipeline keeps the
+ * data and tries again later, as for any error that is not the data's fault.
+ */
+export class OmfResponseTooLargeError extends OmfError {
+  readonly limitBytes: number;
+  constructor(message: string, limitBytes: number, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfResponseTooLargeError";
+    this.limitBytes = limitBytes;
   }
 }
 

@@ -1,4 +1,4 @@
-export { ClientCredentialsTokenProvider, type TokenProviderOptions } from "./auth.js";
+export { AUTH_MAX_RESPONSE_BYTES, ClientCredentialsTokenProvider, type TokenProviderOptions } from "./auth.js";
 export { type BatchLimits, batchMessage, splitInHalf } from "./batching.js";
 export { createClients, type EndpointOutcome, OmfClient, type OmfClientOptions, type SendOptions, sendToEndpoints } from "./client.js";
 export {
@@ -29,6 +29,7 @@ export {
   OmfInvalidMessageError,
   OmfNotFoundError,
   OmfPayloadTooLargeError,
+  OmfResponseTooLargeError,
   OmfServerError,
   OmfThrottledError,
   OmfTlsError,
@@ -87,4 +88,5 @@ export {
 } from "./messages.js";
 export { classifyResult, effectiveStatus, type HeaderSource, parseOmfResponse } from "./response.js";
 export { isSecret, Secret } from "./secret.js";
+export { MAX_RESPONSE_BYTES } from "./transport.js";
 export type { OmfResult, OmfResultMessage, OmfSeverity } from "./types.js";

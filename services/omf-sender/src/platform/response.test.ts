@@ -1,4 +1,4 @@
-import { isRetryable, retryAfterOf } from "@meridian/retry";
+import { isRetryable, MAX_RETRY_AFTER_MS, retryAfterOf, retryHintOf } from "@meridian/retry";
 import { describe, expect, it } from "vitest";
 import {
   OmfAuthError,
@@ -207,6 +207,25 @@ describe("classifyResult", () => {
     expect(retryAfterOf(s)).toBeUndefined();
     expect(retryAfterOf(classifyResult(parse(500, "", { "retry-after": "3" })))).toBe(3000);
     for (const status of [400, 401, 404, 409, 413, 501]) expect(isRetryable(classifyResult(parse(status, "")))).toBe(false);
+  });
+
+  it("cuts an absurd Retry-After to the cap and keeps what the endpoint asked for", () => {
+    const r = parse(429, "", { "Retry-After": "999999999" });
+    expect(r).toMatchObject({ retryAfterMs: MAX_RETRY_AFTER_MS, retryAfterRequestedMs: 999_999_999_000 });
+    const t = classifyResult(r) as OmfThrottledError;
+    expect(t.retryAfterMs).toBe(MAX_RETRY_AFTER_MS);
+    expect(t.retryAfterRequestedMs).toBe(999_999_999_000);
+    expect(retryHintOf(t)).toEqual({ ms: MAX_RETRY_AFTER_MS, requestedMs: 999_999_999_000, clamped: true });
+    const far = classifyResult(parse(503, "", { "retry-after": "Fri, 31 Dec 9999 23:59:59 GMT" })) as OmfThrottledError;
+    expect(far).toBeInstanceOf(OmfThrottledError);
+    expect(far.retryAfterMs).toBe(MAX_RETRY_AFTER_MS);
+    expect(far.retryAfterRequestedMs).toBe(Date.parse("9999-12-31T23:59:59Z") - Date.parse("2026-01-01T00:00:00Z"));
+    const server = classifyResult(parse(500, "", { "retry-after": "999999999" })) as OmfServerError;
+    expect(retryAfterOf(server)).toBe(MAX_RETRY_AFTER_MS);
+    expect(server.retryAfterRequestedMs).toBe(999_999_999_000);
+    // Within the cap nothing is cut, and nothing extra is carried.
+    expect(parse(429, "", { "Retry-After": "7" }).retryAfterRequestedMs).toBeUndefined();
+    expect((classifyResult(parse(429, "", { "Retry-After": "7" })) as OmfThrottledError).retryAfterRequestedMs).toBeUndefined();
   });
 
   it("every classified error, retryable or not, is an OmfError", () => {

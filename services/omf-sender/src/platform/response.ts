@@ -1,4 +1,4 @@
-import { parseRetryAfter } from "@meridian/retry";
+import { readRetryAfter } from "@meridian/retry";
 import {
   OmfAuthError,
   OmfBadRequestError,
@@ -180,7 +180,7 @@ export function parseOmfResponse(status: number, headers: HeaderSource | undefin
   const failedStatuses = messages.map((m) => m.status ?? 0).filter((s) => s >= 400);
   const partial = httpOk && failedStatuses.length > 0;
   const requestId = operationId ?? header(headers, "operation-id") ?? header(headers, "request-id") ?? header(headers, "x-request-id");
-  const retryAfterMs = parseRetryAfter(header(headers, "retry-after"), now);
+  const retryAfter = readRetryAfter(header(headers, "retry-after"), now);
   return stripUndefined({
     ok: httpOk && !partial,
     status,
@@ -188,7 +188,8 @@ export function parseOmfResponse(status: number, headers: HeaderSource | undefin
     messages,
     operationId,
     requestId,
-    retryAfterMs,
+    retryAfterMs: retryAfter?.ms,
+    retryAfterRequestedMs: retryAfter?.clamped ? retryAfter.requestedMs : undefined,
   });
 }
 

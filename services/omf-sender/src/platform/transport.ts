@@ -1,5 +1,12 @@
 import { type Dispatcher, fetch } from "undici";
-import { OmfServerError, OmfTlsError } from "./errors.js";
+import { OmfError, OmfResponseTooLargeError, OmfServerError, OmfTlsError } from "./errors.js";
+
+/**
+ * The most of a reply body the client reads, counted after decompression (a small gzip body can inflate to gigabytes).
+ * An OMF reply reports on one request, which PI takes up to 4 MiB; a reply longer than the largest request is taken for a
+ * misbehaving endpoint or proxy (how large PI's per-message report can get is unverified), and reading on only costs memory.
+ */
+export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 export interface HttpResponse {
   status: number;
@@ -19,6 +26,8 @@ export interface HttpRequest {
   endpoint: string;
   /** What is being requested, for error messages (`OMF request`, `token request`). */
   what: string;
+  /** Longest body read (after decompression); default MAX_RESPONSE_BYTES. */
+  maxResponseBytes?: number;
 }
 
 const TLS_CODES = new Set([
@@ -46,9 +55,41 @@ function errorCode(err: unknown): string | undefined {
 }
 
 /**
- * One HTTP exchange with a per-request timeout. Maps transport failures:
- * timeout / connection refused / reset → OmfServerError (retryable); certificate problems → OmfTlsError.
- * An abort by the caller's own signal is rethrown as the signal's reason.
+ * Reads a body up to `maxBytes` as it arrives; one byte more cancels the stream, which drops the connection instead of
+ * reading (and inflating) the rest. Undefined when the body is longer.
+ */
+async function readCapped(
+  res: { headers: { get(name: string): string | null }; body: ReadableStream<Uint8Array> | null },
+  maxBytes: number,
+) {
+  if (res.body === null) return "";
+  // Content-Length counts encoded bytes, so it only tells in advance for a body that is not compressed.
+  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (res.headers.get("content-encoding") === null && declared > maxBytes) {
+    await res.body.cancel().catch(() => {});
+    return undefined;
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  // TextDecoder, as Response.text(): UTF-8, a leading BOM dropped.
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+/**
+ * One HTTP exchange with a per-request timeout and a bounded body (`maxResponseBytes`). Maps transport failures:
+ * timeout / connection refused / reset → OmfServerError (retryable); certificate problems → OmfTlsError; a body over
+ * the limit → OmfResponseTooLargeError. An abort by the caller's own signal is rethrown as the signal's reason.
  */
 export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
   const timeout = AbortSignal.timeout(req.timeoutMs);
@@ -62,9 +103,21 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
       dispatcher: req.dispatcher,
       redirect: "manual",
     });
-    const text = await res.text();
+    const limit = req.maxResponseBytes ?? MAX_RESPONSE_BYTES;
+    const text = await readCapped(res, limit);
+    if (text === undefined) {
+      throw new OmfResponseTooLargeError(
+        `${req.what} to ${req.endpoint}: response body over ${limit} bytes (HTTP ${res.status}); not read`,
+        limit,
+        {
+          endpoint: req.endpoint,
+          status: res.status,
+        },
+      );
+    }
     return { status: res.status, headers: res.headers as unknown as Headers, text };
   } catch (err) {
+    if (err instanceof OmfError) throw err;
     if (req.signal?.aborted) throw req.signal.reason;
     if (timeout.aborted) {
       throw new OmfServerError(`${req.what} to ${req.endpoint} timed out after ${req.timeoutMs} ms`, {

@@ -30,5 +30,8 @@ export interface OmfResult {
   operationId?: string;
   /** operationId, else a request-id response header. */
   requestId?: string;
+  /** Retry-After in ms, at most `MAX_RETRY_AFTER_MS` (`@meridian/retry`). */
   retryAfterMs?: number;
+  /** What Retry-After asked for, only when it was more than the cap. */
+  retryAfterRequestedMs?: number;
 }
