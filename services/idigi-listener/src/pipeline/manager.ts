@@ -4,7 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@meridian/bus";
 import { jsonCodec, KeyExistsError, KvBucket } from "@meridian/bus";
 import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
-import { type BackoffPolicy, backoffDelay, sleep } from "@meridian/retry";
+import { type BackoffPolicy, backoffDelay, retryHintOf, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
 import type { PushTarget } from "../config.js";
 import {
@@ -83,6 +83,7 @@ export class SessionManager {
   private readonly lease: SessionLease;
   private readonly leaseTtlMs: number;
   private closed = false;
+  private readonly stopRetryLog: (() => void) | undefined;
 
   constructor(private readonly options: SessionManagerOptions) {
     this.bucket = new KvBucket(options.bus, SESSIONS_BUCKET, jsonCodec<SessionRecord>(), { history: 1 });
@@ -90,6 +91,22 @@ export class SessionManager {
     this.leases = new KvBucket(options.bus, LEASES_BUCKET, jsonCodec<SessionLease>(), { history: 1, ttlMs: this.leaseTtlMs });
     this.lease = { instance: options.instance, token: randomUUID() };
     this.log = options.logger.child({ component: "sessions" });
+    // The monitor API has no logger; a Retry-After it cut to the cap is this service's to report, once per wait.
+    this.stopRetryLog = options.api.onRetry?.(({ method, path, attempt, delayMs, error }) => {
+      const hint = retryHintOf(error);
+      if (hint?.clamped)
+        this.log.warn(
+          {
+            method,
+            path,
+            attempt,
+            status: (error as { status?: number }).status,
+            retryAfterRequestedMs: hint.requestedMs,
+            retryAfterMs: delayMs,
+          },
+          "iDigi's Retry-After is longer than the cap; retrying after the cap",
+        );
+    });
   }
 
   private lock: Promise<unknown> = Promise.resolve();
@@ -348,6 +365,7 @@ export class SessionManager {
   /** Stops every running session (publishing what is queued first); records stay in KV for the next start. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopRetryLog?.();
     // After any start() or maintain() in progress, so nothing is launched behind our back.
     await this.exclusive(async () => {
       const all = [...this.running.values()];

@@ -203,9 +203,17 @@ export interface MonitorApiOptions {
   backoff?: BackoffPolicy;
   /** Page size for list calls (default 1000, as python-devicecloud). */
   pageSize?: number;
+  /**
+   * Longest response body read, after decompression (default DEFAULT_MAX_RESPONSE_BYTES, 4 MiB; 1 KiB to 256 MiB).
+   * Raise it with `pageSize`: a monitor record is a few hundred bytes.
+   */
+  maxResponseBytes?: number;
   /** Injected fetch (tests, proxies). Default: global fetch. */
   fetch?: typeof fetch;
 }
+
+/** A list page of the default 1000 monitor records is about half a megabyte; the rest is headroom for long topic lists. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 export interface MonitorApiConfig {
   baseUrl: URL;
@@ -215,6 +223,7 @@ export interface MonitorApiConfig {
   maxAttempts: number;
   backoff: BackoffPolicy | undefined;
   pageSize: number;
+  maxResponseBytes: number;
   fetch: typeof fetch;
 }
 
@@ -239,6 +248,7 @@ export function validateMonitorApiOptions(input: unknown): MonitorApiConfig {
   const timeoutMs = int(c, input, "timeoutMs", 1, 2_147_483_647) ?? 30_000;
   const maxAttempts = int(c, input, "maxAttempts", 1, 100) ?? 3;
   const pageSize = int(c, input, "pageSize", 1, 100_000) ?? 1000;
+  const maxResponseBytes = int(c, input, "maxResponseBytes", 1024, 256 * 1024 * 1024) ?? DEFAULT_MAX_RESPONSE_BYTES;
   const f = input["fetch"];
   if (f !== undefined && typeof f !== "function") c.add("fetch", "must be a function");
   const b = input["backoff"];
@@ -252,6 +262,7 @@ export function validateMonitorApiOptions(input: unknown): MonitorApiConfig {
     maxAttempts,
     backoff: b as BackoffPolicy | undefined,
     pageSize,
+    maxResponseBytes,
     fetch: (f as typeof fetch | undefined) ?? globalThis.fetch,
   };
 }

@@ -157,18 +157,39 @@ export class IdigiUnexpectedResponseError extends IdigiError {
   }
 }
 
-/** 5xx or 429: retryable, with the server's Retry-After when it sent one. */
+/**
+ * A response body longer than the client reads (`limitBytes`, counted after decompression): the rest was never read and
+ * the connection was dropped. Not retryable: the same request is likely to get the same answer.
+ */
+export class IdigiResponseTooLargeError extends IdigiUnexpectedResponseError {
+  constructor(
+    readonly limitBytes: number,
+    status: number,
+    what: string,
+  ) {
+    super(`${what}: response body over ${limitBytes} bytes (HTTP ${status}); not read`, status);
+    this.name = "IdigiResponseTooLargeError";
+  }
+}
+
+/**
+ * 5xx or 429: retryable, with the server's Retry-After when it sent one, at most `MAX_RETRY_AFTER_MS`
+ * (`@meridian/retry`); `retryAfterRequestedMs` is what the server asked for when that was longer.
+ */
 export class IdigiServerError extends IdigiError {
   override readonly retryable = true;
   override readonly retryAfterMs: number | undefined;
+  readonly retryAfterRequestedMs: number | undefined;
   constructor(
     readonly status: number,
     readonly serverMessage: string,
     retryAfterMs?: number,
+    retryAfterRequestedMs?: number,
   ) {
     super(`server error (HTTP ${status})${serverMessage ? `: ${serverMessage}` : ""}`);
     this.name = "IdigiServerError";
     this.retryAfterMs = retryAfterMs;
+    this.retryAfterRequestedMs = retryAfterRequestedMs;
   }
 }
 

@@ -3,6 +3,7 @@
  * payload normalisation and a reconnecting, explicitly-acking push session. Knows nothing of NATS or Connect.
  */
 export {
+  DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_SESSION_BACKOFF,
   type MonitorApiConfig,
   type MonitorApiOptions,
@@ -25,6 +26,7 @@ export {
   IdigiNetworkError,
   IdigiNotFoundError,
   IdigiPayloadError,
+  IdigiResponseTooLargeError,
   IdigiServerError,
   IdigiUnexpectedResponseError,
 } from "./errors.js";
@@ -57,6 +59,7 @@ export {
   type Monitor,
   type MonitorAckOption,
   type MonitorApi,
+  type MonitorApiRetry,
   type MonitorCompression,
   type MonitorFilter,
   type MonitorFormat,

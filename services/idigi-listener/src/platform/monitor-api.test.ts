@@ -1,8 +1,13 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import { createGzip } from "node:zlib";
+import { MAX_RETRY_AFTER_MS } from "@meridian/retry";
+import { json, type RecordingServer, type Reply, startRecordingServer, until } from "@meridian/testing";
 import { XMLParser } from "fast-xml-parser";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { DEFAULT_MAX_RESPONSE_BYTES } from "./config.js";
 import {
   IdigiAuthError,
   IdigiBadRequestError,
@@ -10,10 +15,11 @@ import {
   IdigiError,
   IdigiNetworkError,
   IdigiNotFoundError,
+  IdigiResponseTooLargeError,
   IdigiServerError,
   IdigiUnexpectedResponseError,
 } from "./errors.js";
-import { createMonitorApi, LegacyMonitorApi, splitTopicList, V1MonitorApi } from "./monitor-api.js";
+import { createMonitorApi, LegacyMonitorApi, type MonitorApiRetry, splitTopicList, V1MonitorApi } from "./monitor-api.js";
 
 // Bodies from shared/protocols/idigi.md §1.5, §1.6 and §4.
 const CREATE_XML = `<?xml version="1.0" encoding="ISO-8859-1"?>
@@ -332,5 +338,146 @@ describe("V1MonitorApi (/ws/v1/monitors/inventory)", () => {
     handler = (_q, res) => res.writeHead(400).end(JSON.stringify({ error_message: "Invalid topic" }));
     const err = await new V1MonitorApi(opts()).create({ topics: ["X"] }).catch((e: unknown) => e);
     expect((err as IdigiBadRequestError).serverMessage).toBe("Invalid topic");
+  });
+});
+
+describe("limits on what the server sends", () => {
+  const GiB = 1024 ** 3;
+  const MiB = 1024 ** 2;
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    vi.useRealTimers();
+    while (cleanups.length > 0) await cleanups.pop()?.();
+  });
+  async function recording(handler: () => Reply): Promise<RecordingServer> {
+    const s = await startRecordingServer(handler);
+    cleanups.push(() => s.close());
+    return s;
+  }
+  const api = (url: string, extra: object = {}) => new LegacyMonitorApi({ ...opts(), baseUrl: url, ...extra });
+  const rssMiB = () => Math.round(process.memoryUsage().rss / MiB);
+
+  /** Zeros, made as they are sent; `produced` says how much the server made and whether the body was ended early. */
+  function zeros(total: number) {
+    const produced = { bytes: 0, ended: false };
+    const chunk = Buffer.alloc(64 * 1024);
+    function* generate() {
+      try {
+        for (; produced.bytes < total; produced.bytes += chunk.length) yield chunk;
+      } finally {
+        produced.ended = true;
+      }
+    }
+    return { stream: Readable.from(generate()), produced };
+  }
+
+  it("a Retry-After of 999999999 s or a date far ahead is cut to the cap; the error keeps what was asked", async () => {
+    let header = "999999999";
+    const s = await recording(() => json(429, "", { "retry-after": header }));
+    const e1 = await api(s.url, { maxAttempts: 1 })
+      .list()
+      .catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(IdigiServerError);
+    expect(e1).toMatchObject({ retryAfterMs: MAX_RETRY_AFTER_MS, retryAfterRequestedMs: 999_999_999_000 });
+    header = "Fri, 31 Dec 9999 23:59:59 GMT";
+    const e2 = (await api(s.url, { maxAttempts: 1 })
+      .list()
+      .catch((e: unknown) => e)) as IdigiServerError;
+    expect(e2.retryAfterMs).toBe(MAX_RETRY_AFTER_MS);
+    expect(e2.retryAfterRequestedMs).toBeGreaterThan(MAX_RETRY_AFTER_MS);
+    header = "2";
+    const e3 = (await api(s.url, { maxAttempts: 1 })
+      .list()
+      .catch((e: unknown) => e)) as IdigiServerError;
+    expect(e3.retryAfterMs).toBe(2000);
+    expect(e3.retryAfterRequestedMs).toBeUndefined();
+  });
+
+  it("an idempotent call retries after the cap, not after the 31 years asked for, and tells onRetry listeners", async () => {
+    let calls = 0;
+    const s = await recording(() => (++calls === 1 ? json(503, "busy", { "retry-after": "999999999" }) : json(200, LIST_EMPTY)));
+    const client = api(s.url);
+    const retried = new Promise<MonitorApiRetry>((resolve) => client.onRetry(resolve));
+    // Only the retry's wait is faked: the HTTP exchanges run on real I/O.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const listing = client.list();
+    const notice = await retried;
+    expect(notice).toMatchObject({ method: "GET", path: "/ws/Monitor/.json", attempt: 1, delayMs: MAX_RETRY_AFTER_MS });
+    expect(notice.error).toBeInstanceOf(IdigiServerError);
+    await vi.advanceTimersByTimeAsync(MAX_RETRY_AFTER_MS);
+    expect(await listing).toEqual([]);
+    expect(s.requests).toHaveLength(2);
+  });
+
+  it.each([
+    ["streamed without a length", {}],
+    ["declaring its length", { "content-length": String(GiB) }],
+  ])(
+    "a 1 GB response (%s) is IdigiResponseTooLargeError at the limit, the rest is never read, and the next call works",
+    async (how, headers) => {
+      const body = zeros(GiB);
+      let reply: () => Reply = () => ({ status: 200, headers, stream: body.stream });
+      const s = await recording(() => reply());
+      const client = api(s.url);
+      const before = rssMiB();
+      const err = await client.list().catch((e: unknown) => e);
+      const after = rssMiB();
+      console.log(
+        JSON.stringify({
+          test: `idigi 1 GB response, ${how}`,
+          rssBeforeMiB: before,
+          rssAfterMiB: after,
+          serverSentMiB: Math.round(body.produced.bytes / MiB),
+        }),
+      );
+      expect(err).toBeInstanceOf(IdigiResponseTooLargeError);
+      expect(err).toBeInstanceOf(IdigiError);
+      expect(err).toMatchObject({ limitBytes: DEFAULT_MAX_RESPONSE_BYTES, status: 200, retryable: false });
+      expect((err as Error).message).toContain(`over ${DEFAULT_MAX_RESPONSE_BYTES} bytes`);
+      // Not retried (three attempts would be three gigabytes offered), and the server's body ended far short of it.
+      expect(s.requests).toHaveLength(1);
+      await until(() => body.produced.ended, { timeoutMs: 10_000, what: "the server's body to end" });
+      expect(body.produced.bytes).toBeLessThan(64 * MiB);
+      reply = () => json(200, LIST_ONE);
+      expect((await client.list()).map((m) => m.id)).toEqual(["178007"]);
+    },
+  );
+
+  it("a gzip bomb (a gigabyte of zeros in about 1 MB) hits the same limit after decompression", async () => {
+    const body = zeros(GiB);
+    const bomb = body.stream.pipe(createGzip());
+    // pipe() does not pass the end of the gzip stream back to its source.
+    bomb.once("close", () => body.stream.destroy());
+    let reply: () => Reply = () => ({ status: 200, headers: { "content-encoding": "gzip" }, stream: bomb });
+    const s = await recording(() => reply());
+    const client = api(s.url);
+    const before = rssMiB();
+    const err = await client.list().catch((e: unknown) => e);
+    const after = rssMiB();
+    console.log(
+      JSON.stringify({
+        test: "idigi gzip bomb",
+        rssBeforeMiB: before,
+        rssAfterMiB: after,
+        serverInflatedMiB: Math.round(body.produced.bytes / MiB),
+      }),
+    );
+    expect(err).toBeInstanceOf(IdigiResponseTooLargeError);
+    await until(() => body.produced.ended, { timeoutMs: 10_000, what: "the server's body to end" });
+    expect(body.produced.bytes).toBeLessThan(64 * MiB);
+    reply = () => json(200, LIST_EMPTY);
+    expect(await client.list()).toEqual([]);
+  });
+
+  it("maxResponseBytes takes 1 KiB to 256 MiB, and a body of exactly the limit is read whole", async () => {
+    for (const bad of [1023, 256 * MiB + 1, 1.5, "4096"]) {
+      expect(() => api("http://127.0.0.1:1", { maxResponseBytes: bad })).toThrow(/maxResponseBytes/);
+    }
+    let size = 2048;
+    const s = await recording(() => ({ status: 404, body: "x".repeat(size) }));
+    const client = api(s.url, { maxResponseBytes: 2048 });
+    await expect(client.get(1)).rejects.toBeInstanceOf(IdigiNotFoundError);
+    size = 2049;
+    await expect(client.get(1)).rejects.toBeInstanceOf(IdigiResponseTooLargeError);
   });
 });

@@ -1,12 +1,14 @@
-import { parseRetryAfter, retry } from "@meridian/retry";
+import { readRetryAfter, retry } from "@meridian/retry";
 import { XMLParser } from "fast-xml-parser";
 import { type MonitorApiConfig, type MonitorApiOptions, validateMonitorApiOptions } from "./config.js";
 import {
   IdigiAuthError,
   IdigiBadRequestError,
   IdigiConfigError,
+  type IdigiError,
   IdigiNetworkError,
   IdigiNotFoundError,
+  IdigiResponseTooLargeError,
   IdigiServerError,
   IdigiUnexpectedResponseError,
 } from "./errors.js";
@@ -69,6 +71,18 @@ export interface MonitorFilter {
   transport?: MonitorTransport;
 }
 
+/** One retry of an idempotent call, as `onRetry` listeners see it (the client itself has no logger). */
+export interface MonitorApiRetry {
+  method: string;
+  /** The path, without the query. */
+  path: string;
+  /** The attempt that failed, 1-based. */
+  attempt: number;
+  /** The wait before the next attempt: the error's Retry-After (at most MAX_RETRY_AFTER_MS), else the backoff. */
+  delayMs: number;
+  error: IdigiError;
+}
+
 export interface MonitorApi {
   /** Creates a monitor. The legacy API answers with an id only; the result is then built from `spec` + id. */
   create(spec: MonitorSpec): Promise<Monitor>;
@@ -78,6 +92,8 @@ export interface MonitorApi {
   get(id: string | number): Promise<Monitor>;
   /** Deletes a monitor; `IdigiNotFoundError` when it does not exist. */
   delete(id: string | number): Promise<void>;
+  /** Calls `listener` before each retry of an idempotent call; returns what removes it. */
+  onRetry?(listener: (retry: MonitorApiRetry) => void): () => void;
 }
 
 const MAX_MESSAGE = 500;
@@ -157,11 +173,46 @@ function serverMessage(body: string): string {
   return (msg ?? text).replace(/\s+/g, " ").trim().slice(0, MAX_MESSAGE);
 }
 
-/** Shared HTTP plumbing: Basic auth, timeouts, error mapping, retries for idempotent calls. */
+/**
+ * Reads a body up to `maxBytes` as it arrives; one byte more cancels the stream, which drops the connection instead of
+ * reading (and inflating) the rest. Undefined when the body is longer.
+ */
+async function readCapped(res: Response, maxBytes: number): Promise<string | undefined> {
+  if (res.body === null) return "";
+  // Content-Length counts encoded bytes, so it only tells in advance for a body that is not compressed.
+  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (res.headers.get("content-encoding") === null && declared > maxBytes) {
+    await res.body.cancel().catch(() => {});
+    return undefined;
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  // TextDecoder, as Response.text(): UTF-8, a leading BOM dropped.
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+/** Shared HTTP plumbing: Basic auth, timeouts, bounded bodies, error mapping, retries for idempotent calls. */
 class HttpCore {
   readonly #auth: string;
+  readonly #retryListeners = new Set<(retry: MonitorApiRetry) => void>();
   constructor(readonly config: MonitorApiConfig) {
     this.#auth = `Basic ${Buffer.from(`${config.username}:${config.password}`, "utf8").toString("base64")}`;
+  }
+
+  onRetry(listener: (retry: MonitorApiRetry) => void): () => void {
+    this.#retryListeners.add(listener);
+    return () => this.#retryListeners.delete(listener);
   }
 
   async request(
@@ -173,6 +224,10 @@ class HttpCore {
     return retry(() => this.once(method, path, opts), {
       maxAttempts: idempotent ? this.config.maxAttempts : 1,
       ...(this.config.backoff ? { policy: this.config.backoff } : {}),
+      onRetry: (error, attempt, delayMs) => {
+        const notice = { method, path: path.split("?")[0]!, attempt, delayMs, error: error as IdigiError };
+        for (const listener of this.#retryListeners) listener(notice);
+      },
     });
   }
 
@@ -185,7 +240,7 @@ class HttpCore {
     const headers: Record<string, string> = { Authorization: this.#auth, Accept: opts.accept ?? "application/json" };
     if (opts.contentType) headers["Content-Type"] = opts.contentType;
     let res: Response;
-    let text: string;
+    let text: string | undefined;
     try {
       res = await this.config.fetch(url, {
         method,
@@ -193,17 +248,21 @@ class HttpCore {
         ...(opts.body !== undefined ? { body: opts.body } : {}),
         signal: AbortSignal.timeout(this.config.timeoutMs),
       });
-      text = await res.text();
+      text = await readCapped(res, this.config.maxResponseBytes);
     } catch (err) {
       const reason = err instanceof Error && err.name === "TimeoutError" ? "timed out" : "failed";
       throw new IdigiNetworkError(`${method} ${url.pathname} ${reason}`, { cause: err });
     }
     const { status } = res;
+    if (text === undefined) throw new IdigiResponseTooLargeError(this.config.maxResponseBytes, status, `${method} ${url.pathname}`);
     if (status >= 200 && status < 300) return { status, headers: res.headers, text };
     const message = serverMessage(text);
     if (status === 401 || status === 403) throw new IdigiAuthError(status, message);
     if (status === 404) throw new IdigiNotFoundError(opts.what, status);
-    if (status === 429 || status >= 500) throw new IdigiServerError(status, message, parseRetryAfter(res.headers.get("retry-after")));
+    if (status === 429 || status >= 500) {
+      const wait = readRetryAfter(res.headers.get("retry-after"));
+      throw new IdigiServerError(status, message, wait?.ms, wait?.clamped ? wait.requestedMs : undefined);
+    }
     throw new IdigiBadRequestError(status, message);
   }
 }
@@ -323,6 +382,10 @@ export class LegacyMonitorApi implements MonitorApi {
     this.http = new HttpCore(validateMonitorApiOptions(options));
   }
 
+  onRetry(listener: (retry: MonitorApiRetry) => void): () => void {
+    return this.http.onRetry(listener);
+  }
+
   /** The `<Monitor>` document POSTed on create (exported for tests; no XML declaration, like the seed). */
   static createBody(spec: MonitorSpec): string {
     const fields: Array<[string, string | number | boolean | undefined]> = [
@@ -422,6 +485,10 @@ export class V1MonitorApi implements MonitorApi {
   private readonly http: HttpCore;
   constructor(options: MonitorApiOptions) {
     this.http = new HttpCore(validateMonitorApiOptions(options));
+  }
+
+  onRetry(listener: (retry: MonitorApiRetry) => void): () => void {
+    return this.http.onRetry(listener);
   }
 
   /** The JSON body POSTed on create (exported for tests). `ack_option` is [I]: the notes name no v1 field. */
