@@ -5,6 +5,7 @@ import {
   OmfConfigError,
   OmfConflictError,
   OmfNotFoundError,
+  OmfResponseTooLargeError,
   OmfServerError,
   OmfThrottledError,
   OmfTlsError,
@@ -30,6 +31,16 @@ describe("route options", () => {
     expect(bad.settings).toEqual(DEFAULTS);
     expect(bad.problems.join(" ")).toMatch(/options\.maxBatchEvents.*options\.lingerMs.*options\.maxInflightBatches.*options\.dataAction/);
   });
+  it("maxRetryAfterMs lowers the Retry-After cap between 1 s and 5 min, never raises it", () => {
+    expect(pipelineSettings({}, DEFAULTS).settings.maxRetryAfterMs).toBeUndefined();
+    expect(pipelineSettings({ maxRetryAfterMs: "1000" }, DEFAULTS).settings.maxRetryAfterMs).toBe(1000);
+    expect(pipelineSettings({ maxRetryAfterMs: "300000" }, DEFAULTS).settings.maxRetryAfterMs).toBe(300_000);
+    for (const bad of ["999", "300001", "2.5", "soon"]) {
+      const r = pipelineSettings({ maxRetryAfterMs: bad }, DEFAULTS);
+      expect(r.settings.maxRetryAfterMs, bad).toBeUndefined();
+      expect(r.problems, bad).toEqual(["options.maxRetryAfterMs: must be an integer between 1000 and 300000"]);
+    }
+  });
 });
 
 describe("failure classes", () => {
@@ -43,6 +54,8 @@ describe("failure classes", () => {
     // Under the one OmfError root now, and still waited out, not dead-lettered: the operator fixes these.
     expect(isPermanent(new OmfConfigError(["endpoint.url: required"]))).toBe(false);
     expect(isPermanent(new OmfTlsError("self-signed", "DEPTH_ZERO_SELF_SIGNED_CERT"))).toBe(false);
+    // The endpoint answered with more than the client reads: not the data's fault, so the data waits.
+    expect(isPermanent(new OmfResponseTooLargeError("too long", 4 << 20))).toBe(false);
     expect(isPermanent(new Error("socket"))).toBe(false);
   });
 });

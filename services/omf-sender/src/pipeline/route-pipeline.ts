@@ -1,7 +1,7 @@
 import type { Bus, Delivery } from "@meridian/bus";
 import { DurableConsumer, telemetryFilterSubject } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { type BackoffPolicy, RetryableError, retryAfterOf } from "@meridian/retry";
+import { type BackoffPolicy, MAX_RETRY_AFTER_MS, RetryableError, retryHintOf } from "@meridian/retry";
 import type { Logger } from "pino";
 import {
   dataMessage,
@@ -36,16 +36,28 @@ export interface PipelineSettings {
    * the endpoint's round trip while the next batch fills.
    */
   maxInflightBatches: number;
+  /**
+   * The longest an endpoint's Retry-After holds the route back (1 s to MAX_RETRY_AFTER_MS, the default): an operator
+   * may prefer to poll a throttling endpoint sooner than the 5 minutes every client is already cut to.
+   */
+  maxRetryAfterMs?: number;
 }
 
-/** Reads route.options (`maxBatchEvents`, `maxBatchBytes`, `lingerMs`, `maxInflightBatches`, `dataAction`, `intFormat`); bad values are reported, defaults kept. */
+/**
+ * Reads route.options (`maxBatchEvents`, `maxBatchBytes`, `lingerMs`, `maxInflightBatches`, `maxRetryAfterMs`,
+ * `dataAction`, `intFormat`); bad values are reported, defaults kept.
+ */
 export function pipelineSettings(
   options: Record<string, string>,
   defaults: PipelineSettings,
 ): { settings: PipelineSettings; problems: string[] } {
   const settings = { ...defaults };
   const problems: string[] = [];
-  const int = (key: "maxBatchEvents" | "maxBatchBytes" | "lingerMs" | "maxInflightBatches", min: number, max: number) => {
+  const int = (
+    key: "maxBatchEvents" | "maxBatchBytes" | "lingerMs" | "maxInflightBatches" | "maxRetryAfterMs",
+    min: number,
+    max: number,
+  ) => {
     const raw = options[key];
     if (raw === undefined) return;
     const n = Number(raw);
@@ -56,6 +68,7 @@ export function pipelineSettings(
   int("maxBatchBytes", 1024, 64 * 1024 * 1024);
   int("lingerMs", 0, 60_000);
   int("maxInflightBatches", 1, 32);
+  int("maxRetryAfterMs", 1000, MAX_RETRY_AFTER_MS);
   const action = options["dataAction"];
   if (action !== undefined) {
     if (action === "auto" || action === "create" || action === "update") settings.dataAction = action;
@@ -127,6 +140,8 @@ export class RoutePipeline {
   private readonly log: Logger;
   private mapper: EventMapper | undefined;
   private mapperVersion = "";
+  /** Errors whose cut Retry-After was logged: one line per endpoint answer, not per message it failed. */
+  private readonly clampLogged = new WeakSet<object>();
 
   constructor(
     readonly route: Route,
@@ -319,9 +334,16 @@ export class RoutePipeline {
       return;
     }
     this.deps.stats.failure(this.endpointId, message);
-    const hint = retryAfterOf(err);
-    this.log.warn({ err: message, seq: d.streamSequence, deliveries: d.deliveryCount, retryAfterMs: hint }, "send failed; will retry");
-    d.retry(hint);
+    const hint = retryHintOf(err, this.settings.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS);
+    if (hint?.clamped && typeof err === "object" && err !== null && !this.clampLogged.has(err)) {
+      this.clampLogged.add(err);
+      this.log.warn(
+        { err: message, retryAfterRequestedMs: hint.requestedMs, retryAfterMs: hint.ms },
+        "endpoint's Retry-After is longer than the cap; retrying after the cap",
+      );
+    }
+    this.log.warn({ err: message, seq: d.streamSequence, deliveries: d.deliveryCount, retryAfterMs: hint?.ms }, "send failed; will retry");
+    d.retry(hint?.ms);
   }
 
   /**
