@@ -17,8 +17,8 @@ export interface ServerLimits {
    */
   firstBytesTimeoutMs: number;
   /**
-   * HTTP/1.1: a request head must be complete this long after the connection's first bytes, and a later request's
-   * head on a kept-alive connection this long after the keep-alive time of the previous response. Else the client
+   * HTTP/1.1: the first request head must be complete this long after the connection was accepted; a later one on a
+   * kept-alive connection keepAliveTimeoutMs + headersTimeoutMs after the previous response ended. Else the client
    * gets 408 and the connection is closed. Bodies and responses are not timed: a server stream may run for hours.
    */
   headersTimeoutMs: number;

@@ -191,25 +191,31 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       conn.inFlight--;
       // The next request may start after the keep-alive time at the latest; its head then gets the same time as
       // the first one. Node's keep-alive timer alone would not do: any byte restarts it.
-      if (conn.inFlight === 0 && !req.socket.destroyed) armHeadDeadline(req.socket as net.Socket, conn, limits.keepAliveTimeoutMs);
+      if (conn.inFlight === 0 && !req.socket.destroyed) {
+        armHeadDeadline(req.socket as net.Socket, conn, limits.keepAliveTimeoutMs + limits.headersTimeoutMs);
+      }
     });
   });
-  function armHeadDeadline(socket: net.Socket, conn: H1Connection, extraMs = 0) {
+  function armHeadDeadline(socket: net.Socket, conn: H1Connection, inMs: number) {
     clearTimeout(conn.headDeadline);
-    conn.headDeadline = setTimeout(() => {
-      reportLimit("headersTimeoutMs", `HTTP/1.1 request head not complete within ${limits.headersTimeoutMs} ms: connection closed`);
-      socket.end(REQUEST_TIMEOUT_RESPONSE, () => socket.destroy());
-    }, limits.headersTimeoutMs + extraMs);
+    conn.headDeadline = setTimeout(
+      () => {
+        reportLimit("headersTimeoutMs", `HTTP/1.1 request head not complete within ${limits.headersTimeoutMs} ms: connection closed`);
+        socket.end(REQUEST_TIMEOUT_RESPONSE, () => socket.destroy());
+      },
+      Math.max(0, inMs),
+    );
     conn.headDeadline.unref();
   }
-  function handToH1(socket: net.Socket) {
+  /** The first request's head is timed from the connection's accept: the bytes that chose HTTP/1.1 are part of it. */
+  function handToH1(socket: net.Socket, acceptedAt: number) {
     const conn: H1Connection = { inFlight: 0, headDeadline: undefined };
     h1Connections.set(socket, conn);
     socket.once("close", () => {
       clearTimeout(conn.headDeadline);
       h1Connections.delete(socket);
     });
-    armHeadDeadline(socket, conn);
+    armHeadDeadline(socket, conn, acceptedAt + limits.headersTimeoutMs - Date.now());
     h1.emit("connection", socket);
     socket.resume();
   }
@@ -257,7 +263,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const front = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    sniff(socket);
+    sniff(socket, Date.now());
   });
   // Node closes a connection beyond the cap right after accepting it and tells only through 'drop'.
   front.maxConnections = limits.maxConnections;
@@ -276,7 +282,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // Reads until the bytes either are the whole HTTP/2 preface or stop matching it, then puts them back
   // and hands the socket over; the chosen server reads them again as if nothing happened. The deadline is
   // absolute: a client sending the preface one byte at a time must not hold the socket 24 times as long.
-  function sniff(socket: net.Socket) {
+  function sniff(socket: net.Socket, acceptedAt: number) {
     let buffered = Buffer.alloc(0);
     const fail = () => socket.destroy();
     const deadline = setTimeout(fail, limits.firstBytesTimeoutMs);
@@ -296,7 +302,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       // http2 reads the socket natively once it owns it; resuming here would hand the bytes to
       // nobody (checked on Node 20 and 24). The http/1.1 server reads through JS and needs the resume.
       if (matches) h2.emit("connection", socket);
-      else handToH1(socket);
+      else handToH1(socket, acceptedAt);
     };
     socket.on("data", onData);
   }

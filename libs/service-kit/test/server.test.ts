@@ -392,6 +392,26 @@ describe("shutdown", () => {
     expect(await stuck).toBeInstanceOf(ConnectError); // its connection was cut
   });
 
+  it("closes an idle kept-alive HTTP/1.1 connection when it begins, before the hooks run", async () => {
+    const svc = await start({ limits: { keepAliveTimeoutMs: 60_000 } });
+    const socket = net.connect(svc.port, "127.0.0.1");
+    let response = "";
+    socket.on("data", (d: Buffer) => {
+      response += d.toString();
+    });
+    socket.on("error", () => {});
+    await new Promise((r) => socket.once("connect", r));
+    socket.write("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    await vi.waitFor(() => expect(response).toContain("\r\n0\r\n\r\n"));
+    let closedBeforeHook: boolean | undefined;
+    svc.onShutdown(async () => {
+      await new Promise((r) => setTimeout(r, 50));
+      closedBeforeHook = socket.destroyed || socket.readableEnded;
+    });
+    await svc.stop();
+    expect(closedBeforeHook).toBe(true);
+  });
+
   it("turns health NOT_SERVING first", async () => {
     const svc = await start();
     svc.onShutdown(() => {
