@@ -20,7 +20,7 @@ export type Gateway = BusService;
 
 /** The gateway: TelemetryService, RouteService and StatusService on the bus, and the platform services by proxy. */
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
-  const declaredRoutes = config.ROUTES_FILE ? readRoutesFile(config.ROUTES_FILE) : [];
+  const declaredRoutes = config.ROUTES_FILE ? readRoutesFile(config.ROUTES_FILE, config.MAX_ROUTES) : [];
   const backends = options.backends ?? backendsFromConfig(config);
   return startBusService(
     SERVICE,
@@ -29,7 +29,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     (bus) => ({
       routes(router) {
         router.service(TelemetryService, telemetryService(bus));
-        router.service(RouteService, routeService(bus));
+        router.service(RouteService, routeService(bus, { maxRoutes: config.MAX_ROUTES }));
         router.service(
           StatusService,
           statusService(bus, { service: SERVICE.name, instance: config.INSTANCE_ID, version: SERVICE.version }),

@@ -165,6 +165,41 @@ describe("gateway over a real nats-server", () => {
   });
 });
 
+describe("gateway quotas", () => {
+  it("refuses a route beyond MAX_ROUTES with resource_exhausted naming the setting; a delete makes room", async () => {
+    const nats = await startNatsServer();
+    const gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: nats.url, MAX_ROUTES: "2" }), logger, {
+      installSignalHandlers: false,
+    });
+    try {
+      await gw.bus.ready;
+      const routes = createClient(RouteService, createConnectTransport({ baseUrl: gw.service.url, httpVersion: "1.1" }));
+      const route = (id: string) => ({ id, source: { connection: "q" }, sink: { platform: Platform.OMF, target: "pi" } });
+      await routes.createRoute({ route: route("q-1") });
+      await routes.createRoute({ route: route("q-2") });
+      const refused = await codeOf(routes.createRoute({ route: route("q-3") }));
+      expect(refused.code).toBe(Code.ResourceExhausted);
+      expect(refused.message).toContain("MAX_ROUTES=2");
+      expect((await routes.listRoutes({})).routes.map((r) => r.id).sort()).toEqual(["q-1", "q-2"]);
+      await routes.deleteRoute({ id: "q-1" });
+      await routes.createRoute({ route: route("q-3") });
+    } finally {
+      await gw.stop();
+      await nats.stop();
+    }
+  });
+
+  it("refuses to start with a routes file larger than MAX_ROUTES", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gw-quota-"));
+    const file = join(dir, "routes.json");
+    const route = (id: string) => ({ id, source: { connection: "q" }, sink: { platform: "PLATFORM_OMF", target: "pi" } });
+    writeFileSync(file, JSON.stringify({ routes: [route("a"), route("b"), route("c")] }));
+    await expect(
+      startGateway(gatewayConfig.parse({ PORT: "0", ROUTES_FILE: file, MAX_ROUTES: "2" }), logger, { installSignalHandlers: false }),
+    ).rejects.toThrow(/3 routes, more than MAX_ROUTES=2/);
+  });
+});
+
 describe("gateway when NATS is down", () => {
   it("starts, reports not ready, answers unavailable, and recovers when NATS appears", async () => {
     const port = await freePort();

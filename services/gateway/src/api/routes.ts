@@ -7,7 +7,12 @@ import type { RouteService } from "@meridian/contracts/meridian/route/v1/route_s
 import { invalidArgument, requestLogger } from "@meridian/service-kit";
 import { validateRoute } from "./validation.js";
 
-export function routeService(bus: Bus): ServiceImpl<typeof RouteService> {
+export interface RouteLimits {
+  /** Routes the mesh may hold (MAX_ROUTES): each is a durable consumer and a pipeline in a sink service. */
+  maxRoutes: number;
+}
+
+export function routeService(bus: Bus, limits: RouteLimits): ServiceImpl<typeof RouteService> {
   const routes = routeBucket(bus);
   const requireId = (id: string) => {
     if (!id) invalidArgument([{ path: "id", reason: "required" }]);
@@ -16,6 +21,14 @@ export function routeService(bus: Bus): ServiceImpl<typeof RouteService> {
     async createRoute(req, ctx) {
       validateRoute(req.route);
       const route = create(RouteSchema, { ...req.route, createTime: timestampNow() });
+      // Checked before the create: two creates at the same moment may both pass, so the bound can be exceeded by the
+      // number of concurrent callers, never by a loop of one.
+      const count = (await routes.keys()).length;
+      if (count >= limits.maxRoutes)
+        throw new ConnectError(
+          `route quota reached: ${count} of MAX_ROUTES=${limits.maxRoutes}; delete a route first`,
+          Code.ResourceExhausted,
+        );
       await routes.create(route.id, route);
       requestLogger(ctx).info({ routeId: route.id }, "route created");
       return { route };
