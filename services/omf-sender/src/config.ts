@@ -32,6 +32,8 @@ export const omfSenderConfig = z.object({
   OMF_CREDENTIALS_KEY: credentialsKey,
   /** JSON list of endpoint configs applied at start (`[...]` or `{"endpoints": [...]}`). */
   OMF_ENDPOINTS_FILE: z.string().optional(),
+  /** Endpoints omf-sender may hold, declared and created through the API together. */
+  OMF_MAX_ENDPOINTS: z.coerce.number().int().min(1).max(10_000).default(100),
   /** Pipeline defaults; a route's options (maxBatchEvents, maxBatchBytes, lingerMs, maxInflightBatches) override them. */
   OMF_MAX_BATCH_EVENTS: z.coerce.number().int().min(1).max(100_000).default(2000),
   OMF_MAX_BATCH_BYTES: z.coerce

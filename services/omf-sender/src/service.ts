@@ -1,6 +1,6 @@
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { BackoffPolicy } from "@meridian/retry";
-import { type Logger, serviceIdentity } from "@meridian/service-kit";
+import { ConfigError, type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
 import { omfSenderErrors, omfSenderService } from "./api/index.js";
 import { isDevelopmentKey, type OmfSenderConfig } from "./config.js";
@@ -32,6 +32,11 @@ export async function startOmfSender(config: OmfSenderConfig, logger: Logger, op
   if (config.OMF_CREDENTIALS_KEY && isDevelopmentKey(config.OMF_CREDENTIALS_KEY))
     logger.warn("OMF_CREDENTIALS_KEY is the development key published with docker-compose.yml: anyone can decrypt what it seals");
   const declared = config.OMF_ENDPOINTS_FILE ? readEndpointsFile(config.OMF_ENDPOINTS_FILE, { hasKey: cipher !== undefined }) : [];
+  if (declared.length > config.OMF_MAX_ENDPOINTS)
+    throw new ConfigError(`OMF_ENDPOINTS_FILE: ${declared.length} endpoints, more than OMF_MAX_ENDPOINTS=${config.OMF_MAX_ENDPOINTS}`, [
+      "OMF_ENDPOINTS_FILE",
+      "OMF_MAX_ENDPOINTS",
+    ]);
   let registry!: EndpointRegistry;
   let pipelines!: PipelineManager;
 
@@ -64,7 +69,8 @@ export async function startOmfSender(config: OmfSenderConfig, logger: Logger, op
         },
       );
       return {
-        routes: (router) => router.service(OmfSenderService, omfSenderService({ registry, state, stats, pipelines })),
+        routes: (router) =>
+          router.service(OmfSenderService, omfSenderService({ registry, state, stats, pipelines, maxEndpoints: config.OMF_MAX_ENDPOINTS })),
         errors: [omfSenderErrors],
         declared: {
           setting: "OMF_ENDPOINTS_FILE",

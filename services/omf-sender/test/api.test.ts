@@ -126,6 +126,26 @@ describe("endpoints", () => {
     expect((await codeOf(api.createEndpoint({}))).message).toContain("endpoint: required");
   });
 
+  it("an endpoint beyond OMF_MAX_ENDPOINTS is resource_exhausted naming the setting; a delete makes room", async () => {
+    const own = await startNatsServer();
+    const s = await startSender(own, { OMF_MAX_ENDPOINTS: "2" });
+    try {
+      const c = apiClient(s);
+      const eds = (id: string) => ({ endpoint: { id, kind: EndpointKind.EDS, url: emu.url } });
+      await c.createEndpoint(eds("q-1"));
+      await c.createEndpoint(eds("q-2"));
+      const refused = await codeOf(c.createEndpoint(eds("q-3")));
+      expect(refused.code).toBe(Code.ResourceExhausted);
+      expect(refused.message).toContain("OMF_MAX_ENDPOINTS=2");
+      expect((await c.listEndpoints({})).endpoints.map((e) => e.id).sort()).toEqual(["q-1", "q-2"]);
+      await c.deleteEndpoint({ id: "q-1" });
+      await c.createEndpoint(eds("q-3"));
+    } finally {
+      await s.stop();
+      await own.stop();
+    }
+  });
+
   it("duplicate id → already_exists; unknown id → not_found", async () => {
     await api.createEndpoint({ endpoint: { id: "eds-dup", kind: EndpointKind.EDS, url: emu.url } });
     const dup = await codeOf(api.createEndpoint({ endpoint: { id: "eds-dup", kind: EndpointKind.EDS, url: emu.url } }));

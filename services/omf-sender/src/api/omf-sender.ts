@@ -40,6 +40,8 @@ export interface ApiDeps {
   state: DefinitionState;
   stats: EndpointStats;
   pipelines: PipelineManager;
+  /** OMF_MAX_ENDPOINTS: endpoints the API may hold, declared ones included. */
+  maxEndpoints: number;
 }
 
 /** The type id CheckEndpoint deletes (a no-op: nothing creates it). */
@@ -82,6 +84,13 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
       if (req.endpoint) violations.push(...endpointViolations(req.endpoint));
       if (violations.length > 0) invalidArgument(dedupe(violations));
       const e = req.endpoint!;
+      // Checked before the create: concurrent creates may pass together, a loop of one cannot get past it.
+      const count = (await registry.list()).length;
+      if (count >= deps.maxEndpoints)
+        throw new ConnectError(
+          `endpoint quota reached: ${count} of OMF_MAX_ENDPOINTS=${deps.maxEndpoints}; delete an endpoint first`,
+          Code.ResourceExhausted,
+        );
       if (e.secret !== "" && !registry.cipher) {
         throw new ConnectError(
           "OMF_CREDENTIALS_KEY is not set: omf-sender cannot store endpoint credentials (set it, or declare the endpoint in OMF_ENDPOINTS_FILE with a secret file)",
