@@ -390,6 +390,10 @@ describe("idle connections", () => {
     const http2IdleTimeoutMs = 1_500;
     const svc = await start({ limits: { maxConnections, firstBytesTimeoutMs, http2IdleTimeoutMs } });
 
+    // A connect-node client whose connection goes idle; its next call, much later, must just work.
+    const reused = createClient(RouteService, createGrpcTransport({ baseUrl: svc.url }));
+    expect((await reused.getRoute({ id: "first" })).route?.id).toBe("first");
+
     // An HTTP/2 session with no stream is closed with GOAWAY after the idle time.
     const idle = http2.connect(svc.url);
     cleanups.push(() => idle.destroy());
@@ -447,6 +451,7 @@ describe("idle connections", () => {
     // Once they are gone, new connections are served again, and the old stream never stopped.
     expect(await normalCall(svc.url)).toBe("normal");
     expect(await normalCall(svc.url, "grpc")).toBe("normal");
+    expect((await reused.getRoute({ id: "after-goaway" })).route?.id).toBe("after-goaway");
     const streamedBefore = streamed;
     await until(() => streamed > streamedBefore, { what: "the pre-flood stream still delivering" });
     expect(Date.now() - streamStartedAt).toBeGreaterThan(http2IdleTimeoutMs); // it outlived the idle time
