@@ -39,6 +39,8 @@ export const idigiListenerConfig = z.object({
    * A monitor with the same topic list is reused, else created; its session is started (and resumed after restarts).
    */
   IDIGI_MONITORS_FILE: z.string().optional(),
+  /** Monitors the account may hold before CreateMonitor refuses to add one: each is a push session to hold open. */
+  IDIGI_MAX_MONITORS: z.coerce.number().int().min(1).max(10_000).default(100),
   /** Attach each event's pushed message (JSON) as the raw payload. */
   IDIGI_INCLUDE_RAW: env.bool(false),
 });

@@ -65,6 +65,11 @@ export async function startIdigiListener(
   const api = monitorApiFrom(config);
   const ca = readCa(config.IDIGI_CA_FILE);
   const declared = config.IDIGI_MONITORS_FILE ? readMonitorsFile(config.IDIGI_MONITORS_FILE) : [];
+  if (declared.length > config.IDIGI_MAX_MONITORS)
+    throw new ConfigError(`IDIGI_MONITORS_FILE: ${declared.length} monitors, more than IDIGI_MAX_MONITORS=${config.IDIGI_MAX_MONITORS}`, [
+      "IDIGI_MONITORS_FILE",
+      "IDIGI_MAX_MONITORS",
+    ]);
   let sessions!: SessionManager;
 
   const running = await startBusService(
@@ -96,6 +101,7 @@ export async function startIdigiListener(
               sessions,
               bus,
               instance: config.INSTANCE_ID,
+              maxMonitors: config.IDIGI_MAX_MONITORS,
               ...(options.startWaitMs !== undefined ? { startWaitMs: options.startWaitMs } : {}),
             }),
           ),

@@ -589,6 +589,19 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     expect(second.id).not.toBe(first.id);
   });
 
+  it("a monitor beyond IDIGI_MAX_MONITORS is resource_exhausted naming the setting, and nothing is created", async () => {
+    const probe = await startListener();
+    const before = (await clientFor(probe).listMonitors({})).monitors.length;
+    const l = await startListener({ IDIGI_MAX_MONITORS: String(before + 1) });
+    const client = clientFor(l);
+    const { monitor } = await client.createMonitor({ topics: ["DataPoint/quota-1"], batchSize: 1 });
+    const refused = await codeOf(client.createMonitor({ topics: ["DataPoint/quota-2"], batchSize: 1 }));
+    expect(refused.code).toBe(Code.ResourceExhausted);
+    expect(refused.message).toContain(`IDIGI_MAX_MONITORS=${before + 1}`);
+    expect((await client.listMonitors({})).monitors).toHaveLength(before + 1);
+    await client.deleteMonitor({ monitorId: monitor!.id });
+  });
+
   describe("bad input and platform errors", () => {
     let l: IdigiListener;
     let client: ReturnType<typeof clientFor>;

@@ -28,6 +28,8 @@ export interface IdigiListenerDeps {
   instance: string;
   /** How long StartSession waits for the platform's answer to the ConnectRequest. */
   startWaitMs?: number;
+  /** IDIGI_MAX_MONITORS: monitors the account may hold before CreateMonitor refuses to add one. */
+  maxMonitors: number;
 }
 
 const FORMAT_TO_API = { [PayloadFormat.UNSPECIFIED]: "json", [PayloadFormat.JSON]: "json", [PayloadFormat.XML]: "xml" } as const;
@@ -122,6 +124,14 @@ export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeo
           log.info({ monitorId: old.id }, "replaced monitor deleted");
         }
       }
+      // Counted on the platform (the account's monitors, whoever made them): each one is a push session here.
+      // Concurrent creates may pass together; a loop of one cannot get past it.
+      const count = (await api.list()).length;
+      if (count >= deps.maxMonitors)
+        throw new ConnectError(
+          `monitor quota reached: the account has ${count} monitors, IDIGI_MAX_MONITORS=${deps.maxMonitors}; delete one first`,
+          Code.ResourceExhausted,
+        );
       const spec = monitorSpec(req);
       const monitor = await api.create(spec);
       log.info({ monitorId: monitor.id, topics: spec.topics }, "monitor created");
