@@ -44,6 +44,16 @@ export const omfSenderConfig = z.object({
     .default(4 * 1024 * 1024),
   OMF_LINGER_MS: env.durationMs(250, 60_000),
   OMF_MAX_INFLIGHT_BATCHES: z.coerce.number().int().min(1).max(32).default(4),
+  /**
+   * What one route's batches may hold at once (a batch being filled plus those in flight); route options that would
+   * exceed it are reduced, with the reason in the route's status. Size it to a fraction of the pod's memory.
+   */
+  OMF_PIPELINE_MEMORY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(16 * 1024 * 1024)
+    .max(8 * 1024 * 1024 * 1024)
+    .default(256 * 1024 * 1024),
   /** How long a bus message may stay unacknowledged before NATS redelivers it (extended by working() while sending). */
   OMF_ACK_WAIT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
 });

@@ -32,6 +32,12 @@ export async function startOmfSender(config: OmfSenderConfig, logger: Logger, op
   if (config.OMF_CREDENTIALS_KEY && isDevelopmentKey(config.OMF_CREDENTIALS_KEY))
     logger.warn("OMF_CREDENTIALS_KEY is the development key published with docker-compose.yml: anyone can decrypt what it seals");
   const declared = config.OMF_ENDPOINTS_FILE ? readEndpointsFile(config.OMF_ENDPOINTS_FILE, { hasKey: cipher !== undefined }) : [];
+  const defaultBytesHeld = config.OMF_MAX_BATCH_BYTES * (config.OMF_MAX_INFLIGHT_BATCHES + 1);
+  if (defaultBytesHeld > config.OMF_PIPELINE_MEMORY_BYTES)
+    throw new ConfigError(
+      `OMF_MAX_BATCH_BYTES × (OMF_MAX_INFLIGHT_BATCHES + 1) = ${defaultBytesHeld} exceeds OMF_PIPELINE_MEMORY_BYTES=${config.OMF_PIPELINE_MEMORY_BYTES}`,
+      ["OMF_MAX_BATCH_BYTES", "OMF_MAX_INFLIGHT_BATCHES", "OMF_PIPELINE_MEMORY_BYTES"],
+    );
   if (declared.length > config.OMF_MAX_ENDPOINTS)
     throw new ConfigError(`OMF_ENDPOINTS_FILE: ${declared.length} endpoints, more than OMF_MAX_ENDPOINTS=${config.OMF_MAX_ENDPOINTS}`, [
       "OMF_ENDPOINTS_FILE",
@@ -67,6 +73,7 @@ export async function startOmfSender(config: OmfSenderConfig, logger: Logger, op
           dataAction: "auto",
           intFormat: "int64",
         },
+        config.OMF_PIPELINE_MEMORY_BYTES,
       );
       return {
         routes: (router) =>

@@ -23,6 +23,8 @@ export class PipelineManager {
     private readonly bus: Bus,
     private readonly deps: PipelineDeps,
     private readonly defaults: PipelineSettings,
+    /** OMF_PIPELINE_MEMORY_BYTES: what one route's batches may hold at once. */
+    private readonly memoryBudgetBytes: number,
   ) {}
 
   start(): void {
@@ -64,7 +66,10 @@ export class PipelineManager {
       if (route === undefined) await current.pipeline.consumer.delete().catch(() => {});
     }
     if (!wanted) return;
-    const { settings, problems } = pipelineSettings(route.options, this.defaults);
+    const parsed = pipelineSettings(route.options, this.defaults);
+    const bounded = boundMemory(parsed.settings, this.memoryBudgetBytes);
+    const settings = bounded.settings;
+    const problems = bounded.problem ? [...parsed.problems, bounded.problem] : parsed.problems;
     const pipeline = new RoutePipeline(route, settings, this.deps);
     if (problems.length > 0) {
       pipeline.counters.lastError = `route options: ${problems.join("; ")} (defaults used)`;
@@ -106,4 +111,26 @@ export class PipelineManager {
     this.pipelines.clear();
     await this.watching;
   }
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Keeps one route's batches within the memory budget: a batch being filled plus `maxInflightBatches` being sent,
+ * each up to `maxBatchBytes` of bus messages (their decoded form and the OMF body come on top, which is why the budget
+ * is a fraction of the pod's memory). Fewer batches in flight first, smaller batches only if even one will not fit.
+ */
+export function boundMemory(settings: PipelineSettings, budgetBytes: number): { settings: PipelineSettings; problem?: string } {
+  const held = (s: PipelineSettings) => s.maxBatchBytes * (s.maxInflightBatches + 1);
+  if (held(settings) <= budgetBytes) return { settings };
+  const bounded = { ...settings };
+  bounded.maxInflightBatches = Math.max(1, Math.floor(budgetBytes / bounded.maxBatchBytes) - 1);
+  if (held(bounded) > budgetBytes) bounded.maxBatchBytes = Math.max(1024, Math.floor(budgetBytes / 2));
+  const mib = (n: number) => `${Math.round((n / MiB) * 10) / 10} MiB`;
+  return {
+    settings: bounded,
+    problem:
+      `options: maxBatchBytes × (maxInflightBatches + 1) = ${mib(held(settings))} exceeds OMF_PIPELINE_MEMORY_BYTES (${mib(budgetBytes)}); ` +
+      `using maxBatchBytes ${bounded.maxBatchBytes}, maxInflightBatches ${bounded.maxInflightBatches}`,
+  };
 }
