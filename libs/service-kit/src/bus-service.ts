@@ -22,14 +22,28 @@ import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
 import { env } from "./config.js";
 import type { ErrorTable } from "./errors.js";
+import { DEFAULT_SERVER_LIMITS, SERVER_LIMIT_BOUNDS, type ServerLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
 import type { ServiceIdentity } from "./main.js";
 import { type RunningService, startService } from "./server.js";
+
+/** A server limit as an environment setting, with the default and bounds the server itself enforces. */
+function limitSetting(name: keyof ServerLimits) {
+  const [min, max] = SERVER_LIMIT_BOUNDS[name];
+  return z.coerce.number().int().min(min).max(max).default(DEFAULT_SERVER_LIMITS[name]);
+}
 
 /** The settings every bus service reads; spread into its own schema: `z.object({ ...serviceSettings(8081), ... })`. */
 export function serviceSettings(defaultPort: number) {
   return {
     PORT: env.port(defaultPort),
+    /** The server's limits (libs/service-kit README, "Limits"). */
+    SERVER_MAX_CONNECTIONS: limitSetting("maxConnections"),
+    SERVER_MAX_STREAMING_CALLS: limitSetting("maxStreamingCalls"),
+    SERVER_HEADERS_TIMEOUT_MS: limitSetting("headersTimeoutMs"),
+    SERVER_KEEP_ALIVE_TIMEOUT_MS: limitSetting("keepAliveTimeoutMs"),
+    SERVER_HTTP2_MAX_CONCURRENT_STREAMS: limitSetting("http2MaxConcurrentStreams"),
+    SERVER_HTTP2_IDLE_TIMEOUT_MS: limitSetting("http2IdleTimeoutMs"),
     ...natsSettings,
     /** Names this instance in status reports and leases; the pod name on Kubernetes. */
     INSTANCE_ID: z
@@ -119,6 +133,14 @@ export async function startBusService(
     // Ready means the bus is reachable: without it nothing could be stored, acked or answered.
     initialStatus: "NOT_SERVING",
     errors: [...(parts.errors ?? []), busErrors],
+    limits: {
+      maxConnections: config.SERVER_MAX_CONNECTIONS,
+      maxStreamingCalls: config.SERVER_MAX_STREAMING_CALLS,
+      headersTimeoutMs: config.SERVER_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.SERVER_KEEP_ALIVE_TIMEOUT_MS,
+      http2MaxConcurrentStreams: config.SERVER_HTTP2_MAX_CONCURRENT_STREAMS,
+      http2IdleTimeoutMs: config.SERVER_HTTP2_IDLE_TIMEOUT_MS,
+    },
     ...(options.installSignalHandlers === undefined ? {} : { installSignalHandlers: options.installSignalHandlers }),
     routes: (router) => parts.routes(router),
   });

@@ -40,7 +40,9 @@ export const DEFAULT_SERVER_LIMITS: Readonly<ServerLimits> = Object.freeze({
   firstBytesTimeoutMs: 30_000,
   headersTimeoutMs: 20_000,
   keepAliveTimeoutMs: 5_000,
-  http2MaxConcurrentStreams: 100,
+  // As many as the service takes streaming calls: the gateway carries every caller's calls to a backend over one
+  // HTTP/2 connection, and a lower per-connection limit would queue unary calls behind long WatchEvents streams.
+  http2MaxConcurrentStreams: 1_000,
   http2IdleTimeoutMs: 300_000,
   maxStreamingCalls: 1_000,
 });

@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { type Bus, BusUnavailableError, serviceStatusBucket } from "@meridian/bus";
+import { Health } from "@meridian/contracts/grpc/health/v1/health_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { captureLogger, codeOf, type NatsServerHandle, startNatsServer, until } from "@meridian/testing";
@@ -41,8 +42,12 @@ async function start(parts: (bus: Bus) => Partial<BusServiceParts>, instance = "
 }
 
 describe("the bus-service starter", () => {
-  it("reads PORT, the NATS settings and INSTANCE_ID with bounds", () => {
+  it("reads PORT, the NATS settings, INSTANCE_ID and the server limits with bounds", () => {
     expect(settings.parse({}).PORT).toBe(9999);
+    expect(settings.parse({}).SERVER_MAX_CONNECTIONS).toBe(1000);
+    expect(settings.parse({ SERVER_MAX_STREAMING_CALLS: "5" }).SERVER_MAX_STREAMING_CALLS).toBe(5);
+    expect(() => settings.parse({ SERVER_HTTP2_MAX_CONCURRENT_STREAMS: "0" })).toThrow();
+    expect(() => settings.parse({ SERVER_HEADERS_TIMEOUT_MS: "10" })).toThrow();
     expect(() => settings.parse({ PORT: "70000" })).toThrow();
     expect(() => settings.parse({ INSTANCE_ID: "x".repeat(129) })).toThrow();
   });
@@ -119,6 +124,23 @@ describe("the bus-service starter", () => {
     const statuses = serviceStatusBucket(svc.bus);
     await until(async () => (await statuses.get("kit-test.i-metrics"))?.pipelines[0]?.delivered === 5n, { what: "status report" });
     expect((await statuses.get("kit-test.i-metrics"))?.version).toBe("1.2.3");
+  });
+
+  it("passes the server limit settings to the server: SERVER_MAX_STREAMING_CALLS=1 refuses a second stream", async () => {
+    const { logger } = captureLogger();
+    const config = settings.parse({ PORT: "0", NATS_URL: nats.url, INSTANCE_ID: "i-limits", SERVER_MAX_STREAMING_CALLS: "1" });
+    const svc = await startBusService({ name: "kit-test", version: "1" }, config, logger, () => ({ routes: () => {} }), {
+      installSignalHandlers: false,
+    });
+    running.push(svc);
+    const health = createClient(Health, createGrpcTransport({ baseUrl: svc.service.url }));
+    const ac = new AbortController();
+    const first = health.watch({ service: "" }, { signal: ac.signal })[Symbol.asyncIterator]();
+    await first.next();
+    const second = await codeOf(health.watch({ service: "" })[Symbol.asyncIterator]().next());
+    expect(second.code).toBe(Code.ResourceExhausted);
+    ac.abort();
+    await first.return?.();
   });
 
   it("stops the service's work while the bus is still up, then drains the bus", async () => {
