@@ -151,13 +151,19 @@ export async function startBusService(
   if (parts.stop) service.onShutdown(parts.stop);
   service.onShutdown(() => bus.close());
 
-  void bus.ready.then(async () => {
-    service.health.set("", bus.connected ? "SERVING" : "NOT_SERVING");
-    const declared = parts.declared;
-    const applying = declared && declared.entries > 0 ? applyDeclared(declared, logger, signal) : Promise.resolve();
-    if (declared?.runAfterApply) await applying;
-    if (!signal.aborted) await parts.run?.(signal);
-  });
+  void bus.ready
+    .then(async () => {
+      service.health.set("", bus.connected ? "SERVING" : "NOT_SERVING");
+      const declared = parts.declared;
+      const applying = declared && declared.entries > 0 ? applyDeclared(declared, logger, signal) : Promise.resolve();
+      if (declared?.runAfterApply) await applying;
+      if (!signal.aborted) await parts.run?.(signal);
+    })
+    .catch((err: unknown) => {
+      // The service's work is gone while its API still answers: not ready, so probes and the status say so.
+      logger.error({ err }, "the service's run failed");
+      service.health.set("", "NOT_SERVING");
+    });
 
   const counters = async () => (parts.counters ? await parts.counters() : []);
   registerPipelineMetrics(service, counters);

@@ -78,6 +78,14 @@ describe("the bus-service starter", () => {
     expect((await fetch(`${svc.service.url}/readyz`)).status).toBe(200);
   });
 
+  it("a run that fails is logged and makes the service not ready, instead of an unhandled rejection", async () => {
+    const svc = await start(() => ({
+      run: () => Promise.reject(new Error("pipelines could not start")),
+    }));
+    await until(() => svc.lines.some((l) => l.msg === "the service's run failed"), { what: "the failure logged" });
+    expect((await fetch(`${svc.service.url}/readyz`)).status).toBe(503);
+  });
+
   it("runs beside a declared file that keeps failing when the service says so", async () => {
     let ran = false;
     await start(() => ({
