@@ -1,3 +1,4 @@
+import { readCapped } from "@meridian/http";
 import { readRetryAfter, retry } from "@meridian/retry";
 import { XMLParser } from "fast-xml-parser";
 import { type MonitorApiConfig, type MonitorApiOptions, validateMonitorApiOptions } from "./config.js";
@@ -171,35 +172,6 @@ function serverMessage(body: string): string {
     if (m?.[2]) msg = m[2].replace(/<[^>]+>/g, " ");
   }
   return (msg ?? text).replace(/\s+/g, " ").trim().slice(0, MAX_MESSAGE);
-}
-
-/**
- * Reads a body up to `maxBytes` as it arrives; one byte more cancels the stream, which drops the connection instead of
- * reading (and inflating) the rest. Undefined when the body is longer.
- */
-async function readCapped(res: Response, maxBytes: number): Promise<string | undefined> {
-  if (res.body === null) return "";
-  // Content-Length counts encoded bytes, so it only tells in advance for a body that is not compressed.
-  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
-  if (res.headers.get("content-encoding") === null && declared > maxBytes) {
-    await res.body.cancel().catch(() => {});
-    return undefined;
-  }
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  // TextDecoder, as Response.text(): UTF-8, a leading BOM dropped.
-  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /** Shared HTTP plumbing: Basic auth, timeouts, bounded bodies, error mapping, retries for idempotent calls. */

@@ -1,3 +1,4 @@
+import { readCapped } from "@meridian/http";
 import { type Dispatcher, fetch } from "undici";
 import { OmfError, OmfResponseTooLargeError, OmfServerError, OmfTlsError } from "./errors.js";
 
@@ -52,38 +53,6 @@ function errorCode(err: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
-}
-
-/**
- * Reads a body up to `maxBytes` as it arrives; one byte more cancels the stream, which drops the connection instead of
- * reading (and inflating) the rest. Undefined when the body is longer.
- */
-async function readCapped(
-  res: { headers: { get(name: string): string | null }; body: ReadableStream<Uint8Array> | null },
-  maxBytes: number,
-) {
-  if (res.body === null) return "";
-  // Content-Length counts encoded bytes, so it only tells in advance for a body that is not compressed.
-  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
-  if (res.headers.get("content-encoding") === null && declared > maxBytes) {
-    await res.body.cancel().catch(() => {});
-    return undefined;
-  }
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  // TextDecoder, as Response.text(): UTF-8, a leading BOM dropped.
-  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /**

@@ -1,0 +1,1 @@
+export { type ResponseLike, readCapped } from "./body.js";
