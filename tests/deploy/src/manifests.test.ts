@@ -72,3 +72,103 @@ it("the base ships no Secret (values come from the cluster), the local overlay g
   expect(local.some((o) => o.kind === "Secret")).toBe(true);
   expect(local.every((o) => o.kind === "Namespace" || o.metadata.namespace === "meridian")).toBe(true);
 });
+
+interface PodTemplate {
+  automountServiceAccountToken?: boolean;
+  securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type?: string } };
+  containers: Array<{
+    name: string;
+    env?: Array<{ name: string; value?: string }>;
+    volumeMounts?: Array<{ name: string; mountPath: string }>;
+    lifecycle?: { preStop?: { exec?: { command?: string[] } } };
+    securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } };
+  }>;
+  volumes?: Array<{ name: string; secret?: unknown; emptyDir?: unknown }>;
+}
+
+interface PolicyPeer {
+  podSelector?: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; values: string[] }> };
+}
+interface NetworkPolicySpec {
+  podSelector: { matchLabels?: Record<string, string> };
+  policyTypes: string[];
+  ingress?: Array<{ from?: PolicyPeer[]; ports?: Array<{ port: number }> }>;
+  egress?: Array<{ to?: PolicyPeer[]; ports?: Array<{ port: number }> }>;
+}
+
+describe("hardening (local overlay, as a cluster would run it)", () => {
+  const objects = render("deploy/k8s/overlays/local");
+  const workloads = objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+  const podOf = (o: K8sObject) => (o.spec as { template: { spec: PodTemplate } }).template.spec;
+  const policies = objects.filter((o) => o.kind === "NetworkPolicy");
+  const policy = (name: string) => policies.find((p) => p.metadata.name === name)?.spec as NetworkPolicySpec | undefined;
+  const peers = (rules: Array<{ from?: PolicyPeer[]; to?: PolicyPeer[] }> | undefined) =>
+    (rules ?? []).flatMap((r) => [...(r.from ?? []), ...(r.to ?? [])]).map((p) => p.podSelector?.matchLabels?.["app.kubernetes.io/name"]);
+
+  it("labels the namespace for the restricted Pod Security Standard", () => {
+    const ns = objects.find((o) => o.kind === "Namespace") as { metadata: { labels?: Record<string, string> } } | undefined;
+    expect(ns?.metadata.labels?.["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+  });
+
+  it("every pod meets the restricted standard and mounts no service account token", () => {
+    expect(workloads.map((w) => w.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "nats", "omf-sender"]);
+    for (const w of workloads) {
+      const pod = podOf(w);
+      expect(pod.automountServiceAccountToken, w.metadata.name).toBe(false);
+      expect(pod.securityContext?.runAsNonRoot, w.metadata.name).toBe(true);
+      expect(pod.securityContext?.seccompProfile?.type, w.metadata.name).toBe("RuntimeDefault");
+      for (const c of pod.containers) {
+        expect(c.securityContext?.allowPrivilegeEscalation, `${w.metadata.name}/${c.name}`).toBe(false);
+        expect(c.securityContext?.readOnlyRootFilesystem, `${w.metadata.name}/${c.name}`).toBe(true);
+        expect(c.securityContext?.capabilities?.drop, `${w.metadata.name}/${c.name}`).toContain("ALL");
+      }
+    }
+  });
+
+  it("NATS lame-duck preStop can find its process: the pid file it signals is the one nats.conf writes, on a writable volume", () => {
+    const nats = podOf(workloads.find((w) => w.metadata.name === "nats")!);
+    const command = nats.containers[0]?.lifecycle?.preStop?.exec?.command ?? [];
+    const pidFile = command.find((a) => a.startsWith("ldm="))?.slice("ldm=".length);
+    expect(pidFile).toBeDefined();
+    const conf = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("nats-config")) as
+      | { data: Record<string, string> }
+      | undefined;
+    expect(conf?.data["nats.conf"]).toContain(`pid_file: "${pidFile}"`);
+    const dir = pidFile!.slice(0, pidFile!.lastIndexOf("/"));
+    const mount = nats.containers[0]?.volumeMounts?.find((m) => m.mountPath === dir);
+    expect(mount, `a volume at ${dir}`).toBeDefined();
+    expect(nats.volumes?.find((v) => v.name === mount!.name)?.emptyDir).toBeDefined();
+  });
+
+  it("the OMF credentials key is a mounted Secret file, never an environment value", () => {
+    const omf = podOf(workloads.find((w) => w.metadata.name === "omf-sender")!);
+    const env = omf.containers[0]?.env ?? [];
+    expect(env.some((e) => e.name === "OMF_CREDENTIALS_KEY")).toBe(false);
+    const path = env.find((e) => e.name === "OMF_CREDENTIALS_KEY_FILE")?.value;
+    expect(path).toBeDefined();
+    const mount = omf.containers[0]?.volumeMounts?.find((m) => path!.startsWith(`${m.mountPath}/`));
+    expect(omf.volumes?.find((v) => v.name === mount?.name)?.secret, "mounted from a Secret").toBeDefined();
+  });
+
+  it("denies all traffic by default, then allows what each part needs and no more", () => {
+    const deny = policy("default-deny");
+    expect(deny?.podSelector).toEqual({});
+    expect(deny?.policyTypes.sort()).toEqual(["Egress", "Ingress"]);
+    expect(deny?.ingress ?? []).toEqual([]);
+    expect(deny?.egress ?? []).toEqual([]);
+    for (const w of workloads) {
+      expect(
+        policies.some((p) => (p.spec as unknown as NetworkPolicySpec).podSelector.matchLabels?.["app.kubernetes.io/name"] === w.metadata.name),
+        `a policy for ${w.metadata.name}`,
+      ).toBe(true);
+    }
+    // Only the gateway takes calls from outside; the platform services take them from the gateway alone.
+    expect(policy("gateway")?.ingress?.[0]?.from).toBeUndefined();
+    expect(peers(policy("omf-sender")?.ingress)).toEqual(["gateway"]);
+    expect(peers(policy("idigi-listener")?.ingress)).toEqual(["gateway"]);
+    // NATS clients are Meridian's services only.
+    const natsClients = policy("nats")?.ingress?.[0]?.from?.[0]?.podSelector?.matchExpressions?.[0]?.values ?? [];
+    expect(natsClients.sort()).toEqual(["gateway", "idigi-listener", "omf-sender"]);
+    expect(peers(policy("gateway")?.egress).sort()).toEqual(["idigi-listener", "nats", "omf-sender"]);
+  });
+});
