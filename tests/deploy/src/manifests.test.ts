@@ -158,7 +158,9 @@ describe("hardening (local overlay, as a cluster would run it)", () => {
     expect(deny?.egress ?? []).toEqual([]);
     for (const w of workloads) {
       expect(
-        policies.some((p) => (p.spec as unknown as NetworkPolicySpec).podSelector.matchLabels?.["app.kubernetes.io/name"] === w.metadata.name),
+        policies.some(
+          (p) => (p.spec as unknown as NetworkPolicySpec).podSelector.matchLabels?.["app.kubernetes.io/name"] === w.metadata.name,
+        ),
         `a policy for ${w.metadata.name}`,
       ).toBe(true);
     }
