@@ -9,6 +9,7 @@ export {
   type Reply,
   startRecordingServer,
   TEST_CA_PATH,
+  zeroBody,
 } from "./recording-server.js";
 export { type StartedService, startForTest } from "./service.js";
 export { type UntilOptions, until } from "./wait.js";

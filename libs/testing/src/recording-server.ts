@@ -109,3 +109,20 @@ export async function startRecordingServer(handler: Handler, options: { tls?: bo
 
 /** A JSON reply. */
 export const json = (status: number, body?: unknown, headers?: Record<string, string>): Reply => ({ status, body, headers });
+
+/**
+ * A body of `total` zero bytes, made only as it is sent (for a streamed reply), so a test can offer a client 1 GB
+ * without holding it; `produced` tells how much the server made and whether the client ended the body early.
+ */
+export function zeroBody(total: number): { stream: Readable; produced: { bytes: number; ended: boolean } } {
+  const produced = { bytes: 0, ended: false };
+  const chunk = Buffer.alloc(64 * 1024);
+  function* generate() {
+    try {
+      for (; produced.bytes < total; produced.bytes += chunk.length) yield chunk;
+    } finally {
+      produced.ended = true;
+    }
+  }
+  return { stream: Readable.from(generate()), produced };
+}

@@ -1,10 +1,9 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import { MAX_RETRY_AFTER_MS } from "@meridian/retry";
-import { json, type RecordingServer, type Reply, startRecordingServer, until } from "@meridian/testing";
+import { json, type RecordingServer, type Reply, startRecordingServer, until, zeroBody } from "@meridian/testing";
 import { XMLParser } from "fast-xml-parser";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEFAULT_MAX_RESPONSE_BYTES } from "./config.js";
@@ -357,20 +356,6 @@ describe("limits on what the server sends", () => {
   const api = (url: string, extra: object = {}) => new LegacyMonitorApi({ ...opts(), baseUrl: url, ...extra });
   const rssMiB = () => Math.round(process.memoryUsage().rss / MiB);
 
-  /** Zeros, made as they are sent; `produced` says how much the server made and whether the body was ended early. */
-  function zeros(total: number) {
-    const produced = { bytes: 0, ended: false };
-    const chunk = Buffer.alloc(64 * 1024);
-    function* generate() {
-      try {
-        for (; produced.bytes < total; produced.bytes += chunk.length) yield chunk;
-      } finally {
-        produced.ended = true;
-      }
-    }
-    return { stream: Readable.from(generate()), produced };
-  }
-
   it("a Retry-After of 999999999 s or a date far ahead is cut to the cap; the error keeps what was asked", async () => {
     let header = "999999999";
     const s = await recording(() => json(429, "", { "retry-after": header }));
@@ -415,7 +400,7 @@ describe("limits on what the server sends", () => {
   ])(
     "a 1 GB response (%s) is IdigiResponseTooLargeError at the limit, the rest is never read, and the next call works",
     async (how, headers) => {
-      const body = zeros(GiB);
+      const body = zeroBody(GiB);
       let reply: () => Reply = () => ({ status: 200, headers, stream: body.stream });
       const s = await recording(() => reply());
       const client = api(s.url);
@@ -444,7 +429,7 @@ describe("limits on what the server sends", () => {
   );
 
   it("a gzip bomb (a gigabyte of zeros in about 1 MB) hits the same limit after decompression", async () => {
-    const body = zeros(GiB);
+    const body = zeroBody(GiB);
     const bomb = body.stream.pipe(createGzip());
     // pipe() does not pass the end of the gzip stream back to its source.
     bomb.once("close", () => body.stream.destroy());

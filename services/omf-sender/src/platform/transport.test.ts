@@ -1,6 +1,5 @@
-import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
-import { json, type RecordingServer, type Reply, startRecordingServer, TEST_CA_PATH, until } from "@meridian/testing";
+import { json, type RecordingServer, type Reply, startRecordingServer, TEST_CA_PATH, until, zeroBody } from "@meridian/testing";
 import { Agent } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { AUTH_MAX_RESPONSE_BYTES } from "./auth.js";
@@ -31,20 +30,6 @@ function client(input: OmfEndpointInput): OmfClient {
   return c;
 }
 
-/** Zeros, made as they are sent; `produced` says how much the server made and whether the body was ended early. */
-function zeros(total: number) {
-  const produced = { bytes: 0, ended: false };
-  const chunk = Buffer.alloc(64 * 1024);
-  function* generate() {
-    try {
-      for (; produced.bytes < total; produced.bytes += chunk.length) yield chunk;
-    } finally {
-      produced.ended = true;
-    }
-  }
-  return { stream: Readable.from(generate()), produced };
-}
-
 const data = () => dataMessage([{ containerid: "c", values: [{ Timestamp: "2026-01-01T00:00:00Z", v: 1 }] }]);
 const rssMiB = () => Math.round(process.memoryUsage().rss / MiB);
 
@@ -56,7 +41,7 @@ describe("response bodies are read up to a limit", () => {
     "a 1 GB response (%s) is OmfResponseTooLargeError at MAX_RESPONSE_BYTES, the rest is never read, and the next request works",
     async (how, headers) => {
       let reply: () => Reply = () => ({ status: 202, headers, stream: body.stream });
-      const body = zeros(GiB);
+      const body = zeroBody(GiB);
       const s = await server(() => reply());
       const c = client({ kind: "eds", url: s.url, compression: false });
       const before = rssMiB();
@@ -83,7 +68,7 @@ describe("response bodies are read up to a limit", () => {
   );
 
   it("a gzip bomb (a gigabyte of zeros in about 1 MB) hits the same limit after decompression", async () => {
-    const body = zeros(GiB);
+    const body = zeroBody(GiB);
     const bomb = body.stream.pipe(createGzip());
     // pipe() does not pass the end of the gzip stream back to its source.
     bomb.once("close", () => body.stream.destroy());
@@ -111,7 +96,7 @@ describe("response bodies are read up to a limit", () => {
 
   it("a token endpoint that answers with a gigabyte is OmfResponseTooLargeError at the auth limit; the next token request works", async () => {
     let token: () => Reply = () => ({ status: 200, stream: body.stream });
-    const body = zeros(GiB);
+    const body = zeroBody(GiB);
     const s = await server(() => {
       const last = s.requests.at(-1)!;
       if (last.path === "/identity/connect/token") return token();
