@@ -12,4 +12,5 @@ export {
   zeroBody,
 } from "./recording-server.js";
 export { type StartedService, startForTest } from "./service.js";
+export { type TestTransportOptions, testTransport } from "./transport.js";
 export { type UntilOptions, until } from "./wait.js";
