@@ -73,6 +73,7 @@ export {
 } from "./monitor-api.js";
 export { type PushEvent, parsePayload, splitTopic, type TopicParts } from "./payload.js";
 export {
+  type HeldBytesChange,
   type InvalidBatch,
   type PushBatch,
   PushSession,

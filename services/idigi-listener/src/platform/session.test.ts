@@ -421,6 +421,99 @@ describe("PushSession (plain TCP)", () => {
     await waitFor(() => r.batches.length === 4, "the last after another ack");
   });
 
+  describe("maxHeldBytes", () => {
+    const padded = (i: number) => jsonDoc(msg(i, { pad: "x".repeat(1000) }));
+    /** What one padded block holds: its payload as received plus inflated (the same bytes, uncompressed). */
+    const heldPerBlock = 2 * Buffer.byteLength(padded(0));
+
+    it("stops reading when the unacked blocks (and frames waiting in the reader) hold the limit, and resumes as acks free it", async () => {
+      // All four frames in one write: the reader has them all at once, so only the limit keeps blocks 2 and 3 back.
+      const server = await startServer({ ready: (c) => c.socket.write(Buffer.concat([0, 1, 2, 3].map((i) => publish(i, padded(i))))) });
+      // A frame waiting in the reader counts its bytes once (about half a handed-out block): after block 0 the session
+      // holds 1 + 3 × ½ blocks, after block 1 it holds 2 + 2 × ½ ≥ 2.75.
+      const maxHeldBytes = Math.floor(heldPerBlock * 2.75);
+      const r = startSession(server, { maxHeldBytes });
+      const changes: Array<{ atLimit: boolean; heldBytes: number }> = [];
+      r.session.on("heldBytes", (c) => changes.push(c));
+      await waitFor(() => r.batches.length === 2, "2 batches");
+      await new Promise((res) => setTimeout(res, 100));
+      expect(r.batches).toHaveLength(2);
+      expect(r.session.atHeldLimit).toBe(true);
+      expect(r.session.heldBytes).toBeGreaterThanOrEqual(maxHeldBytes);
+      expect(changes).toEqual([{ atLimit: true, heldBytes: r.session.heldBytes, maxHeldBytes }]);
+      await r.batches[0]!.ack();
+      await waitFor(() => r.batches.length === 4, "the rest after one ack");
+      expect(r.session.atHeldLimit).toBe(true);
+      for (const b of r.batches.slice(1)) await b.ack();
+      expect(r.session.heldBytes).toBe(0);
+      expect(r.session.atHeldLimit).toBe(false);
+      expect(changes.at(-1)).toMatchObject({ atLimit: false });
+      // Every block delivered once, in order, and acked.
+      expect(r.batches.map((b) => b.blockId)).toEqual([0, 1, 2, 3]);
+      await waitFor(() => server.conns[0]!.after.length === 40, "4 acks");
+    });
+
+    it("a block larger than the limit still passes, alone: the session never stalls", async () => {
+      const server = await startServer({ ready: (c) => c.socket.write(Buffer.concat([0, 1, 2].map((i) => publish(i, padded(i))))) });
+      const r = startSession(server, { maxHeldBytes: 100 });
+      for (const n of [1, 2, 3]) {
+        await waitFor(() => r.batches.length === n, `batch ${n}`);
+        await new Promise((res) => setTimeout(res, 40));
+        expect(r.batches).toHaveLength(n);
+        expect(r.session.atHeldLimit).toBe(true);
+        await r.batches[n - 1]!.ack();
+      }
+      expect(r.session.atHeldLimit).toBe(false);
+    });
+
+    it("blocks of a dropped connection stay held until their ack is given up; the next connection is not read until then", async () => {
+      const server = await startServer({
+        ready: (c) => {
+          if (c.index === 0) {
+            c.socket.write(Buffer.concat([publish(0, padded(0)), publish(1, padded(1))]));
+            setTimeout(() => c.socket.destroy(), 30);
+          } else c.socket.write(Buffer.concat([publish(0, padded(0)), publish(1, padded(1)), publish(2, padded(2))]));
+        },
+      });
+      const r = startSession(server, { maxHeldBytes: 2 * heldPerBlock });
+      await waitFor(() => count(r, "connected") === 2, "reconnected");
+      await new Promise((res) => setTimeout(res, 100));
+      // Connected again, but the two blocks of the first connection still hold the limit.
+      expect(r.batches).toHaveLength(2);
+      expect(r.session.atHeldLimit).toBe(true);
+      await expect(r.batches[0]!.ack()).rejects.toMatchObject({ reason: "stale_connection" });
+      await new Promise((res) => setTimeout(res, 50));
+      expect(r.batches).toHaveLength(2);
+      await expect(r.batches[1]!.ack()).rejects.toMatchObject({ reason: "stale_connection" });
+      for (let i = 2; i < 5; i++) {
+        await waitFor(() => r.batches.length > i, `batch ${i}`);
+        expect(r.batches[i]!.connectionId).toBe(r.batches[2]!.connectionId);
+        await r.batches[i]!.ack();
+      }
+      expect(r.batches.slice(2).map((b) => b.blockId)).toEqual([0, 1, 2]);
+      expect(r.session.heldBytes).toBe(0);
+    });
+
+    it("an ack of a batch already acked is refused, and never acks a later block that got the same id", async () => {
+      const server = await startServer({
+        ready: (c) => c.socket.write(Buffer.concat([publish(7, jsonDoc(msg(1))), publish(7, jsonDoc(msg(2)))])),
+      });
+      const r = startSession(server);
+      await waitFor(() => r.batches.length === 2, "2 batches with one id");
+      await r.batches[0]!.ack();
+      await expect(r.batches[0]!.ack()).rejects.toMatchObject({ reason: "not_pending" });
+      expect(r.session.pendingAcks).toEqual([7]);
+      await r.batches[1]!.ack();
+      expect(r.session.pendingAcks).toEqual([]);
+    });
+
+    it("rejects a negative or fractional maxHeldBytes, naming it", () => {
+      for (const maxHeldBytes of [-1, 1.5]) {
+        expect(() => new PushSession({ host: "h", username: "u", password: "p", monitorId: 1, maxHeldBytes })).toThrow(/maxHeldBytes/);
+      }
+    });
+  });
+
   it("survives a throwing batch listener (reported as a warning)", async () => {
     const server = await startServer({ ready: (c) => c.socket.write(publish(0, jsonDoc(msg(1)))) });
     const r = startSession(server);

@@ -36,6 +36,13 @@ import { type PushEvent, parsePayload } from "./payload.js";
  * socket is paused while that many blocks are unacked). The session never emits `error`, so an unattended
  * session cannot crash the process; failures arrive as `state` events.
  *
+ * Back-pressure is the only flow control the protocol has: the client stops reading its socket, the server's writes
+ * back up, and the server keeps what it has not sent (and, with explicit acks, what was sent and not acked). The
+ * session stops reading while `maxUnacked` blocks of the connection are unacked, or while the blocks it handed out and
+ * that were not acked yet hold `maxHeldBytes` (counted across connections: a block of a connection that has gone is
+ * held until its `ack()` is called, even though that ack can no longer be sent). Frames that arrived in the same read
+ * wait in the frame reader; nothing is dropped.
+ *
  * Acking is **explicit**: nothing is acked until `batch.ack()` / `session.ack(blockId)` is called. Block ids are
  * per connection (the server restarts them at 0), so an ack for a batch of a connection that has since closed
  * is refused with `IdigiAckError("stale_connection")` rather than acking an unrelated block of the new connection;
@@ -75,41 +82,77 @@ export interface InvalidBatch extends Omit<PushBatch, "events" | "count"> {
   error: IdigiPayloadError;
 }
 
+/** `maxHeldBytes` started (`atLimit`) or stopped holding back reading. */
+export interface HeldBytesChange {
+  atLimit: boolean;
+  heldBytes: number;
+  maxHeldBytes: number;
+}
+
 export interface PushSessionEvents {
   state: [SessionState];
   batch: [PushBatch];
   invalidBatch: [InvalidBatch];
   /** Non-fatal problems: a listener threw, an ack could not be written, the announced count differs. */
   warning: [Error];
+  heldBytes: [HeldBytesChange];
 }
 
 export interface PushSessionExtraOptions {
   /** Pause reading while this many blocks are unacked (default 0 = never pause). */
   maxUnacked?: number;
+  /**
+   * Pause reading while the blocks handed out and not acked hold this many bytes: each counts its payload as received
+   * plus its payload inflated (default 0 = no limit). A block is always taken when none is held, so one larger than
+   * the limit still passes, alone.
+   */
+  maxHeldBytes?: number;
   /** Injected randomness for backoff jitter (tests). */
   random?: () => number;
+}
+
+/** A delivered block's claim on the held bytes, given back once (when it is acked, or its ack is given up). */
+interface Held {
+  release(): void;
 }
 
 interface Connection {
   id: number;
   socket: net.Socket;
-  pending: Map<number, number>;
+  reader: FrameReader;
+  handshook: boolean;
+  /** Reading stopped for back-pressure; frames already received wait in the reader. */
+  paused: boolean;
+  /** Block id → the delivered, unacked blocks with that id (several after the u16 id wraps), oldest first. */
+  pending: Map<number, Held[]>;
   unacked: number;
+  handshakeTimer?: NodeJS.Timeout;
+  refused?: IdigiConnectRefusedError;
+  error?: Error;
+  reason: string;
 }
+
+const NOTHING = Buffer.alloc(0);
 
 type Outcome = { kind: "refused"; error: IdigiConnectRefusedError } | { kind: "closed"; reason: string; error?: Error; handshook: boolean };
 
 export class PushSession extends EventEmitter<PushSessionEvents> {
   readonly #config: PushSessionConfig;
   readonly #maxUnacked: number;
+  readonly #maxHeldBytes: number;
   readonly #random: () => number;
   #state: SessionState = { state: "idle" };
   #stopping = false;
   #abort = new AbortController();
   #running: Promise<void> | undefined;
+  /** The connection whose handshake succeeded: the only one acks go to. */
   #current: Connection | undefined;
-  #socket: net.Socket | undefined;
+  /** The connection being opened or in use. */
+  #live: Connection | undefined;
   #connectionSeq = 0;
+  #heldBytes = 0;
+  #heldBlocks = 0;
+  #atHeldLimit = false;
 
   /** Validates options (throws `IdigiConfigError`); does not connect until `start()`. */
   constructor(options: PushSessionOptions & PushSessionExtraOptions) {
@@ -118,7 +161,20 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     const max = options.maxUnacked ?? 0;
     if (!Number.isInteger(max) || max < 0) throw new IdigiConfigError("maxUnacked", "must be a non-negative integer");
     this.#maxUnacked = max;
+    const maxBytes = options.maxHeldBytes ?? 0;
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new IdigiConfigError("maxHeldBytes", "must be a non-negative integer");
+    this.#maxHeldBytes = maxBytes;
     this.#random = options.random ?? Math.random;
+  }
+
+  /** Bytes the blocks handed out and not yet acked hold, plus what waits in the frame reader. */
+  get heldBytes(): number {
+    return this.#heldBytes + (this.#live?.reader.buffered ?? 0);
+  }
+
+  /** Whether `maxHeldBytes` holds reading back. */
+  get atHeldLimit(): boolean {
+    return this.#atHeldLimit;
   }
 
   get monitorId(): number {
@@ -144,10 +200,18 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#abort.abort(new IdigiError("session stopped"));
-    const socket = this.#socket;
-    if (socket && !socket.destroyed) {
+    const live = this.#live;
+    const socket = live?.socket;
+    if (live && socket && !socket.destroyed) {
       if (socket.connecting) socket.destroy();
-      else socket.end();
+      else {
+        // Read on to the server's close; what arrives now is not handed out (the server keeps it, unacked).
+        if (live.paused) {
+          live.paused = false;
+          socket.resume();
+        }
+        socket.end();
+      }
       setTimeout(() => socket.destroy(), 1000).unref();
     }
     if (this.#running) await this.#running;
@@ -159,22 +223,26 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     return this.#ack(undefined, blockId, status);
   }
 
-  #ack(connectionId: number | undefined, blockId: number, status: number): Promise<void> {
+  /** Acks the oldest pending block `blockId` of the connection, or `own` (a batch acking itself) when it is pending. */
+  #ack(connectionId: number | undefined, blockId: number, status: number, own?: Held): Promise<void> {
     const cur = this.#current;
     if (!cur) return Promise.reject(new IdigiAckError(blockId, connectionId === undefined ? "not_connected" : "stale_connection"));
     if (connectionId !== undefined && cur.id !== connectionId) return Promise.reject(new IdigiAckError(blockId, "stale_connection"));
-    const n = cur.pending.get(blockId);
-    if (!n) return Promise.reject(new IdigiAckError(blockId, "not_pending"));
+    const list = cur.pending.get(blockId);
+    // A batch acked twice must not ack a later block that got the same id after the u16 wrapped.
+    const at = own ? (list?.indexOf(own) ?? -1) : 0;
+    if (!list || at < 0 || at >= list.length) return Promise.reject(new IdigiAckError(blockId, "not_pending"));
     let frame: Buffer;
     try {
       frame = encodePublishMessageReceived(blockId, status);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (n === 1) cur.pending.delete(blockId);
-    else cur.pending.set(blockId, n - 1);
+    const [held] = list.splice(at, 1);
+    if (list.length === 0) cur.pending.delete(blockId);
     cur.unacked--;
-    if (this.#maxUnacked > 0 && cur.unacked < this.#maxUnacked && cur.socket.isPaused()) cur.socket.resume();
+    held?.release();
+    this.#flow(cur);
     return new Promise((resolve, reject) => {
       cur.socket.write(frame, (err) => {
         if (err) reject(new IdigiNetworkError(`ack of block ${blockId} could not be written`, { cause: err }));
@@ -236,14 +304,6 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
   #connectOnce(): Promise<Outcome> {
     const cfg = this.#config;
     return new Promise<Outcome>((resolve) => {
-      const id = ++this.#connectionSeq;
-      const reader = new FrameReader({ maxFrameSize: cfg.maxFrameSize });
-      let handshook = false;
-      let refused: IdigiConnectRefusedError | undefined;
-      let error: Error | undefined;
-      let reason = "connection closed by peer";
-      let handshakeTimer: NodeJS.Timeout | undefined;
-
       const socket: net.Socket = cfg.tls
         ? tls.connect({
             host: cfg.host,
@@ -253,112 +313,189 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
             ...(cfg.servername ? { servername: cfg.servername } : net.isIP(cfg.host) ? {} : { servername: cfg.host }),
           })
         : net.connect({ host: cfg.host, port: cfg.port });
-      this.#socket = socket;
-
-      const fail = (why: string, err?: Error) => {
-        if (!error) {
-          reason = why;
-          error = err;
-        }
-        socket.destroy();
+      const conn: Connection = {
+        id: ++this.#connectionSeq,
+        socket,
+        reader: new FrameReader({ maxFrameSize: cfg.maxFrameSize }),
+        handshook: false,
+        paused: false,
+        pending: new Map(),
+        unacked: 0,
+        reason: "connection closed by peer",
       };
-      const connectTimer = setTimeout(() => fail("connect timed out", new IdigiNetworkError("connect timed out")), cfg.connectTimeoutMs);
+      this.#live = conn;
+      const connectTimer = setTimeout(
+        () => this.#fail(conn, "connect timed out", new IdigiNetworkError("connect timed out")),
+        cfg.connectTimeoutMs,
+      );
 
       socket.once(cfg.tls ? "secureConnect" : "connect", () => {
         clearTimeout(connectTimer);
         socket.setNoDelay(true);
         if (cfg.keepAliveMs > 0) socket.setKeepAlive(true, cfg.keepAliveMs);
         socket.write(encodeConnectRequest({ username: cfg.username, password: cfg.password, monitorId: cfg.monitorId }));
-        handshakeTimer = setTimeout(
-          () => fail("no ConnectResponse in time", new IdigiNetworkError("handshake timed out")),
+        conn.handshakeTimer = setTimeout(
+          () => this.#fail(conn, "no ConnectResponse in time", new IdigiNetworkError("handshake timed out")),
           cfg.handshakeTimeoutMs,
         );
       });
 
-      socket.on("data", (chunk: Buffer) => {
-        try {
-          // feed() yields each whole frame before throwing for a bad header behind it in the same chunk.
-          for (const frame of reader.feed(chunk)) {
-            if (socket.destroyed) return;
-            if (!handshook) {
-              if (frame.type !== FrameType.ConnectResponse) {
-                throw new IdigiFrameError("unexpected_type", `expected a ConnectResponse, got frame type ${frame.type}`, frame.type);
-              }
-              const result = interpretConnectResponse(decodeConnectResponse(frame.body));
-              if (!result.ok) {
-                refused = result.error;
-                socket.destroy();
-                return;
-              }
-              handshook = true;
-              clearTimeout(handshakeTimer);
-              this.#current = { id, socket, pending: new Map(), unacked: 0 };
-              this.#setState({ state: "connected", connectionId: id, status: result.status, protocolVersion: result.protocolVersion });
-            } else {
-              if (frame.type !== FrameType.PublishMessage) {
-                throw new IdigiFrameError("unexpected_type", `expected a PublishMessage, got frame type ${frame.type}`, frame.type);
-              }
-              this.#deliver(id, frame.body);
-            }
-          }
-        } catch (err) {
-          if (socket.destroyed) return;
-          fail(err instanceof IdigiFrameError ? `frame error: ${err.message}` : String(err), err as Error);
-        }
-      });
+      socket.on("data", (chunk: Buffer) => this.#read(conn, chunk));
 
       socket.on("error", (err) => {
-        if (!error) {
-          error = err;
-          reason = err.message;
+        if (!conn.error) {
+          conn.error = err;
+          conn.reason = err.message;
         }
       });
 
       socket.on("close", () => {
         clearTimeout(connectTimer);
-        clearTimeout(handshakeTimer);
-        if (this.#current?.id === id) this.#current = undefined;
-        if (this.#socket === socket) this.#socket = undefined;
+        clearTimeout(conn.handshakeTimer);
+        if (this.#current === conn) this.#current = undefined;
+        if (this.#live === conn) this.#live = undefined;
+        // Frames not handed out are the server's to send again; blocks handed out stay held until acked.
+        conn.reader.reset();
+        this.#flow(undefined);
+        const { refused, error, handshook } = conn;
         if (refused) resolve({ kind: "refused", error: refused });
-        else if (error) resolve({ kind: "closed", reason, error, handshook });
-        else resolve({ kind: "closed", reason: handshook ? reason : "connection closed before the ConnectResponse", handshook });
+        else if (error) resolve({ kind: "closed", reason: conn.reason, error, handshook });
+        else resolve({ kind: "closed", reason: handshook ? conn.reason : "connection closed before the ConnectResponse", handshook });
       });
     });
   }
 
-  #deliver(connectionId: number, body: Buffer): void {
+  #fail(conn: Connection, why: string, err?: Error): void {
+    if (!conn.error) {
+      conn.reason = why;
+      conn.error = err;
+    }
+    conn.socket.destroy();
+  }
+
+  /**
+   * Takes `chunk` into the connection's reader and hands out the frames it completes, until back-pressure holds
+   * reading back: the frames after that stay in the reader until `#flow` resumes.
+   */
+  #read(conn: Connection, chunk: Buffer): void {
+    if (conn.socket.destroyed) return;
+    try {
+      // feed() takes the chunk now and yields each whole frame before throwing for a bad header behind it.
+      const frames = conn.reader.feed(chunk);
+      if (this.#stopping || conn.paused) return;
+      for (const frame of frames) {
+        if (conn.socket.destroyed) return;
+        if (!conn.handshook) this.#handshake(conn, frame);
+        else {
+          if (frame.type !== FrameType.PublishMessage) {
+            throw new IdigiFrameError("unexpected_type", `expected a PublishMessage, got frame type ${frame.type}`, frame.type);
+          }
+          this.#deliver(conn, frame.body);
+        }
+        if (conn.socket.destroyed || this.#flow(conn)) return;
+      }
+      // A frame still being received counts against maxHeldBytes too.
+      this.#flow(conn);
+    } catch (err) {
+      if (conn.socket.destroyed) return;
+      this.#fail(conn, err instanceof IdigiFrameError ? `frame error: ${err.message}` : String(err), err as Error);
+    }
+  }
+
+  #handshake(conn: Connection, frame: { type: number; body: Buffer }): void {
+    if (frame.type !== FrameType.ConnectResponse) {
+      throw new IdigiFrameError("unexpected_type", `expected a ConnectResponse, got frame type ${frame.type}`, frame.type);
+    }
+    const result = interpretConnectResponse(decodeConnectResponse(frame.body));
+    if (!result.ok) {
+      conn.refused = result.error;
+      conn.socket.destroy();
+      return;
+    }
+    conn.handshook = true;
+    clearTimeout(conn.handshakeTimer);
+    this.#current = conn;
+    this.#setState({ state: "connected", connectionId: conn.id, status: result.status, protocolVersion: result.protocolVersion });
+  }
+
+  /**
+   * Pauses or resumes reading `conn` after what is unacked or held changed; reports `maxHeldBytes` starting or
+   * stopping to hold back. Returns whether reading is held back. Without a connection only the report is updated.
+   */
+  #flow(conn: Connection | undefined): boolean {
+    const max = this.#maxHeldBytes;
+    // Nothing held means a block may always come in, even one larger than the limit, so the session never stalls.
+    const atLimit = max > 0 && this.#heldBlocks > 0 && this.#heldBytes + (conn?.reader.buffered ?? 0) >= max;
+    if (atLimit !== this.#atHeldLimit) {
+      this.#atHeldLimit = atLimit;
+      this.#emitSafe("heldBytes", { atLimit, heldBytes: this.heldBytes, maxHeldBytes: max });
+    }
+    if (!conn?.handshook || conn.socket.destroyed || this.#stopping) return false;
+    const hold = atLimit || (this.#maxUnacked > 0 && conn.unacked >= this.#maxUnacked);
+    if (hold && !conn.paused) {
+      conn.paused = true;
+      conn.socket.pause();
+    } else if (!hold && conn.paused) {
+      conn.paused = false;
+      conn.socket.resume();
+      // Frames that were already in the reader when reading stopped; not from inside an ack() call.
+      setImmediate(() => this.#read(conn, NOTHING));
+    }
+    return hold;
+  }
+
+  #deliver(conn: Connection, body: Buffer): void {
     const cfg = this.#config;
-    const cur = this.#current!;
     const msg = decodePublishMessage(body);
-    cur.pending.set(msg.blockId, (cur.pending.get(msg.blockId) ?? 0) + 1);
-    cur.unacked++;
+    const rawBytes = Buffer.from(msg.payload);
+    let inflated: Buffer | undefined;
+    let events: PushEvent[] | undefined;
+    let failure: IdigiPayloadError | undefined;
+    try {
+      inflated = inflatePayload(msg, cfg.maxInflatedSize);
+      events = parsePayload(inflated, msg.format);
+    } catch (err) {
+      failure = err instanceof IdigiPayloadError ? err : new IdigiPayloadError("bad_envelope", String(err), { cause: err });
+    }
+    const size = rawBytes.length + (inflated?.length ?? 0);
+    let released = false;
+    const held: Held = {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#heldBytes -= size;
+        this.#heldBlocks--;
+        this.#flow(this.#live);
+      },
+    };
+    this.#heldBytes += size;
+    this.#heldBlocks++;
+    const list = conn.pending.get(msg.blockId);
+    if (list) list.push(held);
+    else conn.pending.set(msg.blockId, [held]);
+    conn.unacked++;
     const base = {
       monitorId: cfg.monitorId,
-      connectionId,
+      connectionId: conn.id,
       blockId: msg.blockId,
       count: msg.count,
-      rawBytes: Buffer.from(msg.payload),
+      rawBytes,
       compressed: msg.compression === "zlib",
       format: msg.format,
-      ack: (status: number = STATUS_OK) => this.#ack(connectionId, msg.blockId, status),
+      // The block is no longer held once its ack is asked for, also when that ack can no longer be sent.
+      ack: (status: number = STATUS_OK) => {
+        const acked = this.#ack(conn.id, msg.blockId, status, held);
+        held.release();
+        return acked;
+      },
     };
-    let events: PushEvent[];
-    try {
-      events = parsePayload(inflatePayload(msg, cfg.maxInflatedSize), msg.format);
-    } catch (err) {
-      const error = err instanceof IdigiPayloadError ? err : new IdigiPayloadError("bad_envelope", String(err), { cause: err });
-      this.#emitSafe("invalidBatch", { ...base, error });
-      this.#maybePause(cur);
+    if (!events) {
+      this.#emitSafe("invalidBatch", { ...base, error: failure! });
       return;
     }
     if (events.length !== msg.count) {
       this.#emitSafe("warning", new IdigiError(`block ${msg.blockId} announces ${msg.count} messages but holds ${events.length}`));
     }
     this.#emitSafe("batch", { ...base, events });
-    this.#maybePause(cur);
-  }
-
-  #maybePause(cur: Connection): void {
-    if (this.#maxUnacked > 0 && cur.unacked >= this.#maxUnacked && !cur.socket.isPaused()) cur.socket.pause();
   }
 }
