@@ -6,4 +6,14 @@ export { DEFAULT_SERVER_LIMITS, SERVER_LIMIT_BOUNDS, type ServerLimits } from ".
 export { createLogger, type Logger, REDACT_PATHS } from "./logger.js";
 export { EXIT_CONFIG, packageVersion, runMain, type ServiceIdentity, serviceIdentity } from "./main.js";
 export { type RunningService, type ServiceOptions, startService } from "./server.js";
+export {
+  type ClientAuth,
+  type ClientTls,
+  clientTlsFromFiles,
+  type PeerCertificate,
+  peerCertificateKey,
+  type ServerTlsOptions,
+  type TlsFile,
+  type TlsFiles,
+} from "./tls.js";
 export { assertRequiredFields, type FieldViolation, invalidArgument, requireFields } from "./validation.js";
