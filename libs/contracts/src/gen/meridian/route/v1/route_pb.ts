@@ -2,8 +2,8 @@
 // @generated from file meridian/route/v1/route.proto (package meridian.route.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,10 +15,15 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/route/v1/route.proto.
  */
 export const file_meridian_route_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZS5wcm90bxIRbWVyaWRpYW4ucm91dGUudjEiygIKBVJvdXRlEg8KAmlkGAEgASgJQgPgQQgSFAoMZGlzcGxheV9uYW1lGAIgASgJEjgKBnNvdXJjZRgDIAEoCzIjLm1lcmlkaWFuLnRlbGVtZXRyeS52MS5Tb3VyY2VGaWx0ZXJCA+BBAhIwCgRzaW5rGAQgASgLMh0ubWVyaWRpYW4ucm91dGUudjEuU2lua1RhcmdldEID4EECEjYKB29wdGlvbnMYBSADKAsyJS5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZS5PcHRpb25zRW50cnkSEAoIZGlzYWJsZWQYBiABKAgSNAoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMaLgoMT3B0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWQoKU2lua1RhcmdldBI2CghwbGF0Zm9ybRgBIAEoDjIfLm1lcmlkaWFuLnRlbGVtZXRyeS52MS5QbGF0Zm9ybUID4EECEhMKBnRhcmdldBgCIAEoCUID4EECYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_telemetry_v1_telemetry]);
+  fileDesc("Ch1tZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZS5wcm90bxIRbWVyaWRpYW4ucm91dGUudjEi5QMKBVJvdXRlEg8KAmlkGAEgASgJQgPgQQgSFAoMZGlzcGxheV9uYW1lGAIgASgJEjgKBnNvdXJjZRgDIAEoCzIjLm1lcmlkaWFuLnRlbGVtZXRyeS52MS5Tb3VyY2VGaWx0ZXJCA+BBAhIwCgRzaW5rGAQgASgLMh0ubWVyaWRpYW4ucm91dGUudjEuU2lua1RhcmdldEID4EECEjYKB29wdGlvbnMYBSADKAsyJS5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZS5PcHRpb25zRW50cnkSEAoIZGlzYWJsZWQYBiABKAgSNAoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBBRIxCgVzdGF0ZRgJIAEoDjIdLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlU3RhdGVCA+BBAxIxCgVkcmFpbhgKIAEoCzIdLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlRHJhaW5CA+BBAxouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJlCgpSb3V0ZURyYWluEi8KC2RlbGV0ZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1sYXN0X3NlcXVlbmNlGAIgASgEEg8KB3BlbmRpbmcYAyABKAMiWQoKU2lua1RhcmdldBI2CghwbGF0Zm9ybRgBIAEoDjIfLm1lcmlkaWFuLnRlbGVtZXRyeS52MS5QbGF0Zm9ybUID4EECEhMKBnRhcmdldBgCIAEoCUID4EECKlsKClJvdXRlU3RhdGUSGwoXUk9VVEVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJST1VURV9TVEFURV9BQ1RJVkUQARIYChRST1VURV9TVEFURV9EUkFJTklORxACYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_telemetry_v1_telemetry]);
 
 /**
  * Sends the events of a source filter to one target of a sink service.
+ *
+ * The sink service runs one durable consumer per route. It creates that consumer when it first sees the route, at the
+ * next event published (or at start_time), and it keeps its position from then on. DeleteRoute does not take the
+ * route's undelivered events with it unless asked to (purge): the route is DRAINING until its sink has delivered them
+ * and dropped the consumer.
  *
  * @generated from message meridian.route.v1.Route
  */
@@ -61,6 +66,30 @@ export type Route = Message<"meridian.route.v1.Route"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Where the route's consumer starts when its sink first creates it. Unset (the default): at the first event published
+   * after that, so a new route never replays what is already on the bus. Set: at the first event stored at or after
+   * this time; it must be within the telemetry stream's retention (TELEMETRY_MAX_AGE_HOURS) and not in the future,
+   * else invalid_argument. Replaying the bus into a target is a privileged act: a route with a start_time needs the
+   * routes:admin role. Read once: a consumer that exists keeps its position (sink restarts, changed routes), and a
+   * route keeps the start_time it was created with.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 8;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: meridian.route.v1.RouteState state = 9;
+   */
+  state: RouteState;
+
+  /**
+   * Set while the route is DRAINING.
+   *
+   * @generated from field: meridian.route.v1.RouteDrain drain = 10;
+   */
+  drain?: RouteDrain | undefined;
 };
 
 /**
@@ -69,6 +98,41 @@ export type Route = Message<"meridian.route.v1.Route"> & {
  */
 export const RouteSchema: GenMessage<Route> = /*@__PURE__*/
   messageDesc(file_meridian_route_v1_route, 0);
+
+/**
+ * How far a deleted route's drain is.
+ *
+ * @generated from message meridian.route.v1.RouteDrain
+ */
+export type RouteDrain = Message<"meridian.route.v1.RouteDrain"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp delete_time = 1;
+   */
+  deleteTime?: Timestamp | undefined;
+
+  /**
+   * The telemetry stream's last sequence at the delete: the sink delivers the route's events up to it and skips any
+   * published later.
+   *
+   * @generated from field: uint64 last_sequence = 2;
+   */
+  lastSequence: bigint;
+
+  /**
+   * Bus messages the route's consumer still holds (not yet delivered, or delivered and not yet acknowledged), read
+   * when the route is answered. Messages published after the delete are counted until the sink has skipped them.
+   *
+   * @generated from field: int64 pending = 3;
+   */
+  pending: bigint;
+};
+
+/**
+ * Describes the message meridian.route.v1.RouteDrain.
+ * Use `create(RouteDrainSchema)` to create a new message.
+ */
+export const RouteDrainSchema: GenMessage<RouteDrain> = /*@__PURE__*/
+  messageDesc(file_meridian_route_v1_route, 1);
 
 /**
  * A target inside the service that writes to a platform, e.g. an OMF endpoint id of omf-sender.
@@ -92,5 +156,37 @@ export type SinkTarget = Message<"meridian.route.v1.SinkTarget"> & {
  * Use `create(SinkTargetSchema)` to create a new message.
  */
 export const SinkTargetSchema: GenMessage<SinkTarget> = /*@__PURE__*/
-  messageDesc(file_meridian_route_v1_route, 1);
+  messageDesc(file_meridian_route_v1_route, 2);
+
+/**
+ * @generated from enum meridian.route.v1.RouteState
+ */
+export enum RouteState {
+  /**
+   * @generated from enum value: ROUTE_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Delivering (paused while disabled).
+   *
+   * @generated from enum value: ROUTE_STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Deleted without purge while its sink's consumer still held events: the sink delivers what was on the bus at the
+   * delete (also when the route was disabled), then drops the consumer, and the route is gone. Creating a route with
+   * the same id meanwhile is failed_precondition; DeleteRoute with purge ends the drain and drops the rest.
+   *
+   * @generated from enum value: ROUTE_STATE_DRAINING = 2;
+   */
+  DRAINING = 2,
+}
+
+/**
+ * Describes the enum meridian.route.v1.RouteState.
+ */
+export const RouteStateSchema: GenEnum<RouteState> = /*@__PURE__*/
+  enumDesc(file_meridian_route_v1_route, 0);
 

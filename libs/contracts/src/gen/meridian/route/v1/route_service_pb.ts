@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/route/v1/route_service.proto.
  */
 export const file_meridian_route_v1_route_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVtZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZV9zZXJ2aWNlLnByb3RvEhFtZXJpZGlhbi5yb3V0ZS52MSJCChJDcmVhdGVSb3V0ZVJlcXVlc3QSLAoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZUID4EECIj4KE0NyZWF0ZVJvdXRlUmVzcG9uc2USJwoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZSIiCg9HZXRSb3V0ZVJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiI7ChBHZXRSb3V0ZVJlc3BvbnNlEicKBXJvdXRlGAEgASgLMhgubWVyaWRpYW4ucm91dGUudjEuUm91dGUiEwoRTGlzdFJvdXRlc1JlcXVlc3QiPgoSTGlzdFJvdXRlc1Jlc3BvbnNlEigKBnJvdXRlcxgBIAMoCzIYLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlIiUKEkRlbGV0ZVJvdXRlUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIhUKE0RlbGV0ZVJvdXRlUmVzcG9uc2UyzgMKDFJvdXRlU2VydmljZRJwCgtDcmVhdGVSb3V0ZRIlLm1lcmlkaWFuLnJvdXRlLnYxLkNyZWF0ZVJvdXRlUmVxdWVzdBomLm1lcmlkaWFuLnJvdXRlLnYxLkNyZWF0ZVJvdXRlUmVzcG9uc2UiEsrzGA4KDHJvdXRlczphZG1pbhJpCghHZXRSb3V0ZRIiLm1lcmlkaWFuLnJvdXRlLnYxLkdldFJvdXRlUmVxdWVzdBojLm1lcmlkaWFuLnJvdXRlLnYxLkdldFJvdXRlUmVzcG9uc2UiFJACAcrzGA0KC3JvdXRlczpyZWFkEm8KCkxpc3RSb3V0ZXMSJC5tZXJpZGlhbi5yb3V0ZS52MS5MaXN0Um91dGVzUmVxdWVzdBolLm1lcmlkaWFuLnJvdXRlLnYxLkxpc3RSb3V0ZXNSZXNwb25zZSIUkAIByvMYDQoLcm91dGVzOnJlYWQScAoLRGVsZXRlUm91dGUSJS5tZXJpZGlhbi5yb3V0ZS52MS5EZWxldGVSb3V0ZVJlcXVlc3QaJi5tZXJpZGlhbi5yb3V0ZS52MS5EZWxldGVSb3V0ZVJlc3BvbnNlIhLK8xgOCgxyb3V0ZXM6YWRtaW5iBnByb3RvMw", [file_google_api_field_behavior, file_meridian_auth_v1_access, file_meridian_route_v1_route]);
+  fileDesc("CiVtZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZV9zZXJ2aWNlLnByb3RvEhFtZXJpZGlhbi5yb3V0ZS52MSJCChJDcmVhdGVSb3V0ZVJlcXVlc3QSLAoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZUID4EECIj4KE0NyZWF0ZVJvdXRlUmVzcG9uc2USJwoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZSIiCg9HZXRSb3V0ZVJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiI7ChBHZXRSb3V0ZVJlc3BvbnNlEicKBXJvdXRlGAEgASgLMhgubWVyaWRpYW4ucm91dGUudjEuUm91dGUiEwoRTGlzdFJvdXRlc1JlcXVlc3QiPgoSTGlzdFJvdXRlc1Jlc3BvbnNlEigKBnJvdXRlcxgBIAMoCzIYLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlIjQKEkRlbGV0ZVJvdXRlUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECEg0KBXB1cmdlGAIgASgIIk8KE0RlbGV0ZVJvdXRlUmVzcG9uc2USJwoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZRIPCgdkcm9wcGVkGAIgASgDMs4DCgxSb3V0ZVNlcnZpY2UScAoLQ3JlYXRlUm91dGUSJS5tZXJpZGlhbi5yb3V0ZS52MS5DcmVhdGVSb3V0ZVJlcXVlc3QaJi5tZXJpZGlhbi5yb3V0ZS52MS5DcmVhdGVSb3V0ZVJlc3BvbnNlIhLK8xgOCgxyb3V0ZXM6YWRtaW4SaQoIR2V0Um91dGUSIi5tZXJpZGlhbi5yb3V0ZS52MS5HZXRSb3V0ZVJlcXVlc3QaIy5tZXJpZGlhbi5yb3V0ZS52MS5HZXRSb3V0ZVJlc3BvbnNlIhSQAgHK8xgNCgtyb3V0ZXM6cmVhZBJvCgpMaXN0Um91dGVzEiQubWVyaWRpYW4ucm91dGUudjEuTGlzdFJvdXRlc1JlcXVlc3QaJS5tZXJpZGlhbi5yb3V0ZS52MS5MaXN0Um91dGVzUmVzcG9uc2UiFJACAcrzGA0KC3JvdXRlczpyZWFkEnAKC0RlbGV0ZVJvdXRlEiUubWVyaWRpYW4ucm91dGUudjEuRGVsZXRlUm91dGVSZXF1ZXN0GiYubWVyaWRpYW4ucm91dGUudjEuRGVsZXRlUm91dGVSZXNwb25zZSISyvMYDgoMcm91dGVzOmFkbWluYgZwcm90bzM", [file_google_api_field_behavior, file_meridian_auth_v1_access, file_meridian_route_v1_route]);
 
 /**
  * @generated from message meridian.route.v1.CreateRouteRequest
@@ -122,6 +122,13 @@ export type DeleteRouteRequest = Message<"meridian.route.v1.DeleteRouteRequest">
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Drop the route's undelivered events now instead of delivering them first.
+   *
+   * @generated from field: bool purge = 2;
+   */
+  purge: boolean;
 };
 
 /**
@@ -135,6 +142,19 @@ export const DeleteRouteRequestSchema: GenMessage<DeleteRouteRequest> = /*@__PUR
  * @generated from message meridian.route.v1.DeleteRouteResponse
  */
 export type DeleteRouteResponse = Message<"meridian.route.v1.DeleteRouteResponse"> & {
+  /**
+   * The route, DRAINING, when its events are still being delivered; unset when it is gone.
+   *
+   * @generated from field: meridian.route.v1.Route route = 1;
+   */
+  route?: Route | undefined;
+
+  /**
+   * With purge: the bus messages the route's consumer held when it was dropped (undelivered or unacknowledged).
+   *
+   * @generated from field: int64 dropped = 2;
+   */
+  dropped: bigint;
 };
 
 /**
@@ -151,7 +171,8 @@ export const DeleteRouteResponseSchema: GenMessage<DeleteRouteResponse> = /*@__P
  */
 export const RouteService: GenService<{
   /**
-   * Fails with already_exists when the id is taken.
+   * Fails with already_exists when the id is taken, and with failed_precondition while a route of that id drains (its
+   * old consumer and backlog still exist: a new route must not inherit them).
    *
    * @generated from rpc meridian.route.v1.RouteService.CreateRoute
    */
@@ -177,6 +198,11 @@ export const RouteService: GenService<{
     output: typeof ListRoutesResponseSchema;
   },
   /**
+   * Without purge, a route whose sink still holds events for it becomes DRAINING (the answer shows it with its pending
+   * count): the sink delivers those events, drops the route's consumer, and the route is gone. A route with no consumer
+   * is gone at once. With purge, the route and its consumer are gone at once and the answer counts the messages
+   * dropped; this also ends a drain that cannot finish (an endpoint that is gone for good).
+   *
    * @generated from rpc meridian.route.v1.RouteService.DeleteRoute
    */
   deleteRoute: {
