@@ -1,6 +1,11 @@
 # One recipe for every Meridian service and emulator. SERVICE is the package folder to run,
 # e.g. services/gateway or emulators/omf. The base image comes from a build arg so that machines
 # without a registry can pass a local stand-in (CI passes $MERIDIAN_NODE_IMAGE).
+#
+# An image holds only what runs, under the repository's own paths in /app: the package's package.json and dist,
+# the same of each workspace library it imports, the third-party packages its production dependencies reach, and
+# the health check. scripts/runtime-files.mjs picks them, the same way for both targets; no tests, sources, test
+# keys, emulators (in a service image) or devDependencies. Everything is root's and read-only to the user that runs.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS base
@@ -9,23 +14,40 @@ ENV NODE_ENV=production
 # Ready = /readyz answers 200 (services) or HEALTHCHECK_URL does (emulators); node is the only tool we can count on.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=15s --retries=5 CMD ["node", "/app/scripts/healthcheck.mjs"]
 
-# Target for tests and registry-less machines: JavaScript built on the host with
-# `npm install && npm run build` is copied as is. It comes first so `--target prebuilt` builds nothing else.
+# Target for tests and registry-less machines: JavaScript built on the host with `npm install && npm run build`.
+# The host's node_modules holds the devDependencies too; runtime-files takes only what production dependencies reach,
+# so no registry is needed to leave them out. These stages come first so `--target prebuilt` builds nothing else.
+# The classic builder (no BuildKit) also runs them for `--target runtime`: on a tree that was never built they copy
+# nothing (--if-built) instead of failing that build.
+FROM base AS prebuilt-files
+COPY . /repo
+ARG SERVICE=services/gateway
+RUN node /repo/scripts/runtime-files.mjs "${SERVICE}" /out --if-built
+
 FROM base AS prebuilt
 ARG SERVICE=services/gateway
 ENV MERIDIAN_SERVICE=${SERVICE}
-COPY . .
+COPY scripts/healthcheck.mjs /app/scripts/healthcheck.mjs
+COPY --from=prebuilt-files /out /app
 USER 1000:1000
 CMD ["sh", "-c", "exec node /app/${MERIDIAN_SERVICE}/dist/main.js"]
 
-# Default target: built from source (needs the npm registry).
+# Default target: built from source (needs the npm registry). The host's install and build output in the context
+# are dropped first, so the image never holds what the host had. NODE_ENV=production would make npm leave out the
+# devDependencies the build needs (turbo, tsc, buf): --include=dev. npm install, not ci: see .ci/run.
 FROM base AS build
+WORKDIR /repo
 COPY . .
-RUN rm -rf node_modules && npm install --no-audit --no-fund && npm run build && npm prune --omit=dev
+RUN rm -rf node_modules */*/node_modules */*/dist \
+  && npm install --include=dev --no-audit --no-fund \
+  && npm run build
+ARG SERVICE=services/gateway
+RUN node scripts/runtime-files.mjs "${SERVICE}" /out
 
 FROM base AS runtime
 ARG SERVICE=services/gateway
 ENV MERIDIAN_SERVICE=${SERVICE}
-COPY --from=build /app /app
+COPY scripts/healthcheck.mjs /app/scripts/healthcheck.mjs
+COPY --from=build /out /app
 USER 1000:1000
 CMD ["sh", "-c", "exec node /app/${MERIDIAN_SERVICE}/dist/main.js"]
