@@ -12,6 +12,11 @@ export const NATS_IMAGE = process.env.MERIDIAN_NATS_IMAGE ?? "nats:2.10-alpine";
 
 const built = new Map<string, Promise<GenericContainer>>();
 
+/** The tag serviceImage gives the image of a package folder, for the docker CLI. */
+export function imageTag(folder: string): string {
+  return `meridian-system/${folder.replace(/[^a-z0-9]+/g, "-")}:test`;
+}
+
 /**
  * Builds the image of one package folder (services/gateway, emulators/omf, ...) from the
  * repository's Dockerfile, target `prebuilt`: the JavaScript built on the host by `npm run build`
@@ -20,7 +25,7 @@ const built = new Map<string, Promise<GenericContainer>>();
 export function serviceImage(folder: string): Promise<GenericContainer> {
   let image = built.get(folder);
   if (!image) {
-    const tag = `meridian-system/${folder.replace(/[^a-z0-9]+/g, "-")}:test`;
+    const tag = imageTag(folder);
     image = GenericContainer.fromDockerfile(REPO_ROOT)
       .withTarget("prebuilt")
       .withBuildArgs({ NODE_IMAGE, SERVICE: folder })
