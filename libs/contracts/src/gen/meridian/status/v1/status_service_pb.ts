@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/status/v1/status_service.proto.
  */
 export const file_meridian_status_v1_status_service: GenFile = /*@__PURE__*/
-  fileDesc("CidtZXJpZGlhbi9zdGF0dXMvdjEvc3RhdHVzX3NlcnZpY2UucHJvdG8SEm1lcmlkaWFuLnN0YXR1cy52MSLAAQoQUGlwZWxpbmVDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJlY2VpdmVkGAIgASgDEhEKCWRlbGl2ZXJlZBgDIAEoAxIOCgZmYWlsZWQYBCABKAMSDwoHcGVuZGluZxgFIAEoAxISCgpsYXN0X2Vycm9yGAYgASgJEjMKD2xhc3RfZXJyb3JfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2tpcHBlZBgIIAEoAyLZAQoNU2VydmljZVN0YXR1cxIPCgdzZXJ2aWNlGAEgASgJEhAKCGluc3RhbmNlGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSKgoGaGVhbHRoGAQgASgOMhoubWVyaWRpYW4uc3RhdHVzLnYxLkhlYWx0aBIvCgtyZXBvcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoJcGlwZWxpbmVzGAYgAygLMiQubWVyaWRpYW4uc3RhdHVzLnYxLlBpcGVsaW5lQ291bnRlcnMinAEKDFN0cmVhbVN0YXR1cxIMCgRuYW1lGAEgASgJEhAKCG1lc3NhZ2VzGAIgASgEEg0KBWJ5dGVzGAMgASgEEi4KCmZpcnN0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQR2V0U3RhdHVzUmVxdWVzdCJ7ChFHZXRTdGF0dXNSZXNwb25zZRIzCghzZXJ2aWNlcxgBIAMoCzIhLm1lcmlkaWFuLnN0YXR1cy52MS5TZXJ2aWNlU3RhdHVzEjEKB3N0cmVhbXMYAiADKAsyIC5tZXJpZGlhbi5zdGF0dXMudjEuU3RyZWFtU3RhdHVzKl4KBkhlYWx0aBIWChJIRUFMVEhfVU5TUEVDSUZJRUQQABISCg5IRUFMVEhfU0VSVklORxABEhYKEkhFQUxUSF9OT1RfU0VSVklORxACEhAKDEhFQUxUSF9TVEFMRRADMn8KDVN0YXR1c1NlcnZpY2USbgoJR2V0U3RhdHVzEiQubWVyaWRpYW4uc3RhdHVzLnYxLkdldFN0YXR1c1JlcXVlc3QaJS5tZXJpZGlhbi5zdGF0dXMudjEuR2V0U3RhdHVzUmVzcG9uc2UiFJACAcrzGA0KC3N0YXR1czpyZWFkYgZwcm90bzM", [file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
+  fileDesc("CidtZXJpZGlhbi9zdGF0dXMvdjEvc3RhdHVzX3NlcnZpY2UucHJvdG8SEm1lcmlkaWFuLnN0YXR1cy52MSLAAQoQUGlwZWxpbmVDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJlY2VpdmVkGAIgASgDEhEKCWRlbGl2ZXJlZBgDIAEoAxIOCgZmYWlsZWQYBCABKAMSDwoHcGVuZGluZxgFIAEoAxISCgpsYXN0X2Vycm9yGAYgASgJEjMKD2xhc3RfZXJyb3JfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2tpcHBlZBgIIAEoAyJqCg1TdGF0dXNXYXJuaW5nEgwKBGtpbmQYASABKAkSDwoHc3ViamVjdBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAgoNU2VydmljZVN0YXR1cxIPCgdzZXJ2aWNlGAEgASgJEhAKCGluc3RhbmNlGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSKgoGaGVhbHRoGAQgASgOMhoubWVyaWRpYW4uc3RhdHVzLnYxLkhlYWx0aBIvCgtyZXBvcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoJcGlwZWxpbmVzGAYgAygLMiQubWVyaWRpYW4uc3RhdHVzLnYxLlBpcGVsaW5lQ291bnRlcnMSMwoId2FybmluZ3MYByADKAsyIS5tZXJpZGlhbi5zdGF0dXMudjEuU3RhdHVzV2FybmluZyKcAQoMU3RyZWFtU3RhdHVzEgwKBG5hbWUYASABKAkSEAoIbWVzc2FnZXMYAiABKAQSDQoFYnl0ZXMYAyABKAQSLgoKZmlyc3RfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbGFzdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCISChBHZXRTdGF0dXNSZXF1ZXN0InsKEUdldFN0YXR1c1Jlc3BvbnNlEjMKCHNlcnZpY2VzGAEgAygLMiEubWVyaWRpYW4uc3RhdHVzLnYxLlNlcnZpY2VTdGF0dXMSMQoHc3RyZWFtcxgCIAMoCzIgLm1lcmlkaWFuLnN0YXR1cy52MS5TdHJlYW1TdGF0dXMqXgoGSGVhbHRoEhYKEkhFQUxUSF9VTlNQRUNJRklFRBAAEhIKDkhFQUxUSF9TRVJWSU5HEAESFgoSSEVBTFRIX05PVF9TRVJWSU5HEAISEAoMSEVBTFRIX1NUQUxFEAMyfwoNU3RhdHVzU2VydmljZRJuCglHZXRTdGF0dXMSJC5tZXJpZGlhbi5zdGF0dXMudjEuR2V0U3RhdHVzUmVxdWVzdBolLm1lcmlkaWFuLnN0YXR1cy52MS5HZXRTdGF0dXNSZXNwb25zZSIUkAIByvMYDQoLc3RhdHVzOnJlYWRiBnByb3RvMw", [file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
 
 /**
  * Counters of one pipeline (a route, a monitor session, a poller) since the instance started.
@@ -75,6 +75,48 @@ export const PipelineCountersSchema: GenMessage<PipelineCounters> = /*@__PURE__*
   messageDesc(file_meridian_status_v1_status_service, 0);
 
 /**
+ * Something an operator should look at while the service keeps running.
+ *
+ * @generated from message meridian.status.v1.StatusWarning
+ */
+export type StatusWarning = Message<"meridian.status.v1.StatusWarning"> & {
+  /**
+   * What kind, stable for alerts: "backlog_age" (a durable consumer's oldest unacknowledged message is older than
+   * BACKLOG_AGE_WARN_SECONDS), "discarded_unacknowledged" (the stream's limits discarded messages a durable consumer
+   * had not acknowledged: lost telemetry).
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * What it is about, e.g. the durable consumer's name ("omf-<route id>").
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * What happened and what to change, for a person.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meridian.status.v1.StatusWarning.
+ * Use `create(StatusWarningSchema)` to create a new message.
+ */
+export const StatusWarningSchema: GenMessage<StatusWarning> = /*@__PURE__*/
+  messageDesc(file_meridian_status_v1_status_service, 1);
+
+/**
  * @generated from message meridian.status.v1.ServiceStatus
  */
 export type ServiceStatus = Message<"meridian.status.v1.ServiceStatus"> & {
@@ -107,6 +149,11 @@ export type ServiceStatus = Message<"meridian.status.v1.ServiceStatus"> & {
    * @generated from field: repeated meridian.status.v1.PipelineCounters pipelines = 6;
    */
   pipelines: PipelineCounters[];
+
+  /**
+   * @generated from field: repeated meridian.status.v1.StatusWarning warnings = 7;
+   */
+  warnings: StatusWarning[];
 };
 
 /**
@@ -114,7 +161,7 @@ export type ServiceStatus = Message<"meridian.status.v1.ServiceStatus"> & {
  * Use `create(ServiceStatusSchema)` to create a new message.
  */
 export const ServiceStatusSchema: GenMessage<ServiceStatus> = /*@__PURE__*/
-  messageDesc(file_meridian_status_v1_status_service, 1);
+  messageDesc(file_meridian_status_v1_status_service, 2);
 
 /**
  * @generated from message meridian.status.v1.StreamStatus
@@ -151,7 +198,7 @@ export type StreamStatus = Message<"meridian.status.v1.StreamStatus"> & {
  * Use `create(StreamStatusSchema)` to create a new message.
  */
 export const StreamStatusSchema: GenMessage<StreamStatus> = /*@__PURE__*/
-  messageDesc(file_meridian_status_v1_status_service, 2);
+  messageDesc(file_meridian_status_v1_status_service, 3);
 
 /**
  * @generated from message meridian.status.v1.GetStatusRequest
@@ -164,7 +211,7 @@ export type GetStatusRequest = Message<"meridian.status.v1.GetStatusRequest"> & 
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_status_v1_status_service, 3);
+  messageDesc(file_meridian_status_v1_status_service, 4);
 
 /**
  * @generated from message meridian.status.v1.GetStatusResponse
@@ -186,7 +233,7 @@ export type GetStatusResponse = Message<"meridian.status.v1.GetStatusResponse"> 
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_status_v1_status_service, 4);
+  messageDesc(file_meridian_status_v1_status_service, 5);
 
 /**
  * @generated from enum meridian.status.v1.Health
