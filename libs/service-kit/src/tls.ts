@@ -59,7 +59,8 @@ export const tlsSettings = {
   TLS_CLIENT_AUTH: z.enum(["none", "request", "require"]).optional(),
 };
 
-type TlsSettings = { [K in keyof typeof tlsSettings]: z.infer<(typeof tlsSettings)[K]> };
+const tlsSettingsSchema = z.object(tlsSettings);
+type TlsSettings = z.infer<typeof tlsSettingsSchema>;
 
 /**
  * The port's TLS from the settings: undefined (plaintext) when neither file is set. A combination that cannot mean
