@@ -5,7 +5,7 @@ import { type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
 import { applyRoutes, gatewayErrors, routeService, statusService, telemetryService } from "./api/index.js";
 import { backendTransport, registerProxy } from "./api/proxy.js";
-import { type Backend, backendsFromConfig } from "./backends.js";
+import { type Backend, backendsFromConfig, backendTlsFromConfig } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
 import { readRoutesFile } from "./declared.js";
 
@@ -22,6 +22,7 @@ export type Gateway = BusService;
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const declaredRoutes = config.ROUTES_FILE ? readRoutesFile(config.ROUTES_FILE, config.MAX_ROUTES) : [];
   const backends = options.backends ?? backendsFromConfig(config);
+  const backendTls = backendTlsFromConfig(config, backends, logger);
   return startBusService(
     SERVICE,
     config,
@@ -35,11 +36,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
           statusService(bus, { service: SERVICE.name, instance: config.INSTANCE_ID, version: SERVICE.version }),
         );
         for (const backend of backends) {
-          const transport = backendTransport(backend.url);
+          const transport = backendTransport(backend.url, backendTls);
           for (const s of backend.services) registerProxy(router, s, transport);
         }
       },
       errors: [gatewayErrors],
+      stop: async () => backendTls?.stop(),
       declared: { setting: "ROUTES_FILE", entries: declaredRoutes.length, apply: () => applyRoutes(bus, declaredRoutes) },
     }),
     options,

@@ -1,7 +1,9 @@
+import { isIP } from "node:net";
+import * as tls from "node:tls";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { type Client, ConnectError, type ConnectRouter, createClient, type HandlerContext, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { REQUEST_ID_HEADER, requestId } from "@meridian/service-kit";
+import { type ClientTls, REQUEST_ID_HEADER, requestId } from "@meridian/service-kit";
 
 /** Per-call deadline towards a backend when the caller set none. */
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -63,9 +65,30 @@ function relayed(err: unknown): ConnectError {
   return new ConnectError(e.rawMessage, e.code, undefined, e.details as ConstructorParameters<typeof ConnectError>[3], e.cause);
 }
 
-/** gRPC over HTTP/2 with prior knowledge to a Meridian service's one port. */
-export function backendTransport(baseUrl: string): Transport {
-  return createGrpcTransport({ baseUrl });
+/**
+ * gRPC to a Meridian service's one port: HTTP/2 with prior knowledge to an http:// URL, HTTP/2 over TLS (ALPN h2) to
+ * an https:// one. With `clientTls` each new connection takes its latest secure context (the CA to verify the
+ * backend with, the certificate the gateway presents), so rotated files apply without a restart; the backend's
+ * name is checked against its certificate as always.
+ */
+export function backendTransport(baseUrl: string, clientTls?: ClientTls): Transport {
+  if (!clientTls || new URL(baseUrl).protocol !== "https:") return createGrpcTransport({ baseUrl });
+  return createGrpcTransport({
+    baseUrl,
+    nodeOptions: {
+      createConnection: (authority: URL) => {
+        const host = authority.hostname.replace(/^\[(.*)\]$/, "$1");
+        return tls.connect({
+          host,
+          port: Number(authority.port) || 443,
+          // SNI carries names only; an IP address is still checked against the certificate's IP entries.
+          ...(isIP(host) ? {} : { servername: host }),
+          ALPNProtocols: ["h2"],
+          secureContext: clientTls.secureContext(),
+        });
+      },
+    },
+  });
 }
 
 export type { Client };
