@@ -9,6 +9,13 @@ import { z } from "zod";
  * The seed CLI's `--host my.idigi.com` is `IDIGI_URL=https://my.idigi.com`; its `--insecure` (plain HTTP and
  * plain TCP on 3200) is an `http://` IDIGI_URL, which makes IDIGI_PUSH_TLS default to false.
  */
+const MIB = 1024 * 1024;
+/** A few typical blocks; a block larger than the budget is still taken, alone. */
+export const MIN_MONITOR_MEMORY_BYTES = MIB;
+export const MAX_MONITOR_MEMORY_BYTES = 8 * 1024 * MIB;
+/** The default IDIGI_MAX_UNACKED (16) of the largest blocks seen in practice (a few hundred KB to 2 MiB inflated). */
+export const DEFAULT_MONITOR_MEMORY_BYTES = 32 * MIB;
+
 export const idigiListenerConfig = z.object({
   ...serviceSettings(8082),
   /** REST base URL of the platform. */
@@ -28,8 +35,26 @@ export const idigiListenerConfig = z.object({
     .transform((v) => (v === undefined ? undefined : v === "true" || v === "1" || v === "yes")),
   /** PEM file of CA certificates to trust for the push session (replaces the system roots). */
   IDIGI_CA_FILE: z.string().optional(),
-  /** Skip certificate verification of the push session. Never implied. */
+  /** Skip certificate verification of the push session. Never implied; needs IDIGI_ALLOW_INSECURE. */
   IDIGI_TLS_INSECURE: env.bool(false),
+  /**
+   * Lets the account's credentials go where they are not protected: over plain TCP (IDIGI_PUSH_TLS=false), plain HTTP
+   * (an http:// IDIGI_URL) or to a push server whose certificate is not verified (IDIGI_TLS_INSECURE). Without it such a
+   * configuration stops the start; with it the start logs a warning and ListSessions names what is exposed. For
+   * emulators and debugging (Digi calls port 3200 "for debugging").
+   */
+  IDIGI_ALLOW_INSECURE: env.bool(false),
+  /**
+   * What one monitor's blocks may hold in the listener, received and not yet published and acknowledged (bytes on
+   * the wire plus inflated payload). At the budget the listener stops reading that monitor's socket, so the platform
+   * keeps the data, until the bus has taken what is held.
+   */
+  IDIGI_MONITOR_MEMORY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(MIN_MONITOR_MEMORY_BYTES)
+    .max(MAX_MONITOR_MEMORY_BYTES)
+    .default(DEFAULT_MONITOR_MEMORY_BYTES),
   /** Blocks received and not acknowledged before the socket is paused (back-pressure). */
   IDIGI_MAX_UNACKED: z.coerce.number().int().min(1).max(10_000).default(16),
   /** Per-monitor memory of published event ids, so a replay regrouped into other blocks is not published twice. */
@@ -47,7 +72,7 @@ export const idigiListenerConfig = z.object({
 
 export type IdigiListenerConfig = z.infer<typeof idigiListenerConfig>;
 
-/** Where push sessions connect (no secrets): what ListSessions shows and the KV entry records. */
+/** Where push sessions connect (no secrets): what ListSessions shows. Always from the settings, never from KV. */
 export interface PushTarget {
   host: string;
   port: number;
@@ -64,4 +89,21 @@ export function pushTarget(config: IdigiListenerConfig): PushTarget {
     tls,
     verifyCertificate: tls && !config.IDIGI_TLS_INSECURE,
   };
+}
+
+/** One way the settings expose the account's credentials, and the setting that chose it. */
+export interface Exposure {
+  setting: string;
+  what: string;
+}
+
+/** What in the settings sends the credentials unprotected; each one needs IDIGI_ALLOW_INSECURE. */
+export function exposures(config: IdigiListenerConfig): Exposure[] {
+  const out: Exposure[] = [];
+  if (new URL(config.IDIGI_URL).protocol !== "https:") out.push({ setting: "IDIGI_URL", what: "REST API over http" });
+  const target = pushTarget(config);
+  if (!target.tls)
+    out.push({ setting: config.IDIGI_PUSH_TLS === undefined ? "IDIGI_URL" : "IDIGI_PUSH_TLS", what: "push session without TLS" });
+  else if (!target.verifyCertificate) out.push({ setting: "IDIGI_TLS_INSECURE", what: "push server certificate not verified" });
+  return out;
 }

@@ -18,8 +18,19 @@ import {
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { requestLogger } from "@meridian/service-kit";
 import type { SessionManager, SessionView } from "../pipeline/manager.js";
-import type { MonitorApi, MonitorSpec, Monitor as PlatformMonitor } from "../platform/index.js";
-import { validateCreateMonitor, validateListMonitors, validateMonitorId, validateWatchEvents } from "./validation.js";
+import { echoText, type MonitorApi, type MonitorSpec, type Monitor as PlatformMonitor } from "../platform/index.js";
+import {
+  MAX_DESCRIPTION_LENGTH,
+  MAX_TOPIC_LENGTH,
+  MAX_TOPICS,
+  validateCreateMonitor,
+  validateListMonitors,
+  validateMonitorId,
+  validateWatchEvents,
+} from "./validation.js";
+
+/** A session's last error: a line, long enough for a TLS or bus error with the setting it names. */
+const MAX_LAST_ERROR = 300;
 
 export interface IdigiListenerDeps {
   api: MonitorApi;
@@ -30,6 +41,10 @@ export interface IdigiListenerDeps {
   startWaitMs?: number;
   /** IDIGI_MAX_MONITORS: monitors the account may hold before CreateMonitor refuses to add one. */
   maxMonitors: number;
+  /** What IDIGI_ALLOW_INSECURE let the configuration expose (shown with every session's connection). */
+  insecure: string[];
+  /** IDIGI_MONITOR_MEMORY_BYTES. */
+  memoryBudgetBytes: number;
 }
 
 const FORMAT_TO_API = { [PayloadFormat.UNSPECIFIED]: "json", [PayloadFormat.JSON]: "json", [PayloadFormat.XML]: "xml" } as const;
@@ -56,20 +71,25 @@ export function monitorSpec(req: CreateMonitorRequest): MonitorSpec {
   };
 }
 
+/** Bounds of what a monitor record from the platform may put in an answer; the topic limits are CreateMonitor's. */
+const ECHO = { id: 32, word: 32, topics: MAX_TOPICS, topic: MAX_TOPIC_LENGTH, description: MAX_DESCRIPTION_LENGTH } as const;
+const cut = (s: string | undefined, max: number) => (s === undefined ? "" : s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
+/** A monitor as the platform listed it, with every text it sent capped (a broken or hostile answer stays small). */
 function monitorToProto(m: PlatformMonitor): Monitor {
   return create(MonitorSchema, {
-    id: m.id,
-    customerId: m.customerId ?? "",
-    topics: m.topics,
-    transport: m.transport ?? "",
+    id: cut(m.id, ECHO.id),
+    customerId: cut(m.customerId, ECHO.id),
+    topics: m.topics.slice(0, ECHO.topics).map((t) => cut(t, ECHO.topic)),
+    transport: cut(m.transport, ECHO.word),
     format: m.format === "xml" ? PayloadFormat.XML : m.format === "json" ? PayloadFormat.JSON : PayloadFormat.UNSPECIFIED,
     batchSize: m.batchSize ?? 0,
     batchDurationSeconds: m.batchDurationSec ?? 0,
     compression: m.compression === "none" ? Compression.NONE : m.compression === "zlib" ? Compression.ZLIB : Compression.UNSPECIFIED,
     ackOption: m.ackOption === "explicit" ? AckOption.EXPLICIT : m.ackOption === "off" ? AckOption.OFF : AckOption.UNSPECIFIED,
     autoReplay: m.autoReplayOnConnect ?? false,
-    status: m.status ?? "",
-    description: m.description ?? "",
+    status: cut(m.status, ECHO.word),
+    description: cut(m.description, ECHO.description),
   });
 }
 
@@ -82,18 +102,26 @@ const STATE: Record<string, SessionState> = {
   stopped: SessionState.NOT_RUNNING,
 };
 
-export function sessionToProto(v: SessionView): Session {
+/** What a session answer adds to the view: the listener's settings. */
+export interface SessionSettings {
+  insecure: string[];
+  memoryBudgetBytes: number;
+}
+
+export function sessionToProto(v: SessionView, settings: SessionSettings): Session {
   const s = v.state;
   const c = v.counters;
-  const lastError = s?.state === "failed" ? s.error.message : (c?.lastError ?? "");
+  // Errors of the platform, the socket or the bus: one capped line, no stack.
+  const lastError = echoText(s?.state === "failed" ? s.error.message : (c?.lastError ?? ""), MAX_LAST_ERROR);
   return create(SessionSchema, {
     monitorId: v.record.monitorId,
     state: s ? STATE[s.state]! : SessionState.NOT_RUNNING,
     connection: {
-      host: v.record.connection.host,
-      port: v.record.connection.port,
-      tls: v.record.connection.tls,
-      verifyCertificate: v.record.connection.verifyCertificate,
+      host: v.connection.host,
+      port: v.connection.port,
+      tls: v.connection.tls,
+      verifyCertificate: v.connection.verifyCertificate,
+      insecure: settings.insecure,
     },
     startedTime: timestampFromDate(new Date(v.record.startedTime)),
     ...(v.stateTime ? { stateTime: timestampFromDate(v.stateTime) } : {}),
@@ -106,12 +134,16 @@ export function sessionToProto(v: SessionView): Session {
     failedBatches: BigInt(c?.failedBatches ?? 0),
     pendingBlocks: v.pendingBlocks,
     instance: v.instance ?? "",
+    heldBytes: BigInt(v.heldBytes),
+    memoryBudgetBytes: BigInt(settings.memoryBudgetBytes),
+    atMemoryBudget: v.atMemoryBudget,
+    memoryBudgetReached: c?.memoryBudgetReached ?? 0,
   });
 }
 
 export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeof IdigiListenerService> {
   const { api, sessions, bus } = deps;
-  const session = (v: SessionView) => sessionToProto(v);
+  const session = (v: SessionView) => sessionToProto(v, deps);
 
   return {
     async createMonitor(req, ctx) {

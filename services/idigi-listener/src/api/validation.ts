@@ -15,8 +15,9 @@ import { splitTopicList } from "../platform/index.js";
 /** Request validation, all in one place: every problem is reported with its field path (proto names). */
 
 const MONITOR_ID = /^\d{1,10}$/;
-const MAX_TOPICS = 64;
-const MAX_TOPIC_LENGTH = 256;
+export const MAX_TOPICS = 64;
+export const MAX_TOPIC_LENGTH = 256;
+export const MAX_DESCRIPTION_LENGTH = 1024;
 export const MAX_BATCH_SIZE = 65_535;
 export const MAX_BATCH_DURATION_SECONDS = 86_400;
 
@@ -61,7 +62,8 @@ export function validateCreateMonitor(req: CreateMonitorRequest): void {
     v.push({ path: "batch_size", reason: `must be between 1 and ${MAX_BATCH_SIZE}` });
   if (req.batchDurationSeconds !== undefined && req.batchDurationSeconds > MAX_BATCH_DURATION_SECONDS)
     v.push({ path: "batch_duration_seconds", reason: `must be at most ${MAX_BATCH_DURATION_SECONDS}` });
-  if (req.description.length > 1024) v.push({ path: "description", reason: "longer than 1024 characters" });
+  if (req.description.length > MAX_DESCRIPTION_LENGTH)
+    v.push({ path: "description", reason: `longer than ${MAX_DESCRIPTION_LENGTH} characters` });
   if (v.length > 0) invalidArgument(v);
 }
 

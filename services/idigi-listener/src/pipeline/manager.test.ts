@@ -25,6 +25,7 @@ describe("SessionManager and the monitor API's retries", () => {
       target: { host: "127.0.0.1", port: 3200, tls: false, verifyCertificate: false },
       credentials: { username: "u", password: "p" },
       maxUnacked: 1,
+      memoryBudgetBytes: 1024 * 1024,
       dedupeEvents: 0,
       includeRaw: false,
       instance: "test",

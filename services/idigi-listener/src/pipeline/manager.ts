@@ -12,13 +12,14 @@ import {
   IdigiNotFoundError,
   type MonitorApi,
   type PemInput,
+  type PushSessionExtraOptions,
   type PushSessionOptions,
   type SessionState,
 } from "../platform/index.js";
 import { SessionRefusedError, ShuttingDownError } from "./errors.js";
 import { type MonitorCounters, MonitorPipeline } from "./monitor-pipeline.js";
 
-/** KV bucket of the sessions to run: monitor id → where to connect (never a secret). */
+/** KV bucket of the sessions to run: monitor id → when it was started (never a secret, never where to connect). */
 export const SESSIONS_BUCKET = "idigi_sessions";
 /** KV bucket of who runs each session: monitor id → instance; entries expire unless renewed. */
 export const LEASES_BUCKET = "idigi_session_leases";
@@ -32,16 +33,22 @@ export interface SessionLease {
   token: string;
 }
 
-/** What survives a restart for one session. Credentials are configuration and never stored here. */
+/** What survives a restart for one session. Credentials, and where they are sent, are configuration only. */
 export interface SessionRecord {
   monitorId: string;
   /** ISO time StartSession was called. */
   startedTime: string;
-  connection: PushTarget;
+  /**
+   * Where the instance that recorded the session connected, for the record (and for instances of earlier versions,
+   * which read it). Never used to connect: anyone who can write the bucket could point the credentials elsewhere.
+   */
+  connection?: PushTarget;
 }
 
 export interface SessionView {
   record: SessionRecord;
+  /** Where the session connects: the configuration's push target, whatever the record says. */
+  connection: PushTarget;
   /** Undefined when the session is recorded but not running on this instance. */
   state: SessionState | undefined;
   /** The instance running the session (this one, another one, or undefined when nobody holds its lease). */
@@ -49,16 +56,22 @@ export interface SessionView {
   stateTime: Date | undefined;
   counters: MonitorCounters | undefined;
   pendingBlocks: number;
+  /** Bytes the monitor's blocks hold, received and not yet published and acked. */
+  heldBytes: number;
+  atMemoryBudget: boolean;
 }
 
 export interface SessionManagerOptions {
   bus: Bus;
   api: MonitorApi;
   logger: Logger;
+  /** Where every session connects, from the settings; a record in KV never changes it. */
   target: PushTarget;
   credentials: { username: string; password: string };
   ca?: PemInput[];
   maxUnacked: number;
+  /** IDIGI_MONITOR_MEMORY_BYTES: what one monitor's blocks may hold before its socket is not read. */
+  memoryBudgetBytes: number;
   dedupeEvents: number;
   includeRaw: boolean;
   /** Reconnect backoff of the push sessions (default: the platform client's). */
@@ -142,10 +155,36 @@ export class SessionManager {
     }
   }
 
+  /** Monitors whose record names another push target, already warned about (once per record content). */
+  private readonly warnedRecords = new Map<string, string>();
+
+  /** A record that names another target than the configuration is ignored, and said so at warn once. */
+  private checkRecord(record: SessionRecord): void {
+    const recorded = record.connection;
+    const t = this.options.target;
+    if (!recorded) return;
+    const key = JSON.stringify(recorded);
+    if (this.warnedRecords.get(record.monitorId) === key) return;
+    const differs =
+      recorded.host !== t.host || recorded.port !== t.port || recorded.tls !== t.tls || recorded.verifyCertificate !== t.verifyCertificate;
+    if (!differs) return;
+    this.warnedRecords.set(record.monitorId, key);
+    this.log.warn(
+      {
+        monitorId: record.monitorId,
+        recorded: { host: recorded.host, port: recorded.port, tls: recorded.tls, verifyCertificate: recorded.verifyCertificate },
+        connectingTo: t,
+      },
+      "the recorded session names another push target than the configuration; ignored: connecting where the configuration says",
+    );
+  }
+
   private launch(record: SessionRecord): MonitorPipeline {
     const o = this.options;
-    const t = record.connection;
-    const session: PushSessionOptions & { maxUnacked: number } = {
+    this.checkRecord(record);
+    // Host, port, TLS and CA from the configuration on every (re)start: never from the record.
+    const t = o.target;
+    const session: PushSessionOptions & PushSessionExtraOptions = {
       host: t.host,
       port: t.port,
       tls: t.tls,
@@ -155,6 +194,7 @@ export class SessionManager {
       password: o.credentials.password,
       monitorId: record.monitorId,
       maxUnacked: o.maxUnacked,
+      maxHeldBytes: o.memoryBudgetBytes,
       ...(o.reconnectBackoff ? { backoff: o.reconnectBackoff } : {}),
     };
     const pipeline = new MonitorPipeline({
@@ -255,11 +295,14 @@ export class SessionManager {
     const p = this.running.get(record.monitorId)?.pipeline;
     return {
       record,
+      connection: this.options.target,
       state: p?.state,
       instance: p ? this.options.instance : holder?.instance,
       stateTime: p?.stateTime,
       counters: p ? { ...p.counters } : undefined,
       pendingBlocks: p?.pendingBlocks ?? 0,
+      heldBytes: p?.heldBytes ?? 0,
+      atMemoryBudget: p?.atMemoryBudget ?? false,
     };
   }
 
@@ -275,9 +318,14 @@ export class SessionManager {
     return views;
   }
 
-  /** Counters of the running pipelines, by monitor. */
-  monitorCounters(): Array<{ monitorId: string; counters: MonitorCounters }> {
-    return [...this.running].map(([monitorId, { pipeline }]) => ({ monitorId, counters: { ...pipeline.counters } }));
+  /** Counters and held bytes of the running pipelines, by monitor. */
+  monitorCounters(): Array<{ monitorId: string; counters: MonitorCounters; heldBytes: number; atMemoryBudget: boolean }> {
+    return [...this.running].map(([monitorId, { pipeline }]) => ({
+      monitorId,
+      counters: { ...pipeline.counters },
+      heldBytes: pipeline.heldBytes,
+      atMemoryBudget: pipeline.atMemoryBudget,
+    }));
   }
 
   /** The running pipelines as status reports and /metrics show them: `monitor-<id>`, failed counting blocks. */
@@ -335,7 +383,7 @@ export class SessionManager {
     for (const [monitorId, record] of records) {
       if (this.closed || this.running.has(monitorId)) continue;
       if (await this.acquire(monitorId)) continue;
-      // Credentials and CA come from the current configuration; the recorded target is where the monitor lives.
+      // Target, credentials and CA come from the current configuration (launch never reads the record's connection).
       this.launch(record);
       started++;
     }

@@ -30,6 +30,8 @@ export interface MonitorCounters {
   duplicateEvents: number;
   failedBatches: number;
   connections: number;
+  /** Times the monitor's blocks reached its memory budget (reading stopped until the bus took them). */
+  memoryBudgetReached: number;
   lastError?: string;
   lastErrorTime?: Date;
 }
@@ -72,8 +74,8 @@ type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; b
  *
  * Blocks are handled one at a time, in arrival order. A block is acked only after `publishEvents` resolved,
  * i.e. JetStream stored every event; while the bus is down the publish is retried with backoff and nothing
- * is acked, so the session's `maxUnacked` pauses the socket and the platform keeps (and on reconnect replays)
- * what is unacked. An ack that cannot be sent because the connection has gone is harmless: the platform
+ * is acked, so the session's `maxUnacked` and `maxHeldBytes` (the monitor's memory budget) stop it reading the
+ * socket and the platform keeps (and on reconnect replays) what is unacked. An ack that cannot be sent because the connection has gone is harmless: the platform
  * replays that block, and its events are recognised (same content → same ids) by the recent-id memory and,
  * when the grouping is the same, by the bus's Nats-Msg-Id window.
  */
@@ -87,6 +89,7 @@ export class MonitorPipeline {
     duplicateEvents: 0,
     failedBatches: 0,
     connections: 0,
+    memoryBudgetReached: 0,
   };
   private readonly session: PushSession;
   private readonly log: Logger;
@@ -109,6 +112,25 @@ export class MonitorPipeline {
     this.session.on("batch", (b) => this.enqueue({ kind: "batch", batch: b, at: new Date() }));
     this.session.on("invalidBatch", (b) => this.enqueue({ kind: "invalid", batch: b }));
     this.session.on("warning", (err) => this.log.warn({ err }, "push session warning"));
+    this.session.on("heldBytes", ({ atLimit, heldBytes, maxHeldBytes }) => {
+      if (atLimit) {
+        this.counters.memoryBudgetReached++;
+        this.noteError(`memory budget reached (${heldBytes} of ${maxHeldBytes} bytes held): socket not read until the bus takes them`);
+        this.log.warn(
+          { heldBytes, maxHeldBytes },
+          "monitor at its memory budget; its socket is not read until the bus takes what it holds",
+        );
+      } else this.log.info({ heldBytes, maxHeldBytes }, "monitor below its memory budget again; reading its socket");
+    });
+  }
+
+  /** Bytes of this monitor's blocks received and not yet published and acked (PushSession.heldBytes). */
+  get heldBytes(): number {
+    return this.session.heldBytes;
+  }
+
+  get atMemoryBudget(): boolean {
+    return this.session.atHeldLimit;
   }
 
   get state(): SessionState {

@@ -8,6 +8,29 @@ import type { RetryHint } from "@meridian/retry";
  * for server errors, network loss and a 5xx ConnectResponse, false for everything else.
  */
 
+/** Longest text of the platform's a message repeats: enough for "Invalid topic 'DataPoint[X]'", not for a page. */
+export const MAX_ECHO_CHARS = 200;
+
+/** A Java exception class before its message (`com.digi.ws.InvalidRequestException: …`), kept out of what is echoed. */
+const EXCEPTION_CLASS = /^(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error)\s*:?\s*/;
+/** Where a stack trace or a source location starts: everything from there is the platform's internals. */
+const INTERNALS =
+  /\s(?:at\s+[\w$.<>]+\(|at\s+\S+:\d+)|\bTraceback \(most recent call last\)|\(?[\w./\\-]+\.(?:java|py|js|ts|rb|go|cs):\d+\)?/;
+
+/**
+ * Text a platform sent, made fit to repeat in an error message, a log line or an API answer: its first line only,
+ * without control characters, a leading exception class name or anything from a stack trace on, whitespace
+ * collapsed, at most `max` characters (an ellipsis marks a cut).
+ */
+export function echoText(text: string, max = MAX_ECHO_CHARS): string {
+  let t = text.replace(/^\s+/, "").split(/\r?\n|\r/, 1)[0] ?? "";
+  t = t.replace(/\p{Cc}|\p{Cf}/gu, " ").replace(EXCEPTION_CLASS, "");
+  const internals = INTERNALS.exec(t);
+  if (internals) t = t.slice(0, internals.index);
+  t = t.replace(/\s+/g, " ").trim();
+  return t.length > max ? `${t.slice(0, max - 1).trimEnd()}…` : t;
+}
+
 /** The root of the client's errors. Final unless a subclass says otherwise. */
 export class IdigiError extends Error implements RetryHint {
   /** Whether the same request may succeed later. */
@@ -135,7 +158,7 @@ export class IdigiNotFoundError extends IdigiError {
   }
 }
 
-/** Any other 4xx: the server rejected the request; `serverMessage` is what it said (trimmed, capped). */
+/** Any other 4xx: the server rejected the request; `serverMessage` is what it said (`echoText`: capped, no internals). */
 export class IdigiBadRequestError extends IdigiError {
   constructor(
     readonly status: number,

@@ -15,6 +15,7 @@ export {
 } from "./config.js";
 export {
   type ConnectRefusal,
+  echoText,
   type FrameErrorCode,
   IdigiAckError,
   IdigiAuthError,
@@ -29,6 +30,7 @@ export {
   IdigiResponseTooLargeError,
   IdigiServerError,
   IdigiUnexpectedResponseError,
+  MAX_ECHO_CHARS,
 } from "./errors.js";
 export {
   type Compression,

@@ -3,6 +3,7 @@ import { readRetryAfter, retry } from "@meridian/retry";
 import { XMLParser } from "fast-xml-parser";
 import { type MonitorApiConfig, type MonitorApiOptions, validateMonitorApiOptions } from "./config.js";
 import {
+  echoText,
   IdigiAuthError,
   IdigiBadRequestError,
   IdigiConfigError,
@@ -97,7 +98,6 @@ export interface MonitorApi {
   onRetry?(listener: (retry: MonitorApiRetry) => void): () => void;
 }
 
-const MAX_MESSAGE = 500;
 const MAX_PAGES = 10_000;
 
 const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@", parseTagValue: false, trimValues: true });
@@ -150,7 +150,11 @@ function checkSpec(spec: MonitorSpec): void {
   }
 }
 
-/** Pulls a human message out of an error body (XML `<error>`/`<message>`, JSON `error_message`/`message`/`error`). */
+/**
+ * The message of an error body (XML `<error>`/`<message>`/`<desc>`, JSON `error_message`/`message`/`error`/`errors`,
+ * or plain text), as `echoText` makes it fit to repeat. A markup body without such an element (a proxy's HTML page,
+ * say) gives nothing: its text would be layout and server banners, not what was wrong with the request.
+ */
 function serverMessage(body: string): string {
   const text = body.trim();
   if (!text) return "";
@@ -165,13 +169,14 @@ function serverMessage(body: string): string {
         if (msg) break;
       }
     } catch {
-      /* fall through to raw text */
+      /* not JSON after all: read as plain text */
     }
+    msg ??= text;
   } else if (text.startsWith("<")) {
     const m = /<(error|message|desc)[^>]*>([\s\S]*?)<\/\1>/i.exec(text);
-    if (m?.[2]) msg = m[2].replace(/<[^>]+>/g, " ");
-  }
-  return (msg ?? text).replace(/\s+/g, " ").trim().slice(0, MAX_MESSAGE);
+    msg = m?.[2] ? m[2].replace(/<[^>]+>/g, " ") : "";
+  } else msg = text;
+  return echoText(msg);
 }
 
 /** Shared HTTP plumbing: Basic auth, timeouts, bounded bodies, error mapping, retries for idempotent calls. */
@@ -330,7 +335,13 @@ function parseLegacyPage(body: string): Page {
     return { items: (items ?? []).filter(isRecord), remaining: num(j["remainingSize"]) };
   }
   if (t.startsWith("<")) {
-    const doc = xml.parse(t) as Record<string, unknown>;
+    let doc: Record<string, unknown>;
+    try {
+      doc = xml.parse(t) as Record<string, unknown>;
+    } catch {
+      // The parser's message quotes the body: not something to pass on.
+      throw new IdigiUnexpectedResponseError("monitor list XML does not parse");
+    }
     const result = doc["result"];
     if (!isRecord(result)) {
       if (isRecord(doc["Monitor"])) return { items: [doc["Monitor"]], remaining: 0 };
