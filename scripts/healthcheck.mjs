@@ -1,14 +1,17 @@
-// Container healthcheck (Docker HEALTHCHECK, Kubernetes exec probe): healthy when the service answers /readyz (or
-// HEALTHCHECK_URL) with 2xx. With TLS on the API port (TLS_CERT_FILE set) it asks https://; when the port verifies
-// client certificates (TLS_CLIENT_CA_FILE set) it presents HEALTHCHECK_CERT_FILE / HEALTHCHECK_KEY_FILE, by default the
-// service's own certificate, which must then chain to that CA and allow client authentication.
+// Container healthcheck (Docker HEALTHCHECK, Kubernetes exec probe): healthy when the service answers /readyz (or the
+// path given as argument, or HEALTHCHECK_URL) with 2xx. With TLS on the API port (TLS_CERT_FILE set) it asks
+// https://; when the port verifies client certificates (TLS_CLIENT_CA_FILE set) it presents HEALTHCHECK_CERT_FILE /
+// HEALTHCHECK_KEY_FILE, by default the service's own certificate, which must then chain to that CA and allow client
+// authentication.
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 
 const env = process.env;
 const tlsOn = Boolean(env.TLS_CERT_FILE);
-const url = new URL(env.HEALTHCHECK_URL ?? `${tlsOn ? "https" : "http"}://127.0.0.1:${env.PORT ?? "8080"}/readyz`);
+// `node healthcheck.mjs /healthz` asks another path (a liveness probe); HEALTHCHECK_URL (emulators) wins.
+const path = process.argv[2] ?? "/readyz";
+const url = new URL(env.HEALTHCHECK_URL ?? `${tlsOn ? "https" : "http"}://127.0.0.1:${env.PORT ?? "8080"}${path}`);
 
 function tlsOptions() {
   // The probe reaches its own process over loopback and learns only a status code: who answers is not in doubt, and
