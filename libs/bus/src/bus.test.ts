@@ -71,6 +71,8 @@ describe("Bus against a real nats-server", () => {
       logger,
       backoff: { initialMs: 10, maxMs: 20, multiplier: 2, jitter: 0 },
     });
+    // A new consumer starts at the next message: it must exist before the test publishes.
+    await consumer.declare();
     const ac = new AbortController();
     const attempts = new Map<string, number>();
     const delivered: string[] = [];
@@ -167,6 +169,7 @@ describe("Bus against a real nats-server", () => {
     it(`a durable consumer resumes after a ${signal} server restart without loss${exactlyOnce ? " or duplicates" : " (at-least-once: acks in flight at a crash may be redelivered)"}`, async () => {
       const connection = `restart-${signal}`;
       const consumer = new DurableConsumer(bus, { durable: connection, filterSubject: telemetryFilterSubject({ connection }), logger });
+      await consumer.declare();
       const ac = new AbortController();
       const got: string[] = [];
       const running = consumer.run(async (d) => {

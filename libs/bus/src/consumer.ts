@@ -1,10 +1,11 @@
-import type { TelemetryBatch } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import type { Platform, TelemetryBatch } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, backoffDelay, MAX_RETRY_AFTER_MS, retryHintOf, sleep } from "@meridian/retry";
 import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg, nanos } from "nats";
 import type { Logger } from "pino";
 import { type Bus, isNotFound, STREAMS } from "./bus.js";
 import { decodeBatch, SCHEMA_HEADER } from "./codec.js";
 import { PermanentError } from "./errors.js";
+import { platformToken } from "./subjects.js";
 
 /**
  * Redelivery delay for transient failures. The first retries are quick (a blip), later ones
@@ -27,6 +28,70 @@ export interface DurableConsumerOptions {
   pullBatch?: number;
   backoff?: BackoffPolicy;
   logger: Logger;
+  /**
+   * Where the consumer starts if it does not exist yet: at the first message stored at or after this time, or (unset)
+   * at the next message published. Never at the start of the stream: that would replay all of it to whoever asks. A
+   * consumer that exists keeps its position whatever this says.
+   */
+  startTime?: Date;
+  /**
+   * Use the consumer only if it exists, never create it: deliveries() ends once it is gone. For a draining route,
+   * whose consumer another replica may delete at any moment and which must not come back.
+   */
+  existingOnly?: boolean;
+}
+
+/** What a durable consumer still holds. */
+export interface ConsumerBacklog {
+  /** Matching messages not delivered yet. */
+  pending: number;
+  /** Delivered and not acknowledged yet (naks waiting for their redelivery included). */
+  ackPending: number;
+  /** Stream sequence of the last message delivered. */
+  deliveredSequence: number;
+}
+
+/**
+ * The durable consumer a sink service runs for a route: `<sink platform>-<route id>` (`omf-<id>` for OMF). The gateway
+ * finds a route's backlog by it (a draining route's pending count, a purge), so sinks and gateway must agree.
+ */
+export function routeConsumerName(routeId: string, sinkPlatform: Platform): string {
+  return `${platformToken(sinkPlatform)}-${routeId}`;
+}
+
+/** A durable consumer's backlog, or undefined when it does not exist. */
+export async function consumerBacklog(bus: Bus, durable: string, stream: string = STREAMS.telemetry): Promise<ConsumerBacklog | undefined> {
+  try {
+    const info = await bus.jsm().consumers.info(stream, durable);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending, deliveredSequence: info.delivered.stream_seq };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Deletes a durable consumer and the backlog with it; returns what it held just before (undefined when there was no
+ * such consumer). Messages acknowledged between that reading and the delete were delivered, so the count is an upper
+ * bound of what was dropped.
+ */
+export async function deleteConsumer(bus: Bus, durable: string, stream: string = STREAMS.telemetry): Promise<ConsumerBacklog | undefined> {
+  const held = await consumerBacklog(bus, durable, stream);
+  if (!held) return undefined;
+  try {
+    await bus.jsm().consumers.delete(stream, durable);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  return held;
+}
+
+/**
+ * True when every message of the consumer's filter up to stream sequence `lastSequence` has been acknowledged: the end
+ * of a drain. Nothing is in flight, and either nothing is left or what is left came after `lastSequence`.
+ */
+export function deliveredThrough(backlog: ConsumerBacklog, lastSequence: number): boolean {
+  return backlog.ackPending === 0 && (backlog.pending === 0 || backlog.deliveredSequence >= lastSequence);
 }
 
 /** One bus message handed to a sink, with the verbs that settle it. */
@@ -66,25 +131,43 @@ export class DurableConsumer {
     return this.options.durable;
   }
 
-  /** Creates or updates the durable consumer (idempotent). */
-  async declare(): Promise<void> {
+  /**
+   * Creates the durable consumer at its start position, or updates the settings of the one that exists (idempotent).
+   * Returns false when it does not exist and `existingOnly` forbids creating it.
+   */
+  async declare(): Promise<boolean> {
     const jsm = this.bus.jsm();
-    const config = {
-      durable_name: this.options.durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+    // Only what NATS lets a consumer change. Its deliver policy and start are not among them: an update naming them
+    // fails ("deliver policy can not be updated") when they differ, and the position must survive restarts anyway.
+    const settings = {
       filter_subject: this.options.filterSubject,
       max_ack_pending: this.options.maxAckPending ?? 1000,
       ack_wait: nanos(this.options.ackWaitMs ?? 30_000),
       // Unlimited: only a handler's PermanentError dead-letters; an outage must not.
       max_deliver: -1,
     };
+    const update = async () => {
+      await jsm.consumers.update(this.stream, this.options.durable, settings);
+      return true;
+    };
+    if (await consumerBacklog(this.bus, this.options.durable, this.stream)) return update();
+    if (this.options.existingOnly) return false;
+    const start = this.options.startTime;
     try {
-      await jsm.consumers.info(this.stream, this.options.durable);
-      await jsm.consumers.update(this.stream, this.options.durable, config);
+      await jsm.consumers.add(this.stream, {
+        ...settings,
+        durable_name: this.options.durable,
+        ack_policy: AckPolicy.Explicit,
+        ...(start
+          ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start.toISOString() }
+          : { deliver_policy: DeliverPolicy.New }),
+      });
+      this.log.info({ start: start?.toISOString() ?? "new messages" }, "durable consumer created");
+      return true;
     } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await jsm.consumers.add(this.stream, config);
+      // Another replica created it first (with other settings, or "new" resolved at another moment): use that one.
+      if (await consumerBacklog(this.bus, this.options.durable, this.stream)) return update();
+      throw err;
     }
   }
 
@@ -94,25 +177,31 @@ export class DurableConsumer {
     return { pending: info.num_pending, ackPending: info.num_ack_pending };
   }
 
-  async delete(): Promise<void> {
-    try {
-      await this.bus.jsm().consumers.delete(this.stream, this.options.durable);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+  /** What the consumer still holds; undefined when it does not exist. */
+  async backlog(): Promise<ConsumerBacklog | undefined> {
+    return consumerBacklog(this.bus, this.options.durable, this.stream);
+  }
+
+  /** Deletes the consumer with its backlog; returns what it held (undefined when it did not exist). */
+  async delete(): Promise<ConsumerBacklog | undefined> {
+    return deleteConsumer(this.bus, this.options.durable, this.stream);
   }
 
   /**
-   * Deliveries until the signal aborts. Undecodable messages are dead-lettered here, never shown
-   * to the handler. Every failure of the bus is retried with backoff.
+   * Deliveries until the signal aborts (or, with `existingOnly`, the consumer is gone). Undecodable messages are
+   * dead-lettered here, never shown to the handler. Every failure of the bus is retried with backoff.
    */
   async *deliveries(signal: AbortSignal): AsyncGenerator<Delivery> {
+    this.bus.watchBacklog({ stream: this.stream, durable: this.options.durable, filterSubject: this.options.filterSubject }, signal);
     for (let attempt = 1; !signal.aborted; ) {
       let messages: ConsumerMessages | undefined;
       const stop = () => messages?.stop();
       try {
         await this.bus.ready;
-        await this.declare();
+        if (!(await this.declare())) {
+          this.log.info("durable consumer gone; no more deliveries");
+          break;
+        }
         const consumer = await this.bus.js().consumers.get(this.stream, this.options.durable);
         messages = await consumer.consume({ max_messages: this.options.pullBatch ?? 256 });
         signal.addEventListener("abort", stop, { once: true });

@@ -9,7 +9,17 @@ export {
 } from "./bus.js";
 export { decodeBatch, encodeBatch, makeBatch } from "./codec.js";
 export { busFromConfig, type NatsSettings, natsSettings } from "./config.js";
-export { type Delivery, DurableConsumer, type DurableConsumerOptions, REDELIVERY_BACKOFF } from "./consumer.js";
+export {
+  type ConsumerBacklog,
+  consumerBacklog,
+  type Delivery,
+  DurableConsumer,
+  type DurableConsumerOptions,
+  deleteConsumer,
+  deliveredThrough,
+  REDELIVERY_BACKOFF,
+  routeConsumerName,
+} from "./consumer.js";
 export { DEAD_LETTER_HEADERS, type DeadLetter } from "./dead-letter.js";
 export { BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
 export { jsonCodec, KvBucket, type KvBucketOptions, type KvCodec, protoCodec } from "./kv.js";

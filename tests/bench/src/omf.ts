@@ -11,7 +11,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Bus, DurableConsumer, routeBucket, telemetryFilterSubject } from "@meridian/bus";
+import { Bus, consumerBacklog, DurableConsumer, routeBucket, telemetryFilterSubject } from "@meridian/bus";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
@@ -93,7 +93,8 @@ async function main() {
     });
     process.env.BENCH_PI_PASSWORD = "meridian";
 
-    // 1. Backlog on the bus.
+    // 1. Backlog on the bus. Consumers and routes start at new messages unless given a start: this one.
+    const backlogStart = new Date();
     let t0 = performance.now();
     for (let i = 0; i < EVENTS; i += EVENTS_PER_CALL) await bus.publishEvents(events("tput", i, Math.min(EVENTS_PER_CALL, EVENTS - i)));
     const publishMs = performance.now() - t0;
@@ -105,6 +106,7 @@ async function main() {
       filterSubject: telemetryFilterSubject({ connection: "tput" }),
       logger,
       maxAckPending: 10_000,
+      startTime: backlogStart,
     });
     const ac = new AbortController();
     t0 = performance.now();
@@ -124,7 +126,12 @@ async function main() {
     t0 = performance.now();
     await routeBucket(bus).put(
       "bench-tput",
-      create(RouteSchema, { id: "bench-tput", source: { connection: "tput" }, sink: { platform: Platform.OMF, target: "pi" } }),
+      create(RouteSchema, {
+        id: "bench-tput",
+        source: { connection: "tput" },
+        sink: { platform: Platform.OMF, target: "pi" },
+        startTime: timestampFromDate(backlogStart),
+      }),
     );
     for (;;) {
       if (sum(await piContainers(emu.url), "api.tput.") >= EVENTS) break;
@@ -140,6 +147,8 @@ async function main() {
       "bench-lat",
       create(RouteSchema, { id: "bench-lat", source: { connection: "lat" }, sink: { platform: Platform.OMF, target: "pi" } }),
     );
+    // The route's consumer starts at the next message once omf-sender has created it: measure from then on.
+    while (!(await consumerBacklog(bus, "omf-bench-lat"))) await new Promise((r) => setTimeout(r, 20));
     const perTick = Math.max(1, Math.round((RATE * TICK_MS) / 1000));
     const ticks = Math.round((SECONDS * 1000) / TICK_MS);
     const published = new Map<string, number[]>(); // device → publish times in order
