@@ -200,7 +200,8 @@ export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeo
     },
 
     async listSessions() {
-      return { sessions: (await sessions.list()).map(session) };
+      const { sessions: views, recordsUnavailable } = await sessions.list();
+      return { sessions: views.map(session), recordsUnavailable };
     },
 
     async *watchEvents(req, ctx) {

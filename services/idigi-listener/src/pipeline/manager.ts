@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@meridian/bus";
-import { jsonCodec, KeyExistsError, KvBucket } from "@meridian/bus";
+import { BusUnavailableError, jsonCodec, KeyExistsError, KvBucket } from "@meridian/bus";
 import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { type BackoffPolicy, backoffDelay, retryHintOf, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
@@ -306,16 +306,26 @@ export class SessionManager {
     };
   }
 
-  /** Recorded sessions (KV) and running ones, by monitor id. */
-  async list(): Promise<SessionView[]> {
+  /**
+   * Recorded sessions (KV) and running ones, by monitor id. While the bus is down (`recordsUnavailable`), the running
+   * ones alone: that is when a monitor waits at its memory budget, and its state must still show.
+   */
+  async list(): Promise<{ sessions: SessionView[]; recordsUnavailable: boolean }> {
     const records = new Map<string, SessionRecord>();
-    for (const [key, rec] of await this.bucket.entries()) records.set(key, rec);
-    for (const [id, { record }] of this.running) if (!records.has(id)) records.set(id, record);
-    const views: SessionView[] = [];
-    for (const r of [...records.values()].sort((a, b) => Number(a.monitorId) - Number(b.monitorId))) {
-      views.push(this.view(r, this.running.has(r.monitorId) ? undefined : await this.leases.get(r.monitorId)));
+    let recordsUnavailable = false;
+    try {
+      for (const [key, rec] of await this.bucket.entries()) records.set(key, rec);
+    } catch (err) {
+      if (!(err instanceof BusUnavailableError)) throw err;
+      recordsUnavailable = true;
     }
-    return views;
+    for (const [id, { record }] of this.running) if (!records.has(id)) records.set(id, record);
+    const sessions: SessionView[] = [];
+    for (const r of [...records.values()].sort((a, b) => Number(a.monitorId) - Number(b.monitorId))) {
+      const holder = this.running.has(r.monitorId) ? undefined : await this.leases.get(r.monitorId);
+      sessions.push(this.view(r, holder));
+    }
+    return { sessions, recordsUnavailable };
   }
 
   /** Counters and held bytes of the running pipelines, by monitor. */
