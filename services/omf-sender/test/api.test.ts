@@ -31,6 +31,8 @@ import {
 } from "./harness.js";
 
 const PI_AUTH = `Basic ${Buffer.from("meridian:meridian").toString("base64")}`;
+/** The emulator speaks plain http on 127.0.0.1: what a lab permits, and these tests are one. */
+const LAB = { OMF_ALLOW_INSECURE_ENDPOINTS: "true", OMF_ALLOWED_HOSTS: "127.0.0.1" };
 const EDS_BASE = "/api/v1/tenants/default/namespaces/default";
 
 let nats: NatsServerHandle;
@@ -54,7 +56,7 @@ beforeAll(async () => {
       ],
     }),
   );
-  sender = await startSender(nats, { OMF_ENDPOINTS_FILE: file });
+  sender = await startSender(nats, { ...LAB, OMF_ENDPOINTS_FILE: file, OMF_SECRET_DIR: secretsDir });
   api = apiClient(sender);
   await until(async () => (await sender.registry.list()).length >= 2, { timeoutMs: 10_000, what: "endpoints file applied" });
 });
@@ -128,7 +130,7 @@ describe("endpoints", () => {
 
   it("an endpoint beyond OMF_MAX_ENDPOINTS is resource_exhausted naming the setting; a delete makes room", async () => {
     const own = await startNatsServer();
-    const s = await startSender(own, { OMF_MAX_ENDPOINTS: "2" });
+    const s = await startSender(own, { ...LAB, OMF_MAX_ENDPOINTS: "2" });
     try {
       const c = apiClient(s);
       const eds = (id: string) => ({ endpoint: { id, kind: EndpointKind.EDS, url: emu.url } });
@@ -171,7 +173,7 @@ describe("endpoints", () => {
   });
 
   it("credentials without OMF_CREDENTIALS_KEY → failed_precondition naming the setting", async () => {
-    const keyless = await startSender(nats, { OMF_CREDENTIALS_KEY: undefined as unknown as string });
+    const keyless = await startSender(nats, { ...LAB, OMF_CREDENTIALS_KEY: undefined as unknown as string });
     try {
       const c = apiClient(keyless);
       const f = await codeOf(
@@ -190,14 +192,16 @@ describe("endpoints", () => {
     const bad = join(secretsDir, "bad.json");
     writeFileSync(
       bad,
-      JSON.stringify([{ id: "a", kind: "adh", url: "https://adh", tenantId: "t", clientId: "c", clientSecret: { env: "NOPE_NOT_SET" } }]),
+      JSON.stringify([
+        { id: "a", kind: "adh", url: "https://adh", tenantId: "t", clientId: "c", clientSecret: { env: "OMF_SECRET_NOPE_NOT_SET" } },
+      ]),
     );
     const config = omfSenderConfig.parse({ PORT: "0", NATS_URL: nats.url, OMF_ENDPOINTS_FILE: bad, OMF_CREDENTIALS_KEY: TEST_KEY });
     const err = await startOmfSender(config, logger, { installSignalHandlers: false }).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toContain("OMF_ENDPOINTS_FILE");
     expect(err.message).toContain("endpoints[0].namespaceId");
-    expect(err.message).toContain("endpoints[0].clientSecret: secret environment variable NOPE_NOT_SET is not set");
+    expect(err.message).toContain("endpoints[0].clientSecret: secret environment variable OMF_SECRET_NOPE_NOT_SET is not set");
     const literal = join(secretsDir, "literal.json");
     writeFileSync(literal, JSON.stringify([{ id: "p", kind: "pi", url: "https://pi/piwebapi", username: "u", password: "pw" }]));
     const err2 = await startOmfSender(omfSenderConfig.parse({ PORT: "0", NATS_URL: nats.url, OMF_ENDPOINTS_FILE: literal }), logger, {
@@ -209,7 +213,7 @@ describe("endpoints", () => {
 
   it("secrets never reach the logs (create, check with a wrong secret, send, delete at debug level)", async () => {
     const { logger: capture, raw: lines } = captureLogger({ service: "omf-sender" });
-    const s = await startSender(nats, {}, {}, capture);
+    const s = await startSender(nats, LAB, {}, capture);
     try {
       const c = apiClient(s);
       const secret = "Sup3r-S3cret-Value";
@@ -232,7 +236,7 @@ describe("endpoints", () => {
 
   it("the compose development key works and is called out in the log at start", async () => {
     const { logger: capture, lines } = captureLogger({ service: "omf-sender" });
-    const s = await startSender(nats, { OMF_CREDENTIALS_KEY: DEVELOPMENT_CREDENTIALS_KEY }, {}, capture);
+    const s = await startSender(nats, { ...LAB, OMF_CREDENTIALS_KEY: DEVELOPMENT_CREDENTIALS_KEY }, {}, capture);
     try {
       expect(lines.find((l) => l.level === 40 && String(l.msg).includes("development key"))).toBeDefined();
       const created = await apiClient(s).createEndpoint({

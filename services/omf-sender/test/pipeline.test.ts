@@ -19,7 +19,8 @@ import { apiClient, getJson, logger, type NatsServerHandle, startEmulator, start
  */
 const OUTAGE_MS = Number(process.env.OMF_TEST_OUTAGE_MS || 30_000);
 const BACKOFF = { initialMs: 200, maxMs: 2_000, multiplier: 2, jitter: 0.2 };
-const ENV = { OMF_ACK_WAIT_MS: "3000", OMF_LINGER_MS: "50" };
+/** The emulator speaks plain http on 127.0.0.1: what a lab permits, and these tests are one. */
+const ENV = { OMF_ACK_WAIT_MS: "3000", OMF_LINGER_MS: "50", OMF_ALLOW_INSECURE_ENDPOINTS: "true", OMF_ALLOWED_HOSTS: "127.0.0.1" };
 
 let nats: NatsServerHandle;
 let emu: RunningOmfEmulator;
@@ -86,12 +87,12 @@ beforeAll(async () => {
         url: `${emu.url}/piwebapi`,
         allowHttp: true,
         username: "meridian",
-        password: { env: "OMF_TEST_PI_PASSWORD" },
+        password: { env: "OMF_SECRET_TEST_PI_PASSWORD" },
       },
       { id: "eds", kind: "eds", url: emu.url },
     ]),
   );
-  process.env.OMF_TEST_PI_PASSWORD = "meridian";
+  process.env.OMF_SECRET_TEST_PI_PASSWORD = "meridian";
   sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: BACKOFF, statusIntervalMs: 500 });
   bus = Bus.connect({ servers: nats.url, name: "test", logger });
   await bus.ready;

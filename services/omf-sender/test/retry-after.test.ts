@@ -58,7 +58,7 @@ beforeAll(async () => {
   );
   sender = await startSender(
     nats,
-    { OMF_ACK_WAIT_MS: "3000", OMF_LINGER_MS: "50", OMF_ENDPOINTS_FILE: endpointsFile },
+    { OMF_ACK_WAIT_MS: "3000", OMF_LINGER_MS: "50", OMF_ENDPOINTS_FILE: endpointsFile, OMF_ALLOW_INSECURE_ENDPOINTS: "true" },
     { redeliveryBackoff: { initialMs: 200, maxMs: 2_000, multiplier: 2, jitter: 0.2 } },
     logs.logger,
   );

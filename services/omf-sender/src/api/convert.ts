@@ -2,7 +2,16 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Endpoint, EndpointKind, EndpointSchema } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { FieldViolation } from "@meridian/service-kit";
-import { ENDPOINT_ID, type EndpointKindName, type EndpointSettings, type StoredEndpoint, validateSettings } from "../pipeline/endpoints.js";
+import {
+  ENDPOINT_ID,
+  type EndpointEntry,
+  type EndpointKindName,
+  type EndpointSettings,
+  type InsecureSetting,
+  type StoredEndpoint,
+  validateSettings,
+} from "../pipeline/endpoints.js";
+import type { PolicyViolation } from "../pipeline/policy.js";
 
 const KIND_NAME: Partial<Record<EndpointKind, EndpointKindName>> = {
   [EndpointKind.PI]: "pi",
@@ -58,8 +67,9 @@ export function settingsFromProto(e: Endpoint): EndpointSettings {
   return s as unknown as EndpointSettings;
 }
 
-/** What the API returns: settings, never the secret. */
-export function endpointToProto(stored: StoredEndpoint): Endpoint {
+/** What the API returns: settings, never the secret; its revision, and the settings that weaken transport security. */
+export function endpointToProto(entry: EndpointEntry, insecureSettings: readonly InsecureSetting[]): Endpoint {
+  const stored: StoredEndpoint = entry.endpoint;
   const s = stored.settings;
   return create(EndpointSchema, {
     id: stored.id,
@@ -83,11 +93,36 @@ export function endpointToProto(stored: StoredEndpoint): Endpoint {
     hasSecret: stored.secret !== undefined,
     origin: stored.origin,
     createTime: timestampFromDate(new Date(stored.createTime)),
+    revision: BigInt(entry.revision),
+    insecureSettings: [...insecureSettings],
   });
 }
 
-/** Every problem of an endpoint in the request, by proto field path (`endpoint.tenant_id: required for AVEVA Data Hub`). */
-export function endpointViolations(e: Endpoint, path = "endpoint"): FieldViolation[] {
+/** The operator's refusals by proto field path (`endpoint.url: host "x:443" is not allowed: …`). */
+export function policyViolationsToProto(violations: readonly PolicyViolation[], path = "endpoint"): FieldViolation[] {
+  return violations.map((v) => ({ path: `${path}.${FIELD_NAMES[v.field] ?? v.field}`, reason: v.reason }));
+}
+
+/**
+ * A secret that is an {"env": …} or {"file": …} reference rather than a secret. References are the endpoints file's
+ * (the operator's); through the API they would let a caller read omf-sender's environment or files into a password.
+ */
+export function isSecretReference(secret: string): boolean {
+  const t = secret.trim();
+  if (!t.startsWith("{")) return false;
+  try {
+    const v = JSON.parse(t) as Record<string, unknown>;
+    return v !== null && typeof v === "object" && ("env" in v || "file" in v);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Every problem of an endpoint in the request, by proto field path (`endpoint.tenant_id: required for AVEVA Data Hub`).
+ * `keepsSecret`: an update that keeps the stored secret (none given), so a missing one is not a problem.
+ */
+export function endpointViolations(e: Endpoint, path = "endpoint", keepsSecret = false): FieldViolation[] {
   const out: FieldViolation[] = [];
   if (e.id !== "" && !ENDPOINT_ID.test(e.id))
     out.push({ path: `${path}.id`, reason: "must be 1-63 lower-case letters, digits or '-', starting with a letter" });
@@ -96,7 +131,13 @@ export function endpointViolations(e: Endpoint, path = "endpoint"): FieldViolati
     return out;
   }
   if (e.kind === EndpointKind.EDS && e.secret !== "") out.push({ path: `${path}.secret`, reason: "Edge Data Store takes no credentials" });
-  for (const err of validateSettings(e.id || "endpoint", settingsFromProto(e), e.secret === "" ? undefined : e.secret, path)) {
+  if (isSecretReference(e.secret))
+    out.push({
+      path: `${path}.secret`,
+      reason: 'an {"env": …} or {"file": …} reference is honoured only in OMF_ENDPOINTS_FILE; give the secret itself',
+    });
+  const secret = e.secret !== "" ? e.secret : keepsSecret ? "(stored)" : undefined;
+  for (const err of validateSettings(e.id || "endpoint", settingsFromProto(e), secret, path)) {
     const m = /^([^:]+): (.*)$/s.exec(err);
     if (!m) {
       out.push({ path, reason: err });

@@ -1,13 +1,24 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { KeyExistsError } from "@meridian/bus";
 import type { ErrorTable } from "@meridian/service-kit";
-import { CredentialsError } from "../pipeline/endpoints.js";
+import { CredentialsError, EndpointPolicyError, EndpointRevisionError } from "../pipeline/endpoints.js";
 import { OmfConfigError } from "../platform/index.js";
+import { policyViolationsToProto } from "./convert.js";
 
 /** omf-sender's errors at the API edge; bus errors are the starter's table. */
 export const omfSenderErrors: ErrorTable = (err) => {
   // The endpoints bucket is the only one the API creates keys in.
   if (err instanceof KeyExistsError) return new ConnectError(`endpoint "${err.key}" already exists`, Code.AlreadyExists);
+  // Someone changed the endpoint after the caller read it: read again, decide again.
+  if (err instanceof EndpointRevisionError) return new ConnectError(err.message, Code.Aborted);
+  // The operator's settings do not permit the endpoint (allowed hosts, insecure settings, CA directory).
+  if (err instanceof EndpointPolicyError)
+    return new ConnectError(
+      `endpoint "${err.endpointId}" is not permitted: ${policyViolationsToProto(err.violations)
+        .map((v) => `${v.path}: ${v.reason}`)
+        .join("; ")}`,
+      Code.FailedPrecondition,
+    );
   // A stored endpoint whose secret cannot be read or whose settings no longer validate: the operator must fix it.
   if (err instanceof CredentialsError || err instanceof OmfConfigError) return new ConnectError(err.message, Code.FailedPrecondition);
   return undefined;

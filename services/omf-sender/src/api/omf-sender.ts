@@ -1,39 +1,32 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   CreateEndpointRequestSchema,
-  type EndpointResult,
-  EndpointResultSchema,
   EndpointStatusSchema,
   OmfAction,
-  OmfEventSchema,
   OmfMessageType,
   type OmfSenderService,
   SendOmfRequestSchema,
+  UpdateEndpointRequestSchema,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
-import { type FieldViolation, invalidArgument, requestLogger, requireFields } from "@meridian/service-kit";
-import type { EndpointRegistry, StoredEndpoint } from "../pipeline/endpoints.js";
+import { type FieldViolation, invalidArgument, requestId, requestLogger, requireFields } from "@meridian/service-kit";
+import { sameBinding } from "../pipeline/credentials.js";
+import {
+  bindingOf,
+  EndpointPolicyError,
+  type EndpointRegistry,
+  EndpointRevisionError,
+  type EndpointSettings,
+  type StoredEndpoint,
+  type StoredSecret,
+} from "../pipeline/endpoints.js";
 import type { PipelineManager } from "../pipeline/manager.js";
 import type { EndpointStats } from "../pipeline/stats.js";
 import type { DefinitionState } from "../pipeline/store.js";
-import {
-  OmfAuthError,
-  OmfBadRequestError,
-  type OmfClient,
-  OmfConflictError,
-  OmfInvalidMessageError,
-  type OmfMessage,
-  OmfNotFoundError,
-  OmfPayloadTooLargeError,
-  type OmfResult,
-  type OmfResultMessage,
-  OmfServerError,
-  OmfThrottledError,
-  OmfTlsError,
-  typeMessage,
-} from "../platform/index.js";
+import { OmfAuthError, type OmfClient, type OmfMessage, OmfServerError, OmfThrottledError, typeMessage } from "../platform/index.js";
 import { endpointToProto, endpointViolations, settingsFromProto } from "./convert.js";
+import { echoableMessage, echoText, errorResult, okResult, redactor } from "./echo.js";
 
 export interface ApiDeps {
   registry: EndpointRegistry;
@@ -42,6 +35,26 @@ export interface ApiDeps {
   pipelines: PipelineManager;
   /** OMF_MAX_ENDPOINTS: endpoints the API may hold, declared ones included. */
   maxEndpoints: number;
+  /** OMF_MAX_CONTAINERS_PER_ENDPOINT, for status. */
+  maxContainersPerEndpoint: number;
+}
+
+/**
+ * Who made a change, for the endpoint change log: the request id for now. When the auth interceptor establishes the
+ * caller, its identity (name, how it authenticated) joins the request id here, and every change line carries it.
+ */
+export function changedBy(ctx: HandlerContext): Record<string, string> {
+  return { requestId: requestId(ctx) };
+}
+
+/** The settings that differ, old and new (settings hold no secret), for the change log. */
+function settingChanges(before: EndpointSettings | undefined, after: EndpointSettings | undefined): Record<string, unknown> {
+  const a = (before ?? {}) as Record<string, unknown>;
+  const b = (after ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) out[k] = { from: a[k] ?? null, to: b[k] ?? null };
+  return out;
 }
 
 /** The type id CheckEndpoint deletes (a no-op: nothing creates it). */
@@ -77,6 +90,24 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
     if (!c) throw new ConnectError(`endpoint "${id}" not found`, Code.NotFound);
     return c;
   };
+  const toProto = (endpoint: StoredEndpoint, revision: number) =>
+    endpointToProto({ endpoint, revision }, registry.insecureSettings(endpoint));
+  /** The operator's settings, checked on what the caller asks for (and again before every send). */
+  const permit = (id: string, settings: EndpointSettings) => {
+    const violations = registry.policy.violations(settings);
+    if (violations.length > 0) throw new EndpointPolicyError(id, violations);
+  };
+  const notDeclared = (id: string, what: string) => {
+    if (registry.declared.has(id))
+      throw new ConnectError(`endpoint "${id}" is declared in OMF_ENDPOINTS_FILE: ${what} it there`, Code.FailedPrecondition);
+  };
+  const needKey = () => {
+    if (!registry.keyring)
+      throw new ConnectError(
+        "OMF_CREDENTIALS_KEY is not set: omf-sender cannot store endpoint credentials (set it, or declare the endpoint in OMF_ENDPOINTS_FILE with a secret file)",
+        Code.FailedPrecondition,
+      );
+  };
 
   return {
     async createEndpoint(req, ctx) {
@@ -84,6 +115,10 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
       if (req.endpoint) violations.push(...endpointViolations(req.endpoint));
       if (violations.length > 0) invalidArgument(dedupe(violations));
       const e = req.endpoint!;
+      const settings = settingsFromProto(e);
+      if (registry.declared.has(e.id)) throw new ConnectError(`endpoint "${e.id}" already exists (OMF_ENDPOINTS_FILE)`, Code.AlreadyExists);
+      if (e.secret !== "") needKey();
+      permit(e.id, settings);
       // Checked before the create: concurrent creates may pass together, a loop of one cannot get past it.
       const count = (await registry.list()).length;
       if (count >= deps.maxEndpoints)
@@ -91,49 +126,120 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
           `endpoint quota reached: ${count} of OMF_MAX_ENDPOINTS=${deps.maxEndpoints}; delete an endpoint first`,
           Code.ResourceExhausted,
         );
-      if (e.secret !== "" && !registry.cipher) {
-        throw new ConnectError(
-          "OMF_CREDENTIALS_KEY is not set: omf-sender cannot store endpoint credentials (set it, or declare the endpoint in OMF_ENDPOINTS_FILE with a secret file)",
-          Code.FailedPrecondition,
-        );
-      }
       const stored: StoredEndpoint = {
         id: e.id,
         origin: "api",
         createTime: new Date().toISOString(),
-        settings: settingsFromProto(e),
-        ...(e.secret !== "" ? { secret: registry.seal(e.id, e.secret) } : {}),
+        settings,
+        ...(e.secret !== "" ? { secret: registry.seal(e.id, settings, e.secret) } : {}),
       };
-      await registry.bucket.create(e.id, stored);
+      const revision = await registry.create(stored);
       await deps.state.purge(e.id);
-      requestLogger(ctx).info({ endpointId: e.id, kind: stored.settings.kind }, "endpoint created");
-      return { endpoint: endpointToProto(stored) };
+      requestLogger(ctx).info(
+        {
+          endpointId: e.id,
+          changedBy: changedBy(ctx),
+          revision,
+          kind: settings.kind,
+          url: settings.url,
+          insecureSettings: registry.insecureSettings(stored),
+        },
+        "endpoint created",
+      );
+      return { endpoint: toProto(stored, revision) };
+    },
+
+    async updateEndpoint(req, ctx) {
+      const violations = requireFields(UpdateEndpointRequestSchema, req);
+      const current = req.endpoint?.id ? await registry.entry(req.endpoint.id) : undefined;
+      if (req.endpoint) violations.push(...endpointViolations(req.endpoint, "endpoint", current?.endpoint.secret !== undefined));
+      if (violations.length > 0) invalidArgument(dedupe(violations));
+      const e = req.endpoint!;
+      notDeclared(e.id, "change");
+      if (!current) throw new ConnectError(`endpoint "${e.id}" not found`, Code.NotFound);
+      const asRead = Number(req.revision);
+      if (current.revision !== asRead) throw new EndpointRevisionError(e.id, asRead, current.revision);
+      const before = current.endpoint;
+      const settings = settingsFromProto(e);
+      permit(e.id, settings);
+      let secret: StoredSecret | undefined;
+      let secretChange: "replaced" | "kept" | "none" | "removed" = "none";
+      if (e.secret !== "") {
+        needKey();
+        secret = registry.seal(e.id, settings, e.secret);
+        secretChange = "replaced";
+      } else if (before.secret && settings.kind !== "eds") {
+        if (!sameBinding(bindingOf(e.id, before.settings), bindingOf(e.id, settings)))
+          invalidArgument([
+            {
+              path: "endpoint.secret",
+              reason:
+                "required when kind, url, token_url, username, client_id, ca_pem_path, insecure_skip_tls_verify or allow_http change: " +
+                "a stored secret never follows an endpoint to a new place",
+            },
+          ]);
+        needKey();
+        // Opened under whichever key sealed it (a previous one included) and sealed again under the current key.
+        secret = registry.seal(e.id, settings, registry.revealSecret(before)!);
+        secretChange = "kept";
+      } else if (before.secret) secretChange = "removed";
+      const next: StoredEndpoint = {
+        id: e.id,
+        origin: "api",
+        createTime: before.createTime,
+        updateTime: new Date().toISOString(),
+        settings,
+        ...(secret ? { secret } : {}),
+      };
+      const revision = await registry.update(next, current.revision);
+      registry.forget(e.id);
+      if (before.settings.url !== settings.url) await deps.state.purge(e.id);
+      requestLogger(ctx).info(
+        {
+          endpointId: e.id,
+          changedBy: changedBy(ctx),
+          fromRevision: current.revision,
+          revision,
+          changes: settingChanges(before.settings, settings),
+          secret: secretChange,
+          insecureSettings: registry.insecureSettings(next),
+        },
+        before.settings.url !== settings.url ? "endpoint updated; it now points elsewhere" : "endpoint updated",
+      );
+      return { endpoint: toProto(next, revision) };
     },
 
     async getEndpoint(req) {
       requireId(req.id);
-      return { endpoint: endpointToProto(await mustGet(req.id)) };
+      const entry = await registry.entry(req.id);
+      if (!entry) throw new ConnectError(`endpoint "${req.id}" not found`, Code.NotFound);
+      return { endpoint: toProto(entry.endpoint, entry.revision) };
     },
 
     async listEndpoints() {
-      const list = await registry.list();
-      return { endpoints: list.map(endpointToProto) };
+      const list = await registry.entries();
+      return { endpoints: list.map((e) => toProto(e.endpoint, e.revision)) };
     },
 
     async deleteEndpoint(req, ctx) {
       requireId(req.id);
-      const deleted = await registry.bucket.delete(req.id);
+      notDeclared(req.id, "remove");
+      const before = await registry.entry(req.id);
+      const deleted = await registry.delete(req.id, req.revision > 0n ? Number(req.revision) : undefined);
       if (!deleted) throw new ConnectError(`endpoint "${req.id}" not found`, Code.NotFound);
-      registry.forget(req.id);
       await deps.state.purge(req.id);
-      requestLogger(ctx).info({ endpointId: req.id }, "endpoint deleted");
+      requestLogger(ctx).info(
+        { endpointId: req.id, changedBy: changedBy(ctx), fromRevision: before?.revision, url: before?.endpoint.settings.url },
+        "endpoint deleted",
+      );
       return {};
     },
 
-    async checkEndpoint(req) {
+    async checkEndpoint(req, ctx) {
       requireId(req.id);
       await mustGet(req.id);
       const client = await clientOf(req.id);
+      const redact = redactor(client);
       const started = Date.now();
       try {
         // Deleting a type that does not exist: authenticates and reaches the OMF resource, changes nothing
@@ -145,7 +251,9 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
       } catch (err) {
         const status = (err as { status?: number }).status ?? 0;
         const latencyMs = BigInt(Date.now() - started);
-        const error = (err as Error).message;
+        const message = echoableMessage(err);
+        if (message === undefined) requestLogger(ctx).error({ err, endpointId: req.id }, "CheckEndpoint failed unexpectedly");
+        const error = echoText(message ?? "internal error (omf-sender's log has the details)", redact);
         if (err instanceof OmfAuthError) return { reachable: true, authenticated: false, httpStatus: status, error, latencyMs };
         // Any other HTTP answer proves the resource is there and the credentials passed.
         if (status > 0 && !(err instanceof OmfServerError) && !(err instanceof OmfThrottledError))
@@ -186,10 +294,11 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
           try {
             const rs = await client.sendBatched(message, { signal: ctx.signal });
             stats.success(id, { messages: 1 });
-            return okResult(id, rs);
+            return okResult(id, rs, redactor(client));
           } catch (err) {
             stats.failure(id, (err as Error).message, { messages: 1 });
-            return errorResult(id, err);
+            if (echoableMessage(err) === undefined) requestLogger(ctx).error({ err, endpointId: id }, "SendOmf failed unexpectedly");
+            return errorResult(id, err, redactor(client));
           }
         }),
       );
@@ -207,7 +316,19 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
 
     async getEndpointStatus(req) {
       requireId(req.id);
-      await mustGet(req.id);
+      const e = await mustGet(req.id);
+      const configurationError = registry.configurationError(e);
+      let containers = 0;
+      let redact = redactor();
+      if (!configurationError) {
+        try {
+          const client = await clientOf(req.id);
+          redact = redactor(client);
+          containers = await deps.state.containerCount(req.id, client);
+        } catch {
+          // The record changed between the two reads; the next status shows it.
+        }
+      }
       const c = stats.get(req.id);
       const pipelines = deps.pipelines.list().filter((p) => p.endpointId === req.id);
       const pending = await Promise.all(pipelines.map((p) => p.pending()));
@@ -221,9 +342,14 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
           failedMessages: BigInt(c.failedMessages),
           bufferedEvents: BigInt(pipelines.reduce((n, p) => n + p.buffered, 0)),
           pendingMessages: BigInt(pending.reduce((a, b) => a + b, 0)),
-          lastError: c.lastError,
+          lastError: echoText(c.lastError, redact),
           ...(c.lastErrorTime ? { lastErrorTime: timestampFromDate(c.lastErrorTime) } : {}),
           ...(c.lastSuccessTime ? { lastSuccessTime: timestampFromDate(c.lastSuccessTime) } : {}),
+          configurationError: configurationError ?? "",
+          insecureSettings: registry.insecureSettings(e),
+          containers: BigInt(containers),
+          maxContainers: BigInt(deps.maxContainersPerEndpoint),
+          quotaRefusedEvents: BigInt(c.quotaRefusedEvents),
         }),
       };
     },
@@ -255,52 +381,4 @@ function parseBody(text: string, accept: (body: unknown[]) => void): string | un
   if (bad >= 0) return `[${bad}] must be a JSON object`;
   accept(parsed);
   return undefined;
-}
-
-function toEvent(m: OmfResultMessage) {
-  return create(OmfEventSchema, {
-    index: m.index ?? -1,
-    status: m.status ?? 0,
-    severity: m.severity,
-    message: m.message,
-    reason: m.reason ?? "",
-    resolution: m.resolution ?? "",
-    eventCode: m.eventCode ?? 0,
-    parameters: m.parameters ?? {},
-  });
-}
-
-function okResult(id: string, results: OmfResult[]): EndpointResult {
-  return create(EndpointResultSchema, {
-    endpointId: id,
-    ok: true,
-    httpStatus: results.at(-1)?.status ?? 0,
-    requests: results.length,
-    events: results.flatMap((r) => r.messages.map(toEvent)),
-  });
-}
-
-function errorKind(err: unknown): string {
-  if (err instanceof OmfInvalidMessageError) return "invalid_message";
-  if (err instanceof OmfNotFoundError) return "not_found";
-  if (err instanceof OmfBadRequestError) return "bad_request";
-  if (err instanceof OmfConflictError) return "conflict";
-  if (err instanceof OmfPayloadTooLargeError) return "payload_too_large";
-  if (err instanceof OmfThrottledError) return "throttled";
-  if (err instanceof OmfServerError) return "unavailable";
-  if (err instanceof OmfAuthError) return "unauthenticated";
-  if (err instanceof OmfTlsError) return "tls";
-  return "internal";
-}
-
-function errorResult(id: string, err: unknown): EndpointResult {
-  const e = err as { status?: number; result?: OmfResult; message?: string };
-  return create(EndpointResultSchema, {
-    endpointId: id,
-    ok: false,
-    httpStatus: e.status ?? 0,
-    errorKind: errorKind(err),
-    error: e.message ?? String(err),
-    events: e.result?.messages.map(toEvent) ?? [],
-  });
 }

@@ -1,11 +1,23 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { type Bus, jsonCodec, KvBucket } from "@meridian/bus";
+import { type Bus, BusUnavailableError, KeyExistsError } from "@meridian/bus";
+import type { Logger } from "pino";
 import { OmfClient, type OmfEndpointInput, validateEndpointConfig } from "../platform/index.js";
+import {
+  CredentialKeyring,
+  CredentialsError,
+  isSealed,
+  type LegacySealedSecret,
+  type SealedSecret,
+  type SecretBinding,
+  sameBinding,
+} from "./credentials.js";
+import { EndpointPolicy, EndpointPolicyError, type InsecureSetting, type SecretRef } from "./policy.js";
+
+export { CredentialKeyring, CredentialsError, EndpointPolicy, EndpointPolicyError, type InsecureSetting, type SecretRef };
 
 /**
  * OMF endpoints: stored in the `omf_endpoints` KV bucket (so every replica and every route sees the same set),
- * credentials sealed with AES-256-GCM under OMF_CREDENTIALS_KEY. Shared by the pipelines and the API.
+ * credentials sealed under OMF_CREDENTIALS_KEY and bound to where they go (credentials.ts), every record checked
+ * against the operator's policy (policy.ts) before anything is sent. Shared by the pipelines and the API.
  */
 
 export const ENDPOINTS_BUCKET = "omf_endpoints";
@@ -35,21 +47,43 @@ export interface EndpointSettings {
   maxValuesPerRequest?: number;
 }
 
-/** A secret given by reference (endpoints file): resolved on each replica when the client is built. */
-export type SecretRef = { file: string } | { env: string };
-export interface SealedSecret {
-  alg: "A256GCM";
-  iv: string;
-  tag: string;
-  data: string;
-}
+export type StoredSecret = SealedSecret | LegacySealedSecret | { ref: SecretRef };
 
 export interface StoredEndpoint {
   id: string;
   origin: "api" | "file";
   createTime: string;
+  updateTime?: string;
   settings: EndpointSettings;
-  secret?: SealedSecret | { ref: SecretRef };
+  secret?: StoredSecret;
+}
+
+/** A stored endpoint and its KV revision (the etag an update must name). */
+export interface EndpointEntry {
+  endpoint: StoredEndpoint;
+  revision: number;
+}
+
+/** What the endpoints file declares for an id: the only place a secret reference is honoured for. */
+export interface DeclaredDefinition {
+  settings: EndpointSettings;
+  ref?: SecretRef;
+}
+
+/** An update or delete named a revision that is not the stored one (someone changed the endpoint since it was read). */
+export class EndpointRevisionError extends Error {
+  constructor(
+    readonly endpointId: string,
+    readonly expected: number,
+    readonly actual: number | undefined,
+  ) {
+    super(
+      actual === undefined
+        ? `endpoint "${endpointId}" changed since revision ${expected} was read: it no longer exists`
+        : `endpoint "${endpointId}" changed since revision ${expected} was read (now ${actual}): read it again and repeat the change`,
+    );
+    this.name = "EndpointRevisionError";
+  }
 }
 
 /** The secret field of each kind, in the platform input. */
@@ -59,47 +93,19 @@ const SECRET_FIELD: Record<EndpointKindName, "password" | "clientSecret" | undef
   eds: undefined,
 };
 
-/** A credential problem the caller must fix in configuration (no key, unreadable secret file). */
-export class CredentialsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CredentialsError";
-  }
-}
-
-/** AES-256-GCM with the endpoint id as associated data, so a sealed secret cannot be moved to another endpoint. */
-export class CredentialCipher {
-  constructor(private readonly key: Buffer) {
-    if (key.length !== 32) throw new Error("credentials key must be 32 bytes");
-  }
-
-  seal(id: string, plaintext: string): SealedSecret {
-    const iv = randomBytes(12);
-    const c = createCipheriv("aes-256-gcm", this.key, iv);
-    c.setAAD(Buffer.from(`omf-endpoint:${id}`));
-    const data = Buffer.concat([c.update(plaintext, "utf8"), c.final()]);
-    return { alg: "A256GCM", iv: iv.toString("base64"), tag: c.getAuthTag().toString("base64"), data: data.toString("base64") };
-  }
-
-  open(id: string, sealed: SealedSecret): string {
-    const d = createDecipheriv("aes-256-gcm", this.key, Buffer.from(sealed.iv, "base64"));
-    d.setAAD(Buffer.from(`omf-endpoint:${id}`));
-    d.setAuthTag(Buffer.from(sealed.tag, "base64"));
-    return Buffer.concat([d.update(Buffer.from(sealed.data, "base64")), d.final()]).toString("utf8");
-  }
-}
-
-export function resolveSecretRef(ref: SecretRef): string {
-  if ("file" in ref) {
-    try {
-      return readFileSync(ref.file, "utf8").trim();
-    } catch (err) {
-      throw new CredentialsError(`secret file ${ref.file} cannot be read (${(err as { code?: string }).code ?? "error"})`);
-    }
-  }
-  const v = process.env[ref.env];
-  if (v === undefined || v === "") throw new CredentialsError(`secret environment variable ${ref.env} is not set`);
-  return v;
+/** What a sealed secret of this endpoint is bound to. */
+export function bindingOf(id: string, s: EndpointSettings): SecretBinding {
+  return {
+    id,
+    kind: s.kind,
+    url: s.url,
+    tokenUrl: s.tokenUrl,
+    username: s.kind === "pi" ? s.username : undefined,
+    clientId: s.kind === "adh" ? s.clientId : undefined,
+    verifySsl: s.verifySsl,
+    caPemPath: s.caPemPath,
+    allowHttp: s.allowHttp,
+  };
 }
 
 /** Platform input for validation / the client: settings + the secret in its kind's field. */
@@ -119,43 +125,204 @@ export function validateSettings(id: string, settings: EndpointSettings, secret:
   return r.ok ? [] : r.errors;
 }
 
+function sameRef(a: SecretRef, b: SecretRef): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+type RawKv = Awaited<ReturnType<ReturnType<Bus["js"]>["views"]["kv"]>>;
+
+/** JetStream's answer to a write whose expected revision is not the stored one. */
+const WRONG_REVISION = /wrong last sequence/i;
+
 interface CachedClient {
   fingerprint: string;
   client: OmfClient;
+  url: string;
 }
 
+export interface EndpointRegistryOptions {
+  /** OMF_CREDENTIALS_KEY (+ previous keys); without it no secret can be sealed or opened. */
+  keyring: CredentialKeyring | undefined;
+  policy: EndpointPolicy;
+  /** The endpoints file, by id: secret references are honoured for these only, as declared. */
+  declared: ReadonlyMap<string, DeclaredDefinition>;
+  logger: Logger;
+}
+
+/**
+ * The endpoints bucket with revisions (an update names the revision it read), and the clients built from it. A client
+ * is built only for a record the policy permits and whose secret opens for it; a record that fails either is logged at
+ * error once per version and not sent to (the pipeline retries it with backoff, keeping the data).
+ */
 export class EndpointRegistry {
-  readonly bucket: KvBucket<StoredEndpoint>;
+  readonly keyring: CredentialKeyring | undefined;
+  readonly policy: EndpointPolicy;
+  readonly declared: ReadonlyMap<string, DeclaredDefinition>;
+  private readonly log: Logger;
+  private kvPromise: Promise<RawKv> | undefined;
   private readonly clients = new Map<string, CachedClient>();
+  /** The version of each record last refused, so a refusal is logged once, not per batch. */
+  private readonly refused = new Map<string, string>();
 
   constructor(
-    bus: Bus,
-    readonly cipher: CredentialCipher | undefined,
+    private readonly bus: Bus,
+    options: EndpointRegistryOptions,
   ) {
-    this.bucket = new KvBucket(bus, ENDPOINTS_BUCKET, jsonCodec<StoredEndpoint>(), { history: 1 });
+    this.keyring = options.keyring;
+    this.policy = options.policy;
+    this.declared = options.declared;
+    this.log = options.logger.child({ component: "endpoints" });
   }
 
-  get(id: string): Promise<StoredEndpoint | undefined> {
-    return this.bucket.get(id);
+  private async kv(): Promise<RawKv> {
+    if (!this.bus.connected) throw new BusUnavailableError();
+    if (!this.kvPromise) {
+      const p = this.bus.js().views.kv(ENDPOINTS_BUCKET, { history: 1, replicas: this.bus.limits.replicas });
+      this.kvPromise = p;
+      p.catch(() => {
+        if (this.kvPromise === p) this.kvPromise = undefined;
+      });
+    }
+    return this.kvPromise;
+  }
+
+  private decode(key: string, value: Uint8Array): StoredEndpoint {
+    const e = JSON.parse(new TextDecoder().decode(value)) as StoredEndpoint;
+    // The key is the endpoint's id; an id inside the value is whatever its writer put there.
+    return { ...e, id: key };
+  }
+
+  async entry(id: string): Promise<EndpointEntry | undefined> {
+    const e = await (await this.kv()).get(id);
+    if (e === null || e.operation !== "PUT") return undefined;
+    return { endpoint: this.decode(id, e.value), revision: e.revision };
+  }
+
+  async get(id: string): Promise<StoredEndpoint | undefined> {
+    return (await this.entry(id))?.endpoint;
+  }
+
+  async entries(): Promise<EndpointEntry[]> {
+    const kv = await this.kv();
+    const keys: string[] = [];
+    for await (const k of await kv.keys()) keys.push(k);
+    const out: EndpointEntry[] = [];
+    for (const key of keys.sort()) {
+      const e = await this.entry(key);
+      if (e) out.push(e);
+    }
+    return out;
   }
 
   async list(): Promise<StoredEndpoint[]> {
-    return (await this.bucket.entries()).map(([, v]) => v);
+    return (await this.entries()).map((e) => e.endpoint);
   }
 
-  /** The plaintext secret of a stored endpoint (only the client and the file comparison call this). */
-  revealSecret(e: StoredEndpoint): string | undefined {
-    if (!e.secret) return undefined;
-    if ("ref" in e.secret) return resolveSecretRef(e.secret.ref);
-    if (!this.cipher) throw new CredentialsError(`endpoint ${e.id} has an encrypted secret but OMF_CREDENTIALS_KEY is not set`);
+  /** Creates the record; KeyExistsError when the id is taken. Returns the new revision. */
+  async create(endpoint: StoredEndpoint): Promise<number> {
     try {
-      return this.cipher.open(e.id, e.secret);
-    } catch {
-      throw new CredentialsError(`endpoint ${e.id}: the stored secret cannot be decrypted with OMF_CREDENTIALS_KEY (wrong key?)`);
+      return await (await this.kv()).create(endpoint.id, this.encode(endpoint));
+    } catch (err) {
+      if (WRONG_REVISION.test((err as Error).message) || /key exists/i.test((err as Error).message)) throw new KeyExistsError(endpoint.id);
+      throw err;
     }
   }
 
-  /** The client of an endpoint, rebuilt when its stored definition changed; undefined when there is no such endpoint. */
+  /** Replaces the record at `revision` only; EndpointRevisionError when it is at another. Returns the new revision. */
+  async update(endpoint: StoredEndpoint, revision: number): Promise<number> {
+    try {
+      return await (await this.kv()).update(endpoint.id, this.encode(endpoint), revision);
+    } catch (err) {
+      if (!WRONG_REVISION.test((err as Error).message)) throw err;
+      throw new EndpointRevisionError(endpoint.id, revision, (await this.entry(endpoint.id))?.revision);
+    }
+  }
+
+  /** Deletes the record (at `revision` when given). False when there was none; EndpointRevisionError on a stale revision. */
+  async delete(id: string, revision?: number): Promise<boolean> {
+    const kv = await this.kv();
+    const current = await this.entry(id);
+    if (!current) {
+      if (revision) throw new EndpointRevisionError(id, revision, undefined);
+      return false;
+    }
+    if (revision && current.revision !== revision) throw new EndpointRevisionError(id, revision, current.revision);
+    try {
+      await kv.delete(id, { previousSeq: revision || current.revision });
+    } catch (err) {
+      if (!WRONG_REVISION.test((err as Error).message)) throw err;
+      throw new EndpointRevisionError(id, revision || current.revision, (await this.entry(id))?.revision);
+    }
+    this.forget(id);
+    return true;
+  }
+
+  private encode(e: StoredEndpoint): Uint8Array {
+    return new TextEncoder().encode(JSON.stringify(e));
+  }
+
+  /** Seals a plaintext secret for this endpoint's binding; CredentialsError when no key is configured. */
+  seal(id: string, settings: EndpointSettings, secret: string): SealedSecret {
+    if (!this.keyring) throw new CredentialsError("OMF_CREDENTIALS_KEY is not set: endpoint credentials cannot be stored");
+    return this.keyring.seal(bindingOf(id, settings), secret);
+  }
+
+  /**
+   * The plaintext secret of a stored endpoint (only the client and the file comparison call this). A sealed secret
+   * opens only for the binding it was sealed for; a reference only for an endpoint the endpoints file declares with
+   * that reference and that binding. CredentialsError otherwise, naming no path and no value.
+   */
+  revealSecret(e: StoredEndpoint): string | undefined {
+    if (!e.secret) return undefined;
+    if ("ref" in e.secret) {
+      const declared = this.declared.get(e.id);
+      if (
+        !declared?.ref ||
+        !sameRef(declared.ref, e.secret.ref) ||
+        !sameBinding(bindingOf(e.id, declared.settings), bindingOf(e.id, e.settings))
+      )
+        throw new CredentialsError(
+          `endpoint "${e.id}": a secret reference is honoured only for an endpoint of OMF_ENDPOINTS_FILE as the file declares it, and this record's is not`,
+        );
+      try {
+        return this.policy.resolveRef(e.secret.ref);
+      } catch (err) {
+        // The reason names the variable or file: the log's, not the caller's.
+        this.log.error({ endpoint: e.id, reason: (err as Error).message }, "the endpoint's secret reference cannot be read");
+        throw new CredentialsError(`endpoint "${e.id}": its secret reference cannot be read (see omf-sender's log)`);
+      }
+    }
+    if (!isSealed(e.secret)) throw new CredentialsError(`endpoint "${e.id}": the stored secret is in no known form`);
+    if (!this.keyring) throw new CredentialsError(`endpoint "${e.id}" has a sealed secret but OMF_CREDENTIALS_KEY is not set`);
+    return this.keyring.open(bindingOf(e.id, e.settings), e.secret);
+  }
+
+  /** The settings of the endpoint that weaken transport security. */
+  insecureSettings(e: StoredEndpoint): InsecureSetting[] {
+    return this.policy.insecureSettings(e.settings);
+  }
+
+  /**
+   * Why the record as stored would not be sent to (the policy, the secret), or undefined when it would. For status:
+   * the same checks `client()` makes, without building one.
+   */
+  configurationError(e: StoredEndpoint): string | undefined {
+    const violations = this.policy.violations(e.settings);
+    if (violations.length > 0) return new EndpointPolicyError(e.id, violations).message;
+    try {
+      this.revealSecret(e);
+    } catch (err) {
+      if (err instanceof CredentialsError) return err.message;
+      throw err;
+    }
+    return undefined;
+  }
+
+  /**
+   * The client of an endpoint, rebuilt when its stored definition changed; undefined when there is no such endpoint.
+   * EndpointPolicyError / CredentialsError when the record may not be sent to: the record may have been written by
+   * anyone with access to the bus, so it is checked here, before every client, not only when the API wrote it.
+   */
   async client(id: string): Promise<OmfClient | undefined> {
     const e = await this.get(id);
     if (!e) {
@@ -165,9 +332,24 @@ export class EndpointRegistry {
     const fingerprint = JSON.stringify(e);
     const cached = this.clients.get(id);
     if (cached && cached.fingerprint === fingerprint) return cached.client;
-    const client = new OmfClient(platformInput(id, e.settings, this.revealSecret(e)));
+    let client: OmfClient;
+    try {
+      const violations = this.policy.violations(e.settings);
+      if (violations.length > 0) throw new EndpointPolicyError(id, violations);
+      client = new OmfClient(platformInput(id, e.settings, this.revealSecret(e)));
+    } catch (err) {
+      this.forget(id);
+      if (this.refused.get(id) !== fingerprint) {
+        this.refused.set(id, fingerprint);
+        this.log.error({ endpoint: id, url: e.settings.url, reason: (err as Error).message }, "endpoint refused: nothing is sent to it");
+      }
+      throw err;
+    }
+    this.refused.delete(id);
+    if (cached && cached.url !== e.settings.url)
+      this.log.warn({ endpoint: id, from: cached.url, to: e.settings.url }, "endpoint now points elsewhere");
     this.forget(id);
-    this.clients.set(id, { fingerprint, client });
+    this.clients.set(id, { fingerprint, client, url: e.settings.url });
     return client;
   }
 
@@ -179,11 +361,5 @@ export class EndpointRegistry {
 
   async close(): Promise<void> {
     for (const id of [...this.clients.keys()]) this.forget(id);
-  }
-
-  /** Seals a plaintext secret; CredentialsError when no key is configured. */
-  seal(id: string, secret: string): SealedSecret {
-    if (!this.cipher) throw new CredentialsError("OMF_CREDENTIALS_KEY is not set: endpoint credentials cannot be stored");
-    return this.cipher.seal(id, secret);
   }
 }

@@ -4,6 +4,8 @@ export interface EndpointCounters {
   sentMessages: number;
   failedEvents: number;
   failedMessages: number;
+  /** Events dead-lettered because they needed a new container beyond OMF_MAX_CONTAINERS_PER_ENDPOINT. */
+  quotaRefusedEvents: number;
   lastError: string;
   lastErrorTime: Date | undefined;
   lastSuccessTime: Date | undefined;
@@ -20,6 +22,7 @@ export class EndpointStats {
         sentMessages: 0,
         failedEvents: 0,
         failedMessages: 0,
+        quotaRefusedEvents: 0,
         lastError: "",
         lastErrorTime: undefined,
         lastSuccessTime: undefined,
@@ -43,5 +46,9 @@ export class EndpointStats {
     c.failedMessages += counts.messages ?? 0;
     c.lastError = error;
     c.lastErrorTime = new Date();
+  }
+
+  quotaRefused(id: string, events: number): void {
+    this.get(id).quotaRefusedEvents += events;
   }
 }

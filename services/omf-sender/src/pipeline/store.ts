@@ -16,12 +16,25 @@ const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0
  * per replica): a KV bucket `omf_state` keyed `<endpoint>.t.<hash of type id>` / `<endpoint>.c.<hash of container
  * id>`, with an in-process cache in front. When the endpoint lost them (a 404 / "container is not defined"),
  * `forget` drops the entries and the next `ensure` sends them again.
+ *
+ * It also holds the container quota (OMF_MAX_CONTAINERS_PER_ENDPOINT): `admit` says which new containers may be
+ * created, counting those known at the endpoint's current URL plus those admitted and not yet created. Admissions on
+ * one instance are serialised with the sends of definitions; replicas admitting at the same moment may together pass
+ * the quota by the containers of the batches they hold, and no further (a refusal always recounts the bucket first).
  */
 export class DefinitionState {
   private readonly bucket: KvBucket<Known>;
   private readonly known = new Set<string>();
+  /** Containers known per scope, as last counted in the bucket (plus those remembered since). */
+  private readonly counts = new Map<string, number>();
+  /** Containers admitted per scope and not yet created (their batch is on its way). */
+  private readonly reserved = new Map<string, Set<string>>();
 
-  constructor(bus: Bus) {
+  constructor(
+    bus: Bus,
+    /** OMF_MAX_CONTAINERS_PER_ENDPOINT. */
+    readonly maxContainers = Number.POSITIVE_INFINITY,
+  ) {
     this.bucket = new KvBucket(bus, STATE_BUCKET, jsonCodec<Known>());
   }
 
@@ -49,10 +62,67 @@ export class DefinitionState {
     const at = new Date().toISOString();
     await Promise.all(ids.map((id) => this.bucket.put(this.key(scope, kind, id), { id, at })));
     for (const id of ids) this.known.add(this.key(scope, kind, id));
+    if (kind === "c") {
+      const reserved = this.reserved.get(scope);
+      for (const id of ids) reserved?.delete(id);
+      const count = this.counts.get(scope);
+      if (count !== undefined) this.counts.set(scope, count + ids.length);
+    }
   }
 
   /** One ensure at a time per endpoint, so batches in flight together do not each send the same new definitions. */
   private readonly locks = new Map<string, Promise<unknown>>();
+
+  private async locked<T>(scope: string, fn: () => Promise<T>): Promise<T> {
+    const prior = this.locks.get(scope) ?? Promise.resolve();
+    const run = prior.catch(() => {}).then(fn);
+    this.locks.set(scope, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(scope) === run) this.locks.delete(scope);
+    }
+  }
+
+  private async countContainers(scope: string): Promise<number> {
+    const prefix = `${scope}.c.`;
+    const n = (await this.bucket.keys()).filter((k) => k.startsWith(prefix)).length;
+    this.counts.set(scope, n);
+    return n;
+  }
+
+  /** Containers omf-sender created at the endpoint's current URL (counted afresh). */
+  async containerCount(endpointId: string, client: OmfClient): Promise<number> {
+    return this.countContainers(this.scope(endpointId, client));
+  }
+
+  /**
+   * Of these container ids, the new ones beyond the quota: their events must not be sent. Known containers always
+   * pass; new ones pass in the order given while the quota lasts, and stay counted until they are created.
+   */
+  async admit(endpointId: string, client: OmfClient, containerIds: readonly string[]): Promise<Set<string>> {
+    const refused = new Set<string>();
+    if (!Number.isFinite(this.maxContainers)) return refused;
+    const scope = this.scope(endpointId, client);
+    return this.locked(scope, async () => {
+      const reserved = this.reserved.get(scope) ?? new Set<string>();
+      this.reserved.set(scope, reserved);
+      const unknown = await this.missing(
+        scope,
+        "c",
+        [...new Set(containerIds)].map((id) => ({ id })),
+      );
+      const fresh = unknown.map((c) => c.id).filter((id) => !reserved.has(id));
+      if (fresh.length === 0) return refused;
+      let count = this.counts.get(scope) ?? (await this.countContainers(scope));
+      if (count + reserved.size + fresh.length > this.maxContainers) count = await this.countContainers(scope);
+      for (const id of fresh) {
+        if (count + reserved.size < this.maxContainers) reserved.add(id);
+        else refused.add(id);
+      }
+      return refused;
+    });
+  }
 
   /** Sends the types, then the containers, the endpoint does not have yet. Returns how many were sent. */
   async ensure(
@@ -62,15 +132,7 @@ export class DefinitionState {
     containers: OmfContainer[],
     signal?: AbortSignal,
   ): Promise<{ types: number; containers: number }> {
-    const scope = this.scope(endpointId, client);
-    const prior = this.locks.get(scope) ?? Promise.resolve();
-    const run = prior.catch(() => {}).then(() => this.ensureNow(endpointId, client, types, containers, signal));
-    this.locks.set(scope, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(scope) === run) this.locks.delete(scope);
-    }
+    return this.locked(this.scope(endpointId, client), () => this.ensureNow(endpointId, client, types, containers, signal));
   }
 
   private async ensureNow(
@@ -107,12 +169,14 @@ export class DefinitionState {
     const keys = [...typeIds.map((id) => this.key(scope, "t", id)), ...containerIds.map((id) => this.key(scope, "c", id))];
     for (const k of keys) this.known.delete(k);
     await Promise.all(keys.map((k) => this.bucket.delete(k)));
+    this.counts.delete(scope);
   }
 
   /** Drops everything known about an endpoint (it was deleted or now points elsewhere). */
   async purge(endpointId: string): Promise<void> {
     const prefix = `${endpointId}.`;
     for (const k of [...this.known]) if (k.startsWith(prefix)) this.known.delete(k);
+    for (const m of [this.counts, this.reserved]) for (const k of [...m.keys()]) if (k.startsWith(prefix)) m.delete(k);
     for (const k of await this.bucket.keys()) if (k.startsWith(prefix)) await this.bucket.delete(k);
   }
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/omf/v1/omf_sender_service.proto.
  */
 export const file_meridian_omf_v1_omf_sender_service: GenFile = /*@__PURE__*/
-  fileDesc("CihtZXJpZGlhbi9vbWYvdjEvb21mX3NlbmRlcl9zZXJ2aWNlLnByb3RvEg9tZXJpZGlhbi5vbWYudjEisQQKCEVuZHBvaW50Eg8KAmlkGAEgASgJQgPgQQISMAoEa2luZBgCIAEoDjIdLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludEtpbmRCA+BBAhIQCgN1cmwYAyABKAlCA+BBAhITCgtvbWZfdmVyc2lvbhgEIAEoCRIQCgh1c2VybmFtZRgFIAEoCRITCgZzZWNyZXQYBiABKAlCA+BBBBIYChBkYXRhX3NlcnZlcl9uYW1lGAcgASgJEhEKCXRlbmFudF9pZBgIIAEoCRIUCgxuYW1lc3BhY2VfaWQYCSABKAkSEQoJY2xpZW50X2lkGAogASgJEhMKC2FwaV92ZXJzaW9uGAsgASgJEhEKCXRva2VuX3VybBgMIAEoCRITCgtjYV9wZW1fcGF0aBgNIAEoCRIgChhpbnNlY3VyZV9za2lwX3Rsc192ZXJpZnkYDiABKAgSEgoKYWxsb3dfaHR0cBgPIAEoCBIbChNkaXNhYmxlX2NvbXByZXNzaW9uGBAgASgIEhIKCnRpbWVvdXRfbXMYESABKA0SFgoObWF4X2JvZHlfYnl0ZXMYEiABKA0SHgoWbWF4X3ZhbHVlc19wZXJfcmVxdWVzdBgTIAEoDRIXCgpoYXNfc2VjcmV0GBQgASgIQgPgQQMSEwoGb3JpZ2luGBUgASgJQgPgQQMSNAoLY3JlYXRlX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMiSQoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EjAKCGVuZHBvaW50GAEgASgLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50QgPgQQIiRQoWQ3JlYXRlRW5kcG9pbnRSZXNwb25zZRIrCghlbmRwb2ludBgBIAEoCzIZLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludCIlChJHZXRFbmRwb2ludFJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiJCChNHZXRFbmRwb2ludFJlc3BvbnNlEisKCGVuZHBvaW50GAEgASgLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50IhYKFExpc3RFbmRwb2ludHNSZXF1ZXN0IkUKFUxpc3RFbmRwb2ludHNSZXNwb25zZRIsCgllbmRwb2ludHMYASADKAsyGS5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnQiKAoVRGVsZXRlRW5kcG9pbnRSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIiGAoWRGVsZXRlRW5kcG9pbnRSZXNwb25zZSInChRDaGVja0VuZHBvaW50UmVxdWVzdBIPCgJpZBgBIAEoCUID4EECInkKFUNoZWNrRW5kcG9pbnRSZXNwb25zZRIRCglyZWFjaGFibGUYASABKAgSFQoNYXV0aGVudGljYXRlZBgCIAEoCBITCgtodHRwX3N0YXR1cxgDIAEoBRINCgVlcnJvchgEIAEoCRISCgpsYXRlbmN5X21zGAUgASgDIqYBCg5TZW5kT21mUmVxdWVzdBI6CgxtZXNzYWdlX3R5cGUYASABKA4yHy5tZXJpZGlhbi5vbWYudjEuT21mTWVzc2FnZVR5cGVCA+BBAhIqCgZhY3Rpb24YAiABKA4yGi5tZXJpZGlhbi5vbWYudjEuT21mQWN0aW9uEhEKBGJvZHkYAyABKAlCA+BBAhIZCgxlbmRwb2ludF9pZHMYBCADKAlCA+BBAiL2AQoIT21mRXZlbnQSDQoFaW5kZXgYASABKAUSDgoGc3RhdHVzGAIgASgFEhAKCHNldmVyaXR5GAMgASgJEg8KB21lc3NhZ2UYBCABKAkSDgoGcmVhc29uGAUgASgJEhIKCnJlc29sdXRpb24YBiABKAkSEgoKZXZlbnRfY29kZRgHIAEoBRI9CgpwYXJhbWV0ZXJzGAggAygLMikubWVyaWRpYW4ub21mLnYxLk9tZkV2ZW50LlBhcmFtZXRlcnNFbnRyeRoxCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKmAQoORW5kcG9pbnRSZXN1bHQSEwoLZW5kcG9pbnRfaWQYASABKAkSCgoCb2sYAiABKAgSEwoLaHR0cF9zdGF0dXMYAyABKAUSEAoIcmVxdWVzdHMYBCABKAUSEgoKZXJyb3Jfa2luZBgFIAEoCRINCgVlcnJvchgGIAEoCRIpCgZldmVudHMYByADKAsyGS5tZXJpZGlhbi5vbWYudjEuT21mRXZlbnQiQwoPU2VuZE9tZlJlc3BvbnNlEjAKB3Jlc3VsdHMYASADKAsyHy5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnRSZXN1bHQiKwoYR2V0RW5kcG9pbnRTdGF0dXNSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIixAIKDkVuZHBvaW50U3RhdHVzEhMKC2VuZHBvaW50X2lkGAEgASgJEg4KBnJvdXRlcxgCIAMoCRITCgtzZW50X2V2ZW50cxgDIAEoAxIVCg1zZW50X21lc3NhZ2VzGAQgASgDEhUKDWZhaWxlZF9ldmVudHMYBSABKAMSFwoPZmFpbGVkX21lc3NhZ2VzGAYgASgDEhcKD2J1ZmZlcmVkX2V2ZW50cxgHIAEoAxIYChBwZW5kaW5nX21lc3NhZ2VzGAggASgDEhIKCmxhc3RfZXJyb3IYCSABKAkSMwoPbGFzdF9lcnJvcl90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X3N1Y2Nlc3NfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTAoZR2V0RW5kcG9pbnRTdGF0dXNSZXNwb25zZRIvCgZzdGF0dXMYASABKAsyHy5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnRTdGF0dXMqcQoMRW5kcG9pbnRLaW5kEh0KGUVORFBPSU5UX0tJTkRfVU5TUEVDSUZJRUQQABIUChBFTkRQT0lOVF9LSU5EX1BJEAESFQoRRU5EUE9JTlRfS0lORF9BREgQAhIVChFFTkRQT0lOVF9LSU5EX0VEUxADKogBCg5PbWZNZXNzYWdlVHlwZRIgChxPTUZfTUVTU0FHRV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVT01GX01FU1NBR0VfVFlQRV9UWVBFEAESHgoaT01GX01FU1NBR0VfVFlQRV9DT05UQUlORVIQAhIZChVPTUZfTUVTU0FHRV9UWVBFX0RBVEEQAypsCglPbWZBY3Rpb24SGgoWT01GX0FDVElPTl9VTlNQRUNJRklFRBAAEhUKEU9NRl9BQ1RJT05fQ1JFQVRFEAESFQoRT01GX0FDVElPTl9VUERBVEUQAhIVChFPTUZfQUNUSU9OX0RFTEVURRADMs0GChBPbWZTZW5kZXJTZXJ2aWNlEncKDkNyZWF0ZUVuZHBvaW50EiYubWVyaWRpYW4ub21mLnYxLkNyZWF0ZUVuZHBvaW50UmVxdWVzdBonLm1lcmlkaWFuLm9tZi52MS5DcmVhdGVFbmRwb2ludFJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJwCgtHZXRFbmRwb2ludBIjLm1lcmlkaWFuLm9tZi52MS5HZXRFbmRwb2ludFJlcXVlc3QaJC5tZXJpZGlhbi5vbWYudjEuR2V0RW5kcG9pbnRSZXNwb25zZSIWkAIByvMYDwoNcGxhdGZvcm06cmVhZBJ2Cg1MaXN0RW5kcG9pbnRzEiUubWVyaWRpYW4ub21mLnYxLkxpc3RFbmRwb2ludHNSZXF1ZXN0GiYubWVyaWRpYW4ub21mLnYxLkxpc3RFbmRwb2ludHNSZXNwb25zZSIWkAIByvMYDwoNcGxhdGZvcm06cmVhZBJ3Cg5EZWxldGVFbmRwb2ludBImLm1lcmlkaWFuLm9tZi52MS5EZWxldGVFbmRwb2ludFJlcXVlc3QaJy5tZXJpZGlhbi5vbWYudjEuRGVsZXRlRW5kcG9pbnRSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4SdAoNQ2hlY2tFbmRwb2ludBIlLm1lcmlkaWFuLm9tZi52MS5DaGVja0VuZHBvaW50UmVxdWVzdBomLm1lcmlkaWFuLm9tZi52MS5DaGVja0VuZHBvaW50UmVzcG9uc2UiFMrzGBAKDnBsYXRmb3JtOmFkbWluEmIKB1NlbmRPbWYSHy5tZXJpZGlhbi5vbWYudjEuU2VuZE9tZlJlcXVlc3QaIC5tZXJpZGlhbi5vbWYudjEuU2VuZE9tZlJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhKCAQoRR2V0RW5kcG9pbnRTdGF0dXMSKS5tZXJpZGlhbi5vbWYudjEuR2V0RW5kcG9pbnRTdGF0dXNSZXF1ZXN0GioubWVyaWRpYW4ub21mLnYxLkdldEVuZHBvaW50U3RhdHVzUmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWRiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
+  fileDesc("CihtZXJpZGlhbi9vbWYvdjEvb21mX3NlbmRlcl9zZXJ2aWNlLnByb3RvEg9tZXJpZGlhbi5vbWYudjEi6AQKCEVuZHBvaW50Eg8KAmlkGAEgASgJQgPgQQISMAoEa2luZBgCIAEoDjIdLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludEtpbmRCA+BBAhIQCgN1cmwYAyABKAlCA+BBAhITCgtvbWZfdmVyc2lvbhgEIAEoCRIQCgh1c2VybmFtZRgFIAEoCRITCgZzZWNyZXQYBiABKAlCA+BBBBIYChBkYXRhX3NlcnZlcl9uYW1lGAcgASgJEhEKCXRlbmFudF9pZBgIIAEoCRIUCgxuYW1lc3BhY2VfaWQYCSABKAkSEQoJY2xpZW50X2lkGAogASgJEhMKC2FwaV92ZXJzaW9uGAsgASgJEhEKCXRva2VuX3VybBgMIAEoCRITCgtjYV9wZW1fcGF0aBgNIAEoCRIgChhpbnNlY3VyZV9za2lwX3Rsc192ZXJpZnkYDiABKAgSEgoKYWxsb3dfaHR0cBgPIAEoCBIbChNkaXNhYmxlX2NvbXByZXNzaW9uGBAgASgIEhIKCnRpbWVvdXRfbXMYESABKA0SFgoObWF4X2JvZHlfYnl0ZXMYEiABKA0SHgoWbWF4X3ZhbHVlc19wZXJfcmVxdWVzdBgTIAEoDRIXCgpoYXNfc2VjcmV0GBQgASgIQgPgQQMSEwoGb3JpZ2luGBUgASgJQgPgQQMSNAoLY3JlYXRlX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSFQoIcmV2aXNpb24YFyABKARCA+BBAxIeChFpbnNlY3VyZV9zZXR0aW5ncxgYIAMoCUID4EEDIkkKFUNyZWF0ZUVuZHBvaW50UmVxdWVzdBIwCghlbmRwb2ludBgBIAEoCzIZLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludEID4EECIkUKFkNyZWF0ZUVuZHBvaW50UmVzcG9uc2USKwoIZW5kcG9pbnQYASABKAsyGS5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnQiYAoVVXBkYXRlRW5kcG9pbnRSZXF1ZXN0EjAKCGVuZHBvaW50GAEgASgLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50QgPgQQISFQoIcmV2aXNpb24YAiABKARCA+BBAiJFChZVcGRhdGVFbmRwb2ludFJlc3BvbnNlEisKCGVuZHBvaW50GAEgASgLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50IiUKEkdldEVuZHBvaW50UmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIkIKE0dldEVuZHBvaW50UmVzcG9uc2USKwoIZW5kcG9pbnQYASABKAsyGS5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnQiFgoUTGlzdEVuZHBvaW50c1JlcXVlc3QiRQoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEiwKCWVuZHBvaW50cxgBIAMoCzIZLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludCI6ChVEZWxldGVFbmRwb2ludFJlcXVlc3QSDwoCaWQYASABKAlCA+BBAhIQCghyZXZpc2lvbhgCIAEoBCIYChZEZWxldGVFbmRwb2ludFJlc3BvbnNlIicKFENoZWNrRW5kcG9pbnRSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIieQoVQ2hlY2tFbmRwb2ludFJlc3BvbnNlEhEKCXJlYWNoYWJsZRgBIAEoCBIVCg1hdXRoZW50aWNhdGVkGAIgASgIEhMKC2h0dHBfc3RhdHVzGAMgASgFEg0KBWVycm9yGAQgASgJEhIKCmxhdGVuY3lfbXMYBSABKAMipgEKDlNlbmRPbWZSZXF1ZXN0EjoKDG1lc3NhZ2VfdHlwZRgBIAEoDjIfLm1lcmlkaWFuLm9tZi52MS5PbWZNZXNzYWdlVHlwZUID4EECEioKBmFjdGlvbhgCIAEoDjIaLm1lcmlkaWFuLm9tZi52MS5PbWZBY3Rpb24SEQoEYm9keRgDIAEoCUID4EECEhkKDGVuZHBvaW50X2lkcxgEIAMoCUID4EECIvYBCghPbWZFdmVudBINCgVpbmRleBgBIAEoBRIOCgZzdGF0dXMYAiABKAUSEAoIc2V2ZXJpdHkYAyABKAkSDwoHbWVzc2FnZRgEIAEoCRIOCgZyZWFzb24YBSABKAkSEgoKcmVzb2x1dGlvbhgGIAEoCRISCgpldmVudF9jb2RlGAcgASgFEj0KCnBhcmFtZXRlcnMYCCADKAsyKS5tZXJpZGlhbi5vbWYudjEuT21mRXZlbnQuUGFyYW1ldGVyc0VudHJ5GjEKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr4BCg5FbmRwb2ludFJlc3VsdBITCgtlbmRwb2ludF9pZBgBIAEoCRIKCgJvaxgCIAEoCBITCgtodHRwX3N0YXR1cxgDIAEoBRIQCghyZXF1ZXN0cxgEIAEoBRISCgplcnJvcl9raW5kGAUgASgJEg0KBWVycm9yGAYgASgJEikKBmV2ZW50cxgHIAMoCzIZLm1lcmlkaWFuLm9tZi52MS5PbWZFdmVudBIWCg5ldmVudHNfb21pdHRlZBgIIAEoBSJDCg9TZW5kT21mUmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludFJlc3VsdCIrChhHZXRFbmRwb2ludFN0YXR1c1JlcXVlc3QSDwoCaWQYASABKAlCA+BBAiLGAwoORW5kcG9pbnRTdGF0dXMSEwoLZW5kcG9pbnRfaWQYASABKAkSDgoGcm91dGVzGAIgAygJEhMKC3NlbnRfZXZlbnRzGAMgASgDEhUKDXNlbnRfbWVzc2FnZXMYBCABKAMSFQoNZmFpbGVkX2V2ZW50cxgFIAEoAxIXCg9mYWlsZWRfbWVzc2FnZXMYBiABKAMSFwoPYnVmZmVyZWRfZXZlbnRzGAcgASgDEhgKEHBlbmRpbmdfbWVzc2FnZXMYCCABKAMSEgoKbGFzdF9lcnJvchgJIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNjb25maWd1cmF0aW9uX2Vycm9yGAwgASgJEhkKEWluc2VjdXJlX3NldHRpbmdzGA0gAygJEhIKCmNvbnRhaW5lcnMYDiABKAMSFgoObWF4X2NvbnRhaW5lcnMYDyABKAMSHAoUcXVvdGFfcmVmdXNlZF9ldmVudHMYECABKAMiTAoZR2V0RW5kcG9pbnRTdGF0dXNSZXNwb25zZRIvCgZzdGF0dXMYASABKAsyHy5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnRTdGF0dXMqcQoMRW5kcG9pbnRLaW5kEh0KGUVORFBPSU5UX0tJTkRfVU5TUEVDSUZJRUQQABIUChBFTkRQT0lOVF9LSU5EX1BJEAESFQoRRU5EUE9JTlRfS0lORF9BREgQAhIVChFFTkRQT0lOVF9LSU5EX0VEUxADKogBCg5PbWZNZXNzYWdlVHlwZRIgChxPTUZfTUVTU0FHRV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVT01GX01FU1NBR0VfVFlQRV9UWVBFEAESHgoaT01GX01FU1NBR0VfVFlQRV9DT05UQUlORVIQAhIZChVPTUZfTUVTU0FHRV9UWVBFX0RBVEEQAypsCglPbWZBY3Rpb24SGgoWT01GX0FDVElPTl9VTlNQRUNJRklFRBAAEhUKEU9NRl9BQ1RJT05fQ1JFQVRFEAESFQoRT01GX0FDVElPTl9VUERBVEUQAhIVChFPTUZfQUNUSU9OX0RFTEVURRADMsYHChBPbWZTZW5kZXJTZXJ2aWNlEncKDkNyZWF0ZUVuZHBvaW50EiYubWVyaWRpYW4ub21mLnYxLkNyZWF0ZUVuZHBvaW50UmVxdWVzdBonLm1lcmlkaWFuLm9tZi52MS5DcmVhdGVFbmRwb2ludFJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJ3Cg5VcGRhdGVFbmRwb2ludBImLm1lcmlkaWFuLm9tZi52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaJy5tZXJpZGlhbi5vbWYudjEuVXBkYXRlRW5kcG9pbnRSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4ScAoLR2V0RW5kcG9pbnQSIy5tZXJpZGlhbi5vbWYudjEuR2V0RW5kcG9pbnRSZXF1ZXN0GiQubWVyaWRpYW4ub21mLnYxLkdldEVuZHBvaW50UmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSdgoNTGlzdEVuZHBvaW50cxIlLm1lcmlkaWFuLm9tZi52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBomLm1lcmlkaWFuLm9tZi52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSdwoORGVsZXRlRW5kcG9pbnQSJi5tZXJpZGlhbi5vbWYudjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0GicubWVyaWRpYW4ub21mLnYxLkRlbGV0ZUVuZHBvaW50UmVzcG9uc2UiFMrzGBAKDnBsYXRmb3JtOmFkbWluEnQKDUNoZWNrRW5kcG9pbnQSJS5tZXJpZGlhbi5vbWYudjEuQ2hlY2tFbmRwb2ludFJlcXVlc3QaJi5tZXJpZGlhbi5vbWYudjEuQ2hlY2tFbmRwb2ludFJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJiCgdTZW5kT21mEh8ubWVyaWRpYW4ub21mLnYxLlNlbmRPbWZSZXF1ZXN0GiAubWVyaWRpYW4ub21mLnYxLlNlbmRPbWZSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4SggEKEUdldEVuZHBvaW50U3RhdHVzEikubWVyaWRpYW4ub21mLnYxLkdldEVuZHBvaW50U3RhdHVzUmVxdWVzdBoqLm1lcmlkaWFuLm9tZi52MS5HZXRFbmRwb2ludFN0YXR1c1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
 
 /**
  * One OMF receiver.
@@ -57,7 +57,9 @@ export type Endpoint = Message<"meridian.omf.v1.Endpoint"> & {
   username: string;
 
   /**
-   * PI: the password; ADH: the client secret. Stored encrypted; never returned.
+   * PI: the password; ADH: the client secret. Stored encrypted (AES-256-GCM), bound to the id, kind, url, token_url,
+   * username, client_id and TLS settings: changed anywhere but through this API, the secret no longer opens and
+   * nothing is sent. The secret itself, never an {env}/{file} reference (those only in OMF_ENDPOINTS_FILE). Never returned.
    *
    * @generated from field: string secret = 6;
    */
@@ -102,21 +104,21 @@ export type Endpoint = Message<"meridian.omf.v1.Endpoint"> & {
   tokenUrl: string;
 
   /**
-   * Path of a CA bundle (PEM) on the service's file system to trust for this endpoint.
+   * Path of a CA bundle (PEM) on the service's file system to trust for this endpoint; only inside OMF_CA_DIR.
    *
    * @generated from field: string ca_pem_path = 13;
    */
   caPemPath: string;
 
   /**
-   * Turns TLS verification off (lab only).
+   * Turns TLS verification off (lab only; needs OMF_ALLOW_INSECURE_ENDPOINTS).
    *
    * @generated from field: bool insecure_skip_tls_verify = 14;
    */
   insecureSkipTlsVerify: boolean;
 
   /**
-   * Permits plain http for PI / ADH (lab or emulator only).
+   * Permits plain http for PI / ADH (lab or emulator only; needs OMF_ALLOW_INSECURE_ENDPOINTS).
    *
    * @generated from field: bool allow_http = 15;
    */
@@ -168,6 +170,21 @@ export type Endpoint = Message<"meridian.omf.v1.Endpoint"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 22;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The stored revision (an etag): what UpdateEndpoint and DeleteEndpoint take to change exactly what was read.
+   *
+   * @generated from field: uint64 revision = 23;
+   */
+  revision: bigint;
+
+  /**
+   * The settings in use that weaken transport security, by field name: insecure_skip_tls_verify, allow_http,
+   * ca_pem_path (a private CA), http_url (plain http to an Edge Data Store that is not on this host).
+   *
+   * @generated from field: repeated string insecure_settings = 24;
+   */
+  insecureSettings: string[];
 };
 
 /**
@@ -212,6 +229,49 @@ export const CreateEndpointResponseSchema: GenMessage<CreateEndpointResponse> = 
   messageDesc(file_meridian_omf_v1_omf_sender_service, 2);
 
 /**
+ * @generated from message meridian.omf.v1.UpdateEndpointRequest
+ */
+export type UpdateEndpointRequest = Message<"meridian.omf.v1.UpdateEndpointRequest"> & {
+  /**
+   * The whole endpoint as it should be; its id names the endpoint to change.
+   *
+   * @generated from field: meridian.omf.v1.Endpoint endpoint = 1;
+   */
+  endpoint?: Endpoint | undefined;
+
+  /**
+   * Endpoint.revision as read.
+   *
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message meridian.omf.v1.UpdateEndpointRequest.
+ * Use `create(UpdateEndpointRequestSchema)` to create a new message.
+ */
+export const UpdateEndpointRequestSchema: GenMessage<UpdateEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 3);
+
+/**
+ * @generated from message meridian.omf.v1.UpdateEndpointResponse
+ */
+export type UpdateEndpointResponse = Message<"meridian.omf.v1.UpdateEndpointResponse"> & {
+  /**
+   * @generated from field: meridian.omf.v1.Endpoint endpoint = 1;
+   */
+  endpoint?: Endpoint | undefined;
+};
+
+/**
+ * Describes the message meridian.omf.v1.UpdateEndpointResponse.
+ * Use `create(UpdateEndpointResponseSchema)` to create a new message.
+ */
+export const UpdateEndpointResponseSchema: GenMessage<UpdateEndpointResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 4);
+
+/**
  * @generated from message meridian.omf.v1.GetEndpointRequest
  */
 export type GetEndpointRequest = Message<"meridian.omf.v1.GetEndpointRequest"> & {
@@ -226,7 +286,7 @@ export type GetEndpointRequest = Message<"meridian.omf.v1.GetEndpointRequest"> &
  * Use `create(GetEndpointRequestSchema)` to create a new message.
  */
 export const GetEndpointRequestSchema: GenMessage<GetEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 3);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 5);
 
 /**
  * @generated from message meridian.omf.v1.GetEndpointResponse
@@ -243,7 +303,7 @@ export type GetEndpointResponse = Message<"meridian.omf.v1.GetEndpointResponse">
  * Use `create(GetEndpointResponseSchema)` to create a new message.
  */
 export const GetEndpointResponseSchema: GenMessage<GetEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 4);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 6);
 
 /**
  * @generated from message meridian.omf.v1.ListEndpointsRequest
@@ -256,7 +316,7 @@ export type ListEndpointsRequest = Message<"meridian.omf.v1.ListEndpointsRequest
  * Use `create(ListEndpointsRequestSchema)` to create a new message.
  */
 export const ListEndpointsRequestSchema: GenMessage<ListEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 5);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 7);
 
 /**
  * @generated from message meridian.omf.v1.ListEndpointsResponse
@@ -273,7 +333,7 @@ export type ListEndpointsResponse = Message<"meridian.omf.v1.ListEndpointsRespon
  * Use `create(ListEndpointsResponseSchema)` to create a new message.
  */
 export const ListEndpointsResponseSchema: GenMessage<ListEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 6);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 8);
 
 /**
  * @generated from message meridian.omf.v1.DeleteEndpointRequest
@@ -283,6 +343,13 @@ export type DeleteEndpointRequest = Message<"meridian.omf.v1.DeleteEndpointReque
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Endpoint.revision as read; 0 deletes whatever is stored.
+   *
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
 };
 
 /**
@@ -290,7 +357,7 @@ export type DeleteEndpointRequest = Message<"meridian.omf.v1.DeleteEndpointReque
  * Use `create(DeleteEndpointRequestSchema)` to create a new message.
  */
 export const DeleteEndpointRequestSchema: GenMessage<DeleteEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 7);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 9);
 
 /**
  * @generated from message meridian.omf.v1.DeleteEndpointResponse
@@ -303,7 +370,7 @@ export type DeleteEndpointResponse = Message<"meridian.omf.v1.DeleteEndpointResp
  * Use `create(DeleteEndpointResponseSchema)` to create a new message.
  */
 export const DeleteEndpointResponseSchema: GenMessage<DeleteEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 8);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 10);
 
 /**
  * @generated from message meridian.omf.v1.CheckEndpointRequest
@@ -320,7 +387,7 @@ export type CheckEndpointRequest = Message<"meridian.omf.v1.CheckEndpointRequest
  * Use `create(CheckEndpointRequestSchema)` to create a new message.
  */
 export const CheckEndpointRequestSchema: GenMessage<CheckEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 9);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 11);
 
 /**
  * @generated from message meridian.omf.v1.CheckEndpointResponse
@@ -346,7 +413,7 @@ export type CheckEndpointResponse = Message<"meridian.omf.v1.CheckEndpointRespon
   httpStatus: number;
 
   /**
-   * Why not, when either is false.
+   * Why not, when either is false: at most a few hundred characters, credentials redacted.
    *
    * @generated from field: string error = 4;
    */
@@ -363,7 +430,7 @@ export type CheckEndpointResponse = Message<"meridian.omf.v1.CheckEndpointRespon
  * Use `create(CheckEndpointResponseSchema)` to create a new message.
  */
 export const CheckEndpointResponseSchema: GenMessage<CheckEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 10);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 12);
 
 /**
  * @generated from message meridian.omf.v1.SendOmfRequest
@@ -397,7 +464,7 @@ export type SendOmfRequest = Message<"meridian.omf.v1.SendOmfRequest"> & {
  * Use `create(SendOmfRequestSchema)` to create a new message.
  */
 export const SendOmfRequestSchema: GenMessage<SendOmfRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 11);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 13);
 
 /**
  * One event or error the endpoint reported (PI per-message events, CDS error bodies).
@@ -455,7 +522,7 @@ export type OmfEvent = Message<"meridian.omf.v1.OmfEvent"> & {
  * Use `create(OmfEventSchema)` to create a new message.
  */
 export const OmfEventSchema: GenMessage<OmfEvent> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 12);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 14);
 
 /**
  * @generated from message meridian.omf.v1.EndpointResult
@@ -496,6 +563,9 @@ export type EndpointResult = Message<"meridian.omf.v1.EndpointResult"> & {
   errorKind: string;
 
   /**
+   * The error and the endpoint's events share a budget of a few hundred characters (credentials redacted); events
+   * beyond it are left out and counted in events_omitted.
+   *
    * @generated from field: string error = 6;
    */
   error: string;
@@ -504,6 +574,11 @@ export type EndpointResult = Message<"meridian.omf.v1.EndpointResult"> & {
    * @generated from field: repeated meridian.omf.v1.OmfEvent events = 7;
    */
   events: OmfEvent[];
+
+  /**
+   * @generated from field: int32 events_omitted = 8;
+   */
+  eventsOmitted: number;
 };
 
 /**
@@ -511,7 +586,7 @@ export type EndpointResult = Message<"meridian.omf.v1.EndpointResult"> & {
  * Use `create(EndpointResultSchema)` to create a new message.
  */
 export const EndpointResultSchema: GenMessage<EndpointResult> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 13);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 15);
 
 /**
  * @generated from message meridian.omf.v1.SendOmfResponse
@@ -530,7 +605,7 @@ export type SendOmfResponse = Message<"meridian.omf.v1.SendOmfResponse"> & {
  * Use `create(SendOmfResponseSchema)` to create a new message.
  */
 export const SendOmfResponseSchema: GenMessage<SendOmfResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 14);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 16);
 
 /**
  * @generated from message meridian.omf.v1.GetEndpointStatusRequest
@@ -547,7 +622,7 @@ export type GetEndpointStatusRequest = Message<"meridian.omf.v1.GetEndpointStatu
  * Use `create(GetEndpointStatusRequestSchema)` to create a new message.
  */
 export const GetEndpointStatusRequestSchema: GenMessage<GetEndpointStatusRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 15);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 17);
 
 /**
  * @generated from message meridian.omf.v1.EndpointStatus
@@ -615,6 +690,41 @@ export type EndpointStatus = Message<"meridian.omf.v1.EndpointStatus"> & {
    * @generated from field: google.protobuf.Timestamp last_success_time = 11;
    */
   lastSuccessTime?: Timestamp | undefined;
+
+  /**
+   * Why omf-sender will not send to the endpoint as stored (a secret that does not open for it, a secret reference
+   * that is not the endpoints file's, a host outside OMF_ALLOWED_HOSTS, an insecure setting that is not allowed);
+   * empty when it will.
+   *
+   * @generated from field: string configuration_error = 12;
+   */
+  configurationError: string;
+
+  /**
+   * As Endpoint.insecure_settings.
+   *
+   * @generated from field: repeated string insecure_settings = 13;
+   */
+  insecureSettings: string[];
+
+  /**
+   * OMF containers omf-sender has created at the endpoint's current URL, and OMF_MAX_CONTAINERS_PER_ENDPOINT.
+   *
+   * @generated from field: int64 containers = 14;
+   */
+  containers: bigint;
+
+  /**
+   * @generated from field: int64 max_containers = 15;
+   */
+  maxContainers: bigint;
+
+  /**
+   * Events dead-lettered (by this instance) because they needed a new container beyond the quota.
+   *
+   * @generated from field: int64 quota_refused_events = 16;
+   */
+  quotaRefusedEvents: bigint;
 };
 
 /**
@@ -622,7 +732,7 @@ export type EndpointStatus = Message<"meridian.omf.v1.EndpointStatus"> & {
  * Use `create(EndpointStatusSchema)` to create a new message.
  */
 export const EndpointStatusSchema: GenMessage<EndpointStatus> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 16);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 18);
 
 /**
  * @generated from message meridian.omf.v1.GetEndpointStatusResponse
@@ -639,7 +749,7 @@ export type GetEndpointStatusResponse = Message<"meridian.omf.v1.GetEndpointStat
  * Use `create(GetEndpointStatusResponseSchema)` to create a new message.
  */
 export const GetEndpointStatusResponseSchema: GenMessage<GetEndpointStatusResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_omf_v1_omf_sender_service, 17);
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 19);
 
 /**
  * @generated from enum meridian.omf.v1.EndpointKind
@@ -752,7 +862,10 @@ export const OmfActionSchema: GenEnum<OmfAction> = /*@__PURE__*/
 export const OmfSenderService: GenService<{
   /**
    * Fails with already_exists when the id is taken, invalid_argument naming the field when the
-   * configuration is wrong, failed_precondition when credentials are given and OMF_CREDENTIALS_KEY is not set.
+   * configuration is wrong (a secret given as an {env}/{file} reference included: references are honoured only in
+   * OMF_ENDPOINTS_FILE), failed_precondition naming the field and the setting when an operator setting does not
+   * permit it (a host outside OMF_ALLOWED_HOSTS, an insecure setting without OMF_ALLOW_INSECURE_ENDPOINTS, a CA path
+   * outside OMF_CA_DIR, credentials without OMF_CREDENTIALS_KEY).
    *
    * @generated from rpc meridian.omf.v1.OmfSenderService.CreateEndpoint
    */
@@ -760,6 +873,21 @@ export const OmfSenderService: GenService<{
     methodKind: "unary";
     input: typeof CreateEndpointRequestSchema;
     output: typeof CreateEndpointResponseSchema;
+  },
+  /**
+   * Replaces an endpoint's settings, only at the revision the caller read (GetEndpoint / ListEndpoints): another
+   * revision is aborted, so an endpoint is never re-pointed behind the back of someone who just looked at it.
+   * The secret may be left empty to keep the stored one only while kind, url, token_url, username, client_id and the
+   * TLS settings stay the same; when any of them changes the secret must be given again (invalid_argument
+   * otherwise), so that a stored credential never follows an endpoint to a new place. Endpoints declared in
+   * OMF_ENDPOINTS_FILE are changed there (failed_precondition). Checks as CreateEndpoint.
+   *
+   * @generated from rpc meridian.omf.v1.OmfSenderService.UpdateEndpoint
+   */
+  updateEndpoint: {
+    methodKind: "unary";
+    input: typeof UpdateEndpointRequestSchema;
+    output: typeof UpdateEndpointResponseSchema;
   },
   /**
    * @generated from rpc meridian.omf.v1.OmfSenderService.GetEndpoint
@@ -778,6 +906,9 @@ export const OmfSenderService: GenService<{
     output: typeof ListEndpointsResponseSchema;
   },
   /**
+   * Deletes an API-created endpoint (declared ones: failed_precondition); with a revision, only at that revision
+   * (aborted otherwise).
+   *
    * @generated from rpc meridian.omf.v1.OmfSenderService.DeleteEndpoint
    */
   deleteEndpoint: {
