@@ -1,7 +1,15 @@
 import { isIP } from "node:net";
 import * as tls from "node:tls";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { type Client, ConnectError, type ConnectRouter, createClient, type HandlerContext, type Transport } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createClient,
+  type HandlerContext,
+  type Transport,
+} from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type ClientTls, REQUEST_ID_HEADER, requestId } from "@meridian/service-kit";
 
@@ -61,8 +69,24 @@ function forward(method: DescMethod, client: Record<string, (req: unknown, opts:
  */
 function relayed(err: unknown): ConnectError {
   const e = ConnectError.from(err);
+  const tls = tlsFailureOf(e);
+  if (tls) return new ConnectError(`backend unreachable: TLS handshake failed (${tls})`, Code.Unavailable);
   // Incoming details are already encoded; they pass through unchanged.
   return new ConnectError(e.rawMessage, e.code, undefined, e.details as ConstructorParameters<typeof ConnectError>[3], e.cause);
+}
+
+/** OpenSSL's and Node's names for a failed handshake or certificate check (ERR_SSL_…, SELF_SIGNED_CERT_IN_CHAIN, …). */
+const TLS_ERROR_CODE = /^ERR_(SSL|TLS)_|CERT|^UNABLE_TO_|^INVALID_(CA|PURPOSE)$|^PATH_LENGTH_EXCEEDED$|^HOSTNAME_MISMATCH$/;
+
+/**
+ * connect-node reports a handshake the backend refused, or a backend certificate that did not verify, as `internal`
+ * with the OpenSSL text; for the caller it is a backend that cannot be reached (`unavailable`), and the error's code
+ * names why without the text.
+ */
+function tlsFailureOf(e: ConnectError): string | undefined {
+  if (e.code !== Code.Internal && e.code !== Code.Unknown) return undefined;
+  const code = (e.cause as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" && TLS_ERROR_CODE.test(code) ? code : undefined;
 }
 
 /**
