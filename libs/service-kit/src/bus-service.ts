@@ -20,12 +20,14 @@ import { Health, type PipelineCounters } from "@meridian/contracts/meridian/stat
 import { retry } from "@meridian/retry";
 import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
+import { authSettings, serverAuth } from "./auth/index.js";
 import { env } from "./config.js";
 import type { ErrorTable } from "./errors.js";
 import { DEFAULT_SERVER_LIMITS, SERVER_LIMIT_BOUNDS, type ServerLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
 import type { ServiceIdentity } from "./main.js";
 import { type RunningService, startService } from "./server.js";
+import { serverTlsFromSettings, tlsSettings } from "./tls.js";
 
 /** A server limit as an environment setting, with the default and bounds the server itself enforces. */
 function limitSetting(name: keyof ServerLimits) {
@@ -44,6 +46,10 @@ export function serviceSettings(defaultPort: number) {
     SERVER_KEEP_ALIVE_TIMEOUT_MS: limitSetting("keepAliveTimeoutMs"),
     SERVER_HTTP2_MAX_CONCURRENT_STREAMS: limitSetting("http2MaxConcurrentStreams"),
     SERVER_HTTP2_IDLE_TIMEOUT_MS: limitSetting("http2IdleTimeoutMs"),
+    /** TLS on the API port (libs/service-kit README, "TLS"): TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE, TLS_CLIENT_AUTH. */
+    ...tlsSettings,
+    /** Who may call what: API keys, JWT bearer tokens, client certificates, per-caller limits (libs/service-kit README, "Authentication"). */
+    ...authSettings,
     ...natsSettings,
     /** Names this instance in status reports and leases; the pod name on Kubernetes. */
     INSTANCE_ID: z
@@ -116,6 +122,8 @@ export async function startBusService(
   setup: (bus: Bus) => BusServiceParts | Promise<BusServiceParts>,
   options: BusServiceOptions = {},
 ): Promise<BusService> {
+  // Settings that contradict each other stop the start before anything connects.
+  const tls = serverTlsFromSettings(config);
   const bus = busFromConfig(config, identity.name, logger);
   let parts: BusServiceParts;
   try {
@@ -125,8 +133,16 @@ export async function startBusService(
     throw err;
   }
 
+  let auth: ReturnType<typeof serverAuth>;
+  try {
+    auth = serverAuth(config, logger);
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
   const service = await startService({
     name: identity.name,
+    auth,
     version: identity.version,
     port: config.PORT,
     logger,
@@ -141,6 +157,7 @@ export async function startBusService(
       http2MaxConcurrentStreams: config.SERVER_HTTP2_MAX_CONCURRENT_STREAMS,
       http2IdleTimeoutMs: config.SERVER_HTTP2_IDLE_TIMEOUT_MS,
     },
+    tls,
     ...(options.installSignalHandlers === undefined ? {} : { installSignalHandlers: options.installSignalHandlers }),
     routes: (router) => parts.routes(router),
   });

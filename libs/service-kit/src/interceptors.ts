@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { HandlerContext, Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { callerKey } from "./auth/caller.js";
 import { createLogger, type Logger } from "./logger.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -126,15 +127,17 @@ export function loggingInterceptor(logger: Logger, options: InterceptorOptions =
       logged = true;
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const err = outcome?.error;
+      // Set by the auth interceptor once the caller is known; a refused call has none.
+      const caller = req.contextValues.get(callerKey).name || undefined;
       if (outcome === undefined) {
-        if (quiet) log.debug({ code: "ok", durationMs }, "rpc");
-        else log.info({ code: "ok", durationMs }, "rpc");
+        if (quiet) log.debug({ code: "ok", durationMs, caller }, "rpc");
+        else log.info({ code: "ok", durationMs, caller }, "rpc");
       } else if (err instanceof ConnectError) {
-        const fields = { code: codeName(err.code), durationMs, error: err.rawMessage };
+        const fields = { code: codeName(err.code), durationMs, caller, error: err.rawMessage };
         if (CALLER_CODES.has(err.code)) log.info(fields, "rpc");
         else log.warn(fields, "rpc");
       } else {
-        log.error({ code: "internal", durationMs, err }, "rpc failed with an unexpected error");
+        log.error({ code: "internal", durationMs, caller, err }, "rpc failed with an unexpected error");
       }
     };
     const hide = (err: unknown): unknown => {

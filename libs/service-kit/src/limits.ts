@@ -77,7 +77,9 @@ export function resolveLimits(given: Partial<ServerLimits> = {}): ServerLimits {
 /** At most one warning line per limit in this time, so a flood of refusals costs no more log than one. */
 const LOG_EVERY_MS = 60_000;
 
-export type LimitReporter = (limit: keyof ServerLimits, message: string) => void;
+/** Per-caller limits (auth settings CALLER_*), reported like the server's own. */
+export type CallerLimitName = "callerRate" | "callerStreams";
+export type LimitReporter = (limit: keyof ServerLimits | CallerLimitName, message: string) => void;
 
 /**
  * Counts every time a limit is reached (`server_limit_hits_total{limit}`) and logs it at warn with the limit's value:
@@ -90,7 +92,7 @@ export function limitReporter(logger: Logger, limits: ServerLimits, registry: Re
     labelNames: ["limit"],
     registers: [registry],
   });
-  const last = new Map<keyof ServerLimits, { at: number; unlogged: number }>();
+  const last = new Map<keyof ServerLimits | CallerLimitName, { at: number; unlogged: number }>();
   return (limit, message) => {
     hits.inc({ limit });
     const state = last.get(limit) ?? { at: Number.NEGATIVE_INFINITY, unlogged: 0 };
@@ -98,7 +100,7 @@ export function limitReporter(logger: Logger, limits: ServerLimits, registry: Re
     state.unlogged++;
     const now = Date.now();
     if (now - state.at < LOG_EVERY_MS) return;
-    logger.warn({ limit, value: limits[limit], hits: state.unlogged }, message);
+    logger.warn({ limit, value: (limits as unknown as Record<string, number | undefined>)[limit], hits: state.unlogged }, message);
     state.at = now;
     state.unlogged = 0;
   };

@@ -5,12 +5,23 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { assertAccessRules, authInterceptor, type ServerAuth } from "./auth/index.js";
+import { holds } from "./auth/roles.js";
 import { type ErrorTable, errorMappingInterceptor } from "./errors.js";
 import { createHealthRegistry, type HealthRegistry, OVERALL, registerHealthService, type ServingStatus } from "./health.js";
 import { createRpcMetrics, loggingInterceptor, metricsInterceptor } from "./interceptors.js";
 import { limitReporter, resolveLimits, type ServerLimits, streamingCallLimit } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { registerReflectionServices } from "./reflection.js";
+import {
+  PLAINTEXT_REFUSED_RESPONSE,
+  peerCertificateKey,
+  peerCertificateOf,
+  peerContextValues,
+  type ServerTlsOptions,
+  TLS_HANDSHAKE_RECORD,
+  tlsTerminator,
+} from "./tls.js";
 
 export interface ServiceOptions {
   /** Service name, e.g. "gateway": in logs and in the startup line. */
@@ -21,6 +32,11 @@ export interface ServiceOptions {
   /** Default "0.0.0.0". */
   host?: string;
   logger: Logger;
+  /**
+   * Who may call what (serverAuth(settings) from the AUTH_* settings). Every RPC's role comes from its contract;
+   * the server refuses to start when a registered method declares none.
+   */
+  auth: ServerAuth;
   /** Registers the Connect service implementations: `(router) => router.service(Desc, impl)`. */
   routes: (router: ConnectRouter) => void;
   /**
@@ -40,12 +56,17 @@ export interface ServiceOptions {
   readMaxBytes?: number;
   /** Connection, timeout and stream limits; each unset one takes its default (see ServerLimits, README "Limits"). */
   limits?: Partial<ServerLimits>;
+  /**
+   * TLS on the port (README "TLS"): gRPC and HTTP/1.1 by ALPN, certificate files followed for rotation, optional
+   * client certificates. Unset: plaintext. A bad file stops the start with a ConfigError naming its TLS_* setting.
+   */
+  tls?: ServerTlsOptions;
 }
 
 export interface RunningService {
   /** The bound port (the real one when 0 was asked for). */
   port: number;
-  /** http://127.0.0.1:<port> (or the host it listens on, when that is a specific address). */
+  /** http://127.0.0.1:<port>, https:// with TLS (or the host it listens on, when that is a specific address). */
   url: string;
   /** Serving status per service; "" is the overall status, which /readyz reports. */
   health: HealthRegistry;
@@ -106,10 +127,20 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     requestPathPrefix: "",
     shutdownSignal: shutdown.signal,
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+    // The verified client certificate, for handlers and interceptors: ctx.values.get(peerCertificateKey).
+    contextValues: peerContextValues,
     interceptors: [
       streamingCalls.interceptor,
       loggingInterceptor(logger, { shutdownSignal: shutdown.signal }),
       metricsInterceptor(rpcMetrics, { shutdownSignal: shutdown.signal }),
+      authInterceptor({
+        authenticator: options.auth.authenticator,
+        reflection: options.auth.reflection,
+        limits: options.auth.limits,
+        peer: (values) => values.get(peerCertificateKey),
+        onLimit: (limit, caller) =>
+          reportLimit(limit, `caller "${caller.name}" reached its ${limit === "callerRate" ? "rate" : "stream"} limit`),
+      }),
       errorMappingInterceptor(options.errors ?? []),
       ...(options.interceptors ?? []),
     ],
@@ -121,6 +152,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     },
     fallback: (req, res) => void httpRoutes(req, res),
   });
+  assertAccessRules(registeredServices(captured!));
   for (const s of registeredServices(captured!)) health.register(s.typeName);
 
   async function httpRoutes(req: NodeRequest, res: NodeResponse) {
@@ -149,6 +181,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
           return;
         }
         case "/metrics":
+          if (options.auth.metrics === "required" && !(await mayReadMetrics(req))) {
+            res.setHeader("www-authenticate", 'Bearer realm="meridian"');
+            send(401, "text/plain; charset=utf-8", "metrics:read role required\n");
+            return;
+          }
           send(200, metrics.contentType, await metrics.metrics());
           return;
         default:
@@ -158,6 +195,19 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       logger.error({ err, path }, "http route failed");
       if (!res.headersSent) send(500, "text/plain; charset=utf-8", "internal error\n");
       else res.end();
+    }
+  }
+
+  async function mayReadMetrics(req: NodeRequest): Promise<boolean> {
+    const header = req.headers.authorization;
+    try {
+      const caller = await options.auth.authenticator.authenticate(
+        typeof header === "string" ? header : null,
+        peerCertificateOf(req.socket),
+      );
+      return holds(caller.roles, "metrics:read");
+    } catch {
+      return false;
     }
   }
 
@@ -259,6 +309,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     socket.destroy();
   });
 
+  // Before the port opens: a TLS file that cannot be used stops the start (ConfigError naming its setting).
+  const tlsFront = options.tls
+    ? tlsTerminator(options.tls, { logger, registry: metrics, handshakeTimeoutMs: limits.firstBytesTimeoutMs })
+    : undefined;
+
   const sockets = new Set<net.Socket>();
   const front = net.createServer((socket) => {
     sockets.add(socket);
@@ -282,6 +337,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // Reads until the bytes either are the whole HTTP/2 preface or stop matching it, then puts them back
   // and hands the socket over; the chosen server reads them again as if nothing happened. The deadline is
   // absolute: a client sending the preface one byte at a time must not hold the socket 24 times as long.
+  // With TLS the first byte decides, and the deadline runs on until the handshake is done.
   function sniff(socket: net.Socket, acceptedAt: number) {
     let buffered = Buffer.alloc(0);
     const fail = () => socket.destroy();
@@ -291,6 +347,24 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     socket.on("error", fail);
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
+      if (tlsFront) {
+        socket.off("data", onData);
+        socket.pause();
+        if (buffered[0] !== TLS_HANDSHAKE_RECORD) {
+          clearTimeout(deadline);
+          refusePlaintext(socket, buffered);
+          return;
+        }
+        socket.unshift(buffered);
+        tlsFront.handshake(socket, (secure) => {
+          clearTimeout(deadline);
+          socket.off("error", fail);
+          // ALPN chose: "h2" is gRPC's HTTP/2; "http/1.1", or a client that offered no ALPN, gets HTTP/1.1.
+          if (secure.alpnProtocol === "h2") h2.emit("connection", secure);
+          else handToH1(secure, acceptedAt);
+        });
+        return;
+      }
       const n = Math.min(buffered.length, HTTP2_PREFACE.length);
       const matches = buffered.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
       if (matches && n < HTTP2_PREFACE.length) return; // need more bytes to decide
@@ -307,6 +381,17 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     socket.on("data", onData);
   }
 
+  /**
+   * Plaintext on the TLS port: an HTTP/1.x client reads why in a 400, an HTTP/2 one (gRPC without TLS) is closed,
+   * as it cannot be told anything before its preface is complete. Either way the connection ends here.
+   */
+  function refusePlaintext(socket: net.Socket, first: Buffer) {
+    logger.debug({ remoteAddress: socket.remoteAddress }, "plaintext connection on the TLS port: refused");
+    const n = Math.min(first.length, HTTP2_PREFACE.length);
+    if (first.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n))) socket.destroy();
+    else socket.end(PLAINTEXT_REFUSED_RESPONSE, () => socket.destroy());
+  }
+
   await new Promise<void>((resolve, reject) => {
     front.once("error", reject);
     front.listen(options.port, host, () => {
@@ -317,7 +402,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   front.on("error", (err) => logger.error({ err }, "listener error"));
   const port = (front.address() as net.AddressInfo).port;
   const urlHost = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
-  const url = `http://${urlHost}:${port}`;
+  const url = `${tlsFront ? "https" : "http"}://${urlHost}:${port}`;
 
   let stopping: Promise<void> | undefined;
   const signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
@@ -389,8 +474,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     // 6. Whatever is still connected is cut.
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
+    tlsFront?.stop();
     await within(listenerClosed);
     for (const s of signals) process.off(s, onSignal);
+    options.auth.authenticator.close();
     logger.info({ durationMs: Date.now() - started, timedOut }, "stopped");
   }
 
@@ -399,7 +486,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return stopping;
   }
 
-  logger.info({ version: options.version, port, host }, "listening");
+  if (tlsFront) logger.info({ version: options.version, port, host, tls: tlsFront.summary() }, "listening (TLS)");
+  else logger.info({ version: options.version, port, host, tls: false }, "listening in plaintext: no TLS certificate is set");
   return {
     port,
     url,

@@ -5,7 +5,15 @@ import { type Bus, BusUnavailableError, serviceStatusBucket } from "@meridian/bu
 import { Health } from "@meridian/contracts/grpc/health/v1/health_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
-import { captureLogger, codeOf, type NatsServerHandle, startNatsServer, until } from "@meridian/testing";
+import {
+  captureLogger,
+  codeOf,
+  type NatsServerHandle,
+  startNatsServer,
+  testCredential,
+  testIdentitiesFile,
+  until,
+} from "@meridian/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type BusService, type BusServiceParts, serviceSettings, startBusService } from "../src/bus-service.js";
@@ -29,7 +37,7 @@ const settings = z.object(serviceSettings(9999));
 
 async function start(parts: (bus: Bus) => Partial<BusServiceParts>, instance = "i-1") {
   const { logger, lines } = captureLogger();
-  const config = settings.parse({ PORT: "0", NATS_URL: nats.url, INSTANCE_ID: instance });
+  const config = settings.parse({ PORT: "0", NATS_URL: nats.url, INSTANCE_ID: instance, AUTH_IDENTITIES_FILE: testIdentitiesFile() });
   const svc = await startBusService(
     { name: "kit-test", version: "1.2.3" },
     config,
@@ -113,7 +121,10 @@ describe("the bus-service starter", () => {
         }),
       errors: [(err) => (err instanceof LineDownError ? new ConnectError("line down", Code.FailedPrecondition) : undefined)],
     }));
-    const client = createClient(RouteService, createConnectTransport({ baseUrl: svc.service.url, httpVersion: "1.1" }));
+    const client = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.service.url, httpVersion: "1.1" }),
+    );
     expect(await codeOf(client.getRoute({ id: "down" }))).toEqual({ code: Code.FailedPrecondition, message: "line down" });
     expect(await codeOf(client.getRoute({ id: "bus" }))).toEqual({ code: Code.Unavailable, message: "event bus unavailable: no servers" });
     expect((await codeOf(client.getRoute({ id: "x" }))).code).toBe(Code.Internal);
@@ -136,12 +147,18 @@ describe("the bus-service starter", () => {
 
   it("passes the server limit settings to the server: SERVER_MAX_STREAMING_CALLS=1 refuses a second stream", async () => {
     const { logger } = captureLogger();
-    const config = settings.parse({ PORT: "0", NATS_URL: nats.url, INSTANCE_ID: "i-limits", SERVER_MAX_STREAMING_CALLS: "1" });
+    const config = settings.parse({
+      PORT: "0",
+      NATS_URL: nats.url,
+      INSTANCE_ID: "i-limits",
+      SERVER_MAX_STREAMING_CALLS: "1",
+      AUTH_IDENTITIES_FILE: testIdentitiesFile(),
+    });
     const svc = await startBusService({ name: "kit-test", version: "1" }, config, logger, () => ({ routes: () => {} }), {
       installSignalHandlers: false,
     });
     running.push(svc);
-    const health = createClient(Health, createGrpcTransport({ baseUrl: svc.service.url }));
+    const health = createClient(Health, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.service.url }));
     const ac = new AbortController();
     const first = health.watch({ service: "" }, { signal: ac.signal })[Symbol.asyncIterator]();
     await first.next();

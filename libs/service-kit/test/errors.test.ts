@@ -2,7 +2,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { codeOf } from "@meridian/testing";
+import { codeOf, testCredential } from "@meridian/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ErrorTable } from "../src/errors.js";
 import { startTestService, type TestService } from "./harness.js";
@@ -48,7 +48,10 @@ async function start(errors: ErrorTable[]): Promise<TestService> {
 describe("error tables at the API edge", () => {
   it("maps a typed error thrown by a unary handler through the first table that knows it", async () => {
     const svc = await start([plantTable, quotaTable]);
-    const client = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const client = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     expect(await codeOf(client.getRoute({ id: "offline" }))).toEqual({ code: Code.Unavailable, message: "plant offline: line-1" });
     expect((await codeOf(client.getRoute({ id: "quota" }))).code).toBe(Code.ResourceExhausted);
     expect((await codeOf(client.getRoute({ id: "connect" }))).code).toBe(Code.NotFound);
@@ -58,7 +61,10 @@ describe("error tables at the API edge", () => {
 
   it("leaves an error no table knows as internal, without its message", async () => {
     const svc = await start([plantTable]);
-    const client = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const client = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     const got = await codeOf(client.getRoute({ id: "bug" }));
     expect(got.code).toBe(Code.Internal);
     expect(got.message).not.toContain("hunter2");
@@ -66,7 +72,7 @@ describe("error tables at the API edge", () => {
 
   it("maps an error a server stream throws after it started", async () => {
     const svc = await start([plantTable]);
-    const client = createClient(TelemetryService, createGrpcTransport({ baseUrl: svc.url }));
+    const client = createClient(TelemetryService, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
     const seen: string[] = [];
     const read = async (device: string) => {
       for await (const m of client.subscribe({ filter: { device } })) seen.push(m.event?.id ?? "");

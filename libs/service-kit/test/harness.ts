@@ -4,8 +4,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { GetRouteRequestSchema, GetRouteResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { captureLogger } from "@meridian/testing";
+import { captureLogger, testIdentitiesFile } from "@meridian/testing";
+import { z } from "zod";
+import { authSettings, type ServerAuth, serverAuth } from "../src/auth/index.js";
 import { requestLogger } from "../src/interceptors.js";
+import type { Logger } from "../src/logger.js";
 import { type RunningService, type ServiceOptions, startService } from "../src/server.js";
 import { assertRequiredFields } from "../src/validation.js";
 
@@ -39,6 +42,11 @@ export function routeRoutes(router: ConnectRouter): void {
   });
 }
 
+/** Server auth from AUTH_* settings as a service would read them; by default the test identities (TEST_KEYS). */
+export function testAuth(logger: Logger, env: Record<string, string> = {}): ServerAuth {
+  return serverAuth(z.object(authSettings).parse({ AUTH_IDENTITIES_FILE: testIdentitiesFile(), ...env }), logger);
+}
+
 export type TestService = RunningService & { lines: Record<string, unknown>[]; raw: string[] };
 
 export async function startTestService(overrides: Partial<ServiceOptions> = {}): Promise<TestService> {
@@ -48,6 +56,8 @@ export async function startTestService(overrides: Partial<ServiceOptions> = {}):
     port: 0,
     host: "127.0.0.1",
     logger,
+    // Per-caller limits out of the way: these tests load the server's own limits from one caller (auth tests set them).
+    auth: overrides.auth ?? testAuth(logger, { CALLER_RATE_LIMIT: "1000000", CALLER_RATE_BURST: "1000000", CALLER_MAX_STREAMS: "10000" }),
     routes: routeRoutes,
     installSignalHandlers: false,
     ...overrides,

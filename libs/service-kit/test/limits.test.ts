@@ -14,7 +14,7 @@ import { Health } from "@meridian/contracts/grpc/health/v1/health_pb";
 import { GetRouteRequestSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { codeOf, until } from "@meridian/testing";
+import { codeOf, TEST_KEYS, testCredential, until } from "@meridian/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { routeRoutes, startTestService, type TestService } from "./harness.js";
 
@@ -37,7 +37,9 @@ function figures(test: string, values: Record<string, unknown>): void {
 /** A normal unary call on a fresh connection of the given protocol. */
 async function normalCall(url: string, protocol: "grpc" | "connect-1.1" = "connect-1.1"): Promise<string | undefined> {
   const transport =
-    protocol === "grpc" ? createGrpcTransport({ baseUrl: url }) : createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
+    protocol === "grpc"
+      ? createGrpcTransport({ interceptors: [testCredential()], baseUrl: url })
+      : createConnectTransport({ interceptors: [testCredential()], baseUrl: url, httpVersion: "1.1" });
   return (await createClient(RouteService, transport).getRoute({ id: "normal" })).route?.id;
 }
 
@@ -112,7 +114,10 @@ describe("slowloris on HTTP/1.1", () => {
     const svc = await start({ limits: { headersTimeoutMs } });
 
     // A Connect server stream over HTTP/1.1, started first: it must outlive the head deadline by far.
-    const stream = createClient(TelemetryService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const stream = createClient(
+      TelemetryService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     const abort = new AbortController();
     cleanups.push(() => abort.abort());
     let streamed = 0;
@@ -227,14 +232,16 @@ function spawnH2Client(url: string, path: string, n: number, body: Buffer) {
     import * as http2 from "node:http2";
     const [url, path, n, bodyHex] = process.argv.slice(1);
     const body = Buffer.from(bodyHex, "hex");
-    const client = http2.connect(url);
+    // 10 000 queued requests, each with its never-indexed authorization header, pass node's default 10 MB session
+    // memory on the client side, which then resets its own streams with ENHANCE_YOUR_CALM.
+    const client = http2.connect(url, { maxSessionMemory: 100 });
     client.on("error", () => {});
     await new Promise((resolve) => client.once("remoteSettings", resolve));
     console.log(JSON.stringify({ settings: { maxConcurrentStreams: client.remoteSettings.maxConcurrentStreams } }));
     const outcome = { ok: 0, refused: 0, other: 0 };
     let ended = 0;
     for (let i = 0; i < Number(n); i++) {
-      const stream = client.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" }, { endStream: false });
+      const stream = client.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", authorization: process.env.TEST_AUTHORIZATION }, { endStream: false });
       let status;
       stream.on("trailers", (t) => { status = String(t["grpc-status"]); });
       stream.on("data", () => {});
@@ -249,6 +256,7 @@ function spawnH2Client(url: string, path: string, n: number, body: Buffer) {
     }`;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script, url, path, String(n), body.toString("hex")], {
     stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, TEST_AUTHORIZATION: `Bearer ${TEST_KEYS.admin}` },
   });
   const reports = new Map<string, unknown>();
   createInterface({ input: child.stdout }).on("line", (line) => {
@@ -314,6 +322,7 @@ describe("many HTTP/2 streams on one connection", () => {
       hpackLiteral(":authority", "127.0.0.1"),
       hpackLiteral("content-type", "application/grpc"),
       hpackLiteral("te", "trailers"),
+      hpackLiteral("authorization", `Bearer ${TEST_KEYS.admin}`),
     ]);
     const frames = [Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), h2Frame(H2.SETTINGS, 0, 0, Buffer.alloc(0))];
     for (let i = 0; i < rawStreams; i++) {
@@ -391,7 +400,7 @@ describe("idle connections", () => {
     const svc = await start({ limits: { maxConnections, firstBytesTimeoutMs, http2IdleTimeoutMs } });
 
     // A connect-node client whose connection goes idle; its next call, much later, must just work.
-    const reused = createClient(RouteService, createGrpcTransport({ baseUrl: svc.url }));
+    const reused = createClient(RouteService, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
     expect((await reused.getRoute({ id: "first" })).route?.id).toBe("first");
 
     // An HTTP/2 session with no stream is closed with GOAWAY after the idle time.
@@ -411,7 +420,7 @@ describe("idle connections", () => {
 
     // A connection opened before the flood, with a Subscribe stream on it for longer than the idle time: it is
     // busy, so neither cut nor counted idle, and unary calls ride on it while the port is full.
-    const before = createGrpcTransport({ baseUrl: svc.url });
+    const before = createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url });
     const abort = new AbortController();
     cleanups.push(() => abort.abort());
     let streamed = 0;
@@ -500,9 +509,9 @@ describe("streaming-call cap", () => {
     const max = 3;
     const svc = await start({ routes: routeRoutes, limits: { maxStreamingCalls: max } });
     const transports = {
-      grpc: createGrpcTransport({ baseUrl: svc.url }),
-      connect11: createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }),
-      grpcWeb11: createGrpcWebTransport({ baseUrl: svc.url, httpVersion: "1.1" }),
+      grpc: createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }),
+      connect11: createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+      grpcWeb11: createGrpcWebTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
     };
     const open = [await subscribe(transports.grpc), await subscribe(transports.connect11), await subscribe(transports.grpcWeb11)];
 
@@ -607,7 +616,7 @@ describe("limit settings", () => {
     const svc = await start();
     const abort = new AbortController();
     cleanups.push(() => abort.abort());
-    const it = createClient(TelemetryService, createGrpcTransport({ baseUrl: svc.url }))
+    const it = createClient(TelemetryService, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }))
       .subscribe({}, { signal: abort.signal })
       [Symbol.asyncIterator]();
     await it.next();

@@ -9,6 +9,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as v1 from "@meridian/contracts/grpc/reflection/v1/reflection_pb";
 import * as v1alpha from "@meridian/contracts/grpc/reflection/v1alpha/reflection_pb";
+import { TEST_KEYS, testCredential } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestService, type TestService } from "./harness.js";
 
@@ -41,7 +42,7 @@ const SERVICES = [
 
 /** Sends the requests on one v1alpha stream and returns the answers in order. */
 async function askAlpha(requests: v1alpha.ServerReflectionRequest["messageRequest"][]): Promise<v1alpha.ServerReflectionResponse[]> {
-  const client = createClient(v1alpha.ServerReflection, createGrpcTransport({ baseUrl: svc.url }));
+  const client = createClient(v1alpha.ServerReflection, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
   async function* input() {
     for (const messageRequest of requests) yield create(v1alpha.ServerReflectionRequestSchema, { host: "", messageRequest });
   }
@@ -51,7 +52,7 @@ async function askAlpha(requests: v1alpha.ServerReflectionRequest["messageReques
 }
 
 async function askV1(messageRequest: v1.ServerReflectionRequest["messageRequest"]): Promise<v1.ServerReflectionResponse> {
-  const client = createClient(v1.ServerReflection, createGrpcTransport({ baseUrl: svc.url }));
+  const client = createClient(v1.ServerReflection, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
   async function* input() {
     yield create(v1.ServerReflectionRequestSchema, { host: "", messageRequest });
   }
@@ -67,14 +68,30 @@ function fileNames(res: { messageResponse: { case: string | undefined; value?: u
 
 describe("server reflection", () => {
   it("buf curl --list-services lists every registered service (reflection over h2c)", async () => {
-    const { stdout } = await run(findBuf(), ["curl", "--http2-prior-knowledge", "--list-services", svc.url], { timeout: 30_000 });
+    const { stdout } = await run(
+      findBuf(),
+      ["curl", "--http2-prior-knowledge", "--reflect-header", `authorization: Bearer ${TEST_KEYS.admin}`, "--list-services", svc.url],
+      { timeout: 30_000 },
+    );
     expect(stdout.trim().split("\n").sort()).toEqual(SERVICES);
   }, 30_000);
 
   it("buf curl can call a method using only the schema it got through reflection", async () => {
     const { stdout } = await run(
       findBuf(),
-      ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "-d", '{"id":"r7"}', `${svc.url}/meridian.route.v1.RouteService/GetRoute`],
+      [
+        "curl",
+        "--http2-prior-knowledge",
+        "-H",
+        `authorization: Bearer ${TEST_KEYS.admin}`,
+        "--reflect-header",
+        `authorization: Bearer ${TEST_KEYS.admin}`,
+        "--protocol",
+        "grpc",
+        "-d",
+        '{"id":"r7"}',
+        `${svc.url}/meridian.route.v1.RouteService/GetRoute`,
+      ],
       { timeout: 30_000 },
     );
     expect(JSON.parse(stdout)).toMatchObject({ route: { id: "r7", sink: { platform: "PLATFORM_OMF", target: "t" } } });
@@ -89,6 +106,7 @@ describe("server reflection", () => {
         "google/api/field_behavior.proto",
         "google/protobuf/descriptor.proto",
         "google/protobuf/timestamp.proto",
+        "meridian/auth/v1/access.proto",
         "meridian/route/v1/route.proto",
         "meridian/route/v1/route_service.proto",
         "meridian/telemetry/v1/telemetry.proto",

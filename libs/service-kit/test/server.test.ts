@@ -13,6 +13,7 @@ import {
 } from "@meridian/contracts/grpc/health/v1/health_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { testCredential } from "@meridian/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { startTestService, type TestService } from "./harness.js";
 
@@ -74,10 +75,10 @@ describe("one port, every protocol", () => {
   it("answers Connect (HTTP/1.1 and h2c) and gRPC-Web clients from connect-node", async () => {
     const svc = await start();
     const transports = {
-      connect11: createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }),
-      connect2: createConnectTransport({ baseUrl: svc.url, httpVersion: "2" }),
-      grpcWeb11: createGrpcWebTransport({ baseUrl: svc.url, httpVersion: "1.1" }),
-      grpc: createGrpcTransport({ baseUrl: svc.url }),
+      connect11: createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+      connect2: createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "2" }),
+      grpcWeb11: createGrpcWebTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+      grpc: createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }),
     };
     for (const [name, transport] of Object.entries(transports)) {
       const health = createClient(Health, transport);
@@ -91,7 +92,7 @@ describe("one port, every protocol", () => {
     const svc = await start();
     const proxy = await tricklingProxy(svc.port);
     try {
-      const health = createClient(Health, createGrpcTransport({ baseUrl: proxy.url }));
+      const health = createClient(Health, createGrpcTransport({ interceptors: [testCredential()], baseUrl: proxy.url }));
       expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
       const res = await fetch(`${proxy.url}/grpc.health.v1.Health/Check`, {
         method: "POST",
@@ -154,7 +155,7 @@ async function tricklingProxy(target: number): Promise<{ url: string; trickled: 
 describe("health", () => {
   it("Watch streams SERVICE_UNKNOWN, then updates", async () => {
     const svc = await start();
-    const health = createClient(Health, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const health = createClient(Health, createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }));
     const abort = new AbortController();
     const seen: HealthCheckResponse_ServingStatus[] = [];
     const it = health.watch({ service: "pipeline" }, { signal: abort.signal })[Symbol.asyncIterator]();
@@ -173,7 +174,7 @@ describe("health", () => {
 
   it("registered services mirror the overall status unless set; List shows every key", async () => {
     const svc = await start();
-    const health = createClient(Health, createGrpcTransport({ baseUrl: svc.url }));
+    const health = createClient(Health, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
     svc.health.set("", "NOT_SERVING");
     expect((await health.check({ service: "meridian.route.v1.RouteService" })).status).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
     svc.health.set("meridian.route.v1.RouteService", "SERVING");
@@ -201,7 +202,10 @@ describe("plain HTTP routes", () => {
 
   it("/metrics has rpc counters by procedure and code after calls, and default metrics", async () => {
     const svc = await start();
-    const routes = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const routes = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     const before = await (await fetch(`${svc.url}/metrics`)).text();
     expect(before).not.toContain('procedure="/meridian.route.v1.RouteService/GetRoute"');
     await routes.getRoute({ id: "r1" });
@@ -219,7 +223,10 @@ describe("plain HTTP routes", () => {
 describe("errors and logs", () => {
   it("logs one line per call with requestId, procedure, code and durationMs; handlers log with the request id", async () => {
     const svc = await start();
-    const routes = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const routes = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     await routes.getRoute({ id: "r1" }, { headers: { "x-request-id": "abc-1", authorization: "Bearer topsecret" } });
     const handlerLine = svc.lines.find((l) => l.msg === "getting route");
     expect(handlerLine).toMatchObject({ requestId: "abc-1", procedure: "/meridian.route.v1.RouteService/GetRoute", routeId: "r1" });
@@ -232,7 +239,7 @@ describe("errors and logs", () => {
 
   it("a bug becomes a bare internal error for the client and an error log line with the stack", async () => {
     const svc = await start();
-    const routes = createClient(RouteService, createGrpcTransport({ baseUrl: svc.url }));
+    const routes = createClient(RouteService, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
     const err = await routes.getRoute({ id: "boom" }).then(
       () => expect.unreachable(),
       (e: unknown) => ConnectError.from(e),
@@ -247,7 +254,10 @@ describe("errors and logs", () => {
 
   it("ConnectErrors are logged by code at info or warn; invalid requests name the field", async () => {
     const svc = await start();
-    const routes = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const routes = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     await expect(routes.getRoute({ id: "missing" })).rejects.toMatchObject({ code: Code.NotFound });
     await expect(routes.getRoute({ id: "" })).rejects.toMatchObject({
       code: Code.InvalidArgument,
@@ -258,7 +268,9 @@ describe("errors and logs", () => {
       ["not_found", 30],
       ["invalid_argument", 30],
     ]);
-    await expect(createClient(RouteService, createGrpcTransport({ baseUrl: svc.url })).listRoutes({})).rejects.toMatchObject({
+    await expect(
+      createClient(RouteService, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url })).listRoutes({}),
+    ).rejects.toMatchObject({
       code: Code.Unimplemented,
     });
     expect(svc.lines.at(-1)).toMatchObject({ code: "unimplemented", level: 40 });
@@ -270,7 +282,7 @@ describe("streams through the interceptors", () => {
 
   it("a bug in a server stream reaches the client as a bare internal error, logged once at error level", async () => {
     const svc = await start();
-    const telemetry = createClient(TelemetryService, createGrpcTransport({ baseUrl: svc.url }));
+    const telemetry = createClient(TelemetryService, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
     const got: string[] = [];
     const err = await (async () => {
       for await (const res of telemetry.subscribe({ filter: { device: "boom" } })) got.push(res.event!.id);
@@ -290,7 +302,10 @@ describe("streams through the interceptors", () => {
 
   it("a stream the client gives up on is logged and counted as canceled, with x-request-id in the response headers", async () => {
     const svc = await start();
-    const telemetry = createClient(TelemetryService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const telemetry = createClient(
+      TelemetryService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     const abort = new AbortController();
     let requestIdHeader: string | null = null;
     let n = 0;
@@ -327,7 +342,7 @@ describe("shutdown", () => {
       events.push("hook 2");
     });
 
-    const health = createClient(Health, createGrpcTransport({ baseUrl: svc.url }));
+    const health = createClient(Health, createGrpcTransport({ interceptors: [testCredential()], baseUrl: svc.url }));
     const watched: HealthCheckResponse_ServingStatus[] = [];
     const watching = (async () => {
       for await (const res of health.watch({ service: "" })) watched.push(res.status);
@@ -335,7 +350,10 @@ describe("shutdown", () => {
     })();
     await vi.waitFor(() => expect(watched).toHaveLength(1));
 
-    const routes = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const routes = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     const slow = routes.getRoute({ id: "slow-300" }).then((r) => {
       events.push("unary done");
       return r;
@@ -376,7 +394,10 @@ describe("shutdown", () => {
 
   it("still runs the hooks when a call ignores the shutdown signal", async () => {
     const svc = await start({ shutdownTimeoutMs: 600 });
-    const routes = createClient(RouteService, createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" }));
+    const routes = createClient(
+      RouteService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: svc.url, httpVersion: "1.1" }),
+    );
     const stuck = routes.getRoute({ id: "slow-60000" }).catch((e: unknown) => ConnectError.from(e));
     await vi.waitFor(() => expect(svc.lines.some((l) => l.msg === "getting route")).toBe(true));
     let hookRan = false;

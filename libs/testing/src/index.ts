@@ -1,6 +1,8 @@
 export { codeOf, expectCode } from "./codes.js";
+export { TEST_KEYS, TEST_ROLES, type TestRole, testIdentities, testIdentitiesFile } from "./identities.js";
 export { type CapturedLogs, captureLogger, testLogger } from "./loggers.js";
 export { freePort, type NatsServerHandle, startNatsServer } from "./nats-server.js";
+export { createTestCa, type IssueOptions, type TestCa, type TestCertificate } from "./pki.js";
 export {
   type Handler,
   json,
@@ -12,5 +14,5 @@ export {
   zeroBody,
 } from "./recording-server.js";
 export { type StartedService, startForTest } from "./service.js";
-export { type TestTransportOptions, testTransport } from "./transport.js";
+export { type TestTransportOptions, testCredential, testTransport } from "./transport.js";
 export { type UntilOptions, until } from "./wait.js";

@@ -1,6 +1,6 @@
 /** A throwaway nats-server for integration tests. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,19 @@ export interface NatsServerHandle {
   stop(keepStore?: boolean): Promise<void>;
   /** Stops and starts the server on the same port and store: gracefully (SIGTERM) or as a crash (SIGKILL). */
   restart(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** What the server has logged since it (last) started, e.g. to find its permission violations. */
+  output(): string;
+}
+
+export interface NatsServerOptions {
+  /**
+   * nats-server configuration text (e.g. a deployment's `authorization { users ... }` block), written to a file in
+   * the store directory and passed with `-c`. Port, address and store directory stay the test's own: the command
+   * line overrides the file.
+   */
+  config?: string;
+  /** Environment of the server process on top of this one's: the variables the config refers to (`$NAME`). */
+  env?: Record<string, string>;
 }
 
 export async function freePort(): Promise<number> {
@@ -31,18 +44,26 @@ export async function freePort(): Promise<number> {
  * Starts a throwaway JetStream-enabled nats-server (the binary from Debian's nats-server package,
  * or NATS_SERVER_BIN) on a free loopback port with its own store directory.
  */
-export async function startNatsServer(): Promise<NatsServerHandle> {
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "meridian-nats-"));
+  const args = ["-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", String(port)];
+  if (options.config !== undefined) {
+    const file = join(storeDir, "test.conf");
+    writeFileSync(file, options.config);
+    args.unshift("-c", file);
+  }
   let proc: ChildProcess | undefined;
+  let output = "";
 
   const launch = async () => {
-    const child = spawn(process.env.NATS_SERVER_BIN ?? "nats-server", ["-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", String(port)], {
+    output = "";
+    const child = spawn(process.env.NATS_SERVER_BIN ?? "nats-server", args, {
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...options.env },
     });
     proc = child;
     await new Promise<void>((resolve, reject) => {
-      let output = "";
       const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${output}`)), 15_000);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
@@ -86,5 +107,6 @@ export async function startNatsServer(): Promise<NatsServerHandle> {
       await kill(signal);
       await launch();
     },
+    output: () => output,
   };
 }
