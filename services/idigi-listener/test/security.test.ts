@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { Bus, jsonCodec, KvBucket } from "@meridian/bus";
 import {
   ConnectionSettingsSchema,
@@ -13,7 +13,19 @@ import {
 } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi";
 import { ConfigError, type Logger } from "@meridian/service-kit";
-import { captureLogger, type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport, until } from "@meridian/testing";
+import {
+  captureLogger,
+  codeOf,
+  json,
+  type NatsServerHandle,
+  type RecordingServer,
+  startForTest,
+  startNatsServer,
+  startRecordingServer,
+  testLogger,
+  testTransport,
+  until,
+} from "@meridian/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "../src/config.js";
 import { LEASES_BUCKET, SESSIONS_BUCKET, type SessionRecord } from "../src/pipeline/manager.js";
@@ -252,6 +264,82 @@ describe("idigi-listener: where the credentials go", () => {
     expect((await records.get(id))?.connection).toMatchObject({ port: emu.pushPort });
     await new Promise((r) => setTimeout(r, 300));
     expect(elsewhere.connections).toBe(0);
+  });
+
+  describe("what the API repeats of Digi's answers", () => {
+    let digi: RecordingServer;
+    afterEach(async () => {
+      await digi?.close();
+    });
+    const JAVA_TRACE = [
+      "com.digi.ws.monitor.InvalidMonitorException: Invalid monTopic 'Data Point' for customer 4321",
+      "\tat com.digi.ws.monitor.MonitorValidator.validate(MonitorValidator.java:212)",
+      "\tat com.digi.ws.monitor.MonitorResource.create(MonitorResource.java:88)",
+      "\tat org.apache.catalina.core.StandardWrapperValve.invoke(StandardWrapperValve.java:199)",
+    ].join("\n");
+
+    it("an error body is repeated as one capped line, without the exception class or the stack trace", async () => {
+      digi = await startRecordingServer((req) =>
+        req.method === "POST"
+          ? { status: 400, headers: { "content-type": "text/xml" }, body: `<result><error>${JAVA_TRACE}</error></result>` }
+          : req.path.startsWith("/ws/Monitor/.json")
+            ? json(200, { resultSize: "0", remainingSize: "0", items: [] })
+            : {
+                status: 503,
+                headers: { "content-type": "text/plain", "retry-after": "0" },
+                body: `${"x".repeat(5000)}\nat Foo.bar(Foo.java:1)`,
+              },
+      );
+      const l = await startListener({ IDIGI_URL: digi.url });
+      const client = clientFor(l);
+      const bad = await codeOf(client.createMonitor({ topics: ["DataPoint"] }));
+      expect(bad.code).toBe(Code.InvalidArgument);
+      expect(bad.message).toBe("iDigi rejected the request: request rejected (HTTP 400): Invalid monTopic 'Data Point' for customer 4321");
+      const down = await codeOf(client.deleteMonitor({ monitorId: "77" }));
+      expect(down.code).toBe(Code.Unavailable);
+      expect(down.message.length).toBeLessThan(300);
+      expect(down.message).toMatch(/x…$/);
+      expect(down.message).not.toContain("Foo.java");
+    });
+
+    it("an HTML error page is not repeated at all", async () => {
+      digi = await startRecordingServer(() => ({
+        status: 418,
+        headers: { "content-type": "text/html" },
+        body: "<html><head><title>418</title></head><body><h1>Teapot</h1><hr>nginx/1.18.0 (Ubuntu) at 10.20.30.40</body></html>",
+      }));
+      const l = await startListener({ IDIGI_URL: digi.url });
+      const bad = await codeOf(clientFor(l).listMonitors({}));
+      expect(bad.message).toBe("iDigi rejected the request: request rejected (HTTP 418)");
+    });
+
+    it("monitor records are repeated with every text capped, however long the platform's", async () => {
+      const huge = "D".repeat(100_000);
+      digi = await startRecordingServer(() =>
+        json(200, {
+          resultSize: "1",
+          remainingSize: "0",
+          items: [
+            {
+              monId: "9001",
+              cstId: "4321",
+              monTopic: Array.from({ length: 500 }, (_, i) => `T${i}${"t".repeat(300)}`).join(","),
+              monTransportType: "tcp".repeat(50),
+              monStatus: "ACTIVE".repeat(50),
+              monDescription: huge,
+            },
+          ],
+        }),
+      );
+      const l = await startListener({ IDIGI_URL: digi.url });
+      const [m] = (await clientFor(l).listMonitors({})).monitors;
+      expect(m!.id).toBe("9001");
+      expect(m!.description.length).toBeLessThanOrEqual(1024);
+      expect(m!.topics.length).toBeLessThanOrEqual(64);
+      expect(Math.max(...m!.topics.map((t) => t.length))).toBeLessThanOrEqual(256);
+      expect(m!.transport.length).toBeLessThanOrEqual(32);
+      expect(m!.status.length).toBeLessThanOrEqual(32);
+    });
   });
 
   it("a monitors file cannot name a connection either: an unknown field stops the start naming it", async () => {
