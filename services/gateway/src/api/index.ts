@@ -1,4 +1,4 @@
 export { gatewayErrors } from "./errors.js";
-export { applyRoutes, routeService } from "./routes.js";
+export { applyRoutes, routeService, sweepDrains } from "./routes.js";
 export { statusService } from "./status.js";
 export { telemetryService } from "./telemetry.js";

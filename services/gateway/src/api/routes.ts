@@ -1,16 +1,33 @@
-import { create, equals } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { setTimeout as sleep } from "node:timers/promises";
+import { clone, create, equals } from "@bufbuild/protobuf";
+import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { type Bus, routeBucket } from "@meridian/bus";
-import { type Route, RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import {
+  type Bus,
+  type ConsumerBacklog,
+  consumerBacklog,
+  deleteConsumer,
+  KeyExistsError,
+  routeBucket,
+  routeConsumerName,
+  STREAMS,
+} from "@meridian/bus";
+import { type Route, RouteDrainSchema, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import type { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
-import { invalidArgument, requestLogger } from "@meridian/service-kit";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { invalidArgument, type Logger, requestLogger } from "@meridian/service-kit";
 import { validateRoute } from "./validation.js";
 
 export interface RouteLimits {
   /** Routes the mesh may hold (MAX_ROUTES): each is a durable consumer and a pipeline in a sink service. */
   maxRoutes: number;
 }
+
+/** Clocks of callers and the gateway differ by a little; a start_time this far ahead is still "now". */
+const START_TIME_SKEW_MS = 60_000;
+
+/** How often the gateway looks for draining routes whose sink has finished (and removes them). */
+export const DRAIN_SWEEP_INTERVAL_MS = 5_000;
 
 export function routeService(bus: Bus, limits: RouteLimits): ServiceImpl<typeof RouteService> {
   const routes = routeBucket(bus);
@@ -20,7 +37,9 @@ export function routeService(bus: Bus, limits: RouteLimits): ServiceImpl<typeof 
   return {
     async createRoute(req, ctx) {
       validateRoute(req.route);
-      const route = create(RouteSchema, { ...req.route, createTime: timestampNow() });
+      await checkStartTime(bus, req.route);
+      // What a caller may not set: when the route was made, and the drain (a route starts active).
+      const route = create(RouteSchema, { ...req.route, createTime: timestampNow(), state: RouteState.ACTIVE, drain: undefined });
       // Checked before the create: two creates at the same moment may both pass, so the bound can be exceeded by the
       // number of concurrent callers, never by a loop of one.
       const count = (await routes.keys()).length;
@@ -29,41 +48,184 @@ export function routeService(bus: Bus, limits: RouteLimits): ServiceImpl<typeof 
           `route quota reached: ${count} of MAX_ROUTES=${limits.maxRoutes}; delete a route first`,
           Code.ResourceExhausted,
         );
-      await routes.create(route.id, route);
-      requestLogger(ctx).info({ routeId: route.id }, "route created");
+      try {
+        await routes.create(route.id, route);
+      } catch (err) {
+        if (!(err instanceof KeyExistsError)) throw err;
+        const existing = await routes.get(route.id);
+        if (existing?.state !== RouteState.DRAINING) throw err;
+        // Refused rather than resumed: the old consumer holds the old route's events, and they must not flow into a
+        // new route (another target, another filter) under the same name.
+        const draining = await settleDrain(bus, existing);
+        if (draining)
+          throw new ConnectError(
+            `route "${route.id}" is draining: its sink still delivers ${draining.drain?.pending ?? 0n} pending message(s) of its ` +
+              "backlog; create it again once the drain is over, or end the drain with DeleteRoute and purge",
+            Code.FailedPrecondition,
+          );
+        // The drain ended just now and the route is gone.
+        await routes.create(route.id, route);
+      }
+      requestLogger(ctx).info({ routeId: route.id, startTime: startOf(route) }, "route created");
       return { route };
     },
     async getRoute(req) {
       requireId(req.id);
-      const route = await routes.get(req.id);
+      const stored = await routes.get(req.id);
+      const route = stored && (await settleDrain(bus, stored));
       if (!route) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
       return { route };
     },
     async listRoutes() {
       const entries = await routes.entries();
-      return { routes: entries.map(([, r]) => r) };
+      const settled = await Promise.all(entries.map(([, r]) => settleDrain(bus, r)));
+      return { routes: settled.filter((r): r is Route => r !== undefined) };
     },
     async deleteRoute(req, ctx) {
       requireId(req.id);
-      const deleted = await routes.delete(req.id);
-      if (!deleted) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
-      requestLogger(ctx).info({ routeId: req.id }, "route deleted");
-      return {};
+      const log = requestLogger(ctx);
+      const route = await routes.get(req.id);
+      if (!route) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
+      const consumer = consumerOf(route);
+      if (req.purge) {
+        // The route first, so its sink stops; a pipeline that has not heard yet may declare the consumer again, empty,
+        // and its sink deletes that one when it sees the route gone.
+        await routes.delete(req.id);
+        const held = await deleteConsumer(bus, consumer);
+        const dropped = held ? held.pending + held.ackPending : 0;
+        log.warn(
+          { audit: "route.purge", routeId: req.id, consumer, dropped, target: route.sink?.target, state: RouteState[route.state] },
+          "route purged: its undelivered backlog is dropped",
+        );
+        return { dropped: BigInt(dropped) };
+      }
+      if (route.state === RouteState.DRAINING) {
+        const draining = await settleDrain(bus, route);
+        return draining ? { route: draining } : {};
+      }
+      const backlog = await consumerBacklog(bus, consumer);
+      if (!backlog) {
+        // No sink ever made a consumer for it: nothing was held back for this route.
+        await routes.delete(req.id);
+        log.info({ routeId: req.id }, "route deleted");
+        return {};
+      }
+      // Everything stored up to now is the route's backlog; what comes later is skipped by its sink.
+      const lastSequence = (await bus.jsm().streams.info(STREAMS.telemetry)).state.last_seq;
+      const draining = create(RouteSchema, {
+        ...route,
+        state: RouteState.DRAINING,
+        drain: create(RouteDrainSchema, { deleteTime: timestampNow(), lastSequence: BigInt(lastSequence) }),
+      });
+      await routes.put(req.id, draining);
+      log.info(
+        { routeId: req.id, consumer, pending: backlog.pending + backlog.ackPending, lastSequence },
+        "route deleted: draining, its sink delivers its backlog and then drops its consumer",
+      );
+      return { route: withPending(draining, backlog) };
     },
   };
 }
 
 /**
- * Applies a declarative set of routes (the routes file mounted into the gateway): each is created,
- * or replaced when its definition changed; routes not in the file are left alone.
+ * Removes draining routes whose sink has finished (their consumer is gone), every DRAIN_SWEEP_INTERVAL_MS until the
+ * signal aborts. Only the gateway writes routes; the sink says it is done by deleting the consumer.
  */
-export async function applyRoutes(bus: Bus, declared: Route[]): Promise<{ created: string[]; updated: string[]; unchanged: string[] }> {
+export async function sweepDrains(bus: Bus, logger: Logger, signal: AbortSignal, intervalMs = DRAIN_SWEEP_INTERVAL_MS): Promise<void> {
   const routes = routeBucket(bus);
-  const result = { created: [] as string[], updated: [] as string[], unchanged: [] as string[] };
+  const log = logger.child({ component: "route-drains" });
+  while (!signal.aborted) {
+    await sleep(intervalMs, undefined, { signal }).catch(() => {});
+    if (signal.aborted || !bus.connected) continue;
+    try {
+      for (const [id, route] of await routes.entries()) {
+        if (route.state === RouteState.DRAINING && !(await settleDrain(bus, route))) log.info({ routeId: id }, "route drained and removed");
+      }
+    } catch (err) {
+      log.warn({ err }, "looking for drained routes failed; trying again");
+    }
+  }
+}
+
+/**
+ * A route as answered: a draining one with its consumer's pending count, or undefined (and removed) when its consumer
+ * is gone, which is how its sink says the drain is over. Routes stored before route states read as active.
+ */
+async function settleDrain(bus: Bus, route: Route): Promise<Route | undefined> {
+  if (route.state !== RouteState.DRAINING)
+    return route.state === RouteState.UNSPECIFIED ? create(RouteSchema, { ...route, state: RouteState.ACTIVE }) : route;
+  const backlog = await consumerBacklog(bus, consumerOf(route));
+  if (backlog) return withPending(route, backlog);
+  await routeBucket(bus).delete(route.id);
+  return undefined;
+}
+
+function withPending(route: Route, backlog: ConsumerBacklog): Route {
+  const drain = route.drain ? clone(RouteDrainSchema, route.drain) : create(RouteDrainSchema);
+  drain.pending = BigInt(backlog.pending + backlog.ackPending);
+  return create(RouteSchema, { ...route, drain });
+}
+
+function consumerOf(route: Route): string {
+  return routeConsumerName(route.id, route.sink?.platform ?? Platform.UNSPECIFIED);
+}
+
+function startOf(route: Route): string {
+  return route.startTime ? timestampDate(route.startTime).toISOString() : "new events";
+}
+
+/**
+ * A start_time must lie within what the telemetry stream keeps and not ahead of now: an older one would silently start
+ * later than asked, a later one would wait for it.
+ */
+async function checkStartTime(bus: Bus, route: Route): Promise<void> {
+  const t = route.startTime;
+  if (!t) return;
+  if (t.nanos < 0 || t.nanos > 999_999_999) invalidArgument([{ path: "route.start_time.nanos", reason: "out of range" }]);
+  const at = timestampDate(t).getTime();
+  const now = Date.now();
+  const iso = (ms: number) => new Date(ms).toISOString();
+  if (at > now + START_TIME_SKEW_MS)
+    invalidArgument([{ path: "route.start_time", reason: `${iso(at)} is in the future; leave it unset to start at new events` }]);
+  const maxAgeMs = (await bus.jsm().streams.info(STREAMS.telemetry)).config.max_age / 1e6;
+  if (maxAgeMs > 0 && at < now - maxAgeMs)
+    invalidArgument([
+      {
+        path: "route.start_time",
+        reason:
+          `${iso(at)} is older than the telemetry stream keeps events (${Math.round((maxAgeMs / 3_600_000) * 10) / 10} h, ` +
+          `TELEMETRY_MAX_AGE_HOURS); the earliest start is ${iso(now - maxAgeMs)}`,
+      },
+    ]);
+}
+
+/**
+ * Applies a declarative set of routes (the routes file mounted into the gateway): each is created, or replaced when
+ * its definition changed; routes not in the file are left alone, and so are draining ones (re-created from the file
+ * at a later start, once their drain is over). A route keeps the start_time it was created with: the start is read
+ * once, when its consumer is made, and a file's start_time older than the stream's retention starts at the oldest
+ * event kept (the operator's file is not refused at every restart for the time that passed).
+ */
+export async function applyRoutes(
+  bus: Bus,
+  declared: Route[],
+): Promise<{ created: string[]; updated: string[]; unchanged: string[]; draining: string[] }> {
+  const routes = routeBucket(bus);
+  const result = { created: [] as string[], updated: [] as string[], unchanged: [] as string[], draining: [] as string[] };
   for (const r of declared) validateRoute(r);
   for (const r of declared) {
     const existing = await routes.get(r.id);
-    const next = create(RouteSchema, { ...r, createTime: existing?.createTime ?? timestampNow() });
+    if (existing?.state === RouteState.DRAINING) {
+      result.draining.push(r.id);
+      continue;
+    }
+    const next = create(RouteSchema, {
+      ...r,
+      createTime: existing?.createTime ?? timestampNow(),
+      startTime: existing ? existing.startTime : r.startTime,
+      state: RouteState.ACTIVE,
+      drain: undefined,
+    });
     if (!existing) {
       await routes.put(r.id, next);
       result.created.push(r.id);
