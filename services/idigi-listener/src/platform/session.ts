@@ -378,11 +378,12 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
    * reading back: the frames after that stay in the reader until `#flow` resumes.
    */
   #read(conn: Connection, chunk: Buffer): void {
-    if (conn.socket.destroyed) return;
+    // While stopping, what arrives is not kept: the server sends it again (unacked) to the next session.
+    if (conn.socket.destroyed || this.#stopping) return;
     try {
       // feed() takes the chunk now and yields each whole frame before throwing for a bad header behind it.
       const frames = conn.reader.feed(chunk);
-      if (this.#stopping || conn.paused) return;
+      if (conn.paused) return;
       for (const frame of frames) {
         if (conn.socket.destroyed) return;
         if (!conn.handshook) this.#handshake(conn, frame);
