@@ -1,3 +1,14 @@
+export {
+  type AuthSettings,
+  authSettings,
+  type Caller,
+  callerOf,
+  newApiKey,
+  ROLES,
+  type Role,
+  type ServerAuth,
+  serverAuth,
+} from "./auth/index.js";
 export { ConfigError, env, loadConfig, loadConfigOrExit } from "./config.js";
 export { type ErrorTable, mapError } from "./errors.js";
 export type { HealthRegistry, ServingStatus } from "./health.js";

@@ -11,7 +11,17 @@ import { RouteService } from "@meridian/contracts/meridian/route/v1/route_servic
 import { Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform, PointSchema, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { codeOf, freePort, type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
+import {
+  codeOf,
+  freePort,
+  type NatsServerHandle,
+  startNatsServer,
+  TEST_KEYS,
+  testCredential,
+  testIdentitiesFile,
+  testLogger,
+  until,
+} from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayConfig } from "../src/config.js";
 import { type Gateway, startGateway } from "../src/service.js";
@@ -43,12 +53,16 @@ describe("gateway over a real nats-server", () => {
         routes: [{ id: "from-file", source: { platform: "PLATFORM_IDIGI" }, sink: { platform: "PLATFORM_OMF", target: "pi" } }],
       }),
     );
-    gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: nats.url, ROUTES_FILE: routesFile }), logger, {
-      installSignalHandlers: false,
-    });
+    gw = await startGateway(
+      gatewayConfig.parse({ PORT: "0", AUTH_IDENTITIES_FILE: testIdentitiesFile(), NATS_URL: nats.url, ROUTES_FILE: routesFile }),
+      logger,
+      {
+        installSignalHandlers: false,
+      },
+    );
     await gw.bus.ready;
-    connect = createConnectTransport({ baseUrl: gw.service.url, httpVersion: "1.1" });
-    grpc = createGrpcTransport({ baseUrl: gw.service.url });
+    connect = createConnectTransport({ interceptors: [testCredential()], baseUrl: gw.service.url, httpVersion: "1.1" });
+    grpc = createGrpcTransport({ interceptors: [testCredential()], baseUrl: gw.service.url });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -157,7 +171,7 @@ describe("gateway over a real nats-server", () => {
   it("speaks Connect JSON over plain HTTP/1.1 (curl-style)", async () => {
     const res = await fetch(`${gw.service.url}/meridian.route.v1.RouteService/GetRoute`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${TEST_KEYS["routes:read"]}` },
       body: JSON.stringify({ id: "from-file" }),
     });
     expect(res.status).toBe(200);
@@ -168,12 +182,19 @@ describe("gateway over a real nats-server", () => {
 describe("gateway quotas", () => {
   it("refuses a route beyond MAX_ROUTES with resource_exhausted naming the setting; a delete makes room", async () => {
     const nats = await startNatsServer();
-    const gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: nats.url, MAX_ROUTES: "2" }), logger, {
-      installSignalHandlers: false,
-    });
+    const gw = await startGateway(
+      gatewayConfig.parse({ PORT: "0", AUTH_IDENTITIES_FILE: testIdentitiesFile(), NATS_URL: nats.url, MAX_ROUTES: "2" }),
+      logger,
+      {
+        installSignalHandlers: false,
+      },
+    );
     try {
       await gw.bus.ready;
-      const routes = createClient(RouteService, createConnectTransport({ baseUrl: gw.service.url, httpVersion: "1.1" }));
+      const routes = createClient(
+        RouteService,
+        createConnectTransport({ interceptors: [testCredential()], baseUrl: gw.service.url, httpVersion: "1.1" }),
+      );
       const route = (id: string) => ({ id, source: { connection: "q" }, sink: { platform: Platform.OMF, target: "pi" } });
       await routes.createRoute({ route: route("q-1") });
       await routes.createRoute({ route: route("q-2") });
@@ -195,7 +216,11 @@ describe("gateway quotas", () => {
     const route = (id: string) => ({ id, source: { connection: "q" }, sink: { platform: "PLATFORM_OMF", target: "pi" } });
     writeFileSync(file, JSON.stringify({ routes: [route("a"), route("b"), route("c")] }));
     await expect(
-      startGateway(gatewayConfig.parse({ PORT: "0", ROUTES_FILE: file, MAX_ROUTES: "2" }), logger, { installSignalHandlers: false }),
+      startGateway(
+        gatewayConfig.parse({ PORT: "0", AUTH_IDENTITIES_FILE: testIdentitiesFile(), ROUTES_FILE: file, MAX_ROUTES: "2" }),
+        logger,
+        { installSignalHandlers: false },
+      ),
     ).rejects.toThrow(/3 routes, more than MAX_ROUTES=2/);
   });
 });
@@ -203,15 +228,22 @@ describe("gateway quotas", () => {
 describe("gateway when NATS is down", () => {
   it("starts, reports not ready, answers unavailable, and recovers when NATS appears", async () => {
     const port = await freePort();
-    const gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: `nats://127.0.0.1:${port}` }), logger, {
-      installSignalHandlers: false,
-    });
+    const gw = await startGateway(
+      gatewayConfig.parse({ PORT: "0", AUTH_IDENTITIES_FILE: testIdentitiesFile(), NATS_URL: `nats://127.0.0.1:${port}` }),
+      logger,
+      {
+        installSignalHandlers: false,
+      },
+    );
     const dir = mkdtempSync(join(tmpdir(), "gw-late-"));
     let proc: ReturnType<typeof spawn> | undefined;
     try {
       expect((await fetch(`${gw.service.url}/readyz`)).status).toBe(503);
       expect((await fetch(`${gw.service.url}/healthz`)).status).toBe(200);
-      const telemetry = createClient(TelemetryService, createConnectTransport({ baseUrl: gw.service.url, httpVersion: "1.1" }));
+      const telemetry = createClient(
+        TelemetryService,
+        createConnectTransport({ interceptors: [testCredential()], baseUrl: gw.service.url, httpVersion: "1.1" }),
+      );
       expect((await codeOf(telemetry.publish({ events: [event("late-1", "d", 1)] }))).code).toBe(Code.Unavailable);
       proc = spawn("nats-server", ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
       await until(async () => (await fetch(`${gw.service.url}/readyz`)).status === 200, { timeoutMs: 20_000 });
@@ -230,7 +262,9 @@ describe("gateway when NATS is down", () => {
       JSON.stringify({ routes: [{ id: "ok", source: {}, sink: { platform: "PLATFORM_OMF", target: "x" } }, { id: "Nope" }] }),
     );
     await expect(
-      startGateway(gatewayConfig.parse({ PORT: "0", ROUTES_FILE: file }), logger, { installSignalHandlers: false }),
+      startGateway(gatewayConfig.parse({ PORT: "0", AUTH_IDENTITIES_FILE: testIdentitiesFile(), ROUTES_FILE: file }), logger, {
+        installSignalHandlers: false,
+      }),
     ).rejects.toThrow(/routes\[1\].*route\.id: must be/);
   });
 });

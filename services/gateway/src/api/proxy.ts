@@ -11,7 +11,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { type ClientTls, REQUEST_ID_HEADER, requestId } from "@meridian/service-kit";
+import { type ClientTls, callerOf, REQUEST_ID_HEADER, requestId } from "@meridian/service-kit";
 
 /** Per-call deadline towards a backend when the caller set none. */
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -19,8 +19,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 /**
  * Serves `service` on the gateway by forwarding every call to the service that owns it, over gRPC
  * (HTTP/2). Errors keep their code, so a not_found from omf-sender is a not_found at the gateway;
- * a backend that cannot be reached is unavailable. The request id travels along, so one id
- * follows a call through both logs.
+ * a backend that cannot be reached is unavailable. The request id and the caller's credential travel along, so one
+ * id follows a call through both logs and the backend authorises the caller itself.
  */
 export function registerProxy(router: ConnectRouter, service: DescService, transport: Transport): void {
   const client = createClient(service, transport) as unknown as Record<string, (req: unknown, opts: object) => unknown>;
@@ -33,6 +33,17 @@ function callOptions(ctx: HandlerContext) {
   const headers = new Headers();
   const id = requestId(ctx);
   if (id) headers.set(REQUEST_ID_HEADER, id);
+  // The caller's own credential goes along and the backend checks it again: the gateway is no back door, and the
+  // backend's audit line names the real caller. A client certificate ends at the gateway's TLS and cannot be
+  // forwarded, so such a caller needs a bearer credential for what the gateway proxies.
+  const authorization = ctx.requestHeader.get("authorization");
+  if (authorization) headers.set("authorization", authorization);
+  else if (callerOf(ctx).via === "certificate") {
+    throw new ConnectError(
+      "the gateway forwards this call to a backend, which checks the caller again: send a bearer credential (API key or token); a client certificate identifies you to the gateway only",
+      Code.PermissionDenied,
+    );
+  }
   const remaining = ctx.timeoutMs();
   return { headers, signal: ctx.signal, timeoutMs: remaining ?? DEFAULT_TIMEOUT_MS };
 }
