@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -52,5 +52,12 @@ describe("endpoints file", () => {
     expect(() => parseEndpoints(pi({ file: "/etc/hostname" }), { hasKey: false, rules: r })).toThrow(
       /endpoints\[0\]\.password: the secret file must lie inside OMF_SECRET_DIR/,
     );
+  });
+
+  it("the compose quick start's file is valid under the compose settings (plain http allowed, OMF_SECRET_ references)", () => {
+    const raw = JSON.parse(readFileSync(new URL("../../../deploy/compose/omf-endpoints.json", import.meta.url), "utf8"));
+    process.env.OMF_SECRET_PI_PASSWORD = "meridian";
+    expect(() => parseEndpoints(raw, { hasKey: true, rules })).toThrow(/allowHttp: plain http is refused/);
+    expect(parseEndpoints(raw, { hasKey: true, rules: { ...rules, allowInsecure: true } }).map((e) => e.id)).toEqual(["pi-emulator"]);
   });
 });

@@ -79,7 +79,8 @@ class Budget {
     if (!text) return "";
     const clean = this.redact(text);
     const room = Math.max(0, Math.min(max, this.left));
-    const out = clean.length <= room ? clean : `${clean.slice(0, Math.max(0, room - 1))}…`;
+    if (room === 0) return "";
+    const out = clean.length <= room ? clean : `${clean.slice(0, room - 1)}…`;
     this.left -= out.length;
     return out;
   }
