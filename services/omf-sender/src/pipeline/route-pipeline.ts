@@ -1,6 +1,8 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Bus, Delivery } from "@meridian/bus";
-import { DurableConsumer, telemetryFilterSubject } from "@meridian/bus";
-import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { DurableConsumer, routeConsumerName, telemetryFilterSubject } from "@meridian/bus";
+import { type Route, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, MAX_RETRY_AFTER_MS, RetryableError, retryHintOf } from "@meridian/retry";
 import type { Logger } from "pino";
 import {
@@ -135,6 +137,8 @@ export class RoutePipeline {
   buffered = 0;
   readonly consumer: DurableConsumer;
   readonly settings: PipelineSettings;
+  /** While the route drains: the last stream sequence it still delivers (what was on the bus at its delete). */
+  readonly drainThrough: number | undefined;
   private readonly ac = new AbortController();
   private done: Promise<void> | undefined;
   private readonly log: Logger;
@@ -150,8 +154,13 @@ export class RoutePipeline {
   ) {
     this.settings = settings;
     this.log = deps.logger.child({ route: route.id, endpoint: this.endpointId });
+    this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
     this.consumer = new DurableConsumer(deps.bus, {
-      durable: `omf-${route.id}`,
+      durable: routeConsumerName(route.id, Platform.OMF),
+      // First creation only: new events, or from the route's start_time. A draining route only takes what is left: a
+      // consumer another replica finished with must not come back.
+      ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
+      existingOnly: this.drainThrough !== undefined,
       filterSubject: telemetryFilterSubject(route.source),
       logger: deps.logger,
       ackWaitMs: deps.ackWaitMs,
@@ -216,6 +225,11 @@ export class RoutePipeline {
         next = undefined;
         if (r.done) break;
         const d = r.value;
+        if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) {
+          // Published after the route was deleted: not its backlog. Acked unsent, so the drain can end.
+          d.ack();
+          continue;
+        }
         const n = d.batch.events.length;
         this.counters.received += n;
         if (batch.length === 0) firstAt = Date.now();
