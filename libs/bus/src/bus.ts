@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import {
   type ConnectionOptions,
   connect,
+  credsAuthenticator,
   DeliverPolicy,
   DiscardPolicy,
   ErrorCode,
@@ -16,12 +18,15 @@ import {
   type StreamConfig,
 } from "nats";
 import type { Logger } from "pino";
+import { BacklogMonitor, type BacklogState, type BacklogTarget, type BusWarning, DEFAULT_BACKLOG_CHECK_INTERVAL_MS } from "./backlog.js";
 import { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
 import { type DeadLetter, deadLetterHeaders } from "./dead-letter.js";
-import { BusUnavailableError, MessageTooLargeError } from "./errors.js";
+import { BusPermissionError, BusUnavailableError, isNotFound, isPermissionError, MessageTooLargeError } from "./errors.js";
+import { parseServers, redactUrl } from "./servers.js";
 import {
   DEAD_LETTER_ROOT,
   deadLetterSubject,
+  encodeToken,
   sourceMatches,
   TELEMETRY_ROOT,
   telemetryFilterSubject,
@@ -53,15 +58,30 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
 };
 
 export interface BusOptions {
+  /** URLs; credentials in one (`nats://user:password@host`) are used when no others are given, and never logged. */
   servers: string | string[];
-  /** Client name shown by the server; use the service name. */
+  /** Client name shown by the server; use the service name. It also names the reply inbox (see inboxPrefix). */
   name: string;
   logger: Logger;
   user?: string;
   pass?: string;
   token?: string;
+  /** A NATS creds file (JWT and NKey seed), read at every connect so a rotated file is picked up. */
+  credsFile?: string;
   /** PEM file of a CA to trust for TLS to NATS. */
   tlsCaFile?: string;
+  /** PEM client certificate and key, for a server that verifies its clients. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /**
+   * Where replies to this connection's requests go (JetStream API answers, pulled messages, KV watches):
+   * `_INBOX.<name>` by default, so the NATS permissions can give each service its own inbox and no other's.
+   */
+  inboxPrefix?: string;
+  /** A durable consumer whose oldest unacknowledged message is older than this is warned about (default 1 hour). */
+  backlogAgeWarnMs?: number;
+  /** How often the durable consumers of this process are checked for an old backlog or discarded messages. */
+  backlogCheckIntervalMs?: number;
   streams?: Partial<StreamLimits>;
   /** Whether this process declares the streams (a service that only reads may leave it to others). */
   declareStreams?: boolean;
@@ -97,10 +117,18 @@ export class Bus {
   private closed = false;
   private readonly listeners = new Set<StatusListener>();
   private readonly log: Logger;
+  private readonly backlogMonitor: BacklogMonitor;
+  /** Streams whose settings differ from ours and that this user may not update: warned about once. */
+  private readonly settingsKept = new Set<string>();
 
   private constructor(private readonly options: BusOptions) {
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...options.streams };
     this.log = options.logger.child({ component: "bus" });
+    this.backlogMonitor = new BacklogMonitor(this, {
+      warnAgeMs: options.backlogAgeWarnMs ?? 3600_000,
+      intervalMs: options.backlogCheckIntervalMs ?? DEFAULT_BACKLOG_CHECK_INTERVAL_MS,
+      logger: this.log,
+    });
     this.ready = this.start();
     // ready is awaited by whoever needs it; an unobserved rejection must not crash the process.
     this.ready.catch(() => {});
@@ -126,18 +154,38 @@ export class Bus {
   }
 
   private async start(): Promise<void> {
+    const o = this.options;
+    // nats.js ignores credentials in a URL; they are taken out here, so no URL that is logged carries them.
+    const list = parseServers(o.servers);
+    const user = o.user ?? (o.token || o.credsFile ? undefined : list.user);
+    const pass = o.user ? o.pass : list.pass;
+    const token = o.token ?? (o.user || o.credsFile ? undefined : list.token);
+    const tls = {
+      ...(o.tlsCaFile ? { caFile: o.tlsCaFile } : {}),
+      ...(o.tlsCertFile && o.tlsKeyFile ? { certFile: o.tlsCertFile, keyFile: o.tlsKeyFile } : {}),
+    };
+    const credsFile = o.credsFile;
     const opts: ConnectionOptions = {
-      servers: this.options.servers,
-      name: this.options.name,
+      servers: list.servers,
+      name: o.name,
+      inboxPrefix: o.inboxPrefix ?? `_INBOX.${encodeToken(o.name)}`,
       waitOnFirstConnect: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1000,
       pingInterval: 10_000,
-      ...(this.options.user ? { user: this.options.user, pass: this.options.pass } : {}),
-      ...(this.options.token ? { token: this.options.token } : {}),
-      ...(this.options.tlsCaFile ? { tls: { caFile: this.options.tlsCaFile } } : {}),
+      ...(user ? { user, pass: pass ?? "" } : {}),
+      ...(token ? { token } : {}),
+      ...(credsFile ? { authenticator: credsAuthenticator(() => readFileSync(credsFile)) } : {}),
+      ...(Object.keys(tls).length > 0 ? { tls } : {}),
     };
-    this.log.info({ servers: this.options.servers }, "connecting to NATS");
+    this.log.info(
+      {
+        servers: list.servers.map(redactUrl),
+        auth: credsFile ? "creds" : user ? "user" : token ? "token" : "none",
+        tls: opts.tls !== undefined,
+      },
+      "connecting to NATS",
+    );
     const nc = await connect(opts);
     if (this.closed) {
       await nc.close();
@@ -148,17 +196,23 @@ export class Bus {
     this.jsmClient = await nc.jetstreamManager({ timeout: this.options.publishTimeoutMs ?? 5000 });
     await this.declareStreamsWithRetry();
     this.setConnected(true);
-    this.log.info({ server: nc.getServer() }, "connected to NATS");
+    this.log.info({ server: redactUrl(nc.getServer()) }, "connected to NATS");
     void this.watchStatus(nc);
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (s.type === "disconnect") {
-        this.log.warn({ server: s.data }, "NATS disconnected");
+        this.log.warn({ server: redactUrl(String(s.data)) }, "NATS disconnected");
         this.setConnected(false);
+      } else if (s.type === "error" && s.permissionContext) {
+        // Each refusal also fails its caller; this line names what the deployment's NATS permissions lack.
+        this.log.error(
+          { operation: s.permissionContext.operation, subject: s.permissionContext.subject },
+          "NATS refused an operation this user has no permission for",
+        );
       } else if (s.type === "reconnect") {
-        this.log.info({ server: s.data }, "NATS reconnected");
+        this.log.info({ server: redactUrl(String(s.data)) }, "NATS reconnected");
         // A server that lost its store (no volume) comes back without our streams.
         await this.declareStreamsWithRetry();
         this.setConnected(true);
@@ -208,14 +262,34 @@ export class Bus {
     });
   }
 
+  /**
+   * Creates the stream, or updates it when its settings differ from ours. Only the NATS user that owns the streams'
+   * settings may update them (the gateway, in the deployments' permissions); for any other a difference is logged
+   * once and the stream keeps its settings.
+   */
   private async ensureStream(config: Partial<StreamConfig> & { name: string }): Promise<void> {
     const jsm = this.jsm();
+    let current: StreamConfig;
     try {
-      await jsm.streams.info(config.name);
-      await jsm.streams.update(config.name, config);
+      current = (await jsm.streams.info(config.name)).config;
     } catch (err) {
       if (!isNotFound(err)) throw err;
       await jsm.streams.add(config);
+      return;
+    }
+    const differs = Object.entries(config).filter(([k, v]) => JSON.stringify(current[k as keyof StreamConfig]) !== JSON.stringify(v));
+    if (differs.length === 0) return;
+    try {
+      await jsm.streams.update(config.name, config);
+    } catch (err) {
+      if (!isPermissionError(err)) throw err;
+      if (!this.settingsKept.has(config.name)) {
+        this.settingsKept.add(config.name);
+        this.log.warn(
+          { stream: config.name, settings: differs.map(([k]) => k) },
+          "stream settings differ from this service's, and its NATS user may not change them; the stream keeps its own",
+        );
+      }
     }
   }
 
@@ -270,6 +344,7 @@ export class Bus {
 
   private publishError(err: unknown, subject: string, bytes: number): Error {
     if (err instanceof BusUnavailableError) return err;
+    if (isPermissionError(err)) return new BusPermissionError(subject, { cause: err });
     if ((err as { code?: string }).code === ErrorCode.MaxPayloadExceeded) return new MessageTooLargeError(subject, bytes, { cause: err });
     return new BusUnavailableError(`publish to ${subject} failed: ${(err as Error).message}`, { cause: err });
   }
@@ -331,10 +406,42 @@ export class Bus {
     }
   }
 
+  /**
+   * Checks a durable consumer's backlog until the signal aborts (DurableConsumer does this while it delivers): its
+   * age, and messages the stream discarded before the consumer acknowledged them. See backlog() and warnings().
+   */
+  watchBacklog(target: BacklogTarget, signal: AbortSignal): void {
+    this.backlogMonitor.watch(target, signal);
+  }
+
+  /**
+   * Tells the backlog check that this process handed a message back for redelivery after `delayMs`: until then no
+   * one can acknowledge it, so if the stream discards it meanwhile, its data is lost.
+   */
+  noteRedelivery(stream: string, durable: string, seq: number, delayMs: number): void {
+    this.backlogMonitor.noteRedelivery(stream, durable, seq, delayMs);
+  }
+
+  /** The watched consumers' backlogs as of their last check, for metrics. */
+  backlog(): BacklogState[] {
+    return this.backlogMonitor.snapshot();
+  }
+
+  /** Checks the watched consumers now instead of at the next interval. */
+  checkBacklog(): Promise<void> {
+    return this.backlogMonitor.check();
+  }
+
+  /** What an operator should look at now (an old backlog, discarded messages), for the service's status. */
+  warnings(): BusWarning[] {
+    return this.backlogMonitor.warnings();
+  }
+
   /** Drains subscriptions and closes; safe to call more than once. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.backlogMonitor.stop();
     this.setConnected(false);
     const nc = this.nc;
     if (nc && !nc.isClosed()) {
@@ -352,7 +459,4 @@ function digest(s: string): string {
   return createHash("sha256").update(s).digest("hex").slice(0, 32);
 }
 
-export function isNotFound(err: unknown): boolean {
-  const e = err as { code?: string; api_error?: { err_code?: number; code?: number }; message?: string };
-  return e?.api_error?.code === 404 || e?.code === "404" || /not found/i.test(e?.message ?? "");
-}
+export { isNotFound };

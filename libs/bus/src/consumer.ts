@@ -275,7 +275,11 @@ export class DurableConsumer {
       deliveryCount,
       sizeBytes: m.data.length,
       ack: () => m.ack(),
-      retry: (delayMs) => m.nak(redeliveryDelay(delayMs ?? backoffDelay(deliveryCount, this.options.backoff ?? REDELIVERY_BACKOFF))),
+      retry: (delayMs) => {
+        const delay = redeliveryDelay(delayMs ?? backoffDelay(deliveryCount, this.options.backoff ?? REDELIVERY_BACKOFF));
+        m.nak(delay);
+        this.bus.noteRedelivery(this.stream, this.options.durable, m.seq, delay);
+      },
       working: () => m.working(),
       deadLetter,
     };

@@ -45,3 +45,29 @@ export class MessageTooLargeError extends Error {
     this.name = "MessageTooLargeError";
   }
 }
+
+/**
+ * NATS refused an operation this connection's user has no permission for (a subject outside its `allow` list).
+ * Retrying cannot help: the deployment's NATS permissions, or the caller, are wrong.
+ */
+export class BusPermissionError extends Error {
+  readonly retryable = false;
+  constructor(
+    readonly subject: string,
+    options?: ErrorOptions,
+  ) {
+    super(`NATS refused this service's user permission for ${subject}`, options);
+    this.name = "BusPermissionError";
+  }
+}
+
+/** A JetStream API answer or client error saying what was asked for does not exist. */
+export function isNotFound(err: unknown): boolean {
+  const e = err as { code?: string; api_error?: { err_code?: number; code?: number }; message?: string };
+  return e?.api_error?.code === 404 || e?.code === "404" || /not found/i.test(e?.message ?? "");
+}
+
+/** A NATS permissions violation (publish or subscribe outside the user's permissions). */
+export function isPermissionError(err: unknown): boolean {
+  return (err as { code?: string })?.code === "PERMISSIONS_VIOLATION";
+}

@@ -1,4 +1,11 @@
 export {
+  type BacklogState,
+  type BacklogTarget,
+  type BusWarning,
+  DEFAULT_BACKLOG_CHECK_INTERVAL_MS,
+  DISCARD_WARNING_MS,
+} from "./backlog.js";
+export {
   Bus,
   type BusOptions,
   DEFAULT_STREAM_LIMITS,
@@ -8,7 +15,7 @@ export {
   type SubscribeOptions,
 } from "./bus.js";
 export { decodeBatch, encodeBatch, makeBatch } from "./codec.js";
-export { busFromConfig, type NatsSettings, natsSettings } from "./config.js";
+export { busFromConfig, type NatsSettings, NatsSettingsError, natsSettings } from "./config.js";
 export {
   type ConsumerBacklog,
   consumerBacklog,
@@ -21,7 +28,7 @@ export {
   routeConsumerName,
 } from "./consumer.js";
 export { DEAD_LETTER_HEADERS, type DeadLetter } from "./dead-letter.js";
-export { BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
+export { BusPermissionError, BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
 export { jsonCodec, KvBucket, type KvBucketOptions, type KvCodec, protoCodec } from "./kv.js";
 export {
   BUCKETS,
@@ -32,6 +39,7 @@ export {
   serviceStatusBucket,
   startStatusReporter,
 } from "./mesh.js";
+export { parseServers, redactUrl, type ServerList } from "./servers.js";
 export {
   DEAD_LETTER_ROOT,
   deadLetterSubject,

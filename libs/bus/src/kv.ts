@@ -1,7 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { KV, KvEntry } from "nats";
 import type { Bus } from "./bus.js";
-import { BusUnavailableError, KeyExistsError } from "./errors.js";
+import { BusPermissionError, BusUnavailableError, isPermissionError, KeyExistsError } from "./errors.js";
 
 /** How values of a bucket are turned into bytes and back. */
 export interface KvCodec<T> {
@@ -57,8 +57,13 @@ export class KvBucket<T> {
     return live(e) ? this.codec.decode(e.value) : undefined;
   }
 
+  /** Writes are refused with BusPermissionError when this service's NATS user does not own the bucket. */
   async put(key: string, value: T): Promise<void> {
-    await (await this.kv()).put(key, this.codec.encode(value));
+    try {
+      await (await this.kv()).put(key, this.codec.encode(value));
+    } catch (err) {
+      throw this.writeError(err, key);
+    }
   }
 
   /** Writes only if the key is absent; KeyExistsError otherwise. */
@@ -67,7 +72,7 @@ export class KvBucket<T> {
       await (await this.kv()).create(key, this.codec.encode(value));
     } catch (err) {
       if (/wrong last sequence|key exists/i.test((err as Error).message)) throw new KeyExistsError(key);
-      throw err;
+      throw this.writeError(err, key);
     }
   }
 
@@ -76,8 +81,16 @@ export class KvBucket<T> {
     const kv = await this.kv();
     const e = await kv.get(key);
     if (!live(e)) return false;
-    await kv.delete(key);
+    try {
+      await kv.delete(key);
+    } catch (err) {
+      throw this.writeError(err, key);
+    }
     return true;
+  }
+
+  private writeError(err: unknown, key: string): unknown {
+    return isPermissionError(err) ? new BusPermissionError(`$KV.${this.name}.${key}`, { cause: err }) : err;
   }
 
   async keys(): Promise<string[]> {

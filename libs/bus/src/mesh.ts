@@ -1,8 +1,8 @@
 /** The mesh's shared KV buckets (routes, service status), written and read by every service, and the status reporter. */
 import { create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { type ServiceStatus, ServiceStatusSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
+import { type ServiceStatus, ServiceStatusSchema, StatusWarningSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { Bus } from "./bus.js";
 import { KvBucket, protoCodec } from "./kv.js";
 
@@ -30,8 +30,8 @@ export interface StatusReporterOptions {
   service: string;
   instance: string;
   version: string;
-  /** Current health and pipeline counters, asked for at every report. */
-  collect: () => Promise<Omit<ServiceStatus, "$typeName" | "service" | "instance" | "version" | "reportTime">>;
+  /** Current health and pipeline counters, asked for at every report; the bus adds its own warnings. */
+  collect: () => Promise<Partial<Omit<ServiceStatus, "$typeName" | "service" | "instance" | "version" | "reportTime">>>;
   signal: AbortSignal;
   intervalMs?: number;
   onError?: (err: unknown) => void;
@@ -48,10 +48,17 @@ export function startStatusReporter(bus: Bus, options: StatusReporterOptions): v
     if (!bus.connected) return;
     try {
       const collected = await options.collect();
+      // The bus's own warnings (old backlogs, discarded messages) join whatever the service reports.
+      const warnings = bus
+        .warnings()
+        .map((w) =>
+          create(StatusWarningSchema, { kind: w.kind, subject: w.subject, message: w.message, since: timestampFromDate(w.since) }),
+        );
       await bucket.put(
         key,
         create(ServiceStatusSchema, {
           ...collected,
+          warnings: [...(collected.warnings ?? []), ...warnings],
           service: options.service,
           instance: options.instance,
           version: options.version,
