@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Bus, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS, serviceStatusBucket } from "@meridian/bus";
+import { Bus, consumerBacklog, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS, serviceStatusBucket } from "@meridian/bus";
 import { EndpointKind } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
@@ -51,6 +51,8 @@ async function putRoute(id: string, connection: string, target: string, options:
     id,
     create(RouteSchema, { id, source: { connection }, sink: { platform: Platform.OMF, target }, options: { lingerMs: "50", ...options } }),
   );
+  // A new route's consumer starts at the next event: publish once omf-sender has made it.
+  await until(async () => (await consumerBacklog(bus, `omf-${id}`)) !== undefined, { timeoutMs: 10_000, what: `consumer of route ${id}` });
 }
 
 async function publish(events: TelemetryEvent[], per = 50) {
