@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Bus, deadLetterSubject, routeBucket, STREAMS } from "@meridian/bus";
+import { Bus, consumerBacklog, deadLetterSubject, routeBucket, STREAMS } from "@meridian/bus";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
@@ -83,6 +83,8 @@ describe("pipeline: an endpoint's Retry-After", () => {
         options: { lingerMs: "50", maxRetryAfterMs: String(CAP_MS) },
       }),
     );
+    // A new route's consumer starts at the next event: publish once omf-sender has made it.
+    await until(async () => (await consumerBacklog(bus, "omf-ra")) !== undefined, { timeoutMs: 10_000, what: "the route's consumer" });
     const base = Date.UTC(2026, 5, 1);
     // Definitions first, so the 429s hit data.
     await bus.publishEvents([event("d0", 0, base)]);
