@@ -9,6 +9,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type Bus,
+  BusPermissionError,
   BusUnavailableError,
   busFromConfig,
   KeyExistsError,
@@ -68,6 +69,8 @@ export const busErrors: ErrorTable = (err) => {
   if (err instanceof BusUnavailableError) return new ConnectError(`event bus unavailable: ${err.message}`, Code.Unavailable);
   if (err instanceof MessageTooLargeError) return new ConnectError(err.message, Code.InvalidArgument);
   if (err instanceof KeyExistsError) return new ConnectError(err.message, Code.AlreadyExists);
+  // The service's NATS user may not do this (e.g. publish another platform's telemetry); the bus logged the subject.
+  if (err instanceof BusPermissionError) return new ConnectError(err.message, Code.PermissionDenied);
   return undefined;
 };
 
@@ -184,6 +187,7 @@ export async function startBusService(
 
   const counters = async () => (parts.counters ? await parts.counters() : []);
   registerPipelineMetrics(service, counters);
+  registerBacklogMetrics(service, bus);
   startStatusReporter(bus, {
     service: identity.name,
     instance: config.INSTANCE_ID,
@@ -247,6 +251,33 @@ function registerPipelineMetrics(service: RunningService, counters: () => Promis
     async collect() {
       this.reset();
       for (const p of await read()) this.set({ pipeline: p.name }, Number(p.pending));
+    },
+  });
+}
+
+/**
+ * The bus's backlog check of this process's durable consumers (BACKLOG_AGE_WARN_SECONDS; libs/bus README "Backlog"),
+ * as of its last check. Each instance reports what it found, so sum or max across instances as the alert needs.
+ */
+function registerBacklogMetrics(service: RunningService, bus: Bus): void {
+  new Gauge({
+    name: "meridian_bus_consumer_backlog_age_seconds",
+    help: "Age of the oldest message a durable consumer has not acknowledged (0 when it has none).",
+    labelNames: ["consumer"],
+    registers: [service.metrics],
+    collect() {
+      this.reset();
+      for (const b of bus.backlog()) this.set({ consumer: b.consumer }, b.oldestUnackedAgeMs / 1000);
+    },
+  });
+  new Counter({
+    name: "meridian_bus_consumer_discards_total",
+    help: "Checks that found the stream had discarded messages a durable consumer had not acknowledged: telemetry lost for its sink.",
+    labelNames: ["consumer"],
+    registers: [service.metrics],
+    collect() {
+      this.reset();
+      for (const b of bus.backlog()) this.inc({ consumer: b.consumer }, b.discards);
     },
   });
 }
