@@ -88,10 +88,10 @@ export function routeService(bus: Bus, limits: RouteLimits): ServiceImpl<typeof 
       if (!route) throw new ConnectError(`route "${req.id}" not found`, Code.NotFound);
       const consumer = consumerOf(route);
       if (req.purge) {
-        // The route first, so its sink stops; a pipeline that has not heard yet may declare the consumer again, empty,
-        // and its sink deletes that one when it sees the route gone.
-        await routes.delete(req.id);
+        // The consumer first: if the gateway may not delete it, nothing has changed yet. A pipeline that has not seen
+        // the route go may declare it again, empty, in between; its sink deletes that one when the route is gone.
         const held = await deleteConsumer(bus, consumer);
+        await routes.delete(req.id);
         const dropped = held ? held.pending + held.ackPending : 0;
         log.warn(
           { audit: "route.purge", routeId: req.id, consumer, dropped, target: route.sink?.target, state: RouteState[route.state] },
