@@ -35,18 +35,42 @@ export function serviceImage(folder: string): Promise<GenericContainer> {
   return image;
 }
 
-/** A JetStream NATS server reachable as nats://nats:4222 on the network. */
+/** The NATS users of the deployments (deploy/compose/nats-users.conf), with passwords for the tests only. */
+export const NATS_USERS = {
+  gateway: { password: "system-test-gateway", env: "NATS_GATEWAY_PASSWORD" },
+  "omf-sender": { password: "system-test-omf-sender", env: "NATS_OMF_SENDER_PASSWORD" },
+  "idigi-listener": { password: "system-test-idigi-listener", env: "NATS_IDIGI_LISTENER_PASSWORD" },
+} as const;
+
+/** NATS_USER and NATS_PASSWORD of a service (by folder, e.g. services/gateway) on the harness's NATS; none for others. */
+export function natsLogin(folder: string): Record<string, string> {
+  const user = folder.replace(/^services\//, "") as keyof typeof NATS_USERS;
+  return folder.startsWith("services/") && NATS_USERS[user] ? { NATS_USER: user, NATS_PASSWORD: NATS_USERS[user].password } : {};
+}
+
+/**
+ * A JetStream NATS server reachable as nats://nats:4222 on the network, configured as docker compose runs it
+ * (deploy/compose/nats.conf): a user per service with its subject permissions, no client in without one. startService
+ * logs each service in as its own user.
+ */
 export async function startNats(network: StartedNetwork, alias = "nats"): Promise<StartedTestContainer> {
   return new GenericContainer(NATS_IMAGE)
     .withNetwork(network)
     .withNetworkAliases(alias)
-    .withCommand(["--jetstream", "--store_dir=/data", "--http_port=8222"])
+    .withCopyFilesToContainer(
+      ["nats.conf", "nats-users.conf"].map((f) => ({ source: join(REPO_ROOT, "deploy", "compose", f), target: `/etc/nats/${f}` })),
+    )
+    .withEnvironment(Object.fromEntries(Object.values(NATS_USERS).map((u) => [u.env, u.password])))
+    .withCommand(["--config", "/etc/nats/nats.conf"])
     .withExposedPorts(4222)
     .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
     .start();
 }
 
-/** A Meridian service (or emulator) container, ready when `readyPath` answers 200 on `port`. */
+/**
+ * A Meridian service (or emulator) container, ready when `readyPath` answers 200 on `port`. A service given a NATS_URL
+ * and no NATS_USER logs in to the harness's NATS as its own user (natsLogin).
+ */
 export async function startService(
   network: StartedNetwork,
   folder: string,
@@ -60,7 +84,7 @@ export async function startService(
   return image
     .withNetwork(network)
     .withNetworkAliases(alias)
-    .withEnvironment({ PORT: String(port), ...env })
+    .withEnvironment({ PORT: String(port), ...(env.NATS_URL && !env.NATS_USER ? natsLogin(folder) : {}), ...env })
     .withExposedPorts(port, ...extraPorts)
     .withWaitStrategy(Wait.forHttp(readyPath, port).forStatusCode(200))
     .withStartupTimeout(90_000)
