@@ -400,10 +400,10 @@ describe("revisions: an endpoint is never re-pointed silently", () => {
       await until(async () => (await records.get("eds-declared")) !== undefined, { timeoutMs: 10_000, what: "file applied" });
       const e = (await c.getEndpoint({ id: "eds-declared" })).endpoint!;
       for (const call of [
-        c.updateEndpoint({ endpoint: { ...e, timeoutMs: 1000 }, revision: e.revision }),
-        c.deleteEndpoint({ id: "eds-declared" }),
+        () => c.updateEndpoint({ endpoint: { ...e, timeoutMs: 1000 }, revision: e.revision }),
+        () => c.deleteEndpoint({ id: "eds-declared" }),
       ]) {
-        const f = await codeOf(call);
+        const f = await codeOf(call());
         expect(f.code).toBe(Code.FailedPrecondition);
         expect(f.message).toContain("declared in OMF_ENDPOINTS_FILE");
       }

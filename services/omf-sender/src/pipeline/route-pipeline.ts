@@ -115,6 +115,12 @@ class EndpointUnavailableError extends RetryableError {}
 
 const LINGER = Symbol("linger");
 
+/** What the container quota held back from one message: the refused containers and their events. */
+interface OverQuota {
+  containers: string[];
+  events: number;
+}
+
 /**
  * One route to one OMF endpoint: a durable consumer `omf-<route id>` on the route's source filter, batches of
  * deliveries flushed by count, bytes or linger time, types and containers ensured once, data sent under the
@@ -144,6 +150,8 @@ export class RoutePipeline {
   private readonly log: Logger;
   private mapper: EventMapper | undefined;
   private mapperVersion = "";
+  /** When the container quota was last logged (at most once a minute per route). */
+  private quotaLoggedAt = 0;
   /** Errors whose cut Retry-After was logged: one line per endpoint answer, not per message it failed. */
   private readonly clampLogged = new WeakSet<object>();
 
@@ -289,7 +297,7 @@ export class RoutePipeline {
         return;
       }
       const mapper = this.mapperFor(client);
-      const mapped: Array<{ d: Delivery } & MappedBatch> = [];
+      const mapped: Array<{ d: Delivery; overQuota?: OverQuota } & MappedBatch> = [];
       for (const d of batch) {
         try {
           mapped.push({ d, ...mapper.mapBatch(d.batch) });
@@ -299,8 +307,14 @@ export class RoutePipeline {
       }
       if (mapped.length === 0) return;
       try {
+        await this.holdOverQuota(client, mapped);
+      } catch (err) {
+        for (const m of mapped) await this.settleFailure(m.d, err, signal);
+        return;
+      }
+      try {
         await this.deliver(client, merge(mapped.map((m) => m.groups)), signal);
-        for (const m of mapped) this.succeeded(m.d, m.skipped);
+        for (const m of mapped) await this.succeeded(m.d, m.skipped, m.overQuota);
       } catch (err) {
         if (signal.aborted) {
           for (const m of mapped) m.d.retry(0);
@@ -311,7 +325,7 @@ export class RoutePipeline {
           for (const m of mapped) {
             try {
               await this.deliver(client, m.groups, signal);
-              this.succeeded(m.d, m.skipped);
+              await this.succeeded(m.d, m.skipped, m.overQuota);
             } catch (e) {
               await this.settleFailure(m.d, e, signal);
             }
@@ -324,9 +338,50 @@ export class RoutePipeline {
     }
   }
 
-  private succeeded(d: Delivery, skipped: number): void {
-    d.ack();
-    const n = d.batch.events.length - skipped;
+  /**
+   * Takes the groups of containers the quota refuses (OMF_MAX_CONTAINERS_PER_ENDPOINT) out of each mapped message,
+   * so only containers the endpoint has, or may still get, are sent; the message remembers what was held back.
+   */
+  private async holdOverQuota(client: OmfClient, mapped: Array<{ overQuota?: OverQuota } & MappedBatch>): Promise<void> {
+    const ids = mapped.flatMap((m) => [...m.groups.values()].map((g) => g.container.id));
+    const refused = await this.deps.state.admit(this.endpointId, client, ids);
+    if (refused.size === 0) return;
+    for (const m of mapped) {
+      for (const [key, g] of m.groups) {
+        if (!refused.has(g.container.id)) continue;
+        m.overQuota ??= { containers: [], events: 0 };
+        m.overQuota.containers.push(g.container.id);
+        m.overQuota.events += g.values.length;
+        m.groups.delete(key);
+      }
+    }
+    if (Date.now() - this.quotaLoggedAt > 60_000) {
+      this.quotaLoggedAt = Date.now();
+      this.log.warn(
+        { maxContainers: this.deps.state.maxContainers, refusedContainers: [...refused].slice(0, 10), refused: refused.size },
+        "OMF container quota reached: events for new containers are dead-lettered",
+      );
+    }
+  }
+
+  /**
+   * After the endpoint took the message's events: ack, or, when the quota held some back, dead-letter the message
+   * with the reason (its other events were delivered; sending the letter again overwrites them, never duplicates).
+   */
+  private async succeeded(d: Delivery, skipped: number, overQuota?: OverQuota): Promise<void> {
+    const refused = overQuota?.events ?? 0;
+    const n = d.batch.events.length - skipped - refused;
+    if (overQuota) {
+      const reason =
+        `OMF container quota: endpoint "${this.endpointId}" holds OMF_MAX_CONTAINERS_PER_ENDPOINT=${this.deps.state.maxContainers} ` +
+        `containers; ${overQuota.containers.length} new container(s) refused`;
+      this.counters.failed += refused;
+      this.counters.lastError = reason;
+      this.counters.lastErrorTime = new Date();
+      this.deps.stats.failure(this.endpointId, reason, { events: refused });
+      this.deps.stats.quotaRefused(this.endpointId, refused);
+      await d.deadLetter(reason, JSON.stringify({ refusedContainers: overQuota.containers.slice(0, 20), refusedEvents: refused }));
+    } else d.ack();
     this.counters.delivered += n;
     this.counters.skipped += skipped;
     this.deps.stats.success(this.endpointId, { events: n });
