@@ -254,7 +254,7 @@ export class SessionManager {
       throw new SessionRefusedError(monitorId, state.error);
     }
     await this.bucket.put(monitorId, record);
-    this.log.info({ monitorId, state: state.state, connection: record.connection }, "session started");
+    this.log.info({ monitorId, state: state.state, connection: this.options.target }, "session started");
     return this.view(record);
   }
 
