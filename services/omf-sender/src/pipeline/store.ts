@@ -3,6 +3,8 @@ import { type Bus, jsonCodec, KvBucket } from "@meridian/bus";
 import { containerMessage, type OmfClient, type OmfContainer, type OmfType, typeMessage } from "../platform/index.js";
 
 export const STATE_BUCKET = "omf_state";
+/** How often the container quota may recount a scope's containers in the bucket before refusing. */
+const RECOUNT_MS = 5000;
 
 interface Known {
   id: string;
@@ -20,13 +22,17 @@ const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0
  * It also holds the container quota (OMF_MAX_CONTAINERS_PER_ENDPOINT): `admit` says which new containers may be
  * created, counting those known at the endpoint's current URL plus those admitted and not yet created. Admissions on
  * one instance are serialised with the sends of definitions; replicas admitting at the same moment may together pass
- * the quota by the containers of the batches they hold, and no further (a refusal always recounts the bucket first).
+ * the quota by the containers of the batches they hold, and no further. A refusal recounts the bucket first (what
+ * other replicas created, or what was forgotten), at most every RECOUNT_MS, so that a flood of forged devices at the
+ * quota does not list the bucket once per batch.
  */
 export class DefinitionState {
   private readonly bucket: KvBucket<Known>;
   private readonly known = new Set<string>();
   /** Containers known per scope, as last counted in the bucket (plus those remembered since). */
   private readonly counts = new Map<string, number>();
+  /** When each scope's containers were last counted in the bucket. */
+  private readonly countedAt = new Map<string, number>();
   /** Containers admitted per scope and not yet created (their batch is on its way). */
   private readonly reserved = new Map<string, Set<string>>();
 
@@ -88,6 +94,7 @@ export class DefinitionState {
     const prefix = `${scope}.c.`;
     const n = (await this.bucket.keys()).filter((k) => k.startsWith(prefix)).length;
     this.counts.set(scope, n);
+    this.countedAt.set(scope, Date.now());
     return n;
   }
 
@@ -115,7 +122,8 @@ export class DefinitionState {
       const fresh = unknown.map((c) => c.id).filter((id) => !reserved.has(id));
       if (fresh.length === 0) return refused;
       let count = this.counts.get(scope) ?? (await this.countContainers(scope));
-      if (count + reserved.size + fresh.length > this.maxContainers) count = await this.countContainers(scope);
+      if (count + reserved.size + fresh.length > this.maxContainers && Date.now() - (this.countedAt.get(scope) ?? 0) > RECOUNT_MS)
+        count = await this.countContainers(scope);
       for (const id of fresh) {
         if (count + reserved.size < this.maxContainers) reserved.add(id);
         else refused.add(id);
@@ -176,7 +184,7 @@ export class DefinitionState {
   async purge(endpointId: string): Promise<void> {
     const prefix = `${endpointId}.`;
     for (const k of [...this.known]) if (k.startsWith(prefix)) this.known.delete(k);
-    for (const m of [this.counts, this.reserved]) for (const k of [...m.keys()]) if (k.startsWith(prefix)) m.delete(k);
+    for (const m of [this.counts, this.countedAt, this.reserved]) for (const k of [...m.keys()]) if (k.startsWith(prefix)) m.delete(k);
     for (const k of await this.bucket.keys()) if (k.startsWith(prefix)) await this.bucket.delete(k);
   }
 }
