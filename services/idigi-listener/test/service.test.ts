@@ -13,7 +13,16 @@ import {
 } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi";
-import { codeOf, freePort, type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
+import {
+  codeOf,
+  freePort,
+  type NatsServerHandle,
+  startNatsServer,
+  testCredential,
+  testIdentitiesFile,
+  testLogger,
+  until,
+} from "@meridian/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "../src/config.js";
 import { LEASES_BUCKET, SESSIONS_BUCKET } from "../src/pipeline/manager.js";
@@ -90,7 +99,10 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
       IDIGI_PUSH_PORT: String(emu.pushPort),
       IDIGI_USERNAME: "emulator",
       IDIGI_PASSWORD: "emulator",
+      // The emulator's REST API is plain http (and most tests push without TLS).
+      IDIGI_ALLOW_INSECURE: "true",
       INSTANCE_ID: "test",
+      AUTH_IDENTITIES_FILE: testIdentitiesFile(),
       ...over,
     });
 
@@ -109,7 +121,10 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
   }
 
   const clientFor = (l: IdigiListener) =>
-    createClient(IdigiListenerService, createConnectTransport({ baseUrl: l.service.url, httpVersion: "1.1" }));
+    createClient(
+      IdigiListenerService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: l.service.url, httpVersion: "1.1" }),
+    );
 
   beforeAll(async () => {
     nats = await startNatsServer();
@@ -537,7 +552,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     const client = clientFor(l);
     const a = (await client.createMonitor({ topics: ["DataPoint"], batchSize: 7, batchDurationSeconds: 0, startSession: true })).monitor!;
     const b = (await client.createMonitor({ topics: ["DeviceCore"], batchSize: 3, batchDurationSeconds: 0, startSession: true })).monitor!;
-    const grpc = createClient(IdigiListenerService, createGrpcTransport({ baseUrl: l.service.url }));
+    const grpc = createClient(IdigiListenerService, createGrpcTransport({ interceptors: [testCredential()], baseUrl: l.service.url }));
     const ac = new AbortController();
     const watched: TelemetryEvent[] = [];
     const watching = (async () => {

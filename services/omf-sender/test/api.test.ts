@@ -12,7 +12,7 @@ import {
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "@meridian/fixtures/omf-seed";
 import { ConfigError } from "@meridian/service-kit";
-import { captureLogger, codeOf } from "@meridian/testing";
+import { captureLogger, codeOf, testIdentitiesFile } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEVELOPMENT_CREDENTIALS_KEY, omfSenderConfig } from "../src/config.js";
 import { ENDPOINTS_BUCKET } from "../src/pipeline/endpoints.js";
@@ -196,7 +196,13 @@ describe("endpoints", () => {
         { id: "a", kind: "adh", url: "https://adh", tenantId: "t", clientId: "c", clientSecret: { env: "OMF_SECRET_NOPE_NOT_SET" } },
       ]),
     );
-    const config = omfSenderConfig.parse({ PORT: "0", NATS_URL: nats.url, OMF_ENDPOINTS_FILE: bad, OMF_CREDENTIALS_KEY: TEST_KEY });
+    const config = omfSenderConfig.parse({
+      PORT: "0",
+      AUTH_IDENTITIES_FILE: testIdentitiesFile(),
+      NATS_URL: nats.url,
+      OMF_ENDPOINTS_FILE: bad,
+      OMF_CREDENTIALS_KEY: TEST_KEY,
+    });
     const err = await startOmfSender(config, logger, { installSignalHandlers: false }).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toContain("OMF_ENDPOINTS_FILE");
@@ -204,9 +210,13 @@ describe("endpoints", () => {
     expect(err.message).toContain("endpoints[0].clientSecret: secret environment variable OMF_SECRET_NOPE_NOT_SET is not set");
     const literal = join(secretsDir, "literal.json");
     writeFileSync(literal, JSON.stringify([{ id: "p", kind: "pi", url: "https://pi/piwebapi", username: "u", password: "pw" }]));
-    const err2 = await startOmfSender(omfSenderConfig.parse({ PORT: "0", NATS_URL: nats.url, OMF_ENDPOINTS_FILE: literal }), logger, {
-      installSignalHandlers: false,
-    }).catch((e) => e);
+    const err2 = await startOmfSender(
+      omfSenderConfig.parse({ PORT: "0", AUTH_IDENTITIES_FILE: testIdentitiesFile(), NATS_URL: nats.url, OMF_ENDPOINTS_FILE: literal }),
+      logger,
+      {
+        installSignalHandlers: false,
+      },
+    ).catch((e) => e);
     expect(err2.message).toContain("endpoints[0].password: a literal secret needs OMF_CREDENTIALS_KEY");
     expect(err2.message).not.toContain("pw");
   });

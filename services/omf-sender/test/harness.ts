@@ -3,7 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type OmfEmulatorOptions, type RunningOmfEmulator, startOmfEmulator } from "@meridian/emulator-omf";
-import { type NatsServerHandle, startForTest, startNatsServer, testLogger, until } from "@meridian/testing";
+import { type NatsServerHandle, startForTest, startNatsServer, testCredential, testLogger, until } from "@meridian/testing";
 import type { Logger } from "pino";
 import { omfSenderConfig } from "../src/config.js";
 import { type OmfSender, type OmfSenderOptions, startOmfSender } from "../src/service.js";
@@ -21,7 +21,10 @@ export async function startSender(
 }
 
 export function apiClient(sender: OmfSender) {
-  return createClient(OmfSenderService, createConnectTransport({ baseUrl: sender.service.url, httpVersion: "1.1" }));
+  return createClient(
+    OmfSenderService,
+    createConnectTransport({ interceptors: [testCredential()], baseUrl: sender.service.url, httpVersion: "1.1" }),
+  );
 }
 
 export async function startEmulator(options: OmfEmulatorOptions = {}): Promise<RunningOmfEmulator> {
