@@ -55,17 +55,30 @@ describe("system: docker compose up", () => {
     );
     console.log(JSON.stringify({ composeFirstPiValueAfterSeconds: (Date.now() - started) / 1000 }));
 
+    // Authentication is on with no setup: the development key was printed once and is where the README says.
+    const key = (await run([...compose, "exec", "-T", "gateway", "cat", "/run/meridian/auth/dev-api-key"], env)).trim();
+    expect(key).toMatch(/^mrd_[0-9a-f]{12}_/);
+    const initLog = await run([...compose, "logs", "--no-color", "auth-init"], env);
+    expect(initLog.split(key).length - 1).toBe(1);
+    const refused = await fetch("http://127.0.0.1:8080/meridian.status.v1.StatusService/GetStatus", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(refused.status).toBe(401);
+    const headers = { "content-type": "application/json", authorization: `Bearer ${key}` };
+
     // The gateway fronts every service and reports the route's counters.
     const status = await fetch("http://127.0.0.1:8080/meridian.status.v1.StatusService/GetStatus", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: "{}",
     });
     const body = (await status.json()) as { services: Array<{ service: string; health: string; pipelines?: Array<{ name: string }> }> };
     expect(body.services.map((s) => s.service).sort()).toEqual(expect.arrayContaining(["gateway", "idigi-listener", "omf-sender"]));
     const sessions = await fetch("http://127.0.0.1:8080/meridian.idigi.v1.IdigiListenerService/ListSessions", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: "{}",
     });
     expect(((await sessions.json()) as { sessions: Array<{ state: string }> }).sessions[0]?.state).toBe("SESSION_STATE_CONNECTED");
@@ -74,7 +87,7 @@ describe("system: docker compose up", () => {
     // never comes back.
     const created = await fetch("http://127.0.0.1:8080/meridian.omf.v1.OmfSenderService/CreateEndpoint", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: JSON.stringify({
         endpoint: {
           id: "pi-from-api",
@@ -91,7 +104,7 @@ describe("system: docker compose up", () => {
     expect(createdText).not.toContain('"secret"');
     const check = await fetch("http://127.0.0.1:8080/meridian.omf.v1.OmfSenderService/CheckEndpoint", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: JSON.stringify({ id: "pi-from-api" }),
     });
     expect(await check.json()).toMatchObject({ reachable: true, authenticated: true });
