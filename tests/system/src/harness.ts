@@ -1,6 +1,6 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { until } from "@meridian/testing";
+import { testIdentities, until } from "@meridian/testing";
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
 
 /** The repository root: the Docker build context of every image. */
@@ -81,15 +81,23 @@ export async function startService(
   extraPorts: number[] = [],
 ): Promise<StartedTestContainer> {
   const image = await serviceImage(folder);
+  // Services authenticate every call: they trust the test identities (TEST_KEYS), mounted as a file, unless told otherwise.
+  const service = folder.startsWith("services/");
+  const auth: Record<string, string> =
+    service && !env.AUTH_MODE && !env.AUTH_IDENTITIES_FILE ? { AUTH_IDENTITIES_FILE: IDENTITIES_PATH } : {};
   return image
     .withNetwork(network)
     .withNetworkAliases(alias)
-    .withEnvironment({ PORT: String(port), ...(env.NATS_URL && !env.NATS_USER ? natsLogin(folder) : {}), ...env })
+    .withCopyContentToContainer(service ? [{ content: JSON.stringify(testIdentities()), target: IDENTITIES_PATH, mode: 0o444 }] : [])
+    .withEnvironment({ PORT: String(port), ...(env.NATS_URL && !env.NATS_USER ? natsLogin(folder) : {}), ...auth, ...env })
     .withExposedPorts(port, ...extraPorts)
     .withWaitStrategy(Wait.forHttp(readyPath, port).forStatusCode(200))
     .withStartupTimeout(90_000)
     .start();
 }
+
+/** Where a service container finds the test identities file. */
+const IDENTITIES_PATH = "/tmp/meridian-test-identities.json";
 
 /** Runs the docker CLI against a started container: pause, unpause, kill, start, restart. */
 export async function docker(...args: string[]): Promise<string> {
