@@ -1,10 +1,6 @@
-import { execFileSync } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { render as renderObjects } from "./render.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OVERLAYS = ["deploy/k8s/base", "deploy/k8s/overlays/local"];
 
 interface K8sObject {
@@ -22,8 +18,7 @@ interface ContainerSpec {
 }
 
 function render(path: string): K8sObject[] {
-  const out = execFileSync("kubectl", ["kustomize", join(ROOT, path)], { encoding: "utf8" });
-  return parseAllDocuments(out).map((d) => d.toJSON() as K8sObject);
+  return renderObjects<K8sObject>(path);
 }
 
 /** The kubernetes-models class for apiVersion + kind, e.g. apps/v1 Deployment. */

@@ -4,13 +4,9 @@
  * its backends by names their certificates carry. Built-in kinds are validated against the Kubernetes schemas;
  * cert-manager's are checked by hand (kubernetes-models has no CRDs).
  */
-import { execFileSync } from "node:child_process";
-import { dirname, join, posix } from "node:path";
-import { fileURLToPath } from "node:url";
+import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+import { render as renderObjects } from "./render.js";
 
 interface K8sObject {
   apiVersion: string;
@@ -47,8 +43,7 @@ interface CertificateSpec {
 const SERVICES = ["gateway", "idigi-listener", "omf-sender"];
 
 function render(path: string): K8sObject[] {
-  const out = execFileSync("kubectl", ["kustomize", join(ROOT, path)], { encoding: "utf8" });
-  return parseAllDocuments(out).map((d) => d.toJSON() as K8sObject);
+  return renderObjects<K8sObject>(path);
 }
 
 describe("kustomize deploy/k8s/overlays/local-tls", () => {
