@@ -8,7 +8,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus, STREAMS } from "@meridian/bus";
 import { PublishRequestSchema, TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { gatewayConfig, startGateway } from "@meridian/gateway";
-import { startNatsServer } from "@meridian/testing";
+import { startNatsServer, testCredential, testIdentitiesFile } from "@meridian/testing";
 import { pino } from "pino";
 import { machine, rate, sampleEvent } from "./common.js";
 import { measureRawBus } from "./raw-bus.js";
@@ -27,9 +27,13 @@ async function main() {
     const raw = await measureRawBus(bus, RAW_MESSAGES, logger);
 
     // Gateway: Publish calls of 100 events (10 devices) over gRPC, several calls in flight.
-    const gw = await startGateway(gatewayConfig.parse({ PORT: "0", NATS_URL: nats.url }), logger, { installSignalHandlers: false });
+    const gw = await startGateway(
+      gatewayConfig.parse({ PORT: "0", NATS_URL: nats.url, AUTH_IDENTITIES_FILE: testIdentitiesFile() }),
+      logger,
+      { installSignalHandlers: false },
+    );
     await gw.bus.ready;
-    const client = createClient(TelemetryService, createGrpcTransport({ baseUrl: gw.service.url }));
+    const client = createClient(TelemetryService, createGrpcTransport({ baseUrl: gw.service.url, interceptors: [testCredential()] }));
     const calls = Math.ceil(GATEWAY_EVENTS / BATCH);
     const requests = Array.from({ length: Math.min(calls, 200) }, (_, c) =>
       create(PublishRequestSchema, {

@@ -12,7 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { STREAMS } from "@meridian/bus";
 import { Compression, IdigiListenerService, PayloadFormat } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
-import { freePort, startNatsServer } from "@meridian/testing";
+import { freePort, startNatsServer, testCredential, testIdentitiesFile } from "@meridian/testing";
 import { pino } from "pino";
 import { machine, rate } from "./common.js";
 
@@ -71,12 +71,17 @@ async function main() {
       IDIGI_PUSH_PORT: String(emu.pushPort),
       IDIGI_USERNAME: "emulator",
       IDIGI_PASSWORD: "emulator",
+      IDIGI_ALLOW_INSECURE: "true",
+      AUTH_IDENTITIES_FILE: testIdentitiesFile(),
     }),
     logger,
     { installSignalHandlers: false },
   );
   await listener.bus.ready;
-  const client = createClient(IdigiListenerService, createGrpcTransport({ baseUrl: listener.service.url }));
+  const client = createClient(
+    IdigiListenerService,
+    createGrpcTransport({ baseUrl: listener.service.url, interceptors: [testCredential()] }),
+  );
   const runs = [];
   try {
     for (const [name, compression] of [

@@ -7,7 +7,9 @@
  * Bounded: BENCH_OMF_EVENTS events for throughput, BENCH_OMF_RATE × BENCH_OMF_SECONDS for latency.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -15,7 +17,7 @@ import { Bus, consumerBacklog, DurableConsumer, routeBucket, telemetryFilterSubj
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
-import { freePort, startNatsServer } from "@meridian/testing";
+import { freePort, startNatsServer, testIdentitiesFile } from "@meridian/testing";
 import { pino } from "pino";
 import { machine, percentile, rate, sampleEvent } from "./common.js";
 
@@ -80,19 +82,35 @@ async function main() {
   const emu = await startEmulatorProcess();
   const bus = Bus.connect({ servers: nats.url, name: "bench", logger });
   await bus.ready;
-  const sender = await startOmfSender(omfSenderConfig.parse({ PORT: "0", NATS_URL: nats.url }), logger, { installSignalHandlers: false });
+  // Lab endpoint, declared as an operator would: plain http (allowed for the run) and the secret by reference.
+  const endpointsFile = join(mkdtempSync(join(tmpdir(), "bench-omf-")), "endpoints.json");
+  writeFileSync(
+    endpointsFile,
+    JSON.stringify([
+      {
+        id: "pi",
+        kind: "pi",
+        url: `${emu.url}/piwebapi`,
+        allowHttp: true,
+        username: "meridian",
+        password: { env: "OMF_SECRET_BENCH_PI_PASSWORD" },
+      },
+    ]),
+  );
+  process.env.OMF_SECRET_BENCH_PI_PASSWORD = "meridian";
+  const sender = await startOmfSender(
+    omfSenderConfig.parse({
+      PORT: "0",
+      NATS_URL: nats.url,
+      AUTH_IDENTITIES_FILE: testIdentitiesFile(),
+      OMF_ENDPOINTS_FILE: endpointsFile,
+      OMF_ALLOW_INSECURE_ENDPOINTS: "true",
+    }),
+    logger,
+    { installSignalHandlers: false },
+  );
   await sender.bus.ready;
   try {
-    await sender.registry.bucket.put("pi", {
-      id: "pi",
-      origin: "api",
-      createTime: new Date().toISOString(),
-      // Lab endpoint: plain http, and the secret by reference (no credentials key in the bench).
-      settings: { kind: "pi", url: `${emu.url}/piwebapi`, allowHttp: true, username: "meridian" },
-      secret: { ref: { env: "BENCH_PI_PASSWORD" } },
-    });
-    process.env.BENCH_PI_PASSWORD = "meridian";
-
     // 1. Backlog on the bus. Consumers and routes start at new messages unless given a start: this one.
     const backlogStart = new Date();
     let t0 = performance.now();

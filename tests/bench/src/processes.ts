@@ -2,6 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { testIdentitiesFile } from "@meridian/testing";
+
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
@@ -10,6 +14,8 @@ export interface RunningProcess {
   proc: ChildProcess;
   /** Resident set size now, in MiB (Linux /proc). */
   rssMiB(): number;
+  /** CPU time used so far (user + system), in seconds (Linux /proc). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -18,8 +24,10 @@ export interface RunningProcess {
  * run it, and waits until `readyUrl` answers 200.
  */
 export async function startProcess(name: string, folder: string, env: Record<string, string>, readyUrl: string): Promise<RunningProcess> {
+  // Services authenticate every call, as deployed: they trust the test identities unless the bench says otherwise.
+  const auth = folder.startsWith("services/") ? { AUTH_IDENTITIES_FILE: testIdentitiesFile() } : {};
   const proc = spawn(process.execPath, [join(REPO_ROOT, folder, "dist", "main.js")], {
-    env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn", ...env },
+    env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn", ...auth, ...env },
     stdio: ["ignore", process.env.BENCH_LOG_LEVEL ? "inherit" : "ignore", "inherit"],
   });
   const exited = new Promise<never>((_, reject) => proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`))));
@@ -41,6 +49,12 @@ export async function startProcess(name: string, folder: string, env: Record<str
       const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       return Math.round(kb / 1024);
+    },
+    cpuSeconds() {
+      // Fields 14 and 15 of /proc/<pid>/stat, after the command name in parentheses: utime and stime in clock ticks.
+      const stat = readFileSync(`/proc/${proc.pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
     },
     async stop() {
       if (proc.exitCode !== null) return;

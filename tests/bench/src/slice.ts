@@ -17,7 +17,7 @@ import {
 import { EndpointKind, OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { freePort, startNatsServer } from "@meridian/testing";
+import { freePort, startNatsServer, testCredential } from "@meridian/testing";
 import { pino } from "pino";
 import { machine, percentile, rate } from "./common.js";
 import { type RunningProcess, startProcess } from "./processes.js";
@@ -72,7 +72,14 @@ async function main() {
       await startProcess(
         "omf-sender",
         "services/omf-sender",
-        { PORT: String(senderPort), NATS_URL: nats.url, OMF_CREDENTIALS_KEY: randomBytes(32).toString("base64") },
+        {
+          PORT: String(senderPort),
+          NATS_URL: nats.url,
+          OMF_CREDENTIALS_KEY: randomBytes(32).toString("base64"),
+          // The emulator speaks plain http on loopback.
+          OMF_ALLOW_INSECURE_ENDPOINTS: "true",
+          OMF_ALLOWED_HOSTS: "127.0.0.1",
+        },
         `${local(senderPort)}/readyz`,
       ),
       await startProcess(
@@ -85,6 +92,7 @@ async function main() {
           IDIGI_PUSH_PORT: String(idigiPush),
           IDIGI_USERNAME: "emulator",
           IDIGI_PASSWORD: "emulator",
+          IDIGI_ALLOW_INSECURE: "true",
         },
         `${local(listenerPort)}/readyz`,
       ),
@@ -96,7 +104,7 @@ async function main() {
       ),
     );
 
-    const transport = createGrpcTransport({ baseUrl: local(gatewayPort) });
+    const transport = createGrpcTransport({ baseUrl: local(gatewayPort), interceptors: [testCredential()] });
     const omf = createClient(OmfSenderService, transport);
     const idigi = createClient(IdigiListenerService, transport);
     const routes = createClient(RouteService, transport);

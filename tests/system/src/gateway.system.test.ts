@@ -5,6 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { TEST_KEYS, testCredential } from "@meridian/testing";
 import { Network, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { baseUrl, REPO_ROOT, startNats, startService } from "./harness.js";
@@ -30,11 +31,14 @@ function grpcTelemetryClient(address: string) {
   // A client made from a proto definition has a method per RPC, looked up by name.
   type PublishResult = { eventIds: string[]; storedMessages: number; duplicateMessages: number };
   const publishMethod = client.publish?.bind(client) as
-    | ((request: unknown, cb: (err: grpc.ServiceError | null, res: PublishResult) => void) => void)
+    | ((request: unknown, metadata: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: PublishResult) => void) => void)
     | undefined;
   if (!publishMethod) throw new Error("TelemetryService has no Publish method in the loaded proto");
+  // A publisher's key: the role telemetry:publish and nothing else.
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${TEST_KEYS["telemetry:publish"]}`);
   const publish = (request: unknown) =>
-    new Promise<PublishResult>((resolve, reject) => publishMethod(request, (err, res) => (err ? reject(err) : resolve(res))));
+    new Promise<PublishResult>((resolve, reject) => publishMethod(request, metadata, (err, res) => (err ? reject(err) : resolve(res))));
   return { client, publish };
 }
 
@@ -61,7 +65,10 @@ describe("system: NATS + gateway containers", () => {
     const batches = 10;
     const perDevice = 40;
 
-    const subscriber = createClient(TelemetryService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
+    const subscriber = createClient(
+      TelemetryService,
+      createConnectTransport({ interceptors: [testCredential()], baseUrl: url, httpVersion: "1.1" }),
+    );
     const ac = new AbortController();
     const received = new Map<string, string[]>();
     let count = 0;

@@ -6,6 +6,7 @@ import { EndpointKind, OmfSenderService } from "@meridian/contracts/meridian/omf
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { testCredential } from "@meridian/testing";
 import { Network, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { baseUrl, docker, startNats, startService, untilUp } from "./harness.js";
@@ -33,7 +34,7 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
   let emitted = 0;
 
   const clients = () => {
-    const transport = createConnectTransport({ baseUrl: baseUrl(gateway), httpVersion: "1.1" });
+    const transport = createConnectTransport({ interceptors: [testCredential()], baseUrl: baseUrl(gateway), httpVersion: "1.1" });
     return {
       omf: createClient(OmfSenderService, transport),
       idigi: createClient(IdigiListenerService, transport),
@@ -110,14 +111,27 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
         network,
         "services/omf-sender",
         "omf-sender",
-        { ...natsEnv, OMF_CREDENTIALS_KEY: randomBytes(32).toString("base64") },
+        {
+          ...natsEnv,
+          OMF_CREDENTIALS_KEY: randomBytes(32).toString("base64"),
+          // The emulator speaks plain http: an operator's allowance, and its host on the outbound allow-list.
+          OMF_ALLOW_INSECURE_ENDPOINTS: "true",
+          OMF_ALLOWED_HOSTS: "omf-emulator",
+        },
         8081,
       ),
       startService(
         network,
         "services/idigi-listener",
         "idigi-listener",
-        { ...natsEnv, IDIGI_URL: "http://idigi-emulator:8080", IDIGI_USERNAME: "emulator", IDIGI_PASSWORD: "emulator" },
+        {
+          ...natsEnv,
+          IDIGI_URL: "http://idigi-emulator:8080",
+          IDIGI_USERNAME: "emulator",
+          IDIGI_PASSWORD: "emulator",
+          // The emulator speaks plain HTTP and TCP: credentials in clear are an operator's allowance.
+          IDIGI_ALLOW_INSECURE: "true",
+        },
         8082,
       ),
     ]);
