@@ -10,11 +10,12 @@ import { Health } from "@meridian/contracts/grpc/health/v1/health_pb";
 import * as v1 from "@meridian/contracts/grpc/reflection/v1/reflection_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { captureLogger, codeOf, TEST_KEYS, testCredential, testIdentities, until } from "@meridian/testing";
+import { captureLogger, codeOf, createTestCa, TEST_KEYS, testCredential, testIdentities, until } from "@meridian/testing";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { assertAccessRules } from "../src/auth/access.js";
 import { hashApiKey, newApiKey } from "../src/auth/api-keys.js";
+import { callerOf } from "../src/auth/caller.js";
 import { startTestService, type TestService, testAuth } from "./harness.js";
 
 const started: TestService[] = [];
@@ -278,6 +279,53 @@ describe("authentication and roles", () => {
 });
 
 type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
+
+describe("client certificates", () => {
+  it("a verified certificate listed in the identities file is a caller with its roles; an unlisted one is unauthenticated", async () => {
+    const ca = createTestCa("Auth Test CA");
+    const server = ca.issue({ commonName: "localhost", usage: "server" });
+    const historian = ca.issue({ commonName: "historian.plant.example", usage: "client" });
+    const stranger = ca.issue({ commonName: "stranger.plant.example", usage: "client" });
+    const file = join(await mkdtemp(join(tmpdir(), "auth-")), "identities.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...testIdentities(),
+        clientCertificates: [{ name: "historian", commonName: "historian.plant.example", roles: ["routes:read"] }],
+      }),
+    );
+    const { logger } = captureLogger();
+    const svc = await startTestService({
+      auth: testAuth(logger, { AUTH_IDENTITIES_FILE: file }),
+      tls: { certFile: server.certFile, keyFile: server.keyFile, clientAuth: "require", clientCaFile: ca.caFile },
+      routes(router) {
+        router.service(RouteService, {
+          async getRoute(req, ctx) {
+            return { route: { id: req.id, displayName: callerOf(ctx).name } };
+          },
+        });
+      },
+    });
+    started.push(svc);
+    const as = (cert: typeof historian, credential: string | null = null) =>
+      createClient(
+        RouteService,
+        createGrpcTransport({
+          baseUrl: svc.url,
+          interceptors: credential ? [testCredential(credential)] : [],
+          nodeOptions: { ca: ca.caPem, cert: cert.certPem, key: cert.keyPem },
+        }),
+      );
+    expect((await as(historian).getRoute({ id: "r1" })).route?.displayName).toBe("historian");
+    expect((await codeOf(as(historian).createRoute({ route: { id: "r2" } }))).code).toBe(Code.PermissionDenied);
+    const unknown = await codeOf(as(stranger).getRoute({ id: "r1" }));
+    expect(unknown.code).toBe(Code.Unauthenticated);
+    expect(unknown.message).toContain("stranger.plant.example");
+    // A bearer credential wins over the certificate: the key's identity, not the connection's.
+    expect((await as(stranger, TEST_KEYS["routes:read"]).getRoute({ id: "r1" })).route?.displayName).toBe("test-routes-read");
+    ca.remove();
+  });
+});
 
 describe("JWT bearer tokens", () => {
   const issuer = "https://login.plant.example/";
