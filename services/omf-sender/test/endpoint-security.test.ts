@@ -378,7 +378,9 @@ describe("revisions: an endpoint is never re-pointed silently", () => {
         "endpoint updated; it now points elsewhere",
         "endpoint deleted",
       ]);
-      for (const l of changes) expect((l.changedBy as { requestId?: string })?.requestId).toMatch(/.+/);
+      // Each change names who made it: the authenticated caller (the test administrator's key) and the request.
+      for (const l of changes)
+        expect(l.changedBy).toMatchObject({ caller: "test-admin", via: "api-key", requestId: expect.stringMatching(/.+/) });
       expect(changes[2]).toMatchObject({
         fromRevision: Number(updated.revision),
         revision: Number(moved.revision),

@@ -10,7 +10,7 @@ import {
   SendOmfRequestSchema,
   UpdateEndpointRequestSchema,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
-import { type FieldViolation, invalidArgument, requestId, requestLogger, requireFields } from "@meridian/service-kit";
+import { callerOf, type FieldViolation, invalidArgument, requestId, requestLogger, requireFields } from "@meridian/service-kit";
 import { sameBinding } from "../pipeline/credentials.js";
 import {
   bindingOf,
@@ -39,12 +39,10 @@ export interface ApiDeps {
   maxContainersPerEndpoint: number;
 }
 
-/**
- * Who made a change, for the endpoint change log: the request id for now. When the auth interceptor establishes the
- * caller, its identity (name, how it authenticated) joins the request id here, and every change line carries it.
- */
+/** Who made a change, for the endpoint change log: the authenticated caller and how it proved it, and the request id. */
 export function changedBy(ctx: HandlerContext): Record<string, string> {
-  return { requestId: requestId(ctx) };
+  const caller = callerOf(ctx);
+  return { caller: caller.name, via: caller.via, requestId: requestId(ctx) };
 }
 
 /** The settings that differ, old and new (settings hold no secret), for the change log. */
