@@ -247,6 +247,11 @@ describe("authentication and roles", () => {
       /AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE/,
     );
     expect(() => z.object(authSettings).parse({ AUTH_IDENTITIES_FILE: "/x", AUTH_MODE: "off" })).toThrow();
+    const jwt = { AUTH_JWT_ISSUER: "https://login.example/", AUTH_JWT_AUDIENCE: "api://meridian" };
+    expect(() => serverAuth(z.object(authSettings).parse({ ...jwt, AUTH_JWKS_URL: "http://login.example/keys" }), logger)).toThrow(
+      /AUTH_JWKS_URL: must be https/,
+    );
+    expect(() => serverAuth(z.object(authSettings).parse({ ...jwt, AUTH_JWKS_URL: "http://127.0.0.1:8080/keys" }), logger)).not.toThrow();
   });
 
   it("refuses to serve a method whose contract declares no access rule", () => {

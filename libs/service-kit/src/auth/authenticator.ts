@@ -40,6 +40,11 @@ export class Authenticator {
         );
       if (settings.AUTH_JWKS_URL && settings.AUTH_JWKS_FILE)
         throw new ConfigError("AUTH_JWKS_URL, AUTH_JWKS_FILE: set one, not both", ["AUTH_JWKS_URL", "AUTH_JWKS_FILE"]);
+      // Keys fetched over plain http could be anyone's, and then anyone could sign tokens. Loopback is a local IdP.
+      const jwks = settings.AUTH_JWKS_URL ? new URL(settings.AUTH_JWKS_URL) : undefined;
+      if (jwks && jwks.protocol === "http:" && !["localhost", "127.0.0.1", "[::1]"].includes(jwks.hostname)) {
+        throw new ConfigError("AUTH_JWKS_URL: must be https:// (plain http only on loopback)", ["AUTH_JWKS_URL"]);
+      }
     }
     if (!this.disabled && !settings.AUTH_IDENTITIES_FILE && !jwtAsked) {
       throw new ConfigError(
