@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -45,8 +45,12 @@ let written: string | undefined;
 /** testIdentities() written to a temporary file once per process; its path. */
 export function testIdentitiesFile(): string {
   if (!written) {
-    written = join(mkdtempSync(join(tmpdir(), "meridian-identities-")), "identities.json");
-    writeFileSync(written, JSON.stringify(testIdentities(), null, 2));
+    const dir = mkdtempSync(join(tmpdir(), "meridian-identities-"));
+    written = join(dir, "identities.json");
+    writeFileSync(written, JSON.stringify(testIdentities(), null, 2), { mode: 0o644 });
+    // Readable by a container's user too (the service images run as 1000), when a test mounts it: it holds only the
+    // hashes of published test keys.
+    chmodSync(dir, 0o755);
   }
   return written;
 }
