@@ -62,9 +62,17 @@ export async function startNats(network: StartedNetwork, alias = "nats"): Promis
     )
     .withEnvironment(Object.fromEntries(Object.values(NATS_USERS).map((u) => [u.env, u.password])))
     .withCommand(["--config", "/etc/nats/nats.conf"])
+    .withLogConsumer(reportViolations)
     .withExposedPorts(4222)
     .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
     .start();
+}
+
+/** A subject the permissions lack fails its service somewhere; the server's line says which user and subject. */
+function reportViolations(stream: NodeJS.ReadableStream): void {
+  stream.on("data", (line: string | Buffer) => {
+    if (/Violation/.test(String(line))) console.warn(`nats: ${String(line).trim()}`);
+  });
 }
 
 /**
