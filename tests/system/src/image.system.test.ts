@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { testIdentitiesFile } from "@meridian/testing";
 import { Network, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { docker, imageTag, NODE_IMAGE, REPO_ROOT, serviceImage, startNats, untilUp } from "./harness.js";
+import { docker, imageTag, NODE_IMAGE, natsLogin, REPO_ROOT, serviceImage, startNats, untilUp } from "./harness.js";
 
 /**
  * What an image holds, read from the image itself: only what runs (Dockerfile, scripts/runtime-files.mjs). The images
@@ -154,6 +154,7 @@ describe("system: the gateway image starts with a read-only root file system", (
       ...["run", "-d", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--network", network.getName()],
       // The only file it reads is mounted read-only, as a deployment mounts its secrets.
       ...["-v", `${testIdentitiesFile()}:/etc/meridian/identities.json:ro`, "-e", "AUTH_IDENTITIES_FILE=/etc/meridian/identities.json"],
+      ...Object.entries(natsLogin("services/gateway")).flatMap(([name, value]) => ["-e", `${name}=${value}`]),
       ...["-e", "NATS_URL=nats://nats:4222", "-e", "PORT=8080", "-p", "127.0.0.1::8080", tag],
     ];
     id = (await docker(...run)).trim();
