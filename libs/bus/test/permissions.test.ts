@@ -14,9 +14,11 @@ import { captureLogger, type NatsServerHandle, startNatsServer, testLogger, unti
 import { connect, nanos } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bus, STREAMS } from "../src/bus.js";
+import { consumerBacklog, DurableConsumer, deleteConsumer } from "../src/consumer.js";
 import { BusPermissionError } from "../src/errors.js";
 import { jsonCodec, KvBucket } from "../src/kv.js";
 import { routeBucket, serviceStatusBucket } from "../src/mesh.js";
+import { telemetryFilterSubject } from "../src/subjects.js";
 
 const USERS_CONF = join(import.meta.dirname, "..", "..", "..", "deploy", "compose", "nats-users.conf");
 const PASSWORDS = {
@@ -109,6 +111,20 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
       ac.abort();
     }
     expect(seen).toEqual(["r1"]);
+  });
+
+  it("the sink's consumers: omf-sender declares and reads its own, the gateway reads and purges one, idigi-listener neither", async () => {
+    const declare = (bus: Bus) =>
+      new DurableConsumer(bus, {
+        durable: "omf-r1",
+        filterSubject: telemetryFilterSubject({ platform: Platform.IDIGI }),
+        logger: testLogger(),
+      });
+    await declare(buses["omf-sender"]).declare();
+    expect(await consumerBacklog(buses.gateway, "omf-r1")).toMatchObject({ pending: 0 });
+    await expect(deleteConsumer(buses["idigi-listener"], "omf-r1")).rejects.toThrow(/permission/i);
+    expect(await deleteConsumer(buses.gateway, "omf-r1")).toMatchObject({ pending: 0 });
+    expect(await consumerBacklog(buses["omf-sender"], "omf-r1")).toBeUndefined();
   });
 
   it("only omf-sender writes its endpoint and state buckets: idigi-listener and the gateway are refused", async () => {

@@ -137,12 +137,12 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(telemetry("omf-sender")).toEqual([]);
   });
 
-  it("lets only the gateway change the streams' settings and only omf-sender delete its consumers", () => {
+  it("lets only the gateway change the streams' settings, and only the sink and the gateway (a route purge) delete consumers", () => {
     for (const u of users) {
       const updates = u.publish.filter((s) => s.startsWith("$JS.API.STREAM.UPDATE."));
       expect(updates, u.user).toEqual(u.user === "gateway" ? ["$JS.API.STREAM.UPDATE.TELEMETRY", "$JS.API.STREAM.UPDATE.DEADLETTER"] : []);
       const deletes = u.publish.filter((s) => s.includes(".DELETE."));
-      expect(deletes, u.user).toEqual(u.user === "omf-sender" ? ["$JS.API.CONSUMER.DELETE.TELEMETRY.*"] : []);
+      expect(deletes, u.user).toEqual(u.user === "idigi-listener" ? [] : ["$JS.API.CONSUMER.DELETE.TELEMETRY.*"]);
     }
   });
 
