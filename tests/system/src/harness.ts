@@ -117,6 +117,16 @@ export async function docker(...args: string[]): Promise<string> {
   );
 }
 
+/** Everything a container wrote to stdout and stderr so far. */
+export async function containerLogs(container: StartedTestContainer): Promise<string> {
+  const { execFile } = await import("node:child_process");
+  return new Promise((resolve, reject) =>
+    execFile("docker", ["logs", container.getId()], { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`docker logs: ${stderr || err.message}`)) : resolve(stdout + stderr),
+    ),
+  );
+}
+
 /** Containers take a while: by default wait two minutes, poll every 500 ms, and let a check fail while they start. */
 export function untilUp(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   return until(check, { what, timeoutMs, intervalMs: 500, ignoreErrors: true });

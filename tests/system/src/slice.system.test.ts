@@ -6,10 +6,17 @@ import { EndpointKind, OmfSenderService } from "@meridian/contracts/meridian/omf
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { testCredential } from "@meridian/testing";
+import { TEST_KEYS, testCredential } from "@meridian/testing";
 import { Network, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { baseUrl, docker, startNats, startService, untilUp } from "./harness.js";
+import { baseUrl, containerLogs, docker, NATS_USERS, startNats, startService, untilUp } from "./harness.js";
+
+/**
+ * Secrets of this run, each a value no log line has reason to hold: the PI password (emulator and endpoint), the OMF
+ * credentials key, the NATS passwords, the API keys the test calls with. The last test reads every container's log.
+ */
+const PI_PASSWORD = `pi-${randomBytes(12).toString("hex")}`;
+const OMF_CREDENTIALS_KEY = randomBytes(32).toString("base64");
 
 /** The iDigi emulator's devices in `sequence` clock: seq n happens at this time plus n seconds, with value 20 + (n % 100) / 10. */
 const TIME_BASE = Date.UTC(2024, 0, 1);
@@ -87,7 +94,7 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
         network,
         "emulators/omf",
         "omf-emulator",
-        { OMF_EMULATOR_TLS: "false", HEALTHCHECK_URL: "http://127.0.0.1:8443/_emulator/health" },
+        { OMF_EMULATOR_TLS: "false", OMF_EMULATOR_PI_PASSWORD: PI_PASSWORD, HEALTHCHECK_URL: "http://127.0.0.1:8443/_emulator/health" },
         8443,
         "/_emulator/health",
       ),
@@ -113,7 +120,7 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
         "omf-sender",
         {
           ...natsEnv,
-          OMF_CREDENTIALS_KEY: randomBytes(32).toString("base64"),
+          OMF_CREDENTIALS_KEY,
           // The emulator speaks plain http: an operator's allowance, and its host on the outbound allow-list.
           OMF_ALLOW_INSECURE_ENDPOINTS: "true",
           OMF_ALLOWED_HOSTS: "omf-emulator",
@@ -156,7 +163,7 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
         url: "http://omf-emulator:8443/piwebapi",
         allowHttp: true,
         username: "meridian",
-        secret: "meridian",
+        secret: PI_PASSWORD,
       },
     });
     const check = await omf.checkEndpoint({ id: "pi" });
@@ -216,5 +223,23 @@ describe("system: iDigi → NATS → PI through the gateway", () => {
       const pipe = res.services.flatMap((s) => s.pipelines).find((p) => p.name.includes("idigi-to-pi"));
       return (pipe?.delivered ?? 0n) > 0n;
     });
+  });
+
+  it("no container's log holds a secret of this run (passwords, keys, API keys)", async () => {
+    const secrets = {
+      PI_PASSWORD,
+      OMF_CREDENTIALS_KEY,
+      ...Object.fromEntries(Object.entries(NATS_USERS).map(([user, u]) => [`NATS password of ${user}`, u.password])),
+      ...Object.fromEntries(Object.entries(TEST_KEYS).map(([name, key]) => [`API key ${name}`, key])),
+    };
+    const leaks: string[] = [];
+    let lines = 0;
+    for (const [name, c] of Object.entries({ gateway, idigiListener, omfSender, idigiEmulator, omfEmulator, nats })) {
+      const log = await containerLogs(c);
+      lines += log.split("\n").length;
+      for (const [what, value] of Object.entries(secrets)) if (log.includes(value)) leaks.push(`${name}: ${what}`);
+    }
+    expect(lines).toBeGreaterThan(20);
+    expect(leaks).toEqual([]);
   });
 });
