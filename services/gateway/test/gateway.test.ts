@@ -117,11 +117,15 @@ describe("gateway over a real nats-server", () => {
     const noValue = event("bad-2", "d4", 1);
     noValue.points[0]!.value = { case: undefined };
     const nan = event("bad-3", "d4", Number.NaN);
-    const err = await codeOf(telemetry.publish({ events: [good, noDevice, noValue, nan] }));
+    // An API caller cannot forge another platform's telemetry.
+    const forged = event("bad-4", "d4", 1);
+    forged.source!.platform = Platform.IDIGI;
+    const err = await codeOf(telemetry.publish({ events: [good, noDevice, noValue, nan, forged] }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.message).toContain("events[1].source.device: required");
     expect(err.message).toContain("events[2].points[0].value");
     expect(err.message).toContain("events[3].points[0].double_value: must be finite");
+    expect(err.message).toContain("events[4].source.platform: must be PLATFORM_API");
     expect((await gw.bus.jsm().streams.info(STREAMS.telemetry)).state.messages).toBe(before);
     expect((await codeOf(telemetry.publish({ events: [] }))).message).toContain("events: required");
   });

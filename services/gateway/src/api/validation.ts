@@ -39,6 +39,14 @@ export function validatePublish(events: TelemetryEvent[]): void {
   const ids = new Set<string>();
   events.forEach((e, i) => {
     violations.push(...eventViolations(e, `events[${i}]`));
+    // The API speaks for API publishers only: events of a platform come from that platform's service (and the
+    // gateway's NATS user may publish telemetry.v1.api.> only, so this is also what the bus would refuse).
+    if (e.source?.platform && e.source.platform !== Platform.API) {
+      violations.push({
+        path: `events[${i}].source.platform`,
+        reason: `must be PLATFORM_API: ${Platform[e.source.platform]} events come from that platform's own service`,
+      });
+    }
     if (e.id && ids.has(e.id)) violations.push({ path: `events[${i}].id`, reason: `duplicate event id "${e.id}" in one request` });
     ids.add(e.id);
   });
