@@ -27,63 +27,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "../src/config.js";
 import { LEASES_BUCKET, SESSIONS_BUCKET } from "../src/pipeline/manager.js";
 import { type IdigiListener, startIdigiListener } from "../src/service.js";
+import { admin, collect, expectExactlyOnce, monitorState } from "./harness.js";
 
 const logger = testLogger();
 const FAST_RECONNECT = { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 };
-
-/** The emulator's admin API, as a test (or an operator) drives it. */
-async function admin(emu: IdigiEmulator, path: string, body?: unknown, method = "POST"): Promise<Record<string, unknown>> {
-  const res = await fetch(`${emu.httpUrl}/_emulator/${path}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  if (!res.ok) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as Record<string, unknown>;
-}
-
-type EmuMonitorState = { eventsAcked: number; eventsReplayed: number; unackedBlocks: number; status: string; blocksSent: number };
-async function monitorState(emu: IdigiEmulator, id: string): Promise<EmuMonitorState> {
-  const state = (await admin(emu, "state", undefined, "GET")) as { monitors: Array<EmuMonitorState & { id: number }> };
-  const m = state.monitors.find((x) => String(x.id) === id);
-  if (!m) throw new Error(`emulator has no monitor ${id}: ${JSON.stringify(state).slice(0, 500)}`);
-  return m;
-}
-
-/** Every event of a monitor on the bus from `since`, collected in the background by an independent reader. */
-function collect(bus: Bus, monitorId: string, since: Date) {
-  const events: TelemetryEvent[] = [];
-  const ac = new AbortController();
-  const done = (async () => {
-    try {
-      for await (const e of bus.subscribe({ platform: Platform.IDIGI, connection: monitorId }, { startTime: since, signal: ac.signal })) {
-        events.push(e);
-      }
-    } catch (err) {
-      if (!ac.signal.aborted) throw err;
-    }
-  })();
-  return {
-    events,
-    /** Waits for `n` events, then a little longer so a duplicate would show, and stops. */
-    async exactly(n: number): Promise<TelemetryEvent[]> {
-      await until(() => events.length >= n, { timeoutMs: 20_000, what: `${n} events on the bus (have ${events.length})` });
-      await new Promise((r) => setTimeout(r, 700));
-      ac.abort();
-      await done;
-      return events;
-    },
-    stop() {
-      ac.abort();
-    },
-  };
-}
-
-function expectExactlyOnce(events: TelemetryEvent[], n: number) {
-  const ids = events.map((e) => e.id);
-  expect(new Set(ids).size).toBe(n);
-  expect(ids).toHaveLength(n);
-}
 
 describe("idigi-listener against the emulator and a real nats-server", () => {
   let nats: NatsServerHandle;
