@@ -1,0 +1,2 @@
+/** The Omnia Timeseries client: its exports come here. */
+export const PLATFORM = "omnia";
