@@ -14,6 +14,7 @@ import {
   busFromConfig,
   KeyExistsError,
   MessageTooLargeError,
+  NatsSettingsError,
   natsSettings,
   startStatusReporter,
 } from "@meridian/bus";
@@ -22,7 +23,7 @@ import { retry } from "@meridian/retry";
 import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
 import { authSettings, serverAuth } from "./auth/index.js";
-import { env } from "./config.js";
+import { ConfigError, env } from "./config.js";
 import type { ErrorTable } from "./errors.js";
 import { DEFAULT_SERVER_LIMITS, SERVER_LIMIT_BOUNDS, type ServerLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
@@ -115,6 +116,16 @@ export interface BusService {
   stop(): Promise<void>;
 }
 
+/** The bus from the settings; NATS settings that cannot work together are a ConfigError (exit 78) like any other. */
+function busFromNatsSettings(config: ServiceSettings, name: string, logger: Logger): Bus {
+  try {
+    return busFromConfig(config, name, logger);
+  } catch (err) {
+    if (err instanceof NatsSettingsError) throw new ConfigError(err.message, err.settings);
+    throw err;
+  }
+}
+
 /** The one backoff for applying a declared file: the platform or the bus may come up after us. */
 const DECLARED_BACKOFF = { initialMs: 500, maxMs: 10_000, multiplier: 2, jitter: 0.3 };
 
@@ -127,7 +138,7 @@ export async function startBusService(
 ): Promise<BusService> {
   // Settings that contradict each other stop the start before anything connects.
   const tls = serverTlsFromSettings(config);
-  const bus = busFromConfig(config, identity.name, logger);
+  const bus = busFromNatsSettings(config, identity.name, logger);
   let parts: BusServiceParts;
   try {
     parts = await setup(bus);

@@ -2,9 +2,10 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { testIdentitiesFile, testLogger } from "@meridian/testing";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { serviceSettings } from "../src/bus-service.js";
+import { serviceSettings, startBusService } from "../src/bus-service.js";
 import { ConfigError, loadConfig } from "../src/config.js";
 
 const schema = z.object(serviceSettings(0));
@@ -31,4 +32,17 @@ describe("NATS settings from files", () => {
       expect((err as ConfigError).message).toContain("/nonexistent/meridian-nats");
     });
   }
+});
+
+describe("NATS settings that cannot work together", () => {
+  it("stop the start as a ConfigError naming them (exit 78 through runMain), before anything connects", async () => {
+    const cert = join(mkdtempSync(join(tmpdir(), "nats-settings-")), "tls.crt");
+    writeFileSync(cert, "not used: the key is missing");
+    const config = schema.parse({ NATS_CERT_FILE: cert, AUTH_IDENTITIES_FILE: testIdentitiesFile() });
+    const started = startBusService({ name: "kit-test", version: "1" }, config, testLogger(), () => ({ routes: () => {} }), {
+      installSignalHandlers: false,
+    });
+    await expect(started).rejects.toBeInstanceOf(ConfigError);
+    await expect(started).rejects.toMatchObject({ settings: ["NATS_CERT_FILE", "NATS_KEY_FILE"] });
+  });
 });
