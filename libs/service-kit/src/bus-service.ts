@@ -138,22 +138,18 @@ export async function startBusService(
 ): Promise<BusService> {
   // Settings that contradict each other stop the start before anything connects.
   const tls = serverTlsFromSettings(config);
+  const auth = serverAuth(config, logger);
   const bus = busFromNatsSettings(config, identity.name, logger);
   let parts: BusServiceParts;
   try {
     parts = await setup(bus);
   } catch (err) {
+    auth.authenticator.close();
     await bus.close();
     throw err;
   }
 
-  let auth: ReturnType<typeof serverAuth>;
-  try {
-    auth = serverAuth(config, logger);
-  } catch (err) {
-    await bus.close();
-    throw err;
-  }
+  // A port that is taken or a TLS file that cannot be used: nothing the setup opened may stay open.
   const service = await startService({
     name: identity.name,
     auth,
@@ -174,6 +170,11 @@ export async function startBusService(
     tls,
     ...(options.installSignalHandlers === undefined ? {} : { installSignalHandlers: options.installSignalHandlers }),
     routes: (router) => parts.routes(router),
+  }).catch(async (err: unknown) => {
+    auth.authenticator.close();
+    await parts.stop?.().catch(() => {});
+    await bus.close();
+    throw err;
   });
   const signal = service.shutdownSignal;
 

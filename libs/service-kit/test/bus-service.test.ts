@@ -168,6 +168,34 @@ describe("the bus-service starter", () => {
     await first.return?.();
   });
 
+  it("a start that fails once the bus exists (the port is taken) stops the service's work and closes the bus", async () => {
+    const taken = await start(() => ({}));
+    running.push(taken);
+    let opened: Bus | undefined;
+    let stopped = false;
+    const { logger } = captureLogger();
+    const config = settings.parse({ PORT: String(taken.service.port), NATS_URL: nats.url, AUTH_IDENTITIES_FILE: testIdentitiesFile() });
+    const failed = startBusService(
+      { name: "kit-test", version: "1" },
+      config,
+      logger,
+      (bus) => {
+        opened = bus;
+        return {
+          routes: () => {},
+          stop: async () => {
+            stopped = true;
+          },
+        };
+      },
+      { installSignalHandlers: false },
+    );
+    await expect(failed).rejects.toMatchObject({ code: "EADDRINUSE" });
+    expect(stopped).toBe(true);
+    await opened!.ready.catch(() => {});
+    expect(opened!.connected).toBe(false);
+  });
+
   it("stops the service's work while the bus is still up, then drains the bus", async () => {
     let busUpDuringStop: boolean | undefined;
     let bus: Bus | undefined;
