@@ -89,11 +89,16 @@ export class OmniaNotFoundError extends OmniaError {
   }
 }
 
-/** 409 on a create: name + facility already exist. Not retried (retrying a duplicate create cannot help). */
+/**
+ * 409. On a create: name + facility already exist, never retried. Elsewhere the python client retries it (what a 409
+ * means on a read or write is undocumented), so there `retryable` follows the client's `retryConflict` option.
+ */
 export class OmniaConflictError extends OmniaError {
-  constructor(message: string, details?: OmniaErrorDetails) {
+  override readonly retryable: boolean;
+  constructor(message: string, details: OmniaErrorDetails & { retryable?: boolean } = {}) {
     super(message, details);
     this.name = "OmniaConflictError";
+    this.retryable = details.retryable ?? false;
   }
 }
 

@@ -5,7 +5,18 @@ export {
   type OmniaAuthConfig,
   TokenSource,
 } from "./auth.js";
-export { OmniaClient, type OmniaClientOptions } from "./client.js";
+export {
+  collect,
+  DEFAULT_COLLECT_MAX_ITEMS,
+  DEFAULT_COLLECT_MAX_PAGES,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  MAX_COLLECT_ITEMS,
+  OMNIA_BACKOFF,
+  OmniaClient,
+  type OmniaClientOptions,
+} from "./client.js";
 export {
   DEFAULT_AUTHORITY_HOST,
   EQUINOR_TENANT_ID,
@@ -34,4 +45,15 @@ export {
   OmniaUnauthorizedError,
   OmniaValidationError,
 } from "./errors.js";
+export {
+  type CompactDatapointsDto,
+  type CompactDatapointsItem,
+  type CompactValue,
+  compactToAggregates,
+  compactToDatapoints,
+  decodeCompactDatapoints,
+  encodeCompactDatapoints,
+} from "./protobuf.js";
+export { formatTimeNs, parseTimeNs, queryTime, toTimeNs } from "./time.js";
 export * from "./types.js";
+export { MAX_LIMIT, MAX_METADATA_KEYS, MAX_MULTI_ITEMS, MAX_WRITE_POINTS } from "./validate.js";
