@@ -13,6 +13,7 @@ import {
 } from "@meridian/emulator-kit";
 import type { Logger } from "@meridian/service-kit";
 import { z } from "zod";
+import { ApplicationSchema } from "../config.js";
 import type { EmulatorContext, Settings } from "../context.js";
 
 /** Bounds for settings changed at run time: a token of 0 s or of a year is a mistake, not a test. */
@@ -29,24 +30,6 @@ export const SettingsPatch = z
     enforcePollingInterval: z.boolean(),
   })
   .partial()
-  .strict();
-
-const ApplicationBody = z
-  .object({
-    clientId: z.string().min(1).max(128),
-    displayName: z.string().max(256).optional(),
-    secrets: z.array(z.string().min(1).max(1024)).max(10).optional(),
-    certificates: z.array(z.string().min(1).max(16_384)).max(10).optional(),
-    publicClient: z.boolean().optional(),
-    grants: z
-      .record(
-        z.string(),
-        z
-          .object({ roles: z.array(z.string().max(256)).max(100).optional(), scopes: z.array(z.string().max(256)).max(100).optional() })
-          .strict(),
-      )
-      .optional(),
-  })
   .strict();
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -141,7 +124,7 @@ export function entraAdmin(ctx: EmulatorContext, logger?: Logger): AdminSurface 
         method: "POST",
         path: "applications",
         handle: (r) => {
-          const body = parse(ApplicationBody, r.json());
+          const body = parse(ApplicationSchema, r.json());
           let app: ReturnType<typeof ctx.directory.addApplication>;
           try {
             app = ctx.directory.addApplication(body);
