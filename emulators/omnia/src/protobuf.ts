@@ -17,7 +17,9 @@ export type CompactValue =
   | { case: "int64"; value: bigint }
   | { case: "double"; value: number }
   | { case: "uint32"; value: number }
-  | { case: "uint64"; value: bigint };
+  | { case: "uint64"; value: bigint }
+  /** No member set: an aggregate bucket without a value (fill `null`). */
+  | { case: undefined };
 
 export interface CompactItem {
   id: string;
