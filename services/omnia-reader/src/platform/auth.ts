@@ -117,26 +117,40 @@ export class TokenSource {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * The current token, or one fetched for all callers waiting at that moment (a device code sign-in is one prompt,
+   * not one per request). A caller's signal ends its own wait only, never the shared fetch.
+   */
   async get(signal?: AbortSignal): Promise<string> {
     const t = this.token;
     const refreshAt = t ? (t.refreshAfterTimestamp ?? t.expiresOnTimestamp - REFRESH_MARGIN_MS) : 0;
-    if (t && this.now() < refreshAt) return t.token;
-    this.pending ??= this.fetch(signal).finally(() => {
+    if (t && this.now() < refreshAt && this.now() < t.expiresOnTimestamp) return t.token;
+    this.pending ??= this.fetch().finally(() => {
       this.pending = undefined;
     });
-    return (await this.pending).token;
+    if (!signal) return (await this.pending).token;
+    signal.throwIfAborted();
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return (await Promise.race([this.pending, aborted])).token;
+    } finally {
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+    }
   }
 
   invalidate(): void {
     this.token = undefined;
   }
 
-  private async fetch(signal?: AbortSignal): Promise<AccessToken> {
+  private async fetch(): Promise<AccessToken> {
     let token: AccessToken | null;
     try {
-      token = await this.credential.getToken(this.scope, signal ? { abortSignal: signal } : {});
+      token = await this.credential.getToken(this.scope);
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
       const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       throw new OmniaAuthError(`no token for ${this.scope}: ${why}`, { cause: err });
     }
