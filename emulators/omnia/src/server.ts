@@ -116,7 +116,9 @@ export function createHandler(ctx: EmulatorContext, admin: AdminSurface) {
     const url = new URL(req.url ?? "/", "http://emulator");
     let operation = "(none)";
     let fault: string | undefined;
+    const isAdmin = isAdminPath(url.pathname);
     res.on("finish", () => {
+      if (isAdmin) return;
       ctx.counters.byStatus[res.statusCode] = (ctx.counters.byStatus[res.statusCode] ?? 0) + 1;
       ctx.opts.onRequest?.({
         method,
@@ -134,7 +136,7 @@ export function createHandler(ctx: EmulatorContext, admin: AdminSurface) {
       sendJson(res, 500, messageModel(500, `Emulator error: ${(err as Error).message}`, traceId));
     };
     const run = async () => {
-      if (isAdminPath(url.pathname)) return admin.handle(req, res, url);
+      if (isAdmin) return admin.handle(req, res, url);
       const m = BASE.exec(url.pathname);
       const apiPath = m ? url.pathname.slice(m[0].length) || "/" : url.pathname;
       // Routed (and counted) before faults, so a counter says how often a client called, faulted or not.
