@@ -2,7 +2,8 @@
  * Bearer tokens as the API's gateway checks them: a JWT signed by a key of the identity provider's JWKS (found
  * through its OpenID metadata, or given directly), from an accepted issuer, for the API's resource (the bare GUID or
  * `api://GUID`), not expired. `mode: "none"` accepts any bearer token, for tests that are not about auth.
- * Keys are fetched on first use and again when a token names a key id the cached set lacks (at most every 10 s).
+ * Keys are fetched on first use and again when a token names a key id the cached set lacks (at most every
+ * `keyRefreshCooldownMs`, so a flood of tokens with made-up key ids does not become a flood of fetches).
  */
 
 import { request as httpRequest } from "node:http";
@@ -26,6 +27,8 @@ export interface AuthOptions {
   /** When set, the token's `roles` (or `scp`) must hold it, else 403. */
   requiredRole?: string;
   clockToleranceSeconds?: number;
+  /** Least time between two key fetches caused by an unknown key id (a rotation). Default 5000. */
+  keyRefreshCooldownMs?: number;
 }
 
 export interface Principal {
@@ -36,7 +39,7 @@ export interface Principal {
 }
 
 export const UNAUTHORIZED_MESSAGE = "Unauthorized. Access token is missing or invalid.";
-const REFRESH_COOLDOWN_MS = 10_000;
+const REFRESH_COOLDOWN_MS = 5000;
 
 export class Authenticator {
   private keys: ReturnType<typeof createLocalJWKSet> | undefined;
@@ -102,7 +105,12 @@ export class Authenticator {
         return payload;
       } catch (err) {
         // A key id the cached set lacks: the provider may have rotated; fetch once more.
-        if (err instanceof errors.JWKSNoMatchingKey && attempt === 0 && Date.now() - this.fetchedAt >= REFRESH_COOLDOWN_MS) continue;
+        if (
+          err instanceof errors.JWKSNoMatchingKey &&
+          attempt === 0 &&
+          Date.now() - this.fetchedAt >= (this.options.keyRefreshCooldownMs ?? REFRESH_COOLDOWN_MS)
+        )
+          continue;
         throw this.refuse((err as Error).message);
       }
     }
