@@ -109,6 +109,20 @@ describe("ClientSecretCredential", () => {
   });
 });
 
+describe("what the client must configure", () => {
+  it("without the emulator's CA the credential cannot read the metadata (endpoints_resolution_error)", async () => {
+    const cred = new ClientSecretCredential(emu.tenantId, clientId, secret, { authorityHost: emu.url, disableInstanceDiscovery: true });
+    await expect(cred.getToken(SCOPE)).rejects.toThrow(/endpoints_resolution_error/);
+  });
+
+  it("AZURE_AUTHORITY_HOST is not needed when authorityHost is given; the trailing slash does not matter", async () => {
+    const token = await new ClientSecretCredential(emu.tenantId, clientId, secret, { ...options(), authorityHost: `${emu.url}/` }).getToken(
+      SCOPE,
+    );
+    expect(decodeJwt(token.token).iss).toBe(emu.issuer());
+  });
+});
+
 describe("ClientCertificateCredential", () => {
   const client = createTestPki({ caName: "Meridian test client", hosts: ["omnia-reader"] });
   const certClientId = "0b7f3c2e-5a1d-4e8f-9c6b-2d4a8e1f7c30";

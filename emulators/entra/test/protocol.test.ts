@@ -2,6 +2,10 @@
  * The emulator's wire protocol as a client without MSAL sees it: metadata, instance discovery, the token endpoint's
  * answers and Entra's error bodies, the device code flow step by step, refresh, the admin surface and faults.
  */
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { decodeJwt, jwtVerify } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -65,6 +69,25 @@ afterAll(async () => {
 afterEach(async () => {
   emu.clearFaults();
   emu.setSettings({ tokenLifetimeSeconds: 3600, deviceCodeLifetimeSeconds: 900, enforcePollingInterval: false });
+});
+
+describe("as a container runs it", () => {
+  it("writes the CA to caFile and serves /_emulator on a plain admin port", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "entra-ca-"));
+    const caFile = join(dir, "ca.pem");
+    const other = await startEntraEmulator({ caFile, adminPort: 0, tlsHostnames: ["entra"] });
+    try {
+      expect(readFileSync(caFile, "utf8")).toBe(other.caPem);
+      const health = await fetch(`${other.adminUrl}/_emulator/health`);
+      expect(await health.json()).toEqual({ ok: true });
+      expect((await fetch(`${other.adminUrl}/common/discovery/instance`)).status).toBe(404);
+      const cert = new X509Certificate((await call(`${other.url}/_emulator/ca.pem`, other.caPem)).text);
+      expect(cert.subject).toContain("Meridian Entra Emulator CA");
+    } finally {
+      await other.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("metadata", () => {
