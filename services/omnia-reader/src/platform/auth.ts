@@ -45,19 +45,34 @@ export type OmniaAuthConfig =
 export interface CredentialOptions {
   /** Handed the device code prompt; must not block (it is called inside the token request). */
   onDeviceCode?: (prompt: DeviceCodePrompt) => void;
+  /** CA (PEM) to trust for the authority host (an emulator's, a proxy's). */
+  authorityCaPem?: string;
+  /**
+   * Skips MSAL's instance discovery, which asks login.microsoftonline.com whatever the authority: needed for an
+   * authority it does not know (an emulator, a private cloud). Default: true when the authority host is overridden
+   * to a host that is not a Microsoft login host.
+   */
+  disableInstanceDiscovery?: boolean;
 }
+
+const MICROSOFT_LOGIN_HOSTS = /^https:\/\/login\.(microsoftonline\.(com|us|de)|chinacloudapi\.cn|partner\.microsoftonline\.cn)$/i;
 
 /** A @azure/identity credential for the config, against the environment's authority host and tenant. */
 export function createCredential(auth: OmniaAuthConfig, env: ResolvedOmniaEnvironment, options: CredentialOptions = {}): TokenCredential {
   const authorityHost = env.authorityHost;
+  const common = {
+    authorityHost,
+    disableInstanceDiscovery: options.disableInstanceDiscovery ?? !MICROSOFT_LOGIN_HOSTS.test(authorityHost),
+    ...(options.authorityCaPem ? { tlsOptions: { ca: options.authorityCaPem } } : {}),
+  };
   switch (auth.mode) {
     case "clientSecret":
       if (!auth.clientId) throw new OmniaConfigError(["auth.clientId: required for clientSecret"]);
       if (!auth.clientSecret) throw new OmniaConfigError(["auth.clientSecret: required for clientSecret"]);
-      return new ClientSecretCredential(auth.tenantId ?? env.tenantId, auth.clientId, auth.clientSecret, { authorityHost });
+      return new ClientSecretCredential(auth.tenantId ?? env.tenantId, auth.clientId, auth.clientSecret, common);
     case "clientCertificate": {
       if (!auth.clientId) throw new OmniaConfigError(["auth.clientId: required for clientCertificate"]);
-      const opts = { authorityHost, sendCertificateChain: auth.sendCertificateChain ?? false };
+      const opts = { ...common, sendCertificateChain: auth.sendCertificateChain ?? false };
       if (auth.certificatePath)
         return new ClientCertificateCredential(
           auth.tenantId ?? env.tenantId,
@@ -73,14 +88,14 @@ export function createCredential(auth: OmniaAuthConfig, env: ResolvedOmniaEnviro
       return new DeviceCodeCredential({
         tenantId: auth.tenantId ?? env.tenantId,
         clientId: auth.clientId ?? env.publicClientId,
-        authorityHost,
+        ...common,
         userPromptCallback: (info: DeviceCodeInfo) => {
           options.onDeviceCode?.({ userCode: info.userCode, verificationUri: info.verificationUri, message: info.message });
         },
       });
     case "default":
       return new DefaultAzureCredential({
-        authorityHost,
+        ...common,
         ...(auth.tenantId ? { tenantId: auth.tenantId } : {}),
         ...(auth.managedIdentityClientId ? { managedIdentityClientId: auth.managedIdentityClientId } : {}),
       });
@@ -88,7 +103,7 @@ export function createCredential(auth: OmniaAuthConfig, env: ResolvedOmniaEnviro
       return auth.clientId ? new ManagedIdentityCredential({ clientId: auth.clientId }) : new ManagedIdentityCredential();
     case "workloadIdentity":
       return new WorkloadIdentityCredential({
-        authorityHost,
+        ...common,
         ...(auth.tenantId ? { tenantId: auth.tenantId } : {}),
         ...(auth.clientId ? { clientId: auth.clientId } : {}),
         ...(auth.tokenFilePath ? { tokenFilePath: auth.tokenFilePath } : {}),

@@ -1,6 +1,6 @@
 import type { TokenCredential } from "@azure/identity";
 import { type BackoffPolicy, readRetryAfter, retry } from "@meridian/retry";
-import type { Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import { type CredentialOptions, createCredential, type OmniaAuthConfig, TokenSource } from "./auth.js";
 import { type OmniaEnvironmentInput, type ResolvedOmniaEnvironment, resolveEnvironment } from "./environments.js";
 import {
@@ -78,6 +78,12 @@ export interface OmniaClientOptions extends OmniaEnvironmentInput {
   auth?: OmniaAuthConfig;
   credential?: TokenCredential;
   onDeviceCode?: CredentialOptions["onDeviceCode"];
+  /** CA (PEM) to trust for the authority host (an Entra emulator). */
+  authorityCaPem?: string;
+  /** See CredentialOptions.disableInstanceDiscovery. */
+  disableInstanceDiscovery?: boolean;
+  /** CA (PEM) to trust for the Omnia API (an emulator, a TLS-inspecting proxy); ignored when `dispatcher` is given. */
+  caPem?: string;
   /** Per-request timeout (ms). Default 60 000, 1 000..600 000. */
   timeoutMs?: number;
   /** Longest answer read, after decompression. Default 64 MiB, 1 KiB..1 GiB. */
@@ -251,6 +257,7 @@ export class OmniaClient {
   private readonly maxAttempts: number;
   private readonly backoff: BackoffPolicy;
   private readonly protobufType: string;
+  private readonly dispatcher: Dispatcher | undefined;
 
   constructor(readonly options: OmniaClientOptions) {
     this.environment = resolveEnvironment(options);
@@ -261,9 +268,21 @@ export class OmniaClient {
     this.protobufType = options.protobufMediaType ?? "application/protobuf";
     const credential =
       options.credential ??
-      (options.auth ? createCredential(options.auth, this.environment, { onDeviceCode: options.onDeviceCode }) : undefined);
+      (options.auth
+        ? createCredential(options.auth, this.environment, {
+            ...(options.onDeviceCode ? { onDeviceCode: options.onDeviceCode } : {}),
+            ...(options.authorityCaPem ? { authorityCaPem: options.authorityCaPem } : {}),
+            ...(options.disableInstanceDiscovery !== undefined ? { disableInstanceDiscovery: options.disableInstanceDiscovery } : {}),
+          })
+        : undefined);
     if (credential === undefined) throw new OmniaConfigError(["auth: one of auth or credential is required"]);
     this.tokens = new TokenSource(credential, this.environment.scope);
+    this.dispatcher = options.dispatcher ?? (options.caPem ? new Agent({ connect: { ca: options.caPem } }) : undefined);
+  }
+
+  /** Closes the connections of the client's own dispatcher (one made for `caPem`); a given dispatcher is the caller's. */
+  async close(): Promise<void> {
+    if (this.dispatcher && this.dispatcher !== this.options.dispatcher) await this.dispatcher.close();
   }
 
   // ---- metadata ----
@@ -658,7 +677,7 @@ export class OmniaClient {
       timeoutMs: this.timeoutMs,
       maxResponseBytes: this.maxResponseBytes,
       ...(spec.signal ? { signal: spec.signal } : {}),
-      ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
+      ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
       request,
     });
   }
