@@ -1,0 +1,131 @@
+import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
+import type { BackoffPolicy } from "@meridian/retry";
+import { ConfigError, type Logger, serviceIdentity } from "@meridian/service-kit";
+import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
+import { omniaReaderErrors, omniaReaderService } from "./api/index.js";
+import type { OmniaReaderConfig } from "./config.js";
+import { applyReaders, readReadersFile } from "./declared.js";
+import { ReaderManager } from "./pipeline/manager.js";
+import type { AuthPrompt, OmniaApi } from "./pipeline/omnia-api.js";
+import { type OmniaAuthConfig, OmniaClient, OmniaConfigError } from "./platform/index.js";
+
+const SERVICE = serviceIdentity("omnia-reader", import.meta.url);
+
+export interface OmniaReader extends BusService {
+  readers: ReaderManager;
+  api: OmniaApi;
+}
+
+export interface OmniaReaderOptions extends BusServiceOptions {
+  /** The Omnia client to use instead of one made from the settings (tests). */
+  api?: OmniaApi;
+  /** Backoff of Omnia reads inside one poll (tests shorten it). */
+  readBackoff?: BackoffPolicy;
+  readAttempts?: number;
+}
+
+function authFrom(config: OmniaReaderConfig): OmniaAuthConfig {
+  const tenant = config.AZURE_TENANT_ID ? { tenantId: config.AZURE_TENANT_ID } : {};
+  switch (config.OMNIA_AUTH_MODE) {
+    case "client-secret":
+      if (!config.AZURE_CLIENT_ID || !config.AZURE_CLIENT_SECRET)
+        throw new ConfigError("OMNIA_AUTH_MODE=client-secret needs AZURE_CLIENT_ID and AZURE_CLIENT_SECRET", [
+          "AZURE_CLIENT_ID",
+          "AZURE_CLIENT_SECRET",
+        ]);
+      return { mode: "clientSecret", ...tenant, clientId: config.AZURE_CLIENT_ID, clientSecret: config.AZURE_CLIENT_SECRET };
+    case "device-code":
+      return { mode: "deviceCode", ...tenant, ...(config.AZURE_CLIENT_ID ? { clientId: config.AZURE_CLIENT_ID } : {}) };
+    case "managed-identity":
+      return { mode: "managedIdentity", ...(config.AZURE_CLIENT_ID ? { clientId: config.AZURE_CLIENT_ID } : {}) };
+    case "workload-identity":
+      return {
+        mode: "workloadIdentity",
+        ...tenant,
+        ...(config.AZURE_CLIENT_ID ? { clientId: config.AZURE_CLIENT_ID } : {}),
+        ...(config.AZURE_FEDERATED_TOKEN_FILE ? { tokenFilePath: config.AZURE_FEDERATED_TOKEN_FILE } : {}),
+      };
+  }
+}
+
+/** The Omnia client from the settings; its complaints name the settings. */
+function clientFrom(config: OmniaReaderConfig, logger: Logger, prompt: (p: AuthPrompt) => void): OmniaApi {
+  if (config.OMNIA_URL && new URL(config.OMNIA_URL).protocol !== "https:") {
+    if (!config.OMNIA_ALLOW_INSECURE)
+      throw new ConfigError(
+        "OMNIA_URL: http:// would send the bearer token in clear; use https://, or OMNIA_ALLOW_INSECURE=true for an emulator",
+        ["OMNIA_URL", "OMNIA_ALLOW_INSECURE"],
+      );
+    logger.warn("OMNIA_ALLOW_INSECURE: the Omnia bearer token travels over plain http");
+  }
+  try {
+    return new OmniaClient({
+      environment: config.OMNIA_ENVIRONMENT,
+      ...(config.OMNIA_URL ? { baseUrl: config.OMNIA_URL } : {}),
+      ...(config.OMNIA_RESOURCE_ID ? { resourceId: config.OMNIA_RESOURCE_ID } : {}),
+      ...(config.AZURE_AUTHORITY_HOST ? { authorityHost: config.AZURE_AUTHORITY_HOST } : {}),
+      ...(config.AZURE_TENANT_ID ? { tenantId: config.AZURE_TENANT_ID } : {}),
+      auth: authFrom(config),
+      onDeviceCode: (p) => {
+        // The code is for a person to type, not a secret the service holds; the token it leads to never is logged.
+        logger.warn({ userCode: p.userCode, verificationUri: p.verificationUri }, "Omnia sign-in waits for a person (device code)");
+        prompt({ ...p, since: new Date() });
+      },
+      onRetry: (e) =>
+        logger.info({ request: e.request, attempt: e.attempt, delayMs: e.delayMs, err: e.error.message }, "Omnia request retried"),
+    });
+  } catch (err) {
+    if (err instanceof OmniaConfigError)
+      throw new ConfigError(`invalid Omnia configuration: ${err.message}`, ["OMNIA_ENVIRONMENT", "OMNIA_URL"]);
+    throw err;
+  }
+}
+
+/**
+ * omnia-reader: the OmniaReaderService API (readers, Omnia's verbs passed through) and one ReaderPipeline per reader,
+ * started from the omnia_readers bucket once the bus is reachable and the declared readers are in.
+ */
+export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger, options: OmniaReaderOptions = {}): Promise<OmniaReader> {
+  const declared = config.OMNIA_READERS_FILE ? readReadersFile(config.OMNIA_READERS_FILE) : [];
+  if (declared.length > config.OMNIA_MAX_READERS)
+    throw new ConfigError(`OMNIA_READERS_FILE: ${declared.length} readers, more than OMNIA_MAX_READERS=${config.OMNIA_MAX_READERS}`, [
+      "OMNIA_READERS_FILE",
+      "OMNIA_MAX_READERS",
+    ]);
+  let pending: AuthPrompt | undefined;
+  const api = options.api ?? clientFrom(config, logger, (p) => (pending = p));
+  const authPrompt = () => (pending && Date.now() - pending.since.getTime() < 15 * 60_000 ? pending : undefined);
+  let readers!: ReaderManager;
+  const running = await startBusService(
+    SERVICE,
+    config,
+    logger,
+    (bus) => {
+      readers = new ReaderManager({
+        bus,
+        api,
+        logger,
+        maxReaders: config.OMNIA_MAX_READERS,
+        maxSeries: config.OMNIA_MAX_SERIES_PER_READER,
+        maxPagesPerPoll: config.OMNIA_MAX_PAGES_PER_POLL,
+        ...(options.readBackoff ? { readBackoff: options.readBackoff } : {}),
+        ...(options.readAttempts ? { readAttempts: options.readAttempts } : {}),
+      });
+      return {
+        routes: (router) => router.service(OmniaReaderService, omniaReaderService({ readers, api, authPrompt })),
+        errors: [omniaReaderErrors],
+        declared: {
+          setting: "OMNIA_READERS_FILE",
+          entries: declared.length,
+          apply: () => applyReaders(readers, declared, logger),
+          runAfterApply: true,
+        },
+        run: () => readers.run(),
+        counters: () => readers.counters(),
+        stop: () => readers.stop(),
+      };
+    },
+    options,
+  );
+  return Object.assign(running, { readers, api });
+}
