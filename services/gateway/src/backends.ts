@@ -33,7 +33,9 @@ export function backendTlsFromConfig(config: GatewayConfig, backends: Backend[],
   const secured = backends.filter((b) => new URL(b.url).protocol === "https:");
   const plain = backends.filter((b) => new URL(b.url).protocol !== "https:");
   if (set.length > 0 && secured.length === 0) {
-    throw new ConfigError(`${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL)`, [...set]);
+    throw new ConfigError(`${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL)`, [
+      ...set,
+    ]);
   }
   if (Boolean(config.BACKEND_CERT_FILE) !== Boolean(config.BACKEND_KEY_FILE)) {
     const missing = config.BACKEND_CERT_FILE ? "BACKEND_KEY_FILE" : "BACKEND_CERT_FILE";
