@@ -2,6 +2,10 @@
  * The platform client against the Omnia emulator (HTTPS, tokens verified against the Entra emulator's keys) and the
  * Entra emulator (client secret and device code through @azure/identity): the wire as both emulators speak it.
  */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DEFAULTS, type RunningEntraEmulator, startEntraEmulator } from "@meridian/emulator-entra";
 import { type RunningOmniaEmulator, startOmniaEmulator } from "@meridian/emulator-omnia";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -205,6 +209,56 @@ describe("Omnia emulator through the client (client secret token from the Entra 
     expect(err).toBeInstanceOf(OmniaAuthError);
     expect((err as Error).message).toMatch(/AADSTS7000215/);
     expect((err as Error).message).not.toContain("wrong");
+  });
+});
+
+describe("client certificate", () => {
+  const certClientId = "5d0e2a7c-3b1f-4c6e-8a9d-7f2b1c4e6a80";
+  let dir: string;
+  let pem: string;
+
+  beforeAll(() => {
+    // An RSA key: MSAL signs its client assertion with RS256/PS256.
+    dir = mkdtempSync(join(tmpdir(), "omnia-client-cert-"));
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=omnia-reader",
+      ],
+      {
+        cwd: dir,
+        stdio: "ignore",
+      },
+    );
+    const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+    pem = `${readFileSync(join(dir, "key.pem"), "utf8")}${cert}`;
+    writeFileSync(join(dir, "both.pem"), pem);
+    entra.registerApplication({
+      clientId: certClientId,
+      certificates: [cert],
+      grants: { "32f2a909-8a98-4eb8-b22d-1208d9350cb0": { roles: ["Timeseries.Read"] } },
+    });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a PEM file (certificatePath) and PEM text (certificatePem) both get a token Omnia accepts", async () => {
+    const [id] = omnia.seededIds();
+    const byPath = client({ auth: { mode: "clientCertificate", clientId: certClientId, certificatePath: join(dir, "both.pem") } });
+    expect((await byPath.getTimeseries(id!)).id).toBe(id);
+    const byPem = client({ auth: { mode: "clientCertificate", clientId: certClientId, certificatePem: pem } });
+    expect((await byPem.getTimeseries(id!)).id).toBe(id);
   });
 });
 

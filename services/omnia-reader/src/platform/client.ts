@@ -295,7 +295,7 @@ export class OmniaClient {
     let path = "/search";
     if (query.query !== undefined) {
       if (query.query === "" || query.query.length > 1024) throw new OmniaValidationError("query", "must be 1..1024 characters");
-      path = `/search/${encodeURIComponent(query.query).replaceAll("%2A", "*")}`;
+      path = `/search/${encodeURIComponent(query.query)}`;
     }
     return this.timeseriesPage(path, timeseriesQueryParams(query, true), opts);
   }
