@@ -104,7 +104,7 @@ export class EmulatorContext {
   /** `https://host:port` as the client addressed it (MSAL requires the issuer's host to be the authority's). */
   baseUrl(req: IncomingMessage): string {
     if (this.opts.publicUrl) return this.opts.publicUrl.replace(/\/+$/, "");
-    return `https://${req.headers.host ?? `localhost:${this.opts.port}`}`;
+    return `https://${req.headers.host ?? `localhost:${req.socket.localPort}`}`;
   }
 
   issuer(baseUrl: string, tenant: string): string {
