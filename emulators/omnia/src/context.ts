@@ -7,6 +7,7 @@ import { ApiError } from "./errors.js";
 import { Faults } from "./faults.js";
 import type { ResolvedOptions } from "./options.js";
 import type { Limits } from "./query.js";
+import { RateLimiter } from "./rate-limit.js";
 import { liveValue, seedStore } from "./seed.js";
 import { type Datapoint, type Series, Store } from "./store.js";
 import { formatTime, msToNs, parseTime } from "./time.js";
@@ -55,6 +56,7 @@ export class EmulatorContext {
   readonly store: Store;
   readonly auth: Authenticator;
   readonly faults = new Faults();
+  readonly rateLimiter: RateLimiter;
   counters = newCounters();
   denied: AccessRule[] = [];
   streamEvents: StreamEvent[] = [];
@@ -69,6 +71,7 @@ export class EmulatorContext {
   ) {
     this.store = new Store(opts.facilities);
     this.auth = new Authenticator(opts.auth);
+    this.rateLimiter = new RateLimiter(opts.rateLimit);
     this.limits = {
       defaultLimit: opts.defaultLimit,
       maxLimit: opts.maxLimit,
@@ -191,6 +194,7 @@ export class EmulatorContext {
     return {
       counters: this.counters,
       faults: this.faults.get(),
+      rateLimit: this.rateLimiter.limit ?? null,
       auth: { mode: this.auth.mode, audiences: this.opts.auth.audiences, lastKeyError: this.auth.lastKeyError ?? null },
       denied: this.denied,
       facilities: this.store.facilities,

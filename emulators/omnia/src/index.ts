@@ -18,6 +18,7 @@ export type { Counters } from "./context.js";
 export type { FaultConfig, FaultScript, ScriptStep } from "./faults.js";
 export { parseFaultConfig } from "./faults.js";
 export { DEFAULT_RESOURCE_ID, type OmniaEmulatorOptions, type RequestLogEntry } from "./options.js";
+export type { RateLimit } from "./rate-limit.js";
 export { DEFAULT_FACILITIES } from "./seed.js";
 export type { Facility } from "./store.js";
 

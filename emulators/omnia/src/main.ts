@@ -4,6 +4,7 @@ import { z } from "zod";
 import { parseFaultConfig } from "./faults.js";
 import { startOmniaEmulator } from "./index.js";
 import { DEFAULT_RESOURCE_ID } from "./options.js";
+import { parseRateLimit } from "./rate-limit.js";
 
 const bool = (def: boolean) =>
   z
@@ -49,6 +50,21 @@ const Env = z
     OMNIA_EMU_MAX_LIMIT: int(100_000, 1, 10_000_000),
     OMNIA_EMU_MAX_MULTI_ITEMS: int(100, 1, 10_000),
     OMNIA_EMU_END_INCLUSIVE: bool(false),
+    /** The gateway's rate limit as `<requests>/<seconds>`, e.g. `100/60`; default none. */
+    OMNIA_EMU_RATE_LIMIT: z
+      .string()
+      .regex(/^\d{1,7}\/\d{1,5}$/, "must be <requests>/<seconds>, e.g. 100/60")
+      .optional()
+      .transform((s, ctx) => {
+        if (!s) return undefined;
+        const [requests, perSeconds] = s.split("/").map(Number);
+        try {
+          return parseRateLimit({ requests, perSeconds });
+        } catch (err) {
+          ctx.addIssue({ code: "custom", message: (err as Error).message });
+          return z.NEVER;
+        }
+      }),
     OMNIA_EMU_FAULTS: z
       .string()
       .optional()
@@ -96,6 +112,7 @@ const emulator = await startOmniaEmulator({
   maxMultiItems: env.OMNIA_EMU_MAX_MULTI_ITEMS,
   endInclusive: env.OMNIA_EMU_END_INCLUSIVE,
   faults: env.OMNIA_EMU_FAULTS,
+  rateLimit: env.OMNIA_EMU_RATE_LIMIT,
   onRequest: (e) => {
     if (e.status >= 400 || e.fault) log.info(e, "request");
     else log.debug(e, "request");

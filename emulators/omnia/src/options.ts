@@ -1,5 +1,6 @@
 import type { AuthOptions } from "./auth.js";
 import type { FaultConfig } from "./faults.js";
+import type { RateLimit } from "./rate-limit.js";
 import { DEFAULT_FACILITIES } from "./seed.js";
 import type { Facility } from "./store.js";
 
@@ -56,14 +57,19 @@ export interface OmniaEmulatorOptions {
   createdSource?: string;
   /** Fault switch armed at start. */
   faults?: FaultConfig;
+  /** The gateway's rate limit; default none. */
+  rateLimit?: RateLimit;
   onRequest?: (e: RequestLogEntry) => void;
 }
 
-export type ResolvedOptions = Required<Omit<OmniaEmulatorOptions, "caFile" | "faults" | "onRequest" | "liveSeries" | "auth" | "seed">> & {
+export type ResolvedOptions = Required<
+  Omit<OmniaEmulatorOptions, "caFile" | "faults" | "onRequest" | "liveSeries" | "auth" | "seed" | "rateLimit">
+> & {
   seed: string | false;
   auth: AuthOptions;
   caFile?: string;
   faults?: FaultConfig;
+  rateLimit?: RateLimit;
   onRequest?: (e: RequestLogEntry) => void;
   liveSeries?: number;
 };
@@ -97,6 +103,7 @@ export function resolveOptions(o: OmniaEmulatorOptions): ResolvedOptions {
     maxCustomMetadata: o.maxCustomMetadata ?? 17,
     createdSource: o.createdSource ?? "IFM",
     faults: o.faults,
+    rateLimit: o.rateLimit,
     onRequest: o.onRequest,
   };
 }

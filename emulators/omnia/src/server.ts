@@ -173,6 +173,7 @@ export function createHandler(ctx: EmulatorContext, admin: AdminSurface) {
         throw routeError;
       }
       const seg = segments(apiPath);
+      ctx.rateLimiter.take();
       const body = await readBody(req, ctx.opts.maxBodyBytes);
       let principal: Principal;
       try {

@@ -136,3 +136,24 @@ describe("state, live growth, late points, reset", () => {
     expect((await admin(env.emu, "GET", "nothing")).status).toBe(404);
   });
 });
+
+describe("rate limit (the gateway's, v1.7.5)", () => {
+  it("past N calls in the window: 429 MessageModel with Retry-After; off again when deleted", async () => {
+    expect((await admin(env.emu, "PUT", "rate-limit", { requests: 2, perSeconds: 60 })).status).toBe(200);
+    try {
+      const statuses: number[] = [];
+      let last: Awaited<ReturnType<Api["get"]>> | undefined;
+      for (let i = 0; i < 3; i++) {
+        last = await api.get(`/${id}/data/latest`);
+        statuses.push(last.status);
+      }
+      expect(statuses).toEqual([200, 200, 429]);
+      expect(Number(last!.headers["retry-after"])).toBeGreaterThanOrEqual(59);
+      expect(last!.json.statusCode).toBe(429);
+      expect((await admin(env.emu, "PUT", "rate-limit", { requests: 0, perSeconds: 60 })).status).toBe(400);
+    } finally {
+      await admin(env.emu, "DELETE", "rate-limit");
+    }
+    expect((await api.get(`/${id}/data/latest`)).status).toBe(200);
+  });
+});

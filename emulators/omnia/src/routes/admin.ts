@@ -5,6 +5,7 @@
 import { BadRequestError, createAdminSurface } from "@meridian/emulator-kit";
 import type { EmulatorContext } from "../context.js";
 import { type FaultConfig, parseFaultConfig, parseScript } from "../faults.js";
+import { parseRateLimit } from "../rate-limit.js";
 import type { Datapoint } from "../store.js";
 import { formatTime, parseTime } from "../time.js";
 
@@ -114,6 +115,27 @@ export function omniaAdmin(ctx: EmulatorContext) {
         handle: () => {
           ctx.denied = [];
           return { denied: [] };
+        },
+      },
+      {
+        method: "PUT",
+        path: "rate-limit",
+        handle: (r) => {
+          const b = r.json();
+          try {
+            ctx.rateLimiter.set(parseRateLimit(b));
+          } catch (err) {
+            throw new BadRequestError("body", (err as Error).message);
+          }
+          return { rateLimit: ctx.rateLimiter.limit };
+        },
+      },
+      {
+        method: "DELETE",
+        path: "rate-limit",
+        handle: () => {
+          ctx.rateLimiter.set(undefined);
+          return { rateLimit: null };
         },
       },
       { method: "GET", path: "streaming/events", handle: () => ({ events: ctx.streamEvents }) },
