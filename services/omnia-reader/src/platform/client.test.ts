@@ -1,5 +1,5 @@
 import type { AccessToken, TokenCredential } from "@azure/identity";
-import { json, type RecordingServer, type Reply, startRecordingServer } from "@meridian/testing";
+import { json, type RecordingServer, type Reply, startRecordingServer, until, zeroBody } from "@meridian/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { OmniaClient, type OmniaClientOptions } from "./client.js";
 import {
@@ -375,6 +375,23 @@ describe("answers", () => {
     await expect(client({ maxResponseBytes: 2048 }).listTimeseries()).rejects.toBeInstanceOf(OmniaResponseTooLargeError);
   });
 
+  it("a protobuf answer over maxResponseBytes is not read either (the stream is cut, not buffered)", async () => {
+    const { stream, produced } = zeroBody(64 * 1024 * 1024);
+    server.handler = () => ({ status: 200, headers: { "content-type": "application/x-protobuf" }, stream });
+    await expect(client({ maxResponseBytes: 1024 * 1024 }).getDatapoints(ID, {}, { format: "protobuf" })).rejects.toBeInstanceOf(
+      OmniaResponseTooLargeError,
+    );
+    await until(() => produced.ended);
+    expect(produced.bytes).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it("JSON times in any accepted spelling come out in Omnia's 7 digits", async () => {
+    server.handler = () =>
+      ok({ data: { items: [{ id: ID, datapoints: [{ time: "2021-02-01T10:54:05.42+01:00", value: 1, status: 192 }] }] } });
+    const page = await client().getDatapoints(ID);
+    expect(page.items[0]?.datapoints[0]?.time).toBe("2021-02-01T09:54:05.4200000Z");
+  });
+
   it("a body that is neither JSON nor protobuf is a protocol error", async () => {
     server.handler = () => ({ status: 200, headers: { "content-type": "text/html" }, body: "<html>" });
     await expect(client().listTimeseries()).rejects.toBeInstanceOf(OmniaProtocolError);
@@ -510,6 +527,12 @@ describe("errors", () => {
     expect(err).toBeInstanceOf(OmniaServerError);
     expect((err as OmniaError).platformMessage).toBe("Could not load response, raw response: 'blah'");
     expect(server.requests.length).toBe(3);
+    server.handler = () => ({ status: 502, body: "" });
+    const empty = await client()
+      .getDatapoints(ID)
+      .catch((e: unknown) => e);
+    expect((empty as OmniaError).platformMessage).toBe("Could not load response, raw response: ''");
+    expect(server.requests.length).toBe(6);
   });
 
   for (const status of [408, 425, 429, 502, 503, 504]) {

@@ -19,7 +19,7 @@ import {
   OmniaValidationError,
 } from "./errors.js";
 import { type CompactDatapointsItem, compactToAggregates, compactToDatapoints, decodeCompactDatapoints } from "./protobuf.js";
-import { parseTimeNs } from "./time.js";
+import { formatTimeNs, parseTimeNs } from "./time.js";
 import { type HttpResponse, httpExchange } from "./transport.js";
 import type {
   AggregatePoint,
@@ -182,14 +182,15 @@ function num(v: unknown): number {
 function jsonDatapoint(p: unknown, request: string): Datapoint {
   if (!isObject(p)) throw new OmniaProtocolError(`${request}: a datapoint is not an object`);
   const timeNs = jsonTimeNs(p.time, request);
-  return { time: p.time as string, timeNs, value: num(p.value), status: typeof p.status === "number" ? p.status : 0 };
+  return { time: formatTimeNs(timeNs), timeNs, value: num(p.value), status: typeof p.status === "number" ? p.status : 0 };
 }
 
 const AGGREGATE_KEYS = ["avg", "min", "max", "sum", "stddev", "count", "first", "last", "value", "status"] as const;
 
 function jsonAggregate(p: unknown, request: string): AggregatePoint {
   if (!isObject(p)) throw new OmniaProtocolError(`${request}: an aggregate point is not an object`);
-  const point: AggregatePoint = { time: p.time as string, timeNs: jsonTimeNs(p.time, request) };
+  const timeNs = jsonTimeNs(p.time, request);
+  const point: AggregatePoint = { time: formatTimeNs(timeNs), timeNs };
   for (const k of AGGREGATE_KEYS) if (p[k] !== undefined && p[k] !== null) point[k] = num(p[k]);
   return point;
 }
