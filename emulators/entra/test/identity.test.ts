@@ -151,6 +151,16 @@ describe("ClientCertificateCredential", () => {
     expect(emu.counters().tokensIssued[certClientId]).toEqual({ client_credentials: 1 });
   });
 
+  it("sendCertificateChain (x5c in the assertion) works the same", async () => {
+    const cred = new ClientCertificateCredential(
+      emu.tenantId,
+      certClientId,
+      { certificate: `${client.keyPem}${client.certPem}` },
+      { ...options(), sendCertificateChain: true },
+    );
+    expect(decodeJwt((await cred.getToken(SCOPE)).token)).toMatchObject({ azp: certClientId, azpacr: "2" });
+  });
+
   it("a certificate the application does not have is refused (AADSTS700027)", async () => {
     const other = createTestPki({ caName: "Meridian unregistered client" });
     const cred = new ClientCertificateCredential(emu.tenantId, certClientId, { certificate: `${other.keyPem}${other.certPem}` }, options());

@@ -104,6 +104,17 @@ describe("metadata", () => {
     });
   });
 
+  it("a verifier that knows only the metadata URL finds the keys and checks iss and aud (as the Omnia emulator will)", async () => {
+    const meta = (await call(`${tenantBase}/v2.0/.well-known/openid-configuration`, emu.caPem)).json;
+    const t = await token({ grant_type: "client_credentials", client_id: clientId, client_secret: secret, scope: SCOPE });
+    const { payload } = await jwtVerify(t.json.access_token, await keySet(meta.jwks_uri, emu.caPem), {
+      issuer: meta.issuer,
+      audience: [OMNIA_RESOURCE_NONPROD, `api://${OMNIA_RESOURCE_NONPROD}`],
+      algorithms: meta.id_token_signing_alg_values_supported,
+    });
+    expect(payload.tid).toBe(emu.tenantId);
+  });
+
   it("common publishes the {tenantid} issuer placeholder, as Entra does", async () => {
     const res = await call(`${emu.url}/common/v2.0/.well-known/openid-configuration`, emu.caPem);
     expect(res.json.issuer).toBe(`${emu.url}/{tenantid}/v2.0`);
@@ -219,6 +230,20 @@ describe("client credentials", () => {
     });
     expect(res.status).toBe(200);
     expect(decodeJwt(res.json.access_token).roles).toBeUndefined();
+  });
+
+  it("a resource registered with audience uri gets aud api://GUID (the other form a verifier must accept)", async () => {
+    const other = await startEntraEmulator({
+      resources: [{ appId: OMNIA_RESOURCE_NONPROD, audience: "uri", appRoles: ["Timeseries.Read"] }],
+    });
+    try {
+      const res = await call(`${other.url}/${other.tenantId}/oauth2/v2.0/token`, other.caPem, {
+        form: { grant_type: "client_credentials", client_id: clientId, client_secret: secret, scope: SCOPE },
+      });
+      expect(decodeJwt(res.json.access_token).aud).toBe(`api://${OMNIA_RESOURCE_NONPROD}`);
+    } finally {
+      await other.stop();
+    }
   });
 
   it("GET on the token endpoint is refused; a body over 64 KiB is 413", async () => {
