@@ -68,7 +68,10 @@ describe("ClientSecretCredential", () => {
 
   it("a wrong secret fails with Entra's invalid_client AADSTS7000215", async () => {
     const cred = new ClientSecretCredential(emu.tenantId, clientId, "not-the-secret", options());
-    await expect(cred.getToken(SCOPE)).rejects.toThrow(/AADSTS7000215/);
+    // MSAL formats Entra's body: "invalid_client: Error(s): 7000215 - Timestamp: ... - Description: AADSTS7000215: ...".
+    await expect(cred.getToken(SCOPE)).rejects.toThrow(
+      /invalid_client: Error\(s\): 7000215 - Timestamp: .* - Description: AADSTS7000215: Invalid client secret/,
+    );
     expect(emu.counters().errors.invalid_client).toBeGreaterThanOrEqual(1);
   });
 
