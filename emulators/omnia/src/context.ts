@@ -119,6 +119,7 @@ export class EmulatorContext {
       if (!s) return;
       const p = { t: now, value: liveValue(now, i), status: 192 };
       s.upsert(p);
+      this.trim(s);
       this.counters.livePoints++;
       this.emitStream(s, [p]);
     });
@@ -128,8 +129,14 @@ export class EmulatorContext {
   /** Upserts points into a series (writes, late arrivals), and streams them to subscribers. */
   write(s: Series, points: Datapoint[]): void {
     for (const p of points) s.upsert(p);
+    this.trim(s);
     this.counters.pointsWritten += points.length;
     this.emitStream(s, points);
+  }
+
+  private trim(s: Series): void {
+    const over = s.points.length - this.opts.maxPointsPerSeries;
+    if (over > 0) s.points.splice(0, over);
   }
 
   private emitStream(s: Series, points: Datapoint[]): void {

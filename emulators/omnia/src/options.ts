@@ -53,6 +53,8 @@ export interface OmniaEmulatorOptions {
   maxBodyBytes?: number;
   maxWritePoints?: number;
   maxCustomMetadata?: number;
+  /** Points kept per series; past it the oldest go (live growth runs for days). Default 1 000 000. */
+  maxPointsPerSeries?: number;
   /** Source given to series created through the API. */
   createdSource?: string;
   /** Fault switch armed at start. */
@@ -101,6 +103,7 @@ export function resolveOptions(o: OmniaEmulatorOptions): ResolvedOptions {
     maxBodyBytes: o.maxBodyBytes ?? 16 * 1024 * 1024,
     maxWritePoints: o.maxWritePoints ?? 100_000,
     maxCustomMetadata: o.maxCustomMetadata ?? 17,
+    maxPointsPerSeries: o.maxPointsPerSeries ?? 1_000_000,
     createdSource: o.createdSource ?? "IFM",
     faults: o.faults,
     rateLimit: o.rateLimit,

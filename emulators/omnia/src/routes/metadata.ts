@@ -70,8 +70,7 @@ const single = (meta: TimeseriesMeta, status = 200): Answer => ({
   json: { data: { items: [meta] }, count: 1, continuationToken: null },
 });
 
-export function getById(ctx: EmulatorContext, c: Call, id: string): Answer {
-  void c;
+export function getById(ctx: EmulatorContext, _c: Call, id: string): Answer {
   return single(seriesOf(ctx, id).meta);
 }
 
