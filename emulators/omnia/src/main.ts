@@ -50,6 +50,7 @@ const Env = z
     OMNIA_EMU_MAX_LIMIT: int(100_000, 1, 10_000_000),
     OMNIA_EMU_MAX_MULTI_ITEMS: int(100, 1, 10_000),
     OMNIA_EMU_END_INCLUSIVE: bool(false),
+    OMNIA_EMU_MAX_POINTS_PER_SERIES: int(1_000_000, 1000, 50_000_000),
     /** The gateway's rate limit as `<requests>/<seconds>`, e.g. `100/60`; default none. */
     OMNIA_EMU_RATE_LIMIT: z
       .string()
@@ -111,6 +112,7 @@ const emulator = await startOmniaEmulator({
   maxLimit: env.OMNIA_EMU_MAX_LIMIT,
   maxMultiItems: env.OMNIA_EMU_MAX_MULTI_ITEMS,
   endInclusive: env.OMNIA_EMU_END_INCLUSIVE,
+  maxPointsPerSeries: env.OMNIA_EMU_MAX_POINTS_PER_SERIES,
   faults: env.OMNIA_EMU_FAULTS,
   rateLimit: env.OMNIA_EMU_RATE_LIMIT,
   onRequest: (e) => {
