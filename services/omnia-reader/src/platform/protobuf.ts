@@ -32,10 +32,12 @@ export interface CompactDatapointsDto {
 
 const big = (v: bigint | string): bigint => (typeof v === "bigint" ? v : BigInt(v));
 
-function decodeValue(bytes: Uint8Array): CompactValue | undefined {
-  const r = new BinaryReader(bytes);
+/** Reads one length-delimited sub-message in place (no copy, no second reader: a 100 000-point answer has 300 000). */
+function decodeValue(r: BinaryReader): CompactValue | undefined {
+  const end = r.uint32() + r.pos;
+  if (end > r.len) throw new RangeError("premature EOF");
   let out: CompactValue | undefined;
-  while (r.pos < r.len) {
+  while (r.pos < end) {
     const [no, wt] = r.tag();
     if (no === 1 && wt === WireType.Varint) out = { case: "int64", value: big(r.int64()) };
     else if (no === 2 && wt === WireType.Bit64) out = { case: "double", value: r.double() };
@@ -43,20 +45,23 @@ function decodeValue(bytes: Uint8Array): CompactValue | undefined {
     else if (no === 4 && wt === WireType.Varint) out = { case: "uint64", value: big(r.uint64()) };
     else r.skip(wt, no);
   }
+  if (r.pos !== end) throw new RangeError("value overruns its length");
   return out;
 }
 
-function decodeItem(bytes: Uint8Array): CompactDatapointsItem {
-  const r = new BinaryReader(bytes);
+function decodeItem(r: BinaryReader): CompactDatapointsItem {
+  const end = r.uint32() + r.pos;
+  if (end > r.len) throw new RangeError("premature EOF");
   const item: CompactDatapointsItem = { id: "", totalCount: 0n, fields: [], values: [] };
-  while (r.pos < r.len) {
+  while (r.pos < end) {
     const [no, wt] = r.tag();
     if (no === 1 && wt === WireType.LengthDelimited) item.id = r.string();
     else if (no === 2 && wt === WireType.Varint) item.totalCount = big(r.uint64());
     else if (no === 3 && wt === WireType.LengthDelimited) item.fields.push(r.string());
-    else if (no === 4 && wt === WireType.LengthDelimited) item.values.push(decodeValue(r.bytes()));
+    else if (no === 4 && wt === WireType.LengthDelimited) item.values.push(decodeValue(r));
     else r.skip(wt, no);
   }
+  if (r.pos !== end) throw new RangeError("item overruns its length");
   return item;
 }
 
@@ -67,7 +72,7 @@ export function decodeCompactDatapoints(bytes: Uint8Array): CompactDatapointsDto
     const dto: CompactDatapointsDto = { data: [], continuationToken: "" };
     while (r.pos < r.len) {
       const [no, wt] = r.tag();
-      if (no === 1 && wt === WireType.LengthDelimited) dto.data.push(decodeItem(r.bytes()));
+      if (no === 1 && wt === WireType.LengthDelimited) dto.data.push(decodeItem(r));
       else if (no === 2 && wt === WireType.LengthDelimited) dto.continuationToken = r.string();
       else r.skip(wt, no);
     }
@@ -100,17 +105,16 @@ export function encodeCompactDatapoints(dto: CompactDatapointsDto): Uint8Array {
   return w.finish();
 }
 
-function rows(item: CompactDatapointsItem): (CompactValue | undefined)[][] {
+/** The number of rows; OmniaProtocolError when the values are not whole rows. */
+function rowCount(item: CompactDatapointsItem): number {
   const width = item.fields.length;
   if (width === 0) {
     if (item.values.length > 0) throw new OmniaProtocolError(`item ${item.id}: ${item.values.length} values but no fields`);
-    return [];
+    return 0;
   }
   if (item.values.length % width !== 0)
     throw new OmniaProtocolError(`item ${item.id}: ${item.values.length} values is not a whole number of ${width}-field rows`);
-  const out: (CompactValue | undefined)[][] = [];
-  for (let i = 0; i < item.values.length; i += width) out.push(item.values.slice(i, i + width));
-  return out;
+  return item.values.length / width;
 }
 
 function asNumber(v: CompactValue | undefined): number | undefined {
@@ -118,9 +122,8 @@ function asNumber(v: CompactValue | undefined): number | undefined {
   return typeof v.value === "bigint" ? Number(v.value) : v.value;
 }
 
-function timeOf(item: CompactDatapointsItem, row: (CompactValue | undefined)[]): bigint {
-  const at = item.fields.indexOf("time");
-  const v = at < 0 ? undefined : row[at];
+function timeAt(item: CompactDatapointsItem, at: number): bigint {
+  const v = at < 0 ? undefined : item.values[at];
   if (v === undefined) throw new OmniaProtocolError(`item ${item.id}: a point without time`);
   if (v.case === "int64" || v.case === "uint64") return v.value;
   // A double or uint32 time is not what the schema says; take it as nanoseconds rather than lose the point.
@@ -129,29 +132,42 @@ function timeOf(item: CompactDatapointsItem, row: (CompactValue | undefined)[]):
 
 /** Raw points by field name (never by position: the column order is the answer's). */
 export function compactToDatapoints(item: CompactDatapointsItem): Datapoint[] {
+  const n = rowCount(item);
+  const width = item.fields.length;
+  const timeAtCol = item.fields.indexOf("time");
   const valueAt = item.fields.indexOf("value");
   const statusAt = item.fields.indexOf("status");
-  return rows(item).map((row) => {
-    const timeNs = timeOf(item, row);
-    return {
+  const out: Datapoint[] = new Array(n);
+  for (let r = 0; r < n; r++) {
+    const base = r * width;
+    const timeNs = timeAt(item, timeAtCol < 0 ? -1 : base + timeAtCol);
+    out[r] = {
       time: formatTimeNs(timeNs),
       timeNs,
-      value: asNumber(valueAt < 0 ? undefined : row[valueAt]) ?? Number.NaN,
-      status: asNumber(statusAt < 0 ? undefined : row[statusAt]) ?? 0,
+      value: asNumber(valueAt < 0 ? undefined : item.values[base + valueAt]) ?? Number.NaN,
+      status: asNumber(statusAt < 0 ? undefined : item.values[base + statusAt]) ?? 0,
     };
-  });
+  }
+  return out;
 }
 
 /** Aggregate buckets: `time` plus whichever functions the answer's `fields` name. */
 export function compactToAggregates(item: CompactDatapointsItem): AggregatePoint[] {
-  return rows(item).map((row) => {
-    const timeNs = timeOf(item, row);
+  const n = rowCount(item);
+  const width = item.fields.length;
+  const timeAtCol = item.fields.indexOf("time");
+  const out: AggregatePoint[] = new Array(n);
+  for (let r = 0; r < n; r++) {
+    const base = r * width;
+    const timeNs = timeAt(item, timeAtCol < 0 ? -1 : base + timeAtCol);
     const point: AggregatePoint = { time: formatTimeNs(timeNs), timeNs };
-    item.fields.forEach((name, i) => {
-      if (name === "time") return;
-      const n = asNumber(row[i]);
-      if (n !== undefined) (point as unknown as Record<string, number>)[name] = n;
-    });
-    return point;
-  });
+    for (let c = 0; c < width; c++) {
+      const name = item.fields[c]!;
+      if (name === "time") continue;
+      const v = asNumber(item.values[base + c]);
+      if (v !== undefined) (point as unknown as Record<string, number>)[name] = v;
+    }
+    out[r] = point;
+  }
+  return out;
 }

@@ -66,6 +66,10 @@ function floorDiv(a: bigint, b: bigint): bigint {
   return a % b < 0n ? q - 1n : q;
 }
 
+/** The last second formatted: consecutive points mostly share or follow it, and Date formatting is the slow part. */
+let lastSecond = 0n;
+let lastPrefix = "1970-01-01T00:00:00";
+
 /**
  * Nanoseconds as `YYYY-MM-DDTHH:mm:ss.fffffffZ` (Omnia's own 7 digits); 9 digits when the value is finer than 100 ns,
  * so that formatting never loses what a protobuf answer said.
@@ -73,9 +77,12 @@ function floorDiv(a: bigint, b: bigint): bigint {
 export function formatTimeNs(ns: bigint): string {
   const seconds = floorDiv(ns, NS_PER_S);
   const frac = ns - seconds * NS_PER_S;
-  const iso = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:mm:ss.000Z
+  if (seconds !== lastSecond) {
+    lastPrefix = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+    lastSecond = seconds;
+  }
   const digits = frac.toString().padStart(9, "0");
-  return `${iso.slice(0, 19)}.${frac % 100n === 0n ? digits.slice(0, 7) : digits}Z`;
+  return `${lastPrefix}.${frac % 100n === 0n ? digits.slice(0, 7) : digits}Z`;
 }
 
 /** What a query sends: 7 fractional digits, UTC (.NET's DateTime holds 100 ns ticks; finer is cut). */
