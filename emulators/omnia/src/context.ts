@@ -29,6 +29,13 @@ export interface Counters {
 const MAX_PATHS = 500;
 const MAX_STREAM_EVENTS = 10_000;
 
+export interface SeedConfig {
+  seed: string | false;
+  points: number;
+  stepSeconds: number;
+  endTime: string;
+}
+
 export interface AccessRule {
   facility?: string;
   id?: string;
@@ -61,6 +68,8 @@ export class EmulatorContext {
   denied: AccessRule[] = [];
   streamEvents: StreamEvent[] = [];
   liveIds: string[] = [];
+  /** Ids of the seeded series, in seed order. */
+  seededIds: string[] = [];
   readonly limits: Limits;
   private liveTimer: NodeJS.Timeout | undefined;
   private lastLiveNs = 0n;
@@ -79,6 +88,7 @@ export class EmulatorContext {
       endInclusive: opts.endInclusive,
     };
     if (opts.faults) this.faults.set(opts.faults);
+    this.seedConfig = { seed: opts.seed, points: opts.seedPoints, stepSeconds: opts.seedStepSeconds, endTime: opts.seedEndTime };
     this.seed();
     if (opts.liveIntervalMs > 0) {
       this.liveTimer = setInterval(() => this.liveTick(), opts.liveIntervalMs);
@@ -86,17 +96,19 @@ export class EmulatorContext {
     }
   }
 
+  /** The seed in use: the settings', until `POST /_emulator/seed` changes it. */
+  seedConfig: SeedConfig;
+
   seed(): void {
     this.store.clear();
     this.liveIds = [];
-    if (this.opts.seed === false) return;
-    const endNs = parseTime(this.opts.seedEndTime);
-    if (endNs === undefined) throw new Error(`seedEndTime: not a time: ${this.opts.seedEndTime}`);
-    const ids = seedStore(
-      this.store,
-      { seed: this.opts.seed, points: this.opts.seedPoints, endNs, stepNs: BigInt(this.opts.seedStepSeconds) * 1_000_000_000n },
-      endNs,
-    );
+    this.seededIds = [];
+    const c = this.seedConfig;
+    if (c.seed === false) return;
+    const endNs = parseTime(c.endTime);
+    if (endNs === undefined) throw new Error(`seedEndTime: not a time: ${c.endTime}`);
+    const ids = seedStore(this.store, { seed: c.seed, points: c.points, endNs, stepNs: BigInt(c.stepSeconds) * 1_000_000_000n }, endNs);
+    this.seededIds = ids;
     this.liveIds = ids.slice(0, this.opts.liveSeries ?? ids.length);
   }
 

@@ -48,7 +48,6 @@ export async function startOmniaEmulator(options: OmniaEmulatorOptions = {}): Pr
   const pki = opts.tls ? createTestPki({ caName: "Meridian Omnia Emulator CA", hosts: opts.tlsHostnames }) : undefined;
   if (pki && opts.caFile) writeFileSync(opts.caFile, pki.caPem);
   const ctx = new EmulatorContext(opts, pki?.caPem);
-  const seeded = ctx.store.ordered().length ? [...ctx.store.series.values()].map((s) => s.meta.id) : [];
   const handle = createHandler(ctx, omniaAdmin(ctx));
   const server: Server = pki
     ? createHttpsServer({ key: pki.keyPem, cert: `${pki.certPem}${pki.caPem}` }, handle)
@@ -69,7 +68,8 @@ export async function startOmniaEmulator(options: OmniaEmulatorOptions = {}): Pr
     addFaultScript: (script) => ctx.faults.addScript(parseScript(script as unknown as Record<string, unknown>)),
     clearFaults: () => ctx.faults.clear(),
     liveTick: () => ctx.liveTick(),
-    seededIds: () => [...seeded],
+    seededIds: () =>
+      [...ctx.store.series.values()].filter((s) => s.meta.source === "IMS" && s.meta.metadata.seeded === "true").map((s) => s.meta.id),
     reset: () => ctx.reset(),
     stop: async () => {
       ctx.stop();

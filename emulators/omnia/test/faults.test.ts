@@ -157,3 +157,18 @@ describe("rate limit (the gateway's, v1.7.5)", () => {
     expect((await api.get(`/${id}/data/latest`)).status).toBe(200);
   });
 });
+
+describe("seed", () => {
+  it("POST /_emulator/seed rebuilds the store from another seed: other ids, the same ids again for the same seed", async () => {
+    const before = env.emu.seededIds();
+    const other = await admin(env.emu, "POST", "seed", { seed: "other", points: 10 });
+    expect(other.status).toBe(200);
+    expect(other.json.ids).toHaveLength(6);
+    expect(other.json.ids).not.toEqual(before);
+    const r = await api.get(`/${other.json.ids[0]}/data`);
+    expect(r.json.data.items[0].datapoints).toHaveLength(10);
+    expect((await admin(env.emu, "POST", "seed", { points: -1 })).json.field).toBe("points");
+    const back = await admin(env.emu, "POST", "seed", { seed: "meridian", points: 2880 });
+    expect(back.json.ids).toEqual(before);
+  });
+});

@@ -10,6 +10,7 @@ import type { Datapoint } from "../store.js";
 import { formatTime, parseTime } from "../time.js";
 
 const MAX_ADMIN_POINTS = 1_000_000;
+const MAX_SEED_POINTS = 1_000_000;
 
 export function omniaAdmin(ctx: EmulatorContext) {
   return createAdminSurface<FaultConfig>({
@@ -42,6 +43,38 @@ export function omniaAdmin(ctx: EmulatorContext) {
     routes: [
       { method: "POST", path: "faults/scripts", handle: (r) => ({ scripts: ctx.faults.addScript(parseScript(r.json())) }) },
       { method: "GET", path: "counters", handle: () => ctx.counters },
+      {
+        // A different seed (or none): the store is rebuilt from it; counters, faults and rules stay.
+        method: "POST",
+        path: "seed",
+        handle: (r) => {
+          const b = r.json();
+          const next = { ...ctx.seedConfig };
+          if (b.seed !== undefined) {
+            if (b.seed !== false && (typeof b.seed !== "string" || !b.seed))
+              throw new BadRequestError("seed", "must be a non-empty string or false");
+            next.seed = b.seed as string | false;
+          }
+          if (b.points !== undefined) {
+            if (typeof b.points !== "number" || !Number.isInteger(b.points) || b.points < 0 || b.points > MAX_SEED_POINTS)
+              throw new BadRequestError("points", `must be an integer in 0..${MAX_SEED_POINTS}`);
+            next.points = b.points;
+          }
+          if (b.stepSeconds !== undefined) {
+            if (typeof b.stepSeconds !== "number" || !Number.isInteger(b.stepSeconds) || b.stepSeconds < 1 || b.stepSeconds > 86_400)
+              throw new BadRequestError("stepSeconds", "must be an integer in 1..86400");
+            next.stepSeconds = b.stepSeconds;
+          }
+          if (b.endTime !== undefined) {
+            if (typeof b.endTime !== "string" || parseTime(b.endTime) === undefined)
+              throw new BadRequestError("endTime", "must be an RFC 3339 time");
+            next.endTime = b.endTime;
+          }
+          ctx.seedConfig = next;
+          ctx.seed();
+          return { seed: next, ids: ctx.seededIds };
+        },
+      },
       {
         method: "POST",
         path: "counters/reset",
