@@ -92,5 +92,29 @@ describe("CompactDatapointsDto", () => {
     expect(() => decodeCompactDatapoints(Buffer.from(GOLDEN, "hex").subarray(0, 40))).toThrow(OmniaProtocolError);
     const item = { id: "x", totalCount: 0n, fields: ["time", "value", "status"], values: [{ case: "int64" as const, value: 1n }] };
     expect(() => compactToDatapoints(item)).toThrow(/not a whole number/);
+    const doubleTime = { id: "x", totalCount: 0n, fields: ["time"], values: [{ case: "double" as const, value: 1e300 }] };
+    expect(() => compactToDatapoints(doubleTime)).toThrow(OmniaProtocolError);
+  });
+
+  it("damaged bytes either decode or fail as OmniaProtocolError, never otherwise (2000 seeded mutations)", () => {
+    const golden = Buffer.from(GOLDEN, "hex");
+    let seed = 42;
+    const rand = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    let decoded = 0;
+    for (let i = 0; i < 2000; i++) {
+      const bytes = Buffer.from(golden);
+      for (let k = 0; k <= rand(4); k++) bytes[rand(bytes.length)] = rand(256);
+      const cut = rand(3) === 0 ? bytes.subarray(0, rand(bytes.length)) : bytes;
+      try {
+        for (const item of decodeCompactDatapoints(cut).data) compactToDatapoints(item);
+        decoded++;
+      } catch (err) {
+        expect(err).toBeInstanceOf(OmniaProtocolError);
+      }
+    }
+    expect(decoded).toBeGreaterThan(0);
   });
 });

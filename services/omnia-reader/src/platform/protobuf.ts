@@ -125,9 +125,12 @@ function asNumber(v: CompactValue | undefined): number | undefined {
 function timeAt(item: CompactDatapointsItem, at: number): bigint {
   const v = at < 0 ? undefined : item.values[at];
   if (v === undefined) throw new OmniaProtocolError(`item ${item.id}: a point without time`);
-  if (v.case === "int64" || v.case === "uint64") return v.value;
-  // A double or uint32 time is not what the schema says; take it as nanoseconds rather than lose the point.
-  return BigInt(Math.trunc(v.value));
+  // A uint64 or a double time is not what the schema says; take it as nanoseconds rather than lose the point.
+  const ns = v.case === "int64" || v.case === "uint64" ? v.value : Number.isFinite(v.value) ? BigInt(Math.trunc(v.value)) : undefined;
+  // Beyond ±8.64e21 ns a Date cannot show it: the value is garbage, not a time.
+  if (ns === undefined || ns > 8_640_000_000_000_000_000_000n || ns < -8_640_000_000_000_000_000_000n)
+    throw new OmniaProtocolError(`item ${item.id}: time ${String(v.value)} is not a time`);
+  return ns;
 }
 
 /** Raw points by field name (never by position: the column order is the answer's). */
