@@ -35,7 +35,9 @@ export function route(method: string, seg: string[]): Route {
   };
   const op = (name: string, handle: Handler): Route => ({ operation: name, handle });
   if (n === 0) return pick({ GET: op("GET /", meta.getAll), POST: op("POST /", meta.postTimeseries) }, "/");
-  if (s[0] === "search" && n <= 2) return pick({ GET: op("GET /search", (ctx, c) => meta.search(ctx, c, seg[1])) }, "/search");
+  // A search query may hold slashes (`ASGB.17IIC1030/*/PRIM`), sent encoded or not.
+  if (s[0] === "search")
+    return pick({ GET: op("GET /search", (ctx, c) => meta.search(ctx, c, n > 1 ? seg.slice(1).join("/") : undefined)) }, "/search");
   if (s[0] === "getoradd" && n === 1) return pick({ POST: op("POST /getoradd", meta.getOrAdd) }, "/getoradd");
   if (s[0] === "facets" && n === 2 && (s[1] === "facility" || s[1] === "source")) {
     const kind = s[1];

@@ -47,7 +47,7 @@ describe("GET /{id}/data", () => {
     expect(new Set(times).size).toBe(2880);
   });
 
-  it("start is inclusive and end exclusive (the notes' reading)", async () => {
+  it("start is inclusive and end exclusive (unverified in the notes [inf]; endInclusive is the other reading, unit-tested)", async () => {
     const r = await api.get(`/${ramp}/data`, { query: { startTime: "2025-12-30T00:01:00Z", endTime: "2025-12-30T00:03:00Z" } });
     expect(r.json.data.items[0].datapoints.map((p: { time: string }) => p.time)).toEqual([
       "2025-12-30T00:01:00.0000000Z",

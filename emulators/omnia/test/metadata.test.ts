@@ -58,6 +58,8 @@ describe("metadata", () => {
     expect(byPath.json.data.items.map((i: { name: string }) => i.name)).toEqual(["ASGB.17IIC1030/A/PRIM"]);
     const slash = await api.get("/search/", { query: { name: "ASGB.17IIC1030/*/PRIM" } });
     expect(slash.json.data.items).toHaveLength(1);
+    const unencoded = await api.get("/search/ASGB.17IIC1030/*/PRIM");
+    expect(unencoded.json.data.items.map((i: { name: string }) => i.name)).toEqual(["ASGB.17IIC1030/A/PRIM"]);
     const inner = await api.get("/search", { query: { name: "*timeseries*", facility: "1191" } });
     expect(inner.json.data.items).toHaveLength(0); // the name does not hold it; the description does
     const desc = await api.get("/search", { query: { description: "*Omnia timeseries test*", facility: "1191" } });
