@@ -7,7 +7,7 @@ import { z } from "zod";
  * only (Entra ID through @azure/identity): requests never carry it, and it never reaches KV or a log.
  */
 export const omniaReaderConfig = z.object({
-  ...serviceSettings(8084),
+  ...serviceSettings(8083),
   /** Which Omnia: its base URL, resource id and public client come from it. Default test, never production by accident. */
   OMNIA_ENVIRONMENT: z.enum(["dev", "test", "prod"]).default("test"),
   /** Replaces the environment's base URL, version included (an emulator). */

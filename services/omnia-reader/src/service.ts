@@ -1,4 +1,7 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
+import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { BackoffPolicy } from "@meridian/retry";
 import { ConfigError, type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
@@ -7,12 +10,14 @@ import type { OmniaReaderConfig } from "./config.js";
 import { applyReaders, readReadersFile } from "./declared.js";
 import { ReaderManager } from "./pipeline/manager.js";
 import type { AuthPrompt, OmniaApi } from "./pipeline/omnia-api.js";
+import { SinkManager } from "./pipeline/route-sink.js";
 import { type OmniaAuthConfig, OmniaClient, OmniaConfigError } from "./platform/index.js";
 
 const SERVICE = serviceIdentity("omnia-reader", import.meta.url);
 
 export interface OmniaReader extends BusService {
   readers: ReaderManager;
+  sinks: SinkManager;
   api: OmniaApi;
 }
 
@@ -22,6 +27,8 @@ export interface OmniaReaderOptions extends BusServiceOptions {
   /** Backoff of Omnia reads inside one poll (tests shorten it). */
   readBackoff?: BackoffPolicy;
   readAttempts?: number;
+  /** Redelivery backoff of routes into Omnia (tests shorten it); default the bus's REDELIVERY_BACKOFF. */
+  redeliveryBackoff?: BackoffPolicy;
 }
 
 function authFrom(config: OmniaReaderConfig): OmniaAuthConfig {
@@ -81,9 +88,24 @@ function clientFrom(config: OmniaReaderConfig, logger: Logger, prompt: (p: AuthP
   }
 }
 
+function sinkCounters(sinks: SinkManager): PipelineCounters[] {
+  return sinks.list().map((s) =>
+    create(PipelineCountersSchema, {
+      name: s.route.id,
+      received: BigInt(s.counters.received),
+      delivered: BigInt(s.counters.delivered),
+      skipped: BigInt(s.counters.skipped),
+      failed: BigInt(s.counters.failed),
+      lastError: s.counters.lastError ?? "",
+      ...(s.counters.lastErrorTime ? { lastErrorTime: timestampFromDate(s.counters.lastErrorTime) } : {}),
+    }),
+  );
+}
+
 /**
- * omnia-reader: the OmniaReaderService API (readers, Omnia's verbs passed through) and one ReaderPipeline per reader,
- * started from the omnia_readers bucket once the bus is reachable and the declared readers are in.
+ * omnia-reader: the OmniaReaderService API (readers, Omnia's verbs passed through), one ReaderPipeline per reader,
+ * started from the omnia_readers bucket once the bus is reachable and the declared readers are in, and one RouteSink
+ * per route into Omnia.
  */
 export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger, options: OmniaReaderOptions = {}): Promise<OmniaReader> {
   const declared = config.OMNIA_READERS_FILE ? readReadersFile(config.OMNIA_READERS_FILE) : [];
@@ -96,6 +118,7 @@ export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger
   const api = options.api ?? clientFrom(config, logger, (p) => (pending = p));
   const authPrompt = () => (pending && Date.now() - pending.since.getTime() < 15 * 60_000 ? pending : undefined);
   let readers!: ReaderManager;
+  let sinks!: SinkManager;
   const running = await startBusService(
     SERVICE,
     config,
@@ -111,6 +134,14 @@ export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger
         ...(options.readBackoff ? { readBackoff: options.readBackoff } : {}),
         ...(options.readAttempts ? { readAttempts: options.readAttempts } : {}),
       });
+      sinks = new SinkManager({
+        bus,
+        api,
+        logger,
+        ackWaitMs: config.OMNIA_SINK_ACK_WAIT_MS,
+        maxBatchPoints: config.OMNIA_SINK_MAX_BATCH_EVENTS,
+        ...(options.redeliveryBackoff ? { backoff: options.redeliveryBackoff } : {}),
+      });
       return {
         routes: (router) => router.service(OmniaReaderService, omniaReaderService({ readers, api, authPrompt })),
         errors: [omniaReaderErrors],
@@ -120,12 +151,18 @@ export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger
           apply: () => applyReaders(readers, declared, logger),
           runAfterApply: true,
         },
-        run: () => readers.run(),
-        counters: () => readers.counters(),
-        stop: () => readers.stop(),
+        run: async () => {
+          sinks.start();
+          await readers.run();
+        },
+        counters: () => [...readers.counters(), ...sinkCounters(sinks)],
+        // Readers finish the page they publish and store its cursor, routes hand back unsent deliveries, before the bus drains.
+        stop: async () => {
+          await Promise.all([readers.stop(), sinks.stop()]);
+        },
       };
     },
     options,
   );
-  return Object.assign(running, { readers, api });
+  return Object.assign(running, { readers, sinks, api });
 }

@@ -41,6 +41,10 @@ export class FakeOmnia {
   readonly points = new Map<string, Map<bigint, Datapoint>>();
   readonly facilities = new Set(["JSV", "SNA"]);
   faults: Array<"429" | "503"> = [];
+  /** Faults of writes only. */
+  writeFaults: Array<"429" | "503"> = [];
+  /** How often each point (`<series id>@<time ns>`) was written. */
+  readonly writes = new Map<string, number>();
   dataCalls = 0;
   /** Called before each data read's answer: a test stops the reader mid-poll here. */
   onRead: ((call: number) => Promise<void> | void) | undefined;
@@ -59,8 +63,8 @@ export class FakeOmnia {
     for (const p of points) m.set(p.timeNs, { time: iso(p.timeNs), timeNs: p.timeNs, value: p.value, status: p.status ?? 192 });
   }
 
-  private fault(): void {
-    const f = this.faults.shift();
+  private fault(list: Array<"429" | "503"> = this.faults): void {
+    const f = list.shift();
     if (f === "429") throw new OmniaThrottledError("429 Too Many Requests", { ms: 20, requestedMs: 20 }, { status: 429 });
     if (f === "503") throw new OmniaServerError("503 Service Unavailable", { status: 503 });
   }
@@ -114,7 +118,12 @@ export class FakeOmnia {
       return {};
     },
     writeMultipleDatapoints: async (items: readonly { id: string; datapoints: readonly DatapointWrite[] }[]) => {
-      this.fault();
+      this.fault(this.writeFaults);
+      for (const i of items)
+        for (const p of i.datapoints) {
+          const key = `${i.id}@${ns(p.time, 0n)}`;
+          this.writes.set(key, (this.writes.get(key) ?? 0) + 1);
+        }
       for (const i of items)
         this.write(
           i.id,

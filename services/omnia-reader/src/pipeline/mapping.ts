@@ -100,3 +100,48 @@ export function toTelemetryEvents(
     }),
   );
 }
+
+/** One datapoint a sink writes, with the series (name at the route's facility) it goes to. */
+export interface SinkPoint {
+  name: string;
+  unit: string;
+  timeNs: bigint;
+  value: number;
+  status: number;
+}
+
+/**
+ * Events → the datapoints a route writes into Omnia: one series per device and point, named `<device>.<point>` (as
+ * Omnia tags read: `JSV.20PT1234.PV`), at the route's facility. Numbers and booleans (1 / 0) are written; strings
+ * have no place in a time series and are skipped.
+ */
+export function toSinkPoints(events: readonly TelemetryEvent[]): { points: SinkPoint[]; skipped: number } {
+  const points: SinkPoint[] = [];
+  let skipped = 0;
+  for (const e of events) {
+    if (!e.observedTime || !e.source) {
+      skipped++;
+      continue;
+    }
+    const timeNs = nsFromTimestamp(e.observedTime);
+    for (const p of e.points) {
+      const v = p.value;
+      const value =
+        v.case === "doubleValue"
+          ? v.value
+          : v.case === "intValue"
+            ? Number(v.value)
+            : v.case === "boolValue"
+              ? v.value
+                ? 1
+                : 0
+              : undefined;
+      if (value === undefined || !Number.isFinite(value)) {
+        skipped++;
+        continue;
+      }
+      points.push({ name: `${e.source.device}.${p.name}`, unit: p.unit, timeNs, value, status: statusOf(p.quality) });
+    }
+  }
+  return { points, skipped };
+}

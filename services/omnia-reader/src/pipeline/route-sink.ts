@@ -1,0 +1,227 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import {
+  type Bus,
+  type Delivery,
+  DurableConsumer,
+  deleteConsumer,
+  PermanentError,
+  routeBucket,
+  routeConsumerName,
+  telemetryFilterSubject,
+} from "@meridian/bus";
+import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { type BackoffPolicy, sleep } from "@meridian/retry";
+import type { Logger } from "pino";
+import { OmniaBadRequestError, OmniaConflictError, OmniaError, OmniaNotFoundError } from "../platform/index.js";
+import { type SinkPoint, toSinkPoints } from "./mapping.js";
+import type { OmniaApi } from "./omnia-api.js";
+
+/** Omnia's bound of series per multi request. */
+const MAX_SERIES_PER_CALL = 100;
+
+export interface SinkCounters {
+  received: number;
+  delivered: number;
+  skipped: number;
+  failed: number;
+  lastError?: string;
+  lastErrorTime?: Date;
+}
+
+export interface RouteSinkDeps {
+  bus: Bus;
+  api: OmniaApi;
+  logger: Logger;
+  ackWaitMs: number;
+  /** Points per write-multiple call. */
+  maxBatchPoints: number;
+  backoff?: BackoffPolicy;
+}
+
+/**
+ * One route into Omnia: its durable consumer (created at the next event published, or at the route's start_time) →
+ * series found or created by name at the route's facility (cached) → write-multiple calls; the bus message is
+ * acknowledged only after Omnia answered 200/202 for all of it. A 429 or an outage hands the message back for a later
+ * redelivery (after Omnia's Retry-After when it sent one); what Omnia refuses for good (400, 404, 409) is dead-lettered.
+ */
+export class RouteSink {
+  readonly counters: SinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
+  readonly consumer: DurableConsumer;
+  private readonly ac = new AbortController();
+  private running: Promise<void> | undefined;
+  /** Series ids by name at the route's facility. */
+  private readonly ids = new Map<string, string>();
+
+  constructor(
+    readonly route: Route,
+    private readonly deps: RouteSinkDeps,
+  ) {
+    this.consumer = new DurableConsumer(deps.bus, {
+      durable: routeConsumerName(route.id, Platform.OMNIA),
+      ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
+      filterSubject: telemetryFilterSubject(route.source),
+      logger: deps.logger,
+      ackWaitMs: deps.ackWaitMs,
+      ...(deps.backoff ? { backoff: deps.backoff } : {}),
+    });
+  }
+
+  get facility(): string {
+    return this.route.sink?.target ?? "";
+  }
+
+  start(): void {
+    this.running ??= this.consumer
+      .run((d) => this.deliver(d), this.ac.signal)
+      .catch((err) => {
+        if (!this.ac.signal.aborted) this.deps.logger.error({ err, route: this.route.id }, "route sink stopped");
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.ac.abort(new Error("stopping"));
+    await this.running;
+  }
+
+  private async deliver(d: Delivery): Promise<void> {
+    const { points, skipped } = toSinkPoints(d.batch.events);
+    try {
+      const bySeries = new Map<string, SinkPoint[]>();
+      for (const p of points) bySeries.set(p.name, [...(bySeries.get(p.name) ?? []), p]);
+      await this.resolve([...bySeries.keys()], bySeries);
+      const items = [...bySeries].map(([name, ps]) => ({
+        id: this.ids.get(name)!,
+        datapoints: ps.map((p) => ({ time: p.timeNs, value: p.value, status: p.status })),
+      }));
+      for (const chunk of chunks(items, this.deps.maxBatchPoints)) {
+        d.working();
+        await this.deps.api.writeMultipleDatapoints(chunk, { signal: this.ac.signal });
+      }
+      // Counted once it is in Omnia: a redelivered message is not received twice.
+      this.counters.received += d.batch.events.length;
+      this.counters.skipped += skipped;
+      this.counters.delivered += points.length;
+    } catch (err) {
+      this.counters.failed++;
+      this.counters.lastError = (err as Error).message;
+      this.counters.lastErrorTime = new Date();
+      // Omnia refused the data or the series for good: retrying cannot help.
+      if (err instanceof OmniaBadRequestError || err instanceof OmniaNotFoundError || err instanceof OmniaConflictError)
+        throw new PermanentError(`Omnia refused the write: ${err.message}`, (err as OmniaError).platformMessage);
+      throw err;
+    }
+  }
+
+  /** Finds or creates the series not yet known (getoradd, at most 100 per call). */
+  private async resolve(names: string[], points: Map<string, SinkPoint[]>): Promise<void> {
+    const missing = names.filter((n) => !this.ids.has(n));
+    for (let i = 0; i < missing.length; i += MAX_SERIES_PER_CALL) {
+      const batch = missing.slice(i, i + MAX_SERIES_PER_CALL);
+      const made = await this.deps.api.getOrAddTimeseries(
+        batch.map((name) => {
+          const unit = points.get(name)?.[0]?.unit;
+          return { name, facility: this.facility, ...(unit ? { unit } : {}) };
+        }),
+        { signal: this.ac.signal },
+      );
+      for (const t of made) this.ids.set(t.name, t.id);
+      for (const name of batch)
+        if (!this.ids.has(name)) throw new OmniaError(`Omnia's getoradd did not return series ${name} at ${this.facility}`);
+    }
+  }
+}
+
+/** Series items cut so that no call carries more than `maxPoints` points nor more than 100 series. */
+function* chunks<T extends { datapoints: unknown[] }>(items: T[], maxPoints: number): Generator<T[]> {
+  let out: T[] = [];
+  let n = 0;
+  for (const item of items) {
+    for (let i = 0; i < item.datapoints.length; i += maxPoints) {
+      const part = { ...item, datapoints: item.datapoints.slice(i, i + maxPoints) };
+      if (out.length > 0 && (n + part.datapoints.length > maxPoints || out.length >= MAX_SERIES_PER_CALL)) {
+        yield out;
+        out = [];
+        n = 0;
+      }
+      out.push(part);
+      n += part.datapoints.length;
+    }
+  }
+  if (out.length > 0) yield out;
+}
+
+/**
+ * Watches the routes bucket and runs one RouteSink per enabled route whose sink is Omnia (target = the facility),
+ * restarted when the route changes. A deleted route's consumer is dropped with it; a DRAINING route keeps running
+ * until the gateway removes it (the end of its drain is not detected here, unlike omf-sender).
+ */
+export class SinkManager {
+  private readonly sinks = new Map<string, { sink: RouteSink; fingerprint: string }>();
+  private readonly ac = new AbortController();
+  private watching: Promise<void> | undefined;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: RouteSinkDeps) {}
+
+  start(): void {
+    this.watching ??= this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    const signal = this.ac.signal;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await this.deps.bus.ready;
+        for await (const { key, value } of routeBucket(this.deps.bus).watch(signal)) {
+          attempt = 1;
+          this.queue = this.queue
+            .then(() => this.apply(key, value))
+            .catch((err) => this.deps.logger.error({ err, route: key }, "applying a route change failed"));
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        this.deps.logger.warn({ err, attempt }, "watching routes failed; retrying");
+      }
+      await sleep(Math.min(5000, 250 * attempt), signal).catch(() => {});
+    }
+  }
+
+  private async apply(key: string, route: Route | undefined): Promise<void> {
+    if (this.ac.signal.aborted) return;
+    const current = this.sinks.get(key);
+    const ours = route !== undefined && route.sink?.platform === Platform.OMNIA && route.sink.target !== "";
+    const wanted = ours && (route.state === RouteState.DRAINING || !route.disabled);
+    const fingerprint = wanted ? JSON.stringify({ s: route.source, t: route.sink?.target }) : "";
+    if (current && current.fingerprint === fingerprint) return;
+    if (current) {
+      await current.sink.stop();
+      this.sinks.delete(key);
+    }
+    if (route === undefined) {
+      // Gone from the bucket (purged or drained): a consumer left over goes too.
+      await deleteConsumer(this.deps.bus, routeConsumerName(key, Platform.OMNIA)).catch((err) =>
+        this.deps.logger.warn({ err, route: key }, "deleting a deleted route's consumer failed"),
+      );
+      return;
+    }
+    if (!wanted) return;
+    const sink = new RouteSink(route, this.deps);
+    this.sinks.set(key, { sink, fingerprint });
+    sink.start();
+    this.deps.logger.info({ route: key, facility: sink.facility }, "Omnia route started");
+  }
+
+  list(): RouteSink[] {
+    return [...this.sinks.values()].map((s) => s.sink);
+  }
+
+  async stop(): Promise<void> {
+    this.ac.abort(new Error("stopping"));
+    await this.queue;
+    await Promise.all([...this.sinks.values()].map((s) => s.sink.stop()));
+    this.sinks.clear();
+    await this.watching;
+  }
+}
