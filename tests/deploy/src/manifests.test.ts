@@ -48,7 +48,7 @@ describe.each(OVERLAYS)("kustomize %s", (path) => {
 
   it("gives every Deployment gRPC readiness, resources, a PDB and no secret in plain env", () => {
     const deployments = objects.filter((o) => o.kind === "Deployment");
-    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "omf-sender"]);
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "omf-sender", "omnia-reader"]);
     for (const d of deployments) {
       const container = (d.spec as { template: { spec: { containers: ContainerSpec[] } } }).template.spec.containers[0]!;
       expect(container.readinessProbe?.grpc?.port, d.metadata.name).toBeGreaterThan(0);
@@ -106,7 +106,7 @@ describe("hardening (local overlay, as a cluster would run it)", () => {
   });
 
   it("every pod meets the restricted standard and mounts no service account token", () => {
-    expect(workloads.map((w) => w.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "nats", "omf-sender"]);
+    expect(workloads.map((w) => w.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "nats", "omf-sender", "omnia-reader"]);
     for (const w of workloads) {
       const pod = podOf(w);
       expect(pod.automountServiceAccountToken, w.metadata.name).toBe(false);
@@ -163,9 +163,10 @@ describe("hardening (local overlay, as a cluster would run it)", () => {
     expect(policy("gateway")?.ingress?.[0]?.from).toBeUndefined();
     expect(peers(policy("omf-sender")?.ingress)).toEqual(["gateway"]);
     expect(peers(policy("idigi-listener")?.ingress)).toEqual(["gateway"]);
+    expect(peers(policy("omnia-reader")?.ingress)).toEqual(["gateway"]);
     // NATS clients are Meridian's services only.
     const natsClients = policy("nats")?.ingress?.[0]?.from?.[0]?.podSelector?.matchExpressions?.[0]?.values ?? [];
-    expect(natsClients.sort()).toEqual(["gateway", "idigi-listener", "omf-sender"]);
-    expect(peers(policy("gateway")?.egress).sort()).toEqual(["idigi-listener", "nats", "omf-sender"]);
+    expect(natsClients.sort()).toEqual(["gateway", "idigi-listener", "omf-sender", "omnia-reader"]);
+    expect(peers(policy("gateway")?.egress).sort()).toEqual(["idigi-listener", "nats", "omf-sender", "omnia-reader"]);
   });
 });

@@ -13,7 +13,7 @@ import { parse } from "yaml";
 import { ROOT, render as renderObjects } from "./render.js";
 
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
-const SERVICES = ["gateway", "idigi-listener", "omf-sender"] as const;
+const SERVICES = ["gateway", "idigi-listener", "omf-sender", "omnia-reader"] as const;
 
 interface NatsUser {
   user: string;
@@ -135,6 +135,7 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(telemetry("gateway")).toEqual(["telemetry.v1.api.>"]);
     expect(telemetry("idigi-listener")).toEqual(["telemetry.v1.idigi.>"]);
     expect(telemetry("omf-sender")).toEqual([]);
+    expect(telemetry("omnia-reader")).toEqual(["telemetry.v1.omnia.>"]);
   });
 
   it("lets only the gateway change the streams' settings, and only the sink and the gateway (a route purge) delete consumers", () => {
@@ -150,6 +151,7 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     const owned = serviceBuckets();
     expect(owned["omf-sender"]?.length, "omf-sender's buckets found in its source").toBeGreaterThan(0);
     expect(owned["idigi-listener"]?.length, "idigi-listener's buckets found in its source").toBeGreaterThan(0);
+    expect(owned["omnia-reader"]?.length, "omnia-reader's buckets found in its source").toBeGreaterThan(0);
     // The mesh's buckets (libs/bus mesh.ts): routes are the gateway's.
     owned.gateway = [...(owned.gateway ?? []), "routes"];
     for (const [owner, buckets] of Object.entries(owned)) {
@@ -171,6 +173,8 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
   it("lets a source dead-letter on its own subject (omf-sender's consumers are named per route: the root)", () => {
     expect(userOf("idigi-listener")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.idigi-listener"]);
     expect(userOf("omf-sender")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
+    // omnia-reader is a sink too: its route consumers' dead letters.
+    expect(userOf("omnia-reader")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
     expect(userOf("gateway")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual([]);
   });
 

@@ -40,7 +40,7 @@ interface CertificateSpec {
   isCA?: boolean;
 }
 
-const SERVICES = ["gateway", "idigi-listener", "omf-sender"];
+const SERVICES = ["gateway", "idigi-listener", "omf-sender", "omnia-reader"];
 
 function render(path: string): K8sObject[] {
   return renderObjects<K8sObject>(path);
@@ -112,7 +112,7 @@ describe("kustomize deploy/k8s/overlays/local-tls", () => {
   });
 
   it("the backends require the gateway's certificate; the gateway calls them over https:// by names their certificates carry", () => {
-    for (const backend of ["omf-sender", "idigi-listener"]) {
+    for (const backend of ["omf-sender", "idigi-listener", "omnia-reader"]) {
       expect(env(backend).TLS_CLIENT_AUTH, backend).toBe("require");
       expect(env(backend).TLS_CLIENT_CA_FILE, backend).toBeDefined();
     }
@@ -121,6 +121,7 @@ describe("kustomize deploy/k8s/overlays/local-tls", () => {
     for (const [setting, backend] of [
       ["OMF_SENDER_URL", "omf-sender"],
       ["IDIGI_LISTENER_URL", "idigi-listener"],
+      ["OMNIA_READER_URL", "omnia-reader"],
     ] as const) {
       const url = new URL(gw[setting]!);
       expect(url.protocol, setting).toBe("https:");
