@@ -5,12 +5,15 @@ import * as reflection from "@meridian/contracts/grpc/reflection/v1/reflection_p
 import { access } from "@meridian/contracts/meridian/auth/v1/access_pb";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
+import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { type Gateway, gatewayConfig, startGateway } from "@meridian/gateway";
 import { type IdigiListener, idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
 import { type OmfSender, omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
+import { type OmniaReader, omniaReaderConfig, startOmniaReader } from "@meridian/omnia-reader";
+import { OmniaServerError } from "@meridian/omnia-reader/platform";
 import {
   type NatsServerHandle,
   startForTest,
@@ -28,7 +31,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
  * (the call reached the handler). The services run in this process, over real sockets, against a real nats-server.
  * The list of services comes from each server's own reflection, so an RPC added later is covered without an edit.
  */
-const CONTRACTS: DescService[] = [TelemetryService, RouteService, StatusService, OmfSenderService, IdigiListenerService];
+const CONTRACTS: DescService[] = [
+  TelemetryService,
+  RouteService,
+  StatusService,
+  OmfSenderService,
+  IdigiListenerService,
+  OmniaReaderService,
+];
 const BY_NAME = new Map(CONTRACTS.map((s) => [s.typeName, s]));
 const UNCHECKED = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
 
@@ -85,6 +95,7 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
   let nats: NatsServerHandle;
   let omf: OmfSender;
   let idigi: IdigiListener;
+  let omnia: OmniaReader;
   let gateway: Gateway;
 
   beforeAll(async () => {
@@ -97,21 +108,31 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
       IDIGI_USERNAME: "nobody",
       IDIGI_PASSWORD: "nothing",
     });
+    // No Omnia behind it either: every Omnia call fails after authorisation as an outage, the same for every caller.
+    const noOmnia = new Proxy({}, { get: () => () => Promise.reject(new OmniaServerError("no Omnia in this test", { status: 503 })) });
+    omnia = await startForTest(startOmniaReader, omniaReaderConfig, { NATS_URL: nats.url }, { api: noOmnia as never });
     gateway = await startForTest(startGateway, gatewayConfig, {
       NATS_URL: nats.url,
       OMF_SENDER_URL: omf.service.url,
       IDIGI_LISTENER_URL: idigi.service.url,
+      OMNIA_READER_URL: omnia.service.url,
     });
   }, 60_000);
   afterAll(async () => {
     await gateway?.stop();
+    await omnia?.stop();
     await idigi?.stop();
     await omf?.stop();
     await nats?.stop();
   });
 
   it("covers every method the servers serve, each with the role its contract declares", async () => {
-    const targets = { gateway: gateway.service.url, "omf-sender": omf.service.url, "idigi-listener": idigi.service.url };
+    const targets = {
+      gateway: gateway.service.url,
+      "omf-sender": omf.service.url,
+      "idigi-listener": idigi.service.url,
+      "omnia-reader": omnia.service.url,
+    };
     const covered = new Set<string>();
     const failures: string[] = [];
     let checks = 0;

@@ -60,6 +60,12 @@ export function validateReaderSpec(spec: ReaderSpec | undefined, path = "reader.
   v.throwIfAny();
 }
 
+function validateReaderId(id: string): void {
+  const v = new Violations();
+  if (!READER_ID.test(id)) v.add("id", "must be 1-64 of [A-Za-z0-9_-]");
+  v.throwIfAny();
+}
+
 function validateGetData(req: GetDataRequest, v: Violations, path = ""): void {
   if (req.id === "") v.add(`${path}id`, "is required");
   else v.id(`${path}id`, req.id);
@@ -81,16 +87,16 @@ export function omniaReaderService({ readers, api, authPrompt }: OmniaReaderDeps
       return { readers: (await readers.list()).map(readerToProto) };
     },
     async getReader(req) {
-      const v = new Violations();
-      if (!READER_ID.test(req.id)) v.add("id", "must be 1-64 of [A-Za-z0-9_-]");
-      v.throwIfAny();
+      validateReaderId(req.id);
       return { reader: readerToProto(await readers.get(req.id)) };
     },
     async deleteReader(req) {
+      validateReaderId(req.id);
       await readers.delete(req.id);
       return {};
     },
     async pauseReader(req) {
+      validateReaderId(req.id);
       return { reader: readerToProto(await readers.pause(req.id, req.paused)) };
     },
     async getAuthPrompt() {
