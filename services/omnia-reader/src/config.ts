@@ -26,6 +26,10 @@ export const omniaReaderConfig = z.object({
   AZURE_FEDERATED_TOKEN_FILE: z.string().min(1).max(4096).optional(),
   /** Entra authority host (an emulator's https URL in tests and compose). */
   AZURE_AUTHORITY_HOST: z.url().optional(),
+  /** PEM file of the CA that signed the Omnia API's certificate, trusted beside the system's (an emulator, a TLS proxy). */
+  OMNIA_CA_FILE: z.string().min(1).max(4096).optional(),
+  /** PEM file of the CA that signed the Entra ID authority's certificate (the Entra emulator's). */
+  AZURE_AUTHORITY_CA_FILE: z.string().min(1).max(4096).optional(),
   /** JSON file of readers applied at start: `{"readers": [ReaderSpec, …]}` in proto JSON. */
   OMNIA_READERS_FILE: z.string().optional(),
   /** Readers the service holds before CreateReader refuses another. */

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
@@ -55,6 +56,15 @@ function authFrom(config: OmniaReaderConfig): OmniaAuthConfig {
   }
 }
 
+function readPem(setting: "OMNIA_CA_FILE" | "AZURE_AUTHORITY_CA_FILE", path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${setting}: cannot read ${path}: ${(err as Error).message}`, [setting]);
+  }
+}
+
 /** The Omnia client from the settings; its complaints name the settings. */
 function clientFrom(config: OmniaReaderConfig, logger: Logger, prompt: (p: AuthPrompt) => void): OmniaApi {
   if (config.OMNIA_URL && new URL(config.OMNIA_URL).protocol !== "https:") {
@@ -65,6 +75,8 @@ function clientFrom(config: OmniaReaderConfig, logger: Logger, prompt: (p: AuthP
       );
     logger.warn("OMNIA_ALLOW_INSECURE: the Omnia bearer token travels over plain http");
   }
+  const caPem = readPem("OMNIA_CA_FILE", config.OMNIA_CA_FILE);
+  const authorityCaPem = readPem("AZURE_AUTHORITY_CA_FILE", config.AZURE_AUTHORITY_CA_FILE);
   try {
     return new OmniaClient({
       environment: config.OMNIA_ENVIRONMENT,
@@ -72,6 +84,8 @@ function clientFrom(config: OmniaReaderConfig, logger: Logger, prompt: (p: AuthP
       ...(config.OMNIA_RESOURCE_ID ? { resourceId: config.OMNIA_RESOURCE_ID } : {}),
       ...(config.AZURE_AUTHORITY_HOST ? { authorityHost: config.AZURE_AUTHORITY_HOST } : {}),
       ...(config.AZURE_TENANT_ID ? { tenantId: config.AZURE_TENANT_ID } : {}),
+      ...(caPem ? { caPem } : {}),
+      ...(authorityCaPem ? { authorityCaPem } : {}),
       auth: authFrom(config),
       onDeviceCode: (p) => {
         // The code is for a person to type, not a secret the service holds; the token it leads to never is logged.

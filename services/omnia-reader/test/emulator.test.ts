@@ -1,0 +1,145 @@
+/**
+ * omnia-reader against the Omnia emulator (HTTPS, tokens verified against the Entra emulator's keys), signed in at the
+ * Entra emulator with the client secret, all from the service's own settings: a JSON reader and a protobuf reader of
+ * the same series give the same events, each datapoint once, through Omnia's 429s and 5xx.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { Bus } from "@meridian/bus";
+import { DataFormat, OmniaReaderService, ReaderSpecSchema } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
+import type { TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { DEFAULTS, type RunningEntraEmulator, startEntraEmulator } from "@meridian/emulator-entra";
+import { type RunningOmniaEmulator, startOmniaEmulator } from "@meridian/emulator-omnia";
+import { type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport } from "@meridian/testing";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { omniaReaderConfig } from "../src/config.js";
+import { OmniaClient } from "../src/platform/index.js";
+import { type OmniaReader, startOmniaReader } from "../src/service.js";
+import { collect, expectExactlyOnce } from "./harness.js";
+
+let entra: RunningEntraEmulator;
+let omnia: RunningOmniaEmulator;
+let nats: NatsServerHandle;
+let bus: Bus;
+let dir: string;
+let svc: OmniaReader;
+const START = new Date("2025-12-31T12:00:00Z");
+
+beforeAll(async () => {
+  entra = await startEntraEmulator();
+  omnia = await startOmniaEmulator({ auth: { authority: entra.issuer(), caPem: entra.caPem } });
+  nats = await startNatsServer();
+  bus = Bus.connect({ servers: nats.url, name: "test-reader", logger: testLogger() });
+  await bus.ready;
+  dir = mkdtempSync(join(tmpdir(), "omnia-reader-"));
+  writeFileSync(join(dir, "omnia-ca.pem"), omnia.caPem ?? "");
+  writeFileSync(join(dir, "entra-ca.pem"), entra.caPem ?? "");
+  svc = await startForTest(
+    startOmniaReader,
+    omniaReaderConfig,
+    {
+      NATS_URL: nats.url,
+      OMNIA_URL: omnia.baseUrl,
+      OMNIA_CA_FILE: join(dir, "omnia-ca.pem"),
+      OMNIA_AUTH_MODE: "client-secret",
+      AZURE_TENANT_ID: entra.tenantId,
+      AZURE_CLIENT_ID: DEFAULTS.confidentialClient.clientId,
+      AZURE_CLIENT_SECRET: DEFAULTS.confidentialClient.secret,
+      AZURE_AUTHORITY_HOST: entra.url,
+      AZURE_AUTHORITY_CA_FILE: join(dir, "entra-ca.pem"),
+    },
+    { readBackoff: { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 }, readAttempts: 20 },
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await svc?.stop();
+  await bus?.close();
+  await nats?.stop();
+  await omnia?.stop();
+  await entra?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** What an event says about its datapoint, without the reader it came through. */
+const fact = (e: TelemetryEvent) =>
+  JSON.stringify([
+    e.id,
+    e.source?.device,
+    e.observedTime?.seconds.toString(),
+    e.observedTime?.nanos,
+    e.points[0]?.value.value,
+    e.points[0]?.quality,
+    e.points[0]?.name,
+    e.points[0]?.unit,
+    e.attributes["omnia.status"],
+  ]);
+
+it("JSON and protobuf readers of the emulator's series give the same events, each datapoint once, through 429s and 5xx", async () => {
+  // What Omnia holds in the window, read straight with the client.
+  const direct = new OmniaClient({
+    environment: "test",
+    baseUrl: omnia.baseUrl,
+    caPem: omnia.caPem!,
+    authorityHost: entra.url,
+    ...(entra.caPem ? { authorityCaPem: entra.caPem } : {}),
+    tenantId: entra.tenantId,
+    auth: { mode: "clientSecret", clientId: DEFAULTS.confidentialClient.clientId, clientSecret: DEFAULTS.confidentialClient.secret },
+  });
+  const series = (await direct.searchTimeseries({ name: "JSV.20*", facility: "JSV" })).items;
+  expect(series.length).toBe(2);
+  let expected = 0;
+  for (const s of series)
+    expected += (await direct.collectDatapoints(s.id, { startTime: START, endTime: new Date(Date.now() - 60_000) })).length;
+  await direct.close();
+  expect(expected).toBeGreaterThan(1000);
+
+  const since = new Date();
+  const viaJson = collect(bus, "jsv-json", since);
+  const viaPb = collect(bus, "jsv-pb", since);
+  // A storm: every kind of refusal Omnia's gateway gives, on the reads of both readers.
+  omnia.addFaultScript({
+    path: "/",
+    method: "GET",
+    steps: [
+      { status: 429, retryAfterSeconds: 1 },
+      { status: 429 },
+      { status: 503 },
+      { status: 503 },
+      { status: 503 },
+      { status: 502, emptyBody: true },
+      { pass: true },
+      { status: 429 },
+      { status: 504 },
+    ],
+  });
+  const api = createClient(OmniaReaderService, testTransport(svc.service.url));
+  const spec = (id: string, format: DataFormat) =>
+    create(ReaderSpecSchema, {
+      id,
+      series: [{ selector: { case: "query", value: { name: "JSV.20*", facility: "JSV" } } }],
+      format,
+      pageSize: 250,
+      intervalSeconds: 1,
+      lagSeconds: 60,
+      startTime: timestampFromDate(START),
+    });
+  await api.createReader({ reader: spec("jsv-json", DataFormat.JSON) });
+  await api.createReader({ reader: spec("jsv-pb", DataFormat.PROTOBUF) });
+  const [fromJson, fromPb] = await Promise.all([viaJson.exactly(expected, 30_000), viaPb.exactly(expected, 30_000)]);
+  expectExactlyOnce(fromJson, expected);
+  expectExactlyOnce(fromPb, expected);
+  expect(fromPb.map(fact).sort()).toEqual(fromJson.map(fact).sort());
+  expect(new Set(fromJson.map((e) => e.points[0]?.name))).toEqual(new Set(series.map((s) => s.name)));
+  // The refusals were answered to the readers (the emulator counts them by status).
+  const byStatus = omnia.state().counters.byStatus;
+  expect(byStatus["429"]).toBeGreaterThanOrEqual(3);
+  expect(byStatus["503"]).toBeGreaterThanOrEqual(3);
+  const reader = (await api.getReader({ id: "jsv-pb" })).reader;
+  expect(reader?.cursors).toHaveLength(2);
+  expect(reader?.state).toBe("running");
+}, 60_000);
