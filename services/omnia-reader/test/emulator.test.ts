@@ -7,14 +7,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
-import { Bus } from "@meridian/bus";
+import { Bus, consumerBacklog, routeBucket } from "@meridian/bus";
 import { DataFormat, OmniaReaderService, ReaderSpecSchema } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
-import type { TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { DEFAULTS, type RunningEntraEmulator, startEntraEmulator } from "@meridian/emulator-entra";
 import { type RunningOmniaEmulator, startOmniaEmulator } from "@meridian/emulator-omnia";
-import { type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport } from "@meridian/testing";
+import { type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport, until } from "@meridian/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { omniaReaderConfig } from "../src/config.js";
 import { OmniaClient } from "../src/platform/index.js";
@@ -52,7 +53,11 @@ beforeAll(async () => {
       AZURE_AUTHORITY_HOST: entra.url,
       AZURE_AUTHORITY_CA_FILE: join(dir, "entra-ca.pem"),
     },
-    { readBackoff: { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 }, readAttempts: 20 },
+    {
+      readBackoff: { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 },
+      readAttempts: 20,
+      redeliveryBackoff: { initialMs: 100, maxMs: 500, multiplier: 2, jitter: 0 },
+    },
   );
 }, 60_000);
 
@@ -142,4 +147,56 @@ it("JSON and protobuf readers of the emulator's series give the same events, eac
   const reader = (await api.getReader({ id: "jsv-pb" })).reader;
   expect(reader?.cursors).toHaveLength(2);
   expect(reader?.state).toBe("running");
+}, 60_000);
+
+it("a route into Omnia writes N events into the emulator exactly once across an outage of its write endpoint", async () => {
+  await routeBucket(bus).put(
+    "into-omnia",
+    create(RouteSchema, {
+      id: "into-omnia",
+      source: { platform: Platform.API, connection: "line-9" },
+      sink: { platform: Platform.OMNIA, target: "SNA" },
+    }),
+  );
+  await until(async () => (await consumerBacklog(bus, "omnia-into-omnia")) !== undefined, {
+    timeoutMs: 10_000,
+    what: "the route's consumer",
+  });
+  const before = omnia.state().counters.pointsWritten;
+  const refusedBefore = omnia.state().counters.byStatus["503"] ?? 0;
+  // Omnia's write endpoint is down for longer than the client's own retries (3 tries): the bus redelivers.
+  omnia.addFaultScript({
+    path: "/data",
+    method: "POST",
+    steps: [{ status: 503 }, { status: 503 }, { status: 503 }, { status: 503 }, { status: 429 }],
+  });
+  const N = 120;
+  const t0 = Date.UTC(2026, 5, 1);
+  for (let b = 0; b < 3; b++)
+    await bus.publishEvents(
+      Array.from({ length: N / 3 }, (_, j) => {
+        const i = b * (N / 3) + j;
+        return create(TelemetryEventSchema, {
+          id: `w-${i}`,
+          source: { platform: Platform.API, connection: "line-9", device: "compressor-1" },
+          observedTime: timestampFromMs(t0 + i * 1000),
+          points: [{ name: "temperature", unit: "degC", value: { case: "doubleValue", value: 20 + i } }],
+        });
+      }),
+    );
+  await until(
+    async () => (await consumerBacklog(bus, "omnia-into-omnia"))?.ackPending === 0 && omnia.state().counters.pointsWritten - before >= N,
+    {
+      timeoutMs: 30_000,
+      what: `${N} points in Omnia and every message acknowledged`,
+    },
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  expect(omnia.state().counters.pointsWritten - before).toBe(N);
+  expect((omnia.state().counters.byStatus["503"] ?? 0) - refusedBefore).toBe(4);
+  const created = omnia.state().series.find((s: { name: string }) => s.name === "compressor-1.temperature") as
+    | { id: string; facility: string }
+    | undefined;
+  expect(created?.facility).toBe("SNA");
+  expect(svc.sinks.list().find((s) => s.route.id === "into-omnia")?.counters.delivered).toBe(N);
 }, 60_000);
