@@ -25,6 +25,7 @@ const PASSWORDS = {
   gateway: "test-gateway-password",
   "omf-sender": "test-omf-sender-password",
   "idigi-listener": "test-idigi-listener-password",
+  "omnia-reader": "test-omnia-reader-password",
 } as const;
 type Service = keyof typeof PASSWORDS;
 
@@ -32,6 +33,7 @@ type Service = keyof typeof PASSWORDS;
 const OMF_ENDPOINTS = "omf_endpoints";
 const OMF_STATE = "omf_state";
 const IDIGI_SESSIONS = "idigi_sessions";
+const OMNIA_CURSORS = "omnia_cursors";
 
 function event(platform: Platform, device: string): TelemetryEvent {
   return create(TelemetryEventSchema, {
@@ -58,6 +60,7 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
         NATS_GATEWAY_PASSWORD: PASSWORDS.gateway,
         NATS_OMF_SENDER_PASSWORD: PASSWORDS["omf-sender"],
         NATS_IDIGI_LISTENER_PASSWORD: PASSWORDS["idigi-listener"],
+        NATS_OMNIA_READER_PASSWORD: PASSWORDS["omnia-reader"],
       },
     });
     buses.gateway = connectAs("gateway", gatewayLogs.logger);
@@ -72,6 +75,7 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
       streams: { telemetryMaxAgeMs: 99 * 3600_000 },
     });
     buses["idigi-listener"] = connectAs("idigi-listener");
+    buses["omnia-reader"] = connectAs("omnia-reader");
     await Promise.all(Object.values(buses).map((b) => b.ready));
   });
   afterAll(async () => {
@@ -135,6 +139,22 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
       await expect(new KvBucket(buses[other], OMF_STATE, jsonCodec()).put("k", {})).rejects.toThrow();
     }
     expect(await new KvBucket(buses["omf-sender"], OMF_ENDPOINTS, jsonCodec()).get("pi")).toEqual({ url: "https://pi.example" });
+  });
+
+  it("omnia-reader publishes Omnia telemetry only, owns its cursors, reads routes and declares its own route consumers", async () => {
+    const omnia = buses["omnia-reader"];
+    expect(await omnia.publishEvents([event(Platform.OMNIA, "series-1")])).toMatchObject({ stored: 1 });
+    await expect(omnia.publishEvents([event(Platform.IDIGI, "d1")])).rejects.toBeInstanceOf(BusPermissionError);
+    await new KvBucket(omnia, OMNIA_CURSORS, jsonCodec()).put("r.s", { cursorNs: "1" });
+    for (const other of ["idigi-listener", "omf-sender"] as const)
+      await expect(new KvBucket(buses[other], OMNIA_CURSORS, jsonCodec()).put("r.s", { cursorNs: "0" })).rejects.toThrow();
+    await expect(routeBucket(omnia).put("forged", create(RouteSchema, { id: "forged" }))).rejects.toBeInstanceOf(BusPermissionError);
+    await new DurableConsumer(omnia, {
+      durable: "omnia-r9",
+      filterSubject: telemetryFilterSubject({ platform: Platform.API }),
+      logger: testLogger(),
+    }).declare();
+    expect(await deleteConsumer(omnia, "omnia-r9")).toMatchObject({ pending: 0 });
   });
 
   it("only idigi-listener writes its session bucket", async () => {
