@@ -102,6 +102,36 @@ function clientFrom(config: OmniaReaderConfig, logger: Logger, prompt: (p: AuthP
   }
 }
 
+/** The client, calling `answered` whenever one of its calls succeeds. */
+function whenAnswered(api: OmniaApi, answered: () => void): OmniaApi {
+  return new Proxy(api, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        if (result instanceof Promise) result.then(answered, () => {});
+        return result;
+      };
+    },
+  });
+}
+
+/**
+ * A pending device-code sign-in in the status reports, without the code: whoever enters the code signs the service in
+ * as themselves, so it is shown only to platform:read callers (GetAuthPrompt), not to every status reader.
+ */
+function signInCounters(prompt: AuthPrompt | undefined): PipelineCounters[] {
+  if (!prompt) return [];
+  return [
+    create(PipelineCountersSchema, {
+      name: "omnia-sign-in",
+      lastError: "the Omnia sign-in waits for a person (device code): GetAuthPrompt shows the code and where to enter it",
+      lastErrorTime: timestampFromDate(prompt.since),
+    }),
+  ];
+}
+
 function sinkCounters(sinks: SinkManager): PipelineCounters[] {
   return sinks.list().map((s) =>
     create(PipelineCountersSchema, {
@@ -129,7 +159,13 @@ export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger
       "OMNIA_MAX_READERS",
     ]);
   let pending: AuthPrompt | undefined;
-  const api = options.api ?? clientFrom(config, logger, (p) => (pending = p));
+  // Any answer from Omnia means a token was had: the sign-in a prompt asked for is over.
+  const api =
+    options.api ??
+    whenAnswered(
+      clientFrom(config, logger, (p) => (pending = p)),
+      () => (pending = undefined),
+    );
   const authPrompt = () => (pending && Date.now() - pending.since.getTime() < 15 * 60_000 ? pending : undefined);
   let readers!: ReaderManager;
   let sinks!: SinkManager;
@@ -169,7 +205,7 @@ export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger
           sinks.start();
           await readers.run();
         },
-        counters: () => [...readers.counters(), ...sinkCounters(sinks)],
+        counters: () => [...readers.counters(), ...sinkCounters(sinks), ...signInCounters(authPrompt())],
         // Readers finish the page they publish and store its cursor, routes hand back unsent deliveries, before the bus drains.
         stop: async () => {
           await Promise.all([readers.stop(), sinks.stop()]);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
-import { Bus, consumerBacklog, routeBucket } from "@meridian/bus";
+import { Bus, consumerBacklog, routeBucket, serviceStatusBucket } from "@meridian/bus";
 import { DataFormat, OmniaReaderService, ReaderSpecSchema } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
@@ -31,7 +31,7 @@ let svc: OmniaReader;
 const START = new Date("2025-12-31T12:00:00Z");
 
 beforeAll(async () => {
-  entra = await startEntraEmulator();
+  entra = await startEntraEmulator({ deviceCodeIntervalSeconds: 1 });
   omnia = await startOmniaEmulator({ auth: { authority: entra.issuer(), caPem: entra.caPem } });
   nats = await startNatsServer();
   bus = Bus.connect({ servers: nats.url, name: "test-reader", logger: testLogger() });
@@ -199,4 +199,47 @@ it("a route into Omnia writes N events into the emulator exactly once across an 
     | undefined;
   expect(created?.facility).toBe("SNA");
   expect(svc.sinks.list().find((s) => s.route.id === "into-omnia")?.counters.delivered).toBe(N);
+}, 60_000);
+
+it("device code: the pending sign-in is shown by GetAuthPrompt and, without the code, in the status counters, until a person signs in", async () => {
+  const signingIn = await startForTest(
+    startOmniaReader,
+    omniaReaderConfig,
+    {
+      NATS_URL: nats.url,
+      INSTANCE_ID: "device-code",
+      OMNIA_URL: omnia.baseUrl,
+      OMNIA_CA_FILE: join(dir, "omnia-ca.pem"),
+      OMNIA_AUTH_MODE: "device-code",
+      AZURE_TENANT_ID: entra.tenantId,
+      AZURE_AUTHORITY_HOST: entra.url,
+      AZURE_AUTHORITY_CA_FILE: join(dir, "entra-ca.pem"),
+    },
+    { statusIntervalMs: 200 },
+  );
+  try {
+    const api = createClient(OmniaReaderService, testTransport(signingIn.service.url));
+    expect(await api.getAuthPrompt({})).toMatchObject({ userCode: "" });
+    const read = api.getTimeseries({ id: omnia.seededIds()[0]! });
+    await until(async () => (await api.getAuthPrompt({})).userCode !== "", { timeoutMs: 10_000, what: "the device code prompt" });
+    const prompt = await api.getAuthPrompt({});
+    expect(prompt.verificationUri).toMatch(/^https:\/\//);
+    expect(prompt.message).toContain(prompt.userCode);
+    // Status readers learn that a sign-in waits, not the code (whoever enters it signs the service in as themselves).
+    await until(
+      async () =>
+        (await serviceStatusBucket(bus).get("omnia-reader.device-code"))?.pipelines.some((p) => p.name === "omnia-sign-in") === true,
+      { timeoutMs: 5000, what: "the sign-in in the status report" },
+    );
+    const status = await serviceStatusBucket(bus).get("omnia-reader.device-code");
+    expect(JSON.stringify(status?.pipelines.map((p) => p.lastError))).not.toContain(prompt.userCode);
+    entra.approveDeviceCode(prompt.userCode);
+    expect((await read).timeseries?.id).toBe(omnia.seededIds()[0]);
+    await until(async () => (await api.getAuthPrompt({})).userCode === "", {
+      timeoutMs: 5000,
+      what: "the prompt cleared after the sign-in",
+    });
+  } finally {
+    await signingIn.stop();
+  }
 }, 60_000);
