@@ -109,4 +109,55 @@ describe("system: docker compose up", () => {
     });
     expect(await check.json()).toMatchObject({ reachable: true, authenticated: true });
   });
+
+  it("puts the Omnia emulator's series into the PI emulator through omnia-reader, each value at its timestamp as Omnia holds it", async () => {
+    const key = (await run([...compose, "exec", "-T", "gateway", "cat", "/run/meridian/auth/dev-api-key"], env)).trim();
+    const headers = { "content-type": "application/json", authorization: `Bearer ${key}` };
+    type Container = { definition: { name?: string }; values?: Array<Record<string, unknown>> };
+    const omniaContainers = async () => {
+      const res = await fetch("http://127.0.0.1:8443/_emulator/state?scope=pi");
+      const containers = ((await res.json()) as { scopes: { pi: { containers: Record<string, Container> } } }).scopes.pi.containers;
+      return Object.values(containers).filter((c) => String(c.definition.name ?? "").startsWith("omnia-emulator-jsv/"));
+    };
+    // The compose reader starts at "now" and reads 30 s behind it: live points reach PI within about a minute.
+    await untilUp(
+      "Omnia values in the PI emulator",
+      async () => (await omniaContainers()).some((c) => (c.values?.length ?? 0) >= 2),
+      180_000,
+    );
+
+    let checked = 0;
+    for (const container of await omniaContainers()) {
+      const seriesId = String(container.definition.name).slice("omnia-emulator-jsv/".length);
+      const values = (container.values ?? []).map((v) => {
+        const time = Date.parse(String(v.timestamp ?? v.Timestamp));
+        const value = Object.entries(v).find(([k, x]) => typeof x === "number" && k.toLowerCase() !== "timestamp")?.[1] as number;
+        return { time, value };
+      });
+      if (values.length === 0) continue;
+      const from = Math.min(...values.map((v) => v.time));
+      const to = Math.max(...values.map((v) => v.time)) + 1;
+      // What Omnia holds for the series over the same span, asked through the gateway (the seed's get-data verb).
+      const res = await fetch("http://127.0.0.1:8080/meridian.omnia.v1.OmniaReaderService/GetData", {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ id: seriesId, startTime: new Date(from).toISOString(), endTime: new Date(to).toISOString(), limit: 100000 }),
+      });
+      const text = await res.text();
+      expect(res.status, text).toBe(200);
+      const inOmnia = new Map(
+        ((JSON.parse(text) as { data?: { datapoints?: Array<{ time: string; value?: number }> } }).data?.datapoints ?? []).map((d) => [
+          Date.parse(d.time),
+          d.value ?? 0,
+        ]),
+      );
+      for (const v of values) {
+        expect(inOmnia.has(v.time), `series ${seriesId} has a point at ${new Date(v.time).toISOString()}`).toBe(true);
+        expect(v.value, `series ${seriesId} at ${new Date(v.time).toISOString()}`).toBeCloseTo(inOmnia.get(v.time)!, 9);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(2);
+    console.log(JSON.stringify({ composeOmniaValuesCheckedInPi: checked }));
+  });
 });
