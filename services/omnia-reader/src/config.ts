@@ -1,4 +1,3 @@
-import { env } from "@meridian/service-kit";
 import { serviceSettings } from "@meridian/service-kit/bus";
 import { z } from "zod";
 
@@ -10,7 +9,7 @@ export const omniaReaderConfig = z.object({
   ...serviceSettings(8083),
   /** Which Omnia: its base URL, resource id and public client come from it. Default test, never production by accident. */
   OMNIA_ENVIRONMENT: z.enum(["dev", "test", "prod"]).default("test"),
-  /** Replaces the environment's base URL, version included (an emulator). */
+  /** Replaces the environment's base URL, version included (an emulator). https only (plain http on loopback alone). */
   OMNIA_URL: z.url().optional(),
   /** Replaces the environment's resource id (the token's scope is `<id>/.default`). */
   OMNIA_RESOURCE_ID: z.string().min(1).max(200).optional(),
@@ -42,8 +41,6 @@ export const omniaReaderConfig = z.object({
   OMNIA_SINK_MAX_BATCH_EVENTS: z.coerce.number().int().min(1).max(100_000).default(1000),
   /** Redelivery deadline of a route's consumer while Omnia is written. */
   OMNIA_SINK_ACK_WAIT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
-  /** Allows an http:// OMNIA_URL (emulators): the bearer token would travel in clear. */
-  OMNIA_ALLOW_INSECURE: env.bool(false),
 });
 
 export type OmniaReaderConfig = z.infer<typeof omniaReaderConfig>;

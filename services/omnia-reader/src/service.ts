@@ -67,14 +67,6 @@ function readPem(setting: "OMNIA_CA_FILE" | "AZURE_AUTHORITY_CA_FILE", path: str
 
 /** The Omnia client from the settings; its complaints name the settings. */
 function clientFrom(config: OmniaReaderConfig, logger: Logger, prompt: (p: AuthPrompt) => void): OmniaApi {
-  if (config.OMNIA_URL && new URL(config.OMNIA_URL).protocol !== "https:") {
-    if (!config.OMNIA_ALLOW_INSECURE)
-      throw new ConfigError(
-        "OMNIA_URL: http:// would send the bearer token in clear; use https://, or OMNIA_ALLOW_INSECURE=true for an emulator",
-        ["OMNIA_URL", "OMNIA_ALLOW_INSECURE"],
-      );
-    logger.warn("OMNIA_ALLOW_INSECURE: the Omnia bearer token travels over plain http");
-  }
   const caPem = readPem("OMNIA_CA_FILE", config.OMNIA_CA_FILE);
   const authorityCaPem = readPem("AZURE_AUTHORITY_CA_FILE", config.AZURE_AUTHORITY_CA_FILE);
   try {
