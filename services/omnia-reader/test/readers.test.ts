@@ -145,6 +145,37 @@ describe("readers", () => {
     }
   });
 
+  it("a series Omnia does not know does not hold back the others; the reader says what failed", async () => {
+    const omnia = new FakeOmnia();
+    const sna = omnia.addSeries({ name: "SNA.13FT0101.PV", facility: "SNA", unit: "m3/h" });
+    const since = new Date();
+    const base = (nsFromDate(since) / 1_000_000_000n - 600n) * 1_000_000_000n;
+    omnia.write(
+      sna.id,
+      Array.from({ length: 30 }, (_, i) => ({ timeNs: base + BigInt(i) * 1_000_000_000n, value: i })),
+    );
+    const seen = collect(reader, "mixed", since);
+    const svc = await start(omnia);
+    try {
+      await client(svc).createReader({
+        reader: create(ReaderSpecSchema, {
+          id: "mixed",
+          series: [{ selector: { case: "id", value: "no-such-series" } }, { selector: { case: "query", value: { name: "SNA.*" } } }],
+          intervalSeconds: 1,
+          lagSeconds: 1,
+          startTime: timestampFromDate(new Date(Number(base / 1_000_000n))),
+        }),
+      });
+      expectExactlyOnce(await seen.exactly(30), 30);
+      const got = (await client(svc).getReader({ id: "mixed" })).reader;
+      expect(got?.state).toBe("failing");
+      expect(got?.lastError).toMatch(/no-such-series not found/);
+      expect(got?.cursors.map((c) => c.seriesId)).toEqual([sna.id]);
+    } finally {
+      await svc.stop();
+    }
+  });
+
   it("bad input is invalid_argument naming the field, or Omnia's own refusal", async () => {
     const omnia = new FakeOmnia();
     const svc = await start(omnia);

@@ -125,10 +125,10 @@ export class ReaderPipeline {
   /** One poll of every series; exported for tests that drive polls themselves. */
   async pollOnce(signal: AbortSignal = this.abort.signal): Promise<void> {
     const spec = this.spec;
-    const series = await this.resolveSeries(spec, signal);
+    const { series, error: resolveError } = await this.resolveSeries(spec, signal);
     const endNs = nsFromDate(this.now()) - BigInt(spec.lagSeconds ?? DEFAULT_LAG_SECONDS) * 1_000_000_000n;
     const startNs = spec.startTime ? nsFromTimestamp(spec.startTime) : undefined;
-    let firstError: unknown;
+    let firstError: unknown = resolveError;
     for (const s of series) {
       signal.throwIfAborted();
       try {
@@ -226,8 +226,12 @@ export class ReaderPipeline {
     }
   }
 
-  /** The series the reader names: ids as they are, queries resolved through search (paged), metadata cached. */
-  private async resolveSeries(spec: ReaderSpec, signal: AbortSignal): Promise<SeriesInfo[]> {
+  /**
+   * The series the reader names: ids as they are, queries resolved through search (paged), metadata cached. A selector
+   * Omnia refuses (an unknown id, a 403) does not hold the others back: its error is returned beside what resolved.
+   */
+  private async resolveSeries(spec: ReaderSpec, signal: AbortSignal): Promise<{ series: SeriesInfo[]; error?: unknown }> {
+    let error: unknown;
     const out = new Map<string, SeriesInfo>();
     const fresh = (id: string) => {
       const m = this.metadata.get(id);
@@ -240,34 +244,48 @@ export class ReaderPipeline {
     };
     for (const sel of spec.series) {
       if (out.size >= this.o.maxSeries) break;
-      if (sel.selector.case === "id") {
-        const id = sel.selector.value;
-        out.set(
-          id,
-          fresh(id) ?? remember(await retry(() => this.o.api.getTimeseries(id, { signal }), this.readRetry(spec.id, id, signal))),
-        );
-      } else if (sel.selector.case === "query") {
-        const q = sel.selector.value;
-        let token: string | undefined;
-        do {
-          const page = await retry(
-            () =>
-              this.o.api.searchTimeseries(
-                {
-                  name: q.name,
-                  ...(q.facility ? { facility: q.facility } : {}),
-                  limit: 1000,
-                  ...(token ? { continuationToken: token } : {}),
-                },
-                { signal },
-              ),
-            this.readRetry(spec.id, undefined, signal),
-          );
-          for (const t of page.items) if (out.size < this.o.maxSeries) out.set(t.id, remember(t));
-          token = page.continuationToken || undefined;
-        } while (token && out.size < this.o.maxSeries);
+      try {
+        await this.resolveSelector(spec, sel, out, fresh, remember, signal);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        error ??= err;
+        this.o.logger.warn({ reader: spec.id, selector: sel.selector, err: (err as Error).message }, "Omnia series selector failed");
       }
     }
-    return [...out.values()];
+    return { series: [...out.values()], ...(error ? { error } : {}) };
+  }
+
+  private async resolveSelector(
+    spec: ReaderSpec,
+    sel: ReaderSpec["series"][number],
+    out: Map<string, SeriesInfo>,
+    fresh: (id: string) => SeriesInfo | undefined,
+    remember: (t: { id: string; name: string; facility: string; unit?: string | null }) => SeriesInfo,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (sel.selector.case === "id") {
+      const id = sel.selector.value;
+      out.set(id, fresh(id) ?? remember(await retry(() => this.o.api.getTimeseries(id, { signal }), this.readRetry(spec.id, id, signal))));
+    } else if (sel.selector.case === "query") {
+      const q = sel.selector.value;
+      let token: string | undefined;
+      do {
+        const page = await retry(
+          () =>
+            this.o.api.searchTimeseries(
+              {
+                name: q.name,
+                ...(q.facility ? { facility: q.facility } : {}),
+                limit: 1000,
+                ...(token ? { continuationToken: token } : {}),
+              },
+              { signal },
+            ),
+          this.readRetry(spec.id, undefined, signal),
+        );
+        for (const t of page.items) if (out.size < this.o.maxSeries) out.set(t.id, remember(t));
+        token = page.continuationToken || undefined;
+      } while (token && out.size < this.o.maxSeries);
+    }
   }
 }
