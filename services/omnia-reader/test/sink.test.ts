@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Bus, consumerBacklog, routeBucket } from "@meridian/bus";
-import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Bus, consumerBacklog, routeBucket, STREAMS } from "@meridian/bus";
+import { RouteDrainSchema, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, Quality, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type NatsServerHandle, startForTest, startNatsServer, testLogger, until } from "@meridian/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -84,6 +84,62 @@ it("a route into Omnia writes N events exactly once across an Omnia outage and a
     const counters = svc.sinks.list()[0]!.counters;
     expect(counters.delivered).toBe(N);
     expect(counters.skipped).toBe(N);
+  } finally {
+    await svc.stop();
+  }
+});
+
+it("a route deleted without purge delivers its backlog into Omnia, then its consumer is deleted", async () => {
+  const omnia = new FakeOmnia();
+  const svc = await startForTest(
+    startOmniaReader,
+    omniaReaderConfig,
+    { NATS_URL: nats.url, INSTANCE_ID: "drain" },
+    {
+      api: omnia.api,
+      redeliveryBackoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
+    },
+  );
+  try {
+    const route = create(RouteSchema, {
+      id: "draining",
+      source: { platform: Platform.API, connection: "drain-line" },
+      sink: { platform: Platform.OMNIA, target: "SNA" },
+    });
+    await routeBucket(bus).put("draining", route);
+    await until(async () => (await consumerBacklog(bus, "omnia-draining")) !== undefined, {
+      timeoutMs: 10_000,
+      what: "the route's consumer",
+    });
+    // Omnia is down while the route is deleted: its backlog waits on the bus.
+    omnia.writeFaults = Array.from({ length: 10 }, () => "503" as const);
+    const events = Array.from({ length: 20 }, (_, i) =>
+      create(TelemetryEventSchema, {
+        id: `d-${i}`,
+        source: { platform: Platform.API, connection: "drain-line", device: "valve-1" },
+        observedTime: timestampFromMs(Date.UTC(2026, 0, 1) + i * 1000),
+        points: [{ name: "position", value: { case: "doubleValue", value: i } }],
+      }),
+    );
+    await bus.publishEvents(events.slice(0, 10));
+    await bus.publishEvents(events.slice(10));
+    const lastSequence = (await bus.jsm().streams.info(STREAMS.telemetry)).state.last_seq;
+    await routeBucket(bus).put(
+      "draining",
+      create(RouteSchema, {
+        id: route.id,
+        source: route.source,
+        sink: route.sink,
+        state: RouteState.DRAINING,
+        drain: create(RouteDrainSchema, { lastSequence: BigInt(lastSequence) }),
+      }),
+    );
+    await until(async () => (await consumerBacklog(bus, "omnia-draining")) === undefined, {
+      timeoutMs: 20_000,
+      what: "the drained consumer deleted",
+    });
+    expect(omnia.writes.size).toBe(20);
+    expect([...omnia.writes.values()].every((n) => n === 1)).toBe(true);
   } finally {
     await svc.stop();
   }

@@ -4,6 +4,7 @@ import {
   type Delivery,
   DurableConsumer,
   deleteConsumer,
+  deliveredThrough,
   PermanentError,
   routeBucket,
   routeConsumerName,
@@ -18,6 +19,8 @@ import { OmniaBadRequestError, OmniaConflictError, OmniaError, OmniaNotFoundErro
 import { type SinkPoint, toSinkPoints } from "./mapping.js";
 import type { OmniaApi } from "./omnia-api.js";
 
+/** How often a draining route's consumer is asked whether its backlog is delivered. */
+const DRAIN_CHECK_INTERVAL_MS = 1000;
 /** Omnia's bound of series per multi request. */
 const MAX_SERIES_PER_CALL = 100;
 
@@ -53,13 +56,18 @@ export class RouteSink {
   private running: Promise<void> | undefined;
   /** Series ids by name at the route's facility. */
   private readonly ids = new Map<string, string>();
+  /** A deleted (DRAINING) route's last stream sequence: what it still delivers. */
+  readonly drainThrough: number | undefined;
 
   constructor(
     readonly route: Route,
     private readonly deps: RouteSinkDeps,
   ) {
+    this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
     this.consumer = new DurableConsumer(deps.bus, {
       durable: routeConsumerName(route.id, Platform.OMNIA),
+      // A draining route only takes what is left: a consumer already finished with must not come back.
+      existingOnly: this.drainThrough !== undefined,
       ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
       filterSubject: telemetryFilterSubject(route.source),
       logger: deps.logger,
@@ -86,6 +94,8 @@ export class RouteSink {
   }
 
   private async deliver(d: Delivery): Promise<void> {
+    // Published after the route was deleted: not its backlog. Acknowledged unsent, so the drain can end.
+    if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) return;
     const { points, skipped } = toSinkPoints(d.batch.events);
     try {
       const bySeries = new Map<string, SinkPoint[]>();
@@ -193,7 +203,10 @@ export class SinkManager {
     const current = this.sinks.get(key);
     const ours = route !== undefined && route.sink?.platform === Platform.OMNIA && route.sink.target !== "";
     const wanted = ours && (route.state === RouteState.DRAINING || !route.disabled);
-    const fingerprint = wanted ? JSON.stringify({ s: route.source, t: route.sink?.target }) : "";
+    const draining = route?.state === RouteState.DRAINING;
+    const fingerprint = wanted
+      ? JSON.stringify({ s: route.source, t: route.sink?.target, d: draining ? String(route.drain?.lastSequence) : "" })
+      : "";
     if (current && current.fingerprint === fingerprint) return;
     if (current) {
       await current.sink.stop();
@@ -210,7 +223,37 @@ export class SinkManager {
     const sink = new RouteSink(route, this.deps);
     this.sinks.set(key, { sink, fingerprint });
     sink.start();
-    this.deps.logger.info({ route: key, facility: sink.facility }, "Omnia route started");
+    this.deps.logger.info({ route: key, facility: sink.facility, draining }, "Omnia route started");
+    if (sink.drainThrough !== undefined) void this.watchDrain(key, sink, sink.drainThrough);
+  }
+
+  /**
+   * A deleted route delivers what was on the bus at the delete, then its consumer is deleted, which tells the gateway
+   * the drain is over (it then removes the route).
+   */
+  private async watchDrain(key: string, sink: RouteSink, lastSequence: number): Promise<void> {
+    const signal = this.ac.signal;
+    while (!signal.aborted && this.sinks.get(key)?.sink === sink) {
+      await sleep(DRAIN_CHECK_INTERVAL_MS, signal).catch(() => {});
+      if (signal.aborted || this.sinks.get(key)?.sink !== sink) return;
+      try {
+        const backlog = await sink.consumer.backlog();
+        if (backlog && !deliveredThrough(backlog, lastSequence)) continue;
+      } catch (err) {
+        this.deps.logger.warn({ err, route: key }, "reading a draining route's consumer failed; trying again");
+        continue;
+      }
+      this.queue = this.queue.then(async () => {
+        if (this.sinks.get(key)?.sink !== sink) return;
+        await sink.stop();
+        const held = await sink.consumer.delete();
+        this.deps.logger.info(
+          { route: key, delivered: sink.counters.delivered, publishedAfterDelete: held ? held.pending + held.ackPending : 0 },
+          "route drained: its backlog is in Omnia and its durable consumer deleted",
+        );
+      });
+      return;
+    }
   }
 
   list(): RouteSink[] {
