@@ -1,6 +1,6 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { readCapped } from "./body.js";
+import { readCapped, readCappedBytes } from "./body.js";
 
 const response = (body: string | null, headers: Record<string, string> = {}) => new Response(body, { headers });
 
@@ -41,5 +41,14 @@ describe("readCapped", () => {
         1 << 20,
       ),
     ).toBeUndefined();
+  });
+});
+
+describe("readCappedBytes", () => {
+  it("gives the bytes as sent (not text: a protobuf body keeps every byte), up to the cap", async () => {
+    const bytes = new Uint8Array([0x0a, 0xff, 0x00, 0xc3, 0x28]);
+    expect(await readCappedBytes(new Response(bytes), 5)).toEqual(bytes);
+    expect(await readCappedBytes(new Response(bytes), 4)).toBeUndefined();
+    expect(await readCappedBytes(new Response(null), 1)).toEqual(new Uint8Array(0));
   });
 });

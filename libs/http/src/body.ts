@@ -5,12 +5,12 @@ export interface ResponseLike {
 }
 
 /**
- * The body as text, read up to `maxBytes` after decompression, or undefined when it is longer: the rest is neither
+ * The body's bytes, read up to `maxBytes` after decompression, or undefined when it is longer: the rest is neither
  * read nor inflated (the stream is cancelled, which drops the connection), so a 1 GB answer or a decompression bomb
  * from a platform costs at most `maxBytes` of memory.
  */
-export async function readCapped(res: ResponseLike, maxBytes: number): Promise<string | undefined> {
-  if (res.body === null) return "";
+export async function readCappedBytes(res: ResponseLike, maxBytes: number): Promise<Uint8Array | undefined> {
+  if (res.body === null) return new Uint8Array(0);
   // Content-Length counts encoded bytes, so it only tells in advance for a body that is not compressed.
   const declared = Number(res.headers.get("content-length") ?? Number.NaN);
   if (res.headers.get("content-encoding") === null && declared > maxBytes) {
@@ -30,6 +30,11 @@ export async function readCapped(res: ResponseLike, maxBytes: number): Promise<s
     }
     chunks.push(value);
   }
-  // TextDecoder, as Response.text(): UTF-8, a leading BOM dropped.
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+/** readCappedBytes as text: UTF-8, a leading BOM dropped (as Response.text()). */
+export async function readCapped(res: ResponseLike, maxBytes: number): Promise<string | undefined> {
+  const bytes = await readCappedBytes(res, maxBytes);
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 }

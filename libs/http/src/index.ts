@@ -1,1 +1,1 @@
-export { type ResponseLike, readCapped } from "./body.js";
+export { type ResponseLike, readCapped, readCappedBytes } from "./body.js";

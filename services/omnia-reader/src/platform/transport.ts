@@ -1,4 +1,4 @@
-import { readCapped } from "@meridian/http";
+import { readCapped, readCappedBytes } from "@meridian/http";
 import { type Dispatcher, fetch } from "undici";
 import { OmniaError, OmniaResponseTooLargeError, OmniaServerError } from "./errors.js";
 
@@ -30,33 +30,6 @@ const PROTOBUF_TYPES = ["application/protobuf", "application/x-protobuf", "appli
 export function isProtobufType(contentType: string): boolean {
   const base = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
   return PROTOBUF_TYPES.includes(base);
-}
-
-/**
- * A binary body read up to `maxBytes` after decompression, else undefined (the stream cancelled, the rest never
- * inflated). @meridian/http's readCapped does the same for text; a protobuf answer is not text.
- */
-async function readCappedBytes(res: { headers: Headers; body: ReadableStream<Uint8Array> | null }, maxBytes: number) {
-  if (res.body === null) return new Uint8Array(0);
-  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
-  if (res.headers.get("content-encoding") === null && declared > maxBytes) {
-    await res.body.cancel().catch(() => {});
-    return undefined;
-  }
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return new Uint8Array(Buffer.concat(chunks));
 }
 
 function errorCode(err: unknown): string | undefined {
