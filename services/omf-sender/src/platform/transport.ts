@@ -1,4 +1,4 @@
-import { readCapped } from "@meridian/http";
+import { networkErrorCode, readCapped } from "@meridian/http";
 import { type Dispatcher, fetch } from "undici";
 import { OmfError, OmfResponseTooLargeError, OmfServerError, OmfTlsError } from "./errors.js";
 
@@ -45,16 +45,6 @@ const TLS_CODES = new Set([
   "HOSTNAME_MISMATCH",
 ]);
 
-function errorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 5 && e !== null && typeof e === "object"; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 /**
  * One HTTP exchange with a per-request timeout and a bounded body (`maxResponseBytes`). Maps transport failures:
  * timeout / connection refused / reset → OmfServerError (retryable); certificate problems → OmfTlsError; a body over
@@ -95,7 +85,7 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
         cause: err,
       });
     }
-    const code = errorCode(err);
+    const code = networkErrorCode(err);
     if (code !== undefined && (TLS_CODES.has(code) || code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS"))) {
       throw new OmfTlsError(`${req.what} to ${req.endpoint}: TLS verification failed (${code})`, code, {
         endpoint: req.endpoint,

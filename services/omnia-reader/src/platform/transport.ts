@@ -1,4 +1,4 @@
-import { readCapped, readCappedBytes } from "@meridian/http";
+import { networkErrorCode, readCapped, readCappedBytes } from "@meridian/http";
 import { type Dispatcher, fetch } from "undici";
 import { OmniaError, OmniaResponseTooLargeError, OmniaServerError } from "./errors.js";
 
@@ -30,16 +30,6 @@ const PROTOBUF_TYPES = ["application/protobuf", "application/x-protobuf", "appli
 export function isProtobufType(contentType: string): boolean {
   const base = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
   return PROTOBUF_TYPES.includes(base);
-}
-
-function errorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 5 && e !== null && typeof e === "object"; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
 }
 
 /**
@@ -87,7 +77,7 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
         cause: err,
       });
     }
-    const code = errorCode(err);
+    const code = networkErrorCode(err);
     throw new OmniaServerError(`${req.request} failed: ${code ?? (err instanceof Error ? err.message : "network error")}`, {
       request: req.request,
       code,
