@@ -1,6 +1,8 @@
 import { createCipheriv, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CredentialKeyring, CredentialsError, keyId, type SecretBinding } from "./credentials.js";
+import { CredentialKeyring, CredentialsError, keyId, type SealedSecret, type SecretBinding } from "./credentials.js";
 
 const PI: SecretBinding = { id: "pi", kind: "pi", url: "https://pi.plant.local/piwebapi", username: "meridian" };
 
@@ -81,5 +83,31 @@ describe("CredentialKeyring (AES-256-GCM bound to where the credential goes)", (
     const k = new CredentialKeyring(key);
     expect(k.isStale(legacy)).toBe(true);
     expect(() => k.open(PI, legacy)).toThrow(/sealed by an earlier omf-sender, bound to the endpoint id alone, and is refused/);
+  });
+});
+
+describe("records sealed before sealing moved into @meridian/service-kit", () => {
+  // testdata/sealed-before-service-kit.json was written by omf-sender's own keyring before the move; KV holds such
+  // records today, so they must open unchanged (same key ids, same associated data bytes).
+  const fixture = JSON.parse(readFileSync(join(import.meta.dirname, "testdata/sealed-before-service-kit.json"), "utf8")) as {
+    currentKey: string;
+    currentKeyId: string;
+    previousKey: string;
+    previousKeyId: string;
+    records: { name: string; binding: SecretBinding; plaintext: string; sealed: SealedSecret }[];
+  };
+  const current = Buffer.from(fixture.currentKey, "base64");
+  const previous = Buffer.from(fixture.previousKey, "base64");
+
+  it("key ids are the same digests as before", () => {
+    expect(keyId(current)).toBe(fixture.currentKeyId);
+    expect(keyId(previous)).toBe(fixture.previousKeyId);
+  });
+
+  it.each(fixture.records.map((r) => [r.name, r] as const))("%s: opens to its plaintext, and only for its own binding", (_, r) => {
+    const k = new CredentialKeyring(current, [previous]);
+    expect(k.open(r.binding, r.sealed)).toBe(r.plaintext);
+    expect(k.isStale(r.sealed)).toBe(r.sealed.kid !== fixture.currentKeyId);
+    expect(() => k.open({ ...r.binding, url: "https://attacker.example/omf" }, r.sealed)).toThrow(CredentialsError);
   });
 });
