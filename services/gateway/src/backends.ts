@@ -1,4 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
+import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
@@ -17,6 +18,7 @@ export function backendsFromConfig(config: GatewayConfig): Backend[] {
   if (config.OMF_SENDER_URL) backends.push({ services: [OmfSenderService], url: config.OMF_SENDER_URL });
   if (config.IDIGI_LISTENER_URL) backends.push({ services: [IdigiListenerService], url: config.IDIGI_LISTENER_URL });
   if (config.OMNIA_READER_URL) backends.push({ services: [OmniaReaderService], url: config.OMNIA_READER_URL });
+  if (config.IOTC_BRIDGE_URL) backends.push({ services: [IotcBridgeService], url: config.IOTC_BRIDGE_URL });
   return backends;
 }
 
@@ -33,7 +35,7 @@ export function backendTlsFromConfig(config: GatewayConfig, backends: Backend[],
   const secured = backends.filter((b) => new URL(b.url).protocol === "https:");
   const plain = backends.filter((b) => new URL(b.url).protocol !== "https:");
   if (set.length > 0 && secured.length === 0) {
-    throw new ConfigError(`${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL)`, [
+    throw new ConfigError(`${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL, IOTC_BRIDGE_URL)`, [
       ...set,
     ]);
   }
