@@ -16,6 +16,18 @@ export { codeName, REQUEST_ID_HEADER, requestId, requestLogger } from "./interce
 export { DEFAULT_SERVER_LIMITS, SERVER_LIMIT_BOUNDS, type ServerLimits } from "./limits.js";
 export { createLogger, type Logger, REDACT_PATHS } from "./logger.js";
 export { EXIT_CONFIG, packageVersion, runMain, type ServiceIdentity, serviceIdentity } from "./main.js";
+export {
+  type CredentialsKeySettings,
+  credentialsKeySettings,
+  DEVELOPMENT_CREDENTIALS_KEY,
+  isDevelopmentKey,
+  isSealedSecret,
+  type SealedSecret,
+  type SecretBindingField,
+  SecretKeyring,
+  type SecretKeyringOptions,
+  SecretOpenError,
+} from "./sealing.js";
 export { type RunningService, type ServiceOptions, startService } from "./server.js";
 export {
   type ClientAuth,
