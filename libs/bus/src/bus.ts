@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import type { Command, CommandResponse, WritablePropertyUpdate } from "@meridian/contracts/meridian/command/v1/command_pb";
+import type { Platform, TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import {
   type ConnectionOptions,
   connect,
@@ -11,6 +12,8 @@ import {
   headers,
   type JetStreamClient,
   type JetStreamManager,
+  type JsMsg,
+  type MsgHdrs,
   type NatsConnection,
   nanos,
   RetentionPolicy,
@@ -19,21 +22,49 @@ import {
 } from "nats";
 import type { Logger } from "pino";
 import { BacklogMonitor, type BacklogState, type BacklogTarget, type BusWarning, DEFAULT_BACKLOG_CHECK_INTERVAL_MS } from "./backlog.js";
+import {
+  COMMAND_RESPONSE_SCHEMA,
+  COMMAND_SCHEMA,
+  type CommandResponseMessage,
+  checkCommandResponse,
+  commandAddress,
+  decodeCommand,
+  decodeCommandResponse,
+  decodeDelivered,
+  decodeWritablePropertyUpdate,
+  encodeCommand,
+  encodeCommandResponse,
+  encodeDelivered,
+  encodeWritablePropertyUpdate,
+  WRITABLE_PROPERTY_UPDATE_SCHEMA,
+  writablePropertyAddress,
+} from "./cloud-to-device.js";
 import { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
 import { type DeadLetter, deadLetterHeaders } from "./dead-letter.js";
 import { BusPermissionError, BusUnavailableError, isNotFound, isPermissionError, MessageTooLargeError } from "./errors.js";
 import { parseServers, redactUrl } from "./servers.js";
 import {
+  type CloudToDeviceFilter,
+  COMMAND_ROOT,
+  commandFilterSubject,
+  commandResponseFilterSubject,
+  commandResponseSubject,
   DEAD_LETTER_ROOT,
   deadLetterSubject,
   encodeToken,
+  parseCommandResponseSubject,
   sourceMatches,
   TELEMETRY_ROOT,
   telemetryFilterSubject,
   telemetrySubject,
+  WRITABLE_PROPERTY_ROOT,
+  writablePropertyFilterSubject,
 } from "./subjects.js";
 
-export const STREAMS = { telemetry: "TELEMETRY", deadLetter: "DEADLETTER" } as const;
+export const STREAMS = { telemetry: "TELEMETRY", deadLetter: "DEADLETTER", cloudToDevice: "CLOUD_TO_DEVICE" } as const;
+
+/** How long respondToCommand waits for the instance holding the command to say whether the response reached the platform. */
+export const DEFAULT_COMMAND_RESPONSE_WAIT_MS = 2000;
 
 export interface StreamLimits {
   /** How long the telemetry stream keeps events for a sink that is down: its catch-up horizon. */
@@ -42,6 +73,13 @@ export interface StreamLimits {
   deadLetterMaxAgeMs: number;
   /** Size limit of the dead letters; when it is reached the oldest go first (see declareStreams). */
   deadLetterMaxBytes: number;
+  /**
+   * Commands and writable-property updates: a plant that is down reads what it missed within this horizon. A command
+   * waiting for a response is answered (or timed out) within seconds anyway; the age limit is for offline commands
+   * and property changes.
+   */
+  cloudToDeviceMaxAgeMs: number;
+  cloudToDeviceMaxBytes: number;
   /** 1 locally, 3 on a production cluster. */
   replicas: number;
   /** Window in which a repeated Nats-Msg-Id is recognised as a duplicate. */
@@ -53,6 +91,8 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   telemetryMaxBytes: 1024 ** 3,
   deadLetterMaxAgeMs: 30 * 24 * 3600_000,
   deadLetterMaxBytes: 1024 ** 3,
+  cloudToDeviceMaxAgeMs: 24 * 3600_000,
+  cloudToDeviceMaxBytes: 256 * 1024 ** 2,
   replicas: 1,
   duplicateWindowMs: 2 * 60_000,
 };
@@ -233,7 +273,7 @@ export class Bus {
     }
   }
 
-  /** Creates or updates the telemetry and dead-letter streams (idempotent). */
+  /** Creates or updates the telemetry, dead-letter and cloud-to-device streams (idempotent). */
   async declareStreams(): Promise<void> {
     const l = this.limits;
     await this.ensureStream({
@@ -260,6 +300,27 @@ export class Bus {
       duplicate_window: nanos(l.duplicateWindowMs),
       num_replicas: l.replicas,
     });
+    try {
+      await this.ensureStream({
+        name: STREAMS.cloudToDevice,
+        subjects: [`${COMMAND_ROOT}.>`, `${WRITABLE_PROPERTY_ROOT}.>`],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+        max_age: nanos(l.cloudToDeviceMaxAgeMs),
+        max_bytes: l.cloudToDeviceMaxBytes,
+        duplicate_window: nanos(l.duplicateWindowMs),
+        num_replicas: l.replicas,
+      });
+    } catch (err) {
+      // Only the services that take commands and property changes from a platform, or hand them to the plant, need
+      // this stream; a NATS user that may not even read it belongs to one that does not, and must still start.
+      if (!isPermissionError(err)) throw err;
+      if (!this.settingsKept.has(STREAMS.cloudToDevice)) {
+        this.settingsKept.add(STREAMS.cloudToDevice);
+        this.log.info({ stream: STREAMS.cloudToDevice }, "this service's NATS user may not declare the stream; it does not use it");
+      }
+    }
   }
 
   /**
@@ -311,12 +372,17 @@ export class Bus {
 
   /** Publishes one batch with Nats-Msg-Id = batch id; a repeat within the window is a no-op. */
   async publishBatch(subject: string, batch: TelemetryBatch): Promise<{ seq: number; duplicate: boolean }> {
+    return this.publishStored(subject, encodeBatch(batch), schemaHeaders(TELEMETRY_BATCH_SCHEMA), batch.id);
+  }
+
+  /**
+   * JetStream publish that resolves once the stream stored the message (or recognised its msgId as a duplicate), with
+   * the one mapping of its failures: BusUnavailableError, BusPermissionError, MessageTooLargeError.
+   */
+  private async publishStored(subject: string, data: Uint8Array, h: MsgHdrs, msgId?: string): Promise<{ seq: number; duplicate: boolean }> {
     if (!this.isConnected) throw new BusUnavailableError();
-    const h = headers();
-    h.set(SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA);
-    const data = encodeBatch(batch);
     try {
-      const ack = await this.js().publish(subject, data, { msgID: batch.id, headers: h });
+      const ack = await this.js().publish(subject, data, { headers: h, ...(msgId === undefined ? {} : { msgID: msgId }) });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       throw this.publishError(err, subject, data.length);
@@ -329,16 +395,130 @@ export class Bus {
    * (BusUnavailableError while the bus is down, MessageTooLargeError), so the caller keeps the original until it is stored.
    */
   async publishDeadLetter(letter: DeadLetter): Promise<{ seq: number; duplicate: boolean }> {
+    return this.publishStored(deadLetterSubject(letter.consumer), letter.data, deadLetterHeaders(letter), letter.msgId);
+  }
+
+  /**
+   * Stores a command on `command.v1.<platform>.<connection>.<device>.<name>` (stream CLOUD_TO_DEVICE); resolves once
+   * stored. Nats-Msg-Id is its subject and request id, so a platform's redelivery within the duplicate window is
+   * stored once. Fails like publishBatch, or with InvalidCloudToDeviceMessageError when the id, target or name is missing.
+   */
+  async publishCommand(cmd: Command): Promise<{ seq: number; duplicate: boolean }> {
+    const { subject, msgId } = commandAddress(cmd);
+    return this.publishStored(subject, encodeCommand(cmd), schemaHeaders(COMMAND_SCHEMA), msgId);
+  }
+
+  /**
+   * Stores a writable-property update on `property.v1.<platform>.<connection>.<device>`; resolves once stored.
+   * Nats-Msg-Id is device, component, name and desired version: the same change seen again is stored once.
+   */
+  async publishWritablePropertyUpdate(update: WritablePropertyUpdate): Promise<{ seq: number; duplicate: boolean }> {
+    const { subject, msgId } = writablePropertyAddress(update);
+    return this.publishStored(subject, encodeWritablePropertyUpdate(update), schemaHeaders(WRITABLE_PROPERTY_UPDATE_SCHEMA), msgId);
+  }
+
+  /**
+   * Sends a command's response on `command-response.v1.<platform>.<connection>.<request id>` over core NATS: nothing
+   * stores it, its life is the command's deadline. Whoever holds the command answers whether the response reached the
+   * platform; with no answer within `waitMs` (no instance holds it: answered already, or its deadline passed) or no
+   * subscriber at all, it was not delivered.
+   */
+  async respondToCommand(
+    platform: Platform,
+    connection: string,
+    response: CommandResponse,
+    options: { waitMs?: number } = {},
+  ): Promise<{ delivered: boolean }> {
+    checkCommandResponse(response);
     if (!this.isConnected) throw new BusUnavailableError();
-    const subject = deadLetterSubject(letter.consumer);
+    const subject = commandResponseSubject(platform, connection, response.requestId);
+    const data = encodeCommandResponse(response);
     try {
-      const ack = await this.js().publish(subject, letter.data, {
-        headers: deadLetterHeaders(letter),
-        ...(letter.msgId === undefined ? {} : { msgID: letter.msgId }),
+      const reply = await this.connection().request(subject, data, {
+        timeout: options.waitMs ?? DEFAULT_COMMAND_RESPONSE_WAIT_MS,
+        headers: schemaHeaders(COMMAND_RESPONSE_SCHEMA),
       });
-      return { seq: ack.seq, duplicate: ack.duplicate };
+      return { delivered: decodeDelivered(reply.data) };
     } catch (err) {
-      throw this.publishError(err, subject, letter.data.length);
+      const code = (err as { code?: string }).code;
+      if (code === ErrorCode.NoResponders || code === ErrorCode.Timeout) return { delivered: false };
+      throw this.publishError(err, subject, data.length);
+    }
+  }
+
+  /**
+   * The command responses of one connection of a platform, or of all its connections (`connection` undefined), as
+   * they are published from now on. The subscription exists once this returns (not at the first iteration), so a
+   * response sent after the call is not missed; it follows reconnects. A message that is not a CommandResponse is
+   * skipped with a warning. Ends when the signal aborts.
+   */
+  commandResponses(platform: Platform, connection: string | undefined, signal: AbortSignal): AsyncIterable<CommandResponseMessage> {
+    const nc = this.connection();
+    const sub = nc.subscribe(commandResponseFilterSubject(platform, connection));
+    const stop = () => sub.unsubscribe();
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+    const log = this.log;
+    return (async function* () {
+      try {
+        for await (const m of sub) {
+          const at = parseCommandResponseSubject(m.subject);
+          let response: CommandResponse;
+          try {
+            response = decodeCommandResponse(m.data);
+          } catch (err) {
+            log.warn({ err, subject: m.subject }, "not a CommandResponse; skipped");
+            continue;
+          }
+          if (!at || (response.requestId && response.requestId !== at.requestId)) {
+            log.warn(
+              { subject: m.subject, requestId: response.requestId },
+              "command response whose request id is not its subject's; skipped",
+            );
+            continue;
+          }
+          if (!response.requestId) response.requestId = at.requestId;
+          yield {
+            connection: at.connection,
+            response,
+            answer: (delivered: boolean) => {
+              if (m.reply) m.respond(encodeDelivered(delivered));
+            },
+          };
+        }
+      } finally {
+        signal.removeEventListener("abort", stop);
+        sub.unsubscribe();
+      }
+    })();
+  }
+
+  /** Commands matching the filter as they are stored from now on (or from `startTime`), in stream order; like subscribe. */
+  async *watchCommands(filter: CloudToDeviceFilter, options: SubscribeOptions = {}): AsyncGenerator<Command> {
+    for await (const m of this.ordered(STREAMS.cloudToDevice, commandFilterSubject(filter), options)) {
+      const cmd = this.decodeStored(m, decodeCommand);
+      if (cmd) yield cmd;
+    }
+  }
+
+  /** Writable-property updates matching the filter as they are stored from now on (or from `startTime`); like subscribe. */
+  async *watchWritableProperties(
+    filter: Omit<CloudToDeviceFilter, "name">,
+    options: SubscribeOptions = {},
+  ): AsyncGenerator<WritablePropertyUpdate> {
+    for await (const m of this.ordered(STREAMS.cloudToDevice, writablePropertyFilterSubject(filter), options)) {
+      const update = this.decodeStored(m, decodeWritablePropertyUpdate);
+      if (update) yield update;
+    }
+  }
+
+  /** A stored message that does not decode would otherwise end every watcher of its subject: it is skipped, with a warning. */
+  private decodeStored<T>(m: JsMsg, decode: (data: Uint8Array) => T): T | undefined {
+    try {
+      return decode(m.data);
+    } catch (err) {
+      this.log.warn({ err, subject: m.subject, seq: m.seq }, "stored message does not decode; skipped");
+      return undefined;
     }
   }
 
@@ -383,23 +563,32 @@ export class Bus {
    * clean up, re-created by the client after a reconnect without gaps).
    */
   async *subscribe(filter: Parameters<typeof telemetryFilterSubject>[0], options: SubscribeOptions = {}): AsyncGenerator<TelemetryEvent> {
+    for await (const m of this.ordered(STREAMS.telemetry, telemetryFilterSubject(filter), options)) {
+      const batch = decodeBatch(m.data);
+      for (const event of batch.events) {
+        if (sourceMatches(filter as never, event.source)) yield event;
+      }
+    }
+  }
+
+  /**
+   * A stream's messages on a subject filter through an ordered consumer, from the next one stored (or from
+   * `startTime`, never from the start of the stream), until the signal aborts or the caller stops iterating.
+   */
+  private async *ordered(stream: string, filterSubject: string, options: SubscribeOptions): AsyncGenerator<JsMsg> {
     await this.ready;
-    const consumer = await this.js().consumers.get(STREAMS.telemetry, {
-      filterSubjects: telemetryFilterSubject(filter),
+    const consumer = await this.js().consumers.get(stream, {
+      filterSubjects: filterSubject,
       ...(options.startTime
         ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: options.startTime.toISOString() }
         : { deliver_policy: DeliverPolicy.New }),
     });
     const messages = await consumer.consume({ max_messages: 512 });
     const stop = () => messages.stop();
+    if (options.signal?.aborted) stop();
     options.signal?.addEventListener("abort", stop, { once: true });
     try {
-      for await (const m of messages) {
-        const batch = decodeBatch(m.data);
-        for (const event of batch.events) {
-          if (sourceMatches(filter as never, event.source)) yield event;
-        }
-      }
+      yield* messages;
     } finally {
       options.signal?.removeEventListener("abort", stop);
       messages.stop();
@@ -453,6 +642,12 @@ export class Bus {
       }
     }
   }
+}
+
+function schemaHeaders(schema: string): MsgHdrs {
+  const h = headers();
+  h.set(SCHEMA_HEADER, schema);
+  return h;
 }
 
 function digest(s: string): string {

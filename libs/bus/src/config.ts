@@ -64,6 +64,16 @@ export const natsSettings = {
     .max(1024 ** 4)
     .default(1024 ** 3),
   /**
+   * Size limit of the CLOUD_TO_DEVICE stream (commands and writable-property changes from platforms); full, its oldest
+   * messages go first. 1 MiB to 1 TiB; the default, 256 MiB, holds a day of commands for many thousand devices.
+   */
+  CLOUD_TO_DEVICE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 ** 2)
+    .max(1024 ** 4)
+    .default(256 * 1024 ** 2),
+  /**
    * A durable consumer whose oldest unacknowledged message is older than this is reported (status warning, metric,
    * warn log): its sink is falling behind, and past the stream's age or size limit its data is discarded. 1 minute to
    * 30 days; the default, 1 hour, leaves a sink most of the 72-hour catch-up horizon to be fixed.
@@ -117,6 +127,7 @@ export function busFromConfig(config: NatsSettings, name: string, logger: Logger
       telemetryMaxAgeMs: config.TELEMETRY_MAX_AGE_HOURS * 3600_000,
       telemetryMaxBytes: config.TELEMETRY_MAX_BYTES,
       deadLetterMaxBytes: config.DEADLETTER_MAX_BYTES,
+      cloudToDeviceMaxBytes: config.CLOUD_TO_DEVICE_MAX_BYTES,
     },
   });
 }

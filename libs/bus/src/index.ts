@@ -8,12 +8,18 @@ export {
 export {
   Bus,
   type BusOptions,
+  DEFAULT_COMMAND_RESPONSE_WAIT_MS,
   DEFAULT_STREAM_LIMITS,
   type PublishResult,
   STREAMS,
   type StreamLimits,
   type SubscribeOptions,
 } from "./bus.js";
+export {
+  type CommandResponseMessage,
+  InvalidCloudToDeviceMessageError,
+  MAX_REQUEST_ID_LENGTH,
+} from "./cloud-to-device.js";
 export { decodeBatch, encodeBatch, makeBatch } from "./codec.js";
 export { busFromConfig, type NatsSettings, NatsSettingsError, natsSettings } from "./config.js";
 export {
@@ -41,6 +47,12 @@ export {
 } from "./mesh.js";
 export { parseServers, redactUrl, type ServerList } from "./servers.js";
 export {
+  type CloudToDeviceFilter,
+  COMMAND_RESPONSE_ROOT,
+  COMMAND_ROOT,
+  commandFilterSubject,
+  commandResponseSubject,
+  commandSubject,
   DEAD_LETTER_ROOT,
   deadLetterSubject,
   decodeToken,
@@ -50,4 +62,7 @@ export {
   TELEMETRY_ROOT,
   telemetryFilterSubject,
   telemetrySubject,
+  WRITABLE_PROPERTY_ROOT,
+  writablePropertyFilterSubject,
+  writablePropertySubject,
 } from "./subjects.js";

@@ -3,6 +3,10 @@ import { Platform, type Source, type SourceFilter } from "@meridian/contracts/me
 /** Root of every telemetry subject; the version is in the subject so a v2 can run beside v1. */
 export const TELEMETRY_ROOT = "telemetry.v1";
 export const DEAD_LETTER_ROOT = "deadletter.v1";
+/** Cloud to device: what a platform asks of a device (stream CLOUD_TO_DEVICE), and the answers (never stored). */
+export const COMMAND_ROOT = "command.v1";
+export const COMMAND_RESPONSE_ROOT = "command-response.v1";
+export const WRITABLE_PROPERTY_ROOT = "property.v1";
 
 const PLATFORM_TOKENS: Record<Platform, string> = {
   [Platform.UNSPECIFIED]: "unknown",
@@ -73,4 +77,54 @@ export function sourceMatches(filter: Partial<SourceFilter> | undefined, source:
 /** deadletter.v1.<consumer>: where a sink's consumer puts what it can never deliver. */
 export function deadLetterSubject(consumer: string): string {
   return `${DEAD_LETTER_ROOT}.${encodeToken(consumer)}`;
+}
+
+/** Which commands or writable-property updates a watcher wants; an unset field matches anything. */
+export interface CloudToDeviceFilter {
+  platform?: Platform;
+  connection?: string;
+  device?: string;
+  /** Commands only: the command name (without its component). */
+  name?: string;
+}
+
+const tokenOrAny = (value: string | undefined) => (value ? encodeToken(value) : "*");
+
+/** command.v1.<platform>.<connection>.<device>.<name> */
+export function commandSubject(platform: Platform, connection: string, device: string, name: string): string {
+  return `${COMMAND_ROOT}.${platformToken(platform)}.${encodeToken(connection)}.${encodeToken(device)}.${encodeToken(name)}`;
+}
+
+/** command-response.v1.<platform>.<connection>.<request id>: core NATS only, a response lives as long as its command's deadline. */
+export function commandResponseSubject(platform: Platform, connection: string, requestId: string): string {
+  return `${COMMAND_RESPONSE_ROOT}.${platformToken(platform)}.${encodeToken(connection)}.${encodeToken(requestId)}`;
+}
+
+/** property.v1.<platform>.<connection>.<device> */
+export function writablePropertySubject(platform: Platform, connection: string, device: string): string {
+  return `${WRITABLE_PROPERTY_ROOT}.${platformToken(platform)}.${encodeToken(connection)}.${encodeToken(device)}`;
+}
+
+/** The subject filter of a command filter: empty fields become '*'. */
+export function commandFilterSubject(filter: CloudToDeviceFilter = {}): string {
+  const platform = filter.platform ? platformToken(filter.platform) : "*";
+  return `${COMMAND_ROOT}.${platform}.${tokenOrAny(filter.connection)}.${tokenOrAny(filter.device)}.${tokenOrAny(filter.name)}`;
+}
+
+/** The subject filter of a writable-property filter (its `name` is not part of the subject). */
+export function writablePropertyFilterSubject(filter: CloudToDeviceFilter = {}): string {
+  const platform = filter.platform ? platformToken(filter.platform) : "*";
+  return `${WRITABLE_PROPERTY_ROOT}.${platform}.${tokenOrAny(filter.connection)}.${tokenOrAny(filter.device)}`;
+}
+
+/** The responses of one platform's connection, or of all its connections. */
+export function commandResponseFilterSubject(platform: Platform, connection?: string): string {
+  return `${COMMAND_RESPONSE_ROOT}.${platformToken(platform)}.${tokenOrAny(connection)}.*`;
+}
+
+/** The connection and request id a command-response subject names, or undefined for another subject. */
+export function parseCommandResponseSubject(subject: string): { connection: string; requestId: string } | undefined {
+  const t = subject.split(".");
+  if (t.length !== 5 || `${t[0]}.${t[1]}` !== COMMAND_RESPONSE_ROOT) return undefined;
+  return { connection: decodeToken(t[3]!), requestId: decodeToken(t[4]!) };
 }
