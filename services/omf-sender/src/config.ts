@@ -1,55 +1,7 @@
 import { isAbsolute } from "node:path";
-import { env } from "@meridian/service-kit";
+import { credentialsKeySettings, env } from "@meridian/service-kit";
 import { serviceSettings } from "@meridian/service-kit/bus";
 import { z } from "zod";
-
-/**
- * The key docker-compose.yml sets so that the quick start can store endpoint credentials. It is published in this
- * repository, so it protects nothing: omf-sender warns at start when it runs with it.
- */
-export const DEVELOPMENT_CREDENTIALS_KEY = "bWVyaWRpYW4tZGV2LW9ubHkta2V5LW5vdC1zZWNyZXQ=";
-
-export function isDevelopmentKey(key: Buffer): boolean {
-  return key.equals(Buffer.from(DEVELOPMENT_CREDENTIALS_KEY, "base64"));
-}
-
-/** AES-256 key: 32 bytes, base64 (standard or url-safe). The value is never echoed in an error. */
-const credentialsKey = z
-  .string()
-  .optional()
-  .transform((s, ctx) => {
-    if (s === undefined) return undefined;
-    const bytes = Buffer.from(s.trim(), "base64");
-    if (bytes.length !== 32) {
-      ctx.addIssue({ code: "custom", message: "must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)" });
-      return z.NEVER;
-    }
-    return bytes;
-  });
-
-const MAX_PREVIOUS_KEYS = 8;
-
-/** Earlier credentials keys, so that records they sealed still open while they are re-sealed under the current one. */
-const previousKeys = z
-  .string()
-  .default("")
-  .transform((s, ctx) => {
-    const keys: Buffer[] = [];
-    const items = s
-      .split(/[\s,]+/)
-      .map((x) => x.trim())
-      .filter(Boolean);
-    if (items.length > MAX_PREVIOUS_KEYS) {
-      ctx.addIssue({ code: "custom", message: `at most ${MAX_PREVIOUS_KEYS} keys` });
-      return z.NEVER;
-    }
-    items.forEach((item, i) => {
-      const bytes = Buffer.from(item, "base64");
-      if (bytes.length !== 32) ctx.addIssue({ code: "custom", message: `key ${i + 1}: must be 32 bytes, base64-encoded` });
-      else keys.push(bytes);
-    });
-    return keys;
-  });
 
 /** `pi.plant.local`, `*.osisoft.com`, either with `:port`; a bare `*` is refused (it would be no list at all). */
 export const HOST_PATTERN =
@@ -81,13 +33,13 @@ const absoluteDir = z
 
 export const omfSenderConfig = z.object({
   ...serviceSettings(8081),
-  /** Key that encrypts endpoint credentials at rest in KV (AES-256-GCM). Without it, no credentials via the API. */
-  OMF_CREDENTIALS_KEY: credentialsKey,
   /**
-   * Keys that sealed credentials before OMF_CREDENTIALS_KEY (comma- or space-separated, base64, at most 8): records
-   * they sealed still open, and are sealed again under the current key when they are next written.
+   * OMF_CREDENTIALS_KEY: the key that seals endpoint credentials at rest in KV (AES-256-GCM); without it, no
+   * credentials via the API. OMF_CREDENTIALS_PREVIOUS_KEYS: keys that sealed credentials before it (comma- or
+   * space-separated, base64, at most 8): records they sealed still open, and are sealed again under the current key
+   * when they are next written.
    */
-  OMF_CREDENTIALS_PREVIOUS_KEYS: previousKeys,
+  ...credentialsKeySettings("OMF"),
   /** JSON list of endpoint configs applied at start (`[...]` or `{"endpoints": [...]}`). */
   OMF_ENDPOINTS_FILE: z.string().optional(),
   /** Endpoints omf-sender may hold, declared and created through the API together. */

@@ -1,9 +1,9 @@
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { BackoffPolicy } from "@meridian/retry";
-import { ConfigError, type Logger, serviceIdentity } from "@meridian/service-kit";
+import { ConfigError, isDevelopmentKey, type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
 import { omfSenderErrors, omfSenderService } from "./api/index.js";
-import { isDevelopmentKey, type OmfSenderConfig } from "./config.js";
+import type { OmfSenderConfig } from "./config.js";
 import { applyEndpoints, type DeclaredRules, declaredDefinitions, declaredUrls, readEndpointsFile } from "./declared.js";
 import { CredentialKeyring, EndpointPolicy, EndpointRegistry } from "./pipeline/endpoints.js";
 import { PipelineManager } from "./pipeline/manager.js";

@@ -11,10 +11,10 @@ import {
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "@meridian/fixtures/omf-seed";
-import { ConfigError } from "@meridian/service-kit";
+import { ConfigError, DEVELOPMENT_CREDENTIALS_KEY } from "@meridian/service-kit";
 import { captureLogger, codeOf, testIdentitiesFile } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEVELOPMENT_CREDENTIALS_KEY, omfSenderConfig } from "../src/config.js";
+import { omfSenderConfig } from "../src/config.js";
 import { ENDPOINTS_BUCKET } from "../src/pipeline/endpoints.js";
 import type { OmfSender } from "../src/service.js";
 import { startOmfSender } from "../src/service.js";

@@ -1,8 +1,10 @@
-import { createCipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CredentialKeyring, CredentialsError, keyId, type SealedSecret, type SecretBinding } from "./credentials.js";
+import { CredentialKeyring, CredentialsError, type SealedSecret, type SecretBinding } from "./credentials.js";
+
+const keyId = (key: Buffer) => new CredentialKeyring(key).currentKeyId;
 
 const PI: SecretBinding = { id: "pi", kind: "pi", url: "https://pi.plant.local/piwebapi", username: "meridian" };
 
@@ -67,6 +69,12 @@ describe("CredentialKeyring (AES-256-GCM bound to where the credential goes)", (
     );
   });
 
+  it("a v2 record missing its key id is in no known form, not taken for an old-format one", () => {
+    const k = new CredentialKeyring(randomBytes(32));
+    const { kid: _, ...noKid } = k.seal(PI, "pw");
+    expect(() => k.open(PI, noKid as unknown as SealedSecret)).toThrow(/"pi": the stored secret is in no known form/);
+  });
+
   it("old format (AAD omf-endpoint:<id> only) is refused, not migrated: it opens under its key yet is never accepted", () => {
     const key = randomBytes(32);
     // What the previous omf-sender stored: AAD = omf-endpoint:<id>, no version, no key id.
@@ -99,7 +107,7 @@ describe("records sealed before sealing moved into @meridian/service-kit", () =>
   const current = Buffer.from(fixture.currentKey, "base64");
   const previous = Buffer.from(fixture.previousKey, "base64");
 
-  it("key ids are the same digests as before", () => {
+  it("key ids are the same digests as before (omf-sender's label)", () => {
     expect(keyId(current)).toBe(fixture.currentKeyId);
     expect(keyId(previous)).toBe(fixture.previousKeyId);
   });
@@ -109,5 +117,38 @@ describe("records sealed before sealing moved into @meridian/service-kit", () =>
     expect(k.open(r.binding, r.sealed)).toBe(r.plaintext);
     expect(k.isStale(r.sealed)).toBe(r.sealed.kid !== fixture.currentKeyId);
     expect(() => k.open({ ...r.binding, url: "https://attacker.example/omf" }, r.sealed)).toThrow(CredentialsError);
+    // Without the previous key a rotated record is named by its old id, as before.
+    if (r.sealed.kid === fixture.previousKeyId)
+      expect(() => new CredentialKeyring(current).open(r.binding, r.sealed)).toThrow(
+        `sealed with key ${fixture.previousKeyId}, which is neither OMF_CREDENTIALS_KEY nor one of OMF_CREDENTIALS_PREVIOUS_KEYS`,
+      );
+  });
+
+  it("a record sealed now opens with the keyring as it was: same purpose, field order and key id", () => {
+    const k = new CredentialKeyring(current);
+    const r = fixture.records[1]!;
+    const sealed = k.seal(r.binding, r.plaintext);
+    const kid = createHash("sha256").update("meridian omf-sender credentials key id\0").update(current).digest("hex").slice(0, 16);
+    expect(sealed.kid).toBe(kid);
+    // The associated data as the keyring before the move wrote it, field by field.
+    const b = r.binding;
+    const aad = [
+      "meridian.omf-endpoint",
+      2,
+      kid,
+      b.id,
+      b.kind,
+      b.url,
+      b.tokenUrl ?? "",
+      b.username ?? "",
+      b.clientId ?? "",
+      b.verifySsl !== false,
+      b.caPemPath ?? "",
+      b.allowHttp === true,
+    ];
+    const d = createDecipheriv("aes-256-gcm", current, Buffer.from(sealed.iv, "base64"));
+    d.setAAD(Buffer.from(JSON.stringify(aad)));
+    d.setAuthTag(Buffer.from(sealed.tag, "base64"));
+    expect(Buffer.concat([d.update(Buffer.from(sealed.data, "base64")), d.final()]).toString("utf8")).toBe(r.plaintext);
   });
 });

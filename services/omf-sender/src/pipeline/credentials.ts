@@ -1,10 +1,11 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { isSealedSecret, type SealedSecret, SecretKeyring, SecretOpenError } from "@meridian/service-kit";
 
 /**
- * Endpoint credentials at rest: AES-256-GCM under OMF_CREDENTIALS_KEY, with everything that decides where the
- * credential goes as associated data. Anyone who can write the KV bucket can change a record, but not the sealed
- * secret's associated data: a record re-pointed (URL, token URL, kind, user, TLS) no longer opens, so the credential
- * is never sent to the new place.
+ * Endpoint credentials at rest: sealed by service-kit's SecretKeyring (AES-256-GCM) under OMF_CREDENTIALS_KEY, with
+ * everything that decides where the credential goes as associated data. What is omf-sender's own is here: the
+ * purpose, the binding's fields and their order, the messages, and the refusal of the old format. Anyone who can
+ * write the KV bucket can change a record, but not the sealed secret's associated data: a record re-pointed (URL,
+ * token URL, kind, user, TLS) no longer opens, so the credential is never sent to the new place.
  */
 
 /** A credential problem the operator must fix (no key, a secret that does not open for the endpoint, a bad reference). */
@@ -31,16 +32,8 @@ export interface SecretBinding {
   allowHttp?: boolean | undefined;
 }
 
-/** Sealed by this version: `v` 2, the key's id, AAD over the binding. */
-export interface SealedSecret {
-  alg: "A256GCM";
-  v: 2;
-  /** keyId() of the key that sealed it. */
-  kid: string;
-  iv: string;
-  tag: string;
-  data: string;
-}
+/** Sealed by this version: `v` 2, the key's id, AAD over the binding (the format of @meridian/service-kit's SecretKeyring). */
+export type { SealedSecret };
 
 /**
  * Sealed before the binding existed: the associated data was `omf-endpoint:<id>` alone. Never opened (see
@@ -63,39 +56,29 @@ export function isLegacySealed(secret: SealedSecret | LegacySealedSecret): secre
 }
 
 /**
- * A key's id: a digest of the key under a label of its own, so records name the key that sealed them (rotation picks
- * it) without the operator naming keys, and nothing about the key can be learnt from it.
+ * Never changed: records in KV name their key by its digest under this label (and under no other), and the purpose
+ * and field order below are the bytes their associated data was sealed with.
  */
-export function keyId(key: Buffer): string {
-  return createHash("sha256").update("meridian omf-sender credentials key id\0").update(key).digest("hex").slice(0, 16);
-}
+const KEY_ID_LABEL = "meridian omf-sender credentials key id\0";
+const PURPOSE = "meridian.omf-endpoint";
 
-/**
- * The associated data: a JSON array in a fixed order, every field present (empty when unset), so that two bindings
- * give the same bytes exactly when they are the same.
- */
-function associatedData(kid: string, b: SecretBinding): Buffer {
-  return Buffer.from(
-    JSON.stringify([
-      "meridian.omf-endpoint",
-      2,
-      kid,
-      b.id,
-      b.kind,
-      b.url,
-      b.tokenUrl ?? "",
-      b.username ?? "",
-      b.clientId ?? "",
-      b.verifySsl !== false,
-      b.caPemPath ?? "",
-      b.allowHttp === true,
-    ]),
-    "utf8",
-  );
+/** The binding's fields in a fixed order, every one present (empty when unset). */
+function bindingFields(b: SecretBinding): (string | boolean)[] {
+  return [
+    b.id,
+    b.kind,
+    b.url,
+    b.tokenUrl ?? "",
+    b.username ?? "",
+    b.clientId ?? "",
+    b.verifySsl !== false,
+    b.caPemPath ?? "",
+    b.allowHttp === true,
+  ];
 }
 
 export function sameBinding(a: SecretBinding, b: SecretBinding): boolean {
-  return associatedData("", a).equals(associatedData("", b));
+  return JSON.stringify(bindingFields(a)) === JSON.stringify(bindingFields(b));
 }
 
 /**
@@ -103,29 +86,18 @@ export function sameBinding(a: SecretBinding, b: SecretBinding): boolean {
  * rotated: records sealed with the previous key keep working and are sealed again under the new one when written.
  */
 export class CredentialKeyring {
-  readonly currentKeyId: string;
-  private readonly keys = new Map<string, Buffer>();
+  private readonly keyring: SecretKeyring;
 
   constructor(current: Buffer, previous: readonly Buffer[] = []) {
-    for (const k of [current, ...previous]) if (k.length !== 32) throw new Error("credentials keys must be 32 bytes");
-    this.currentKeyId = keyId(current);
-    this.keys.set(this.currentKeyId, current);
-    for (const k of previous) if (!this.keys.has(keyId(k))) this.keys.set(keyId(k), k);
+    this.keyring = new SecretKeyring({ current, previous, keyIdLabel: KEY_ID_LABEL });
+  }
+
+  get currentKeyId(): string {
+    return this.keyring.currentKeyId;
   }
 
   seal(binding: SecretBinding, plaintext: string): SealedSecret {
-    const iv = randomBytes(12);
-    const c = createCipheriv("aes-256-gcm", this.keys.get(this.currentKeyId)!, iv);
-    c.setAAD(associatedData(this.currentKeyId, binding));
-    const data = Buffer.concat([c.update(plaintext, "utf8"), c.final()]);
-    return {
-      alg: "A256GCM",
-      v: 2,
-      kid: this.currentKeyId,
-      iv: iv.toString("base64"),
-      tag: c.getAuthTag().toString("base64"),
-      data: data.toString("base64"),
-    };
+    return this.keyring.seal(PURPOSE, bindingFields(binding), plaintext);
   }
 
   /**
@@ -145,17 +117,15 @@ export class CredentialKeyring {
         `endpoint "${binding.id}": its secret was sealed by an earlier omf-sender, bound to the endpoint id alone, and is refused ` +
           "(it cannot show the endpoint was not re-pointed); give the secret again (UpdateEndpoint, or the endpoints file)",
       );
-    const key = this.keys.get(sealed.kid);
-    if (!key)
-      throw new CredentialsError(
-        `endpoint "${binding.id}": its secret was sealed with key ${sealed.kid}, which is neither OMF_CREDENTIALS_KEY nor one of OMF_CREDENTIALS_PREVIOUS_KEYS`,
-      );
+    if (!isSealedSecret(sealed)) throw new CredentialsError(`endpoint "${binding.id}": the stored secret is in no known form`);
     try {
-      const d = createDecipheriv("aes-256-gcm", key, Buffer.from(sealed.iv, "base64"));
-      d.setAAD(associatedData(sealed.kid, binding));
-      d.setAuthTag(Buffer.from(sealed.tag, "base64"));
-      return Buffer.concat([d.update(Buffer.from(sealed.data, "base64")), d.final()]).toString("utf8");
-    } catch {
+      return this.keyring.open(PURPOSE, bindingFields(binding), sealed);
+    } catch (err) {
+      if (!(err instanceof SecretOpenError)) throw err;
+      if (err.reason === "unknown_key")
+        throw new CredentialsError(
+          `endpoint "${binding.id}": its secret was sealed with key ${err.kid}, which is neither OMF_CREDENTIALS_KEY nor one of OMF_CREDENTIALS_PREVIOUS_KEYS`,
+        );
       throw new CredentialsError(
         `endpoint "${binding.id}": its secret does not open for the endpoint's kind, URL, token URL, user and TLS settings ` +
           "(changed other than through the API?); no credentials are sent until the secret is given again",
@@ -165,6 +135,6 @@ export class CredentialKeyring {
 
   /** True when the record was sealed with a previous key (or in the old format) and should be sealed again. */
   isStale(sealed: SealedSecret | LegacySealedSecret): boolean {
-    return isLegacySealed(sealed) || sealed.kid !== this.currentKeyId;
+    return isLegacySealed(sealed) || this.keyring.isStale(sealed);
   }
 }
