@@ -1,0 +1,189 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Bus, type Delivery, DurableConsumer, PermanentError, routeConsumerName, telemetryFilterSubject } from "@meridian/bus";
+import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { type BackoffPolicy, RetryableError, retryHintOf } from "@meridian/retry";
+import type { Logger } from "pino";
+import type { Applications } from "./applications.js";
+import { DEFAULT_DEVICE_ID_TEMPLATE, deviceIdFor, sourceName, templateProblem } from "./device-ids.js";
+import { type DeviceManager, isRefusal } from "./devices.js";
+import { ApplicationNotFoundError, DeviceIdCollisionError, RouteOptionError } from "./errors.js";
+import { toTelemetryMessage } from "./mapping.js";
+import type { ApplicationRecord } from "./store.js";
+
+/** How long a message waits when the route cannot be used as it is (its application missing, a bad option). */
+const MISCONFIGURED_RETRY_MS = 30_000;
+/** The route options this sink reads; any other is refused (in the route's status), so a typo is not silently ignored. */
+export const ROUTE_OPTIONS = new Set(["device_id_template", "component"]);
+const COMPONENT = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+export interface SinkCounters {
+  received: number;
+  delivered: number;
+  skipped: number;
+  failed: number;
+  lastError?: string;
+  lastErrorTime?: Date;
+}
+
+export interface RouteSinkDeps {
+  bus: Bus;
+  devices: DeviceManager;
+  applications: Applications;
+  logger: Logger;
+  ackWaitMs: number;
+  /** Bus messages worked on at once (each is one source device's batch). */
+  maxParallel: number;
+  backoff?: BackoffPolicy;
+}
+
+/** The route's options as the sink uses them, or the problem with them. */
+export function routeOptionsProblem(options: Record<string, string>): string | undefined {
+  for (const name of Object.keys(options))
+    if (!ROUTE_OPTIONS.has(name)) return `unknown option ${name} (iotc-bridge reads device_id_template and component)`;
+  const t = options["device_id_template"];
+  if (t !== undefined && t !== "") {
+    const p = templateProblem(t);
+    if (p) return `device_id_template: ${p}`;
+  }
+  const c = options["component"];
+  if (c !== undefined && c !== "" && !COMPONENT.test(c))
+    return `component: "${c}" is not a DTDL component name ([A-Za-z][A-Za-z0-9_]*, at most 64)`;
+  return undefined;
+}
+
+/**
+ * One route into IoT Central (sink platform IOT_CENTRAL, target = application id): its durable consumer → each bus
+ * message (one source device's events: the telemetry stream has a subject per device) → the IoT Central device the
+ * route's template names → one telemetry message per event. The bus message is acknowledged only once IoT Hub
+ * acknowledged (PUBACK) every message made from it. Throttled, not connected, timed out → redelivered (after the
+ * platform's retry-after when it gave one); the device disabled, its credential or registration refused, a message too
+ * large, a device id taken by another source → dead-lettered with the reason, while the route's other devices go on.
+ */
+export class RouteSink {
+  readonly counters: SinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
+  readonly consumer: DurableConsumer;
+  private readonly ac = new AbortController();
+  private running: Promise<void> | undefined;
+  readonly drainThrough: number | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    readonly route: Route,
+    private readonly deps: RouteSinkDeps,
+  ) {
+    this.log = deps.logger.child({ route: route.id });
+    this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
+    this.consumer = new DurableConsumer(deps.bus, {
+      durable: routeConsumerName(route.id, Platform.IOT_CENTRAL),
+      existingOnly: this.drainThrough !== undefined,
+      ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
+      filterSubject: telemetryFilterSubject(route.source),
+      logger: deps.logger,
+      ackWaitMs: deps.ackWaitMs,
+      maxAckPending: Math.max(1000, deps.maxParallel * 4),
+      ...(deps.backoff ? { backoff: deps.backoff } : {}),
+    });
+  }
+
+  get applicationId(): string {
+    return this.route.sink?.target ?? "";
+  }
+
+  start(): void {
+    this.running ??= this.loop().catch((err) => {
+      if (!this.ac.signal.aborted) this.log.error({ err }, "route sink stopped");
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.ac.abort(new Error("stopping"));
+    await this.running;
+  }
+
+  /** Up to maxParallel deliveries at once: a device that waits (connecting, throttled) does not hold the others. */
+  private async loop(): Promise<void> {
+    const working = new Set<Promise<void>>();
+    for await (const d of this.consumer.deliveries(this.ac.signal)) {
+      const p = this.settle(d).finally(() => working.delete(p));
+      working.add(p);
+      if (working.size >= this.deps.maxParallel) await Promise.race(working);
+    }
+    await Promise.all(working);
+  }
+
+  /** As the bus's DurableConsumer.run settles, for deliveries worked on in parallel. */
+  private async settle(d: Delivery): Promise<void> {
+    try {
+      await this.deliver(d);
+      d.ack();
+    } catch (err) {
+      if (err instanceof PermanentError) {
+        await d.deadLetter(err.message, err.detail);
+        return;
+      }
+      const hint = retryHintOf(err);
+      this.log.warn({ err: (err as Error).message, seq: d.streamSequence, deliveries: d.deliveryCount }, "delivery failed; will retry");
+      d.retry(hint?.ms);
+    }
+  }
+
+  private fail(err: Error): void {
+    this.counters.failed++;
+    this.counters.lastError = err.message;
+    this.counters.lastErrorTime = new Date();
+  }
+
+  async deliver(d: Delivery): Promise<void> {
+    // Published after the route was deleted: not its backlog. Acknowledged unsent, so the drain can end.
+    if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) return;
+    const first = d.batch.events[0];
+    if (!first?.source) return;
+    try {
+      const problem = routeOptionsProblem(this.route.options);
+      if (problem) throw new RetryableError(`route ${this.route.id}: ${problem}`, MISCONFIGURED_RETRY_MS);
+      let app: ApplicationRecord;
+      try {
+        app = await this.deps.applications.get(this.applicationId);
+      } catch (err) {
+        // Kept on the bus until the application is created (declared later, or a route made first).
+        if (err instanceof ApplicationNotFoundError)
+          throw new RetryableError(`route ${this.route.id}: ${err.message}`, MISCONFIGURED_RETRY_MS);
+        throw err;
+      }
+      const template = this.route.options["device_id_template"] || app.deviceIdTemplate || DEFAULT_DEVICE_ID_TEMPLATE;
+      const component = this.route.options["component"] || undefined;
+      const source = sourceName(first.source);
+      const deviceId = deviceIdFor(template, first.source);
+      await this.deps.applications.store.claim(app.id, deviceId, source);
+      let skipped = 0;
+      const sends: Promise<void>[] = [];
+      for (const event of d.batch.events) {
+        const m = toTelemetryMessage(event, component);
+        if (!m) {
+          skipped += event.points.length;
+          continue;
+        }
+        skipped += m.skipped;
+        sends.push(this.deps.devices.sendTelemetry(app.id, deviceId, m.payload, m.options));
+      }
+      d.working();
+      // Every send settles before the message does: a refusal of one must not leave the others unawaited.
+      const results = await Promise.allSettled(sends);
+      const refused = results.find((r) => r.status === "rejected" && isRefusal(r.reason));
+      const failed = refused ?? results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      this.counters.received += d.batch.events.length;
+      this.counters.delivered += sends.length;
+      this.counters.skipped += skipped;
+    } catch (err) {
+      this.fail(err as Error);
+      if (err instanceof DeviceIdCollisionError) throw new PermanentError(err.message);
+      // The template checked out, so this source's own name leaves no IoT Central id: no retry can change that.
+      if (err instanceof RouteOptionError) throw new PermanentError(err.message);
+      if (isRefusal(err)) throw new PermanentError(`IoT Central refused the device's telemetry: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+}
