@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { CommandResponseSchema, CommandSchema, WritablePropertyUpdateSchema } from "@meridian/contracts/meridian/command/v1/command_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { ServiceStatusSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
@@ -26,6 +27,7 @@ const PASSWORDS = {
   "omf-sender": "test-omf-sender-password",
   "idigi-listener": "test-idigi-listener-password",
   "omnia-reader": "test-omnia-reader-password",
+  "iotc-bridge": "test-iotc-bridge-password",
 } as const;
 type Service = keyof typeof PASSWORDS;
 
@@ -34,6 +36,7 @@ const OMF_ENDPOINTS = "omf_endpoints";
 const OMF_STATE = "omf_state";
 const IDIGI_SESSIONS = "idigi_sessions";
 const OMNIA_CURSORS = "omnia_cursors";
+const IOTC_DEVICES = "iotc_devices";
 
 function event(platform: Platform, device: string): TelemetryEvent {
   return create(TelemetryEventSchema, {
@@ -61,6 +64,7 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
         NATS_OMF_SENDER_PASSWORD: PASSWORDS["omf-sender"],
         NATS_IDIGI_LISTENER_PASSWORD: PASSWORDS["idigi-listener"],
         NATS_OMNIA_READER_PASSWORD: PASSWORDS["omnia-reader"],
+        NATS_IOTC_BRIDGE_PASSWORD: PASSWORDS["iotc-bridge"],
       },
     });
     buses.gateway = connectAs("gateway", gatewayLogs.logger);
@@ -76,6 +80,7 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
     });
     buses["idigi-listener"] = connectAs("idigi-listener");
     buses["omnia-reader"] = connectAs("omnia-reader");
+    buses["iotc-bridge"] = connectAs("iotc-bridge");
     await Promise.all(Object.values(buses).map((b) => b.ready));
   });
   afterAll(async () => {
@@ -234,5 +239,53 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
     expect(nats.output()).toMatch(/User "idigi-listener", Subject "\$JS\.API\.CONSUMER\.CREATE\.TELEMETRY\.\w+\.telemetry\.v1\.api\./);
     await new Promise((r) => setTimeout(r, 500));
     expect(read).toEqual([]);
+  });
+  it("iotc-bridge stores IoT Central's commands and writable-property changes, watches them, answers command responses and owns its device bucket", async () => {
+    const iotc = buses["iotc-bridge"];
+    const target = { platform: Platform.IOT_CENTRAL, connection: "app-1", device: "dev-1" };
+    const since = new Date(Date.now() - 1000);
+    const command = create(CommandSchema, { requestId: "r1", target, name: "reboot", receivedTime: timestampNow() });
+    expect(await iotc.publishCommand(command)).toMatchObject({ duplicate: false });
+    expect(
+      await iotc.publishWritablePropertyUpdate(create(WritablePropertyUpdateSchema, { target, name: "fan", version: 2n })),
+    ).toMatchObject({
+      duplicate: false,
+    });
+    const ac = new AbortController();
+    const watched: string[] = [];
+    for await (const c of iotc.watchCommands(
+      { platform: Platform.IOT_CENTRAL, connection: "app-1" },
+      { signal: ac.signal, startTime: since },
+    )) {
+      watched.push(c.requestId);
+      ac.abort();
+    }
+    expect(watched).toEqual(["r1"]);
+
+    // A response travels over core NATS to whichever instance holds the command; the holder answers the responder's inbox.
+    const held = new AbortController();
+    const responses = iotc.commandResponses(Platform.IOT_CENTRAL, "app-1", held.signal);
+    const holder = (async () => {
+      for await (const r of responses) {
+        r.answer(true);
+        held.abort();
+        return r.response.requestId;
+      }
+    })();
+    const sent = await iotc.respondToCommand(
+      Platform.IOT_CENTRAL,
+      "app-1",
+      create(CommandResponseSchema, { requestId: "r1", status: 200 }),
+    );
+    expect(await holder).toBe("r1");
+    expect(sent.delivered).toBe(true);
+
+    // No other service stores commands for IoT Central, nor writes the bridge's buckets.
+    await expect(buses["omnia-reader"].publishCommand(create(CommandSchema, { ...command, requestId: "forged" }))).rejects.toBeInstanceOf(
+      BusPermissionError,
+    );
+    await new KvBucket(iotc, IOTC_DEVICES, jsonCodec()).put("app-1.dev-1", { assignedHub: "hub" });
+    await expect(new KvBucket(buses["omf-sender"], IOTC_DEVICES, jsonCodec()).put("app-1.dev-1", {})).rejects.toThrow();
+    expect(await iotc.publishEvents([event(Platform.IOT_CENTRAL, "d1")]).catch((e) => e)).toBeInstanceOf(BusPermissionError);
   });
 });
