@@ -7,35 +7,14 @@ import {
   IotcRegistrationFailedError,
   IotcUnauthorizedError,
 } from "../platform/errors.js";
-import type {
-  DeviceConnectionState,
-  DeviceCredential,
-  DeviceHandlers,
-  IotcDevice,
-  ProvisioningEndpoint,
-  RegistrationStore,
-  TelemetryOptions,
-  Twin,
-} from "../platform/types.js";
+import type { IotcDeviceOptions } from "../platform/index.js";
+import type { DeviceConnectionState, DeviceCredential, DeviceHandlers, IotcDevice, TelemetryOptions, Twin } from "../platform/types.js";
 import type { Applications } from "./applications.js";
 import { TooManyDevicesError } from "./errors.js";
 import type { ApplicationRecord, DeviceRecord, IotcStore, OwnCredential, WritablePropertyAckMode } from "./store.js";
 
-/** What the platform's createIotcDevice takes. */
-export interface DeviceOptions {
-  endpoint: ProvisioningEndpoint;
-  registrationId: string;
-  credential: DeviceCredential;
-  modelId?: string;
-  store: RegistrationStore;
-  handlers: DeviceHandlers;
-  logger?: Logger;
-  tokenValiditySeconds: number;
-  tokenRenewalMarginSeconds: number;
-  ca?: string;
-}
-
-export type DeviceFactory = (options: DeviceOptions) => IotcDevice;
+/** The platform's createIotcDevice, or a fake of it. */
+export type DeviceFactory = (options: IotcDeviceOptions) => IotcDevice;
 
 /** Issues a device's leaf certificate for an X.509 enrollment group (the platform's issueDeviceCertificate). */
 export type CertificateIssuer = (
@@ -182,12 +161,15 @@ export class DeviceManager {
     if (e.failure && e.failedUntil !== undefined && Date.now() < e.failedUntil && !register?.force) throw e.failure;
     if (e.device) return e.device;
     if (!e.opening) {
-      await this.makeRoom(e);
       const entry = e;
       entry.state = "connecting";
-      entry.opening = this.connect(app, entry, register?.force === true).finally(() => {
-        entry.opening = undefined;
-      });
+      // Set before any await, so that concurrent callers share this one open.
+      entry.opening = this.makeRoom(entry)
+        .then(() => this.connect(app, entry, register?.force === true))
+        .finally(() => {
+          entry.opening = undefined;
+          if (!entry.device && entry.state === "connecting") entry.state = "disconnected";
+        });
     }
     return e.opening!;
   }

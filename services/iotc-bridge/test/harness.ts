@@ -1,0 +1,139 @@
+/** What iotc-bridge's integration tests share: a fake IoT Central device client, the bridge's API, routes and dead letters. */
+import { create } from "@bufbuild/protobuf";
+import { type Client, createClient } from "@connectrpc/connect";
+import { type Bus, consumerBacklog, DEAD_LETTER_HEADERS, routeBucket, routeConsumerName, STREAMS } from "@meridian/bus";
+import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
+import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { testTransport, until } from "@meridian/testing";
+import { IotcDeviceDisabledError, IotcNotConnectedError, IotcThrottledError } from "../src/platform/errors.js";
+import type { IotcDeviceOptions } from "../src/platform/index.js";
+import type { DeviceConnectionState, DeviceRegistration, IotcDevice, TelemetryOptions, Twin } from "../src/platform/types.js";
+
+/** A test key for IOTC_CREDENTIALS_KEY. */
+export const CREDENTIALS_KEY = Buffer.alloc(32, 9).toString("base64");
+export const GROUP_KEY = Buffer.alloc(32, 3).toString("base64");
+
+export function api(url: string): Client<typeof IotcBridgeService> {
+  return createClient(IotcBridgeService, testTransport(url));
+}
+
+export interface SentMessage {
+  deviceId: string;
+  payload: Record<string, unknown>;
+  options: TelemetryOptions;
+}
+
+/**
+ * IoT Central as the device client would show it, without a network: registrations (kept in the bridge's store, as
+ * the real client does), connections, telemetry; faults per device (disabled) or for the next calls (throttled, not
+ * connected).
+ */
+export class FakeCentral {
+  readonly sent: SentMessage[] = [];
+  readonly registrations = new Map<string, number>();
+  readonly opens = new Map<string, number>();
+  readonly made: IotcDeviceOptions[] = [];
+  readonly disabled = new Set<string>();
+  /** Faults the next sends answer with. */
+  sendFaults: Array<"throttled" | "not_connected"> = [];
+  openFaults: Array<"throttled"> = [];
+
+  readonly createDevice = (o: IotcDeviceOptions): IotcDevice => {
+    this.made.push(o);
+    const central = this;
+    let state: DeviceConnectionState = "disconnected";
+    let registration: DeviceRegistration | undefined;
+    return {
+      registrationId: o.registrationId,
+      get state() {
+        return state;
+      },
+      get registration() {
+        return registration;
+      },
+      async open(opts) {
+        state = "connecting";
+        o.handlers?.state?.("connecting");
+        if (central.openFaults.shift() === "throttled") throw new IotcThrottledError("DPS 429", 20);
+        if (central.disabled.has(o.registrationId)) {
+          state = "failed";
+          const err = new IotcDeviceDisabledError(`device ${o.registrationId} is disabled`);
+          o.handlers?.state?.("failed", err);
+          throw err;
+        }
+        registration = opts?.force ? undefined : await o.store.get(o.registrationId);
+        if (!registration) {
+          central.registrations.set(o.registrationId, (central.registrations.get(o.registrationId) ?? 0) + 1);
+          registration = {
+            registrationId: o.registrationId,
+            deviceId: o.registrationId,
+            assignedHub: "fake-hub.azure-devices.net",
+            credential: { kind: "sas", deviceKey: Buffer.alloc(32, 4).toString("base64") },
+            registeredAt: new Date().toISOString(),
+            ...(o.modelId ? { modelId: o.modelId } : {}),
+          };
+          await o.store.put(registration);
+        }
+        central.opens.set(o.registrationId, (central.opens.get(o.registrationId) ?? 0) + 1);
+        state = "connected";
+        o.handlers?.state?.("connected");
+      },
+      async close() {
+        state = "disconnected";
+      },
+      async sendTelemetry(payload, options = {}) {
+        const f = central.sendFaults.shift();
+        if (f === "throttled") throw new IotcThrottledError("hub throttled", 20);
+        if (f === "not_connected") throw new IotcNotConnectedError("connection lost");
+        if (central.disabled.has(o.registrationId)) throw new IotcDeviceDisabledError(`device ${o.registrationId} is disabled`);
+        central.sent.push({ deviceId: o.registrationId, payload, options });
+      },
+      async updateReportedProperties() {
+        return 2;
+      },
+      async getTwin(): Promise<Twin> {
+        return { desired: { $version: 1 }, reported: { $version: 1 } };
+      },
+    };
+  };
+
+  messageIds(deviceId?: string): string[] {
+    return this.sent.filter((m) => !deviceId || m.deviceId === deviceId).map((m) => m.options.messageId ?? "");
+  }
+}
+
+/** Puts a route from bus telemetry of `connection` into application `target`, and waits for its consumer. */
+export async function routeInto(bus: Bus, id: string, connection: string, target: string, options: Record<string, string> = {}) {
+  await routeBucket(bus).put(
+    id,
+    create(RouteSchema, { id, source: { platform: Platform.API, connection }, sink: { platform: Platform.IOT_CENTRAL, target }, options }),
+  );
+  await until(async () => (await consumerBacklog(bus, routeConsumerName(id, Platform.IOT_CENTRAL))) !== undefined, {
+    timeoutMs: 10_000,
+    what: `route ${id}'s consumer`,
+  });
+}
+
+/** Dead letters of a route so far, with their reasons. */
+export async function deadLetters(bus: Bus, routeId: string): Promise<Array<{ reason: string; subject: string }>> {
+  const durable = routeConsumerName(routeId, Platform.IOT_CENTRAL);
+  const out: Array<{ reason: string; subject: string }> = [];
+  const jsm = bus.jsm();
+  let info: Awaited<ReturnType<typeof jsm.streams.info>>;
+  try {
+    info = await jsm.streams.info(STREAMS.deadLetter);
+  } catch {
+    return out;
+  }
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && seq > 0; seq++) {
+    try {
+      const m = await jsm.streams.getMessage(STREAMS.deadLetter, { seq });
+      if (!m.subject.endsWith(`.${durable}`)) continue;
+      out.push({ reason: m.header.get(DEAD_LETTER_HEADERS.reason) ?? "", subject: m.header.get(DEAD_LETTER_HEADERS.subject) ?? "" });
+    } catch {
+      // deleted or purged
+    }
+  }
+  return out;
+}
