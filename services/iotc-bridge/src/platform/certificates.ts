@@ -45,7 +45,10 @@ export function issueDeviceCertificate(
   try {
     issuer = forge.pki.certificateFromPem(chain[0]!);
   } catch (err) {
-    throw new IotcInvalidArgumentError("signing.certificateChainPem", `first certificate unreadable: ${(err as Error).message}`);
+    throw new IotcInvalidArgumentError(
+      "signing.certificateChainPem",
+      `first certificate unreadable (node-forge reads RSA certificates only): ${(err as Error).message}`,
+    );
   }
   let signingKey: forge.pki.rsa.PrivateKey;
   try {
@@ -54,6 +57,10 @@ export function issueDeviceCertificate(
     // The message of forge's error may quote key material: never pass it on.
     throw new IotcInvalidArgumentError("signing.privateKeyPem", "is not a PEM RSA private key (node-forge signs with RSA only)");
   }
+
+  const issuerKey = issuer.publicKey as forge.pki.rsa.PublicKey;
+  if (issuerKey.n?.compareTo(signingKey.n) !== 0 || issuerKey.e?.compareTo(signingKey.e) !== 0)
+    throw new IotcInvalidArgumentError("signing.privateKeyPem", "is not the key of the signing certificate");
 
   const keys = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const publicKey = forge.pki.publicKeyFromPem(keys.publicKey.export({ type: "spki", format: "pem" }).toString());
@@ -78,7 +85,6 @@ export function issueDeviceCertificate(
     { name: "authorityKeyIdentifier", keyIdentifier: issuerKeyId },
   ]);
   cert.sign(signingKey, forge.md.sha256.create());
-  if (!issuer.verify(cert)) throw new IotcInvalidArgumentError("signing.privateKeyPem", "is not the key of the signing certificate");
 
   return {
     certificateChainPem: [forge.pki.certificateToPem(cert).trim(), ...chain.map((c) => c.trim())].join("\n") + "\n",
