@@ -1,11 +1,13 @@
 /** What iotc-bridge's integration tests share: a fake IoT Central device client, the bridge's API, routes and dead letters. */
 import { create } from "@bufbuild/protobuf";
+import type { Code } from "@connectrpc/connect";
 import { type Client, createClient } from "@connectrpc/connect";
 import { type Bus, consumerBacklog, DEAD_LETTER_HEADERS, routeBucket, routeConsumerName, STREAMS } from "@meridian/bus";
 import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { testTransport, until } from "@meridian/testing";
+import { expectCode, testTransport, until } from "@meridian/testing";
+import { expect } from "vitest";
 import { IotcDeviceDisabledError, IotcNotConnectedError, IotcThrottledError } from "../src/platform/errors.js";
 import type { IotcDeviceOptions } from "../src/platform/index.js";
 import type { DeviceConnectionState, DeviceRegistration, IotcDevice, TelemetryOptions, Twin } from "../src/platform/types.js";
@@ -136,4 +138,10 @@ export async function deadLetters(bus: Bus, routeId: string): Promise<Array<{ re
     }
   }
   return out;
+}
+
+/** The call fails with `code`, and its message matches `message` when given. */
+export async function refused(call: Promise<unknown>, code: Code, message?: RegExp): Promise<void> {
+  const got = await expectCode(call, code);
+  if (message) expect(got).toMatch(message);
 }
