@@ -5,6 +5,7 @@
  * Only C2D travels through the broker's routing, so that aedes queues it for an offline clean=0 session.
  */
 import { randomUUID } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "@meridian/service-kit";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
@@ -116,6 +117,15 @@ export async function startMqttSurface(
         };
       }
       if ((packet.keepalive ?? 0) > MAX_KEEPALIVE_SECONDS) packet.keepalive = MAX_KEEPALIVE_SECONDS;
+      // The hub grants at most QoS 1. aedes grants what was asked for (authorizeSubscribe can only refuse), so the
+      // request is lowered as it comes off the wire, before aedes sees it.
+      (client as unknown as { _parser: EventEmitter })._parser.prependListener(
+        "packet",
+        (p: { cmd: string; subscriptions?: Subscription[] }) => {
+          if (p.cmd !== "subscribe") return;
+          for (const sub of p.subscriptions ?? []) if (sub.qos > 1) sub.qos = 1;
+        },
+      );
       conns.set(client, conn);
       callback(null, true);
     },
@@ -185,8 +195,7 @@ export async function startMqttSurface(
         log.info({ id: conn?.id, topic: sub.topic }, "SUBSCRIBE refused");
         return done(null, null);
       }
-      // The hub grants at most QoS 1.
-      done(null, { ...sub, qos: Math.min(sub.qos, 1) } as Subscription);
+      done(null, sub);
     },
 
     authorizePublish(client, packet, done) {

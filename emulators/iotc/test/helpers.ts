@@ -25,6 +25,29 @@ export async function connect(e: IotcEmulator, options: IClientOptions): Promise
   });
 }
 
+/** Connects to the hub without waiting, so the caller sees the CONNACK (sessionPresent) itself. */
+export function hubConnack(
+  e: IotcEmulator,
+  deviceId: string,
+  extra: IClientOptions,
+): { client: MqttClient; connack: Promise<{ sessionPresent: boolean }> } {
+  const client = mqtt.connect(`mqtts://${e.mqttHost}`, {
+    ca: e.caPem,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    clientId: deviceId,
+    clean: false,
+    username: `${e.hubHostName}/${deviceId}/?api-version=2021-04-12&DeviceClientType=test`,
+    ...extra,
+  });
+  const connack = new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+    client.once("connect", (p) => resolve({ sessionPresent: p.sessionPresent }));
+    client.once("error", reject);
+  });
+  return { client, connack };
+}
+
 export function dpsConnect(e: IotcEmulator, registrationId: string, extra: IClientOptions = {}): Promise<MqttClient> {
   return connect(e, {
     clientId: registrationId,
