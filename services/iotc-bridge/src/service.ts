@@ -5,11 +5,13 @@ import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bri
 import type { BackoffPolicy } from "@meridian/retry";
 import { ConfigError, isDevelopmentKey, type Logger, SecretKeyring, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
+import { commandHandlers } from "./api/commands.js";
 import { iotcBridgeErrors, iotcBridgeService } from "./api/index.js";
 import type { IotcBridgeConfig } from "./config.js";
 import { applyApplications, readApplicationsFile } from "./declared.js";
 import { Applications } from "./pipeline/applications.js";
-import { type CertificateIssuer, type CloudToDeviceHandlers, type DeviceFactory, DeviceManager } from "./pipeline/devices.js";
+import { CloudToDevice } from "./pipeline/cloud-to-device.js";
+import { type CertificateIssuer, type DeviceFactory, DeviceManager } from "./pipeline/devices.js";
 import { SinkManager } from "./pipeline/manager.js";
 import { IotcStore } from "./pipeline/store.js";
 import { createIotcDevice, issueDeviceCertificate } from "./platform/index.js";
@@ -21,6 +23,7 @@ const KEY_ID_LABEL = "meridian iotc-bridge credentials key id\0";
 
 export interface IotcBridge extends BusService {
   applications: Applications;
+  cloudToDevice: CloudToDevice;
   devices: DeviceManager;
   sinks: SinkManager;
 }
@@ -82,19 +85,20 @@ export async function startIotcBridge(config: IotcBridgeConfig, logger: Logger, 
   let applications!: Applications;
   let devices!: DeviceManager;
   let sinks!: SinkManager;
+  let cloudToDevice!: CloudToDevice;
   const running = await startBusService(
     SERVICE,
     config,
     logger,
     (bus) => {
       const store = new IotcStore(bus, keyring);
-      const cloudToDevice: CloudToDeviceHandlers | undefined = undefined;
+      cloudToDevice = new CloudToDevice({ bus, logger, instance: config.INSTANCE_ID });
       devices = new DeviceManager({
         store,
         applications: () => applications,
         createDevice,
         issueCertificate,
-        ...(cloudToDevice ? { cloudToDevice } : {}),
+        cloudToDevice,
         logger,
         maxDevices: config.IOTC_MAX_DEVICES,
         connectRate: config.IOTC_CONNECT_RATE,
@@ -121,7 +125,11 @@ export async function startIotcBridge(config: IotcBridgeConfig, logger: Logger, 
         ...(options.redeliveryBackoff ? { backoff: options.redeliveryBackoff } : {}),
       });
       return {
-        routes: (router) => router.service(IotcBridgeService, iotcBridgeService({ applications, devices })),
+        routes: (router) =>
+          router.service(
+            IotcBridgeService,
+            iotcBridgeService({ applications, devices, commands: commandHandlers({ cloudToDevice, bus, applications }) }),
+          ),
         errors: [iotcBridgeErrors],
         declared: {
           setting: "IOTC_APPLICATIONS_FILE",
@@ -129,16 +137,21 @@ export async function startIotcBridge(config: IotcBridgeConfig, logger: Logger, 
           apply: () => applyApplications(applications, declared, logger),
           runAfterApply: true,
         },
-        run: () => sinks.start(),
+        run: (signal) => {
+          sinks.start();
+          void cloudToDevice.run(signal);
+        },
         counters: () => sinks.counters(),
-        // Routes hand back what they have not sent, then the devices disconnect, before the bus drains.
+        // Routes hand back what they have not sent, commands still waiting are answered 503, then the devices
+        // disconnect, before the bus drains.
         stop: async () => {
           await sinks.stop();
+          await cloudToDevice.stop();
           await devices.stop();
         },
       };
     },
     options,
   );
-  return Object.assign(running, { applications, devices, sinks });
+  return Object.assign(running, { applications, devices, sinks, cloudToDevice });
 }
