@@ -1,12 +1,14 @@
 /**
- * The HTTPS listener: DPS's REST runtime API (protocol notes 1.3) and the `/_emulator` admin surface. Routing only;
- * DPS itself is dps.ts, the admin routes are admin.ts.
+ * The HTTPS listener: DPS's REST runtime API (protocol notes 1.3), the application REST API (`/api/...`) and the
+ * `/_emulator` admin surface. Routing only; DPS itself is dps.ts, the admin routes are admin.ts, the application API
+ * is app-api/.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { TLSSocket } from "node:tls";
 import { type AdminSurface, isAdminPath, readBody, sendJson } from "@meridian/emulator-kit";
 import type { Logger } from "@meridian/service-kit";
+import type { AppApi } from "./app-api/router.js";
 import { type DpsAnswer, type DpsCredential, dpsError, type Provisioning } from "./dps.js";
 import { parseSasToken } from "./sas.js";
 
@@ -22,7 +24,13 @@ export interface HttpsSurfaceOptions {
 const REGISTER = /^\/([^/]+)\/registrations\/([^/]+)\/register$/;
 const OPERATION = /^\/([^/]+)\/registrations\/([^/]+)\/operations\/([^/]+)$/;
 
-export function createHttpsSurface(provisioning: Provisioning, admin: AdminSurface, options: HttpsSurfaceOptions, log: Logger): Server {
+export function createHttpsSurface(
+  provisioning: Provisioning,
+  admin: AdminSurface,
+  appApi: AppApi,
+  options: HttpsSurfaceOptions,
+  log: Logger,
+): Server {
   const credentialOf = (req: IncomingMessage): DpsCredential | undefined => {
     const header = req.headers.authorization;
     if (header) {
@@ -81,7 +89,11 @@ export function createHttpsSurface(provisioning: Provisioning, admin: AdminSurfa
     },
     (req, res) => {
       const url = new URL(req.url ?? "/", "https://emulator");
-      const work = isAdminPath(url.pathname) ? admin.handle(req, res, url) : handleDps(req, res, url);
+      const work = isAdminPath(url.pathname)
+        ? admin.handle(req, res, url)
+        : appApi.matches(url.pathname)
+          ? appApi.handle(req, res, url)
+          : handleDps(req, res, url);
       work.catch((err: unknown) => {
         log.error({ err }, "HTTPS request failed");
         if (!res.headersSent) sendJson(res, 500, { errorCode: 500000, message: "internal error" });

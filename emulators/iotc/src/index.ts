@@ -6,6 +6,7 @@
 import { createTestPki, type ListeningServer, listen } from "@meridian/emulator-kit";
 import { createLogger } from "@meridian/service-kit";
 import { createAdmin } from "./admin.js";
+import { createAppApi } from "./app-api/router.js";
 import { Provisioning } from "./dps.js";
 import type { IotcEmulator } from "./emulator.js";
 import { Faults } from "./faults.js";
@@ -49,7 +50,8 @@ export async function startIotcEmulator(options: IotcEmulatorOptions = {}): Prom
     mqttListener = await listen(mqtt.server, { port: o.port, host: o.host });
     const emulatorRef: { current?: IotcEmulator } = {};
     const admin = createAdmin(() => emulatorRef.current!, faults, provisioning, pki.caPem, log);
-    httpsListener = await listen(createHttpsSurface(provisioning, admin, tls, log), { port: o.httpsPort, host: o.host });
+    const appApi = createAppApi(model, { apiToken: o.apiToken }, log);
+    httpsListener = await listen(createHttpsSurface(provisioning, admin, appApi, tls, log), { port: o.httpsPort, host: o.host });
 
     const emulator: IotcEmulator = {
       mqttHost: `${mqttListener.host}:${mqttListener.port}`,

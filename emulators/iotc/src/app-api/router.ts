@@ -118,7 +118,9 @@ export function createAppApi(model: IotcModel, options: AppApiOptions, log: Logg
 
   function allow(call: Call, methods: string[]): void {
     if (!methods.includes(call.method)) {
-      throw new AppApiError(405, "MethodNotAllowed", `${call.method} is not allowed on ${call.url.pathname}`, { allow: methods.join(", ") });
+      throw new AppApiError(405, "MethodNotAllowed", `${call.method} is not allowed on ${call.url.pathname}`, {
+        allow: methods.join(", "),
+      });
     }
   }
 
