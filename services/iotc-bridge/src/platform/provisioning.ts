@@ -8,7 +8,7 @@ import { decodeSasKey, deriveDeviceKey } from "./credentials.js";
 import { IotcInvalidArgumentError, IotcRegistrationFailedError, IotcTimeoutError } from "./errors.js";
 import type { DeviceLogger } from "./logger.js";
 import { validateRegistrationId } from "./registration-id.js";
-import { dpsMqttBaseFor, provisioning, provisioningMqtt, symmetricKey, type WireObservations, x509 } from "./sdk.js";
+import { common, dpsMqttBaseFor, provisioning, provisioningMqtt, symmetricKey, type WireObservations, x509 } from "./sdk.js";
 import { registrationError } from "./sdk-errors.js";
 import type { DeviceCredential, DeviceRegistration, ProvisioningEndpoint } from "./types.js";
 
@@ -82,6 +82,8 @@ export async function register(
         });
   const observations: WireObservations = {};
   const transport = new provisioningMqtt.Mqtt(dpsMqttBaseFor(observations) as never);
+  // The transport emits 'error' when DPS closes a connection it did not expect closed; unheard, that ends the process.
+  transport.on("error", (err: Error) => options.logger?.debug({ registrationId, err: err.message }, "DPS connection error"));
   const client = provisioning.ProvisioningDeviceClient.create(ep.provisioningHost, ep.idScope, transport, security as never);
   if (settings.modelId !== undefined) client.setProvisioningPayload({ modelId: settings.modelId, iotcModelId: settings.modelId });
 
@@ -90,13 +92,24 @@ export async function register(
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   let cancelled: "timeout" | "abort" | undefined;
+  let giveUp: ((err: Error) => void) | undefined;
   const cancel = (why: "timeout" | "abort") => {
     cancelled ??= why;
-    // The SDK answers the pending register() with OperationCancelledError and disconnects.
-    (client as unknown as { cancel(cb: (err?: Error) => void): void }).cancel(() => {});
+    // The registration's cancel() cancels only the transport's pending request: while the SDK waits out a retry-after
+    // it would register again afterwards, forever. Its polling state machine's cancel() stops that too and answers the
+    // pending register() with OperationCancelledError (then disconnects).
+    const sdk = client as unknown as {
+      _pollingStateMachine?: { cancel(cb: (err?: Error) => void): void };
+      cancel(cb: (err?: Error) => void): void;
+    };
+    if (sdk._pollingStateMachine) sdk._pollingStateMachine.cancel(() => {});
+    else sdk.cancel(() => {});
+    // Should the SDK never answer, the caller is not kept waiting.
+    setTimeout(() => giveUp?.(new common.errors.OperationCancelledError("registration cancelled")), 5000).unref();
   };
   try {
     const outcome = new Promise<Record<string, unknown>>((resolve, reject) => {
+      giveUp = reject;
       client.register((err, result) => (err ? reject(err) : resolve(result as unknown as Record<string, unknown>)));
     });
     timer = setTimeout(() => cancel("timeout"), settings.timeoutMs);
