@@ -159,6 +159,8 @@ export class DeviceManager {
       this.entries.set(k, e);
     }
     if (e.failure && e.failedUntil !== undefined && Date.now() < e.failedUntil && !register?.force) throw e.failure;
+    // Refused for good earlier and the hold is over: start over (DPS again), in case IoT Central was fixed meanwhile.
+    if (e.device?.state === "failed") await this.close(e, "disconnected");
     if (e.device) return e.device;
     if (!e.opening) {
       const entry = e;
