@@ -970,8 +970,8 @@ export const ConnectionStateSchema: GenEnum<ConnectionState> = /*@__PURE__*/
  *
  * Errors: a bad request is invalid_argument naming the field; an unknown application or device is not_found; DPS or
  * IoT Hub refusing the device's credential is permission_denied, a disabled device failed_precondition, throttling
- * resource_exhausted, DPS or IoT Hub unreachable unavailable; a command answered after its deadline is
- * deadline_exceeded.
+ * resource_exhausted, DPS or IoT Hub unreachable unavailable. A command answered after its deadline (or answered
+ * already) is no error: RespondCommand says delivered = false.
  *
  * @generated from service meridian.iotc.v1.IotcBridgeService
  */
