@@ -48,7 +48,13 @@ describe.each(OVERLAYS)("kustomize %s", (path) => {
 
   it("gives every Deployment gRPC readiness, resources, a PDB and no secret in plain env", () => {
     const deployments = objects.filter((o) => o.kind === "Deployment");
-    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "omf-sender", "omnia-reader"]);
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual([
+      "gateway",
+      "idigi-listener",
+      "iotc-bridge",
+      "omf-sender",
+      "omnia-reader",
+    ]);
     for (const d of deployments) {
       const container = (d.spec as { template: { spec: { containers: ContainerSpec[] } } }).template.spec.containers[0]!;
       expect(container.readinessProbe?.grpc?.port, d.metadata.name).toBeGreaterThan(0);
@@ -106,7 +112,14 @@ describe("hardening (local overlay, as a cluster would run it)", () => {
   });
 
   it("every pod meets the restricted standard and mounts no service account token", () => {
-    expect(workloads.map((w) => w.metadata.name).sort()).toEqual(["gateway", "idigi-listener", "nats", "omf-sender", "omnia-reader"]);
+    expect(workloads.map((w) => w.metadata.name).sort()).toEqual([
+      "gateway",
+      "idigi-listener",
+      "iotc-bridge",
+      "nats",
+      "omf-sender",
+      "omnia-reader",
+    ]);
     for (const w of workloads) {
       const pod = podOf(w);
       expect(pod.automountServiceAccountToken, w.metadata.name).toBe(false);
@@ -164,9 +177,10 @@ describe("hardening (local overlay, as a cluster would run it)", () => {
     expect(peers(policy("omf-sender")?.ingress)).toEqual(["gateway"]);
     expect(peers(policy("idigi-listener")?.ingress)).toEqual(["gateway"]);
     expect(peers(policy("omnia-reader")?.ingress)).toEqual(["gateway"]);
+    expect(peers(policy("iotc-bridge")?.ingress)).toEqual(["gateway"]);
     // NATS clients are Meridian's services only.
     const natsClients = policy("nats")?.ingress?.[0]?.from?.[0]?.podSelector?.matchExpressions?.[0]?.values ?? [];
-    expect(natsClients.sort()).toEqual(["gateway", "idigi-listener", "omf-sender", "omnia-reader"]);
-    expect(peers(policy("gateway")?.egress).sort()).toEqual(["idigi-listener", "nats", "omf-sender", "omnia-reader"]);
+    expect(natsClients.sort()).toEqual(["gateway", "idigi-listener", "iotc-bridge", "omf-sender", "omnia-reader"]);
+    expect(peers(policy("gateway")?.egress).sort()).toEqual(["idigi-listener", "iotc-bridge", "nats", "omf-sender", "omnia-reader"]);
   });
 });

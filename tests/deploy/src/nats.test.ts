@@ -13,7 +13,7 @@ import { parse } from "yaml";
 import { ROOT, render as renderObjects } from "./render.js";
 
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
-const SERVICES = ["gateway", "idigi-listener", "omf-sender", "omnia-reader"] as const;
+const SERVICES = ["gateway", "idigi-listener", "iotc-bridge", "omf-sender", "omnia-reader"] as const;
 
 interface NatsUser {
   user: string;
@@ -105,8 +105,12 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     for (const u of users) expect(u.passwordVar, u.user).toMatch(/^NATS_[A-Z_]+_PASSWORD$/);
   });
 
-  it("lets each service subscribe to its own reply inbox only", () => {
-    for (const service of SERVICES) expect(userOf(service)?.subscribe, service).toEqual([`_INBOX.${service}.>`]);
+  it("lets each service subscribe to its own reply inbox only, and iotc-bridge to IoT Central's command responses besides", () => {
+    for (const service of SERVICES) {
+      // A command's holder waits for the response a WatchCommands caller sends through RespondCommand (core NATS).
+      const extra = service === "iotc-bridge" ? ["command-response.v1.iotc.>"] : [];
+      expect(userOf(service)?.subscribe, service).toEqual([`_INBOX.${service}.>`, ...extra]);
+    }
   });
 
   it("gives no user '>' or a whole root to publish to, nor any delete or purge of a stream", () => {
@@ -118,6 +122,12 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
       "telemetry.v1.*.>",
       "deadletter.>",
       "deadletter.v1.>",
+      "command.>",
+      "command.v1.>",
+      "property.>",
+      "property.v1.>",
+      "command-response.>",
+      "command-response.v1.>",
       "$KV.>",
       "$KV.*.>",
     ];
@@ -136,12 +146,18 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(telemetry("idigi-listener")).toEqual(["telemetry.v1.idigi.>"]);
     expect(telemetry("omf-sender")).toEqual([]);
     expect(telemetry("omnia-reader")).toEqual(["telemetry.v1.omnia.>"]);
+    // iotc-bridge is a sink of telemetry; what it publishes from IoT Central are commands and property changes.
+    expect(telemetry("iotc-bridge")).toEqual([]);
   });
 
   it("lets only the gateway change the streams' settings, and only the sink and the gateway (a route purge) delete consumers", () => {
     for (const u of users) {
       const updates = u.publish.filter((s) => s.startsWith("$JS.API.STREAM.UPDATE."));
-      expect(updates, u.user).toEqual(u.user === "gateway" ? ["$JS.API.STREAM.UPDATE.TELEMETRY", "$JS.API.STREAM.UPDATE.DEADLETTER"] : []);
+      expect(updates, u.user).toEqual(
+        u.user === "gateway"
+          ? ["$JS.API.STREAM.UPDATE.TELEMETRY", "$JS.API.STREAM.UPDATE.DEADLETTER", "$JS.API.STREAM.UPDATE.CLOUD_TO_DEVICE"]
+          : [],
+      );
       const deletes = u.publish.filter((s) => s.includes(".DELETE."));
       expect(deletes, u.user).toEqual(u.user === "idigi-listener" ? [] : ["$JS.API.CONSUMER.DELETE.TELEMETRY.*"]);
     }
@@ -152,6 +168,7 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(owned["omf-sender"]?.length, "omf-sender's buckets found in its source").toBeGreaterThan(0);
     expect(owned["idigi-listener"]?.length, "idigi-listener's buckets found in its source").toBeGreaterThan(0);
     expect(owned["omnia-reader"]?.length, "omnia-reader's buckets found in its source").toBeGreaterThan(0);
+    expect(owned["iotc-bridge"]?.length, "iotc-bridge's buckets found in its source").toBeGreaterThan(0);
     // The mesh's buckets (libs/bus mesh.ts): routes are the gateway's.
     owned.gateway = [...(owned.gateway ?? []), "routes"];
     for (const [owner, buckets] of Object.entries(owned)) {
@@ -175,6 +192,8 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(userOf("omf-sender")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
     // omnia-reader is a sink too: its route consumers' dead letters.
     expect(userOf("omnia-reader")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
+    // So is iotc-bridge: what IoT Central can never accept is dead-lettered under the route's consumer.
+    expect(userOf("iotc-bridge")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
     expect(userOf("gateway")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual([]);
   });
 
