@@ -86,7 +86,7 @@ export async function startIotcEmulator(options: IotcEmulatorOptions = {}): Prom
       },
     };
     emulatorRef.current = emulator;
-    log.info({ mqttHost: emulator.mqttHost, httpsUrl: emulator.httpsUrl, idScope: o.idScope }, "IoT Central emulator listening");
+    log.debug({ mqttHost: emulator.mqttHost, httpsUrl: emulator.httpsUrl, idScope: o.idScope }, "IoT Central emulator listening");
     return emulator;
   } catch (err) {
     await Promise.all([mqttListener?.close(), httpsListener?.close()]);
