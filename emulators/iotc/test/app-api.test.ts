@@ -430,3 +430,20 @@ describe("telemetry", () => {
     expectError(await api(e, "GET", "/api/devices/nobody/telemetry/temperature"), 404, "NotFound", /device "nobody" not found/);
   });
 });
+
+describe("after an emulator reset", () => {
+  it("a device created again has no display name, command history or desired-write times from before", async () => {
+    await provision("reset-dev");
+    await api(e, "PATCH", "/api/devices/reset-dev", { body: { displayName: "Old name" } });
+    await api(e, "PATCH", "/api/devices/reset-dev/properties", { body: { a: 1 } });
+    await api(e, "PATCH", "/api/devices/reset-dev/properties", { body: { b: 2 } });
+    expect((await api(e, "GET", "/api/devices/reset-dev/properties")).json.$metadata.b.desiredVersion).toBe(3);
+
+    e.model.reset();
+    await provision("reset-dev");
+    expect((await api(e, "GET", "/api/devices/reset-dev")).json.displayName).toBe("reset-dev");
+    await api(e, "PATCH", "/api/devices/reset-dev/properties", { body: { b: 5 } });
+    const meta = (await api(e, "GET", "/api/devices/reset-dev/properties")).json.$metadata;
+    expect(meta).toEqual({ b: { desiredValue: 5, desiredVersion: 2, lastUpdateTime: expect.any(String) } });
+  });
+});

@@ -15,6 +15,8 @@ export const RESPONSE_TIMEOUT = { min: 5, max: 30, default: 30 } as const;
 export const CONNECTION_TIMEOUT = { min: 0, max: 30, default: 0 } as const;
 /** How often a command waiting for its device (connectionTimeout) tries again. */
 const CONNECTION_RETRY_MS = 250;
+/** Commands waiting for their device at once; more are refused 429, as IoT Central throttles. */
+export const MAX_COMMANDS_IN_FLIGHT = 1000;
 /** Command executions remembered for the history (the latest per device and command), oldest forgotten first. */
 const MAX_HISTORY = 10_000;
 
@@ -69,6 +71,7 @@ export type CommandOutcome = { status: 201 | 202; body: DeviceCommand };
 
 export class Commands {
   private readonly history = new Map<string, DeviceCommand>();
+  private inFlight = 0;
 
   constructor(private readonly model: IotcModel) {}
 
@@ -78,6 +81,20 @@ export class Commands {
    * rejects with 404 (device not connected) or 504 (no answer in time).
    */
   async run(deviceId: string, methodName: string, req: CommandRequest, queueIfOffline: boolean): Promise<CommandOutcome> {
+    if (this.inFlight >= MAX_COMMANDS_IN_FLIGHT) {
+      throw new AppApiError(429, "TooManyRequests", `${MAX_COMMANDS_IN_FLIGHT} commands are already waiting for devices`, {
+        "retry-after": "1",
+      });
+    }
+    this.inFlight++;
+    try {
+      return await this.execute(deviceId, methodName, req, queueIfOffline);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async execute(deviceId: string, methodName: string, req: CommandRequest, queueIfOffline: boolean): Promise<CommandOutcome> {
     const id = randomUUID();
     const base: DeviceCommand = {
       id,

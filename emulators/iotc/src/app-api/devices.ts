@@ -11,6 +11,8 @@ import { AppApiError, badRequest, deviceNotFound } from "./errors.js";
 export const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 const MAX_DISPLAY_NAME = 200;
+/** Display names kept before those of devices the model no longer holds are dropped. */
+const MAX_DISPLAY_NAMES = 10_000;
 
 export interface DeviceView {
   id: string;
@@ -39,8 +41,11 @@ function pageSizeOf(query: URLSearchParams, name: string): number | undefined {
 }
 
 export class Devices {
-  /** Display names set through the API; a device without one shows its id, as IoT Central does. */
-  private readonly displayNames = new Map<string, string>();
+  /**
+   * Display names set through the API, for the device record they were set on (a device created again after an
+   * emulator reset starts without one); a device without one shows its id, as IoT Central does.
+   */
+  private readonly displayNames = new Map<string, { name: string; createdAt: Date }>();
 
   constructor(private readonly model: IotcModel) {}
 
@@ -48,12 +53,17 @@ export class Devices {
     return {
       id: d.deviceId,
       etag: d.etag,
-      displayName: this.displayNames.get(d.deviceId) ?? d.deviceId,
+      displayName: this.displayNameOf(d),
       ...(d.modelId === undefined ? {} : { template: d.modelId }),
       simulated: false,
       provisioned: d.assignedAt !== undefined,
       enabled: d.status === "enabled",
     };
+  }
+
+  private displayNameOf(d: DeviceRecord): string {
+    const n = this.displayNames.get(d.deviceId);
+    return n !== undefined && n.createdAt === d.createdAt ? n.name : d.deviceId;
   }
 
   require(deviceId: string): DeviceRecord {
@@ -140,7 +150,10 @@ export class Devices {
       }
     }
     if (displayName !== undefined && displayName !== current.displayName) {
-      this.displayNames.set(deviceId, displayName);
+      this.displayNames.set(deviceId, { name: displayName, createdAt: d.createdAt });
+      if (this.displayNames.size > MAX_DISPLAY_NAMES) {
+        for (const id of this.displayNames.keys()) if (this.model.device(id) === undefined) this.displayNames.delete(id);
+      }
       d.etag = Buffer.from(`"${randomUUID()}"`).toString("base64");
       d.updatedAt = new Date();
     }

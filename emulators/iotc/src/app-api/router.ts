@@ -54,14 +54,19 @@ export function createAppApi(model: IotcModel, options: AppApiOptions, log: Logg
   const devices = new Devices(model);
   const commands = new Commands(model);
   // When each desired property was last written (for $metadata), whoever wrote it: this API, /_emulator, or a test.
-  const writes = new Map<string, DesiredWrite>();
-  const writeKey = (deviceId: string, name: string, component?: string) => `${deviceId}\n${component ?? ""}\n${name}`;
+  const writes = new Map<string, Map<string, DesiredWrite>>();
+  const writeKey = (name: string, component?: string) => `${component ?? ""}\n${name}`;
   model.on("desired", (deviceId, patch, version) => {
+    // Version 2 is a desired section's first write: whatever was recorded belonged to a device since reset.
+    let device = writes.get(deviceId);
+    if (!device || version === 2) {
+      device = new Map();
+      writes.set(deviceId, device);
+    }
     const at = new Date();
     for (const p of writtenPaths(patch)) {
-      const key = writeKey(deviceId, p.name, p.component);
-      if (p.deleted) writes.delete(key);
-      else writes.set(key, { version, at });
+      if (p.deleted) device.delete(writeKey(p.name, p.component));
+      else device.set(writeKey(p.name, p.component), { version, at });
     }
   });
 
@@ -151,7 +156,7 @@ export function createAppApi(model: IotcModel, options: AppApiOptions, log: Logg
       allow(call, ["GET", "PUT", "PATCH"]);
       if (call.method !== "GET") return writeProperties(deviceId, call.body(), component);
       const twin = twinOf(deviceId);
-      const get = (name: string, c?: string) => writes.get(writeKey(deviceId, name, c));
+      const get = (name: string, c?: string) => writes.get(deviceId)?.get(writeKey(name, c));
       return {
         status: 200,
         body: component === undefined ? renderProperties(twin, get) : renderComponentProperties(twin, component, get),
