@@ -56,7 +56,7 @@ export const deviceSettingsSchema = z
      * How long an offline command's handler may take. mqtt.js reads nothing else from the hub while a PUBACK is held,
      * so this is kept well under the keep-alive.
      */
-    offlineCommandTimeoutMs: z.number().int().min(100).max(60_000).default(30_000),
+    offlineCommandTimeoutMs: z.number().int().min(100).max(60_000).default(10_000),
     /** MQTT keep-alive; IoT Hub closes a connection after 1.5 times it without traffic (at most 1177 s). */
     keepAliveSeconds: z.number().int().min(5).max(1177).default(180),
     reconnect: reconnectPolicySchema.default({ initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.5 }),

@@ -82,7 +82,7 @@ export interface IotcDeviceOptions {
   operationTimeoutMs?: number;
   /** A command's deadline (IoT Central waits 30 s); default 30 000. */
   commandTimeoutMs?: number;
-  /** Default 30 000; see README "Offline commands". */
+  /** Default 10 000; see README "Offline commands". */
   offlineCommandTimeoutMs?: number;
   /** Default 180. */
   keepAliveSeconds?: number;
@@ -330,6 +330,9 @@ class IotcDeviceClient implements IotcDevice {
     client.on("disconnect", (result?: { transportObj?: unknown }) => this.onDrop(session, result?.transportObj));
     this.interceptMethods(session);
     transport.on("twinDesiredPropertiesUpdate", (patch: Record<string, unknown>) => this.onDesiredPatch(session, patch));
+    // On the transport, not the Client: a Client 'message' listener would connect before the options are set, and a
+    // message the hub redelivers right after CONNACK (unacknowledged last time) must find a listener already.
+    transport.on("message", (message: Message) => void this.onCloudToDevice(session, message));
 
     const timeoutMs = this.settings.operationTimeoutMs;
     const timeout = (what: string) => () =>
@@ -360,7 +363,6 @@ class IotcDeviceClient implements IotcDevice {
         timeoutMs,
         timeout("subscription"),
       );
-      client.on("message", (message: Message) => void this.onCloudToDevice(session, message));
     } catch (err) {
       const mapped = err instanceof IotcError ? err : twinOrHub(err, observations, this.registrationId);
       await this.dropSession(session);
@@ -502,11 +504,14 @@ class IotcDeviceClient implements IotcDevice {
     return this.report(nestInComponent(patch, component));
   }
 
-  /** Sends a reported patch as it is; resolves with the reported $version IoT Hub answered (the SDK drops it; the wire has it). */
   private async report(body: Record<string, unknown>): Promise<number | undefined> {
     const text = toJson(body, "patch");
     checkSize(Buffer.byteLength(text, "utf8"), MAX_REPORTED_BYTES, this.registrationId);
-    const session = this.requireSession();
+    return this.reportOn(this.requireSession(), body);
+  }
+
+  /** Sends a reported patch as it is; resolves with the reported $version IoT Hub answered (the SDK drops it; the wire has it). */
+  private async reportOn(session: Session, body: Record<string, unknown>): Promise<number | undefined> {
     const twin = session.twin;
     if (!twin) throw new IotcNotConnectedError("twin not read yet", { registrationId: this.registrationId });
     session.observations.twinStatus = undefined;
@@ -579,7 +584,8 @@ class IotcDeviceClient implements IotcDevice {
     }
     if (this.session !== session) return; // dropped meanwhile: the next connection's twin read delivers it again
     try {
-      await this.report(writablePropertyAckPatch(change, ack));
+      // On the session, not through the public state: open() acknowledges pending properties before it says connected.
+      await this.reportOn(session, writablePropertyAckPatch(change, ack));
       this.acknowledged.set(key, change.version);
     } catch (err) {
       this.log.warn(
