@@ -7,7 +7,7 @@ import type { Logger } from "@meridian/service-kit";
 import type { Provisioning } from "./dps.js";
 import type { IotcEmulator } from "./emulator.js";
 import { type Faults, FaultConfigError as IotcFaultConfigError, parseFaultConfig } from "./faults.js";
-import { InvalidRequestError } from "./model.js";
+import { DeviceLimitError, InvalidRequestError } from "./model.js";
 import { isJsonObject, TwinPatchError } from "./twin.js";
 
 const DEVICE = "([a-z0-9][a-z0-9\\-._:%]{0,383})";
@@ -24,7 +24,8 @@ function asBadRequest<T>(field: string, work: () => T): T {
   try {
     return work();
   } catch (err) {
-    if (err instanceof InvalidRequestError || err instanceof TwinPatchError) throw new BadRequestError(field, err.message);
+    if (err instanceof InvalidRequestError || err instanceof TwinPatchError || err instanceof DeviceLimitError)
+      throw new BadRequestError(field, err.message);
     throw err;
   }
 }

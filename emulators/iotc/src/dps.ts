@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Faults } from "./faults.js";
-import type { AttestationKind, IotcModel } from "./model.js";
+import { type AttestationKind, DeviceLimitError, type DeviceRecord, type IotcModel } from "./model.js";
 import { checkSasToken, type SasCheck, type SasToken } from "./sas.js";
 import { isJsonObject, type JsonObject } from "./twin.js";
 
@@ -88,7 +88,13 @@ export class Provisioning {
 
   /** A register request from an authenticated device; `body` is the request body as received. */
   register(registrationId: string, attestation: AttestationKind, body: Buffer): DpsAnswer {
-    const device = this.model.ensureDevice(registrationId);
+    let device: DeviceRecord;
+    try {
+      device = this.model.ensureDevice(registrationId);
+    } catch (err) {
+      if (!(err instanceof DeviceLimitError)) throw err;
+      return { status: 403, body: dpsError(403, 6, err.message) };
+    }
     device.registrations += 1;
     const throttle = this.faults.takeDpsThrottle();
     if (throttle !== undefined) {

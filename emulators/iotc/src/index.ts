@@ -35,7 +35,12 @@ export async function startIotcEmulator(options: IotcEmulatorOptions = {}): Prom
   });
   const x509Ca = createEnrollmentCa("Meridian IoT Central Emulator X.509 enrollment CA");
   const faults = new Faults();
-  const model = new IotcModel({ groupKey: o.groupKey, maxTelemetry: o.maxTelemetry, maxDevices: o.maxDevices });
+  const model = new IotcModel({
+    groupKey: o.groupKey,
+    maxTelemetry: o.maxTelemetry,
+    maxTelemetryBytes: o.maxTelemetryBytes,
+    maxDevices: o.maxDevices,
+  });
   const provisioning = new Provisioning(
     model,
     { idScope: o.idScope, hubHostName: o.hubHostName, assigningPolls: o.assigningPolls, retryAfterSeconds: o.retryAfterSeconds },

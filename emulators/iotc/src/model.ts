@@ -72,6 +72,8 @@ export interface ModelOptions {
   groupKey: string;
   /** Telemetry messages kept (oldest dropped first). */
   maxTelemetry: number;
+  /** Telemetry body bytes kept (oldest dropped first): 10 000 messages of 256 KiB would be 2.5 GiB. */
+  maxTelemetryBytes: number;
   maxDevices: number;
 }
 
@@ -108,6 +110,7 @@ export class IotcModel extends EventEmitter<ModelEvents> {
   private readonly enrollments = new Map<string, EnrollmentAttestation>();
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly log: TelemetryMessage[] = [];
+  private logBytes = 0;
   private readonly pendingMethods = new Map<string, { deviceId: string; done: (r: MethodResult) => void }>();
   private nextRid = 1;
   private link: DeviceLink | undefined;
@@ -194,7 +197,10 @@ export class IotcModel extends EventEmitter<ModelEvents> {
 
   addTelemetry(message: TelemetryMessage): void {
     this.log.push(message);
-    if (this.log.length > this.options.maxTelemetry) this.log.splice(0, this.log.length - this.options.maxTelemetry);
+    this.logBytes += message.body.length;
+    while (this.log.length > this.options.maxTelemetry || (this.logBytes > this.options.maxTelemetryBytes && this.log.length > 1)) {
+      this.logBytes -= this.log.shift()!.body.length;
+    }
   }
 
   telemetry(deviceId?: string): TelemetryMessage[] {
@@ -289,6 +295,7 @@ export class IotcModel extends EventEmitter<ModelEvents> {
     this.enrollments.clear();
     this.devices.clear();
     this.log.length = 0;
+    this.logBytes = 0;
     for (const p of [...this.pendingMethods.values()]) p.done({ status: 404, payload: { errorCode: 404103, message: "emulator reset" } });
   }
 }

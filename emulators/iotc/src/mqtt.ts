@@ -14,7 +14,7 @@ import type { Faults } from "./faults.js";
 import type { AttestationKind, DeviceLink, IotcModel } from "./model.js";
 import { formatPropertyBag, MAX_PROPERTY_BAG_LENGTH, parsePropertyBag } from "./property-bag.js";
 import { checkSasToken, parseSasToken } from "./sas.js";
-import { TwinPatchError } from "./twin.js";
+import { MAX_SECTION_BYTES, TwinPatchError } from "./twin.js";
 
 /** Device-to-cloud message size limit; the hub closes the connection of a device that sends more. */
 export const MAX_TELEMETRY_BYTES = 256 * 1024;
@@ -321,6 +321,11 @@ export async function startMqttSurface(
   function onReportedPatch(client: Client, conn: Connection, topic: string, payload: Buffer): void {
     const rid = parseQuery(topic.slice(topic.indexOf("?") + 1)).$rid ?? "";
     if (twinFault(client, rid)) return;
+    if (payload.length > MAX_SECTION_BYTES) {
+      const message = `reported properties patch is ${payload.length} bytes, over ${MAX_SECTION_BYTES}`;
+      twinAnswer(client, 400, rid, JSON.stringify({ errorCode: 400004, message }));
+      return;
+    }
     let patch: unknown;
     try {
       patch = JSON.parse(payload.toString("utf8"));

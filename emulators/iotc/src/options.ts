@@ -28,6 +28,8 @@ export interface IotcEmulatorOptions {
   extraHostNames?: string[];
   /** Telemetry messages kept, oldest dropped first; default 10 000. */
   maxTelemetry?: number;
+  /** Telemetry body bytes kept, oldest dropped first; default 64 MiB. */
+  maxTelemetryBytes?: number;
   /** Devices the emulator holds; default 10 000. */
   maxDevices?: number;
   logger?: Logger;
@@ -60,6 +62,12 @@ export const OptionsSchema = z.object({
   sasGraceMs: z.number().int().min(0).max(86_400_000).default(0),
   extraHostNames: z.array(hostName).max(100).default([]),
   maxTelemetry: z.number().int().min(1).max(10_000_000).default(10_000),
+  maxTelemetryBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(4 * 1024 ** 3)
+    .default(64 * 1024 ** 2),
   maxDevices: z.number().int().min(1).max(1_000_000).default(10_000),
 });
 

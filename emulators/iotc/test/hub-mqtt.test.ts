@@ -1,3 +1,4 @@
+import tls from "node:tls";
 import type { MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type IotcEmulator, startIotcEmulator } from "../src/index.js";
@@ -122,6 +123,36 @@ describe("IoT Hub CONNECT", () => {
     expect(Date.now()).toBeGreaterThanOrEqual(se * 1000 - 50);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(e.devices().find((d) => d.deviceId === "hub-g")?.connected).toBe(false);
+  });
+
+  it("closes a connection that stays silent for 1.5 x its keepalive", async () => {
+    const key = await provision("hub-ka");
+    // A raw CONNECT (keepalive 1 s) and then silence: MQTT.js would send PINGREQs on its own.
+    const str = (s: string) => {
+      const b = Buffer.from(s);
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(b.length);
+      return Buffer.concat([len, b]);
+    };
+    const body = Buffer.concat([
+      str("MQTT"),
+      Buffer.from([4, 0xc2, 0, 1]), // level 4; username, password, clean; keepalive 1 s
+      str("hub-ka"),
+      str(`${e.hubHostName}/hub-ka/?api-version=2021-04-12`),
+      str(hubToken(e, "hub-ka", key)),
+    ]);
+    expect(body.length).toBeLessThan(16384);
+    const header = Buffer.from([0x10, (body.length & 0x7f) | 0x80, body.length >> 7]);
+    const [host, port] = e.mqttHost.split(":");
+    const socket = tls.connect({ host, port: Number(port), ca: e.caPem, servername: "localhost" });
+    const connack = new Promise<Buffer>((resolve) => socket.once("data", resolve));
+    socket.write(Buffer.concat([header, body]));
+    expect([...(await connack)]).toEqual([0x20, 2, 0, 0]);
+    const t0 = Date.now();
+    await new Promise((resolve) => socket.once("close", resolve));
+    const silentMs = Date.now() - t0;
+    expect(silentMs).toBeGreaterThanOrEqual(1400);
+    expect(silentMs).toBeLessThan(2500);
   });
 
   it("closes the connection of a device that publishes with QoS 2", async () => {
