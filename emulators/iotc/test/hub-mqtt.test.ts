@@ -183,6 +183,18 @@ describe("IoT Hub CONNECT", () => {
 });
 
 describe("IoT Hub persistent sessions", () => {
+  it("registering again over DPS while connected neither kicks the hub connection nor touches its session", async () => {
+    const c = await device("sess-dps");
+    const box = inbox(c);
+    await c.subscribeAsync("$iothub/twin/res/#", { qos: 0 });
+    const answers = await registerOverMqtt(e, "sess-dps", { password: dpsToken(e, "sess-dps", groupDeviceKey(e, "sess-dps")) });
+    expect(answers.at(-1)!.body.status).toBe("assigned");
+    expect(c.connected).toBe(true);
+    c.publish("$iothub/twin/GET/?$rid=5", "");
+    expect((await box.next()).topic).toBe("$iothub/twin/res/200/?$rid=5");
+    expect(e.devices().find((d) => d.deviceId === "sess-dps")).toMatchObject({ registrations: 2, connects: 1, connected: true });
+  });
+
   it("restores subscriptions on clean=0 (sessionPresent) and delivers C2D queued while offline; clean=1 starts afresh", async () => {
     const key = await provision("sess-a");
     const c1 = await hubConnect(e, "sess-a", { password: hubToken(e, "sess-a", key) });
