@@ -292,6 +292,8 @@ export class IotcModel extends EventEmitter<ModelEvents> {
 
   /** Everything back to an empty application (enrollments, devices, twins, telemetry). */
   reset(): void {
+    // Deleted devices lose their connections, as on the hub.
+    for (const d of this.devices.values()) if (d.connected) this.link?.disconnect(d.deviceId);
     this.enrollments.clear();
     this.devices.clear();
     this.log.length = 0;

@@ -106,6 +106,18 @@ describe("DPS over HTTPS", () => {
 });
 
 describe("/_emulator admin surface", () => {
+  it("reset forgets devices and drops their connections", async () => {
+    const { registerOverMqtt, hubConnect, hubToken, closed } = await import("./helpers.js");
+    const id = "adm-reset";
+    const key = groupDeviceKey(e, id);
+    await registerOverMqtt(e, id, { password: dpsToken(e, id, key) });
+    const c = await hubConnect(e, id, { password: hubToken(e, id, key) });
+    expect((await call("POST", "/_emulator/reset")).body).toEqual({ reset: true });
+    await closed(c);
+    expect(e.devices()).toEqual([]);
+    await expect(hubConnect(e, id, { password: hubToken(e, id, key) })).rejects.toMatchObject({ code: 5 });
+  });
+
   it("serves state, the CA, faults, desired updates, C2D, device status and enrollments", async () => {
     expect((await call("GET", "/_emulator/health")).body).toEqual({ ok: true });
     const state = await call("GET", "/_emulator/state");
