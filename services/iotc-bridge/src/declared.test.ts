@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -51,6 +51,27 @@ describe("IOTC_APPLICATIONS_FILE", () => {
     expect(message).toMatch(/applications\[3\]: .*unknown_field/);
     expect(message).toContain("applications[4]: must be an object");
     expect(message).not.toContain(key);
+  });
+
+  it("reads a key from a Kubernetes Secret volume, whose files are links into a '..<timestamp>' directory inside it", () => {
+    const volume = join(dir, "k8s-secret");
+    mkdirSync(join(volume, "..2026_11_30_22_00_00.123"), { recursive: true });
+    writeFileSync(join(volume, "..2026_11_30_22_00_00.123", "plant-key"), key);
+    symlinkSync("..2026_11_30_22_00_00.123", join(volume, "..data"));
+    symlinkSync(join("..data", "plant-key"), join(volume, "plant-key"));
+    const [a] = parseApplications(
+      { applications: [{ id: "plant", id_scope: "0ne00000001", group_key_file: join(volume, "plant-key") }] },
+      { secretDir: volume },
+    );
+    expect(a?.credential).toEqual({ kind: "group_key", groupKey: key });
+    // A link out of the volume is still refused.
+    symlinkSync(join(dir, "outside"), join(volume, "escape"));
+    expect(() =>
+      parseApplications(
+        { applications: [{ id: "p", id_scope: "0ne00000001", group_key_file: join(volume, "escape") }] },
+        { secretDir: volume },
+      ),
+    ).toThrow(/is not inside IOTC_SECRET_DIR/);
   });
 
   it("refuses a file that is not a list", () => {

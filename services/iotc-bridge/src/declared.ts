@@ -1,5 +1,5 @@
 import { readFileSync, realpathSync } from "node:fs";
-import { relative, resolve } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { type Application, ApplicationSchema, EnrollmentGroupSchema } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { ConfigError, type Logger } from "@meridian/service-kit";
@@ -38,7 +38,9 @@ function readSecret(file: unknown, secretDir: string): string {
     throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const rel = relative(realpathSync(secretDir), real);
-  if (rel.startsWith("..") || rel === "" || resolve(rel) === rel) throw new Error(`${file} is not inside IOTC_SECRET_DIR (${secretDir})`);
+  // Only a step up leaves the directory: Kubernetes keeps a Secret volume's files in "..<timestamp>/" inside it.
+  if (rel === ".." || rel.startsWith(`..${sep}`) || rel === "" || isAbsolute(rel))
+    throw new Error(`${file} is not inside IOTC_SECRET_DIR (${secretDir})`);
   return readFileSync(real, "utf8").trim();
 }
 
