@@ -223,6 +223,20 @@ describe("an IoT Central device on the emulator", () => {
     expect(result.status).toBe(501);
   });
 
+  it("a command handler that rejects (async) or throws is answered 500 with its message", async () => {
+    const id = newId("cmd-fails");
+    const { device } = makeDevice(id, {
+      handlers: {
+        command: (async (request: DirectMethodRequest) => {
+          if (request.name === "sync") throw new Error("no");
+          throw new Error("valve stuck");
+        }) as DeviceHandlers["command"],
+      },
+    });
+    await device.open();
+    expect(await emu.invokeMethod(id, "open", {}, { timeoutSeconds: 10 })).toEqual({ status: 500, payload: { error: "valve stuck" } });
+  });
+
   it("an offline command (C2D with method-name) reaches the handler with its component, payload and properties", async () => {
     const id = newId("c2d");
     const opened = makeDevice(id);

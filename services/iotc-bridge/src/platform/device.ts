@@ -651,7 +651,7 @@ class IotcDeviceClient implements IotcDevice {
     const handler = this.handlers.command;
     if (!handler) return void fail(501, `no handler for commands on device ${this.registrationId}`);
     try {
-      handler({
+      const returned: unknown = handler({
         requestId,
         ...(component === undefined ? {} : { component }),
         name,
@@ -659,6 +659,8 @@ class IotcDeviceClient implements IotcDevice {
         deadline: new Date(Date.now() + this.settings.commandTimeoutMs),
         respond,
       });
+      // An async handler returns a promise despite the void signature: its rejection answers 500 rather than going unheard.
+      if (returned instanceof Promise) returned.catch((err: unknown) => (answered ? undefined : fail(500, errorMessage(err))));
     } catch (err) {
       if (!answered) void fail(500, errorMessage(err));
     }
