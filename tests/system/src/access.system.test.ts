@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import * as reflection from "@meridian/contracts/grpc/reflection/v1/reflection_pb";
 import { access } from "@meridian/contracts/meridian/auth/v1/access_pb";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
+import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
@@ -11,6 +12,7 @@ import { StatusService } from "@meridian/contracts/meridian/status/v1/status_ser
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { type Gateway, gatewayConfig, startGateway } from "@meridian/gateway";
 import { type IdigiListener, idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
+import { type IotcBridge, iotcBridgeConfig, startIotcBridge } from "@meridian/iotc-bridge";
 import { type OmfSender, omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
 import { type OmniaReader, omniaReaderConfig, startOmniaReader } from "@meridian/omnia-reader";
 import { OmniaServerError } from "@meridian/omnia-reader/platform";
@@ -38,6 +40,7 @@ const CONTRACTS: DescService[] = [
   OmfSenderService,
   IdigiListenerService,
   OmniaReaderService,
+  IotcBridgeService,
 ];
 const BY_NAME = new Map(CONTRACTS.map((s) => [s.typeName, s]));
 const UNCHECKED = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
@@ -96,6 +99,7 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
   let omf: OmfSender;
   let idigi: IdigiListener;
   let omnia: OmniaReader;
+  let iotc: IotcBridge;
   let gateway: Gateway;
 
   beforeAll(async () => {
@@ -111,15 +115,19 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
     // No Omnia behind it either: every Omnia call fails after authorisation as an outage, the same for every caller.
     const noOmnia = new Proxy({}, { get: () => () => Promise.reject(new OmniaServerError("no Omnia in this test", { status: 503 })) });
     omnia = await startForTest(startOmniaReader, omniaReaderConfig, { NATS_URL: nats.url }, { api: noOmnia as never });
+    // No IoT Central application exists: device calls fail after authorisation with not_found, the same for every caller.
+    iotc = await startForTest(startIotcBridge, iotcBridgeConfig, { NATS_URL: nats.url });
     gateway = await startForTest(startGateway, gatewayConfig, {
       NATS_URL: nats.url,
       OMF_SENDER_URL: omf.service.url,
       IDIGI_LISTENER_URL: idigi.service.url,
       OMNIA_READER_URL: omnia.service.url,
+      IOTC_BRIDGE_URL: iotc.service.url,
     });
   }, 60_000);
   afterAll(async () => {
     await gateway?.stop();
+    await iotc?.stop();
     await omnia?.stop();
     await idigi?.stop();
     await omf?.stop();
@@ -132,6 +140,7 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
       "omf-sender": omf.service.url,
       "idigi-listener": idigi.service.url,
       "omnia-reader": omnia.service.url,
+      "iotc-bridge": iotc.service.url,
     };
     const covered = new Set<string>();
     const failures: string[] = [];
