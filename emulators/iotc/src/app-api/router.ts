@@ -117,8 +117,7 @@ export function createAppApi(model: IotcModel, options: AppApiOptions, log: Logg
     }
     const req = commandRequestOf(call.body());
     devices.require(deviceId);
-    const outcome = await commands.run(deviceId, methodName, req, queueIfOffline(call.url));
-    return outcome;
+    return commands.run(deviceId, methodName, req, queueIfOffline(call.url));
   }
 
   function allow(call: Call, methods: string[]): void {
@@ -196,9 +195,12 @@ export function createAppApi(model: IotcModel, options: AppApiOptions, log: Logg
         const answer = await route(call);
         sendJson(res, answer.status, answer.body, { "x-ms-request-id": requestId });
       } catch (err) {
-        const e = asAppApiError(err);
-        if (!e) throw err;
-        log.info({ requestId, method, path: url.pathname, status: e.status, code: e.code, reason: e.message }, "application API refused");
+        const known = asAppApiError(err);
+        const e = known ?? new AppApiError(500, "InternalServerError", "internal error in the emulator");
+        const where = { requestId, method, path: url.pathname };
+        // An error no one mapped is the emulator's bug: logged with its stack, and still answered in IoT Central's shape.
+        if (known) log.info({ ...where, status: e.status, code: e.code, reason: e.message }, "application API refused");
+        else log.error({ ...where, err }, "application API request failed");
         sendJson(res, e.status, errorBody(e, requestId), { "x-ms-error-code": e.code, "x-ms-request-id": requestId, ...e.headers });
       }
     },
