@@ -68,6 +68,16 @@ const eventually = async (check: () => void, timeoutMs = 5000): Promise<void> =>
   }
 };
 
+/** Invokes until the device has subscribed: the SDK's method SUBSCRIBE goes out after onDeviceMethod returns. */
+async function methodAnswers(id: string, name: string, payload?: unknown) {
+  let result = await e.invokeMethod(id, name, payload);
+  for (let i = 0; result.status === 404 && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    result = await e.invokeMethod(id, name, payload);
+  }
+  return result;
+}
+
 describe("official Node SDK", () => {
   it("registers with a group key (model id in the payload), opens, sends telemetry, reads and patches the twin, gets desired updates, methods and C2D", async () => {
     const id = "sdk-group-1";
@@ -119,12 +129,7 @@ describe("official Node SDK", () => {
     client.onDeviceMethod("thermostat1*getMaxMinReport", (req, res) => {
       res.send(200, { got: req.payload }, () => undefined);
     });
-    let result = await e.invokeMethod(id, "thermostat1*getMaxMinReport", { since: "2026-01-01" });
-    for (let i = 0; result.status === 404 && i < 20; i++) {
-      // The method SUBSCRIBE goes out asynchronously after onDeviceMethod returns.
-      await new Promise((r) => setTimeout(r, 100));
-      result = await e.invokeMethod(id, "thermostat1*getMaxMinReport", { since: "2026-01-01" });
-    }
+    const result = await methodAnswers(id, "thermostat1*getMaxMinReport", { since: "2026-01-01" });
     expect(result).toEqual({ status: 200, payload: { got: { since: "2026-01-01" } } });
     // A method without a payload arrives as JSON null, which the SDK parses.
     client.onDeviceMethod("reboot", (req, res) => res.send(202, { payload: req.payload ?? "none" }, () => undefined));
@@ -180,6 +185,31 @@ describe("official Node SDK", () => {
     await client.sendEvent(new Message('{"x":1}'));
     expect(e.telemetry(id)[0]?.json).toEqual({ x: 1 });
   });
+
+  it("reconnects by itself after a network drop and keeps receiving desired updates, methods and C2D queued meanwhile", async () => {
+    const id = "sdk-drop-1";
+    const key = deriveDeviceKey(e.groupKey, id);
+    const r = await registerWithKey(id, key);
+    const client = await openDevice(connectionString(r, key));
+    const twin = await client.getTwin();
+    const desired: Array<Record<string, unknown>> = [];
+    twin.on("properties.desired", (d: Record<string, unknown>) => desired.push(d));
+    client.onDeviceMethod("ping", (_req, res) => res.send(200, { pong: true }, () => undefined));
+    const c2d: string[] = [];
+    client.on("message", (m: Message) => c2d.push(m.getBytes().toString()));
+    await methodAnswers(id, "ping");
+
+    // The SDK reconnects at once (its first retry is immediate): the C2D message goes out as the socket drops.
+    e.disconnect(id);
+    e.sendC2D(id, "sent while offline");
+    await eventually(() => expect(e.devices().find((d) => d.deviceId === id)).toMatchObject({ connected: true, connects: 2 }), 10_000);
+
+    await eventually(() => expect(c2d).toContain("sent while offline"));
+    const v = e.updateDesired(id, { afterDrop: 1 });
+    await eventually(() => expect(desired).toContainEqual({ afterDrop: 1, $version: v }));
+    expect(await e.invokeMethod(id, "ping")).toEqual({ status: 200, payload: { pong: true } });
+    expect(e.devices().find((d) => d.deviceId === id)?.registrations).toBe(1);
+  }, 20_000);
 
   it("renews its SAS token (reconnects) and keeps receiving desired updates and methods on the restored session", async () => {
     const id = "sdk-renewal-1";
