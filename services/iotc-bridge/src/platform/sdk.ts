@@ -103,15 +103,19 @@ export interface WireObservations {
  */
 export type InboundGate = (topic: string) => Promise<boolean> | undefined;
 
+/** The mqtt.js each MqttBase copy would load itself, so the SDK runs on the library version it was built for. */
+const hubMqttJs = requireFrom<MqttJs>(createRequire(here.resolve("azure-iot-device-mqtt")).resolve("azure-iot-mqtt-base"), "mqtt");
+const dpsMqttJs = requireFrom<MqttJs>(
+  createRequire(here.resolve("azure-iot-provisioning-device-mqtt")).resolve("azure-iot-mqtt-base"),
+  "mqtt",
+);
+
 function queryOf(topic: string): URLSearchParams {
   const q = topic.indexOf("?");
   return new URLSearchParams(q < 0 ? "" : topic.slice(q + 1));
 }
 
-/**
- * An mqtt.js provider for MqttBase that records `observations` and lets `gate` hold PUBACKs. `mqtt` is the mqtt.js the
- * given MqttBase copy would load itself, so the SDK runs on the library version it was built for.
- */
+/** An mqtt.js provider for MqttBase that records `observations` and lets `gate` hold PUBACKs. */
 function observingProvider(mqtt: MqttJs, observations: WireObservations, gate?: InboundGate): MqttJs {
   return {
     connect(uri, options) {
@@ -155,14 +159,10 @@ function observingProvider(mqtt: MqttJs, observations: WireObservations, gate?: 
 
 /** A MqttBase for the hub connection (azure-iot-device-mqtt's copy) that observes and gates. */
 export function hubMqttBaseFor(observations: WireObservations, gate: InboundGate): MqttBaseSdk.MqttBase {
-  const mqtt = createRequire(createRequire(here.resolve("azure-iot-device-mqtt")).resolve("azure-iot-mqtt-base"))("mqtt") as MqttJs;
-  return new hubMqttBase.MqttBase(observingProvider(mqtt, observations, gate));
+  return new hubMqttBase.MqttBase(observingProvider(hubMqttJs, observations, gate));
 }
 
 /** A MqttBase for DPS (azure-iot-provisioning-device-mqtt's copy) that observes. */
 export function dpsMqttBaseFor(observations: WireObservations): MqttBaseSdk.MqttBase {
-  const mqtt = createRequire(createRequire(here.resolve("azure-iot-provisioning-device-mqtt")).resolve("azure-iot-mqtt-base"))(
-    "mqtt",
-  ) as MqttJs;
-  return new dpsMqttBase.MqttBase(observingProvider(mqtt, observations));
+  return new dpsMqttBase.MqttBase(observingProvider(dpsMqttJs, observations));
 }
