@@ -187,6 +187,22 @@ describe("an IoT Central device on the emulator", () => {
     expect(emu.twin(id).reported.setpoint).toEqual({ value: 999, ac: 500, ad: "out of range", av: v });
   });
 
+  it("a writable property handler that never answers is left pending after commandTimeoutMs; later properties still go through", async () => {
+    const id = newId("stuck");
+    const opened = makeDevice(id, {
+      commandTimeoutMs: 1000,
+      handlers: {
+        writableProperty: (change) => (change.name === "stuck" ? new Promise(() => {}) : Promise.resolve({ ac: 200 })),
+      },
+    });
+    await opened.device.open();
+    emu.updateDesired(id, { stuck: 1 });
+    const v = emu.updateDesired(id, { ok: 2 });
+    await until(() => emu.twin(id).reported.ok !== undefined, { timeoutMs: 5000 });
+    expect(emu.twin(id).reported.ok).toEqual({ value: 2, ac: 200, av: v });
+    expect(emu.twin(id).reported.stuck).toBeUndefined();
+  });
+
   it("desired properties changed while offline are acknowledged when the device opens (twin read at connect)", async () => {
     const id = newId("offline-desired");
     const first = makeDevice(id);

@@ -80,7 +80,7 @@ export interface IotcDeviceOptions {
   registrationTimeoutMs?: number;
   /** CONNECT, PUBACK and twin responses; default 30 000. */
   operationTimeoutMs?: number;
-  /** A command's deadline (IoT Central waits 30 s); default 30 000. */
+  /** A command's deadline (IoT Central waits 30 s), and how long a writable property's handler may take; default 30 000. */
   commandTimeoutMs?: number;
   /** Default 10 000; see README "Offline commands". */
   offlineCommandTimeoutMs?: number;
@@ -99,6 +99,8 @@ interface Session {
   /** Settles the PUBACK of the cloud-to-device message being handled (mqtt.js handles one at a time). */
   c2dPending?: (ack: boolean) => void;
 }
+
+class HandlerTimeout extends Error {}
 
 /** Errors after which retrying with the same credential cannot help. */
 function isPermanent(err: unknown): boolean {
@@ -577,9 +579,17 @@ class IotcDeviceClient implements IotcDevice {
     }
     let ack: WritablePropertyAck;
     try {
-      ack = await handler(change);
+      // Bounded, so that one handler that never answers does not hold every later property of the device.
+      ack = await withTimeout(handler(change), this.settings.commandTimeoutMs, () => new HandlerTimeout());
       validateAck(ack);
     } catch (err) {
+      if (err instanceof HandlerTimeout) {
+        this.log.warn(
+          { registrationId: this.registrationId, property: key, version: change.version, timeoutMs: this.settings.commandTimeoutMs },
+          "writable property handler did not answer in time; left pending (delivered again at the next connection)",
+        );
+        return;
+      }
       ack = { ac: 500, ad: errorMessage(err) };
     }
     if (this.session !== session) return; // dropped meanwhile: the next connection's twin read delivers it again
