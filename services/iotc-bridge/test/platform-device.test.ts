@@ -302,6 +302,28 @@ describe("an IoT Central device on the emulator", () => {
     expect(second.device.registration?.assignedHub).toBe(emu.hubHostName);
   });
 
+  it("the hub is trusted through `ca` when the default CAs lack its CA; without `ca` the untrusted hub is IotcNotConnectedError saying so", async () => {
+    const id = newId("trust");
+    const store = new MemoryStore();
+    const first = makeDevice(id, { store });
+    await first.device.open();
+    await first.device.close();
+    // From here no DPS (the store has the registration) and the default CAs no longer hold the emulator's.
+    tls.setDefaultCACertificates(defaultCas);
+    try {
+      const withCa = makeDevice(id, { store });
+      await withCa.device.open();
+      expect(withCa.device.state).toBe("connected");
+      await withCa.device.close();
+      const withoutCa = makeDevice(id, { store, ca: undefined });
+      const err = await withoutCa.device.open().catch((e) => e);
+      expect(err).toBeInstanceOf(IotcNotConnectedError);
+      expect(err.message).toMatch(/not trusted/);
+    } finally {
+      tls.setDefaultCACertificates([...defaultCas, emu.caPem]);
+    }
+  });
+
   it("a stored registration the hub refuses is registered again once, and the store updated", async () => {
     const id = newId("moved");
     const store = new MemoryStore();

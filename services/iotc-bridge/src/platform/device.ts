@@ -6,6 +6,7 @@
  * same MQTT session with a new token `tokenRenewalMarginSeconds` before expiry).
  */
 import { randomUUID } from "node:crypto";
+import tls from "node:tls";
 import { type BackoffPolicy, backoffDelay, retryAfterOf } from "@meridian/retry";
 import type { Client, Message, Twin as SdkTwin } from "azure-iot-device";
 import type { Mqtt } from "azure-iot-device-mqtt";
@@ -71,7 +72,7 @@ export interface IotcDeviceOptions {
   /** Default 900; less than tokenValiditySeconds. */
   tokenRenewalMarginSeconds?: number;
   /**
-   * PEM trust anchor for the hub's TLS (replaces the default CAs for that connection). DPS is trusted through the
+   * PEM trust anchor for the hub's TLS, trusted beside the default CAs. DPS is trusted through the
    * process's default CAs only (the SDK's DPS transport takes none): add an emulator's CA with
    * `tls.setDefaultCACertificates([...tls.getCACertificates("default"), caPem])`.
    */
@@ -343,7 +344,8 @@ class IotcDeviceClient implements IotcDevice {
       await client.setOptions({
         keepalive: this.settings.keepAliveSeconds,
         ...(this.settings.modelId === undefined ? {} : { modelId: this.settings.modelId }),
-        ...(this.settings.ca === undefined ? {} : { ca: this.settings.ca }),
+        // Beside the default CAs, not instead of them (a CA given for an emulator or a proxy must not untrust Azure's).
+        ...(this.settings.ca === undefined ? {} : { ca: [...tls.getCACertificates("default"), this.settings.ca].join("\n") }),
       } as never);
       await withTimeout(client.open(), timeoutMs, timeout("CONNECT"));
       signal?.throwIfAborted();
