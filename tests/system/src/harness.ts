@@ -77,9 +77,15 @@ function reportViolations(stream: NodeJS.ReadableStream): void {
   });
 }
 
+/** A file put into a container before it starts (a CA another container wrote, a secret). */
+export interface ContainerFile {
+  content: string;
+  target: string;
+}
+
 /**
  * A Meridian service (or emulator) container, ready when `readyPath` answers 200 on `port`. A service given a NATS_URL
- * and no NATS_USER logs in to the harness's NATS as its own user (natsLogin).
+ * and no NATS_USER logs in to the harness's NATS as its own user (natsLogin). `files` are readable by the service's user.
  */
 export async function startService(
   network: StartedNetwork,
@@ -89,6 +95,7 @@ export async function startService(
   port = 8080,
   readyPath = "/readyz",
   extraPorts: number[] = [],
+  files: ContainerFile[] = [],
 ): Promise<StartedTestContainer> {
   const image = await serviceImage(folder);
   // Services authenticate every call: they trust the test identities (TEST_KEYS), mounted as a file, unless told otherwise.
@@ -98,7 +105,10 @@ export async function startService(
   return image
     .withNetwork(network)
     .withNetworkAliases(alias)
-    .withCopyContentToContainer(service ? [{ content: JSON.stringify(testIdentities()), target: IDENTITIES_PATH, mode: 0o444 }] : [])
+    .withCopyContentToContainer([
+      ...(service ? [{ content: JSON.stringify(testIdentities()), target: IDENTITIES_PATH, mode: 0o444 }] : []),
+      ...files.map((f) => ({ ...f, mode: 0o444 })),
+    ])
     .withEnvironment({ PORT: String(port), ...(env.NATS_URL && !env.NATS_USER ? natsLogin(folder) : {}), ...auth, ...env })
     .withExposedPorts(port, ...extraPorts)
     .withWaitStrategy(Wait.forHttp(readyPath, port).forStatusCode(200))
