@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import tls from "node:tls";
 import { type IotcEmulator, startIotcEmulator } from "@meridian/emulator-iotc";
+import { until } from "@meridian/testing";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   deriveDeviceKey,
@@ -109,6 +110,20 @@ describe("register through DPS (SDK ProvisioningDeviceClient over MQTT)", () => 
     expect(err).toBeInstanceOf(IotcThrottledError);
     expect(err.retryable).toBe(true);
     expect(err.retryAfterMs).toBe(2000);
+  });
+
+  it("an aborted registration rejects with the signal's reason and the SDK stops registering (no request after the abort)", async () => {
+    const id = newId("aborted");
+    emu.setFault({ dpsThrottle: { count: 1000, retryAfterSeconds: 1 } });
+    const controller = new AbortController();
+    const pending = register(endpoint, id, { kind: "group_key", groupKey: emu.groupKey }, { signal: controller.signal });
+    await until(() => (device(id)?.registrations ?? 0) >= 2);
+    const reason = new Error("shutting down");
+    controller.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+    const after = device(id)?.registrations;
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(device(id)?.registrations).toBe(after);
   });
 
   it("DPS not reachable is IotcNotConnectedError (retryable)", async () => {
