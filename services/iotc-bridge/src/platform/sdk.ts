@@ -11,7 +11,6 @@ import { createRequire } from "node:module";
 import type * as CommonSdk from "azure-iot-common";
 import type * as DeviceSdk from "azure-iot-device";
 import type * as DeviceMqttSdk from "azure-iot-device-mqtt";
-import type * as MqttBaseSdk from "azure-iot-mqtt-base";
 import type * as ProvisioningSdk from "azure-iot-provisioning-device";
 import type * as ProvisioningMqttSdk from "azure-iot-provisioning-device-mqtt";
 import type * as SymmetricKeySdk from "azure-iot-security-symmetric-key";
@@ -31,8 +30,17 @@ export const provisioningMqtt = here("azure-iot-provisioning-device-mqtt") as ty
 export const symmetricKey = here("azure-iot-security-symmetric-key") as typeof SymmetricKeySdk;
 export const x509 = here("azure-iot-security-x509") as typeof X509Sdk;
 /** The copies the hub client and the DPS client use (the DPS transport brings its own). */
-export const hubMqttBase = requireFrom<typeof MqttBaseSdk>("azure-iot-device-mqtt", "azure-iot-mqtt-base");
-export const dpsMqttBase = requireFrom<typeof MqttBaseSdk>("azure-iot-provisioning-device-mqtt", "azure-iot-mqtt-base");
+/**
+ * azure-iot-mqtt-base is the SDK's own dependency, not this package's: it is loaded from the SDK packages that use it,
+ * and only its constructor (which takes an mqtt.js provider) is touched.
+ */
+interface MqttBaseModule {
+  MqttBase: new (mqttProvider: MqttJs) => MqttBase;
+}
+/** What the SDK transports take as their MQTT layer; opaque here. */
+export type MqttBase = { readonly __mqttBase?: never };
+const hubMqttBase = requireFrom<MqttBaseModule>("azure-iot-device-mqtt", "azure-iot-mqtt-base");
+const dpsMqttBase = requireFrom<MqttBaseModule>("azure-iot-provisioning-device-mqtt", "azure-iot-mqtt-base");
 export const common = requireFrom<typeof CommonSdk>("azure-iot-device", "azure-iot-common");
 
 const commonCopies: (typeof CommonSdk)[] = [
@@ -158,11 +166,11 @@ function observingProvider(mqtt: MqttJs, observations: WireObservations, gate?: 
 }
 
 /** A MqttBase for the hub connection (azure-iot-device-mqtt's copy) that observes and gates. */
-export function hubMqttBaseFor(observations: WireObservations, gate: InboundGate): MqttBaseSdk.MqttBase {
+export function hubMqttBaseFor(observations: WireObservations, gate: InboundGate): MqttBase {
   return new hubMqttBase.MqttBase(observingProvider(hubMqttJs, observations, gate));
 }
 
 /** A MqttBase for DPS (azure-iot-provisioning-device-mqtt's copy) that observes. */
-export function dpsMqttBaseFor(observations: WireObservations): MqttBaseSdk.MqttBase {
+export function dpsMqttBaseFor(observations: WireObservations): MqttBase {
   return new dpsMqttBase.MqttBase(observingProvider(dpsMqttJs, observations));
 }
