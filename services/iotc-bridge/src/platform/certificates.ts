@@ -69,8 +69,10 @@ export function issueDeviceCertificate(
   const now = options.now ?? new Date();
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
-  // Positive (leading byte below 0x80) and unique enough that two devices never share one.
-  cert.serialNumber = `0${randomBytes(15).toString("hex")}`;
+  // 16 random bytes, the first in 0x01..0x7f: positive and minimally encoded (DER), unique enough for every device.
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x7f) | 0x01;
+  cert.serialNumber = serial.toString("hex");
   // A minute back, so a hub whose clock is slightly behind does not see a certificate from the future.
   cert.validity.notBefore = new Date(now.getTime() - 60_000);
   cert.validity.notAfter = new Date(now.getTime() + days * 86_400_000);
