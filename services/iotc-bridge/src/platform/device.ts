@@ -323,6 +323,10 @@ class IotcDeviceClient implements IotcDevice {
             ...(gateway ? { gatewayHostName: gateway } : {}),
             x509: { cert: registration.credential.certificateChainPem, key: registration.credential.privateKeyPem },
           } as never);
+    // The SAS provider emits 'error' when a renewal fails; unheard, it would end the process. The drop that follows reconnects.
+    (auth as unknown as { on?(event: "error", cb: (err: Error) => void): void }).on?.("error", (err) =>
+      this.log.warn({ registrationId: this.registrationId, err: err.message }, "SAS token renewal failed"),
+    );
     const transport = new deviceMqtt.Mqtt(auth, base as never);
     const client = new device.Client(transport);
     session.client = client;
