@@ -378,6 +378,18 @@ class IotcDeviceClient implements IotcDevice {
       throw mapped;
     }
     this.session = session;
+    // The SDK's token renewal reconnects without subscribing again, trusting the hub to keep the session (clean=0).
+    // Should the hub answer that it kept none, nothing would arrive any more: connect anew, which subscribes.
+    observations.onConnack = (code, sessionPresent) => {
+      if (code !== 0 || sessionPresent || this.session !== session) return;
+      this.log.warn({ registrationId: this.registrationId }, "IoT Hub kept no session across the token renewal; reconnecting");
+      queueMicrotask(() =>
+        this.onDrop(
+          session,
+          new IotcNotConnectedError("IoT Hub kept no session across the token renewal", { registrationId: this.registrationId }),
+        ),
+      );
+    };
     this.log.info(
       { registrationId: this.registrationId, deviceId: registration.deviceId, assignedHub: registration.assignedHub },
       "connected to IoT Hub",

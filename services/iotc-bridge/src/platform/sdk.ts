@@ -82,7 +82,7 @@ export function isSdkError(err: unknown, name: SdkErrorName): boolean {
 
 /** The part of an mqtt.js client (v4, under the SDK) this module touches. */
 interface MqttJsClient {
-  on(event: "packetreceive", cb: (packet: { cmd: string; returnCode?: number; topic?: string }) => void): void;
+  on(event: "packetreceive", cb: (packet: { cmd: string; returnCode?: number; sessionPresent?: boolean; topic?: string }) => void): void;
   on(event: "error", cb: (err: Error & { code?: string | number }) => void): void;
   handleMessage(packet: { topic: string; qos?: number }, callback: (err?: Error) => void): void;
 }
@@ -95,6 +95,8 @@ interface MqttJs {
 export interface WireObservations {
   /** The last CONNACK's return code (0 accepted, 3 unavailable, 4/5 refused). */
   connackCode?: number;
+  /** Called on every CONNACK of the connection (the SDK's token renewal reconnects under the same MqttBase). */
+  onConnack?: (returnCode: number | undefined, sessionPresent: boolean) => void;
   /** The last socket-level error (ECONNREFUSED, a TLS verification failure, ...). */
   socketError?: Error & { code?: string | number };
   /** The last twin response: status and the reported `$version` it carried. */
@@ -129,8 +131,10 @@ function observingProvider(mqtt: MqttJs, observations: WireObservations, gate?: 
     connect(uri, options) {
       const client = mqtt.connect(uri, options);
       client.on("packetreceive", (packet) => {
-        if (packet.cmd === "connack") observations.connackCode = packet.returnCode;
-        else if (packet.cmd === "publish" && typeof packet.topic === "string") {
+        if (packet.cmd === "connack") {
+          observations.connackCode = packet.returnCode;
+          observations.onConnack?.(packet.returnCode, packet.sessionPresent === true);
+        } else if (packet.cmd === "publish" && typeof packet.topic === "string") {
           const topic = packet.topic;
           const twin = /^\$iothub\/twin\/res\/(\d+)\//.exec(topic);
           if (twin) {
