@@ -133,8 +133,11 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Whether a stored registration was made for this device and credential (and is whole: a store may hold anything). */
 function sameCredential(stored: DeviceRegistration, credential: DeviceCredential, registrationId: string): boolean {
-  if (stored.registrationId !== registrationId) return false;
+  if (stored.registrationId !== registrationId || typeof stored.assignedHub !== "string" || typeof stored.deviceId !== "string")
+    return false;
+  if (typeof stored.credential !== "object" || stored.credential === null) return false;
   if (stored.credential.kind === "sas") return deviceKeyOf(credential, registrationId) === stored.credential.deviceKey;
   return (
     credential.kind === "x509" &&
