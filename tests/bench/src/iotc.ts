@@ -348,8 +348,9 @@ async function main() {
             bridgeSettings: {
               IOTC_CONNECT_RATE: `${CONNECT_RATE} (the RSS phase: ${RSS_CONNECT_RATE})`,
               IOTC_MAX_DEVICES: Number(bridgeEnv.IOTC_MAX_DEVICES),
-              IOTC_MAX_IN_FLIGHT: 8,
-              IOTC_SINK_MAX_PARALLEL: 64,
+              // The bridge inherits this process's environment: an IOTC_* setting given to the bench reaches it.
+              IOTC_MAX_IN_FLIGHT: Number(process.env.IOTC_MAX_IN_FLIGHT ?? 8),
+              IOTC_SINK_MAX_PARALLEL: Number(process.env.IOTC_SINK_MAX_PARALLEL ?? 64),
             },
             emulator:
               "emulator-iotc in the bench's process (with the publisher and the bus client): MQTT/TLS on loopback, DPS answers 'assigning' once with retry-after 0",
