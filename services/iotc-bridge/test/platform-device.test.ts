@@ -187,6 +187,27 @@ describe("an IoT Central device on the emulator", () => {
     expect(emu.twin(id).reported.setpoint).toEqual({ value: 999, ac: 500, ad: "out of range", av: v });
   });
 
+  it("a handler that fails for now (retryable: its queue is down) leaves the change unacknowledged and is offered it again until it takes it", async () => {
+    const id = newId("retry");
+    let calls = 0;
+    const opened = makeDevice(id, {
+      reconnect: { initialMs: 100, maxMs: 200 },
+      handlers: {
+        writableProperty: async (change) => {
+          calls++;
+          if (calls < 3) throw Object.assign(new Error("NATS is not connected"), { retryable: true });
+          return { ac: 200, ad: "stored", value: change.value };
+        },
+      },
+    });
+    await opened.device.open();
+    const v = emu.updateDesired(id, { fan: 3 });
+    await until(() => emu.twin(id).reported.fan !== undefined, { timeoutMs: 10_000 });
+    // Never ac 500: nothing was acknowledged before the handler took the change.
+    expect(emu.twin(id).reported.fan).toEqual({ value: 3, ac: 200, ad: "stored", av: v });
+    expect(calls).toBe(3);
+  });
+
   it("a writable property handler that never answers is left pending after commandTimeoutMs; later properties still go through", async () => {
     const id = newId("stuck");
     const opened = makeDevice(id, {

@@ -50,8 +50,8 @@ export const deviceSettingsSchema = z
     registrationTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
     /** A CONNECT, PUBACK or twin response not there by then is a timeout. */
     operationTimeoutMs: z.number().int().min(1000).max(300_000).default(30_000),
-    /** IoT Central waits 30 s for a command's response. */
-    commandTimeoutMs: z.number().int().min(1000).max(300_000).default(30_000),
+    /** IoT Central waits 30 s for a command's response: 2 s less, so that the bridge's own 504 (saying why) reaches it, not the hub's. */
+    commandTimeoutMs: z.number().int().min(1000).max(300_000).default(28_000),
     /**
      * How long an offline command's handler may take. mqtt.js reads nothing else from the hub while a PUBACK is held,
      * so this is kept well under the keep-alive.

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import tls from "node:tls";
-import { type BackoffPolicy, backoffDelay, retryAfterOf } from "@meridian/retry";
+import { type BackoffPolicy, backoffDelay, isRetryable, retryAfterOf } from "@meridian/retry";
 import type { Client, Message, Twin as SdkTwin } from "azure-iot-device";
 import type { Mqtt } from "azure-iot-device-mqtt";
 import { deviceSettingsSchema, parseSettings, provisioningEndpointSchema } from "./config.js";
@@ -81,7 +81,7 @@ export interface IotcDeviceOptions {
   registrationTimeoutMs?: number;
   /** CONNECT, PUBACK and twin responses; default 30 000. */
   operationTimeoutMs?: number;
-  /** A command's deadline (IoT Central waits 30 s), and how long a writable property's handler may take; default 30 000. */
+  /** A command's deadline (IoT Central waits 30 s), and how long a writable property's handler may take; default 28 000. */
   commandTimeoutMs?: number;
   /** Default 10 000; see README "Offline commands". */
   offlineCommandTimeoutMs?: number;
@@ -584,13 +584,13 @@ class IotcDeviceClient implements IotcDevice {
     for (const change of writablePropertyChanges(patch, version)) void this.enqueueWritable(session, change);
   }
 
-  private enqueueWritable(session: Session, change: WritablePropertyChange): Promise<void> {
-    const run = this.propertyQueue.then(() => this.applyWritable(session, change));
+  private enqueueWritable(session: Session, change: WritablePropertyChange, attempt = 1): Promise<void> {
+    const run = this.propertyQueue.then(() => this.applyWritable(session, change, attempt));
     this.propertyQueue = run.catch(() => {});
     return this.propertyQueue;
   }
 
-  private async applyWritable(session: Session, change: WritablePropertyChange): Promise<void> {
+  private async applyWritable(session: Session, change: WritablePropertyChange, attempt = 1): Promise<void> {
     const key = `${change.component ?? ""}/${change.name}`;
     if ((this.acknowledged.get(key) ?? -1) >= change.version) return;
     const handler = this.handlers.writableProperty;
@@ -609,6 +609,21 @@ class IotcDeviceClient implements IotcDevice {
           { registrationId: this.registrationId, property: key, version: change.version, timeoutMs: this.settings.commandTimeoutMs },
           "writable property handler did not answer in time; left pending (delivered again at the next connection)",
         );
+        return;
+      }
+      if (isRetryable(err)) {
+        // The handler could not take the change now (its queue is down): it stays unacknowledged, so IoT Central keeps
+        // showing it pending, and it is offered again after a backoff while this connection lasts (and by the twin
+        // reconciliation of the next connection). An ac 500 would record av = this version and it would never come back.
+        const delayMs = retryAfterOf(err) ?? backoffDelay(attempt, this.backoff);
+        this.log.warn(
+          { registrationId: this.registrationId, property: key, version: change.version, attempt, delayMs, err: errorMessage(err) },
+          "writable property handler failed for now; left pending and offered again",
+        );
+        const timer = setTimeout(() => {
+          if (this.session === session) void this.enqueueWritable(session, change, attempt + 1);
+        }, delayMs);
+        timer.unref();
         return;
       }
       ack = { ac: 500, ad: errorMessage(err) };

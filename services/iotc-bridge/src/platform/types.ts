@@ -101,7 +101,10 @@ export interface OfflineCommand {
 }
 
 export interface DeviceHandlers {
-  /** Resolve with the ack to send; a rejection sends ac 500 with the error's message. */
+  /**
+   * Resolve with the ack to send. A rejection with a retryable error (`retryable: true`) leaves the change pending and
+   * offers it again after a backoff; any other rejection sends ac 500 with the error's message.
+   */
   writableProperty?(change: WritablePropertyChange): Promise<WritablePropertyAck>;
   command?(request: DirectMethodRequest): void;
   /** The message is completed (PUBACK) only once this resolves; a rejection leaves it to be delivered again. */
