@@ -74,7 +74,8 @@ export interface IotcDeviceOptions {
   /**
    * PEM trust anchor for the hub's TLS, trusted beside the default CAs. DPS is trusted through the
    * process's default CAs only (the SDK's DPS transport takes none): add an emulator's CA with
-   * `tls.setDefaultCACertificates([...tls.getCACertificates("default"), caPem])`.
+   * `tls.setDefaultCACertificates([...tls.getCACertificates("default"), caPem])`. Given here, each connection builds
+   * a TLS context of its own (about 1.2 MiB and 5 ms of CPU): for many devices, trust the CA process-wide instead.
    */
   ca?: string;
   /** Default 60 000. */
