@@ -103,7 +103,7 @@ async function iotcBridgeContainer(
     `await import("/app/${folder}/dist/platform/sdk.js")`,
   ).then(
     () => undefined,
-    (err: Error) => err.message.split("\n").find((l) => /Cannot find|Error/.test(l)) ?? err.message,
+    (err: Error) => /Cannot find (module|package) [^\n]*/.exec(err.message)?.[0] ?? err.message.slice(0, 500),
   );
   if (probe) {
     console.warn(`${folder}: its image cannot load its platform client (${probe}); running its dist from the host's build instead`);
@@ -250,6 +250,9 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
   }
 
   beforeAll(async () => {
+    // Every image at once: building them (docker build of the repository) is most of this file's time.
+    for (const folder of ["emulators/idigi", "emulators/iotc", "services/idigi-listener", "services/iotc-bridge", "services/gateway"])
+      serviceImage(folder).catch(() => {});
     network = await new Network().start();
     nats = await startNats(network);
     const iotcImage = await iotcEmulatorImage();
