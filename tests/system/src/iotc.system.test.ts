@@ -378,6 +378,10 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
         id: ROUTE,
         source: { platform: Platform.IDIGI, connection: monitorId },
         sink: { platform: Platform.IOT_CENTRAL, target: APPLICATION },
+        // The bridge makes the route's consumer when it sees the route: without a start it would begin at the first
+        // event after that, and events emitted in between would be the route's to miss. The monitor is new, so
+        // starting just before the route replays nothing else.
+        startTime: timestampFromDate(new Date(Date.now() - 1000)),
       },
     });
     await untilUp("an active push session", async () =>
