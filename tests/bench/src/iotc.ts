@@ -15,6 +15,11 @@
  *     opened at BENCH_IOTC_RSS_CONNECT_RATE.
  * IOTC_CONNECT_RATE is raised to BENCH_IOTC_CONNECT_RATE (default 1000/s, the setting's bound) so that the connect
  * figures are the bridge's and the emulator's, not the limiter's. The defaults keep the run near 4-5 minutes on 2 cores.
+ *
+ * To profile: BENCH_IOTC_PHASES=throughput (a comma list of throughput, latency, connect, rss; latency runs on the
+ * throughput phase's route and devices, so it needs it) runs only those phases; BENCH_IOTC_CPU_PROF=<dir> starts every
+ * bridge process under `node --cpu-prof`, writing its profile into <dir> when it exits, and prints the sustained
+ * throughput window on the monotonic clock the profile's timestamps use, so that a reader can keep only its samples.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -50,6 +55,11 @@ const RSS_CONNECT_RATE = Number(process.env.BENCH_IOTC_RSS_CONNECT_RATE ?? 50);
 const RAW_MESSAGES = Number(process.env.BENCH_RAW_MESSAGES ?? 30_000);
 /** Latency phase: publish every TICK_MS, RATE × TICK_MS / 1000 events per tick. */
 const TICK_MS = 10;
+const PHASE_NAMES = ["throughput", "latency", "connect", "rss"] as const;
+type Phase = (typeof PHASE_NAMES)[number];
+const PHASES = phasesFrom(process.env.BENCH_IOTC_PHASES);
+/** A directory: each bridge process runs under --cpu-prof and writes its .cpuprofile there as it exits. */
+const CPU_PROF_DIR = process.env.BENCH_IOTC_CPU_PROF || undefined;
 const APPLICATION = "bench";
 const CONNECTION = "bench";
 const logger = pino({ level: "warn" });
@@ -105,6 +115,22 @@ class Arrivals {
   }
 }
 
+function phasesFrom(raw: string | undefined): Set<Phase> {
+  if (raw === undefined || raw.trim() === "") return new Set(PHASE_NAMES);
+  const phases = new Set<Phase>();
+  for (const name of raw.split(",").map((p) => p.trim())) {
+    if (!(PHASE_NAMES as readonly string[]).includes(name))
+      throw new Error(`BENCH_IOTC_PHASES: unknown phase "${name}" (phases: ${PHASE_NAMES.join(", ")})`);
+    phases.add(name as Phase);
+  }
+  if (phases.has("latency") && !phases.has("throughput"))
+    throw new Error("BENCH_IOTC_PHASES: latency runs on the throughput phase's route and devices; list throughput too");
+  return phases;
+}
+
+/** Now on CLOCK_MONOTONIC in µs: the clock of a V8 .cpuprofile's startTime, endTime and timeDeltas on Linux. */
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
+
 function deviceEvents(from: number, count: number): TelemetryEvent[] {
   return Array.from({ length: count }, (_, k) => sampleEvent(from + k, `dev-${(from + k) % DEVICES}`, CONNECTION));
 }
@@ -150,7 +176,15 @@ async function main() {
   const startBridge = (connectRate = CONNECT_RATE, trust: "iotc-ca-file" | "process-wide" = "iotc-ca-file") => {
     const { IOTC_CA_FILE: _, ...withoutCaFile } = bridgeEnv;
     const env = trust === "iotc-ca-file" ? bridgeEnv : { ...withoutCaFile, NODE_EXTRA_CA_CERTS: caFile };
-    return startProcess("iotc-bridge", "services/iotc-bridge", { ...env, IOTC_CONNECT_RATE: String(connectRate) }, `${url}/readyz`);
+    const profile: Record<string, string> = CPU_PROF_DIR
+      ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${CPU_PROF_DIR}`.trim() }
+      : {};
+    return startProcess(
+      "iotc-bridge",
+      "services/iotc-bridge",
+      { ...env, ...profile, IOTC_CONNECT_RATE: String(connectRate) },
+      `${url}/readyz`,
+    );
   };
   let bridge: RunningProcess | undefined;
   try {
@@ -167,70 +201,110 @@ async function main() {
       },
     });
 
-    const raw = await measureRawBus(bus, RAW_MESSAGES, logger);
+    const results: Record<string, unknown> = {};
+    const warmup = WARMUP_PER_DEVICE * DEVICES;
 
     // 1. Throughput. The warm-up and the events are on the bus before the route exists; the route starts at them.
-    const warmup = WARMUP_PER_DEVICE * DEVICES;
-    const backlogStart = new Date();
-    const t = performance.now();
-    await publish(bus, 0, warmup + EVENTS);
-    const publishMs = performance.now() - t;
-    await routeBucket(bus).put(
-      "bench-iotc",
-      create(RouteSchema, {
-        id: "bench-iotc",
-        source: { platform: Platform.API, connection: CONNECTION },
-        sink: { platform: Platform.IOT_CENTRAL, target: APPLICATION },
-        startTime: timestampFromDate(backlogStart),
-      }),
-    );
-    const warmStart = performance.now();
-    const warmEnd = await arrivals.reach(warmup, 300_000);
-    const connected = emu.devices().filter((d) => d.deviceId.startsWith(`${CONNECTION}-`) && d.connected).length;
-    const c1 = arrivals.count;
-    const bridgeCpu1 = bridge.cpuSeconds();
-    const benchCpu1 = process.cpuUsage();
-    const t1 = performance.now();
-    const t2 = await arrivals.reach(warmup + EVENTS, 600_000);
-    const bridgeCpu2 = bridge.cpuSeconds();
-    const benchCpu = process.cpuUsage(benchCpu1);
-    const sustained = warmup + EVENTS - c1;
-    const sustainedMs = t2 - t1;
-    const eventsPerSec = rate(sustained, sustainedMs);
-    await until(async () => (await consumerBacklog(bus, routeConsumerName("bench-iotc", Platform.IOT_CENTRAL)))?.ackPending === 0, {
-      timeoutMs: 30_000,
-      what: "the route's messages all acknowledged",
-    });
-    const extra = arrivals.count - (warmup + EVENTS);
+    if (PHASES.has("throughput")) {
+      const raw = await measureRawBus(bus, RAW_MESSAGES, logger);
+      const backlogStart = new Date();
+      const t = performance.now();
+      await publish(bus, 0, warmup + EVENTS);
+      const publishMs = performance.now() - t;
+      await routeBucket(bus).put(
+        "bench-iotc",
+        create(RouteSchema, {
+          id: "bench-iotc",
+          source: { platform: Platform.API, connection: CONNECTION },
+          sink: { platform: Platform.IOT_CENTRAL, target: APPLICATION },
+          startTime: timestampFromDate(backlogStart),
+        }),
+      );
+      const warmStart = performance.now();
+      const warmEnd = await arrivals.reach(warmup, 300_000);
+      const connected = emu.devices().filter((d) => d.deviceId.startsWith(`${CONNECTION}-`) && d.connected).length;
+      const c1 = arrivals.count;
+      const bridgeCpu1 = bridge.cpuSeconds();
+      const benchCpu1 = process.cpuUsage();
+      const t1 = performance.now();
+      const m1 = monotonicMicros();
+      const t2 = await arrivals.reach(warmup + EVENTS, 600_000);
+      const m2 = monotonicMicros();
+      const bridgeCpu2 = bridge.cpuSeconds();
+      const benchCpu = process.cpuUsage(benchCpu1);
+      const sustained = warmup + EVENTS - c1;
+      const sustainedMs = t2 - t1;
+      const eventsPerSec = rate(sustained, sustainedMs);
+      await until(async () => (await consumerBacklog(bus, routeConsumerName("bench-iotc", Platform.IOT_CENTRAL)))?.ackPending === 0, {
+        timeoutMs: 30_000,
+        what: "the route's messages all acknowledged",
+      });
+      const extra = arrivals.count - (warmup + EVENTS);
+      results.rawBus = raw;
+      results.throughput = {
+        devices: DEVICES,
+        devicesConnectedAfterWarmup: connected,
+        warmupEvents: warmup,
+        warmupSeconds: seconds(warmEnd - warmStart),
+        events: sustained,
+        seconds: seconds(sustainedMs),
+        sustainedAtLeast30s: sustainedMs >= 30_000,
+        eventsPerSec,
+        ratioToRawPublish: Number((eventsPerSec / raw.publishPerSec).toFixed(3)),
+        ratioToRawConsumeAck: Number((eventsPerSec / raw.consumeAckPerSec).toFixed(3)),
+        receivedMoreThanOnce: extra,
+        backlogPublishPerSec: rate(warmup + EVENTS, publishMs),
+        cpuMicrosPerEvent: {
+          bridgeProcess: Math.round(((bridgeCpu2 - bridgeCpu1) * 1e6) / sustained),
+          benchProcess: Math.round((benchCpu.user + benchCpu.system) / sustained),
+          benchProcessHolds: "the emulator (TLS, MQTT, JSON parse) and the bench; nats-server is in neither figure",
+        },
+        ...(CPU_PROF_DIR ? { profileWindowMonotonicMicros: { from: m1, to: m2, pid: bridge.proc.pid } } : {}),
+      };
+    }
 
     // 2. Latency at a fixed rate, through the same route and devices.
-    const perTick = Math.max(1, Math.round((RATE * TICK_MS) / 1000));
-    const ticks = Math.round((SECONDS * 1000) / TICK_MS);
-    let next = warmup + EVENTS;
-    let behind = 0;
-    const pending = new Set<Promise<unknown>>();
-    const latStart = performance.now();
-    for (let k = 0; k < ticks; k++) {
-      const wait = latStart + k * TICK_MS - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      else behind++;
-      const batch = deviceEvents(next, perTick);
-      next += perTick;
-      const at = performance.now();
-      for (const e of batch) arrivals.published.set(e.id, at);
-      const p = bus.publishEvents(batch);
-      pending.add(p);
-      void p.finally(() => pending.delete(p));
+    if (PHASES.has("latency")) {
+      const perTick = Math.max(1, Math.round((RATE * TICK_MS) / 1000));
+      const ticks = Math.round((SECONDS * 1000) / TICK_MS);
+      let next = warmup + EVENTS;
+      let behind = 0;
+      const pending = new Set<Promise<unknown>>();
+      const latStart = performance.now();
+      for (let k = 0; k < ticks; k++) {
+        const wait = latStart + k * TICK_MS - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        else behind++;
+        const batch = deviceEvents(next, perTick);
+        next += perTick;
+        const at = performance.now();
+        for (const e of batch) arrivals.published.set(e.id, at);
+        const p = bus.publishEvents(batch);
+        pending.add(p);
+        void p.finally(() => pending.delete(p));
+      }
+      await Promise.all(pending);
+      const latPublishSeconds = seconds(performance.now() - latStart);
+      const latSent = perTick * ticks;
+      await until(() => arrivals.latencies.length >= latSent, {
+        timeoutMs: 60_000,
+        intervalMs: 20,
+        what: "the latency phase's events",
+      }).catch(() => {});
+      const latencies = [...arrivals.latencies].sort((a, b) => a - b);
+      results.latency = {
+        ratePerSec: RATE,
+        seconds: SECONDS,
+        publishSeconds: latPublishSeconds,
+        ticksBehind: behind,
+        sent: latSent,
+        received: arrivals.latencies.length,
+        what: "bus publish (before the call) → the emulator's receipt of that message id (its PUBACK follows at once)",
+        p50Ms: Number(percentile(latencies, 50).toFixed(1)),
+        p99Ms: Number(percentile(latencies, 99).toFixed(1)),
+        maxMs: Number((latencies.at(-1) ?? 0).toFixed(1)),
+      };
     }
-    await Promise.all(pending);
-    const latPublishSeconds = seconds(performance.now() - latStart);
-    const latSent = perTick * ticks;
-    await until(() => arrivals.latencies.length >= latSent, {
-      timeoutMs: 60_000,
-      intervalMs: 20,
-      what: "the latency phase's events",
-    }).catch(() => {});
-    const latencies = [...arrivals.latencies].sort((a, b) => a - b);
 
     // 3. Connect rate, cold (DPS, then the hub) and warm (after a restart: the registration from KV, the hub only).
     const connectIds = Array.from({ length: Math.max(CONNECT_DEVICES, RSS_DEVICES) }, (_, i) => `conn-${i}`);
@@ -306,12 +380,20 @@ async function main() {
         },
       };
     };
-    await bridge.stop();
-    bridge = await startBridge();
-    const cold = await connectAll(api, connectIds.slice(0, CONNECT_DEVICES));
-    await bridge.stop();
-    bridge = await startBridge();
-    const warm = await connectAll(api, connectIds.slice(0, CONNECT_DEVICES));
+    if (PHASES.has("connect")) {
+      await bridge.stop();
+      bridge = await startBridge();
+      const cold = await connectAll(api, connectIds.slice(0, CONNECT_DEVICES));
+      await bridge.stop();
+      bridge = await startBridge();
+      const warm = await connectAll(api, connectIds.slice(0, CONNECT_DEVICES));
+      results.connect = {
+        connectRateSetting: CONNECT_RATE,
+        via: "RegisterDevice for every device at once, each case in a bridge process just started (the limiter spaces the opens)",
+        cold,
+        warmAfterRestart: warm,
+      };
+    }
 
     // 4. RSS with RSS_DEVICES connected, from a fresh process, with each way of trusting the emulator's CA. The first
     // time the devices past CONNECT_DEVICES register with DPS; the second time (IOTC_CA_FILE, as compose runs it) all
@@ -333,8 +415,17 @@ async function main() {
         benchProcessMiBDelta: mib(process.memoryUsage().rss - benchBefore),
       };
     };
-    const rssProcessWide = await rssPhase("process-wide");
-    const rssCaFile = await rssPhase("iotc-ca-file");
+    if (PHASES.has("rss")) {
+      const rssProcessWide = await rssPhase("process-wide");
+      const rssCaFile = await rssPhase("iotc-ca-file");
+      results.rss = {
+        devices: RSS_DEVICES,
+        connectRateSetting: RSS_CONNECT_RATE,
+        note: "the bridge's own process, 5 s after the last device connected; the emulator's side of the connections is in the bench process's delta",
+        emulatorCaProcessWide: rssProcessWide,
+        emulatorCaByIotcCaFile: rssCaFile,
+      };
+    }
 
     console.log(
       JSON.stringify(
@@ -356,51 +447,9 @@ async function main() {
               "emulator-iotc in the bench's process (with the publisher and the bus client): MQTT/TLS on loopback, DPS answers 'assigning' once with retry-after 0",
             eventBytes: "≈300 on the bus (4 points, 2 attributes), one event per bus message = one telemetry message",
           },
-          rawBus: raw,
-          throughput: {
-            devices: DEVICES,
-            devicesConnectedAfterWarmup: connected,
-            warmupEvents: warmup,
-            warmupSeconds: seconds(warmEnd - warmStart),
-            events: sustained,
-            seconds: seconds(sustainedMs),
-            sustainedAtLeast30s: sustainedMs >= 30_000,
-            eventsPerSec,
-            ratioToRawPublish: Number((eventsPerSec / raw.publishPerSec).toFixed(3)),
-            ratioToRawConsumeAck: Number((eventsPerSec / raw.consumeAckPerSec).toFixed(3)),
-            receivedMoreThanOnce: extra,
-            backlogPublishPerSec: rate(warmup + EVENTS, publishMs),
-            cpuMicrosPerEvent: {
-              bridgeProcess: Math.round(((bridgeCpu2 - bridgeCpu1) * 1e6) / sustained),
-              benchProcess: Math.round((benchCpu.user + benchCpu.system) / sustained),
-              benchProcessHolds: "the emulator (TLS, MQTT, JSON parse) and the bench; nats-server is in neither figure",
-            },
-          },
-          latency: {
-            ratePerSec: RATE,
-            seconds: SECONDS,
-            publishSeconds: latPublishSeconds,
-            ticksBehind: behind,
-            sent: latSent,
-            received: arrivals.latencies.length,
-            what: "bus publish (before the call) → the emulator's receipt of that message id (its PUBACK follows at once)",
-            p50Ms: Number(percentile(latencies, 50).toFixed(1)),
-            p99Ms: Number(percentile(latencies, 99).toFixed(1)),
-            maxMs: Number((latencies.at(-1) ?? 0).toFixed(1)),
-          },
-          connect: {
-            connectRateSetting: CONNECT_RATE,
-            via: "RegisterDevice for every device at once, each case in a bridge process just started (the limiter spaces the opens)",
-            cold,
-            warmAfterRestart: warm,
-          },
-          rss: {
-            devices: RSS_DEVICES,
-            connectRateSetting: RSS_CONNECT_RATE,
-            note: "the bridge's own process, 5 s after the last device connected; the emulator's side of the connections is in the bench process's delta",
-            emulatorCaProcessWide: rssProcessWide,
-            emulatorCaByIotcCaFile: rssCaFile,
-          },
+          phases: [...PHASES],
+          ...(CPU_PROF_DIR ? { cpuProfiles: CPU_PROF_DIR } : {}),
+          ...results,
         },
         null,
         2,
