@@ -278,14 +278,24 @@ export class DeviceManager {
     await this.close(victim, "disconnected");
   }
 
+  /**
+   * Notes activity. The idle timer is not reset here (that was two timer operations per message): when it fires it
+   * looks at the last activity and waits out the rest of the idle time.
+   */
   private touch(e: DeviceEntry): void {
     e.lastActivity = new Date();
-    if (e.idleTimer) clearTimeout(e.idleTimer);
+    if (!e.idleTimer) this.armIdle(e, e.idleSeconds * 1000);
+  }
+
+  private armIdle(e: DeviceEntry, ms: number): void {
     e.idleTimer = setTimeout(() => {
+      e.idleTimer = undefined;
       if (e.inFlight > 0) return this.touch(e);
+      const left = (e.lastActivity?.getTime() ?? 0) + e.idleSeconds * 1000 - Date.now();
+      if (left > 0) return this.armIdle(e, left);
       this.o.logger.info({ application: e.applicationId, device: e.deviceId, idleSeconds: e.idleSeconds }, "idle device disconnected");
       void this.close(e, "disconnected");
-    }, e.idleSeconds * 1000);
+    }, ms);
     e.idleTimer.unref();
   }
 

@@ -17,6 +17,8 @@ const MISCONFIGURED_RETRY_MS = 30_000;
 /** The route options this sink reads; any other is refused (in the route's status), so a typo is not silently ignored. */
 export const ROUTE_OPTIONS = new Set(["device_id_template", "component"]);
 const COMPONENT = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+/** Bounds the sink's cache of device ids by source; past it the cache starts over. */
+const MAX_DEVICE_IDS_CACHED = 10_000;
 
 export interface SinkCounters {
   received: number;
@@ -68,6 +70,15 @@ export class RouteSink {
   private running: Promise<void> | undefined;
   readonly drainThrough: number | undefined;
   private readonly log: Logger;
+  /** The route's options are fixed for the sink's life (a changed route gets a new sink): checked once. */
+  private readonly optionsProblem: string | undefined;
+  /** Device id by template and source name: the same few sources send every message. */
+  private readonly deviceIds = new Map<string, string>();
+  /** Deliveries being worked on, with when they started: the long ones are kept from redelivery (keepWorking). */
+  private readonly inProgress = new Map<Delivery, number>();
+  private keepWorkingTimer: NodeJS.Timeout | undefined;
+  /** Acknowledgements settled since the last flush: sent together, one bus write for many messages. */
+  private acks: Delivery[] = [];
 
   constructor(
     readonly route: Route,
@@ -75,6 +86,7 @@ export class RouteSink {
   ) {
     this.log = deps.logger.child({ route: route.id });
     this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
+    this.optionsProblem = routeOptionsProblem(route.options);
     this.consumer = new DurableConsumer(deps.bus, {
       durable: routeConsumerName(route.id, Platform.IOT_CENTRAL),
       existingOnly: this.drainThrough !== undefined,
@@ -92,9 +104,19 @@ export class RouteSink {
   }
 
   start(): void {
-    this.running ??= this.loop().catch((err) => {
-      if (!this.ac.signal.aborted) this.log.error({ err }, "route sink stopped");
-    });
+    if (this.running) return;
+    // A third of the ack wait: a delivery still in progress is marked working before the server would redeliver it.
+    const every = Math.max(100, Math.floor(this.deps.ackWaitMs / 3));
+    this.keepWorkingTimer = setInterval(() => this.keepWorking(every), every);
+    this.keepWorkingTimer.unref();
+    this.running = this.loop()
+      .catch((err) => {
+        if (!this.ac.signal.aborted) this.log.error({ err }, "route sink stopped");
+      })
+      .finally(() => {
+        clearInterval(this.keepWorkingTimer);
+        this.flushAcks();
+      });
   }
 
   async stop(): Promise<void> {
@@ -104,20 +126,49 @@ export class RouteSink {
 
   /** Up to maxParallel deliveries at once: a device that waits (connecting, throttled) does not hold the others. */
   private async loop(): Promise<void> {
-    const working = new Set<Promise<void>>();
+    let working = 0;
+    let slotFree: (() => void) | undefined;
+    let allDone: (() => void) | undefined;
     for await (const d of this.consumer.deliveries(this.ac.signal)) {
-      const p = this.settle(d).finally(() => working.delete(p));
-      working.add(p);
-      if (working.size >= this.deps.maxParallel) await Promise.race(working);
+      working++;
+      void this.settle(d).finally(() => {
+        working--;
+        slotFree?.();
+        slotFree = undefined;
+        if (working === 0) allDone?.();
+      });
+      if (working >= this.deps.maxParallel) await new Promise<void>((r) => (slotFree = r));
     }
-    await Promise.all(working);
+    if (working > 0) await new Promise<void>((r) => (allDone = r));
+  }
+
+  /**
+   * Marks working the deliveries in progress for longer than `olderThanMs` (a device registering, connecting or
+   * throttled), so that the server does not redeliver a message still being sent. One sweep for the route rather than
+   * a bus write per message: nearly every message is done long before.
+   */
+  private keepWorking(olderThanMs: number): void {
+    const before = Date.now() - olderThanMs;
+    for (const [d, since] of this.inProgress) if (since <= before) d.working();
+  }
+
+  private ackSoon(d: Delivery): void {
+    if (this.acks.push(d) === 1) setImmediate(() => this.flushAcks());
+  }
+
+  /** The bus client writes what is queued within one turn together: acks made one by one as PUBACKs arrive would not be. */
+  private flushAcks(): void {
+    const acks = this.acks;
+    this.acks = [];
+    for (const d of acks) d.ack();
   }
 
   /** As the bus's DurableConsumer.run settles, for deliveries worked on in parallel. */
   private async settle(d: Delivery): Promise<void> {
+    this.inProgress.set(d, Date.now());
     try {
       await this.deliver(d);
-      d.ack();
+      this.ackSoon(d);
     } catch (err) {
       if (err instanceof PermanentError) {
         await d.deadLetter(err.message, err.detail);
@@ -126,6 +177,8 @@ export class RouteSink {
       const hint = retryHintOf(err);
       this.log.warn({ err: (err as Error).message, seq: d.streamSequence, deliveries: d.deliveryCount }, "delivery failed; will retry");
       d.retry(hint?.ms);
+    } finally {
+      this.inProgress.delete(d);
     }
   }
 
@@ -135,13 +188,26 @@ export class RouteSink {
     this.counters.lastErrorTime = new Date();
   }
 
+  private deviceIdOf(template: string, source: Parameters<typeof deviceIdFor>[1]): string {
+    // Each part with its length: no two different sources (or templates) share a key, whatever characters they hold.
+    const { platform, connection, device } = source;
+    const key = `${template.length}:${template}${platform}:${connection.length}:${connection}${device}`;
+    let id = this.deviceIds.get(key);
+    if (id === undefined) {
+      id = deviceIdFor(template, source);
+      if (this.deviceIds.size >= MAX_DEVICE_IDS_CACHED) this.deviceIds.clear();
+      this.deviceIds.set(key, id);
+    }
+    return id;
+  }
+
   async deliver(d: Delivery): Promise<void> {
     // Published after the route was deleted: not its backlog. Acknowledged unsent, so the drain can end.
     if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) return;
     const first = d.batch.events[0];
     if (!first?.source) return;
     try {
-      const problem = routeOptionsProblem(this.route.options);
+      const problem = this.optionsProblem;
       if (problem) throw new RetryableError(`route ${this.route.id}: ${problem}`, MISCONFIGURED_RETRY_MS);
       let app: ApplicationRecord;
       try {
@@ -155,7 +221,7 @@ export class RouteSink {
       const template = this.route.options["device_id_template"] || app.deviceIdTemplate || DEFAULT_DEVICE_ID_TEMPLATE;
       const component = this.route.options["component"] || undefined;
       const source = sourceName(first.source);
-      const deviceId = deviceIdFor(template, first.source);
+      const deviceId = this.deviceIdOf(template, first.source);
       await this.deps.applications.store.claim(app.id, deviceId, source);
       let skipped = 0;
       const sends: Promise<void>[] = [];
@@ -168,7 +234,6 @@ export class RouteSink {
         skipped += m.skipped;
         sends.push(this.deps.devices.sendTelemetry(app.id, deviceId, m.payload, m.options));
       }
-      d.working();
       // Every send settles before the message does: a refusal of one must not leave the others unawaited.
       const results = await Promise.allSettled(sends);
       const refused = results.find((r) => r.status === "rejected" && isRefusal(r.reason));

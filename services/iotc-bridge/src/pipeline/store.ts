@@ -83,6 +83,15 @@ export interface DeviceRecord {
 export class IotcStore {
   readonly applications: KvBucket<ApplicationRecord>;
   readonly devices: KvBucket<DeviceRecord>;
+  /**
+   * Claims this instance made or read, by device key: every route message claims its device, and reading the record
+   * each time was a KV round trip per message. Only a repeat of the same source is answered from here; what this
+   * store writes or deletes drops the entry, and a change made by another process is seen within CLAIM_CACHE_MS.
+   */
+  private readonly claimed = new Map<string, { source: string; at: number }>();
+  static readonly CLAIM_CACHE_MS = 5000;
+  /** Bounds the claim cache; past it the cache starts over (a re-read per device, nothing else). */
+  static readonly MAX_CLAIMS_CACHED = 100_000;
 
   constructor(
     bus: Bus,
@@ -179,11 +188,15 @@ export class IotcStore {
   }
 
   putDevice(record: DeviceRecord): Promise<void> {
-    return this.devices.put(IotcStore.deviceKey(record.applicationId, record.deviceId), record);
+    const key = IotcStore.deviceKey(record.applicationId, record.deviceId);
+    if (this.claimed.get(key)?.source !== record.source) this.claimed.delete(key);
+    return this.devices.put(key, record);
   }
 
   deleteDevice(applicationId: string, deviceId: string): Promise<boolean> {
-    return this.devices.delete(IotcStore.deviceKey(applicationId, deviceId));
+    const key = IotcStore.deviceKey(applicationId, deviceId);
+    this.claimed.delete(key);
+    return this.devices.delete(key);
   }
 
   /** The application's device records, by device id. */
@@ -199,35 +212,43 @@ export class IotcStore {
 
   async deleteDevices(applicationId: string): Promise<number> {
     let n = 0;
+    for (const key of this.claimed.keys()) if (key.startsWith(`${applicationId}.`)) this.claimed.delete(key);
     for (const key of await this.devices.keys()) if (key.startsWith(`${applicationId}.`) && (await this.devices.delete(key))) n++;
     return n;
   }
 
   /**
-   * The record of the device a source stands for, made when absent. The first source to claim an id holds it: another
+   * Makes `source` the holder of the device's record (made when absent). The first source to claim an id holds it: another
    * source whose name normalises to the same id is refused (DeviceIdCollisionError) rather than mixed into its
    * telemetry. A device made through the API (no source) is taken by the first route that names it.
    */
-  async claim(applicationId: string, deviceId: string, source: string): Promise<DeviceRecord> {
+  async claim(applicationId: string, deviceId: string, source: string): Promise<void> {
+    const key = IotcStore.deviceKey(applicationId, deviceId);
+    const hit = this.claimed.get(key);
+    if (hit && hit.source === source && Date.now() - hit.at < IotcStore.CLAIM_CACHE_MS) return;
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.getDevice(applicationId, deviceId);
       if (existing) {
-        if (existing.source === source) return existing;
+        if (existing.source === source) return this.remember(key, source);
         if (existing.source) throw new DeviceIdCollisionError(deviceId, existing.source, source);
-        const claimed = { ...existing, source };
-        await this.putDevice(claimed);
-        return claimed;
+        await this.putDevice({ ...existing, source });
+        return this.remember(key, source);
       }
       const record: DeviceRecord = { applicationId, deviceId, source, createTime: new Date().toISOString() };
       try {
-        await this.devices.create(IotcStore.deviceKey(applicationId, deviceId), record);
-        return record;
+        await this.devices.create(key, record);
+        return this.remember(key, source);
       } catch (err) {
         // Another instance (or delivery) made it first: read what it made.
         if (!(err instanceof KeyExistsError)) throw err;
       }
     }
     throw new DeviceIdCollisionError(deviceId, "(being claimed)", source);
+  }
+
+  private remember(key: string, source: string): void {
+    if (this.claimed.size >= IotcStore.MAX_CLAIMS_CACHED) this.claimed.clear();
+    this.claimed.set(key, { source, at: Date.now() });
   }
 
   private static deviceBinding(app: ApplicationSettings, deviceId: string, kind: string): (string | number | boolean)[] {
