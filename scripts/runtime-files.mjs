@@ -63,6 +63,9 @@ while (pending.length > 0) {
     ...Object.keys(manifest.peerDependencies ?? {}),
   ]);
   for (const name of names) {
+    // Type declarations only: nothing loads them at run time, and .dockerignore keeps them out of the build context
+    // (some packages, e.g. mqtt, list @types/* among their production dependencies).
+    if (name.startsWith("@types/")) continue;
     const at = installedAt(name, dir);
     if (!at) {
       // An optional dependency for another platform, or an optional peer, is legitimately absent.
