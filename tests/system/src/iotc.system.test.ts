@@ -128,6 +128,15 @@ async function iotcBridgeContainer(
 }
 
 /**
+ * Starts containers together; each assigns itself as it starts, and all have settled before a failure is thrown, so
+ * that afterAll stops every one that did start.
+ */
+async function together(...starts: Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(starts)).find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+/**
  * iDigi emulator → idigi-listener → NATS → iotc-bridge → IoT Central emulator (DPS, IoT Hub over MQTT/TLS), and back
  * from the emulator's application API (commands, writable properties) to callers of the gateway; every container built
  * from this repository, set up only through the gateway and observed through the emulators' own surfaces.
@@ -256,7 +265,7 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
     network = await new Network().start();
     nats = await startNats(network);
     const iotcImage = await iotcEmulatorImage();
-    [idigiEmulator, iotcEmulator] = await Promise.all([
+    await together(
       startService(
         network,
         "emulators/idigi",
@@ -269,7 +278,9 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
         },
         8080,
         "/_emulator/state",
-      ),
+      ).then((c) => {
+        idigiEmulator = c;
+      }),
       iotcImage
         .withNetwork(network)
         .withNetworkAliases("iotc-emulator")
@@ -288,8 +299,11 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
         // Ready = its HTTPS listener answers; the CA is not trusted yet (it is read from the container next).
         .withWaitStrategy(Wait.forHttp("/_emulator/health", 8443).usingTls().allowInsecure().forStatusCode(200))
         .withStartupTimeout(90_000)
-        .start(),
-    ]);
+        .start()
+        .then((c) => {
+          iotcEmulator = c;
+        }),
+    );
     // The CA file the emulator wrote at start, as compose shares it through a volume.
     const ca = await iotcEmulator.exec(["cat", `${EMULATOR_CA_DIR}/ca.pem`]);
     expect(ca.exitCode, ca.output).toBe(0);
@@ -297,7 +311,7 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
     expect(emulatorCa).toMatch(/^-----BEGIN CERTIFICATE-----/);
 
     const natsEnv = { NATS_URL: "nats://nats:4222" };
-    [idigiListener, iotcBridge] = await Promise.all([
+    await together(
       startService(
         network,
         "services/idigi-listener",
@@ -311,11 +325,15 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
           IDIGI_ALLOW_INSECURE: "true",
         },
         8082,
-      ),
+      ).then((c) => {
+        idigiListener = c;
+      }),
       iotcBridgeContainer(network, { ...natsEnv, IOTC_CREDENTIALS_KEY, IOTC_CA_FILE: BRIDGE_CA_FILE }, [
         { content: emulatorCa, target: BRIDGE_CA_FILE },
-      ]),
-    ]);
+      ]).then((c) => {
+        iotcBridge = c;
+      }),
+    );
     gateway = await startService(network, "services/gateway", "gateway", {
       ...natsEnv,
       IDIGI_LISTENER_URL: "http://idigi-listener:8082",
