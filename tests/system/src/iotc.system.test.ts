@@ -62,9 +62,9 @@ interface EmulatorTelemetry {
 /**
  * The IoT Central emulator's image. STOPGAP: on 2026-11-30 it does not build (scripts/runtime-files.mjs stops with
  * "not installed: @types/readable-stream, @types/ws (dependencies of mqtt and of mqtt-packet's bl)": .dockerignore
- * leaves node_modules/@types out of the build context, and aedes reaches those type-only packages as production
- * dependencies). Until it does, the emulator runs its host-built dist from the repository mounted read-only into the
- * base image, and says so; the services under test always run from their own images.
+ * leaves node_modules/@types out of the build context, and those type-only packages are production dependencies of
+ * mqtt, which the emulator's package.json lists though its src never imports it, and of aedes' mqtt-packet). Until it
+ * builds, the emulator runs its host-built dist from the repository mounted read-only into the base image, and says so.
  */
 async function iotcEmulatorImage(): Promise<GenericContainer> {
   try {
