@@ -311,9 +311,13 @@ export class DeviceManager {
 
   /** Sends one telemetry message as the device; resolves once IoT Hub acknowledged it. */
   async sendTelemetry(applicationId: string, deviceId: string, payload: Record<string, unknown>, options: TelemetryOptions): Promise<void> {
-    const device = await this.open(applicationId, deviceId);
-    const e = this.entries.get(key(applicationId, deviceId))!;
-    await this.acquire(e);
+    const k = key(applicationId, deviceId);
+    const known = this.entries.get(k)?.device;
+    // A connected device is used as it is (what open() would return, without its awaits): nearly every message's case.
+    const device = known?.state === "connected" ? known : await this.open(applicationId, deviceId);
+    const e = this.entries.get(k)!;
+    if (e.inFlight < this.o.maxInFlight) e.inFlight++;
+    else await this.acquire(e);
     try {
       await device.sendTelemetry(payload, options);
       e.messagesSent++;

@@ -211,7 +211,7 @@ export class RouteSink {
       if (problem) throw new RetryableError(`route ${this.route.id}: ${problem}`, MISCONFIGURED_RETRY_MS);
       let app: ApplicationRecord;
       try {
-        app = await this.deps.applications.get(this.applicationId);
+        app = this.deps.applications.cached(this.applicationId) ?? (await this.deps.applications.get(this.applicationId));
       } catch (err) {
         // Kept on the bus until the application is created (declared later, or a route made first).
         if (err instanceof ApplicationNotFoundError)
@@ -222,7 +222,8 @@ export class RouteSink {
       const component = this.route.options["component"] || undefined;
       const source = sourceName(first.source);
       const deviceId = this.deviceIdOf(template, first.source);
-      await this.deps.applications.store.claim(app.id, deviceId, source);
+      const store = this.deps.applications.store;
+      if (!store.holds(app.id, deviceId, source)) await store.claim(app.id, deviceId, source);
       let skipped = 0;
       const sends: Promise<void>[] = [];
       for (const event of d.batch.events) {
@@ -234,11 +235,14 @@ export class RouteSink {
         skipped += m.skipped;
         sends.push(this.deps.devices.sendTelemetry(app.id, deviceId, m.payload, m.options));
       }
-      // Every send settles before the message does: a refusal of one must not leave the others unawaited.
-      const results = await Promise.allSettled(sends);
-      const refused = results.find((r) => r.status === "rejected" && isRefusal(r.reason));
-      const failed = refused ?? results.find((r) => r.status === "rejected");
-      if (failed) throw (failed as PromiseRejectedResult).reason;
+      if (sends.length === 1) await sends[0];
+      else {
+        // Every send settles before the message does: a refusal of one must not leave the others unawaited.
+        const results = await Promise.allSettled(sends);
+        const refused = results.find((r) => r.status === "rejected" && isRefusal(r.reason));
+        const failed = refused ?? results.find((r) => r.status === "rejected");
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+      }
       this.counters.received += d.batch.events.length;
       this.counters.delivered += sends.length;
       this.counters.skipped += skipped;

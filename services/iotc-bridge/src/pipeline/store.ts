@@ -223,9 +223,8 @@ export class IotcStore {
    * telemetry. A device made through the API (no source) is taken by the first route that names it.
    */
   async claim(applicationId: string, deviceId: string, source: string): Promise<void> {
+    if (this.holds(applicationId, deviceId, source)) return;
     const key = IotcStore.deviceKey(applicationId, deviceId);
-    const hit = this.claimed.get(key);
-    if (hit && hit.source === source && Date.now() - hit.at < IotcStore.CLAIM_CACHE_MS) return;
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.getDevice(applicationId, deviceId);
       if (existing) {
@@ -244,6 +243,12 @@ export class IotcStore {
       }
     }
     throw new DeviceIdCollisionError(deviceId, "(being claimed)", source);
+  }
+
+  /** Whether `source` is known (from the claim cache) to hold the device: claim() would answer at once. */
+  holds(applicationId: string, deviceId: string, source: string): boolean {
+    const hit = this.claimed.get(IotcStore.deviceKey(applicationId, deviceId));
+    return hit !== undefined && hit.source === source && Date.now() - hit.at < IotcStore.CLAIM_CACHE_MS;
   }
 
   private remember(key: string, source: string): void {

@@ -162,9 +162,10 @@ export function toJson(value: unknown, field: string): string {
  * The size IoT Hub counts for a device-to-cloud message: the body and every property's name and value (system
  * properties such as `$.mid`, `$.ct`, `$.ce`, `$.sub` included), in UTF-8 bytes.
  */
-export function telemetrySize(body: string | Buffer, properties: Record<string, string>): number {
+export function telemetrySize(body: string | Buffer, ...propertySets: Record<string, string>[]): number {
   let bytes = typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.length;
-  for (const [k, v] of Object.entries(properties)) bytes += Buffer.byteLength(k, "utf8") + Buffer.byteLength(v, "utf8");
+  for (const properties of propertySets)
+    for (const k in properties) bytes += Buffer.byteLength(k, "utf8") + Buffer.byteLength(properties[k]!, "utf8");
   return bytes;
 }
 

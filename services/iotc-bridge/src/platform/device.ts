@@ -114,14 +114,21 @@ function isPermanent(err: unknown): boolean {
   );
 }
 
+/** Without Promise.race and finally: one promise instead of four, on every telemetry message. */
 function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(onTimeout()), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
 
 function callback<T = void>(run: (done: (err?: Error | null, result?: T) => void) => void): Promise<T> {
@@ -502,7 +509,7 @@ class IotcDeviceClient implements IotcDevice {
     if (creationTime) appProperties["iothub-creation-time-utc"] = creationTime.toISOString();
     const systemProperties: Record<string, string> = { "$.mid": messageId, "$.ct": "application/json", "$.ce": "utf-8" };
     if (component !== undefined) systemProperties["$.sub"] = component;
-    checkSize(telemetrySize(body, { ...systemProperties, ...appProperties }), MAX_TELEMETRY_BYTES, this.registrationId);
+    checkSize(telemetrySize(body, systemProperties, appProperties), MAX_TELEMETRY_BYTES, this.registrationId);
 
     const session = this.requireSession();
     const message = new device.Message(body);
