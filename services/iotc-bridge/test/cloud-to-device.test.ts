@@ -3,7 +3,7 @@
  * connection is a fake DirectMethodRequest (the end-to-end run through the IoT Central emulator is another test).
  */
 import { create, fromBinary, fromJson, toJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, createClient } from "@connectrpc/connect";
 import { Bus, STREAMS } from "@meridian/bus";
 import { CommandResponseSchema, CommandSchema } from "@meridian/contracts/meridian/command/v1/command_pb";
@@ -111,6 +111,25 @@ describe("cloud to device across two bridge instances", () => {
     await busA?.close();
     await busB?.close();
     await nats?.stop();
+  });
+
+  it("WatchCommands with start_time also delivers a command stored before the watch was subscribed; without it, only later ones", async () => {
+    const before = new Date(Date.now() - 1000);
+    const { request } = directMethod("purge", { line: 2 }, 30_000);
+    a.handlers(APP, "boiler-9", "completed").command!(request);
+    await until(() => a.pendingCommands > 0, { timeoutMs: 10_000, intervalMs: 25 });
+    await busA.connection().flush();
+    const replay = await watching(busB, (signal) =>
+      client.watchCommands({ applicationId: APP, deviceId: "boiler-9", startTime: timestampFromDate(before) }, { signal }),
+    );
+    const live = await watching(busB, (signal) => client.watchCommands({ applicationId: APP, deviceId: "boiler-9" }, { signal }));
+    await until(() => replay.items.length === 1, { timeoutMs: 10_000, intervalMs: 25 });
+    expect(replay.items[0]!.command!.name).toBe("purge");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(live.items).toEqual([]);
+    replay.stop();
+    live.stop();
+    await client.respondCommand({ applicationId: APP, requestId: replay.items[0]!.command!.requestId, status: 200 });
   });
 
   it("a command reaches WatchCommands, and a response through the other instance's RespondCommand answers it once", async () => {

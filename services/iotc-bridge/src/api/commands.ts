@@ -1,5 +1,5 @@
 import { create, toJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type Bus, BusUnavailableError, MAX_REQUEST_ID_LENGTH } from "@meridian/bus";
 import {
@@ -33,12 +33,18 @@ export function commandHandlers({ cloudToDevice, bus, applications }: CommandHan
   }
 
   /** An optional filter: empty application or device means every one. */
-  function validateFilter(req: { applicationId: string; deviceId: string }): void {
+  function validateFilter(req: { applicationId: string; deviceId: string; startTime?: Timestamp }): void {
     const v = new Violations();
     if (req.applicationId) v.applicationId("application_id", req.applicationId);
     if (req.deviceId) v.deviceId("device_id", req.deviceId);
+    v.time("start_time", req.startTime);
     v.throwIfAny();
   }
+
+  const from = (req: { startTime?: Timestamp }, ctx: HandlerContext) => ({
+    signal: ctx.signal,
+    ...(req.startTime ? { startTime: timestampDate(req.startTime) } : {}),
+  });
 
   /** Follows a bus watch until the caller leaves or the server stops; then the stream simply ends. */
   async function* follow<T, R>(items: AsyncIterable<T>, ctx: HandlerContext, wrap: (item: T) => R): AsyncGenerator<R> {
@@ -61,9 +67,7 @@ export function commandHandlers({ cloudToDevice, bus, applications }: CommandHan
       validateFilter(req);
       await known(req.applicationId);
       if (!bus.connected) throw new BusUnavailableError();
-      yield* follow(bus.watchCommands(filter(req), { signal: ctx.signal }), ctx, (command) =>
-        create(WatchCommandsResponseSchema, { command }),
-      );
+      yield* follow(bus.watchCommands(filter(req), from(req, ctx)), ctx, (command) => create(WatchCommandsResponseSchema, { command }));
     },
 
     async respondCommand(req, ctx) {
@@ -89,7 +93,7 @@ export function commandHandlers({ cloudToDevice, bus, applications }: CommandHan
       validateFilter(req);
       await known(req.applicationId);
       if (!bus.connected) throw new BusUnavailableError();
-      yield* follow(bus.watchWritableProperties(filter(req), { signal: ctx.signal }), ctx, (update) =>
+      yield* follow(bus.watchWritableProperties(filter(req), from(req, ctx)), ctx, (update) =>
         create(WatchPropertiesResponseSchema, { update }),
       );
     },
