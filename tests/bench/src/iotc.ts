@@ -20,6 +20,8 @@
  * throughput phase's route and devices, so it needs it) runs only those phases; BENCH_IOTC_CPU_PROF=<dir> starts every
  * bridge process under `node --cpu-prof`, writing its profile into <dir> when it exits, and prints the sustained
  * throughput window on the monotonic clock the profile's timestamps use, so that a reader can keep only its samples.
+ * BENCH_IOTC_BRIDGE_DIR runs the bridge from another package folder (relative to the repository), e.g. an earlier
+ * revision's build, for a before/after comparison under the same conditions.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -60,6 +62,8 @@ type Phase = (typeof PHASE_NAMES)[number];
 const PHASES = phasesFrom(process.env.BENCH_IOTC_PHASES);
 /** A directory: each bridge process runs under --cpu-prof and writes its .cpuprofile there as it exits. */
 const CPU_PROF_DIR = process.env.BENCH_IOTC_CPU_PROF || undefined;
+/** The bridge's package folder (its dist/main.js runs), relative to the repository: another revision's build to compare. */
+const BRIDGE_DIR = process.env.BENCH_IOTC_BRIDGE_DIR || "services/iotc-bridge";
 const APPLICATION = "bench";
 const CONNECTION = "bench";
 const logger = pino({ level: "warn" });
@@ -179,12 +183,7 @@ async function main() {
     const profile: Record<string, string> = CPU_PROF_DIR
       ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${CPU_PROF_DIR}`.trim() }
       : {};
-    return startProcess(
-      "iotc-bridge",
-      "services/iotc-bridge",
-      { ...env, ...profile, IOTC_CONNECT_RATE: String(connectRate) },
-      `${url}/readyz`,
-    );
+    return startProcess("iotc-bridge", BRIDGE_DIR, { ...env, ...profile, IOTC_CONNECT_RATE: String(connectRate) }, `${url}/readyz`);
   };
   let bridge: RunningProcess | undefined;
   try {
@@ -448,6 +447,7 @@ async function main() {
             eventBytes: "≈300 on the bus (4 points, 2 attributes), one event per bus message = one telemetry message",
           },
           phases: [...PHASES],
+          ...(BRIDGE_DIR === "services/iotc-bridge" ? {} : { bridgeDir: BRIDGE_DIR }),
           ...(CPU_PROF_DIR ? { cpuProfiles: CPU_PROF_DIR } : {}),
           ...results,
         },
