@@ -11,24 +11,10 @@ import { IotcBridgeService, WritablePropertyAck } from "@meridian/contracts/meri
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { expectCode, TEST_KEYS, testCredential, testIdentities, until } from "@meridian/testing";
-import { GenericContainer, Network, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
+import { expectCode, TEST_KEYS, testCredential, until } from "@meridian/testing";
+import { Network, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  baseUrl,
-  type ContainerFile,
-  containerLogs,
-  docker,
-  imageTag,
-  NATS_USERS,
-  NODE_IMAGE,
-  natsLogin,
-  REPO_ROOT,
-  serviceImage,
-  startNats,
-  startService,
-  untilUp,
-} from "./harness.js";
+import { baseUrl, containerLogs, docker, NATS_USERS, serviceImage, startNats, startService, untilUp } from "./harness.js";
 
 /**
  * Secrets of this run: the emulator's enrollment-group key (given to the bridge through the gateway), its application
@@ -57,74 +43,6 @@ interface EmulatorTelemetry {
   deviceId: string;
   messageId?: string;
   json?: unknown;
-}
-
-/**
- * The IoT Central emulator's image. STOPGAP: on 2026-11-30 it does not build (scripts/runtime-files.mjs stops with
- * "not installed: @types/readable-stream, @types/ws (dependencies of mqtt and of mqtt-packet's bl)": .dockerignore
- * leaves node_modules/@types out of the build context, and those type-only packages are production dependencies of
- * mqtt, which the emulator's package.json lists though its src never imports it, and of aedes' mqtt-packet). Until it
- * builds, the emulator runs its host-built dist from the repository mounted read-only into the base image, and says so.
- */
-async function iotcEmulatorImage(): Promise<GenericContainer> {
-  try {
-    return await serviceImage("emulators/iotc");
-  } catch (err) {
-    console.warn(`emulators/iotc: its image did not build (${(err as Error).message}); running its dist from the host's build instead`);
-    return new GenericContainer(NODE_IMAGE)
-      .withBindMounts([{ source: REPO_ROOT, target: "/repo", mode: "ro" }])
-      .withUser("1000:1000")
-      .withCommand(["node", "/repo/emulators/iotc/dist/main.js"]);
-  }
-}
-
-/**
- * iotc-bridge's container. STOPGAP: on 2026-11-30 its image starts and exits with "Cannot find module
- * 'azure-iot-device'" (services/iotc-bridge/package.json declares none of the Azure IoT SDK packages that
- * src/platform/sdk.ts requires, so scripts/runtime-files.mjs leaves them out). The image is asked first whether it can
- * load its platform client; until it can, the bridge runs its host-built dist (the repository mounted read-only into the
- * base image), as the same user, with the same settings, files and port, and the test says so.
- */
-async function iotcBridgeContainer(
-  network: StartedNetwork,
-  env: Record<string, string>,
-  files: ContainerFile[],
-): Promise<StartedTestContainer> {
-  const folder = "services/iotc-bridge";
-  let image = await serviceImage(folder);
-  const probe = await docker(
-    "run",
-    "--rm",
-    "--entrypoint",
-    "node",
-    imageTag(folder),
-    "--input-type=module",
-    "-e",
-    `await import("/app/${folder}/dist/platform/sdk.js")`,
-  ).then(
-    () => undefined,
-    (err: Error) => /Cannot find (module|package) [^\n]*/.exec(err.message)?.[0] ?? err.message.slice(0, 500),
-  );
-  if (probe) {
-    console.warn(`${folder}: its image cannot load its platform client (${probe}); running its dist from the host's build instead`);
-    image = new GenericContainer(NODE_IMAGE)
-      .withBindMounts([{ source: REPO_ROOT, target: "/repo", mode: "ro" }])
-      .withUser("1000:1000")
-      .withCommand(["node", `/repo/${folder}/dist/main.js`]);
-  }
-  const identities = "/tmp/meridian-test-identities.json";
-  return image
-    .withNetwork(network)
-    .withNetworkAliases("iotc-bridge")
-    .withCopyContentToContainer([
-      { content: JSON.stringify(testIdentities()), target: identities, mode: 0o444 },
-      ...files.map((f) => ({ ...f, mode: 0o444 })),
-    ])
-    .withEnvironment({ PORT: "8084", AUTH_IDENTITIES_FILE: identities, ...natsLogin(folder), ...env })
-    .withExposedPorts(8084)
-    .withWaitStrategy(Wait.forHttp("/readyz", 8084).forStatusCode(200))
-    .withStartupTimeout(90_000)
-    .start();
 }
 
 /**
@@ -264,7 +182,7 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
       serviceImage(folder).catch(() => {});
     network = await new Network().start();
     nats = await startNats(network);
-    const iotcImage = await iotcEmulatorImage();
+    const iotcImage = await serviceImage("emulators/iotc");
     await together(
       startService(
         network,
@@ -328,9 +246,16 @@ describe("system: iDigi → NATS → IoT Central through the gateway", () => {
       ).then((c) => {
         idigiListener = c;
       }),
-      iotcBridgeContainer(network, { ...natsEnv, IOTC_CREDENTIALS_KEY, IOTC_CA_FILE: BRIDGE_CA_FILE }, [
-        { content: emulatorCa, target: BRIDGE_CA_FILE },
-      ]).then((c) => {
+      startService(
+        network,
+        "services/iotc-bridge",
+        "iotc-bridge",
+        { ...natsEnv, IOTC_CREDENTIALS_KEY, IOTC_CA_FILE: BRIDGE_CA_FILE },
+        8084,
+        "/readyz",
+        [],
+        [{ content: emulatorCa, target: BRIDGE_CA_FILE }],
+      ).then((c) => {
         iotcBridge = c;
       }),
     );
