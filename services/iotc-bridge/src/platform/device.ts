@@ -42,7 +42,7 @@ import {
 import { type DeviceLogger, silentLogger } from "./logger.js";
 import { deviceKeyOf, register, validateCredential } from "./provisioning.js";
 import { validateRegistrationId } from "./registration-id.js";
-import { common, device, deviceMqtt, hubMqttBaseFor, type WireObservations } from "./sdk.js";
+import { common, device, deviceMqtt, hubMqttBaseFor, presetUserAgent, type WireObservations } from "./sdk.js";
 import { hubError, twinError } from "./sdk-errors.js";
 import type {
   DeviceConnectionState,
@@ -362,6 +362,7 @@ class IotcDeviceClient implements IotcDevice {
         // Beside the default CAs, not instead of them (a CA given for an emulator or a proxy must not untrust Azure's).
         ...(this.settings.ca === undefined ? {} : { ca: [...tls.getCACertificates("default"), this.settings.ca].join("\n") }),
       } as never);
+      await presetUserAgent(transport);
       await withTimeout(client.open(), timeoutMs, timeout("CONNECT"));
       signal?.throwIfAborted();
       // Desired updates before the twin GET: a patch between the two is then applied twice (acks are idempotent) rather than missed.

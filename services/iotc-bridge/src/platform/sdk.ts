@@ -69,6 +69,28 @@ try {
   // Not nested in this install: the copies above cover it.
 }
 
+/**
+ * The user agent the hub transport sends (`DeviceClientType`), made once per process. Each fresh transport asks
+ * azure-iot-common for it, which on Linux runs `lsb_release -a` through a shell (getos) until a first answer is cached:
+ * devices connecting at once before then each start one (bench:iotc's 100 devices: 64 runs of ~14 processes each). The
+ * string is the SDK's own, only made once.
+ */
+let userAgent: Promise<string> | undefined;
+export function sdkUserAgent(): Promise<string> {
+  userAgent ??= device.getUserAgentString("");
+  return userAgent;
+}
+
+/** Gives a hub transport the process's user agent, so that it does not make its own (see sdkUserAgent). */
+export async function presetUserAgent(transport: object): Promise<void> {
+  const t = transport as { _userAgentString?: string };
+  try {
+    t._userAgentString ??= await sdkUserAgent();
+  } catch {
+    // Left to the transport, which makes its own as before.
+  }
+}
+
 export type SdkErrorName = keyof typeof CommonSdk.errors;
 
 /** Whether `err` is an instance of the SDK's error class `name` (from any installed copy of azure-iot-common). */
