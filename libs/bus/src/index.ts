@@ -45,6 +45,13 @@ export {
   serviceStatusBucket,
   startStatusReporter,
 } from "./mesh.js";
+export {
+  pipelineCounters,
+  type RouteSink,
+  type RouteSinkCounters,
+  RouteSinks,
+  type RouteSinksOptions,
+} from "./route-sinks.js";
 export { parseServers, redactUrl, type ServerList } from "./servers.js";
 export {
   type CloudToDeviceFilter,

@@ -1,0 +1,227 @@
+/** The routes bucket turned into running sinks: the one route manager every sink service uses. */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Route, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
+import type { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { sleep } from "@meridian/retry";
+import type { Logger } from "pino";
+import type { Bus } from "./bus.js";
+import { type ConsumerBacklog, deleteConsumer, deliveredThrough, routeConsumerName } from "./consumer.js";
+import { routeBucket } from "./mesh.js";
+
+/** How often a draining route's consumer is asked whether its backlog is delivered. */
+const DRAIN_CHECK_INTERVAL_MS = 1000;
+
+/** What a sink has done since it started; `PipelineCounters` in the status reports. */
+export interface RouteSinkCounters {
+  received: number;
+  delivered: number;
+  skipped: number;
+  failed: number;
+  lastError?: string | undefined;
+  lastErrorTime?: Date | undefined;
+}
+
+/** One route's sink as RouteSinks runs it: a service's own class, on the route's durable consumer. */
+export interface RouteSink {
+  readonly route: Route;
+  /** A DRAINING route's last stream sequence (what it still delivers); undefined otherwise. */
+  readonly drainThrough: number | undefined;
+  readonly consumer: {
+    backlog(): Promise<ConsumerBacklog | undefined>;
+    delete(): Promise<ConsumerBacklog | undefined>;
+  };
+  readonly counters: RouteSinkCounters;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export interface RouteSinksOptions<S extends RouteSink> {
+  bus: Bus;
+  /** The sink platform whose routes are this service's (with a non-empty target). */
+  platform: Platform;
+  logger: Logger;
+  /** Makes the sink of a wanted route; it is started right after. */
+  create(route: Route): S;
+  /**
+   * What else of the route the sink depends on (e.g. its options), beyond source, target and drain: a change of it
+   * restarts the sink.
+   */
+  fingerprint?(route: Route): string;
+  /** Log fields naming what the sink writes to, for the "started" line. */
+  describe?(sink: S): Record<string, unknown>;
+  /**
+   * Whether list() and counters() keep a drained route's sink (stopped, its consumer deleted) until the route leaves
+   * the bucket. Default false: only sinks that run or drain.
+   */
+  listDrained?: boolean;
+}
+
+interface Running<S> {
+  sink: S;
+  fingerprint: string;
+  /** Stops the drain watch of a draining route. */
+  drain?: AbortController;
+  /** The drain is over and the consumer gone; kept until the gateway removes the route, so it is not drained twice. */
+  drained?: boolean;
+}
+
+/**
+ * Watches the `routes` bucket and runs one sink per route of this service's platform (non-empty target) that is
+ * enabled or DRAINING: started when the route appears, restarted when it changes, stopped when it is disabled or
+ * leaves the platform. A route the gateway marks DRAINING (deleted without purge) keeps its sink, disabled or not,
+ * until everything up to the delete is delivered; then its consumer is deleted, which tells the gateway the drain is
+ * over (it removes the route). A route gone from the bucket (purged, or drained) takes whatever consumer is left with
+ * it. All of this state is on the bus (the route, the consumer), so a restart in the middle of a drain carries on.
+ */
+export class RouteSinks<S extends RouteSink> {
+  private readonly sinks = new Map<string, Running<S>>();
+  private readonly ac = new AbortController();
+  private watching: Promise<void> | undefined;
+  /** Serialises starts and stops. */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: RouteSinksOptions<S>) {}
+
+  start(): void {
+    this.watching ??= this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    const signal = this.ac.signal;
+    const log = this.o.logger.child({ component: "routes" });
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await this.o.bus.ready;
+        for await (const { key, value } of routeBucket(this.o.bus).watch(signal)) {
+          attempt = 1;
+          this.enqueue(key, () => this.apply(key, value));
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        log.warn({ err, attempt }, "watching routes failed; retrying");
+      }
+      await sleep(Math.min(5000, 250 * attempt), signal).catch(() => {});
+    }
+  }
+
+  private enqueue(key: string, fn: () => Promise<void>): void {
+    this.queue = this.queue.then(fn).catch((err) => this.o.logger.error({ err, route: key }, "applying a route change failed"));
+  }
+
+  private async apply(key: string, route: Route | undefined): Promise<void> {
+    if (this.ac.signal.aborted) return;
+    const current = this.sinks.get(key);
+    const draining = route?.state === RouteState.DRAINING;
+    const ours = route !== undefined && route.sink?.platform === this.o.platform && route.sink.target !== "";
+    // Deleting a route means "deliver what it holds, then go": a disabled route drains too.
+    const wanted = ours && (draining || !route.disabled);
+    const fingerprint = wanted
+      ? JSON.stringify({
+          s: route.source,
+          t: route.sink?.target,
+          d: draining ? String(route.drain?.lastSequence) : "",
+          x: this.o.fingerprint?.(route) ?? "",
+        })
+      : "";
+    if (current && current.fingerprint === fingerprint) return;
+    if (current) {
+      current.drain?.abort();
+      await current.sink.stop();
+      this.sinks.delete(key);
+      this.o.logger.info({ route: key }, "route sink stopped");
+    }
+    if (route === undefined) {
+      // Gone from the bucket: purged (the gateway already dropped the consumer) or drained. A consumer left over, e.g.
+      // re-declared by a sink that had not heard of the purge yet, goes too.
+      const left = await deleteConsumer(this.o.bus, routeConsumerName(key, this.o.platform)).catch((err) => {
+        this.o.logger.warn({ err, route: key }, "deleting a deleted route's consumer failed");
+        return undefined;
+      });
+      if (left) this.o.logger.info({ route: key, pending: left.pending + left.ackPending }, "route deleted: its durable consumer deleted");
+      return;
+    }
+    if (!wanted) return;
+    const sink = this.o.create(route);
+    const running: Running<S> = { sink, fingerprint };
+    this.sinks.set(key, running);
+    sink.start();
+    this.o.logger.info({ route: key, ...this.o.describe?.(sink), draining }, "route sink started");
+    if (sink.drainThrough !== undefined) {
+      running.drain = new AbortController();
+      void this.watchDrain(key, running, sink.drainThrough, AbortSignal.any([this.ac.signal, running.drain.signal]));
+    }
+  }
+
+  /** Waits until everything up to `lastSequence` is delivered (or the consumer is gone), then ends the drain. */
+  private async watchDrain(key: string, running: Running<S>, lastSequence: number, signal: AbortSignal): Promise<void> {
+    const log = this.o.logger.child({ route: key });
+    log.info({ lastSequence }, "route deleted: delivering its backlog before its durable consumer is deleted");
+    while (!signal.aborted) {
+      await sleep(DRAIN_CHECK_INTERVAL_MS, signal).catch(() => {});
+      if (signal.aborted) return;
+      try {
+        const backlog = await running.sink.consumer.backlog();
+        if (backlog && !deliveredThrough(backlog, lastSequence)) continue;
+      } catch (err) {
+        log.warn({ err }, "reading a draining route's consumer failed; trying again");
+        continue;
+      }
+      this.enqueue(key, () => this.endDrain(key, running));
+      return;
+    }
+  }
+
+  private async endDrain(key: string, running: Running<S>): Promise<void> {
+    // Stopping: the drain is on the bus, the next start ends it.
+    if (this.sinks.get(key) !== running || this.ac.signal.aborted) return;
+    // Everything up to the delete is acknowledged: what the sink still pulls came later, and goes with the consumer.
+    await running.sink.stop();
+    const held = await running.sink.consumer.delete();
+    running.drained = true;
+    const { delivered, failed } = running.sink.counters;
+    if (held)
+      this.o.logger.info(
+        { route: key, delivered, failed, publishedAfterDelete: held.pending + held.ackPending },
+        "route drained: its backlog is delivered and its durable consumer deleted",
+      );
+    else
+      this.o.logger.info(
+        { route: key, delivered, failed },
+        "route drained: its durable consumer was already gone (purged, or drained by another instance)",
+      );
+  }
+
+  /** The sinks that run, draining ones included (and drained ones with `listDrained`). */
+  list(): S[] {
+    return [...this.sinks.values()].filter((r) => this.o.listDrained || !r.drained).map((r) => r.sink);
+  }
+
+  counters(): PipelineCounters[] {
+    return this.list().map((s) => pipelineCounters(s.route.id, s.counters));
+  }
+
+  /** Stops watching and every sink (each hands back what it has not sent). */
+  async stop(): Promise<void> {
+    this.ac.abort(new Error("stopping"));
+    await this.queue;
+    await Promise.all([...this.sinks.values()].map((r) => r.sink.stop()));
+    this.sinks.clear();
+    await this.watching;
+  }
+}
+
+/** A sink's counters as the status report carries them; `pending` where the service counts it. */
+export function pipelineCounters(name: string, c: RouteSinkCounters, pending?: number): PipelineCounters {
+  return create(PipelineCountersSchema, {
+    name,
+    received: BigInt(c.received),
+    delivered: BigInt(c.delivered),
+    skipped: BigInt(c.skipped),
+    failed: BigInt(c.failed),
+    ...(pending !== undefined ? { pending: BigInt(pending) } : {}),
+    lastError: c.lastError ?? "",
+    ...(c.lastErrorTime ? { lastErrorTime: timestampFromDate(c.lastErrorTime) } : {}),
+  });
+}
