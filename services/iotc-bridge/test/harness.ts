@@ -40,6 +40,8 @@ export class FakeCentral {
   /** Faults the next sends answer with. */
   sendFaults: Array<"throttled" | "not_connected"> = [];
   openFaults: Array<"throttled"> = [];
+  /** How long each open takes (a slow DPS or hub). */
+  openDelayMs = 0;
 
   readonly createDevice = (o: IotcDeviceOptions): IotcDevice => {
     this.made.push(o);
@@ -57,6 +59,7 @@ export class FakeCentral {
       async open(opts) {
         state = "connecting";
         o.handlers?.state?.("connecting");
+        if (central.openDelayMs > 0) await new Promise((r) => setTimeout(r, central.openDelayMs));
         if (central.openFaults.shift() === "throttled") throw new IotcThrottledError("DPS 429", 20);
         if (central.disabled.has(o.registrationId)) {
           state = "failed";

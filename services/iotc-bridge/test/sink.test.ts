@@ -23,11 +23,11 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-function bridge(central: FakeCentral, instance: string): Promise<IotcBridge> {
+function bridge(central: FakeCentral, instance: string, settings: Record<string, string> = {}): Promise<IotcBridge> {
   return startForTest(
     startIotcBridge,
     iotcBridgeConfig,
-    { NATS_URL: nats.url, INSTANCE_ID: instance, IOTC_CREDENTIALS_KEY: CREDENTIALS_KEY, IOTC_CONNECT_RATE: "1000" },
+    { NATS_URL: nats.url, INSTANCE_ID: instance, IOTC_CREDENTIALS_KEY: CREDENTIALS_KEY, IOTC_CONNECT_RATE: "1000", ...settings },
     { createDevice: central.createDevice, redeliveryBackoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 }, failureHoldMs: 100 },
   );
 }
@@ -134,6 +134,30 @@ it("a restart connects from the cached registrations: no device registers again"
     await until(() => new Set(central.messageIds()).size >= 20, { timeoutMs: 10_000, what: "messages after the restart" });
     expect(Object.fromEntries(central.registrations)).toEqual({ "hall-a": 1, "hall-b": 1 });
     expect(Object.fromEntries(central.opens)).toEqual({ "hall-a": 2, "hall-b": 2 });
+  } finally {
+    await svc.stop();
+  }
+});
+
+it("a message whose device takes longer than IOTC_SINK_ACK_WAIT_MS to connect is not redelivered meanwhile: sent once", async () => {
+  const central = new FakeCentral();
+  central.openDelayMs = 2500;
+  const svc = await bridge(central, "sink-slow", { IOTC_SINK_ACK_WAIT_MS: "1000" });
+  try {
+    await api(svc.service.url).createApplication({
+      application: { id: "slow", idScope: "0ne00000003", enrollmentGroup: { credential: { case: "groupKey", value: GROUP_KEY } } },
+    });
+    await routeInto(bus, "into-slow", "kiln", "slow");
+    await bus.publishEvents(events("kiln", "k1", 0, 1));
+    await until(() => central.sent.length >= 1, { timeoutMs: 10_000, what: "the message sent" });
+    await until(async () => (await consumerBacklog(bus, routeConsumerName("into-slow", Platform.IOT_CENTRAL)))?.ackPending === 0, {
+      timeoutMs: 5_000,
+      what: "the message acknowledged",
+    });
+    // A redelivery during the 2.5 s open would have been a second delivery sending the same message again.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(central.messageIds()).toEqual(["kiln-k1-0"]);
+    expect(svc.sinks.list().find((s) => s.route.id === "into-slow")?.counters.delivered).toBe(1);
   } finally {
     await svc.stop();
   }
