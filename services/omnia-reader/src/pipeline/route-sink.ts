@@ -3,24 +3,20 @@ import {
   type Bus,
   type Delivery,
   DurableConsumer,
-  deleteConsumer,
-  deliveredThrough,
   PermanentError,
-  routeBucket,
+  RouteSinks,
   routeConsumerName,
   telemetryFilterSubject,
 } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, sleep } from "@meridian/retry";
+import type { BackoffPolicy } from "@meridian/retry";
 import type { Logger } from "pino";
 import { OmniaBadRequestError, OmniaConflictError, OmniaError, OmniaNotFoundError } from "../platform/index.js";
 import { type SinkPoint, toSinkPoints } from "./mapping.js";
 import type { OmniaApi } from "./omnia-api.js";
 
-/** How often a draining route's consumer is asked whether its backlog is delivered. */
-const DRAIN_CHECK_INTERVAL_MS = 1000;
 /** Omnia's bound of series per multi request. */
 const MAX_SERIES_PER_CALL = 100;
 
@@ -163,108 +159,21 @@ function* chunks<T extends { datapoints: unknown[] }>(items: T[], maxPoints: num
 }
 
 /**
- * Watches the routes bucket and runs one RouteSink per enabled route whose sink is Omnia (target = the facility),
- * restarted when the route changes. A deleted route's consumer is dropped with it; a DRAINING route keeps running
- * until the gateway removes it (the end of its drain is not detected here, unlike omf-sender).
+ * One RouteSink per enabled route whose sink is Omnia (target = the facility), run by the bus's RouteSinks: restarted
+ * when the route's source or facility changes (Omnia's sink reads no route options). A deleted route's consumer is
+ * dropped with it; a DRAINING route delivers what was on the bus at the delete, then its consumer is deleted, which
+ * tells the gateway the drain is over.
  */
-export class SinkManager {
-  private readonly sinks = new Map<string, { sink: RouteSink; fingerprint: string }>();
-  private readonly ac = new AbortController();
-  private watching: Promise<void> | undefined;
-  private queue: Promise<void> = Promise.resolve();
-
-  constructor(private readonly deps: RouteSinkDeps) {}
-
-  start(): void {
-    this.watching ??= this.watch();
-  }
-
-  private async watch(): Promise<void> {
-    const signal = this.ac.signal;
-    for (let attempt = 1; !signal.aborted; attempt++) {
-      try {
-        await this.deps.bus.ready;
-        for await (const { key, value } of routeBucket(this.deps.bus).watch(signal)) {
-          attempt = 1;
-          this.queue = this.queue
-            .then(() => this.apply(key, value))
-            .catch((err) => this.deps.logger.error({ err, route: key }, "applying a route change failed"));
-        }
-      } catch (err) {
-        if (signal.aborted) break;
-        this.deps.logger.warn({ err, attempt }, "watching routes failed; retrying");
-      }
-      await sleep(Math.min(5000, 250 * attempt), signal).catch(() => {});
-    }
-  }
-
-  private async apply(key: string, route: Route | undefined): Promise<void> {
-    if (this.ac.signal.aborted) return;
-    const current = this.sinks.get(key);
-    const ours = route !== undefined && route.sink?.platform === Platform.OMNIA && route.sink.target !== "";
-    const wanted = ours && (route.state === RouteState.DRAINING || !route.disabled);
-    const draining = route?.state === RouteState.DRAINING;
-    const fingerprint = wanted
-      ? JSON.stringify({ s: route.source, t: route.sink?.target, d: draining ? String(route.drain?.lastSequence) : "" })
-      : "";
-    if (current && current.fingerprint === fingerprint) return;
-    if (current) {
-      await current.sink.stop();
-      this.sinks.delete(key);
-    }
-    if (route === undefined) {
-      // Gone from the bucket (purged or drained): a consumer left over goes too.
-      await deleteConsumer(this.deps.bus, routeConsumerName(key, Platform.OMNIA)).catch((err) =>
-        this.deps.logger.warn({ err, route: key }, "deleting a deleted route's consumer failed"),
-      );
-      return;
-    }
-    if (!wanted) return;
-    const sink = new RouteSink(route, this.deps);
-    this.sinks.set(key, { sink, fingerprint });
-    sink.start();
-    this.deps.logger.info({ route: key, facility: sink.facility, draining }, "Omnia route started");
-    if (sink.drainThrough !== undefined) void this.watchDrain(key, sink, sink.drainThrough);
-  }
-
-  /**
-   * A deleted route delivers what was on the bus at the delete, then its consumer is deleted, which tells the gateway
-   * the drain is over (it then removes the route).
-   */
-  private async watchDrain(key: string, sink: RouteSink, lastSequence: number): Promise<void> {
-    const signal = this.ac.signal;
-    while (!signal.aborted && this.sinks.get(key)?.sink === sink) {
-      await sleep(DRAIN_CHECK_INTERVAL_MS, signal).catch(() => {});
-      if (signal.aborted || this.sinks.get(key)?.sink !== sink) return;
-      try {
-        const backlog = await sink.consumer.backlog();
-        if (backlog && !deliveredThrough(backlog, lastSequence)) continue;
-      } catch (err) {
-        this.deps.logger.warn({ err, route: key }, "reading a draining route's consumer failed; trying again");
-        continue;
-      }
-      this.queue = this.queue.then(async () => {
-        if (this.sinks.get(key)?.sink !== sink) return;
-        await sink.stop();
-        const held = await sink.consumer.delete();
-        this.deps.logger.info(
-          { route: key, delivered: sink.counters.delivered, publishedAfterDelete: held ? held.pending + held.ackPending : 0 },
-          "route drained: its backlog is in Omnia and its durable consumer deleted",
-        );
-      });
-      return;
-    }
-  }
-
-  list(): RouteSink[] {
-    return [...this.sinks.values()].map((s) => s.sink);
-  }
-
-  async stop(): Promise<void> {
-    this.ac.abort(new Error("stopping"));
-    await this.queue;
-    await Promise.all([...this.sinks.values()].map((s) => s.sink.stop()));
-    this.sinks.clear();
-    await this.watching;
+export class SinkManager extends RouteSinks<RouteSink> {
+  constructor(deps: RouteSinkDeps) {
+    super({
+      bus: deps.bus,
+      platform: Platform.OMNIA,
+      logger: deps.logger,
+      create: (route) => new RouteSink(route, deps),
+      describe: (sink) => ({ facility: sink.facility }),
+      // A drained route's sink stays in list() and the status reports until the gateway removes the route.
+      listDrained: true,
+    });
   }
 }
