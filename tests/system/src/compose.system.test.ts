@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { request } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, untilUp } from "./harness.js";
 
@@ -159,5 +160,53 @@ describe("system: docker compose up", () => {
     }
     expect(checked).toBeGreaterThanOrEqual(2);
     console.log(JSON.stringify({ composeOmniaValuesCheckedInPi: checked }));
+  });
+  it("shows the iDigi emulator's devices as IoT Central devices in the IoT Central emulator, their values arriving, with no setup", async () => {
+    // The emulated application's REST API, as a user of IoT Central calls it: its CA from the emulator's volume, its
+    // development API token from docker-compose.yml.
+    const ca = await run([...compose, "exec", "-T", "iotc-emulator", "cat", "/run/meridian/iotc-ca/ca.pem"], env);
+    const token = /IOTC_EMULATOR_API_TOKEN: "([^"]+)"/.exec(await run(["cat", "docker-compose.yml"]))![1]!;
+    const api = (path: string) =>
+      new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+        const req = request(
+          `https://127.0.0.1:8446${path}${path.includes("?") ? "&" : "?"}api-version=2022-07-31`,
+          { ca, headers: { authorization: token } },
+          (res) => {
+            let text = "";
+            res.on("data", (c) => (text += c));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+    type IotcDevice = { id: string; provisioned?: boolean };
+    let devices: IotcDevice[] = [];
+    // The route names each iDigi device {connection}-{device}: the monitor's id, then the device id.
+    await untilUp(
+      "iDigi devices in the IoT Central emulator",
+      async () => {
+        const res = await api("/api/devices");
+        devices = res.status === 200 ? ((res.body as { value: IotcDevice[] }).value ?? []) : [];
+        return devices.filter((d) => d.provisioned).length >= 3;
+      },
+      120_000,
+    );
+    // A value of each device: the last telemetry value IoT Central holds of one of the streams the iDigi emulator emits.
+    let withValues = 0;
+    for (const device of devices.filter((d) => d.provisioned)) {
+      const props = await api(`/api/devices/${encodeURIComponent(device.id)}`);
+      expect(props.status).toBe(200);
+      const telemetry = await (async () => {
+        for (const name of ["temperature", "humidity", "pressure"]) {
+          const res = await api(`/api/devices/${encodeURIComponent(device.id)}/telemetry/${name}`);
+          if (res.status === 200) return res.body as { timestamp: string; value: unknown };
+        }
+        return undefined;
+      })();
+      if (telemetry) withValues++;
+    }
+    console.log(JSON.stringify({ composeIotcDevices: devices.map((d) => d.id), composeIotcDevicesWithValues: withValues }));
+    expect(withValues).toBeGreaterThan(0);
   });
 });
