@@ -137,6 +137,11 @@ export function createAdmin(emulator: () => IotcEmulator, faults: Faults, provis
         },
       },
       {
+        method: "POST",
+        path: new RegExp(`^devices/${DEVICE}/expire-token$`),
+        handle: (r) => ({ expired: emulator().expireToken(id(r.params)) }),
+      },
+      {
         method: "PUT",
         path: new RegExp(`^enrollments/${DEVICE}$`),
         handle: (r) => {

@@ -30,6 +30,10 @@ export interface IotcEmulator {
     connected: boolean;
     registrations: number;
     connects: number;
+    /** ISO time of the `se` of the last SAS token the hub accepted from the device. */
+    tokenExpiresAt?: string;
+    /** Hub connections closed because their SAS token expired (at `se`, or by expireToken). */
+    tokenExpiries: number;
   }>;
   telemetry(deviceId?: string): ReturnType<IotcModel["telemetry"]>;
   /** Both sections, with $version. */
@@ -46,6 +50,12 @@ export interface IotcEmulator {
   sendC2D(deviceId: string, body: string | Buffer, properties?: Record<string, string>): void;
   /** Drops the device's connection (a network drop: no DISCONNECT). */
   disconnect(deviceId: string): void;
+  /**
+   * The device's current SAS token expires now: the hub closes the connection as it does when `se` passes (counted in
+   * `tokenExpiries`) and refuses that token from then on (CONNACK 5), so only a new token connects again. False when
+   * the device has no connection authenticated with a token (offline, or X.509).
+   */
+  expireToken(deviceId: string): boolean;
   /** Merges into the armed faults; throws FaultConfigError naming a bad field. */
   setFault(fault: FaultConfig): void;
   clearFaults(): void;

@@ -82,6 +82,7 @@ export async function startIotcEmulator(options: IotcEmulatorOptions = {}): Prom
         model.invokeMethod(deviceId, name, payload, opts?.timeoutSeconds ?? METHOD_TIMEOUT_BOUNDS.default),
       sendC2D: (deviceId, body, properties = {}) => model.sendC2D(deviceId, Buffer.from(body), properties),
       disconnect: (deviceId) => model.disconnect(deviceId),
+      expireToken: (deviceId) => model.expireToken(deviceId),
       setFault: (fault) => faults.set(fault),
       clearFaults: () => faults.clear(),
       async stop() {

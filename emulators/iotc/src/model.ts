@@ -29,6 +29,15 @@ export interface DeviceRecord {
   /** Hub connections accepted. */
   connects: number;
   connected: boolean;
+  /** `se` of the SAS token of the last hub connection accepted with one. */
+  tokenExpiresAt?: Date;
+  /** Hub connections closed because their SAS token expired (at `se`, or by expireToken). */
+  tokenExpiries: number;
+  /**
+   * Signatures (base64) of tokens expired by expireToken before their `se`: the hub refuses them from then on, as it
+   * would once `se` had passed. The newest MAX_EXPIRED_TOKENS only.
+   */
+  expiredTokens: string[];
   desired: TwinSection;
   reported: TwinSection;
 }
@@ -59,6 +68,9 @@ export interface DeviceSummary {
   connects: number;
   provisioned: boolean;
   attestation?: AttestationKind;
+  /** ISO time of the `se` of the last SAS token the hub accepted from the device. */
+  tokenExpiresAt?: string;
+  tokenExpiries: number;
 }
 
 export interface ModelEvents {
@@ -89,6 +101,8 @@ export const METHOD_TIMEOUT_BOUNDS = { min: 5, max: 300, default: 30 } as const;
 export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
 /** C2D message body. */
 export const MAX_C2D_BYTES = 64 * 1024;
+/** Tokens expired early remembered per device: a device signs a new one for each connection, so a few suffice. */
+export const MAX_EXPIRED_TOKENS = 16;
 
 /** What the hub surface does for the model: reach the device's live connection. */
 export interface DeviceLink {
@@ -96,6 +110,8 @@ export interface DeviceLink {
   sendMethod(deviceId: string, name: string, rid: string, payload: Buffer): boolean;
   sendC2D(deviceId: string, body: Buffer, properties: Record<string, string>): void;
   disconnect(deviceId: string): void;
+  /** False when the device has no connection authenticated with a SAS token. */
+  expireToken(deviceId: string): boolean;
 }
 
 export class InvalidRequestError extends Error {
@@ -155,6 +171,8 @@ export class IotcModel extends EventEmitter<ModelEvents> {
         registrations: 0,
         connects: 0,
         connected: false,
+        tokenExpiries: 0,
+        expiredTokens: [],
         desired: new TwinSection(),
         reported: new TwinSection(),
       };
@@ -192,6 +210,8 @@ export class IotcModel extends EventEmitter<ModelEvents> {
       connects: d.connects,
       provisioned: d.assignedAt !== undefined,
       ...(d.attestation === undefined ? {} : { attestation: d.attestation }),
+      ...(d.tokenExpiresAt === undefined ? {} : { tokenExpiresAt: d.tokenExpiresAt.toISOString() }),
+      tokenExpiries: d.tokenExpiries,
     }));
   }
 
@@ -288,6 +308,22 @@ export class IotcModel extends EventEmitter<ModelEvents> {
 
   disconnect(deviceId: string): void {
     this.link?.disconnect(deviceId);
+  }
+
+  /**
+   * The device's current SAS token expires now: the hub closes its connection as it does when `se` passes, and
+   * refuses that token from then on. False when the device has no connection authenticated with a token.
+   */
+  expireToken(deviceId: string): boolean {
+    return this.link?.expireToken(deviceId) ?? false;
+  }
+
+  /** Remembers a token expired before its `se`, so that the hub refuses it again. */
+  tokenExpiredEarly(deviceId: string, signature: string): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    d.expiredTokens.push(signature);
+    if (d.expiredTokens.length > MAX_EXPIRED_TOKENS) d.expiredTokens.shift();
   }
 
   /** Everything back to an empty application (enrollments, devices, twins, telemetry). */

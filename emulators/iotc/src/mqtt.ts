@@ -13,7 +13,7 @@ import type { DpsAnswer, DpsCredential, Provisioning } from "./dps.js";
 import type { Faults } from "./faults.js";
 import type { AttestationKind, DeviceLink, IotcModel } from "./model.js";
 import { formatPropertyBag, MAX_PROPERTY_BAG_LENGTH, parsePropertyBag } from "./property-bag.js";
-import { checkSasToken, parseSasToken } from "./sas.js";
+import { checkSasToken, parseSasToken, type SasToken } from "./sas.js";
 import { MAX_SECTION_BYTES, TwinPatchError } from "./twin.js";
 
 /** Device-to-cloud message size limit; the hub closes the connection of a device that sends more. */
@@ -39,6 +39,8 @@ interface Connection {
   idScope?: string;
   modelId?: string;
   attestation?: AttestationKind;
+  /** The SAS token a hub connection was accepted with. */
+  token?: SasToken;
   sasTimer?: NodeJS.Timeout;
 }
 
@@ -160,7 +162,10 @@ export async function startMqttSurface(
         if (key === undefined || device.attestation === "x509") return refuse(5, "device authenticates with X.509");
         const check = checkSasToken(credential.token, key, `${options.hubHostName}/devices/${conn.id}`, Date.now(), undefined);
         if (!check.ok) return refuse(5, check.reason);
+        if (device.expiredTokens.includes(credential.token.sig.toString("base64"))) return refuse(5, "token expired");
         expiresAtMs = credential.token.se * 1000;
+        conn.token = credential.token;
+        device.tokenExpiresAt = new Date(expiresAtMs);
       } else {
         if (!credential.authorized) return refuse(5, `client certificate not trusted: ${credential.error ?? "unknown"}`);
         if (credential.commonName !== conn.id) return refuse(5, "certificate CN is not the device id");
@@ -171,14 +176,7 @@ export async function startMqttSurface(
       if (expiresAtMs !== undefined) {
         const delay = expiresAtMs + options.sasGraceMs - Date.now();
         if (delay < MAX_TIMER_MS) {
-          conn.sasTimer = setTimeout(
-            () => {
-              if (client.closed) return;
-              log.info({ deviceId: conn.id }, "SAS token expired: closing the connection");
-              client.close();
-            },
-            Math.max(0, delay),
-          );
+          conn.sasTimer = setTimeout(() => closeExpired(client, conn), Math.max(0, delay));
           conn.sasTimer.unref();
         }
       }
@@ -222,6 +220,16 @@ export async function startMqttSurface(
       done(new Error(`publishing to ${t} is not allowed`));
     },
   });
+
+  /** As IoT Hub does when a connection's token expires: it closes the connection (MQTT 3.1.1 has no server DISCONNECT). */
+  function closeExpired(client: Client, conn: Connection): void {
+    clearTimeout(conn.sasTimer);
+    if (client.closed) return;
+    const d = model.device(conn.id);
+    if (d) d.tokenExpiries += 1;
+    log.info({ deviceId: conn.id }, "SAS token expired: closing the connection");
+    client.close();
+  }
 
   /** Lets the broker acknowledge (a QoS 1 PUBACK) before the answer goes out, as the hub does. */
   function later(done: (err?: Error | null) => void, work: () => void): void {
@@ -409,6 +417,14 @@ export async function startMqttSurface(
     disconnect(deviceId) {
       // A network drop: no DISCONNECT, the socket just goes.
       hubClients.get(deviceId)?.conn.destroy();
+    },
+    expireToken(deviceId) {
+      const client = hubClients.get(deviceId);
+      const conn = client ? conns.get(client) : undefined;
+      if (!client || !conn?.token || client.closed) return false;
+      model.tokenExpiredEarly(deviceId, conn.token.sig.toString("base64"));
+      closeExpired(client, conn);
+      return true;
     },
   };
   model.attach(link);

@@ -141,6 +141,7 @@ describe("/_emulator admin surface", () => {
     const status = await call("POST", "/_emulator/devices/adm-1/status", { body: JSON.stringify({ status: "blocked" }) });
     expect(status.status).toBe(400);
     await call("POST", "/_emulator/devices/adm-1/status", { body: JSON.stringify({ status: "disabled" }) });
+    expect((await call("POST", "/_emulator/devices/adm-1/expire-token")).body).toEqual({ expired: false });
     expect(e.devices().find((d) => d.deviceId === "adm-1")?.status).toBe("disabled");
     const enrolled = await call("PUT", "/_emulator/enrollments/adm-2", { body: JSON.stringify({ x509: true }) });
     expect(enrolled.body).toEqual({ enrolled: true });

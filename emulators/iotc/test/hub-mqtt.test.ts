@@ -2,10 +2,12 @@ import tls from "node:tls";
 import type { MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type IotcEmulator, startIotcEmulator } from "../src/index.js";
-import { closed, dpsToken, groupDeviceKey, hubConnack, hubConnect, hubToken, inbox, registerOverMqtt } from "./helpers.js";
+import { closed, dpsToken, groupDeviceKey, hubConnack, hubConnect, hubToken, inAnHour, inbox, registerOverMqtt } from "./helpers.js";
 
 let e: IotcEmulator;
 const open: MqttClient[] = [];
+/** A token expiry an hour and `s` seconds away: distinct from inAnHour()'s, so that a test can tell them apart. */
+const inAnHourPlus = (s: number): number => inAnHour() + s;
 const track = (c: MqttClient): MqttClient => {
   open.push(c);
   return c;
@@ -123,6 +125,53 @@ describe("IoT Hub CONNECT", () => {
     expect(Date.now()).toBeGreaterThanOrEqual(se * 1000 - 50);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(e.devices().find((d) => d.deviceId === "hub-g")?.connected).toBe(false);
+  });
+
+  it("records each accepted token's se and counts the connections closed at se", async () => {
+    const key = await provision("hub-se");
+    const se = Math.ceil(Date.now() / 1000) + 1;
+    const c = track(await hubConnect(e, "hub-se", { password: hubToken(e, "hub-se", key, se) }));
+    expect(e.devices().find((d) => d.deviceId === "hub-se")).toMatchObject({
+      tokenExpiresAt: new Date(se * 1000).toISOString(),
+      tokenExpiries: 0,
+    });
+    await closed(c, 4000);
+    expect(e.devices().find((d) => d.deviceId === "hub-se")?.tokenExpiries).toBe(1);
+    // A connection the device ends itself is no expiry.
+    const later = inAnHourPlus(5);
+    const d = track(await hubConnect(e, "hub-se", { password: hubToken(e, "hub-se", key, later) }));
+    await d.endAsync();
+    expect(e.devices().find((x) => x.deviceId === "hub-se")).toMatchObject({
+      tokenExpiresAt: new Date(later * 1000).toISOString(),
+      tokenExpiries: 1,
+      connects: 2,
+    });
+  });
+
+  it("expireToken closes the connection as at se and refuses that token from then on; a new token connects", async () => {
+    const key = await provision("hub-exp");
+    const token = hubToken(e, "hub-exp", key);
+    const c = track(await hubConnect(e, "hub-exp", { password: token }));
+    const gone = closed(c, 2000);
+    expect(e.expireToken("hub-exp")).toBe(true);
+    await gone;
+    expect(e.devices().find((d) => d.deviceId === "hub-exp")).toMatchObject({ connected: false, tokenExpiries: 1, connects: 1 });
+    await expect(hubConnect(e, "hub-exp", { password: token })).rejects.toMatchObject({ code: 5 });
+    const fresh = inAnHourPlus(7);
+    track(await hubConnect(e, "hub-exp", { password: hubToken(e, "hub-exp", key, fresh) }));
+    expect(e.devices().find((d) => d.deviceId === "hub-exp")).toMatchObject({
+      connected: true,
+      connects: 2,
+      tokenExpiries: 1,
+      tokenExpiresAt: new Date(fresh * 1000).toISOString(),
+    });
+    // Nothing to expire: offline, unknown, or connected with a certificate.
+    expect(e.expireToken("never-connected")).toBe(false);
+    const cert = e.issueDeviceCertificate("hub-exp-x509");
+    await registerOverMqtt(e, "hub-exp-x509", { cert: cert.certPem, key: cert.keyPem });
+    const x = track(await hubConnect(e, "hub-exp-x509", { cert: cert.certPem, key: cert.keyPem }));
+    expect(e.expireToken("hub-exp-x509")).toBe(false);
+    expect(x.connected).toBe(true);
   });
 
   it("closes a connection that stays silent for 1.5 x its keepalive", async () => {
