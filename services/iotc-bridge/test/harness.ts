@@ -1,16 +1,20 @@
 /** What iotc-bridge's integration tests share: a fake IoT Central device client, the bridge's API, routes and dead letters. */
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Code } from "@connectrpc/connect";
 import { type Client, createClient } from "@connectrpc/connect";
 import { type Bus, consumerBacklog, DEAD_LETTER_HEADERS, routeBucket, routeConsumerName, STREAMS } from "@meridian/bus";
 import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { expectCode, testTransport, until } from "@meridian/testing";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import type { IotcEmulator } from "@meridian/emulator-iotc";
+import { expectCode, startForTest, testTransport, until } from "@meridian/testing";
 import { expect } from "vitest";
+import { iotcBridgeConfig } from "../src/config.js";
 import { IotcDeviceDisabledError, IotcNotConnectedError, IotcThrottledError } from "../src/platform/errors.js";
 import type { IotcDeviceOptions } from "../src/platform/index.js";
 import type { DeviceConnectionState, DeviceRegistration, IotcDevice, TelemetryOptions, Twin } from "../src/platform/types.js";
+import { type IotcBridge, startIotcBridge } from "../src/service.js";
 
 /** A test key for IOTC_CREDENTIALS_KEY. */
 export const CREDENTIALS_KEY = Buffer.alloc(32, 9).toString("base64");
@@ -147,4 +151,46 @@ export async function deadLetters(bus: Bus, routeId: string): Promise<Array<{ re
 export async function refused(call: Promise<unknown>, code: Code, message?: RegExp): Promise<void> {
   const got = await expectCode(call, code);
   if (message) expect(got).toMatch(message);
+}
+
+/** Telemetry events `${connection}-${device}-${i}` for i in from..from+n-1, one temperature point each. */
+export function telemetryEvents(connection: string, device: string, from: number, n: number): TelemetryEvent[] {
+  return Array.from({ length: n }, (_, j) =>
+    create(TelemetryEventSchema, {
+      id: `${connection}-${device}-${from + j}`,
+      source: { platform: Platform.API, connection, device },
+      observedTime: timestampFromMs(Date.UTC(2026, 10, 30) + (from + j) * 1000),
+      points: [{ name: "temperature", value: { case: "doubleValue", value: from + j } }],
+    }),
+  );
+}
+
+/** The bridge as deployed against the IoT Central emulator: its CA from IOTC_CA_FILE, DPS and the hub behind the emulator's port. */
+export function emulatorBridge(natsUrl: string, caFile: string, instance: string, env: Record<string, string> = {}): Promise<IotcBridge> {
+  return startForTest(
+    startIotcBridge,
+    iotcBridgeConfig,
+    {
+      NATS_URL: natsUrl,
+      INSTANCE_ID: instance,
+      IOTC_CREDENTIALS_KEY: CREDENTIALS_KEY,
+      IOTC_CA_FILE: caFile,
+      IOTC_CONNECT_RATE: "50",
+      ...env,
+    },
+    { redeliveryBackoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0 }, failureHoldMs: 200 },
+  );
+}
+
+/** An application whose devices register with the emulator's DPS (group key) and connect to its hub. */
+export async function createEmulatorApplication(svc: IotcBridge, emu: IotcEmulator, id: string): Promise<void> {
+  await api(svc.service.url).createApplication({
+    application: {
+      id,
+      idScope: emu.idScope,
+      provisioningHost: emu.mqttHost,
+      gatewayHost: emu.mqttHost,
+      enrollmentGroup: { credential: { case: "groupKey", value: emu.groupKey } },
+    },
+  });
 }
