@@ -49,7 +49,7 @@ export const iotcBridgeConfig = z
     /** Telemetry messages one device may have waiting for IoT Hub's acknowledgement (PUBACK) at once. */
     IOTC_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100).default(8),
     /** Bus messages one route works on at once (across its devices). */
-    IOTC_SINK_MAX_PARALLEL: z.coerce.number().int().min(1).max(1024).default(64),
+    IOTC_SINK_MAX_PARALLEL: z.coerce.number().int().min(1).max(1024).default(256),
     /** Redelivery deadline of a route's consumer while a device registers, connects and sends. */
     IOTC_SINK_ACK_WAIT_MS: z.coerce.number().int().min(1000).max(600_000).default(60_000),
   })
