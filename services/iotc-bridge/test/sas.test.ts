@@ -140,6 +140,8 @@ async function commandRoundTrip(applicationId: string, deviceIds: string[]): Pro
   try {
     const results = await Promise.all(deviceIds.map((id) => emu.invokeMethod(id, "reboot", { delay: 1 }, { timeoutSeconds: 10 })));
     expect(results).toEqual(deviceIds.map((id) => ({ status: 200, payload: { rebooted: id, delay: { delay: 1 } } })));
+    // The bridge tells the responder once IoT Hub has the response, which can be after the emulator's caller got it.
+    await until(() => delivered.length === deviceIds.length, { timeoutMs: 5000, what: "the responders told" });
     expect(delivered).toEqual(deviceIds.map(() => true));
   } finally {
     watching.abort();
@@ -199,7 +201,8 @@ it("renewal: with a new token every ~5 s, N events arrive as N messages across 3
 
 it("expiry: the hub closes the connections as their tokens expire while events flow; the bridge connects again with new tokens and N events arrive as N messages", async () => {
   // Tokens valid an hour (the default): the emulator ends them early, as if their se had passed.
-  const svc = await emulatorBridge(nats.url, caFile, "sas-expiry");
+  const validitySeconds = 3600;
+  const svc = await emulatorBridge(nats.url, caFile, "sas-expiry", { IOTC_TOKEN_VALIDITY_SECONDS: String(validitySeconds) });
   const app = "sas-expiry-app";
   const devices = ["a", "b"];
   const ids = devices.map((d) => `expire-${d}`);
@@ -211,6 +214,13 @@ it("expiry: the hub closes the connections as their tokens expire while events f
     await until(() => ids.every((id) => messageIds(id).length >= 5), { timeoutMs: 20_000, what: "messages from both devices" });
 
     const expireAndWait = async (which: string[], round: number) => {
+      // The device SDK signs with se = floor(now) + validity: a token signed in the same second as the expired one is
+      // that same token, which the hub refuses as expired (on IoT Hub se has passed by then, so a new one always
+      // differs). Expire only tokens signed in an earlier second, so that the reconnect's token is a new one.
+      await until(() => which.every((id) => Date.now() >= Date.parse(record(id).tokenExpiresAt!) - (validitySeconds - 1) * 1000), {
+        timeoutMs: 2000,
+        what: "the current tokens signed in an earlier second",
+      });
       const before = new Map(which.map((id) => [id, record(id)]));
       const sentBefore = new Map(which.map((id) => [id, messageIds(id).length]));
       for (const id of which) expect(emu.expireToken(id), `${id} had a connection with a token`).toBe(true);
