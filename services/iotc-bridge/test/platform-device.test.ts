@@ -172,6 +172,22 @@ describe("an IoT Central device on the emulator", () => {
     });
   });
 
+  it("IoT Hub closing the connection while it is being set up (twin not answered yet) ends open() at once with IotcNotConnectedError, not after the operation timeout", async () => {
+    const id = newId("setup-drop");
+    const opened = makeDevice(id, { operationTimeoutMs: 20_000 });
+    emu.setFault({ dropTwinResponses: 1 });
+    const opening = opened.device.open().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await until(() => summary(id)?.connected === true, { timeoutMs: 10_000, intervalMs: 20 });
+    emu.disconnect(id);
+    const err = await opening;
+    expect(err).toBeInstanceOf(IotcNotConnectedError);
+    expect((err as Error).message).toMatch(/while it was being set up/);
+    expect(opened.device.state).not.toBe("connected");
+  });
+
   it("a handler that rejects is acknowledged with ac 500 and its message", async () => {
     const id = newId("refused");
     const opened = makeDevice(id, {

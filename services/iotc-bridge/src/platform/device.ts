@@ -345,7 +345,23 @@ class IotcDeviceClient implements IotcDevice {
     client.setRetryPolicy(new common.NoRetry());
     // The SDK emits 'error' when re-enabling a feature fails; unheard, an 'error' event would end the process.
     client.on("error", (err: Error) => this.log.warn({ registrationId: this.registrationId, err: err.message }, "IoT Hub client error"));
-    client.on("disconnect", (result?: { transportObj?: unknown }) => this.onDrop(session, result?.transportObj));
+    // Until the connection is set up (subscriptions, twin), a close ends the setup at once instead of leaving each step
+    // to its timeout; afterwards it is a drop, which reconnects.
+    let closedDuringSetup!: (cause: unknown) => void;
+    const closed = new Promise<never>((_, reject) => {
+      closedDuringSetup = reject;
+    });
+    closed.catch(() => {});
+    client.on("disconnect", (result?: { transportObj?: unknown }) => {
+      if (this.session === session) this.onDrop(session, result?.transportObj);
+      else
+        closedDuringSetup(
+          new IotcNotConnectedError("IoT Hub closed the connection while it was being set up", {
+            registrationId: this.registrationId,
+            cause: result?.transportObj,
+          }),
+        );
+    });
     this.interceptMethods(session);
     transport.on("twinDesiredPropertiesUpdate", (patch: Record<string, unknown>) => this.onDesiredPatch(session, patch));
     // On the transport, not the Client: a Client 'message' listener would connect before the options are set, and a
@@ -355,6 +371,8 @@ class IotcDeviceClient implements IotcDevice {
     const timeoutMs = this.settings.operationTimeoutMs;
     const timeout = (what: string) => () =>
       new IotcTimeoutError(`IoT Hub: no answer to the ${what} within ${timeoutMs} ms`, { registrationId: this.registrationId });
+    const step = <T>(operation: Promise<T>, what: string): Promise<T> =>
+      withTimeout(Promise.race([operation, closed]), timeoutMs, timeout(what));
     try {
       await client.setOptions({
         keepalive: this.settings.keepAliveSeconds,
@@ -363,25 +381,22 @@ class IotcDeviceClient implements IotcDevice {
         ...(this.settings.ca === undefined ? {} : { ca: [...tls.getCACertificates("default"), this.settings.ca].join("\n") }),
       } as never);
       await presetUserAgent(transport);
-      await withTimeout(client.open(), timeoutMs, timeout("CONNECT"));
+      await step(client.open(), "CONNECT");
       signal?.throwIfAborted();
       // Desired updates before the twin GET: a patch between the two is then applied twice (acks are idempotent) rather than missed.
-      await withTimeout(
+      await step(
         callback((done) => transport.enableTwinDesiredPropertiesUpdates(done)),
-        timeoutMs,
-        timeout("subscription"),
+        "subscription",
       );
       observations.twinStatus = undefined;
-      session.twin = await withTimeout(client.getTwin(), timeoutMs, timeout("twin request"));
-      await withTimeout(
+      session.twin = await step(client.getTwin(), "twin request");
+      await step(
         callback((done) => transport.enableMethods(done)),
-        timeoutMs,
-        timeout("subscription"),
+        "subscription",
       );
-      await withTimeout(
+      await step(
         callback((done) => transport.enableC2D(done)),
-        timeoutMs,
-        timeout("subscription"),
+        "subscription",
       );
     } catch (err) {
       const mapped = err instanceof IotcError ? err : twinOrHub(err, observations, this.registrationId);
