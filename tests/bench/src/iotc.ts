@@ -14,7 +14,7 @@
  *  4. RSS of the bridge's process before and after BENCH_IOTC_RSS_DEVICES devices are connected, after a restart,
  *     opened at BENCH_IOTC_RSS_CONNECT_RATE.
  * IOTC_CONNECT_RATE is raised to BENCH_IOTC_CONNECT_RATE (default 1000/s, the setting's bound) so that the connect
- * figures are the bridge's and the emulator's, not the limiter's. The defaults keep the run near 4-5 minutes on 2 cores.
+ * figures are the bridge's and the emulator's, not the limiter's. The defaults keep the run near 5-6 minutes on 2 cores (the throughput phase lasts 30-40 s after its warm-up).
  *
  * To profile: BENCH_IOTC_PHASES=throughput (a comma list of throughput, latency, connect, rss; latency runs on the
  * throughput phase's route and devices, so it needs it) runs only those phases; BENCH_IOTC_CPU_PROF=<dir> starts every
@@ -41,7 +41,7 @@ import { type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 
 const DEVICES = Number(process.env.BENCH_IOTC_DEVICES ?? 100);
-const EVENTS = Number(process.env.BENCH_IOTC_EVENTS ?? 80_000);
+const EVENTS = Number(process.env.BENCH_IOTC_EVENTS ?? 320_000);
 /** Warm-up events per device, drained before the sustained phase is timed: every device registered and connected. */
 const WARMUP_PER_DEVICE = Number(process.env.BENCH_IOTC_WARMUP_PER_DEVICE ?? 10);
 const RATE = Number(process.env.BENCH_IOTC_RATE ?? 500);
