@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
+import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import { type ClientTls, ConfigError, clientTlsFromFiles, type Logger, type TlsFiles } from "@meridian/service-kit";
@@ -35,9 +35,10 @@ export function backendTlsFromConfig(config: GatewayConfig, backends: Backend[],
   const secured = backends.filter((b) => new URL(b.url).protocol === "https:");
   const plain = backends.filter((b) => new URL(b.url).protocol !== "https:");
   if (set.length > 0 && secured.length === 0) {
-    throw new ConfigError(`${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL, IOTC_BRIDGE_URL)`, [
-      ...set,
-    ]);
+    throw new ConfigError(
+      `${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL, IOTC_BRIDGE_URL)`,
+      [...set],
+    );
   }
   if (Boolean(config.BACKEND_CERT_FILE) !== Boolean(config.BACKEND_KEY_FILE)) {
     const missing = config.BACKEND_CERT_FILE ? "BACKEND_KEY_FILE" : "BACKEND_CERT_FILE";
