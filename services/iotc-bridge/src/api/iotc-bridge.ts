@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import {
   type Application,
   type EnrollmentGroup,
@@ -18,7 +18,7 @@ export interface IotcBridgeDeps {
   applications: Applications;
   devices: DeviceManager;
   /** WatchCommands, RespondCommand and WatchProperties (api/commands.ts). */
-  commands?: Pick<ServiceImpl<typeof IotcBridgeService>, "watchCommands" | "respondCommand" | "watchProperties">;
+  commands: Pick<ServiceImpl<typeof IotcBridgeService>, "watchCommands" | "respondCommand" | "watchProperties">;
 }
 
 /** Checks an application as CreateApplication and the applications file give it; `path` prefixes the field names. */
@@ -57,10 +57,6 @@ export function groupCredential(g: EnrollmentGroup | undefined): GroupCredential
 function pageToken(deviceId: string): string {
   return Buffer.from(deviceId, "utf8").toString("base64url");
 }
-
-const unimplemented = (rpc: string) => () => {
-  throw new ConnectError(`${rpc} is not served by this build of iotc-bridge`, Code.Unimplemented);
-};
 
 /** meridian.iotc.v1.IotcBridgeService: applications, devices, telemetry and reported properties as a device. */
 export function iotcBridgeService({ applications, devices, commands }: IotcBridgeDeps): ServiceImpl<typeof IotcBridgeService> {
@@ -191,8 +187,6 @@ export function iotcBridgeService({ applications, devices, commands }: IotcBridg
       return { version: BigInt(version ?? 0) };
     },
 
-    watchCommands: commands?.watchCommands ?? unimplemented("WatchCommands"),
-    respondCommand: commands?.respondCommand ?? unimplemented("RespondCommand"),
-    watchProperties: commands?.watchProperties ?? unimplemented("WatchProperties"),
+    ...commands,
   };
 }
