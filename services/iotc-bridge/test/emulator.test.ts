@@ -1,16 +1,12 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
-import { Platform, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type IotcEmulator, startIotcEmulator } from "@meridian/emulator-iotc";
-import { type NatsServerHandle, startForTest, startNatsServer, testLogger, until } from "@meridian/testing";
+import { type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { iotcBridgeConfig } from "../src/config.js";
-import { type IotcBridge, startIotcBridge } from "../src/service.js";
-import { api, CREDENTIALS_KEY, deadLetters, routeInto } from "./harness.js";
+import { createEmulatorApplication, deadLetters, emulatorBridge, routeInto, telemetryEvents } from "./harness.js";
 
 let nats: NatsServerHandle;
 let bus: Bus;
@@ -33,39 +29,6 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-/** The bridge as deployed against the emulator: its CA from IOTC_CA_FILE, DPS and the hub behind the emulator's port. */
-function bridge(instance: string): Promise<IotcBridge> {
-  return startForTest(
-    startIotcBridge,
-    iotcBridgeConfig,
-    { NATS_URL: nats.url, INSTANCE_ID: instance, IOTC_CREDENTIALS_KEY: CREDENTIALS_KEY, IOTC_CA_FILE: caFile, IOTC_CONNECT_RATE: "50" },
-    { redeliveryBackoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0 }, failureHoldMs: 200 },
-  );
-}
-
-async function createApplication(svc: IotcBridge, id: string): Promise<void> {
-  await api(svc.service.url).createApplication({
-    application: {
-      id,
-      idScope: emu.idScope,
-      provisioningHost: emu.mqttHost,
-      gatewayHost: emu.mqttHost,
-      enrollmentGroup: { credential: { case: "groupKey", value: emu.groupKey } },
-    },
-  });
-}
-
-function events(connection: string, device: string, from: number, n: number) {
-  return Array.from({ length: n }, (_, j) =>
-    create(TelemetryEventSchema, {
-      id: `${connection}-${device}-${from + j}`,
-      source: { platform: Platform.API, connection, device },
-      observedTime: timestampFromMs(Date.UTC(2026, 10, 30) + (from + j) * 1000),
-      points: [{ name: "temperature", value: { case: "doubleValue", value: from + j } }],
-    }),
-  );
-}
-
 function messageIds(prefix: string): string[] {
   return emu
     .telemetry()
@@ -74,15 +37,15 @@ function messageIds(prefix: string): string[] {
 }
 
 it("N events arrive in IoT Central as N telemetry messages across DPS throttling, a hub drop and a restart of the bridge, which does not register again", async () => {
-  let svc = await bridge("emu-n");
+  let svc = await emulatorBridge(nats.url, caFile, "emu-n");
   try {
-    await createApplication(svc, "emu-plant");
+    await createEmulatorApplication(svc, emu, "emu-plant");
     await routeInto(bus, "into-emu", "line", "emu-plant");
     emu.setFault({ dpsThrottle: { count: 2, retryAfterSeconds: 1 } });
     const devices = ["pump-1", "pump-2", "pump-3"];
     let n = 0;
     for (const d of devices) {
-      await bus.publishEvents(events("line", d, n, 10));
+      await bus.publishEvents(telemetryEvents("line", d, n, 10));
       n += 10;
     }
     await until(() => new Set(messageIds("line-")).size >= 30, { timeoutMs: 30_000, what: "the first 30 messages" });
@@ -94,15 +57,15 @@ it("N events arrive in IoT Central as N telemetry messages across DPS throttling
     // The hub drops pump-2's connection while its next events are sent.
     emu.disconnect("line-pump-2");
     for (const d of devices) {
-      await bus.publishEvents(events("line", d, n, 10));
+      await bus.publishEvents(telemetryEvents("line", d, n, 10));
       n += 10;
     }
     await until(() => new Set(messageIds("line-")).size >= 60, { timeoutMs: 30_000, what: "60 messages across the drop" });
 
     await svc.stop();
-    svc = await bridge("emu-n");
+    svc = await emulatorBridge(nats.url, caFile, "emu-n");
     for (const d of devices) {
-      await bus.publishEvents(events("line", d, n, 10));
+      await bus.publishEvents(telemetryEvents("line", d, n, 10));
       n += 10;
     }
     await until(() => new Set(messageIds("line-")).size >= n, { timeoutMs: 30_000, what: `${n} messages after the restart` });
@@ -131,16 +94,16 @@ it("N events arrive in IoT Central as N telemetry messages across DPS throttling
 });
 
 it("a device disabled in IoT Central dead-letters its messages with the reason; the route's other devices arrive", async () => {
-  const svc = await bridge("emu-disabled");
+  const svc = await emulatorBridge(nats.url, caFile, "emu-disabled");
   try {
-    await createApplication(svc, "emu-plant2");
+    await createEmulatorApplication(svc, emu, "emu-plant2");
     await routeInto(bus, "into-emu2", "cell", "emu-plant2");
-    await bus.publishEvents(events("cell", "bad", 0, 1));
+    await bus.publishEvents(telemetryEvents("cell", "bad", 0, 1));
     await until(() => messageIds("cell-bad").length >= 1, { timeoutMs: 20_000, what: "the device registered" });
     emu.setDeviceStatus("cell-bad", "disabled");
-    await bus.publishEvents(events("cell", "bad", 1, 5));
-    await bus.publishEvents(events("cell", "good", 0, 5));
-    await bus.publishEvents(events("cell", "bad", 6, 5));
+    await bus.publishEvents(telemetryEvents("cell", "bad", 1, 5));
+    await bus.publishEvents(telemetryEvents("cell", "good", 0, 5));
+    await bus.publishEvents(telemetryEvents("cell", "bad", 6, 5));
     await until(() => messageIds("cell-good").length >= 5, { timeoutMs: 20_000, what: "the good device's messages" });
     await until(async () => (await deadLetters(bus, "into-emu2")).length >= 2, {
       timeoutMs: 20_000,
