@@ -209,6 +209,9 @@ describe("cloud to device on a real nats-server", () => {
     expect(() => seen[2]!.answer(true)).not.toThrow();
     ac.abort();
     await reading;
+    // The unsubscribe must reach the server before the next test asks "is anybody there?", or that request finds
+    // this (now deaf) subscription and waits out its whole wait.
+    await other.connection().flush();
   });
 
   it("a response nobody subscribes to is not delivered, at once", async () => {
