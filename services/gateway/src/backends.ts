@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
+import { OciTwinManagerService } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import { type ClientTls, ConfigError, clientTlsFromFiles, type Logger, type TlsFiles } from "@meridian/service-kit";
@@ -19,6 +20,7 @@ export function backendsFromConfig(config: GatewayConfig): Backend[] {
   if (config.IDIGI_LISTENER_URL) backends.push({ services: [IdigiListenerService], url: config.IDIGI_LISTENER_URL });
   if (config.OMNIA_READER_URL) backends.push({ services: [OmniaReaderService], url: config.OMNIA_READER_URL });
   if (config.IOTC_BRIDGE_URL) backends.push({ services: [IotcBridgeService], url: config.IOTC_BRIDGE_URL });
+  if (config.OCI_TWIN_MANAGER_URL) backends.push({ services: [OciTwinManagerService], url: config.OCI_TWIN_MANAGER_URL });
   return backends;
 }
 
@@ -36,7 +38,7 @@ export function backendTlsFromConfig(config: GatewayConfig, backends: Backend[],
   const plain = backends.filter((b) => new URL(b.url).protocol !== "https:");
   if (set.length > 0 && secured.length === 0) {
     throw new ConfigError(
-      `${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL, IOTC_BRIDGE_URL)`,
+      `${set.join(", ")}: set, but no backend URL is https:// (OMF_SENDER_URL, IDIGI_LISTENER_URL, OMNIA_READER_URL, IOTC_BRIDGE_URL, OCI_TWIN_MANAGER_URL)`,
       [...set],
     );
   }

@@ -12,6 +12,7 @@ export const gatewayConfig = z.object({
   IDIGI_LISTENER_URL: z.url().optional(),
   OMNIA_READER_URL: z.url().optional(),
   IOTC_BRIDGE_URL: z.url().optional(),
+  OCI_TWIN_MANAGER_URL: z.url().optional(),
   /** TLS towards backends whose URL is https:// (README "Backends over TLS"): the CA their certificates chain to (unset: the system's). */
   BACKEND_CA_FILE: z.string().min(1).max(4096).optional(),
   /** The certificate and key the gateway presents to https:// backends that verify callers (mTLS); both or neither. */
