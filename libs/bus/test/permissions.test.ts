@@ -28,6 +28,7 @@ const PASSWORDS = {
   "idigi-listener": "test-idigi-listener-password",
   "omnia-reader": "test-omnia-reader-password",
   "iotc-bridge": "test-iotc-bridge-password",
+  "oci-twin-manager": "test-oci-twin-manager-password",
 } as const;
 type Service = keyof typeof PASSWORDS;
 
@@ -65,6 +66,7 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
         NATS_IDIGI_LISTENER_PASSWORD: PASSWORDS["idigi-listener"],
         NATS_OMNIA_READER_PASSWORD: PASSWORDS["omnia-reader"],
         NATS_IOTC_BRIDGE_PASSWORD: PASSWORDS["iotc-bridge"],
+        NATS_OCI_TWIN_MANAGER_PASSWORD: PASSWORDS["oci-twin-manager"],
       },
     });
     buses.gateway = connectAs("gateway", gatewayLogs.logger);

@@ -42,6 +42,7 @@ export const NATS_USERS = {
   "idigi-listener": { password: "system-test-idigi-listener", env: "NATS_IDIGI_LISTENER_PASSWORD" },
   "omnia-reader": { password: "system-test-omnia-reader", env: "NATS_OMNIA_READER_PASSWORD" },
   "iotc-bridge": { password: "system-test-iotc-bridge", env: "NATS_IOTC_BRIDGE_PASSWORD" },
+  "oci-twin-manager": { password: "system-test-oci-twin-manager", env: "NATS_OCI_TWIN_MANAGER_PASSWORD" },
 } as const;
 
 /** NATS_USER and NATS_PASSWORD of a service (by folder, e.g. services/gateway) on the harness's NATS; none for others. */
