@@ -38,6 +38,8 @@ const OMF_STATE = "omf_state";
 const IDIGI_SESSIONS = "idigi_sessions";
 const OMNIA_CURSORS = "omnia_cursors";
 const IOTC_DEVICES = "iotc_devices";
+const OCI_TWINS = "oci_twins";
+const OCI_CURSORS = "oci_cursors";
 
 function event(platform: Platform, device: string): TelemetryEvent {
   return create(TelemetryEventSchema, {
@@ -83,6 +85,7 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
     buses["idigi-listener"] = connectAs("idigi-listener");
     buses["omnia-reader"] = connectAs("omnia-reader");
     buses["iotc-bridge"] = connectAs("iotc-bridge");
+    buses["oci-twin-manager"] = connectAs("oci-twin-manager");
     await Promise.all(Object.values(buses).map((b) => b.ready));
   });
   afterAll(async () => {
@@ -162,6 +165,26 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
       logger: testLogger(),
     }).declare();
     expect(await deleteConsumer(omnia, "omnia-r9")).toMatchObject({ pending: 0 });
+  });
+
+  it("oci-twin-manager publishes OCI telemetry only, owns its twin and cursor buckets, reads routes and declares its own route consumers", async () => {
+    const oci = buses["oci-twin-manager"];
+    expect(await oci.publishEvents([event(Platform.OCI_IOT, "twin-1")])).toMatchObject({ stored: 1 });
+    await expect(oci.publishEvents([event(Platform.OMNIA, "series-1")])).rejects.toBeInstanceOf(BusPermissionError);
+    await new KvBucket(oci, OCI_TWINS, jsonCodec()).put("twin-1", { instanceId: "ocid1.iotdigitaltwininstance.oc1..x" });
+    await new KvBucket(oci, OCI_CURSORS, jsonCodec()).put("twin-1.historizedData", { lastId: 1 });
+    for (const other of ["omnia-reader", "iotc-bridge"] as const) {
+      await expect(new KvBucket(buses[other], OCI_TWINS, jsonCodec()).put("twin-1", {})).rejects.toThrow();
+      await expect(new KvBucket(buses[other], OCI_CURSORS, jsonCodec()).put("twin-1.historizedData", {})).rejects.toThrow();
+    }
+    await expect(new KvBucket(oci, OMNIA_CURSORS, jsonCodec()).put("r.s", {})).rejects.toThrow();
+    await expect(routeBucket(oci).put("forged", create(RouteSchema, { id: "forged" }))).rejects.toBeInstanceOf(BusPermissionError);
+    await new DurableConsumer(oci, {
+      durable: "oci-r9",
+      filterSubject: telemetryFilterSubject({ platform: Platform.API }),
+      logger: testLogger(),
+    }).declare();
+    expect(await deleteConsumer(oci, "oci-r9")).toMatchObject({ pending: 0 });
   });
 
   it("only idigi-listener writes its session bucket", async () => {
