@@ -160,8 +160,9 @@ class JqParser {
         const [v, next] = this.readString(i, to);
         out.push({ t: "str", v, pos: i });
         i = next;
-      } else if (/[0-9]/.test(c)) {
-        const m = /^[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(s.slice(i, to))!;
+      } else if (/[0-9]/.test(c) || (c === "-" && /[0-9]/.test(s[i + 1] ?? ""))) {
+        // Only a literal takes a minus: the subset has no arithmetic.
+        const m = /^-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(s.slice(i, to))!;
         out.push({ t: "num", v: Number(m[0]), pos: i });
         i += m[0].length;
       } else if (/[A-Za-z_]/.test(c)) {
