@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: jq expressions are written ${ ... } in plain strings
 import { describe, expect, it } from "vitest";
 import { compileCondition, compileExpression, ExpressionError, parseJsonPath } from "./expressions.js";
 
