@@ -20,7 +20,7 @@ interface K8sObject {
   spec?: { template?: { spec: { containers: Container[]; volumes?: Array<{ name: string; secret?: { secretName: string } }> } } };
 }
 
-const SERVICES = ["gateway", "omf-sender", "idigi-listener", "omnia-reader", "iotc-bridge"];
+const SERVICES = ["gateway", "omf-sender", "idigi-listener", "omnia-reader", "iotc-bridge", "oci-twin-manager"];
 
 describe.each(["deploy/k8s/base", "deploy/k8s/overlays/local", "deploy/k8s/overlays/local-tls"])("%s", (path) => {
   const objects = render<K8sObject>(path);

@@ -52,6 +52,7 @@ describe.each(OVERLAYS)("kustomize %s", (path) => {
       "gateway",
       "idigi-listener",
       "iotc-bridge",
+      "oci-twin-manager",
       "omf-sender",
       "omnia-reader",
     ]);
@@ -117,6 +118,7 @@ describe("hardening (local overlay, as a cluster would run it)", () => {
       "idigi-listener",
       "iotc-bridge",
       "nats",
+      "oci-twin-manager",
       "omf-sender",
       "omnia-reader",
     ]);
@@ -178,9 +180,17 @@ describe("hardening (local overlay, as a cluster would run it)", () => {
     expect(peers(policy("idigi-listener")?.ingress)).toEqual(["gateway"]);
     expect(peers(policy("omnia-reader")?.ingress)).toEqual(["gateway"]);
     expect(peers(policy("iotc-bridge")?.ingress)).toEqual(["gateway"]);
+    expect(peers(policy("oci-twin-manager")?.ingress)).toEqual(["gateway"]);
     // NATS clients are Meridian's services only.
     const natsClients = policy("nats")?.ingress?.[0]?.from?.[0]?.podSelector?.matchExpressions?.[0]?.values ?? [];
-    expect(natsClients.sort()).toEqual(["gateway", "idigi-listener", "iotc-bridge", "omf-sender", "omnia-reader"]);
-    expect(peers(policy("gateway")?.egress).sort()).toEqual(["idigi-listener", "iotc-bridge", "nats", "omf-sender", "omnia-reader"]);
+    expect(natsClients.sort()).toEqual(["gateway", "idigi-listener", "iotc-bridge", "oci-twin-manager", "omf-sender", "omnia-reader"]);
+    expect(peers(policy("gateway")?.egress).sort()).toEqual([
+      "idigi-listener",
+      "iotc-bridge",
+      "nats",
+      "oci-twin-manager",
+      "omf-sender",
+      "omnia-reader",
+    ]);
   });
 });

@@ -13,7 +13,7 @@ import { parse } from "yaml";
 import { ROOT, render as renderObjects } from "./render.js";
 
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
-const SERVICES = ["gateway", "idigi-listener", "iotc-bridge", "omf-sender", "omnia-reader"] as const;
+const SERVICES = ["gateway", "idigi-listener", "iotc-bridge", "oci-twin-manager", "omf-sender", "omnia-reader"] as const;
 
 interface NatsUser {
   user: string;
@@ -148,6 +148,8 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(telemetry("omnia-reader")).toEqual(["telemetry.v1.omnia.>"]);
     // iotc-bridge is a sink of telemetry; what it publishes from IoT Central are commands and property changes.
     expect(telemetry("iotc-bridge")).toEqual([]);
+    // oci-twin-manager is a source (the twins' ORDS data) and a sink (routes into twins).
+    expect(telemetry("oci-twin-manager")).toEqual(["telemetry.v1.oci.>"]);
   });
 
   it("lets only the gateway change the streams' settings, and only the sink and the gateway (a route purge) delete consumers", () => {
@@ -169,6 +171,7 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(owned["idigi-listener"]?.length, "idigi-listener's buckets found in its source").toBeGreaterThan(0);
     expect(owned["omnia-reader"]?.length, "omnia-reader's buckets found in its source").toBeGreaterThan(0);
     expect(owned["iotc-bridge"]?.length, "iotc-bridge's buckets found in its source").toBeGreaterThan(0);
+    expect(owned["oci-twin-manager"]?.length, "oci-twin-manager's buckets found in its source").toBeGreaterThan(0);
     // The mesh's buckets (libs/bus mesh.ts): routes are the gateway's.
     owned.gateway = [...(owned.gateway ?? []), "routes"];
     for (const [owner, buckets] of Object.entries(owned)) {
@@ -194,6 +197,8 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     expect(userOf("omnia-reader")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
     // So is iotc-bridge: what IoT Central can never accept is dead-lettered under the route's consumer.
     expect(userOf("iotc-bridge")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
+    // And oci-twin-manager: what OCI can never accept from a route into a twin.
+    expect(userOf("oci-twin-manager")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual(["deadletter.v1.*"]);
     expect(userOf("gateway")!.publish.filter((s) => s.startsWith("deadletter."))).toEqual([]);
   });
 

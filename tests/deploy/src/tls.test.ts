@@ -40,7 +40,7 @@ interface CertificateSpec {
   isCA?: boolean;
 }
 
-const SERVICES = ["gateway", "idigi-listener", "iotc-bridge", "omf-sender", "omnia-reader"];
+const SERVICES = ["gateway", "idigi-listener", "iotc-bridge", "oci-twin-manager", "omf-sender", "omnia-reader"];
 
 function render(path: string): K8sObject[] {
   return renderObjects<K8sObject>(path);
@@ -112,7 +112,7 @@ describe("kustomize deploy/k8s/overlays/local-tls", () => {
   });
 
   it("the backends require the gateway's certificate; the gateway calls them over https:// by names their certificates carry", () => {
-    for (const backend of ["omf-sender", "idigi-listener", "omnia-reader", "iotc-bridge"]) {
+    for (const backend of ["omf-sender", "idigi-listener", "omnia-reader", "iotc-bridge", "oci-twin-manager"]) {
       expect(env(backend).TLS_CLIENT_AUTH, backend).toBe("require");
       expect(env(backend).TLS_CLIENT_CA_FILE, backend).toBeDefined();
     }
@@ -123,6 +123,7 @@ describe("kustomize deploy/k8s/overlays/local-tls", () => {
       ["IDIGI_LISTENER_URL", "idigi-listener"],
       ["OMNIA_READER_URL", "omnia-reader"],
       ["IOTC_BRIDGE_URL", "iotc-bridge"],
+      ["OCI_TWIN_MANAGER_URL", "oci-twin-manager"],
     ] as const) {
       const url = new URL(gw[setting]!);
       expect(url.protocol, setting).toBe("https:");
