@@ -155,6 +155,8 @@ export interface DigitalTwinsClient {
 
   /** Polls get until the resource is in `state` (DELETED also when it is gone); OciTimeoutError after `timeoutMs`. */
   waitFor(kind: "model" | "adapter" | "instance", id: string, state: LifecycleState, timeoutMs?: number): Promise<void>;
+  /** Closes the connection pool (optional for fakes). */
+  close?(): Promise<void>;
 }
 
 export type DataSet = "rawData" | "historizedData" | "rejectedData" | "snapshotData" | "rawCommandData";
@@ -188,6 +190,8 @@ export interface DataApiClient {
   query(dataSet: DataSet, query: DataQuery, signal?: AbortSignal): Promise<DataPage>;
   /** One row with its content (rawData/{id}, rejectedData/{id}, rawCommandData/{id}, historizedData/{id}). */
   get(dataSet: Exclude<DataSet, "snapshotData">, id: number, signal?: AbortSignal): Promise<JsonObject>;
+  /** Closes the connection pool (optional for fakes). */
+  close?(): Promise<void>;
 }
 
 export interface DeviceCredentials {
@@ -200,6 +204,8 @@ export interface DeviceCredentials {
 export interface DeviceEndpointClient {
   /** POST https://<deviceHost>/<endpoint>; resolves once OCI accepted it (2xx). */
   post(credentials: DeviceCredentials, endpoint: string, payload: JsonObject, signal?: AbortSignal): Promise<void>;
+  /** Closes the connection pool (optional for fakes). */
+  close?(): Promise<void>;
 }
 
 /** How the client signs control-plane requests: the auth kinds manage-dt and the OCI CLI offer, and OKE's. */
@@ -238,8 +244,14 @@ export interface OciClientOptions {
   identityUrl?: string;
   /** PEM of a CA trusted beside the system's, for all of them (an emulator, a TLS proxy). */
   caPem?: string;
-  /** Per request; 1 s to 5 min. */
+  /** Per request (one attempt); 1 s to 5 min; default 30 s. */
   timeoutMs?: number;
+  /**
+   * The bounds of the SDK's retry of control-plane calls (409 IncorrectState, 429, 5xx, network failures):
+   * attempts in all (1 to 10, default 4), the longest wait between two (default 8 s, Retry-After followed up to it),
+   * and no new attempt after `maxTotalMs` since the first (default 30 s).
+   */
+  retry?: { maxAttempts?: number; maxDelayMs?: number; maxTotalMs?: number };
 }
 
 /** The identity-domain confidential application and user manage-dt's `identity` section names. */

@@ -1,0 +1,55 @@
+export { createAuthSource, DEFAULT_CONFIG_FILE, DEFAULT_PROFILE, parseOciConfig } from "./auth.js";
+export {
+  DEFAULT_DATA_LIMIT,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_MAX_RETRY_DELAY_MS,
+  DEFAULT_MAX_RETRY_TOTAL_MS,
+  DEFAULT_TIMEOUT_MS,
+  MAX_DATA_LIMIT,
+  MAX_DEVICE_PAYLOAD_BYTES,
+  MAX_ENDPOINT_LENGTH,
+  MAX_LIST_LIMIT,
+  MAX_TIMEOUT_MS,
+  MIN_TIMEOUT_MS,
+  TOKEN_GRACE_MS,
+} from "./config.js";
+export { buildQ, createDataApiClient, DATA_API_VERSION, type DataAccess, dataAccessOf } from "./data-api.js";
+export { checkEndpoint, createDeviceEndpointClient } from "./device.js";
+export { createDigitalTwinsClient, listAll, shortIdOf } from "./digital-twins.js";
+export {
+  OciConflictError,
+  OciError,
+  type OciErrorDetails,
+  OciInvalidArgumentError,
+  OciNotAuthenticatedError,
+  OciNotFoundError,
+  OciThrottledError,
+  OciTimeoutError,
+  OciUnavailableError,
+} from "./errors.js";
+export type {
+  CreateAdapterDetails,
+  CreateInstanceDetails,
+  CreateModelDetails,
+  CreateOptions,
+  DataAccessCredentials,
+  DataApiClient,
+  DataPage,
+  DataQuery,
+  DataSet,
+  DeviceCredentials,
+  DeviceEndpointClient,
+  DigitalTwinAdapter,
+  DigitalTwinInstance,
+  DigitalTwinModel,
+  DigitalTwinsClient,
+  IotDomain,
+  Json,
+  JsonObject,
+  LifecycleState,
+  ListOptions,
+  OciAuth,
+  OciClientOptions,
+  OrdsFilter,
+  Page,
+} from "./types.js";

@@ -1,0 +1,174 @@
+import { rootCertificates } from "node:tls";
+import { networkErrorCode, readCapped } from "@meridian/http";
+import { parseRetryAfter } from "@meridian/retry";
+import { Agent, fetch } from "undici";
+import { MAX_ERROR_BODY_BYTES } from "./config.js";
+import {
+  OciConflictError,
+  OciError,
+  type OciErrorDetails,
+  OciInvalidArgumentError,
+  OciNotAuthenticatedError,
+  OciNotFoundError,
+  OciThrottledError,
+  OciUnavailableError,
+} from "./errors.js";
+
+/**
+ * The connection pool for one of OCI's surfaces. `caPem` is trusted beside the system's roots (Node's `ca` replaces
+ * them, so both are given), so that a TLS proxy or an emulator works without losing the public CAs.
+ */
+export function createAgent(caPem: string | undefined, connections?: number): Agent {
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    ...(connections === undefined ? {} : { connections }),
+    ...(caPem === undefined ? {} : { connect: { ca: [...rootCertificates, caPem] } }),
+  });
+}
+
+export interface Exchange {
+  method: "GET" | "POST";
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  timeoutMs: number;
+  maxBytes: number;
+  agent: Agent;
+  signal?: AbortSignal;
+  /** `POST token`, `GET rawData`: what the error messages name (never a secret, never a query). */
+  what: string;
+}
+
+export interface ExchangeResult {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/**
+ * One HTTP exchange with a per-request timeout and a bounded body. A timeout or a connection failure is an
+ * OciUnavailableError (OCI may or may not have done it); the caller's own abort is rethrown as its reason.
+ */
+export async function exchange(req: Exchange): Promise<ExchangeResult> {
+  const timeout = AbortSignal.timeout(req.timeoutMs);
+  const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+  try {
+    const res = await fetch(req.url, {
+      method: req.method,
+      headers: req.headers,
+      ...(req.body === undefined ? {} : { body: req.body }),
+      signal,
+      redirect: "manual",
+      dispatcher: req.agent,
+    });
+    const limit = res.status >= 200 && res.status < 300 ? req.maxBytes : MAX_ERROR_BODY_BYTES;
+    const text = await readCapped(res, limit);
+    if (text === undefined) {
+      if (res.status >= 200 && res.status < 300) {
+        throw new OciError(`${req.what}: answer over ${limit} bytes (HTTP ${res.status}); not read`, {
+          status: res.status,
+          code: "ResponseTooLarge",
+        });
+      }
+      return { status: res.status, headers: res.headers as unknown as Headers, text: "" };
+    }
+    return { status: res.status, headers: res.headers as unknown as Headers, text };
+  } catch (err) {
+    if (err instanceof OciError) throw err;
+    if (req.signal?.aborted) throw req.signal.reason;
+    if (timeout.aborted) {
+      throw new OciUnavailableError(`${req.what}: no answer within ${req.timeoutMs} ms`, { code: "Timeout", cause: err });
+    }
+    const code = networkErrorCode(err);
+    throw new OciUnavailableError(`${req.what}: ${code ?? (err instanceof Error ? err.message : "network error")}`, {
+      code: code ?? "NetworkError",
+      cause: err,
+    });
+  }
+}
+
+/** `{code, message}` (OCI, ORDS) or `{error, error_description}` (OAuth) from an error body; the text when neither. */
+export function errorBody(text: string): { code?: string; message?: string } {
+  try {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    if (body !== null && typeof body === "object") {
+      const code = typeof body.code === "string" ? body.code : typeof body.error === "string" ? body.error : undefined;
+      const message =
+        typeof body.message === "string"
+          ? body.message
+          : typeof body.error_description === "string"
+            ? body.error_description
+            : typeof body.title === "string"
+              ? body.title
+              : undefined;
+      return { ...(code === undefined ? {} : { code }), ...(message === undefined ? {} : { message }) };
+    }
+  } catch {
+    // not JSON: the text itself, cut short
+  }
+  const trimmed = text.trim().slice(0, 300);
+  return trimmed ? { message: trimmed } : {};
+}
+
+/**
+ * The input field an OCI 400 names, when it names one: `spec.contents[2].schema: ...`, `Invalid parameter 'limit'`,
+ * `field "externalKey" ...`. Undefined when the message names none (the caller then says `request`).
+ */
+export function fieldOf(message: string | undefined): string | undefined {
+  if (!message) return undefined;
+  const path = "([A-Za-z_$][\\w$]*(?:\\[\\d+\\]|\\.[A-Za-z_$][\\w$]*)*)";
+  const leading = new RegExp(`^${path}\\s*:\\s`).exec(message);
+  if (leading?.[1] && /[.[]|^[a-z]/.test(leading[1])) return leading[1];
+  const keyword = "\\b(?:field|parameter|property|attribute)s?";
+  const quotedAfter = new RegExp(`${keyword}\\s*:?\\s*['"\`]${path}['"\`]`, "i").exec(message);
+  if (quotedAfter?.[1]) return quotedAfter[1];
+  const colonAfter = new RegExp(`${keyword}\\s*:\\s*${path}`, "i").exec(message);
+  if (colonAfter?.[1]) return colonAfter[1];
+  const quoted = new RegExp(`['"\`]${path}['"\`]`).exec(message);
+  if (quoted?.[1] && /[.[]|[a-z][A-Z]/.test(quoted[1])) return quoted[1];
+  return undefined;
+}
+
+export interface StatusContext {
+  /** What was asked for (an OCID, `rawData/12`), for OciNotFoundError. */
+  resource: string;
+  /** `GET rawData`, for the messages. */
+  what: string;
+  /** The field a 400 falls back to when OCI's message names none. */
+  field?: string;
+}
+
+/** The error class for an HTTP status OCI (or ORDS, or the identity domain) answered with. */
+export function errorForStatus(
+  status: number,
+  body: { code?: string; message?: string },
+  ctx: StatusContext,
+  extra: { requestId?: string; retryAfterMs?: number } = {},
+): OciError {
+  const details: OciErrorDetails = {
+    status,
+    ...(body.code === undefined ? {} : { code: body.code }),
+    ...(extra.requestId === undefined ? {} : { requestId: extra.requestId }),
+  };
+  const said = body.message ?? body.code ?? `HTTP ${status}`;
+  const message = `${ctx.what}: ${said} (HTTP ${status}${body.code ? ` ${body.code}` : ""}${extra.requestId ? `, opc-request-id ${extra.requestId}` : ""})`;
+  if (status === 400 || status === 413 || status === 422) {
+    return new OciInvalidArgumentError(fieldOf(body.message) ?? ctx.field ?? "request", `${said} (${ctx.what}, HTTP ${status})`, details);
+  }
+  if (status === 401 || status === 403) return new OciNotAuthenticatedError(message, details);
+  if (status === 404) return new OciNotFoundError(ctx.resource, message, details);
+  if (status === 409) return new OciConflictError(message, details);
+  if (status === 412) return new OciConflictError(message, { ...details, code: "NoEtagMatch" });
+  if (status === 429) {
+    const retryAfterMs = extra.retryAfterMs;
+    return new OciThrottledError(message, { ...details, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+  }
+  if (status >= 500 || status === 408) return new OciUnavailableError(message, details);
+  return new OciError(message, details);
+}
+
+/** Retry-After of an answer (seconds or a date), capped as @meridian/retry caps it. */
+export function retryAfterFrom(headers: Headers): { retryAfterMs?: number } {
+  const ms = parseRetryAfter(headers.get("retry-after"));
+  return ms === undefined ? {} : { retryAfterMs: ms };
+}
