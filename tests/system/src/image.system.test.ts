@@ -11,8 +11,14 @@ import { docker, imageTag, NODE_IMAGE, natsLogin, REPO_ROOT, serviceImage, start
  * are the ones every system test runs, target `prebuilt`, whose build context holds the host's whole install with its
  * devDependencies, tests and test keys: the hardest case for leaving them out.
  */
-const SERVICES = ["services/gateway", "services/omf-sender", "services/idigi-listener", "services/iotc-bridge"];
-const EMULATORS = ["emulators/omf", "emulators/idigi", "emulators/iotc"];
+const SERVICES = [
+  "services/gateway",
+  "services/omf-sender",
+  "services/idigi-listener",
+  "services/iotc-bridge",
+  "services/oci-twin-manager",
+];
+const EMULATORS = ["emulators/omf", "emulators/idigi", "emulators/iotc", "emulators/oci"];
 
 /** What the image adds to the base image. Everything it needs is about 6–9 MB; the whole tree (COPY . .) was ~95 MB. */
 const MAX_ADDED_BYTES = 40 * 1024 * 1024;
