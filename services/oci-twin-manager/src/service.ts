@@ -20,6 +20,8 @@ export interface OciTwinManager extends BusService {
   twins: TwinManager;
   domains: OciDomains;
   store: TwinStore;
+  /** The control-plane client the service uses. */
+  client: DigitalTwinsClient;
 }
 
 export interface OciTwinManagerOptions extends BusServiceOptions {
@@ -136,5 +138,5 @@ export async function startOciTwinManager(
     },
     options,
   );
-  return Object.assign(running, { twins, domains, store });
+  return Object.assign(running, { twins, domains, store, client });
 }
