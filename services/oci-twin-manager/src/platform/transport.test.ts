@@ -9,6 +9,8 @@ describe("fieldOf", () => {
     ["Invalid parameter 'displayName'", "displayName"],
     ['The field "inboundRoutes[3].condition" is not a valid expression', "inboundRoutes[3].condition"],
     ["Referenced 'digitalTwinModelId' does not exist", "digitalTwinModelId"],
+    ['spec["@context"]: required (a string or an array)', 'spec["@context"]'],
+    ['spec.contents[1]["@type"]: must include one of Telemetry, Property', 'spec.contents[1]["@type"]'],
     ["The request is malformed.", undefined],
     ["Error: something", undefined],
     ["", undefined],

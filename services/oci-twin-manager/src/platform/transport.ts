@@ -116,7 +116,8 @@ export function errorBody(text: string): { code?: string; message?: string } {
  */
 export function fieldOf(message: string | undefined): string | undefined {
   if (!message) return undefined;
-  const path = "([A-Za-z_$][\\w$]*(?:\\[\\d+\\]|\\.[A-Za-z_$][\\w$]*)*)";
+  // a.b, a[2], a["@context"]: the paths OCI's and the DTDL validator's messages use.
+  const path = '([A-Za-z_$][\\w$]*(?:\\[\\d+\\]|\\["[^"\\]]+"\\]|\\.[A-Za-z_$@][\\w$@]*)*)';
   const leading = new RegExp(`^${path}\\s*:\\s`).exec(message);
   if (leading?.[1] && /[.[]|^[a-z]/.test(leading[1])) return leading[1];
   const keyword = "\\b(?:field|parameter|property|attribute)s?";
