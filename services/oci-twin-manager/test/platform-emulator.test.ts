@@ -13,6 +13,7 @@ import {
   type DeviceEndpointClient,
   type DigitalTwinsClient,
   type IotDomain,
+  type JsonObject,
   listAll,
   type OciClientOptions,
   OciConflictError,
@@ -178,8 +179,9 @@ describe("control plane", () => {
   });
 
   it("maps a 400 naming a field to OciInvalidArgumentError on that field", async () => {
-    const spec = { ...m5ModelDefault(), "@id": "dtmi:com:meridian:platformtest:bad;1" };
-    (spec.contents as { schema: string }[])[2]!.schema = "dobule";
+    const spec = m5ModelDefault();
+    spec["@id"] = "dtmi:com:meridian:platformtest:bad;1";
+    (spec.contents as JsonObject[])[2]!.schema = "dobule";
     const err = await twins.createModel({ iotDomainId: domain.id, spec }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OciInvalidArgumentError);
     expect(err).toMatchObject({ status: 400, field: "spec.contents[2].schema" });
