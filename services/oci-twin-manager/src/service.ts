@@ -6,6 +6,7 @@ import { ociTwinManagerErrors, ociTwinManagerService } from "./api/index.js";
 import type { OciTwinManagerConfig } from "./config.js";
 import { applyTwins, readTwinsFile } from "./declared.js";
 import { OciDomains, type OciDomainsOptions } from "./pipeline/domains.js";
+import { OciPipelines, type OciPipelinesDeps } from "./pipeline/manager.js";
 import { TwinStore } from "./pipeline/store.js";
 import { TwinManager } from "./pipeline/twins.js";
 import { createDigitalTwinsClient } from "./platform/index.js";
@@ -22,6 +23,8 @@ export interface OciTwinManager extends BusService {
   store: TwinStore;
   /** The control-plane client the service uses. */
   client: DigitalTwinsClient;
+  /** Twin sources onto the bus and routes into OCI. */
+  pipelines: OciPipelines;
 }
 
 export interface OciTwinManagerOptions extends BusServiceOptions {
@@ -31,6 +34,9 @@ export interface OciTwinManagerOptions extends BusServiceOptions {
   createDeviceEndpoint?: OciDomainsOptions["createDeviceEndpoint"];
   /** How long a delete waits for OCI to report DELETED (default 60 s). */
   deleteWaitMs?: number;
+  /** Backoffs of the pipelines (tests shorten them). */
+  readBackoff?: OciPipelinesDeps["readBackoff"];
+  redeliveryBackoff?: OciPipelinesDeps["redeliveryBackoff"];
 }
 
 /** Where OCI is and how requests are signed, from the settings. */
@@ -76,7 +82,8 @@ function dataAccess(config: OciTwinManagerConfig): DataAccessCredentials | undef
 
 /**
  * oci-twin-manager: OCI IoT Platform digital twins behind OciTwinManagerService (manage-dt's create, query and delete,
- * by Meridian's twin keys), the declared twins of OCI_TWINS_FILE reconciled at start.
+ * by Meridian's twin keys), the declared twins of OCI_TWINS_FILE reconciled at start, then OciPipelines: each twin's
+ * chosen data sets from ORDS onto the bus, and the routes into OCI posted as the twins' devices.
  */
 export async function startOciTwinManager(
   config: OciTwinManagerConfig,
@@ -107,6 +114,7 @@ export async function startOciTwinManager(
   });
   let store!: TwinStore;
   let twins!: TwinManager;
+  let pipelines!: OciPipelines;
   const running = await startBusService(
     SERVICE,
     config,
@@ -121,6 +129,16 @@ export async function startOciTwinManager(
         maxTwins: config.OCI_MAX_TWINS,
         ...(options.deleteWaitMs !== undefined ? { deleteWaitMs: options.deleteWaitMs } : {}),
       });
+      pipelines = new OciPipelines({
+        bus,
+        store,
+        domains,
+        config,
+        logger,
+        models: client,
+        readBackoff: options.readBackoff,
+        redeliveryBackoff: options.redeliveryBackoff,
+      });
       return {
         routes: (router) => router.service(OciTwinManagerService, ociTwinManagerService({ twins, domains, client })),
         errors: [ociTwinManagerErrors],
@@ -130,7 +148,11 @@ export async function startOciTwinManager(
           apply: () => applyTwins(twins, declared, logger),
           runAfterApply: true,
         },
+        run: (signal) => pipelines.run(signal),
+        counters: () => pipelines.counters(),
+        // Sources and routes stop (handing back what they have not sent) before the clients close and the bus drains.
         stop: async () => {
+          await pipelines.stop();
           await domains.close();
           await client.close?.();
         },
@@ -138,5 +160,5 @@ export async function startOciTwinManager(
     },
     options,
   );
-  return Object.assign(running, { twins, domains, store, client });
+  return Object.assign(running, { twins, domains, store, client, pipelines });
 }

@@ -5,8 +5,13 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
+import { consumerBacklog, routeBucket, routeConsumerName } from "@meridian/bus";
 import { LifecycleState, TwinDataSet, TwinKind } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
+import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { expectCode, until } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OciTwinManager } from "../src/service.js";
@@ -306,5 +311,61 @@ describe("OCI_TWINS_FILE", () => {
     expect(after.models.length - before.models.length).toBe(1);
     await client.deleteTwin({ twin: byKey("declared-m5") });
     await client.deleteTwin({ twin: byKey("declared-plain") });
+  });
+});
+
+describe("the service's pipelines", () => {
+  it("a twin's source puts its historized rows on the bus; a route into OCI posts the bus's telemetry as the twin's device", async () => {
+    const uri = specUri("piped");
+    const created = await client.createTwin({
+      twin: defaultAdapterTwin("piped", uri, { deviceSecret: DEVICE_SECRET, source: { historized: true, pollIntervalMs: 200 } }),
+    });
+    const t = created.twin!;
+    const ac = new AbortController();
+    const events: TelemetryEvent[] = [];
+    void (async () => {
+      for await (const e of svc.bus.subscribe(
+        { platform: Platform.OCI_IOT, connection: world.emulator.domain.id, device: t.instance!.externalKey },
+        { signal: ac.signal },
+      ))
+        events.push(e);
+    })().catch(() => {});
+    try {
+      await client.sendTwinData({ twin: byKey("piped"), payload: M5_PAYLOAD });
+      await until(() => events.length >= 1, { timeoutMs: 15_000, what: "the twin's observation on the bus" });
+      const names = events[0]!.points.map((p) => p.name).sort();
+      expect(names).toEqual(["humidity", "pressure", "qmp_temperature", "sht_temperature"]);
+    } finally {
+      ac.abort();
+    }
+
+    // Telemetry of device "piped" (the twin key, by the route's default template) into the domain's twin.
+    const routeId = "into-oci";
+    await routeBucket(svc.bus).put(
+      routeId,
+      create(RouteSchema, {
+        id: routeId,
+        source: { platform: Platform.API, connection: "plant" },
+        sink: { platform: Platform.OCI_IOT, target: "default" },
+      }),
+    );
+    await until(async () => (await consumerBacklog(svc.bus, routeConsumerName(routeId, Platform.OCI_IOT))) !== undefined, {
+      timeoutMs: 10_000,
+      what: "the route's consumer",
+    });
+    await svc.bus.publishEvents([
+      create(TelemetryEventSchema, {
+        id: "route-event-1",
+        source: { platform: Platform.API, connection: "plant", device: "piped" },
+        observedTime: timestampFromMs(Date.now()),
+        points: [{ name: "humidity", value: { case: "doubleValue", value: 12.5 } }],
+      }),
+    ]);
+    await until(async () => (await client.getTwinContent({ twin: byKey("piped") })).content?.["humidity"] === 12.5, {
+      timeoutMs: 15_000,
+      what: "the routed value in the twin's content",
+    });
+    await routeBucket(svc.bus).delete(routeId);
+    await client.deleteTwin({ twin: byKey("piped") });
   });
 });
