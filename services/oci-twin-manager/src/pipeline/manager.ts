@@ -62,7 +62,7 @@ export class OciPipelines {
 
   /** Starts the route sinks and follows the twins until `signal` aborts or stop(); the watch is retried while the bus is down. */
   async run(signal?: AbortSignal): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || signal?.aborted) return;
     signal?.addEventListener("abort", () => this.ac.abort(signal.reason), { once: true });
     this.sinks.start();
     const own = this.ac.signal;
