@@ -73,7 +73,10 @@ export function ociTwinManagerService({ twins, domains, client }: OciTwinManager
     async createTwin(req) {
       const v = new Violations();
       if (!req.twin) v.add("twin", "is required");
-      else for (const p of twinProblems(twinDescription(req.twin))) v.add(`twin.${p.path}`, p.reason);
+      else {
+        for (const p of twinProblems(twinDescription(req.twin))) v.add(`twin.${p.path}`, p.reason);
+        v.time("twin.source.start_time", req.twin.source?.startTime);
+      }
       v.throwIfAny();
       const { twin, created } = await twins.create(twinDescription(req.twin!));
       return { twin: twinToProto(await twins.state(twin)), created };
