@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 /** Rows of one data set of the twin, of the last minutes, once there are at least `min`. */
-async function rows(key: string, dataSet: TwinDataSet, min: number, extra: { includeContent?: boolean } = {}) {
+async function rows(key: string, dataSet: TwinDataSet, min: number, extra: { includeContent?: boolean; lastMinutes?: number } = {}) {
   let got: Array<Record<string, unknown>> = [];
   await until(async () => {
     const r = await client.queryTwinData({ twin: { ref: { case: "key", value: key } }, dataSet, lastMinutes: 10, ...extra });
@@ -164,6 +164,22 @@ describe("manage-dt create / query / delete", () => {
 
     const del = await client.deleteTwin({ twin: byKey("m5-cstm") });
     expect(del.deletedIds).toEqual([t?.instance?.id, t?.adapter?.id, t?.model?.id]);
+  });
+});
+
+describe("time of the data", () => {
+  it("last_minutes filters by the time observed; snapshot rows are the latest values however old", async () => {
+    const uri = specUri("old-data");
+    await client.createTwin({ twin: customAdapterTwin("old-data", uri, { deviceSecret: DEVICE_SECRET }) });
+    // Observed two hours ago (the custom envelope reads `time`, epoch microseconds).
+    await client.sendTwinData({ twin: byKey("old-data"), payload: { ...M5_PAYLOAD, time: (Date.now() - 2 * 3600_000) * 1000 } });
+    const older = await rows("old-data", TwinDataSet.HISTORIZED, 4, { lastMinutes: 180 });
+    expect(older).toHaveLength(4);
+    const recent = await client.queryTwinData({ twin: byKey("old-data"), dataSet: TwinDataSet.HISTORIZED });
+    expect(recent.rows).toEqual([]);
+    const snapshot = await client.queryTwinData({ twin: byKey("old-data"), dataSet: TwinDataSet.SNAPSHOT });
+    expect(snapshot.rows.map((r) => r["content_path"])).toEqual(expect.arrayContaining(["humidity", "pressure"]));
+    await client.deleteTwin({ twin: byKey("old-data") });
   });
 });
 

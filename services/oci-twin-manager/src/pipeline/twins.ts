@@ -728,8 +728,11 @@ export class TwinManager {
     const data = await this.o.domains.dataApi(t.iotDomainId);
     const field = TIME_FIELD[q.dataSet];
     const filter: JsonObject[] = [];
-    const from = q.startTime ?? new Date(Date.now() - (q.lastMinutes || 5) * 60_000);
-    filter.push({ [field]: { $gte: { $date: from.toISOString() } } });
+    // Snapshot rows are the latest value of each path, however old: only a time asked for filters them.
+    if (q.dataSet !== "snapshotData" || q.lastMinutes || q.startTime) {
+      const from = q.startTime ?? new Date(Date.now() - (q.lastMinutes || 5) * 60_000);
+      filter.push({ [field]: { $gte: { $date: from.toISOString() } } });
+    }
     if (q.endTime) filter.push({ [field]: { $lt: { $date: q.endTime.toISOString() } } });
     if (q.contentPaths && q.contentPaths.length > 0) filter.push({ content_path: { $in: q.contentPaths } });
     // Snapshot rows have no id; raw commands are ordered by creation, as manage-dt does.
