@@ -3,6 +3,9 @@
  * the SDK, the identity token and ORDS, and device ingest, each through this package's own client.
  */
 import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type OciEmulator, startOciEmulator } from "@meridian/emulator-oci";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -164,6 +167,26 @@ describe("control plane", () => {
     expect(err).toBeInstanceOf(OciNotFoundError);
     expect(err).toMatchObject({ resource: unknown, status: 404, code: "NotAuthorizedOrNotFound" });
     expect((err as OciNotFoundError).requestId).toBeTruthy();
+  });
+
+  it("signs with an OCI config file and profile (api_key) as the CLI writes them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "oci-config-"));
+    writeFileSync(join(dir, "key.pem"), emu.apiKey.privateKeyPem);
+    const k = emu.apiKey;
+    writeFileSync(
+      join(dir, "config"),
+      `[DEFAULT]\nregion=${emu.domain.region}\n\n[MERIDIAN]\nuser=${k.user}\nfingerprint=${k.fingerprint}\ntenancy=${k.tenancy}\nkey_file=${join(dir, "key.pem")}\n`,
+    );
+    const fromFile = createDigitalTwinsClient({
+      ...options,
+      auth: { kind: "api_key", configFile: join(dir, "config"), profile: "MERIDIAN" },
+    });
+    try {
+      expect((await fromFile.getIotDomain(emu.domain.id)).id).toBe(emu.domain.id);
+    } finally {
+      await fromFile.close?.();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("maps a key the emulator does not know to OciNotAuthenticatedError", async () => {
