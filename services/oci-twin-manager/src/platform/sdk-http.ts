@@ -81,7 +81,8 @@ export class UndiciHttpClient implements common.HttpClient {
       res = await fetch(req.uri, {
         method: req.method,
         headers,
-        ...(body === undefined || forceExcludeBody ? {} : { body }),
+        // forceExcludeBody leaves the body out of the signature only; it is still sent (as the SDK's own client does).
+        ...(body === undefined ? {} : { body }),
         signal: timeout,
         redirect: "manual",
         dispatcher: this.agent,
