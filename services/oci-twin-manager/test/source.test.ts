@@ -112,6 +112,10 @@ it("rejected rows are published with their reason when the source asks for them,
   w.emulator.ingest(twin.externalKey!, { another: "one" });
   await new Promise((r) => setTimeout(r, 800));
   expect(seen.events).toHaveLength(1);
+  // A deleted twin's cursors go with it.
+  expect((await p.cursors.of(twin.key)).size).toBe(1);
+  await w.store.delete(twin.key);
+  await until(async () => (await p.cursors.of(twin.key)).size === 0, { timeoutMs: 5000, what: "the cursors deleted" });
   await p.stop();
   await running;
   seen.stop();

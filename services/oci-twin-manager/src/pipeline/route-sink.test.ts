@@ -29,10 +29,20 @@ afterAll(async () => {
 class FakeDevice implements DeviceEndpointClient {
   readonly posts: Array<{ credentials: DeviceCredentials; endpoint: string; payload: JsonObject }> = [];
   faults: Error[] = [];
+  delayMs = 0;
+  active = 0;
+  maxActive = 0;
   async post(credentials: DeviceCredentials, endpoint: string, payload: JsonObject): Promise<void> {
-    const f = this.faults.shift();
-    if (f) throw f;
-    this.posts.push({ credentials, endpoint, payload });
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+      const f = this.faults.shift();
+      if (f) throw f;
+      this.posts.push({ credentials, endpoint, payload });
+    } finally {
+      this.active--;
+    }
   }
 }
 
@@ -135,6 +145,22 @@ describe("OciRouteSink", () => {
       await until(async () => (await consumerBacklog(bus, "oci-r1"))?.ackPending === 0, { timeoutMs: 5000, what: "all acked" });
       expect(s.list()[0]!.counters).toMatchObject({ received: 10, delivered: 10, skipped: 0 });
       expect(await deadLetters("r1")).toEqual([]);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("posts at most OCI_SINK_MAX_IN_FLIGHT at once, across the route's messages", async () => {
+    const device = new FakeDevice();
+    device.delayMs = 30;
+    const s = sinks([twin("a", "x"), twin("b", "y")], device);
+    s.start();
+    try {
+      await routeInto("r4", "line-4");
+      await bus.publishEvents(events("line-4", "a", 0, 12));
+      await bus.publishEvents(events("line-4", "b", 0, 12));
+      await until(() => device.posts.length >= 24, { timeoutMs: 10_000, what: "24 posts" });
+      expect(device.maxActive).toBe(4);
     } finally {
       await s.stop();
     }

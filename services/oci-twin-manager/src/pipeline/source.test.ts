@@ -1,5 +1,6 @@
-import { Bus } from "@meridian/bus";
-import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { fromBinary } from "@bufbuild/protobuf";
+import { Bus, DEAD_LETTER_HEADERS, STREAMS } from "@meridian/bus";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OciNotAuthenticatedError, OciUnavailableError } from "../platform/errors.js";
@@ -259,6 +260,28 @@ describe("TwinPoller", () => {
       ["rejectedData", "bar"],
     ]);
     expect(seen.events[4]!.attributes).toMatchObject({ reason_code: "500", reason_message: "Normalization output is empty" });
+  });
+
+  it("a row whose event can never fit the bus's max_payload is dead-lettered without its points, and the cursor goes past it", async () => {
+    const twin = twinOf({ historized: false, raw: true, rejected: false, startTime: new Date(0).toISOString() });
+    const ords = new FakeOrds();
+    const t = iso(Date.now() - 1000);
+    const row = { digital_twin_instance_id: twin.instanceId, endpoint: "iot/v1/blob", content_type: "application/json", time_received: t };
+    ords.add("rawData", { ...row, content: { blob: "x".repeat(2 * 1024 * 1024) } });
+    ords.add("rawData", { ...row, content: { small: 1 } });
+    const seen = collect(twin);
+    const p = poller(twin, ords);
+    await p.pollOnce();
+    await until(() => seen.events.length >= 1, { timeoutMs: 5000, what: "the small row" });
+    seen.stop();
+    expect(seen.events.map((e) => e.id)).toEqual([`oci:${twin.iotDomainId}:rawData:2`]);
+    expect(await new CursorStore(bus).get(twin.key, "rawData", twin.instanceId)).toMatchObject({ lastRowId: 2 });
+    const jsm = bus.jsm();
+    const m = await jsm.streams.getMessage(STREAMS.deadLetter, { last_by_subj: "deadletter.v1.oci-twin-manager" });
+    expect(m.header.get(DEAD_LETTER_HEADERS.reason)).toMatch(
+      new RegExp(`event oci:.*:rawData:1 \\(rows 1..1 of twin ${twin.key}\\) is larger than`),
+    );
+    expect(fromBinary(TelemetryEventSchema, m.data)).toMatchObject({ id: `oci:${twin.iotDomainId}:rawData:1`, points: [] });
   });
 
   it("stops at once, in the middle of a retried read", async () => {

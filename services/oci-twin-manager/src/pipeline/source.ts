@@ -299,12 +299,13 @@ export class TwinPoller {
     });
   }
 
+  /** The bus: everything retried until it works or the poller stops, but a message that can never fit. */
   private busRetry<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
     return retry(fn, {
       policy: this.o.publishBackoff ?? PUBLISH_BACKOFF,
       maxAttempts: Number.POSITIVE_INFINITY,
       signal,
-      isRetryable: () => true,
+      isRetryable: (err) => !(err instanceof MessageTooLargeError),
     });
   }
 
