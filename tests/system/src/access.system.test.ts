@@ -5,6 +5,7 @@ import * as reflection from "@meridian/contracts/grpc/reflection/v1/reflection_p
 import { access } from "@meridian/contracts/meridian/auth/v1/access_pb";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
+import { OciTwinManagerService } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
@@ -13,6 +14,8 @@ import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/tele
 import { type Gateway, gatewayConfig, startGateway } from "@meridian/gateway";
 import { type IdigiListener, idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
 import { type IotcBridge, iotcBridgeConfig, startIotcBridge } from "@meridian/iotc-bridge";
+import { type OciTwinManager, ociTwinManagerConfig, startOciTwinManager } from "@meridian/oci-twin-manager";
+import { OciUnavailableError } from "@meridian/oci-twin-manager/platform";
 import { type OmfSender, omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
 import { type OmniaReader, omniaReaderConfig, startOmniaReader } from "@meridian/omnia-reader";
 import { OmniaServerError } from "@meridian/omnia-reader/platform";
@@ -41,6 +44,7 @@ const CONTRACTS: DescService[] = [
   IdigiListenerService,
   OmniaReaderService,
   IotcBridgeService,
+  OciTwinManagerService,
 ];
 const BY_NAME = new Map(CONTRACTS.map((s) => [s.typeName, s]));
 const UNCHECKED = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
@@ -100,6 +104,7 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
   let idigi: IdigiListener;
   let omnia: OmniaReader;
   let iotc: IotcBridge;
+  let oci: OciTwinManager;
   let gateway: Gateway;
 
   beforeAll(async () => {
@@ -117,16 +122,26 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
     omnia = await startForTest(startOmniaReader, omniaReaderConfig, { NATS_URL: nats.url }, { api: noOmnia as never });
     // No IoT Central application exists: device calls fail after authorisation with not_found, the same for every caller.
     iotc = await startForTest(startIotcBridge, iotcBridgeConfig, { NATS_URL: nats.url });
+    // No OCI behind it: every OCI call fails after authorisation as an outage, the same for every caller.
+    const noOci = new Proxy({}, { get: () => () => Promise.reject(new OciUnavailableError("no OCI in this test")) });
+    oci = await startForTest(
+      startOciTwinManager,
+      ociTwinManagerConfig,
+      { NATS_URL: nats.url, OCI_IOT_DOMAIN_ID: "ocid1.iotdomain.oc1.eu-frankfurt-1.access" },
+      { client: noOci as never, createDataApi: () => noOci as never, createDeviceEndpoint: () => noOci as never },
+    );
     gateway = await startForTest(startGateway, gatewayConfig, {
       NATS_URL: nats.url,
       OMF_SENDER_URL: omf.service.url,
       IDIGI_LISTENER_URL: idigi.service.url,
       OMNIA_READER_URL: omnia.service.url,
       IOTC_BRIDGE_URL: iotc.service.url,
+      OCI_TWIN_MANAGER_URL: oci.service.url,
     });
   }, 60_000);
   afterAll(async () => {
     await gateway?.stop();
+    await oci?.stop();
     await iotc?.stop();
     await omnia?.stop();
     await idigi?.stop();
@@ -141,6 +156,7 @@ describe("system: every RPC is authenticated and authorised by its role, on the 
       "idigi-listener": idigi.service.url,
       "omnia-reader": omnia.service.url,
       "iotc-bridge": iotc.service.url,
+      "oci-twin-manager": oci.service.url,
     };
     const covered = new Set<string>();
     const failures: string[] = [];
