@@ -96,7 +96,8 @@ export async function createStructuredTwin(
   client: iot.IotClient,
   opts: { key: string; model: Record<string, unknown>; custom: boolean },
 ) {
-  const specUri = `dtmi:com:oracle:${opts.key}:m5:env:${opts.custom ? "cstm" : "dflt"};1`;
+  // DTMI segments take no hyphens.
+  const specUri = `dtmi:com:oracle:${opts.key.replaceAll("-", "")}:m5:env:${opts.custom ? "cstm" : "dflt"};1`;
   const model = await client.createDigitalTwinModel({
     createDigitalTwinModelDetails: { iotDomainId: emu.domain.id, displayName: specUri, spec: { ...opts.model, "@id": specUri } },
   });
