@@ -86,6 +86,13 @@ describe.each([...SERVICES, ...EMULATORS])("system: the image of %s holds only w
     expect(paths).toContain("/app/scripts/healthcheck.mjs");
   });
 
+  it("loads its modules with the image's node: every package its code imports is in the image (a dependencies entry)", async () => {
+    // index.js exports the starter without starting it; importing it loads every module main.js would.
+    const load = `try { await import("/app/${folder}/dist/index.js"); console.log("loaded") } catch (e) { console.log(e.message) }`;
+    const out = await docker("run", "--rm", "--entrypoint", "node", tag, "--input-type=module", "-e", load);
+    expect(out.trim()).toBe("loaded");
+  });
+
   it("holds no test file and no test, tests, __tests__ or testdata folder", () => {
     expect(paths.filter((p) => /\.(test|spec)\.[cm]?[jt]sx?$/.test(p) || /\/tests?\.[cm]?js$/.test(p))).toEqual([]);
     expect([...dirs].filter((d) => /\/(test|tests|__tests__|testdata)$/.test(d))).toEqual([]);
