@@ -209,4 +209,74 @@ describe("system: docker compose up", () => {
     console.log(JSON.stringify({ composeIotcDevices: devices.map((d) => d.id), composeIotcDevicesWithValues: withValues }));
     expect(withValues).toBeGreaterThan(0);
   });
+
+  it("creates the OCI twin m5-env-01 in the OCI emulator and puts its historized data into the PI emulator, each value as ORDS holds it", async () => {
+    const key = (await run([...compose, "exec", "-T", "gateway", "cat", "/run/meridian/auth/dev-api-key"], env)).trim();
+    const headers = { "content-type": "application/json", authorization: `Bearer ${key}` };
+    const call = async (method: string, body: unknown) => {
+      const res = await fetch(`http://127.0.0.1:8080/meridian.oci.v1.OciTwinManagerService/${method}`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      expect(res.status, `${method}: ${text}`).toBe(200);
+      return JSON.parse(text) as Record<string, unknown>;
+    };
+    type Twin = { key: string; iotDomainId: string; kind: string; deviceSecretSet?: boolean; instance?: { externalKey?: string } };
+    let twin: Twin | undefined;
+    await untilUp(
+      "the twin m5-env-01 through the gateway",
+      async () => {
+        const res = await fetch("http://127.0.0.1:8080/meridian.oci.v1.OciTwinManagerService/GetTwin", {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ twin: { key: "m5-env-01" } }),
+        });
+        twin = res.status === 200 ? ((await res.json()) as { twin: Twin }).twin : undefined;
+        return twin !== undefined;
+      },
+      120_000,
+    );
+    expect(twin).toMatchObject({ kind: "TWIN_KIND_CUSTOM_ADAPTER", deviceSecretSet: true });
+    // The route oci-to-pi: the twin's events are in PI under {connection}/{device}, the IoT domain and the external key.
+    const containerName = `${twin!.iotDomainId}/${twin!.instance!.externalKey}`;
+    type Container = { definition: { name?: string }; values?: Array<Record<string, unknown>> };
+    const ociContainers = async () => {
+      const res = await fetch("http://127.0.0.1:8443/_emulator/state?scope=pi");
+      const containers = ((await res.json()) as { scopes: { pi: { containers: Record<string, Container> } } }).scopes.pi.containers;
+      return Object.values(containers).filter((c) => c.definition.name === containerName);
+    };
+    // The simulated device posts every 2 s, the source polls ORDS every 5 s.
+    await untilUp(
+      "the twin's values in the PI emulator",
+      async () => (await ociContainers()).some((c) => (c.values?.length ?? 0) >= 2),
+      180_000,
+    );
+
+    const values = (await ociContainers())
+      .flatMap((c) => c.values ?? [])
+      .filter((v) => typeof v.sht_temperature === "number")
+      .map((v) => ({ time: Date.parse(String(v.timestamp ?? v.Timestamp)), value: v.sht_temperature as number }));
+    expect(values.length).toBeGreaterThanOrEqual(2);
+    const from = Math.min(...values.map((v) => v.time));
+    const to = Math.max(...values.map((v) => v.time)) + 1;
+    // What the twin's historized data set holds over the same span, asked through the gateway (manage-dt's query).
+    const data = await call("QueryTwinData", {
+      twin: { key: "m5-env-01" },
+      dataSet: "TWIN_DATA_SET_HISTORIZED",
+      startTime: new Date(from).toISOString(),
+      endTime: new Date(to + 1000).toISOString(),
+      contentPaths: ["sht_temperature"],
+      limit: 500,
+      ascending: true,
+    });
+    const rows = (data.rows as Array<{ time_observed: string; value: number }> | undefined) ?? [];
+    const inOrds = new Map(rows.map((r) => [Date.parse(r.time_observed), r.value]));
+    for (const v of values) {
+      expect(inOrds.has(v.time), `a historized row at ${new Date(v.time).toISOString()}`).toBe(true);
+      expect(v.value, new Date(v.time).toISOString()).toBeCloseTo(inOrds.get(v.time)!, 9);
+    }
+    console.log(JSON.stringify({ composeOciValuesCheckedInPi: values.length }));
+  });
 });
