@@ -231,6 +231,8 @@ export async function startOciEmulator(options: OciEmulatorOptions = {}): Promis
         deviceUrl: emulator.deviceUrl,
         domain,
         scope: scopeOf(store),
+        // An emulator's made-up credentials, for whoever drives it; never logged.
+        dataAccess,
         apiKeys: keys.list(),
         vaultSecrets: [...store.vault.keys()],
         tokenLifetimeSeconds: tokenLifetime.seconds,
