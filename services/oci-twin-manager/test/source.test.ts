@@ -120,3 +120,28 @@ it("rejected rows are published with their reason when the source asks for them,
   await running;
   seen.stop();
 });
+
+it("a source enabled without a start time skips the rows ORDS held then; a row observed an hour ago but historized after reaches the bus once", async () => {
+  const twin = await makeTwin(w, "src-late");
+  const seen = collect(twin);
+  const old = Date.now() - 3_600_000;
+  // Stored before the source is enabled: not published.
+  w.emulator.ingest(twin.externalKey!, { humidity: 41, count: 1, time: old * 1000 });
+  const p = pipelines(w);
+  const running = p.run();
+  await w.store.put({ ...twin, source: { historized: true, raw: false, rejected: false } });
+  await until(() => (p.poller(twin.key)?.counters.polls ?? 0) >= 1, { timeoutMs: 10_000, what: "a first poll" });
+  expect((await p.cursors.get(twin.key, "historizedData", twin.instanceId))?.lastRowId).toBeGreaterThan(0);
+
+  // A device whose clock is an hour behind: its observation is older than the source, and arrives after it.
+  w.emulator.ingest(twin.externalKey!, { humidity: 42, count: 2, time: (old + 1000) * 1000 });
+  await until(() => seen.events.length >= 1, { timeoutMs: 10_000, what: "the late row on the bus" });
+  const polls = p.poller(twin.key)!.counters.polls;
+  await until(() => p.poller(twin.key)!.counters.polls >= polls + 3, { timeoutMs: 10_000, what: "three more polls" });
+  await p.stop();
+  await running;
+  seen.stop();
+  expect(seen.events).toHaveLength(1);
+  expect(seen.events[0]!.points.find((x) => x.name === "count")?.value).toEqual({ case: "intValue", value: 2n });
+  expect(seen.events[0]!.observedTime).toMatchObject({ seconds: BigInt(Math.floor((old + 1000) / 1000)) });
+});

@@ -11,9 +11,12 @@ export const CURSORS_BUCKET = "oci_cursors";
 export interface CursorRecord {
   /** The instance the position belongs to: a twin key given to another instance starts afresh. */
   instanceId: string;
-  /** The last row on the bus; absent until the first row is, and reading goes by `startTime`. */
+  /**
+   * The last row on the bus. A source without a start_time starts with the highest row id there was when it was
+   * enabled (0 for none); one with a start_time has none until its first row is on the bus, and reads by `startTime`.
+   */
   lastRowId?: number;
-  /** Where reading starts the first time (the source's start_time, else when it was enabled), ISO. */
+  /** The source's start_time, where reading starts by time; without one, when the source was enabled (a record only). ISO. */
   startTime: string;
   updated: string;
 }

@@ -57,6 +57,7 @@ class FakeOrds implements DataApiClient {
       }
     }
     rows.sort((a, b) => (a["id"] as number) - (b["id"] as number));
+    if (query.orderBy?.["id"] === "desc") rows.reverse();
     const items = rows.slice(0, limit).map((r) => {
       const { content: _content, ...listed } = r;
       return dataSet === "historizedData" ? r : listed;
@@ -168,6 +169,35 @@ describe("TwinPoller", () => {
     expect(p.counters.delivered).toBe(2);
     await p.pollOnce();
     expect(ords.queries[1]!.query.filter).toEqual([{ id: { $gt: 8 } }]);
+  });
+
+  it("without a start time the first read is after the highest row id ORDS holds; a row observed earlier that arrives later is published", async () => {
+    const twin = twinOf({ historized: true, raw: false, rejected: false });
+    const ords = new FakeOrds();
+    const t0 = Date.now() - 3_600_000;
+    historize(ords, twin, 2, t0);
+    const p = poller(twin, ords);
+    await p.pollOnce();
+    expect(ords.queries[0]!.query).toEqual({ digitalTwinInstanceId: twin.instanceId, orderBy: { id: "desc" }, limit: 1 });
+    expect(await new CursorStore(bus).get(twin.key, "historizedData", twin.instanceId)).toMatchObject({ lastRowId: 4 });
+    expect(p.counters.received).toBe(0);
+    // Observed before the source was enabled (a device clock behind), stored by ORDS after.
+    historize(ords, twin, 1, t0 - 60_000);
+    await p.pollOnce();
+    expect(ords.queries.at(-1)!.query.filter).toEqual([{ id: { $gt: 4 } }]);
+    expect(p.counters).toMatchObject({ received: 2, delivered: 1 });
+    expect(await new CursorStore(bus).get(twin.key, "historizedData", twin.instanceId)).toMatchObject({ lastRowId: 6 });
+  });
+
+  it("without a start time and no row yet, the first cursor is after id 0", async () => {
+    const twin = twinOf({ historized: false, raw: true, rejected: false });
+    const ords = new FakeOrds();
+    const p = poller(twin, ords);
+    await p.pollOnce();
+    expect(await new CursorStore(bus).get(twin.key, "rawData", twin.instanceId)).toMatchObject({ lastRowId: 0 });
+    ords.add("rawData", { digital_twin_instance_id: twin.instanceId, time_received: iso(0), content: { a: 1 } });
+    await p.pollOnce();
+    expect(p.counters).toMatchObject({ received: 1, delivered: 1 });
   });
 
   it("a stop between publish and cursor reads the page again; the bus stores each event once", async () => {

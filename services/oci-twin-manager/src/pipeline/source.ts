@@ -174,16 +174,11 @@ export class TwinPoller {
 
   private async readDataSet(twin: StoredTwin, dataSet: SourceDataSet, signal: AbortSignal): Promise<void> {
     let cursor = await this.busRetry(() => this.o.cursors.get(twin.key, dataSet, twin.instanceId), signal);
+    const api = await this.read(() => this.o.dataApi(twin.iotDomainId), signal);
     if (!cursor) {
-      // The first read starts at the source's start_time, else now; kept, so a restart does not move it.
-      cursor = {
-        instanceId: twin.instanceId,
-        startTime: twin.source?.startTime ?? this.now().toISOString(),
-        updated: this.now().toISOString(),
-      };
+      cursor = await this.firstCursor(api, twin, dataSet, signal);
       await this.saveCursor(twin, dataSet, cursor, signal);
     }
-    const api = await this.read(() => this.o.dataApi(twin.iotDomainId), signal);
     for (;;) {
       signal.throwIfAborted();
       const after: number | undefined = cursor.lastRowId;
@@ -243,6 +238,25 @@ export class TwinPoller {
         return;
       }
     }
+  }
+
+  /**
+   * Where a data set is first read from; kept, so a restart does not move it. With the source's start_time: the rows
+   * observed from then (by the data set's time field), and by id once a row is on the bus. Without: after the highest
+   * row id the twin's data set holds now, so what arrives later is read whatever its time says (a device whose clock is
+   * behind, a historized row with an old time_observed that the adapter stores late). No row yet: after id 0, as ORDS
+   * ids start at 1.
+   */
+  private async firstCursor(api: DataApiClient, twin: StoredTwin, dataSet: SourceDataSet, signal: AbortSignal): Promise<CursorRecord> {
+    const now = this.now().toISOString();
+    const startTime = twin.source?.startTime;
+    if (startTime) return { instanceId: twin.instanceId, startTime, updated: now };
+    const last = await this.read(
+      () => api.query(dataSet, { digitalTwinInstanceId: twin.instanceId, orderBy: { id: "desc" }, limit: 1 }, signal),
+      signal,
+    );
+    const lastRowId = Math.max(0, ...last.items.map((r) => rowIdOf(r) ?? 0));
+    return { instanceId: twin.instanceId, lastRowId, startTime: now, updated: now };
   }
 
   /** A raw or rejected row's content, read one row at a time (a few at once); a row gone meanwhile keeps what the list had. */
