@@ -14,6 +14,9 @@ import { platformToken } from "./subjects.js";
  */
 export const REDELIVERY_BACKOFF: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 };
 
+/** The server's wait for an ack when the options name none. */
+const DEFAULT_ACK_WAIT_MS = 30_000;
+
 export interface DurableConsumerOptions {
   /** Durable name; also names the dead-letter subject. */
   durable: string;
@@ -142,7 +145,7 @@ export class DurableConsumer {
     const settings = {
       filter_subject: this.options.filterSubject,
       max_ack_pending: this.options.maxAckPending ?? 1000,
-      ack_wait: nanos(this.options.ackWaitMs ?? 30_000),
+      ack_wait: nanos(this.options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS),
       // Unlimited: only a handler's PermanentError dead-letters; an outage must not.
       max_deliver: -1,
     };
@@ -294,6 +297,49 @@ export class DurableConsumer {
       await settle(d, () => handler(d), this.log);
     }
   }
+
+  /**
+   * As run(), with up to `maxInFlight` deliveries handled at once (a send that waits does not hold the others), and
+   * resolves once every one started is settled. A delivery in progress for longer than a third of the ack wait is
+   * marked working, in one sweep for all of them rather than a bus write per message (nearly every one is done long
+   * before), so that the server does not redeliver a message still being sent.
+   */
+  async runParallel(handler: (d: Delivery) => Promise<void>, signal: AbortSignal, options: ParallelRunOptions): Promise<void> {
+    const inProgress = new Map<Delivery, number>();
+    const every = Math.max(100, Math.floor((this.options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS) / 3));
+    const timer = setInterval(() => {
+      const before = Date.now() - every;
+      for (const [d, since] of inProgress) if (since <= before) d.working();
+    }, every);
+    timer.unref();
+    let working = 0;
+    let slotFree: (() => void) | undefined;
+    let allDone: (() => void) | undefined;
+    try {
+      for await (const d of this.deliveries(signal)) {
+        working++;
+        inProgress.set(d, Date.now());
+        void settle(d, () => handler(d), this.log, options.ack).finally(() => {
+          inProgress.delete(d);
+          working--;
+          slotFree?.();
+          slotFree = undefined;
+          if (working === 0) allDone?.();
+        });
+        if (working >= options.maxInFlight) await new Promise<void>((r) => (slotFree = r));
+      }
+      if (working > 0) await new Promise<void>((r) => (allDone = r));
+    } finally {
+      clearInterval(timer);
+    }
+  }
+}
+
+export interface ParallelRunOptions {
+  /** Deliveries handled at once. */
+  maxInFlight: number;
+  /** How a handled delivery is acknowledged (default: `ack()` at once), e.g. queued to be sent with others. */
+  ack?: ((d: Delivery) => void) | undefined;
 }
 
 /**
@@ -305,10 +351,15 @@ export function redeliveryDelay(ms: number): number {
 }
 
 /** Runs `work` and settles the delivery by its outcome; the one place that maps errors to ack verbs. */
-export async function settle(d: Delivery, work: () => Promise<void>, log: Logger): Promise<void> {
+export async function settle(
+  d: Delivery,
+  work: () => Promise<void>,
+  log: Logger,
+  ack: (d: Delivery) => void = (x) => x.ack(),
+): Promise<void> {
   try {
     await work();
-    d.ack();
+    ack(d);
   } catch (err) {
     if (err instanceof PermanentError) await d.deadLetter(err.message, err.detail);
     else {

@@ -30,6 +30,7 @@ export {
   type DurableConsumerOptions,
   deleteConsumer,
   deliveredThrough,
+  type ParallelRunOptions,
   REDELIVERY_BACKOFF,
   routeConsumerName,
 } from "./consumer.js";
@@ -46,11 +47,14 @@ export {
   startStatusReporter,
 } from "./mesh.js";
 export {
+  drainThroughOf,
   pipelineCounters,
+  type RouteConsumerOptions,
   type RouteSink,
   type RouteSinkCounters,
   RouteSinks,
   type RouteSinksOptions,
+  routeConsumer,
 } from "./route-sinks.js";
 export { parseServers, redactUrl, type ServerList } from "./servers.js";
 export {

@@ -1,5 +1,5 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { captureLogger, type NatsServerHandle, startNatsServer, until } from "@meridian/testing";
@@ -7,7 +7,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Bus, STREAMS } from "./bus.js";
 import { consumerBacklog, DurableConsumer, routeConsumerName } from "./consumer.js";
 import { routeBucket } from "./mesh.js";
-import { type RouteSink, type RouteSinkCounters, RouteSinks, type RouteSinksOptions } from "./route-sinks.js";
+import {
+  drainThroughOf,
+  type RouteSink,
+  type RouteSinkCounters,
+  RouteSinks,
+  type RouteSinksOptions,
+  routeConsumer,
+} from "./route-sinks.js";
 import { telemetryFilterSubject } from "./subjects.js";
 
 const logs = captureLogger();
@@ -255,4 +262,112 @@ describe("RouteSinks: the routes bucket turned into running sinks, against a rea
     await put(route("restart-2", "line-restart-2"));
     await until(() => sinkOf(m, "restart-2") !== undefined, { timeoutMs: 20_000, what: "a route put after the restart seen" });
   }, 40_000);
+});
+
+describe("a route's consumer (routeConsumer, drainThroughOf) and DurableConsumer.runParallel, against a real nats-server", () => {
+  let nats: NatsServerHandle;
+  let bus: Bus;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = Bus.connect({ servers: nats.url, name: "route-consumer-test", logger });
+    await bus.ready;
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.stop();
+  });
+  const route = (id: string, connection: string, extra: Omit<MessageInitShape<typeof RouteSchema>, "id" | "$typeName"> = {}) =>
+    create(RouteSchema, {
+      id,
+      source: { platform: Platform.API, connection },
+      sink: { platform: Platform.OCI_IOT, target: "t" },
+      ...extra,
+    });
+
+  it("drainThroughOf: a DRAINING route's last sequence, undefined for any other", () => {
+    expect(drainThroughOf(route("a", "c", { state: RouteState.ACTIVE }))).toBeUndefined();
+    expect(drainThroughOf(route("a", "c", { state: RouteState.DRAINING, drain: { lastSequence: 42n } }))).toBe(42);
+    expect(drainThroughOf(route("a", "c", { state: RouteState.DRAINING }))).toBe(0);
+  });
+
+  it("routeConsumer: named for the route and sink platform, on the route's source, from its start_time", async () => {
+    await bus.publishEvents([event("rc-start", 0), event("rc-other", 0)]);
+    await new Promise((r) => setTimeout(r, 20));
+    const from = new Date();
+    await bus.publishEvents([event("rc-start", 1), event("rc-other", 1)]);
+    const c = routeConsumer(bus, route("rc1", "rc-start", { startTime: timestampFromDate(from) }), Platform.OCI_IOT, {
+      logger,
+      ackWaitMs: 5000,
+      backoff: undefined,
+    });
+    expect(c.name).toBe(routeConsumerName("rc1", Platform.OCI_IOT));
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const running = c.runParallel(async (d) => void seen.push(...d.batch.events.map((e) => e.id)), ac.signal, { maxInFlight: 2 });
+    await until(() => seen.length >= 1, { timeoutMs: 5000, what: "the event after start_time" });
+    await new Promise((r) => setTimeout(r, 200));
+    ac.abort();
+    await running;
+    expect(seen).toEqual(["rc-start-1"]);
+    expect(await consumerBacklog(bus, c.name)).toMatchObject({ pending: 0, ackPending: 0 });
+  });
+
+  it("routeConsumer: a DRAINING route's consumer is never created; its deliveries end at once", async () => {
+    const c = routeConsumer(bus, route("rc2", "rc-drain", { state: RouteState.DRAINING, drain: { lastSequence: 1n } }), Platform.OCI_IOT, {
+      logger,
+    });
+    await c.runParallel(async () => {}, new AbortController().signal, { maxInFlight: 1 });
+    expect(await consumerBacklog(bus, c.name)).toBeUndefined();
+  });
+
+  it("runParallel: at most maxInFlight at once, a slow one kept from redelivery, acks through the given function, failures redelivered", async () => {
+    const c = routeConsumer(bus, route("rc3", "rc-par"), Platform.OCI_IOT, {
+      logger,
+      ackWaitMs: 1000,
+      backoff: { initialMs: 20, maxMs: 20, multiplier: 1, jitter: 0 },
+    });
+    await c.declare();
+    for (let i = 0; i < 6; i++) await bus.publishEvents([event("rc-par", i)]);
+    const ac = new AbortController();
+    let now = 0;
+    let most = 0;
+    const deliveries = new Map<string, number[]>();
+    const acked: string[] = [];
+    let failOnce = true;
+    const running = c.runParallel(
+      async (d) => {
+        const id = d.batch.events[0]!.id;
+        deliveries.set(id, [...(deliveries.get(id) ?? []), d.deliveryCount]);
+        now++;
+        most = Math.max(most, now);
+        try {
+          // Longer than the ack wait: only the working() sweep keeps the server from redelivering it meanwhile.
+          await new Promise((r) => setTimeout(r, id === "rc-par-0" ? 2500 : 100));
+          if (id === "rc-par-5" && failOnce) {
+            failOnce = false;
+            throw new Error("transient");
+          }
+        } finally {
+          now--;
+        }
+      },
+      ac.signal,
+      {
+        maxInFlight: 3,
+        ack: (d) => {
+          acked.push(d.batch.events[0]!.id);
+          d.ack();
+        },
+      },
+    );
+    await until(() => acked.length === 6, { timeoutMs: 10_000, what: "6 acknowledged" });
+    await until(async () => (await consumerBacklog(bus, c.name))?.ackPending === 0, { timeoutMs: 5000, what: "the acks on the server" });
+    ac.abort();
+    await running;
+    expect(most).toBe(3);
+    expect(deliveries.get("rc-par-0")).toEqual([1]);
+    expect(deliveries.get("rc-par-5")).toEqual([1, 2]);
+    expect(new Set(acked).size).toBe(6);
+    expect(await consumerBacklog(bus, c.name)).toMatchObject({ pending: 0, ackPending: 0 });
+  });
 });

@@ -1,14 +1,22 @@
 /** The routes bucket turned into running sinks: the one route manager every sink service uses. */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { sleep } from "@meridian/retry";
+import { type BackoffPolicy, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
 import type { Bus } from "./bus.js";
-import { type ConsumerBacklog, deleteConsumer, deliveredThrough, routeConsumerName } from "./consumer.js";
+import {
+  type ConsumerBacklog,
+  DurableConsumer,
+  type DurableConsumerOptions,
+  deleteConsumer,
+  deliveredThrough,
+  routeConsumerName,
+} from "./consumer.js";
 import { routeBucket } from "./mesh.js";
+import { telemetryFilterSubject } from "./subjects.js";
 
 /** How often a draining route's consumer is asked whether its backlog is delivered. */
 const DRAIN_CHECK_INTERVAL_MS = 1000;
@@ -21,6 +29,33 @@ export interface RouteSinkCounters {
   failed: number;
   lastError?: string | undefined;
   lastErrorTime?: Date | undefined;
+}
+
+/** A DRAINING route's last stream sequence, what its sink still delivers; undefined for a route that is not draining. */
+export function drainThroughOf(route: Route): number | undefined {
+  return route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
+}
+
+/** What a sink chooses of its route's consumer; the rest follows from the route. */
+export type RouteConsumerOptions = Omit<DurableConsumerOptions, "durable" | "filterSubject" | "startTime" | "existingOnly" | "backoff"> & {
+  backoff?: BackoffPolicy | undefined;
+};
+
+/**
+ * The durable consumer of a route's sink: `routeConsumerName(route.id, sinkPlatform)` on the route's source. Created
+ * (the first time only) at the next event, or at the route's start_time. A draining route's consumer only takes what is left:
+ * a consumer another replica finished with (and deleted) must not come back.
+ */
+export function routeConsumer(bus: Bus, route: Route, sinkPlatform: Platform, options: RouteConsumerOptions): DurableConsumer {
+  const { backoff, ...rest } = options;
+  return new DurableConsumer(bus, {
+    ...rest,
+    durable: routeConsumerName(route.id, sinkPlatform),
+    filterSubject: telemetryFilterSubject(route.source),
+    existingOnly: drainThroughOf(route) !== undefined,
+    ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
+    ...(backoff ? { backoff } : {}),
+  });
 }
 
 /** One route's sink as RouteSinks runs it: a service's own class, on the route's durable consumer. */

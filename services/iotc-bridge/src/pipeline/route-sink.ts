@@ -1,9 +1,15 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Bus, type Delivery, DurableConsumer, PermanentError, routeConsumerName, telemetryFilterSubject } from "@meridian/bus";
+import {
+  type Bus,
+  type Delivery,
+  type DurableConsumer,
+  drainThroughOf,
+  PermanentError,
+  type RouteSinkCounters,
+  routeConsumer,
+} from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, RetryableError, retryHintOf } from "@meridian/retry";
+import { type BackoffPolicy, RetryableError } from "@meridian/retry";
 import type { Logger } from "pino";
 import type { Applications } from "./applications.js";
 import { DEFAULT_DEVICE_ID_TEMPLATE, deviceIdFor, sourceName, templateProblem } from "./device-ids.js";
@@ -19,15 +25,6 @@ export const ROUTE_OPTIONS = new Set(["device_id_template", "component"]);
 const COMPONENT = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 /** Bounds the sink's cache of device ids by source; past it the cache starts over. */
 const MAX_DEVICE_IDS_CACHED = 10_000;
-
-export interface SinkCounters {
-  received: number;
-  delivered: number;
-  skipped: number;
-  failed: number;
-  lastError?: string;
-  lastErrorTime?: Date;
-}
 
 export interface RouteSinkDeps {
   bus: Bus;
@@ -64,7 +61,7 @@ export function routeOptionsProblem(options: Record<string, string>): string | u
  * large, a device id taken by another source → dead-lettered with the reason, while the route's other devices go on.
  */
 export class RouteSink {
-  readonly counters: SinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
+  readonly counters: RouteSinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
   readonly consumer: DurableConsumer;
   private readonly ac = new AbortController();
   private running: Promise<void> | undefined;
@@ -74,9 +71,6 @@ export class RouteSink {
   private readonly optionsProblem: string | undefined;
   /** Device id by template and source name: the same few sources send every message. */
   private readonly deviceIds = new Map<string, string>();
-  /** Deliveries being worked on, with when they started: the long ones are kept from redelivery (keepWorking). */
-  private readonly inProgress = new Map<Delivery, number>();
-  private keepWorkingTimer: NodeJS.Timeout | undefined;
   /** Acknowledgements settled since the last flush: sent together, one bus write for many messages. */
   private acks: Delivery[] = [];
 
@@ -85,17 +79,13 @@ export class RouteSink {
     private readonly deps: RouteSinkDeps,
   ) {
     this.log = deps.logger.child({ route: route.id });
-    this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
+    this.drainThrough = drainThroughOf(route);
     this.optionsProblem = routeOptionsProblem(route.options);
-    this.consumer = new DurableConsumer(deps.bus, {
-      durable: routeConsumerName(route.id, Platform.IOT_CENTRAL),
-      existingOnly: this.drainThrough !== undefined,
-      ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
-      filterSubject: telemetryFilterSubject(route.source),
+    this.consumer = routeConsumer(deps.bus, route, Platform.IOT_CENTRAL, {
       logger: deps.logger,
       ackWaitMs: deps.ackWaitMs,
       maxAckPending: Math.max(1000, deps.maxParallel * 4),
-      ...(deps.backoff ? { backoff: deps.backoff } : {}),
+      backoff: deps.backoff,
     });
   }
 
@@ -103,53 +93,19 @@ export class RouteSink {
     return this.route.sink?.target ?? "";
   }
 
+  /** Up to maxParallel deliveries at once: a device that waits (connecting, throttled) does not hold the others. */
   start(): void {
-    if (this.running) return;
-    // A third of the ack wait: a delivery still in progress is marked working before the server would redeliver it.
-    const every = Math.max(100, Math.floor(this.deps.ackWaitMs / 3));
-    this.keepWorkingTimer = setInterval(() => this.keepWorking(every), every);
-    this.keepWorkingTimer.unref();
-    this.running = this.loop()
+    this.running ??= this.consumer
+      .runParallel((d) => this.deliver(d), this.ac.signal, { maxInFlight: this.deps.maxParallel, ack: (d) => this.ackSoon(d) })
       .catch((err) => {
         if (!this.ac.signal.aborted) this.log.error({ err }, "route sink stopped");
       })
-      .finally(() => {
-        clearInterval(this.keepWorkingTimer);
-        this.flushAcks();
-      });
+      .finally(() => this.flushAcks());
   }
 
   async stop(): Promise<void> {
     this.ac.abort(new Error("stopping"));
     await this.running;
-  }
-
-  /** Up to maxParallel deliveries at once: a device that waits (connecting, throttled) does not hold the others. */
-  private async loop(): Promise<void> {
-    let working = 0;
-    let slotFree: (() => void) | undefined;
-    let allDone: (() => void) | undefined;
-    for await (const d of this.consumer.deliveries(this.ac.signal)) {
-      working++;
-      void this.settle(d).finally(() => {
-        working--;
-        slotFree?.();
-        slotFree = undefined;
-        if (working === 0) allDone?.();
-      });
-      if (working >= this.deps.maxParallel) await new Promise<void>((r) => (slotFree = r));
-    }
-    if (working > 0) await new Promise<void>((r) => (allDone = r));
-  }
-
-  /**
-   * Marks working the deliveries in progress for longer than `olderThanMs` (a device registering, connecting or
-   * throttled), so that the server does not redeliver a message still being sent. One sweep for the route rather than
-   * a bus write per message: nearly every message is done long before.
-   */
-  private keepWorking(olderThanMs: number): void {
-    const before = Date.now() - olderThanMs;
-    for (const [d, since] of this.inProgress) if (since <= before) d.working();
   }
 
   private ackSoon(d: Delivery): void {
@@ -161,25 +117,6 @@ export class RouteSink {
     const acks = this.acks;
     this.acks = [];
     for (const d of acks) d.ack();
-  }
-
-  /** As the bus's DurableConsumer.run settles, for deliveries worked on in parallel. */
-  private async settle(d: Delivery): Promise<void> {
-    this.inProgress.set(d, Date.now());
-    try {
-      await this.deliver(d);
-      this.ackSoon(d);
-    } catch (err) {
-      if (err instanceof PermanentError) {
-        await d.deadLetter(err.message, err.detail);
-        return;
-      }
-      const hint = retryHintOf(err);
-      this.log.warn({ err: (err as Error).message, seq: d.streamSequence, deliveries: d.deliveryCount }, "delivery failed; will retry");
-      d.retry(hint?.ms);
-    } finally {
-      this.inProgress.delete(d);
-    }
   }
 
   private fail(err: Error): void {

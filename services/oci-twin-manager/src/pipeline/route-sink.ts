@@ -1,18 +1,17 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   type Bus,
   type Delivery,
-  DurableConsumer,
+  type DurableConsumer,
+  drainThroughOf,
   PermanentError,
   platformToken,
+  type RouteSinkCounters,
   RouteSinks,
-  routeConsumerName,
-  telemetryFilterSubject,
+  routeConsumer,
 } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type Source } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, isRetryable, RetryableError, retryHintOf } from "@meridian/retry";
+import { type BackoffPolicy, isRetryable, RetryableError } from "@meridian/retry";
 import type { Logger } from "pino";
 import { OciError } from "../platform/errors.js";
 import type { DeviceCredentials, DeviceEndpointClient } from "../platform/types.js";
@@ -36,15 +35,6 @@ const TWIN_CACHE_MS = 5_000;
 const MAX_TWINS_CACHED = 10_000;
 /** Deliveries whose accepted posts are remembered, so a redelivery to this instance posts only the rest. */
 const MAX_PARTIAL_REMEMBERED = 10_000;
-
-export interface SinkCounters {
-  received: number;
-  delivered: number;
-  skipped: number;
-  failed: number;
-  lastError?: string;
-  lastErrorTime?: Date;
-}
 
 export interface RouteSinkDeps {
   bus: Bus;
@@ -115,7 +105,7 @@ class Limiter {
  * domain, or a post OCI refuses for good (4xx) → dead-lettered with the reason naming the twin.
  */
 export class OciRouteSink {
-  readonly counters: SinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
+  readonly counters: RouteSinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
   readonly consumer: DurableConsumer;
   readonly drainThrough: number | undefined;
   private readonly ac = new AbortController();
@@ -126,31 +116,24 @@ export class OciRouteSink {
   private readonly endpoint: string;
   private readonly posts: Limiter;
   private readonly twins = new Map<string, { twin: StoredTwin | undefined; at: number }>();
-  /** Deliveries in progress with when they started: the long ones are marked working before the ack wait runs out. */
-  private readonly inProgress = new Map<Delivery, number>();
   /** Events of a message OCI already accepted, by stream sequence, while the message waits for a redelivery. */
   private readonly accepted = new Map<number, Set<number>>();
-  private keepWorkingTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly route: Route,
     private readonly deps: RouteSinkDeps,
   ) {
     this.log = deps.logger.child({ route: route.id });
-    this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
+    this.drainThrough = drainThroughOf(route);
     this.optionsProblem = routeOptionsProblem(route.options);
     this.template = route.options["twin"] || DEFAULT_TWIN_TEMPLATE;
     this.endpoint = route.options["endpoint"] || DEFAULT_ENDPOINT;
     this.posts = new Limiter(deps.maxInFlight);
-    this.consumer = new DurableConsumer(deps.bus, {
-      durable: routeConsumerName(route.id, Platform.OCI_IOT),
-      existingOnly: this.drainThrough !== undefined,
-      ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
-      filterSubject: telemetryFilterSubject(route.source),
+    this.consumer = routeConsumer(deps.bus, route, Platform.OCI_IOT, {
       logger: deps.logger,
       ackWaitMs: deps.ackWaitMs,
       maxAckPending: Math.max(1000, deps.maxInFlight * 4),
-      ...(deps.backoff ? { backoff: deps.backoff } : {}),
+      backoff: deps.backoff,
     });
   }
 
@@ -160,15 +143,11 @@ export class OciRouteSink {
   }
 
   start(): void {
-    if (this.running) return;
-    const every = Math.max(100, Math.floor(this.deps.ackWaitMs / 3));
-    this.keepWorkingTimer = setInterval(() => this.keepWorking(every), every);
-    this.keepWorkingTimer.unref();
-    this.running = this.loop()
+    this.running ??= this.consumer
+      .runParallel((d) => this.settled(d), this.ac.signal, { maxInFlight: this.deps.maxInFlight })
       .catch((err) => {
         if (!this.ac.signal.aborted) this.log.error({ err }, "route sink stopped");
-      })
-      .finally(() => clearInterval(this.keepWorkingTimer));
+      });
   }
 
   async stop(): Promise<void> {
@@ -176,46 +155,14 @@ export class OciRouteSink {
     await this.running;
   }
 
-  private async loop(): Promise<void> {
-    let working = 0;
-    let slotFree: (() => void) | undefined;
-    let allDone: (() => void) | undefined;
-    for await (const d of this.consumer.deliveries(this.ac.signal)) {
-      working++;
-      void this.settle(d).finally(() => {
-        working--;
-        slotFree?.();
-        slotFree = undefined;
-        if (working === 0) allDone?.();
-      });
-      if (working >= this.deps.maxInFlight) await new Promise<void>((r) => (slotFree = r));
-    }
-    if (working > 0) await new Promise<void>((r) => (allDone = r));
-  }
-
-  private keepWorking(olderThanMs: number): void {
-    const before = Date.now() - olderThanMs;
-    for (const [d, since] of this.inProgress) if (since <= before) d.working();
-  }
-
-  private async settle(d: Delivery): Promise<void> {
-    this.inProgress.set(d, Date.now());
+  /** deliver(), forgetting what OCI accepted of a message once the message is acknowledged or dead-lettered. */
+  private async settled(d: Delivery): Promise<void> {
     try {
       await this.deliver(d);
       this.accepted.delete(d.streamSequence);
-      d.ack();
     } catch (err) {
-      if (err instanceof PermanentError) {
-        this.accepted.delete(d.streamSequence);
-        this.log.warn({ reason: err.message, seq: d.streamSequence }, "message dead-lettered");
-        await d.deadLetter(err.message, err.detail);
-        return;
-      }
-      const hint = retryHintOf(err);
-      this.log.warn({ err: (err as Error).message, seq: d.streamSequence, deliveries: d.deliveryCount }, "delivery failed; will retry");
-      d.retry(hint?.ms);
-    } finally {
-      this.inProgress.delete(d);
+      if (err instanceof PermanentError) this.accepted.delete(d.streamSequence);
+      throw err;
     }
   }
 

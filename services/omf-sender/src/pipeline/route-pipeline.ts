@@ -1,7 +1,6 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Bus, Delivery } from "@meridian/bus";
-import { DurableConsumer, routeConsumerName, telemetryFilterSubject } from "@meridian/bus";
-import { type Route, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
+import type { Bus, Delivery, DurableConsumer } from "@meridian/bus";
+import { drainThroughOf, routeConsumer } from "@meridian/bus";
+import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, MAX_RETRY_AFTER_MS, RetryableError, retryHintOf } from "@meridian/retry";
 import type { Logger } from "pino";
@@ -162,20 +161,14 @@ export class RoutePipeline {
   ) {
     this.settings = settings;
     this.log = deps.logger.child({ route: route.id, endpoint: this.endpointId });
-    this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
-    this.consumer = new DurableConsumer(deps.bus, {
-      durable: routeConsumerName(route.id, Platform.OMF),
-      // First creation only: new events, or from the route's start_time. A draining route only takes what is left: a
-      // consumer another replica finished with must not come back.
-      ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
-      existingOnly: this.drainThrough !== undefined,
-      filterSubject: telemetryFilterSubject(route.source),
+    this.drainThrough = drainThroughOf(route);
+    this.consumer = routeConsumer(deps.bus, route, Platform.OMF, {
       logger: deps.logger,
       ackWaitMs: deps.ackWaitMs,
       // A batch must fit in what may be unacknowledged at once.
       maxAckPending: Math.max(1024, settings.maxBatchEvents * (settings.maxInflightBatches + 1)),
       pullBatch: Math.min(512, Math.max(16, settings.maxBatchEvents)),
-      ...(deps.backoff ? { backoff: deps.backoff } : {}),
+      backoff: deps.backoff,
     });
   }
 

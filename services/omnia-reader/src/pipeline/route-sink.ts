@@ -1,15 +1,14 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   type Bus,
   type Delivery,
-  DurableConsumer,
+  type DurableConsumer,
+  drainThroughOf,
   PermanentError,
+  type RouteSinkCounters,
   RouteSinks,
-  routeConsumerName,
-  telemetryFilterSubject,
+  routeConsumer,
 } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { BackoffPolicy } from "@meridian/retry";
 import type { Logger } from "pino";
@@ -19,15 +18,6 @@ import type { OmniaApi } from "./omnia-api.js";
 
 /** Omnia's bound of series per multi request. */
 const MAX_SERIES_PER_CALL = 100;
-
-export interface SinkCounters {
-  received: number;
-  delivered: number;
-  skipped: number;
-  failed: number;
-  lastError?: string;
-  lastErrorTime?: Date;
-}
 
 export interface RouteSinkDeps {
   bus: Bus;
@@ -46,7 +36,7 @@ export interface RouteSinkDeps {
  * redelivery (after Omnia's Retry-After when it sent one); what Omnia refuses for good (400, 404, 409) is dead-lettered.
  */
 export class RouteSink {
-  readonly counters: SinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
+  readonly counters: RouteSinkCounters = { received: 0, delivered: 0, skipped: 0, failed: 0 };
   readonly consumer: DurableConsumer;
   private readonly ac = new AbortController();
   private running: Promise<void> | undefined;
@@ -59,16 +49,11 @@ export class RouteSink {
     readonly route: Route,
     private readonly deps: RouteSinkDeps,
   ) {
-    this.drainThrough = route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;
-    this.consumer = new DurableConsumer(deps.bus, {
-      durable: routeConsumerName(route.id, Platform.OMNIA),
-      // A draining route only takes what is left: a consumer already finished with must not come back.
-      existingOnly: this.drainThrough !== undefined,
-      ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
-      filterSubject: telemetryFilterSubject(route.source),
+    this.drainThrough = drainThroughOf(route);
+    this.consumer = routeConsumer(deps.bus, route, Platform.OMNIA, {
       logger: deps.logger,
       ackWaitMs: deps.ackWaitMs,
-      ...(deps.backoff ? { backoff: deps.backoff } : {}),
+      backoff: deps.backoff,
     });
   }
 
