@@ -47,6 +47,7 @@ export {
   startStatusReporter,
 } from "./mesh.js";
 export {
+  countFailure,
   drainThroughOf,
   pipelineCounters,
   type RouteConsumerOptions,

@@ -8,6 +8,7 @@ import { Bus, STREAMS } from "./bus.js";
 import { consumerBacklog, DurableConsumer, routeConsumerName } from "./consumer.js";
 import { routeBucket } from "./mesh.js";
 import {
+  countFailure,
   drainThroughOf,
   type RouteSink,
   type RouteSinkCounters,
@@ -288,6 +289,15 @@ describe("a route's consumer (routeConsumer, drainThroughOf) and DurableConsumer
     expect(drainThroughOf(route("a", "c", { state: RouteState.ACTIVE }))).toBeUndefined();
     expect(drainThroughOf(route("a", "c", { state: RouteState.DRAINING, drain: { lastSequence: 42n } }))).toBe(42);
     expect(drainThroughOf(route("a", "c", { state: RouteState.DRAINING }))).toBe(0);
+  });
+
+  it("countFailure: one more failure, with its message and time as the last error", () => {
+    const c: RouteSinkCounters = { received: 1, delivered: 1, skipped: 0, failed: 2 };
+    const at = new Date(1000);
+    countFailure(c, new Error("down"), at);
+    expect(c).toEqual({ received: 1, delivered: 1, skipped: 0, failed: 3, lastError: "down", lastErrorTime: at });
+    countFailure(c, "not an error");
+    expect(c).toMatchObject({ failed: 4, lastError: "not an error" });
   });
 
   it("routeConsumer: named for the route and sink platform, on the route's source, from its start_time", async () => {

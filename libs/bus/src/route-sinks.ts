@@ -31,6 +31,13 @@ export interface RouteSinkCounters {
   lastErrorTime?: Date | undefined;
 }
 
+/** A failed delivery in a sink's counters: one more failure, and its message and time as the last error. */
+export function countFailure(counters: RouteSinkCounters, err: unknown, at: Date = new Date()): void {
+  counters.failed++;
+  counters.lastError = err instanceof Error ? err.message : String(err);
+  counters.lastErrorTime = at;
+}
+
 /** A DRAINING route's last stream sequence, what its sink still delivers; undefined for a route that is not draining. */
 export function drainThroughOf(route: Route): number | undefined {
   return route.state === RouteState.DRAINING ? Number(route.drain?.lastSequence ?? 0n) : undefined;

@@ -1,5 +1,6 @@
 import {
   type Bus,
+  countFailure,
   type Delivery,
   type DurableConsumer,
   drainThroughOf,
@@ -119,12 +120,6 @@ export class RouteSink {
     for (const d of acks) d.ack();
   }
 
-  private fail(err: Error): void {
-    this.counters.failed++;
-    this.counters.lastError = err.message;
-    this.counters.lastErrorTime = new Date();
-  }
-
   private deviceIdOf(template: string, source: Parameters<typeof deviceIdFor>[1]): string {
     // Each part with its length: no two different sources (or templates) share a key, whatever characters they hold.
     const { platform, connection, device } = source;
@@ -184,7 +179,7 @@ export class RouteSink {
       this.counters.delivered += sends.length;
       this.counters.skipped += skipped;
     } catch (err) {
-      this.fail(err as Error);
+      countFailure(this.counters, err);
       if (err instanceof DeviceIdCollisionError) throw new PermanentError(err.message);
       // The template checked out, so this source's own name leaves no IoT Central id: no retry can change that.
       if (err instanceof RouteOptionError) throw new PermanentError(err.message);

@@ -1,5 +1,6 @@
 import {
   type Bus,
+  countFailure,
   type Delivery,
   type DurableConsumer,
   drainThroughOf,
@@ -166,12 +167,6 @@ export class OciRouteSink {
     }
   }
 
-  private fail(err: Error): void {
-    this.counters.failed++;
-    this.counters.lastError = err.message;
-    this.counters.lastErrorTime = new Date();
-  }
-
   private async twin(key: string): Promise<StoredTwin | undefined> {
     const now = Date.now();
     const hit = this.twins.get(key);
@@ -226,7 +221,7 @@ export class OciRouteSink {
       }
       await this.postAll(d, key, device, credentials);
     } catch (err) {
-      this.fail(err as Error);
+      countFailure(this.counters, err);
       throw err;
     }
   }

@@ -1,5 +1,6 @@
 import {
   type Bus,
+  countFailure,
   type Delivery,
   type DurableConsumer,
   drainThroughOf,
@@ -95,9 +96,7 @@ export class RouteSink {
       this.counters.skipped += skipped;
       this.counters.delivered += points.length;
     } catch (err) {
-      this.counters.failed++;
-      this.counters.lastError = (err as Error).message;
-      this.counters.lastErrorTime = new Date();
+      countFailure(this.counters, err);
       // Omnia refused the data or the series for good: retrying cannot help.
       if (err instanceof OmniaBadRequestError || err instanceof OmniaNotFoundError || err instanceof OmniaConflictError)
         throw new PermanentError(`Omnia refused the write: ${err.message}`, (err as OmniaError).platformMessage);
