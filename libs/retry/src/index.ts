@@ -185,3 +185,26 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * The wait between two polls, which a change can cut short: `wait(ms)` resolves after `ms` (at most MAX_TIMER_MS) or
+ * at `wake()`, whichever comes first. A wake with no wait in progress does nothing: the poll it would start is running.
+ */
+export class Pause {
+  private wakeUp: (() => void) | undefined;
+
+  async wait(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timerMs(ms));
+      this.wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.wakeUp = undefined;
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+}

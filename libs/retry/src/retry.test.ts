@@ -4,6 +4,7 @@ import {
   isRetryable,
   MAX_RETRY_AFTER_MS,
   MAX_TIMER_MS,
+  Pause,
   parseRetryAfter,
   RetryableError,
   readRetryAfter,
@@ -78,6 +79,35 @@ describe("sleep", () => {
     vi.advanceTimersByTime(10);
     ac.abort();
     expect(await slept).toBe("aborted");
+  });
+});
+
+describe("Pause", () => {
+  afterEach(() => vi.useRealTimers());
+  it("ends after its time, or at wake(); a wake with no wait in progress does not end the next one", async () => {
+    vi.useFakeTimers();
+    const pause = new Pause();
+    pause.wake();
+    let done = false;
+    const waited = pause.wait(1000).then(() => {
+      done = true;
+    });
+    await vi.advanceTimersByTimeAsync(999);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await waited;
+    expect(done).toBe(true);
+
+    done = false;
+    const woken = pause.wait(60_000).then(() => {
+      done = true;
+    });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done).toBe(false);
+    pause.wake();
+    await woken;
+    expect(done).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
 

@@ -2,7 +2,7 @@ import { clone, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Bus, MessageTooLargeError } from "@meridian/bus";
 import { TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, isRetryable, retry } from "@meridian/retry";
+import { type BackoffPolicy, isRetryable, Pause, retry } from "@meridian/retry";
 import type { Logger } from "pino";
 import { OciNotAuthenticatedError, OciNotFoundError } from "../platform/errors.js";
 import type { DataApiClient, DataPage, DigitalTwinsClient, JsonObject } from "../platform/types.js";
@@ -91,7 +91,7 @@ export class TwinPoller {
   private readonly hasMore = new Set<SourceDataSet>();
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   private integerPaths: Promise<Set<string>> | undefined;
   private readonly log: Logger;
   twin: StoredTwin;
@@ -117,13 +117,13 @@ export class TwinPoller {
   update(twin: StoredTwin): void {
     if (twin.modelId !== this.twin.modelId) this.integerPaths = undefined;
     this.twin = twin;
-    this.wake?.();
+    this.pause.wake();
   }
 
   /** Stops at once: a read in flight is aborted; what was published and not yet in the cursor is read again later. */
   async stop(): Promise<void> {
     this.abort.abort(new Error("source stopped"));
-    this.wake?.();
+    this.pause.wake();
     await this.running;
   }
 
@@ -143,14 +143,7 @@ export class TwinPoller {
         this.log.warn({ err: (err as Error).message }, "OCI source poll failed; the cursors stay, the next poll goes on from them");
       }
       if (signal.aborted) break;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.twin.source?.pollIntervalMs || this.o.pollMs);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = undefined;
+      await this.pause.wait(this.twin.source?.pollIntervalMs || this.o.pollMs);
     }
   }
 

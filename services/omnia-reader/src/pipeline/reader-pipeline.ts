@@ -1,7 +1,7 @@
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@meridian/bus";
 import { DataFormat, type ReaderSpec } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
-import { type BackoffPolicy, retry } from "@meridian/retry";
+import { type BackoffPolicy, Pause, retry } from "@meridian/retry";
 import type { Logger } from "pino";
 import { nsFromDate, nsFromTimestamp, type SeriesInfo, toTelemetryEvents } from "./mapping.js";
 import type { Datapoint, OmniaApi } from "./omnia-api.js";
@@ -57,7 +57,7 @@ export class ReaderPipeline {
   private readonly metadata = new Map<string, { info: SeriesInfo; at: number }>();
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   spec: ReaderSpec;
 
   constructor(private readonly o: ReaderPipelineOptions) {
@@ -82,12 +82,12 @@ export class ReaderPipeline {
   /** A changed spec (paused, lag, series) applies from the next poll; a resumed reader polls at once. */
   update(spec: ReaderSpec): void {
     this.spec = spec;
-    this.wake?.();
+    this.pause.wake();
   }
 
   async stop(): Promise<void> {
     this.abort.abort(new Error("reader stopped"));
-    this.wake?.();
+    this.pause.wake();
     await this.running;
   }
 
@@ -111,14 +111,7 @@ export class ReaderPipeline {
           );
         }
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, (this.spec.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS) * 1000);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = undefined;
+      await this.pause.wait((this.spec.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS) * 1000);
     }
   }
 
