@@ -164,11 +164,20 @@ function checkId(field: string, id: string): void {
   }
 }
 
-function checkList(options: ListOptions | undefined): void {
+/** What every list of models, adapters and instances asks, checked: the domain, display name, state and paging. */
+function listRequest(iotDomainId: string, options: ListOptions | undefined) {
+  checkId("iotDomainId", iotDomainId);
   const limit = options?.limit;
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)) {
     throw new OciInvalidArgumentError("limit", `must be an integer from 1 to ${MAX_LIST_LIMIT} (got ${limit})`);
   }
+  return {
+    iotDomainId: q(iotDomainId)!,
+    displayName: q(options?.displayName),
+    lifecycleState: options?.lifecycleState as iot.models.LifecycleState | undefined,
+    limit,
+    page: q(options?.page),
+  };
 }
 
 function retryHeaders(options: CreateOptions | undefined): { opcRetryToken?: string } {
@@ -302,19 +311,9 @@ export function createDigitalTwinsClient(options: OciClientOptions): DigitalTwin
       return r.value as JsonObject;
     },
     async listModels(iotDomainId, listOptions) {
-      checkId("iotDomainId", iotDomainId);
-      checkList(listOptions);
+      const request = listRequest(iotDomainId, listOptions);
       const r = await call("listDigitalTwinModels", iotDomainId, (c) =>
-        c.listDigitalTwinModels(
-          defined({
-            iotDomainId: q(iotDomainId)!,
-            displayName: q(listOptions?.displayName),
-            specUriStartsWith: q(listOptions?.specUriStartsWith),
-            lifecycleState: listOptions?.lifecycleState as iot.models.LifecycleState | undefined,
-            limit: listOptions?.limit,
-            page: q(listOptions?.page),
-          }),
-        ),
+        c.listDigitalTwinModels(defined({ ...request, specUriStartsWith: q(listOptions?.specUriStartsWith) })),
       );
       return page(r.digitalTwinModelCollection.items.map(toModel), r.opcNextPage);
     },
@@ -349,19 +348,9 @@ export function createDigitalTwinsClient(options: OciClientOptions): DigitalTwin
     },
     getAdapter,
     async listAdapters(iotDomainId, listOptions) {
-      checkId("iotDomainId", iotDomainId);
-      checkList(listOptions);
+      const request = listRequest(iotDomainId, listOptions);
       const r = await call("listDigitalTwinAdapters", iotDomainId, (c) =>
-        c.listDigitalTwinAdapters(
-          defined({
-            iotDomainId: q(iotDomainId)!,
-            displayName: q(listOptions?.displayName),
-            digitalTwinModelId: q(listOptions?.digitalTwinModelId),
-            lifecycleState: listOptions?.lifecycleState as iot.models.LifecycleState | undefined,
-            limit: listOptions?.limit,
-            page: q(listOptions?.page),
-          }),
-        ),
+        c.listDigitalTwinAdapters(defined({ ...request, digitalTwinModelId: q(listOptions?.digitalTwinModelId) })),
       );
       return page(r.digitalTwinAdapterCollection.items.map(toAdapter), r.opcNextPage);
     },
@@ -393,19 +382,9 @@ export function createDigitalTwinsClient(options: OciClientOptions): DigitalTwin
     },
     getInstance,
     async listInstances(iotDomainId, listOptions) {
-      checkId("iotDomainId", iotDomainId);
-      checkList(listOptions);
+      const request = listRequest(iotDomainId, listOptions);
       const r = await call("listDigitalTwinInstances", iotDomainId, (c) =>
-        c.listDigitalTwinInstances(
-          defined({
-            iotDomainId: q(iotDomainId)!,
-            displayName: q(listOptions?.displayName),
-            digitalTwinModelId: q(listOptions?.digitalTwinModelId),
-            lifecycleState: listOptions?.lifecycleState as iot.models.LifecycleState | undefined,
-            limit: listOptions?.limit,
-            page: q(listOptions?.page),
-          }),
-        ),
+        c.listDigitalTwinInstances(defined({ ...request, digitalTwinModelId: q(listOptions?.digitalTwinModelId) })),
       );
       let items = r.digitalTwinInstanceCollection.items.map(toInstance);
       // OCI has no adapter filter on instances; it is applied to the page (a page may then hold fewer than `limit`).
