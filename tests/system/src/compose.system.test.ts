@@ -223,33 +223,21 @@ describe("system: docker compose up", () => {
       expect(res.status, `${method}: ${text}`).toBe(200);
       return JSON.parse(text) as Record<string, unknown>;
     };
-    type Twin = { key: string; iotDomainId: string; kind: string; deviceSecretSet?: boolean; instance?: { externalKey?: string } };
-    let twin: Twin | undefined;
-    await untilUp(
-      "the twin m5-env-01 through the gateway",
-      async () => {
-        const res = await fetch("http://127.0.0.1:8080/meridian.oci.v1.OciTwinManagerService/GetTwin", {
-          method: "POST",
-          headers,
-          body: JSON.stringify({ twin: { key: "m5-env-01" } }),
-        });
-        twin = res.status === 200 ? ((await res.json()) as { twin: Twin }).twin : undefined;
-        return twin !== undefined;
-      },
-      120_000,
-    );
-    expect(twin).toMatchObject({ kind: "TWIN_KIND_CUSTOM_ADAPTER", deviceSecretSet: true });
-    // The route oci-to-pi: the twin's events are in PI under {connection}/{device}, the IoT domain and the external key.
-    const containerName = `${twin!.iotDomainId}/${twin!.instance!.externalKey}`;
+    // The route oci-to-pi: the twin's events are in PI under {connection}/{device}, the emulator's IoT domain and the
+    // external key of the device it simulates (docker-compose.yml).
+    const composeText = await run(["cat", "docker-compose.yml"]);
+    const domainId = /&oci-domain-id (\S+)/.exec(composeText)![1]!;
+    const externalKey = /OCI_EMU_SIMULATE: (\S+)/.exec(composeText)![1]!;
+    const containerName = `${domainId}/${externalKey}`;
     type Container = { definition: { name?: string }; values?: Array<Record<string, unknown>> };
     const ociContainers = async () => {
       const res = await fetch("http://127.0.0.1:8443/_emulator/state?scope=pi");
       const containers = ((await res.json()) as { scopes: { pi: { containers: Record<string, Container> } } }).scopes.pi.containers;
       return Object.values(containers).filter((c) => c.definition.name === containerName);
     };
-    // The simulated device posts every 2 s, the source polls ORDS every 5 s.
+    // The simulated device posts every 2 s once oci-twin-manager created the twin; the source polls ORDS every 5 s.
     await untilUp(
-      "the twin's values in the PI emulator",
+      "the OCI twin's values in the PI emulator",
       async () => (await ociContainers()).some((c) => (c.values?.length ?? 0) >= 2),
       180_000,
     );
@@ -277,6 +265,15 @@ describe("system: docker compose up", () => {
       expect(inOrds.has(v.time), `a historized row at ${new Date(v.time).toISOString()}`).toBe(true);
       expect(v.value, new Date(v.time).toISOString()).toBeCloseTo(inOrds.get(v.time)!, 9);
     }
+    // The twin as Meridian knows it: manage-dt's custom-adapter kind, its device, and the device secret of the file.
+    const twin = (await call("GetTwin", { twin: { key: "m5-env-01" } })).twin as Record<string, unknown>;
+    expect(twin).toMatchObject({
+      key: "m5-env-01",
+      iotDomainId: domainId,
+      kind: "TWIN_KIND_CUSTOM_ADAPTER",
+      deviceSecretSet: true,
+      instance: { externalKey },
+    });
     console.log(JSON.stringify({ composeOciValuesCheckedInPi: values.length }));
   });
 });
