@@ -5,7 +5,7 @@ import { type OciTwinManagerService, TwinDataSet } from "@meridian/contracts/mer
 import type { OciDomains } from "../pipeline/domains.js";
 import type { StoredTwin } from "../pipeline/store.js";
 import { type TwinManager, type TwinState, twinProblems } from "../pipeline/twins.js";
-import type { DigitalTwinsClient, JsonObject } from "../platform/types.js";
+import type { DigitalTwinsClient, JsonObject, ListOptions } from "../platform/types.js";
 import {
   adapterToProto,
   DATA_SETS,
@@ -67,8 +67,34 @@ function listPaging(v: Violations, pageSize: number, pageToken: string): void {
   v.maxLength("page_token", pageToken, MAX_PAGE_TOKEN);
 }
 
+/** What the List* RPCs of OCI's resources have in common. */
+interface OciListRequest {
+  iotDomainId: string;
+  lifecycleState: Parameters<typeof lifecycleOf>[0];
+  pageSize: number;
+  pageToken: string;
+}
+
 /** meridian.oci.v1.OciTwinManagerService: manage-dt's create, query and delete of twins, their data, and OCI's lists. */
 export function ociTwinManagerService({ twins, domains, client }: OciTwinManagerDeps): ServiceImpl<typeof OciTwinManagerService> {
+  /** A List* request checked (`check` adds its own fields' checks) and turned into the IoT domain and the client's options. */
+  const ociList = (req: OciListRequest, check: (v: Violations) => void): { iotDomainId: string; options: ListOptions } => {
+    const v = new Violations();
+    v.domain("iot_domain_id", req.iotDomainId);
+    check(v);
+    listPaging(v, req.pageSize, req.pageToken);
+    v.throwIfAny();
+    const lifecycleState = lifecycleOf(req.lifecycleState);
+    return {
+      iotDomainId: domains.resolve(req.iotDomainId),
+      options: {
+        ...(lifecycleState ? { lifecycleState } : {}),
+        limit: req.pageSize || DEFAULT_PAGE_SIZE,
+        ...(req.pageToken ? { page: req.pageToken } : {}),
+      },
+    };
+  };
+
   return {
     async createTwin(req) {
       const v = new Violations();
@@ -202,49 +228,22 @@ export function ociTwinManagerService({ twins, domains, client }: OciTwinManager
     },
 
     async listDigitalTwinInstances(req) {
-      const v = new Violations();
-      v.domain("iot_domain_id", req.iotDomainId);
-      v.maxLength("display_name", req.displayName, MAX_DISPLAY_NAME);
-      listPaging(v, req.pageSize, req.pageToken);
-      v.throwIfAny();
-      const lifecycleState = lifecycleOf(req.lifecycleState);
-      const page = await client.listInstances(domains.resolve(req.iotDomainId), {
-        ...(req.displayName ? { displayName: req.displayName } : {}),
-        ...(lifecycleState ? { lifecycleState } : {}),
-        limit: req.pageSize || DEFAULT_PAGE_SIZE,
-        ...(req.pageToken ? { page: req.pageToken } : {}),
-      });
+      const { iotDomainId, options } = ociList(req, (v) => v.maxLength("display_name", req.displayName, MAX_DISPLAY_NAME));
+      const page = await client.listInstances(iotDomainId, { ...options, ...(req.displayName ? { displayName: req.displayName } : {}) });
       return { instances: page.items.map(instanceToProto), nextPageToken: page.nextPage ?? "" };
     },
 
     async listDigitalTwinAdapters(req) {
-      const v = new Violations();
-      v.domain("iot_domain_id", req.iotDomainId);
-      v.maxLength("display_name", req.displayName, MAX_DISPLAY_NAME);
-      listPaging(v, req.pageSize, req.pageToken);
-      v.throwIfAny();
-      const lifecycleState = lifecycleOf(req.lifecycleState);
-      const page = await client.listAdapters(domains.resolve(req.iotDomainId), {
-        ...(req.displayName ? { displayName: req.displayName } : {}),
-        ...(lifecycleState ? { lifecycleState } : {}),
-        limit: req.pageSize || DEFAULT_PAGE_SIZE,
-        ...(req.pageToken ? { page: req.pageToken } : {}),
-      });
+      const { iotDomainId, options } = ociList(req, (v) => v.maxLength("display_name", req.displayName, MAX_DISPLAY_NAME));
+      const page = await client.listAdapters(iotDomainId, { ...options, ...(req.displayName ? { displayName: req.displayName } : {}) });
       return { adapters: page.items.map(adapterToProto), nextPageToken: page.nextPage ?? "" };
     },
 
     async listDigitalTwinModels(req) {
-      const v = new Violations();
-      v.domain("iot_domain_id", req.iotDomainId);
-      v.maxLength("spec_uri_starts_with", req.specUriStartsWith, MAX_SPEC_URI);
-      listPaging(v, req.pageSize, req.pageToken);
-      v.throwIfAny();
-      const lifecycleState = lifecycleOf(req.lifecycleState);
-      const page = await client.listModels(domains.resolve(req.iotDomainId), {
+      const { iotDomainId, options } = ociList(req, (v) => v.maxLength("spec_uri_starts_with", req.specUriStartsWith, MAX_SPEC_URI));
+      const page = await client.listModels(iotDomainId, {
+        ...options,
         ...(req.specUriStartsWith ? { specUriStartsWith: req.specUriStartsWith } : {}),
-        ...(lifecycleState ? { lifecycleState } : {}),
-        limit: req.pageSize || DEFAULT_PAGE_SIZE,
-        ...(req.pageToken ? { page: req.pageToken } : {}),
       });
       return { models: page.items.map((m) => modelToProto(m)), nextPageToken: page.nextPage ?? "" };
     },
