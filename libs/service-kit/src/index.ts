@@ -39,4 +39,4 @@ export {
   type TlsFile,
   type TlsFiles,
 } from "./tls.js";
-export { assertRequiredFields, type FieldViolation, invalidArgument, requireFields } from "./validation.js";
+export { assertRequiredFields, type FieldViolation, invalidArgument, RequestViolations, requireFields } from "./validation.js";

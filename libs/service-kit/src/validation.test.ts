@@ -4,6 +4,7 @@ import {
   FieldDescriptorProto_Type,
   FieldOptionsSchema,
   FileDescriptorProtoSchema,
+  type Timestamp,
 } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FieldBehavior, field_behavior, file_google_api_field_behavior } from "@meridian/contracts/google/api/field_behavior_pb";
@@ -12,7 +13,7 @@ import { CreateRouteRequestSchema, ListRoutesResponseSchema } from "@meridian/co
 import { Platform, TelemetryBatchSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { PublishRequestSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { describe, expect, it } from "vitest";
-import { assertRequiredFields, type FieldViolation, invalidArgument, requireFields } from "./validation.js";
+import { assertRequiredFields, type FieldViolation, invalidArgument, RequestViolations, requireFields } from "./validation.js";
 
 const goodEvent = (id: string) => ({
   id,
@@ -138,5 +139,23 @@ describe("invalidArgument", () => {
     expect(() => assertRequiredFields(PublishRequestSchema, create(PublishRequestSchema, { events: [{ id: "x" }] }))).toThrow(
       /events\[0\]\.source: required; events\[0\]\.observed_time: required/,
     );
+  });
+});
+
+describe("RequestViolations", () => {
+  it("gathers every problem with its path and throws them as one invalid_argument", () => {
+    const v = new RequestViolations();
+    v.time("start_time", { seconds: -62_135_596_801n, nanos: 0 } as Timestamp);
+    v.time("end_time", { seconds: 0n, nanos: 1_000_000_000 } as Timestamp);
+    v.time("unset", undefined);
+    v.time("fine", { seconds: 253_402_300_799n, nanos: 999_999_999 } as Timestamp);
+    expect(v.jsonObject("payload", undefined, 10)).toBeUndefined();
+    expect(v.jsonObject("big", { a: "12345678" }, 10)).toBeUndefined();
+    expect(v.jsonObject("ok", { a: 1 }, 10)).toEqual({ a: 1 });
+    expect(v.list.map((x) => x.path)).toEqual(["start_time", "end_time", "payload", "big"]);
+    expect(() => v.throwIfAny()).toThrow(
+      /invalid request: start_time: must be a time between years 1 and 9999; .*payload: is required \(a JSON object\); big: is 16 bytes as JSON, over the 10-byte limit/,
+    );
+    expect(() => new RequestViolations().throwIfAny()).not.toThrow();
   });
 });

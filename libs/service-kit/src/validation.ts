@@ -1,5 +1,6 @@
-import { type DescField, type DescMessage, getOption, type MessageShape } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, getOption, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
 import { isReflectMessage, type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FieldBehavior, field_behavior } from "@meridian/contracts/google/api/field_behavior_pb";
 
@@ -35,6 +36,43 @@ export function assertRequiredFields<Desc extends DescMessage>(schema: Desc, mes
 export function invalidArgument(violations: readonly FieldViolation[]): never {
   const list = violations.length > 0 ? violations.map((v) => `${v.path || "(request)"}: ${v.reason}`).join("; ") : "invalid request";
   throw new ConnectError(`invalid request: ${list}`, Code.InvalidArgument);
+}
+
+/** Year 1 to 9999: what RFC 3339 can say. */
+const MIN_SECONDS = -62_135_596_800n;
+const MAX_SECONDS = 253_402_300_799n;
+
+/**
+ * A request's problems, gathered field by field (proto field paths) and thrown together as one invalid_argument. Each
+ * service's `api/validation.ts` extends it with the checks of its own fields.
+ */
+export class RequestViolations {
+  readonly list: FieldViolation[] = [];
+  add(path: string, reason: string): void {
+    this.list.push({ path, reason });
+  }
+  /** A time RFC 3339 can say, when it is set. */
+  time(path: string, t: Timestamp | undefined): void {
+    if (!t) return;
+    if (t.seconds < MIN_SECONDS || t.seconds > MAX_SECONDS || t.nanos < 0 || t.nanos > 999_999_999)
+      this.add(path, "must be a time between years 1 and 9999");
+  }
+  /** A JSON object of at most `maxBytes` (UTF-8, as sent). Returns the object, or undefined after recording the problem. */
+  jsonObject(path: string, json: JsonObject | undefined, maxBytes: number): JsonObject | undefined {
+    if (!json) {
+      this.add(path, "is required (a JSON object)");
+      return undefined;
+    }
+    const bytes = Buffer.byteLength(JSON.stringify(json));
+    if (bytes > maxBytes) {
+      this.add(path, `is ${bytes} bytes as JSON, over the ${maxBytes}-byte limit`);
+      return undefined;
+    }
+    return json;
+  }
+  throwIfAny(): void {
+    if (this.list.length > 0) invalidArgument(this.list);
+  }
 }
 
 // Reading an option decodes the field's options each time; descriptors never change, so remember it.

@@ -1,6 +1,4 @@
-import type { JsonObject } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { type FieldViolation, invalidArgument } from "@meridian/service-kit";
+import { RequestViolations } from "@meridian/service-kit";
 import { templateProblem } from "../pipeline/device-ids.js";
 import { IotcError, validateRegistrationId } from "../platform/index.js";
 
@@ -30,15 +28,8 @@ export const MAX_PROPERTY_NAME = 128;
 export const MAX_PROPERTY_VALUE = 4096;
 export const MAX_MESSAGE_ID = 128;
 export const MAX_PAGE_SIZE = 1000;
-/** Year 1 to 9999: what RFC 3339 can say. */
-const MIN_SECONDS = -62_135_596_800n;
-const MAX_SECONDS = 253_402_300_799n;
 
-export class Violations {
-  readonly list: FieldViolation[] = [];
-  add(path: string, reason: string): void {
-    this.list.push({ path, reason });
-  }
+export class Violations extends RequestViolations {
   applicationId(path: string, value: string): void {
     if (value === "") this.add(path, "is required");
     else if (!APPLICATION_ID.test(value)) this.add(path, "must be 1-63 lower-case letters, digits or '-', starting with a letter");
@@ -99,26 +90,6 @@ export class Violations {
     else if (Buffer.byteLength(key) > MAX_PEM_BYTES) this.add(`${path}.private_key_pem`, `over ${MAX_PEM_BYTES} bytes`);
     else if (!PEM_KEY.test(key)) this.add(`${path}.private_key_pem`, "holds no PEM private key");
   }
-  time(path: string, t: Timestamp | undefined): void {
-    if (!t) return;
-    if (t.seconds < MIN_SECONDS || t.seconds > MAX_SECONDS || t.nanos < 0 || t.nanos > 999_999_999)
-      this.add(path, "must be a time between years 1 and 9999");
-  }
-  /**
-   * A JSON object of at most `maxBytes` (UTF-8, as sent). Returns the object, or undefined after recording the problem.
-   */
-  jsonObject(path: string, json: JsonObject | undefined, maxBytes: number): JsonObject | undefined {
-    if (!json) {
-      this.add(path, "is required (a JSON object)");
-      return undefined;
-    }
-    const bytes = Buffer.byteLength(JSON.stringify(json));
-    if (bytes > maxBytes) {
-      this.add(path, `is ${bytes} bytes as JSON, over the ${maxBytes}-byte limit`);
-      return undefined;
-    }
-    return json;
-  }
   properties(path: string, props: Record<string, string>): void {
     const entries = Object.entries(props);
     if (entries.length > MAX_PROPERTIES) this.add(path, `at most ${MAX_PROPERTIES} properties, got ${entries.length}`);
@@ -130,8 +101,5 @@ export class Violations {
       if (v.length > MAX_PROPERTY_VALUE)
         this.add(`${path}[${JSON.stringify(k.slice(0, 40))}]`, `value longer than ${MAX_PROPERTY_VALUE} characters`);
     }
-  }
-  throwIfAny(): void {
-    if (this.list.length > 0) invalidArgument(this.list);
   }
 }

@@ -1,6 +1,4 @@
-import type { JsonObject } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { type FieldViolation, invalidArgument } from "@meridian/service-kit";
+import { RequestViolations } from "@meridian/service-kit";
 import { OCID, TWIN_KEY } from "../pipeline/twins.js";
 
 /** Request validation, all in one place: every problem is reported with its field path (proto names). */
@@ -21,17 +19,10 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024;
 export const MAX_DISPLAY_NAME = 255;
 export const MAX_SPEC_URI = 2048;
 export const MAX_PAGE_TOKEN = 4096;
-/** Year 1 to 9999: what RFC 3339 can say. */
-const MIN_SECONDS = -62_135_596_800n;
-const MAX_SECONDS = 253_402_300_799n;
 
 type Ref = { ref: { case: "key" | "instanceId" | undefined; value?: string | undefined } } | undefined;
 
-export class Violations {
-  readonly list: FieldViolation[] = [];
-  add(path: string, reason: string): void {
-    this.list.push({ path, reason });
-  }
+export class Violations extends RequestViolations {
   twinKey(path: string, value: string): void {
     if (value === "") this.add(path, "is required");
     else if (!TWIN_KEY.test(value)) this.add(path, "must be 1-63 lower-case letters, digits or '-'");
@@ -56,30 +47,10 @@ export class Violations {
     if (value === 0 && zeroAllowed) return;
     if (value < min || value > max) this.add(path, `must be ${min} to ${max}${zeroAllowed ? " (or 0 for the default)" : ""}, got ${value}`);
   }
-  time(path: string, t: Timestamp | undefined): void {
-    if (!t) return;
-    if (t.seconds < MIN_SECONDS || t.seconds > MAX_SECONDS || t.nanos < 0 || t.nanos > 999_999_999)
-      this.add(path, "must be a time between years 1 and 9999");
-  }
   /** A device endpoint path: 1 to 1024 characters, relative, no "..", no query. */
   endpoint(path: string, value: string): void {
     if (value.length > MAX_ENDPOINT) this.add(path, `longer than ${MAX_ENDPOINT} characters`);
     else if (value.split("/").includes("..") || value.includes("?") || value.includes("#") || value.startsWith("/") || /[\s\\]/.test(value))
       this.add(path, `"${value.slice(0, 80)}" is not a device endpoint path (e.g. iot/v1/telemetry; no "..", no leading /)`);
-  }
-  jsonObject(path: string, json: JsonObject | undefined, maxBytes: number): JsonObject | undefined {
-    if (!json) {
-      this.add(path, "is required (a JSON object)");
-      return undefined;
-    }
-    const bytes = Buffer.byteLength(JSON.stringify(json));
-    if (bytes > maxBytes) {
-      this.add(path, `is ${bytes} bytes as JSON, over the ${maxBytes}-byte limit`);
-      return undefined;
-    }
-    return json;
-  }
-  throwIfAny(): void {
-    if (this.list.length > 0) invalidArgument(this.list);
   }
 }

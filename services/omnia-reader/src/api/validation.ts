@@ -1,6 +1,6 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { type FieldViolation, invalidArgument, requireFields } from "@meridian/service-kit";
+import { RequestViolations, requireFields } from "@meridian/service-kit";
 
 /** Request validation, all in one place: every problem is reported with its field path (proto names). */
 
@@ -14,15 +14,8 @@ export const MAX_ITEMS = 100;
 export const MAX_POINTS_PER_WRITE = 100_000;
 export const AGGREGATE_FUNCTIONS = new Set(["avg", "min", "max", "sum", "stddev", "count", "first", "last"]);
 const INTERVAL = /^[1-9]\d{0,5}[smhd]$/;
-/** Year 1 to 9999: what RFC 3339 (and Omnia) can say. */
-const MIN_SECONDS = -62_135_596_800n;
-const MAX_SECONDS = 253_402_300_799n;
 
-export class Violations {
-  readonly list: FieldViolation[] = [];
-  add(path: string, reason: string): void {
-    this.list.push({ path, reason });
-  }
+export class Violations extends RequestViolations {
   required<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, path = ""): void {
     this.list.push(...requireFields(schema, message, path));
   }
@@ -32,11 +25,6 @@ export class Violations {
   }
   limit(path: string, value: number | undefined): void {
     if (value !== undefined && (value < 1 || value > MAX_LIMIT)) this.add(path, `must be 1 to ${MAX_LIMIT} (Omnia's bound), got ${value}`);
-  }
-  time(path: string, t: Timestamp | undefined): void {
-    if (!t) return;
-    if (t.seconds < MIN_SECONDS || t.seconds > MAX_SECONDS || t.nanos < 0 || t.nanos > 999_999_999)
-      this.add(path, "must be a time between years 1 and 9999");
   }
   window(path: string, start: Timestamp | undefined, end: Timestamp | undefined): void {
     this.time(`${path}start_time`, start);
@@ -49,8 +37,5 @@ export class Violations {
   }
   range(path: string, value: number | undefined, min: number, max: number): void {
     if (value !== undefined && (value < min || value > max)) this.add(path, `must be ${min} to ${max}, got ${value}`);
-  }
-  throwIfAny(): void {
-    if (this.list.length > 0) invalidArgument(this.list);
   }
 }
