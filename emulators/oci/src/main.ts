@@ -104,7 +104,9 @@ if (env.OCI_EMU_API_KEY_DIR) {
   const dir = resolve(env.OCI_EMU_API_KEY_DIR);
   mkdirSync(dir, { recursive: true });
   const keyFile = join(dir, "key.pem");
-  writeFileSync(keyFile, emulator.apiKey.privateKeyPem, { mode: 0o600 });
+  // Readable by the service's user (the emulator writes as root into a fresh volume): it is the emulator's generated
+  // development key, registered nowhere but in this emulator.
+  writeFileSync(keyFile, emulator.apiKey.privateKeyPem, { mode: 0o644 });
   const config = [
     "[DEFAULT]",
     `user=${emulator.apiKey.user}`,
@@ -114,7 +116,7 @@ if (env.OCI_EMU_API_KEY_DIR) {
     `key_file=${keyFile}`,
     "",
   ].join("\n");
-  writeFileSync(join(dir, "config"), config, { mode: 0o600 });
+  writeFileSync(join(dir, "config"), config, { mode: 0o644 });
 }
 
 // Secrets are never logged: only whether they came from the environment or were generated (read them through

@@ -98,6 +98,14 @@ export function lifecycleOf(s: LifecycleState): OciLifecycle | undefined {
 const time = (d: Date | undefined) => (d ? { createTime: timestampFromDate(new Date(d)) } : {});
 const updated = (d: Date | undefined) => (d ? { updateTime: timestampFromDate(new Date(d)) } : {});
 
+/**
+ * JSON from OCI (or the SDK's model objects) as a protobuf Struct: a field left undefined is dropped, as JSON.stringify
+ * drops it. protobuf-es keeps it, and the answer then fails to serialise as JSON ("Value must have a value").
+ */
+export function protoJson(value: unknown): ProtoJson {
+  return JSON.parse(JSON.stringify(value ?? {})) as ProtoJson;
+}
+
 export function modelToProto(m: DigitalTwinModel, spec?: JsonObject): ModelMsg {
   return create(DigitalTwinModelSchema, {
     id: m.id,
@@ -108,7 +116,7 @@ export function modelToProto(m: DigitalTwinModel, spec?: JsonObject): ModelMsg {
     lifecycleState: lifecycleToProto(m.lifecycleState),
     ...time(m.timeCreated),
     ...updated(m.timeUpdated),
-    ...(spec ? { spec: spec as ProtoJson } : {}),
+    ...(spec ? { spec: protoJson(spec) } : {}),
   });
 }
 
@@ -120,8 +128,8 @@ export function adapterToProto(a: DigitalTwinAdapter): AdapterMsg {
     digitalTwinModelSpecUri: a.digitalTwinModelSpecUri,
     displayName: a.displayName,
     description: a.description ?? "",
-    ...(a.inboundEnvelope ? { inboundEnvelope: a.inboundEnvelope as ProtoJson } : {}),
-    inboundRoutes: (a.inboundRoutes ?? []) as ProtoJson[],
+    ...(a.inboundEnvelope ? { inboundEnvelope: protoJson(a.inboundEnvelope) } : {}),
+    inboundRoutes: (a.inboundRoutes ?? []).map(protoJson),
     lifecycleState: lifecycleToProto(a.lifecycleState),
     ...time(a.timeCreated),
     ...updated(a.timeUpdated),

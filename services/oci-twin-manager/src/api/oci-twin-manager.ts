@@ -1,4 +1,3 @@
-import type { JsonObject as ProtoJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type OciTwinManagerService, TwinDataSet } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
@@ -12,6 +11,7 @@ import {
   instanceToProto,
   lifecycleOf,
   modelToProto,
+  protoJson,
   sourceOf,
   twinDescription,
   twinRef,
@@ -147,7 +147,7 @@ export function ociTwinManagerService({ twins, domains, client }: OciTwinManager
       const v = new Violations();
       v.twinRef("twin", req.twin);
       v.throwIfAny();
-      return { content: (await twins.content(twinRef(req.twin), req.includeMetadata)) as ProtoJson };
+      return { content: protoJson(await twins.content(twinRef(req.twin), req.includeMetadata)) };
     },
 
     async queryTwinData(req, ctx) {
@@ -192,7 +192,7 @@ export function ociTwinManagerService({ twins, domains, client }: OciTwinManager
         },
         ctx.signal,
       );
-      return { rows: page.items as ProtoJson[], hasMore: page.hasMore };
+      return { rows: page.items.map(protoJson), hasMore: page.hasMore };
     },
 
     async setTwinSource(req) {
