@@ -1,5 +1,5 @@
 /** The emulator as a stand-alone server (compose, k8s): settings from the environment, the CA and API key written for others. */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
@@ -117,6 +117,8 @@ if (env.OCI_EMU_API_KEY_DIR) {
     "",
   ].join("\n");
   writeFileSync(join(dir, "config"), config, { mode: 0o644 });
+  // A volume kept from an earlier run holds the files with their old modes (mode applies only when a file is created).
+  for (const file of [keyFile, join(dir, "config")]) chmodSync(file, 0o644);
 }
 
 // Secrets are never logged: only whether they came from the environment or were generated (read them through
