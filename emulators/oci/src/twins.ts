@@ -153,6 +153,39 @@ function mustBeActive(r: BaseResource, what: string): void {
   if (r.lifecycleState !== "ACTIVE") throw conflict(`The ${what} ${r.id} is DELETED.`);
 }
 
+/** The resource an update or a delete names: it exists and its etag matches If-Match; for an update, it is ACTIVE too. */
+function toChange<R extends BaseResource>(map: Map<string, R>, req: OpRequest, what: string, update: boolean): R {
+  const r = existing(map, req.params[0]!, what);
+  checkIfMatch(r, req.ifMatch);
+  if (update) mustBeActive(r, what);
+  return r;
+}
+
+/** What every update may change (tags, displayName, description), read from the body before anything is changed. */
+function commonUpdate(body: Record<string, unknown>, r: BaseResource): Partial<BaseResource> {
+  const displayName = optString(body, "displayName");
+  const description = optString(body, "description", 400);
+  return {
+    ...tags(body, r),
+    ...(displayName !== undefined ? { displayName } : {}),
+    ...(description !== undefined ? { description } : {}),
+  };
+}
+
+/**
+ * A delete: DELETED already is 204 again; a resource still used by an ACTIVE one (`usedBy`: which ones use it, and what
+ * they are) is a 409 naming the first; otherwise it becomes DELETED.
+ */
+function markDeleted(ctx: TwinsContext, r: BaseResource, what: string, usedBy: Array<[string, Iterable<BaseResource>]> = []): OpResult {
+  if (r.lifecycleState === "DELETED") return { status: 204 };
+  for (const [userKind, users] of usedBy)
+    for (const u of users)
+      if (u.lifecycleState === "ACTIVE") throw conflict(`The ${what} ${r.id} is used by the ACTIVE ${userKind} ${u.id}.`);
+  r.lifecycleState = "DELETED";
+  touch(ctx, r);
+  return { status: 204 };
+}
+
 // ---- lists -------------------------------------------------------------------------------------------------------
 
 function listPage<R extends BaseResource>(
@@ -264,32 +297,18 @@ export function listModels(ctx: TwinsContext, req: OpRequest): OpResult {
 }
 
 export function updateModel(ctx: TwinsContext, req: OpRequest): OpResult {
-  const m = existing(ctx.store.models, req.params[0]!, "digital twin model");
-  checkIfMatch(m, req.ifMatch);
-  mustBeActive(m, "digital twin model");
-  const body = req.body();
-  const displayName = optString(body, "displayName");
-  const description = optString(body, "description", 400);
-  Object.assign(m, tags(body, m));
-  if (displayName !== undefined) m.displayName = displayName;
-  if (description !== undefined) m.description = description;
+  const m = toChange(ctx.store.models, req, "digital twin model", true);
+  Object.assign(m, commonUpdate(req.body(), m));
   touch(ctx, m);
   return { status: 200, body: modelView(m), etag: etagOf(m) };
 }
 
 export function deleteModel(ctx: TwinsContext, req: OpRequest): OpResult {
-  const m = existing(ctx.store.models, req.params[0]!, "digital twin model");
-  checkIfMatch(m, req.ifMatch);
-  if (m.lifecycleState === "DELETED") return { status: 204 };
-  for (const a of ctx.store.adapters.values())
-    if (a.lifecycleState === "ACTIVE" && a.digitalTwinModelId === m.id)
-      throw conflict(`The digital twin model ${m.id} is used by the ACTIVE digital twin adapter ${a.id}.`);
-  for (const i of ctx.store.instances.values())
-    if (i.lifecycleState === "ACTIVE" && i.digitalTwinModelId === m.id)
-      throw conflict(`The digital twin model ${m.id} is used by the ACTIVE digital twin instance ${i.id}.`);
-  m.lifecycleState = "DELETED";
-  touch(ctx, m);
-  return { status: 204 };
+  const m = toChange(ctx.store.models, req, "digital twin model", false);
+  return markDeleted(ctx, m, "digital twin model", [
+    ["digital twin adapter", [...ctx.store.adapters.values()].filter((a) => a.digitalTwinModelId === m.id)],
+    ["digital twin instance", [...ctx.store.instances.values()].filter((i) => i.digitalTwinModelId === m.id)],
+  ]);
 }
 
 // ---- adapters ----------------------------------------------------------------------------------------------------
@@ -357,33 +376,22 @@ export function listAdapters(ctx: TwinsContext, req: OpRequest): OpResult {
 }
 
 export function updateAdapter(ctx: TwinsContext, req: OpRequest): OpResult {
-  const a = existing(ctx.store.adapters, req.params[0]!, "digital twin adapter");
-  checkIfMatch(a, req.ifMatch);
-  mustBeActive(a, "digital twin adapter");
+  const a = toChange(ctx.store.adapters, req, "digital twin adapter", true);
   const body = req.body();
   const model = ctx.store.models.get(a.digitalTwinModelId)!;
   const inboundEnvelope = body.inboundEnvelope ?? a.inboundEnvelope;
   const inboundRoutes = body.inboundRoutes ?? a.inboundRoutes;
   checkAdapter(inboundEnvelope, inboundRoutes, model);
-  const displayName = optString(body, "displayName");
-  const description = optString(body, "description", 400);
-  Object.assign(a, tags(body, a), { inboundEnvelope, inboundRoutes });
-  if (displayName !== undefined) a.displayName = displayName;
-  if (description !== undefined) a.description = description;
+  Object.assign(a, commonUpdate(body, a), { inboundEnvelope, inboundRoutes });
   touch(ctx, a);
   return { status: 200, body: adapterView(a), etag: etagOf(a) };
 }
 
 export function deleteAdapter(ctx: TwinsContext, req: OpRequest): OpResult {
-  const a = existing(ctx.store.adapters, req.params[0]!, "digital twin adapter");
-  checkIfMatch(a, req.ifMatch);
-  if (a.lifecycleState === "DELETED") return { status: 204 };
-  for (const i of ctx.store.instances.values())
-    if (i.lifecycleState === "ACTIVE" && i.digitalTwinAdapterId === a.id)
-      throw conflict(`The digital twin adapter ${a.id} is used by the ACTIVE digital twin instance ${i.id}.`);
-  a.lifecycleState = "DELETED";
-  touch(ctx, a);
-  return { status: 204 };
+  const a = toChange(ctx.store.adapters, req, "digital twin adapter", false);
+  return markDeleted(ctx, a, "digital twin adapter", [
+    ["digital twin instance", [...ctx.store.instances.values()].filter((i) => i.digitalTwinAdapterId === a.id)],
+  ]);
 }
 
 // ---- instances ---------------------------------------------------------------------------------------------------
@@ -467,25 +475,20 @@ export function listInstances(ctx: TwinsContext, req: OpRequest): OpResult {
 }
 
 export function updateInstance(ctx: TwinsContext, req: OpRequest): OpResult {
-  const i = existing(ctx.store.instances, req.params[0]!, "digital twin instance");
-  checkIfMatch(i, req.ifMatch);
-  mustBeActive(i, "digital twin instance");
+  const i = toChange(ctx.store.instances, req, "digital twin instance", true);
   const body = req.body();
   const externalKey = optString(body, "externalKey");
   if (externalKey !== undefined) checkExternalKeyFree(ctx.store, externalKey, i.id);
   const links = instanceLinks(ctx, body, i);
   const gateways = gatewaysOf(body);
-  const displayName = optString(body, "displayName");
-  const description = optString(body, "description", 400);
+  const common = commonUpdate(body, i);
   const authId = optString(body, "authId");
-  Object.assign(i, tags(body, i));
+  Object.assign(i, common);
   delete i.digitalTwinAdapterId;
   delete i.digitalTwinModelId;
   delete i.digitalTwinModelSpecUri;
   Object.assign(i, links);
   if (externalKey !== undefined) i.externalKey = externalKey;
-  if (displayName !== undefined) i.displayName = displayName;
-  if (description !== undefined) i.description = description;
   if (authId !== undefined) i.authId = authId;
   if (gateways !== undefined) i.gateways = gateways;
   touch(ctx, i);
@@ -493,12 +496,7 @@ export function updateInstance(ctx: TwinsContext, req: OpRequest): OpResult {
 }
 
 export function deleteInstance(ctx: TwinsContext, req: OpRequest): OpResult {
-  const i = existing(ctx.store.instances, req.params[0]!, "digital twin instance");
-  checkIfMatch(i, req.ifMatch);
-  if (i.lifecycleState === "DELETED") return { status: 204 };
-  i.lifecycleState = "DELETED";
-  touch(ctx, i);
-  return { status: 204 };
+  return markDeleted(ctx, toChange(ctx.store.instances, req, "digital twin instance", false), "digital twin instance");
 }
 
 export function getInstanceContent(ctx: TwinsContext, req: OpRequest): OpResult {
