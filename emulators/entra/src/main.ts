@@ -1,6 +1,6 @@
 /** The Entra emulator as a container: environment → startEntraEmulator, pino logs, signals. */
 import { readFileSync } from "node:fs";
-import { parseHttpFaultConfig } from "@meridian/emulator-kit";
+import { parseHttpFaultConfig, stopOnSignals } from "@meridian/emulator-kit";
 import { createLogger, env, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
 import { parseRegistry } from "./config.js";
@@ -107,15 +107,4 @@ log.info(
   "Entra emulator listening",
 );
 
-let stopping = false;
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, "stopping");
-    emulator.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stopOnSignals(() => emulator.stop(), log);

@@ -1,6 +1,7 @@
 /** The emulator as a stand-alone server (compose, k8s): settings from the environment, the CA written for others. */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { stopOnSignals } from "@meridian/emulator-kit";
 import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
 import { startIotcEmulator } from "./index.js";
@@ -68,15 +69,4 @@ log.info(
   "IoT Central emulator listening",
 );
 
-let stopping = false;
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, "stopping");
-    emulator.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stopOnSignals(() => emulator.stop(), log);

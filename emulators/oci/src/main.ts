@@ -1,6 +1,7 @@
 /** The emulator as a stand-alone server (compose, k8s): settings from the environment, the CA and API key written for others. */
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { stopOnSignals } from "@meridian/emulator-kit";
 import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
 import { startOciEmulator } from "./index.js";
@@ -142,15 +143,4 @@ log.info(
   "OCI IoT Platform emulator listening",
 );
 
-let stopping = false;
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, "stopping");
-    emulator.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stopOnSignals(() => emulator.stop(), log);

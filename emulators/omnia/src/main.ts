@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { stopOnSignals } from "@meridian/emulator-kit";
 import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
 import { parseFaultConfig } from "./faults.js";
@@ -133,15 +134,4 @@ log.info(
   "Omnia Timeseries emulator listening",
 );
 
-let stopping = false;
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, "stopping");
-    emulator.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stopOnSignals(() => emulator.stop(), log);

@@ -26,3 +26,4 @@ export {
 } from "./http-faults.js";
 export { type ListeningServer, type ListenOptions, listen, urlHost } from "./listen.js";
 export { createTestPki, LOOPBACK_HOSTS, type TestPki, type TestPkiOptions } from "./pki.js";
+export { type SignalTarget, stopOnSignals } from "./signals.js";
