@@ -7,6 +7,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { LifecycleState, OciTwinManagerService } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
 import { type OciEmulator, startOciEmulator } from "@meridian/emulator-oci";
 import { type NatsServerHandle, startForTest, startNatsServer, testTransport } from "@meridian/testing";
+import { afterAll, beforeAll } from "vitest";
 import { ociTwinManagerConfig } from "../src/config.js";
 import { type OciTwinManager, type OciTwinManagerOptions, startOciTwinManager } from "../src/service.js";
 import { M5_ENVELOPE, M5_ROUTES, m5ModelCustom, m5ModelDefault } from "./m5.js";
@@ -115,6 +116,28 @@ export function startManager(
     { INSTANCE_ID: "test", ...world.env, ...env },
     { deleteWaitMs: 10_000, ...options },
   );
+}
+
+/** What a test file of the API runs against: read its fields inside the tests (they are set before the first one). */
+export interface ManagerFixture {
+  world: TestWorld;
+  svc: OciTwinManager;
+  client: Api;
+}
+
+/** The world and oci-twin-manager on it for the calling test file: started before its tests, stopped after them. */
+export function managerForFile(): ManagerFixture {
+  const f = {} as ManagerFixture;
+  beforeAll(async () => {
+    f.world = await startWorld();
+    f.svc = await startManager(f.world);
+    f.client = api(f.svc.service.url);
+  });
+  afterAll(async () => {
+    await f.svc?.stop();
+    await f.world?.stop();
+  });
+  return f;
 }
 
 /** manage-dt's three sample twins (iot_config.distr.yaml), under a key and display name of the test's choosing. */
