@@ -129,7 +129,7 @@ export async function startIdigiEmulator(options: IdigiEmulatorOptions = {}): Pr
     },
   };
   const admin = idigiAdmin(control, engine, () => pki?.caPem, log);
-  const handler = createHandler({ store, engine, log }, users, admin);
+  const handler = createHandler({ store, engine, log, v1AckOption: options.v1AckOption ?? "stored" }, users, admin);
   const httpServer = createHttpServer((req, res) => void handler(req, res));
   // Short, so a client that keeps connections does not hold many idle sockets in a long test run.
   httpServer.keepAliveTimeout = 1000;

@@ -21,6 +21,9 @@ const schema = z.object({
   IDIGI_EMU_ACK_TIMEOUT_MS: env.durationMs(0),
   IDIGI_EMU_STRICT_ACKS: env.bool(false),
   IDIGI_EMU_REFUSE_SILENTLY: env.bool(false),
+  IDIGI_EMU_BASE64: env.bool(false),
+  IDIGI_EMU_BASE64_COMPRESSION_BYTE: env.bool(true),
+  IDIGI_EMU_V1_ACK_OPTION: z.enum(["stored", "unknown"]).default("stored"),
 });
 
 const cfg = loadConfigOrExit(schema);
@@ -41,6 +44,9 @@ const emu = await startIdigiEmulator({
   ackTimeoutMs: cfg.IDIGI_EMU_ACK_TIMEOUT_MS,
   acceptLegacyAck: !cfg.IDIGI_EMU_STRICT_ACKS,
   refuseSilently: cfg.IDIGI_EMU_REFUSE_SILENTLY,
+  base64Payloads: cfg.IDIGI_EMU_BASE64,
+  base64CompressionByte: cfg.IDIGI_EMU_BASE64_COMPRESSION_BYTE,
+  v1AckOption: cfg.IDIGI_EMU_V1_ACK_OPTION,
   logger: log,
 });
 

@@ -250,8 +250,10 @@ export class PushEngine {
           )
         : jsonDocument(items.map((it) => jsonMsg(it.e, it.replay, ctx)));
     const raw = Buffer.from(text, "utf8");
-    if (q.m.compression === "zlib" && raw.length >= this.opts.compressMinBytes) return { payload: deflateSync(raw), compressed: true };
-    return { payload: raw, compressed: false };
+    const zipped = q.m.compression === "zlib" && raw.length >= this.opts.compressMinBytes;
+    const payload = zipped ? deflateSync(raw) : raw;
+    if (!this.opts.base64Payloads) return { payload, compressed: zipped };
+    return { payload: Buffer.from(payload.toString("base64"), "ascii"), compressed: zipped && this.opts.base64CompressionByte };
   }
 
   private sendBlock(q: MonitorQueue<Session>, s: Session, items: QueuedEvent[]): void {

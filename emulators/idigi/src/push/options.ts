@@ -51,6 +51,22 @@ export interface PushOptions {
   historyLimit?: number;
   /** Block id of a connection's first PublishMessage. Default 0 (the 2012 capture starts at 0 [I]); for wrap tests. */
   firstBlockId?: number;
+  /**
+   * Send every payload as Base64 text (of the zlib stream for compressed payloads), as the Remote Manager docs'
+   * "may be compressed & Base64 encoded" reads. Default false (raw bytes, what every client in the notes handles).
+   */
+  base64Payloads?: boolean;
+  /**
+   * With `base64Payloads`, whether the compression byte says 1 for Base64 text holding a zlib stream. Default true;
+   * false sends byte 0 and leaves the receiver to find the zlib stream inside ([I]: both readings are possible).
+   */
+  base64CompressionByte?: boolean;
+  /**
+   * How the v1 API treats `ack_option`, a field the notes' v1 field list does not name ([I]): `stored` (default)
+   * keeps and lists it as the XML API's monAckOption; `unknown` ignores it (the monitor keeps the default, off) and
+   * lists no ack_option.
+   */
+  v1AckOption?: "stored" | "unknown";
 }
 
 export type ResolvedPushOptions = Required<Omit<PushOptions, "connectStatuses">> & { connectStatuses: ConnectStatuses };
@@ -70,5 +86,8 @@ export function resolvePushOptions(options: PushOptions): ResolvedPushOptions {
     historyLimit: options.historyLimit ?? 1000,
     // A block id is a u16 on the wire.
     firstBlockId: (options.firstBlockId ?? 0) & 0xffff,
+    base64Payloads: options.base64Payloads ?? false,
+    base64CompressionByte: options.base64CompressionByte ?? true,
+    v1AckOption: options.v1AckOption ?? "stored",
   };
 }

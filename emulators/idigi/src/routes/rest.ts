@@ -11,6 +11,8 @@ export interface RestContext {
   store: MonitorStore;
   engine: PushEngine;
   log: Logger;
+  /** PushOptions.v1AckOption: whether the v1 API knows `ack_option`. */
+  v1AckOption: "stored" | "unknown";
 }
 
 const BODY_LIMIT = 1 << 20;

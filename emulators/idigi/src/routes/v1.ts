@@ -1,11 +1,23 @@
 /** The v1 `/ws/v1/monitors/inventory` API (protocol notes §4): JSON in and out, the same store as `/ws/Monitor`. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { inputFromV1, toV1, V1_NAMES, ValidationError } from "../monitors.js";
+import { inputFromV1, type Monitor, type MonitorInput, toV1 as toV1Shape, V1_NAMES, ValidationError } from "../monitors.js";
 import type { User } from "../users.js";
 import { intParam, owned, type RestContext, readJson, sendJson } from "./rest.js";
 
 export async function v1Monitors(ctx: RestContext, req: IncomingMessage, res: ServerResponse, url: URL, user: User): Promise<void> {
   const { store, engine, log } = ctx;
+  // ack_option is no field of the notes' v1 list ([I]): with `unknown` it is ignored on input and never listed.
+  const known = ctx.v1AckOption === "stored";
+  const toV1 = (m: Monitor): Record<string, unknown> => {
+    const o = toV1Shape(m);
+    if (!known) delete o.ack_option;
+    return o;
+  };
+  const inputFrom = (body: Record<string, unknown>): MonitorInput => {
+    const input = inputFromV1(body);
+    if (!known) delete input.ackOption;
+    return input;
+  };
   const m = /^\/ws\/v1\/monitors\/inventory(?:\/(\d+))?(\/reset)?\/?$/.exec(url.pathname);
   if (!m) return sendJson(res, 404, { error_status: 404, error_message: `no such resource ${url.pathname}` });
   const id = m[1] !== undefined ? Number(m[1]) : undefined;
@@ -15,7 +27,7 @@ export async function v1Monitors(ctx: RestContext, req: IncomingMessage, res: Se
     if (method === "POST") {
       const body = await readJson(req);
       if (!body || typeof body !== "object" || Array.isArray(body)) throw new ValidationError("body", "must be a JSON object");
-      const mon = store.create(user.username, user.cstId, inputFromV1(body as Record<string, unknown>), V1_NAMES);
+      const mon = store.create(user.username, user.cstId, inputFrom(body as Record<string, unknown>), V1_NAMES);
       engine.monitorCreated(mon);
       log.info({ monitorId: mon.id, topics: mon.topics, user: user.username }, "monitor created (v1)");
       return sendJson(res, 201, toV1(mon), { Location: `/ws/v1/monitors/inventory/${mon.id}` });
@@ -45,7 +57,7 @@ export async function v1Monitors(ctx: RestContext, req: IncomingMessage, res: Se
   if (method === "GET") return sendJson(res, 200, toV1(mon));
   if (method === "PUT") {
     const body = await readJson(req);
-    const updated = store.update(id, inputFromV1(body as Record<string, unknown>), V1_NAMES)!;
+    const updated = store.update(id, inputFrom(body as Record<string, unknown>), V1_NAMES)!;
     engine.monitorReset(updated);
     return sendJson(res, 200, toV1(updated));
   }
