@@ -38,7 +38,9 @@ export class PipelineManager {
     const problems = bounded.problem ? [...parsed.problems, bounded.problem] : parsed.problems;
     const pipeline = new RoutePipeline(route, bounded.settings, this.deps);
     if (problems.length > 0) {
-      pipeline.counters.lastError = `route options: ${problems.join("; ")} (defaults used)`;
+      // A bad omfMapping is not replaced by a default: the route's events wait until it is corrected.
+      const outcome = bounded.settings.mappingProblem ? "events held until omfMapping is corrected; other defaults used" : "defaults used";
+      pipeline.counters.lastError = `route options: ${problems.join("; ")} (${outcome})`;
       pipeline.counters.lastErrorTime = new Date();
       this.deps.logger.warn({ route: route.id, problems }, "route options invalid; defaults used");
     }

@@ -3,31 +3,47 @@ import { platformToken } from "@meridian/bus";
 import type { TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import {
   containerFor,
+  MAX_ID_LENGTH,
   type OmfContainer,
   OmfInvalidMessageError,
   type OmfValue,
   type OmfVersion,
   type PointKind,
   type PointSpec,
+  sanitizeIdSegment,
   type TypeMapping,
   typeForShape,
   valueFor,
 } from "../platform/index.js";
+import {
+  convertValue,
+  type MappingEntry,
+  type RouteMapping,
+  RouteMappingError,
+  renderTemplate,
+  type SourceValue,
+  type TemplateSource,
+} from "./route-mapping.js";
 
 /**
  * TelemetryEvent → OMF: one dynamic type per point shape (names and kinds; `typeForShape` gives a stable id),
  * one container per source device and type, one value per event indexed by its observed time. Re-sending an
  * event writes the same index again, which the endpoint overwrites (SDS always; PI with `update`).
+ * A route with an `omfMapping` option writes into the user's own types and containers instead (route-mapping.ts).
  */
 
 export interface MappingOptions {
   omfVersion: OmfVersion;
   intFormat: "int64" | "int32";
+  /** The route's own types and containers (option `omfMapping`), in place of the generated ones. */
+  mapping?: RouteMapping;
+  /** Why the route's `omfMapping` cannot be used: every message is held (RouteMappingError) until it is corrected. */
+  mappingProblem?: string;
 }
 
-/** Values of one container, in event order. */
+/** Values of one container, in event order; without a container, instances of the static type `mapping.typeId`. */
 export interface ContainerValues {
-  container: OmfContainer;
+  container?: OmfContainer;
   mapping: TypeMapping;
   values: OmfValue[];
 }
@@ -44,6 +60,8 @@ const MAX_CACHE = 10_000;
 export class EventMapper {
   private readonly types = new Map<string, TypeMapping>();
   private readonly containers = new Map<string, OmfContainer>();
+  /** The route mapping's types as TypeMappings (property ids are the user's own). */
+  private readonly userTypes = new Map<string, TypeMapping>();
 
   constructor(private readonly options: MappingOptions) {}
 
@@ -77,16 +95,28 @@ export class EventMapper {
    * never be written (no source or time, a name no id can carry): that message is dead-lettered, not retried.
    */
   mapBatch(batch: TelemetryBatch): MappedBatch {
+    if (this.options.mappingProblem !== undefined) throw new RouteMappingError(this.options.mappingProblem);
     const into = new Map<string, ContainerValues>();
     let skipped = 0;
     batch.events.forEach((event, i) => {
       const where = `events[${i}] (${event.id})`;
       if (!event.source) throw new OmfInvalidMessageError([`${where}.source: required`]);
       if (!event.observedTime) throw new OmfInvalidMessageError([`${where}.observed_time: required`]);
+      let points = event.points;
+      let wrote = false;
+      if (this.options.mapping) {
+        const used = this.mapUserTypes(this.options.mapping, event, where, into);
+        wrote = used !== undefined;
+        if (this.options.mapping.unmapped === "skip") {
+          if (!wrote) skipped++;
+          return;
+        }
+        if (used) points = points.filter((p) => !used.has(p.name));
+      }
       const shape: PointSpec[] = [];
       const values: Record<string, unknown> = {};
       const seen = new Set<string>();
-      for (const p of event.points) {
+      for (const p of points) {
         const v = pointValue(p.value);
         if (!v || !p.name || seen.has(p.name.toLowerCase())) continue;
         seen.add(p.name.toLowerCase());
@@ -94,7 +124,7 @@ export class EventMapper {
         values[p.name] = v.value;
       }
       if (shape.length === 0) {
-        skipped++;
+        if (!wrote) skipped++;
         return;
       }
       shape.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -112,6 +142,110 @@ export class EventMapper {
       else into.set(container.id, { container, mapping, values: [value] });
     });
     return { groups: into, skipped };
+  }
+
+  private userTypeMapping(type: MappingEntry["type"], indexName: string): TypeMapping {
+    let m = this.userTypes.get(type.id);
+    if (!m) {
+      const ids = new Map(Object.keys(type.properties ?? {}).map((k) => [k, k]));
+      m = { typeId: type.id, typeTag: "", type, indexName, propertyIds: ids };
+      this.userTypes.set(type.id, m);
+    }
+    return m;
+  }
+
+  /**
+   * Writes the event into every entry of the route's mapping that applies to it (its `when` attributes hold, and it
+   * reads at least one of the event's points or attributes, unless it reads none at all). Returns the point names
+   * used, or undefined when no entry applied (nothing of the event was written through the mapping).
+   */
+  private mapUserTypes(
+    mapping: RouteMapping,
+    event: TelemetryEvent,
+    where: string,
+    into: Map<string, ContainerValues>,
+  ): Set<string> | undefined {
+    const s = event.source!;
+    const source: TemplateSource = { platform: platformToken(s.platform), connection: s.connection, device: s.device };
+    const points = new Map<string, SourceValue>();
+    for (const p of event.points) {
+      const v = sourceValue(p.value);
+      if (v && p.name && !points.has(p.name)) points.set(p.name, v);
+    }
+    const used = new Set<string>();
+    let applied = false;
+    const time = isoTime(event.observedTime!);
+    for (const entry of [...mapping.containers, ...mapping.statics]) {
+      if (!entry.when.every(([k, v]) => event.attributes[k] === v)) continue;
+      const value: Record<string, unknown> = {};
+      const reads: string[] = [];
+      let readSome = false;
+      for (const [prop, src] of entry.properties) {
+        let v: SourceValue | undefined;
+        if ("point" in src) {
+          v = points.get(src.point);
+          if (v) reads.push(src.point);
+        } else if ("attribute" in src) {
+          const a = event.attributes[src.attribute];
+          v = a === undefined ? undefined : { kind: "string", value: a };
+        } else v = { kind: "string", value: renderTemplate(src.template, source, false) };
+        if (!v) continue;
+        if (!("template" in src)) readSome = true;
+        const c = convertValue(v, entry.type.properties![prop]!);
+        if ("problem" in c)
+          throw new OmfInvalidMessageError([`${where}: options.omfMapping.${entry.path}.properties.${prop}: ${c.problem}`]);
+        value[prop] = c.value;
+      }
+      if (entry.readsEvent && !readSome) continue;
+      applied = true;
+      for (const r of reads) used.add(r);
+      const typeMapping = this.userTypeMapping(entry.type, entry.indexName);
+      if (entry.id === undefined) {
+        const index = value[entry.indexName];
+        if (typeof index !== "string" || index.trim() === "")
+          throw new OmfInvalidMessageError([
+            `${where}: options.omfMapping.${entry.path}.properties.${entry.indexName}: the static instance's index is empty`,
+          ]);
+        const key = `\u0000static\u0000${entry.type.id}`;
+        const group = into.get(key);
+        if (group) group.values.push(value);
+        else into.set(key, { mapping: typeMapping, values: [value] });
+        continue;
+      }
+      value[entry.indexName] = time;
+      const container = this.userContainer(entry, source, where);
+      const group = into.get(container.id);
+      if (group) group.values.push(value);
+      else into.set(container.id, { container, mapping: typeMapping, values: [value] });
+    }
+    return applied ? used : undefined;
+  }
+
+  private userContainer(entry: MappingEntry, source: TemplateSource, where: string): OmfContainer {
+    const id = renderTemplate(entry.id!, source, true);
+    if (id.length > MAX_ID_LENGTH || sanitizeIdSegment(id) !== id)
+      throw new OmfInvalidMessageError([
+        `${where}: options.omfMapping.${entry.path}.id: "${id.slice(0, 120)}" is not a valid container id (at most ${MAX_ID_LENGTH} characters, no leading/trailing "." nor "..")`,
+      ]);
+    const c: { -readonly [K in keyof OmfContainer]: OmfContainer[K] } = { id, typeid: entry.type.id };
+    if (entry.name !== undefined) c.name = renderTemplate(entry.name, source, false);
+    if (entry.description !== undefined) c.description = renderTemplate(entry.description, source, false);
+    return c;
+  }
+}
+
+function sourceValue(v: TelemetryEvent["points"][number]["value"]): SourceValue | undefined {
+  switch (v.case) {
+    case "doubleValue":
+      return { kind: "double", value: v.value };
+    case "intValue":
+      return { kind: "int", value: v.value };
+    case "boolValue":
+      return { kind: "bool", value: v.value };
+    case "stringValue":
+      return { kind: "string", value: v.value };
+    default:
+      return undefined;
   }
 }
 

@@ -17,6 +17,7 @@ import {
 } from "../platform/index.js";
 import type { EndpointRegistry } from "./endpoints.js";
 import { type ContainerValues, EventMapper, type MappedBatch } from "./mapping.js";
+import { MAPPING_OPTION, parseRouteMapping, type RouteMapping } from "./route-mapping.js";
 import type { EndpointStats } from "./stats.js";
 import type { DefinitionState } from "./store.js";
 
@@ -42,6 +43,10 @@ export interface PipelineSettings {
    * may prefer to poll a throttling endpoint sooner than the 5 minutes every client is already cut to.
    */
   maxRetryAfterMs?: number;
+  /** The route's own OMF types and containers (option `omfMapping`, route-mapping.ts) instead of the generated ones. */
+  mapping?: RouteMapping;
+  /** Why `omfMapping` is unusable: the route's events are held (never written with the generated types instead). */
+  mappingProblem?: string;
 }
 
 /**
@@ -79,6 +84,15 @@ export function pipelineSettings(
   if (intFormat !== undefined) {
     if (intFormat === "int64" || intFormat === "int32") settings.intFormat = intFormat;
     else problems.push("options.intFormat: must be int64 or int32");
+  }
+  const mapping = options[MAPPING_OPTION];
+  if (mapping !== undefined) {
+    const parsed = parseRouteMapping(mapping);
+    if (parsed.mapping) settings.mapping = parsed.mapping;
+    else {
+      settings.mappingProblem = parsed.problems.slice(0, 10).join("; ");
+      problems.push(...parsed.problems);
+    }
   }
   return { settings, problems };
 }
@@ -256,7 +270,12 @@ export class RoutePipeline {
   private mapperFor(client: OmfClient): EventMapper {
     const key = `${client.config.omfVersion}/${this.settings.intFormat}`;
     if (!this.mapper || this.mapperVersion !== key) {
-      this.mapper = new EventMapper({ omfVersion: client.config.omfVersion, intFormat: this.settings.intFormat });
+      this.mapper = new EventMapper({
+        omfVersion: client.config.omfVersion,
+        intFormat: this.settings.intFormat,
+        mapping: this.settings.mapping,
+        mappingProblem: this.settings.mappingProblem,
+      });
       this.mapperVersion = key;
     }
     return this.mapper;
@@ -336,12 +355,12 @@ export class RoutePipeline {
    * so only containers the endpoint has, or may still get, are sent; the message remembers what was held back.
    */
   private async holdOverQuota(client: OmfClient, mapped: Array<{ overQuota?: OverQuota } & MappedBatch>): Promise<void> {
-    const ids = mapped.flatMap((m) => [...m.groups.values()].map((g) => g.container.id));
+    const ids = mapped.flatMap((m) => [...m.groups.values()].flatMap((g) => (g.container ? [g.container.id] : [])));
     const refused = await this.deps.state.admit(this.endpointId, client, ids);
     if (refused.size === 0) return;
     for (const m of mapped) {
       for (const [key, g] of m.groups) {
-        if (!refused.has(g.container.id)) continue;
+        if (!g.container || !refused.has(g.container.id)) continue;
         m.overQuota ??= { containers: [], events: 0 };
         m.overQuota.containers.push(g.container.id);
         m.overQuota.events += g.values.length;
@@ -419,6 +438,11 @@ export class RoutePipeline {
     const items = [];
     for (const g of groups.values()) {
       types.set(g.mapping.typeId, g.mapping.type);
+      if (!g.container) {
+        // Static instances of a route mapping's static type (PI makes AF elements of them; SDS ignores them).
+        items.push({ typeid: g.mapping.typeId, values: g.values });
+        continue;
+      }
       containers.push(g.container);
       items.push({ containerid: g.container.id, values: g.values });
     }
