@@ -18,16 +18,11 @@ const CREDENTIALS = "check IDIGI_USERNAME / IDIGI_PASSWORD of idigi-listener";
 function fromRefusal(monitorId: string | undefined, err: IdigiConnectRefusedError): ConnectError {
   const what = monitorId ? `monitor ${monitorId}` : "the monitor";
   switch (err.refusal) {
-    case "unauthorized":
+    // Which 4xx means what is unverified: the answer names the status and every cause the class covers.
+    case "refused":
       return new ConnectError(
-        `the iDigi push server refused the credentials for ${what} (status ${err.status}): ${CREDENTIALS}, and that the monitor belongs to that account`,
+        `the iDigi push server refused the session of ${what} (status ${err.status}): ${CREDENTIALS}, that the monitor belongs to that account, exists, is a tcp monitor and is not DISABLED`,
         Code.PermissionDenied,
-      );
-    case "monitor_not_found":
-    case "bad_request":
-      return new ConnectError(
-        `the iDigi push server does not accept ${what} (status ${err.status}): unknown or not a tcp monitor`,
-        Code.NotFound,
       );
     case "server_error":
       return new ConnectError(`the iDigi push server failed (status ${err.status}); try again later`, Code.Unavailable);

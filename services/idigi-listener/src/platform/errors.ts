@@ -82,17 +82,17 @@ export class IdigiPayloadError extends IdigiError {
   }
 }
 
-/** Why a ConnectResponse refused the session. */
+/**
+ * Why a ConnectResponse refused the session, by the status's class: which 4xx the server sends for bad credentials,
+ * a monitor of another account, an unknown, non-tcp or DISABLED monitor is unverified ([I] in the notes: 400, 403 or
+ * 404 are guesses), so no meaning is read from the exact code; `status` keeps it.
+ */
 export type ConnectRefusal =
-  /** 401/403: bad username/password, or a monitor owned by another customer ([I] which code is used). */
-  | "unauthorized"
-  /** 400: malformed request, or (per one reading of the notes) an unknown / non-TCP monitor. */
-  | "bad_request"
-  /** 404: unknown monitor ([I]: the notes guess 400 *or* 404). */
-  | "monitor_not_found"
+  /** 4xx: the server will not take this ConnectRequest as it is (credentials, monitor, protocol); final. */
+  | "refused"
   /** 5xx: a server-side failure; worth reconnecting later. */
   | "server_error"
-  /** Any other status. */
+  /** Any other status (1xx, 3xx, or outside 100-599). */
   | "unexpected_status";
 
 /**

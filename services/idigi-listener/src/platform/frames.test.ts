@@ -65,25 +65,32 @@ describe("golden frames (notes §5 and §2 captures)", () => {
     expect(interpretConnectResponse(resp)).toEqual({ ok: true, status: 200, protocolVersion: 1 });
   });
 
-  it("decodes ConnectResponse refused 403 [I] (00 02 00 00 00 04 01 93 00 01) as a final unauthorized error", () => {
+  it("decodes ConnectResponse refused 403 [I] (00 02 00 00 00 04 01 93 00 01) as a final refusal", () => {
     const frames = new FrameReader().push(hex("00 02 00 00 00 04 01 93 00 01"));
     const result = interpretConnectResponse(decodeConnectResponse(frames[0]!.body));
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.error).toBeInstanceOf(IdigiConnectRefusedError);
     expect(result.error.status).toBe(403);
-    expect(result.error.refusal).toBe("unauthorized");
+    expect(result.error.refusal).toBe("refused");
     expect(result.error.retryable).toBe(false);
   });
 
   it.each([
     [200, true, undefined, undefined],
     [204, true, undefined, undefined], // the TS client accepts any 2xx, Python only 200
-    [400, false, "bad_request", false],
-    [401, false, "unauthorized", false],
-    [403, false, "unauthorized", false],
-    [404, false, "monitor_not_found", false], // [I] unknown monitor: 400 or 404, both final
+    // By class: which 4xx means what is [I], so every one is the same final refusal, including codes nobody guessed.
+    [400, false, "refused", false],
+    [401, false, "refused", false],
+    [403, false, "refused", false],
+    [404, false, "refused", false],
+    [409, false, "refused", false],
+    [418, false, "refused", false],
+    [499, false, "refused", false],
     [500, false, "server_error", true],
+    [599, false, "server_error", true],
+    [302, false, "unexpected_status", false],
+    [600, false, "unexpected_status", false],
     [503, false, "server_error", true],
     [1, false, "unexpected_status", false], // the misleading doc legend "Status: 0x0001"
   ])("maps ConnectResponse status %i", (status, ok, refusal, retryable) => {
@@ -121,6 +128,30 @@ describe("golden frames (notes §5 and §2 captures)", () => {
   it("inflates Node-produced zlib too, and a gzip-magic payload defensively ([I] never seen)", () => {
     expect(inflatePayload({ compression: "zlib", payload: deflateSync(PAYLOAD) }).toString()).toBe(PAYLOAD);
     expect(inflatePayload({ compression: "zlib", payload: gzipSync(PAYLOAD) }).toString()).toBe(PAYLOAD);
+  });
+
+  it.each([
+    ["plain, byte 0", "none", () => Buffer.from(PAYLOAD)],
+    ["zlib, byte 1", "zlib", () => deflateSync(PAYLOAD)],
+    ["zlib, byte 0 ([I] the other reading)", "none", () => deflateSync(PAYLOAD)],
+    ["gzip, byte 1", "zlib", () => gzipSync(PAYLOAD)],
+  ] as const)("decodes a Base64 payload (%s) to the plain document ([I] 'may be compressed & Base64 encoded')", (_, compression, bytes) => {
+    const b64 = Buffer.from(bytes().toString("base64"));
+    expect(inflatePayload({ compression, payload: b64 }).toString()).toBe(PAYLOAD);
+    // MIME-style line breaks too.
+    const wrapped = Buffer.from(
+      bytes()
+        .toString("base64")
+        .replace(/(.{76})/g, "$1\r\n"),
+    );
+    expect(inflatePayload({ compression, payload: wrapped }).toString()).toBe(PAYLOAD);
+  });
+
+  it("never takes a plain payload for Base64, and caps what Base64 zlib inflates to", () => {
+    expect(inflatePayload({ compression: "none", payload: Buffer.from("<Document/>") }).toString()).toBe("<Document/>");
+    expect(inflatePayload({ compression: "zlib", payload: PAYLOAD_ZLIB }).toString()).toBe(PAYLOAD);
+    const bomb = Buffer.from(deflateSync(Buffer.alloc(1_000_000)).toString("base64"));
+    expect(() => inflatePayload({ compression: "none", payload: bomb }, 10_000)).toThrow(/exceeds 10000 bytes/);
   });
 
   it("rejects corrupt and over-large compressed payloads with IdigiPayloadError", () => {

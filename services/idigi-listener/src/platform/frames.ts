@@ -84,23 +84,19 @@ export function decodeConnectResponse(body: Buffer): ConnectResponse {
 export type ConnectResult = { ok: true; status: number; protocolVersion: number } | { ok: false; error: IdigiConnectRefusedError };
 
 /**
- * Maps a ConnectResponse status to a result.
+ * Maps a ConnectResponse status to a result, by class: the notes verify only 200 and guess ([I]) which 4xx stands
+ * for what, so every 4xx is one final refusal whatever its code.
  * - 2xx → ok. The notes' clients disagree: Python accepts only 200, the TS client any 2xx; we accept any 2xx.
- * - 401 / 403 → `unauthorized` (clients name 403 STATUS_UNAUTHORIZED; 401 is accepted too).
- * - 400 → `bad_request`; 404 → `monitor_not_found`. The notes only guess ([I]) whether an unknown monitor is
- *   400 or 404, so both are final (non-retryable).
+ * - 4xx → `refused`, final (bad credentials, a monitor of another account, an unknown, non-tcp or DISABLED monitor,
+ *   a protocol the server does not take: what reconnecting cannot change).
  * - 5xx → `server_error`, the only retryable refusal.
  * - anything else → `unexpected_status`, final.
  */
 export function interpretConnectResponse(response: ConnectResponse): ConnectResult {
   const { status } = response;
   if (status >= 200 && status < 300) return { ok: true, status, protocolVersion: response.protocolVersion };
-  let refusal: ConnectRefusal;
-  if (status === 401 || status === 403) refusal = "unauthorized";
-  else if (status === 400) refusal = "bad_request";
-  else if (status === 404) refusal = "monitor_not_found";
-  else if (status >= 500 && status < 600) refusal = "server_error";
-  else refusal = "unexpected_status";
+  const refusal: ConnectRefusal =
+    status >= 400 && status < 500 ? "refused" : status >= 500 && status < 600 ? "server_error" : "unexpected_status";
   return { ok: false, error: new IdigiConnectRefusedError(status, refusal) };
 }
 
@@ -145,16 +141,42 @@ export function decodePublishMessage(body: Buffer): PublishMessage {
   };
 }
 
+/** The Base64 alphabet, padding and line breaks: a JSON (`{`) or XML (`<`) document never consists of these alone. */
+function isBase64Text(p: Buffer): boolean {
+  let n = 0;
+  for (const b of p) {
+    if (b === 0x0d || b === 0x0a) continue;
+    const ok = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2b || b === 0x2f || b === 0x3d;
+    if (!ok) return false;
+    n++;
+  }
+  return n > 0 && n % 4 === 0;
+}
+
+/** RFC 1950 header: CM = 8 (deflate) and the header checksum. */
+const isZlib = (p: Buffer) => p.length >= 2 && (p[0]! & 0x0f) === 8 && ((p[0]! << 8) | p[1]!) % 31 === 0;
+const isGzip = (p: Buffer) => p.length >= 2 && p[0] === 0x1f && p[1] === 0x8b;
+
 /**
- * The payload bytes after decompression. Compression byte 1 means a **zlib stream** (RFC 1950, `78 9C`),
- * even when the monitor was created with `gzip`. A payload that starts with the gzip magic (`1F 8B`) is gunzipped
- * instead, defensively ([I]: never seen). Output is capped at `maxBytes` (zip-bomb guard).
+ * The payload bytes after decoding and decompression. Compression byte 1 means a **zlib stream** (RFC 1950, `78 9C`),
+ * even when the monitor was created with `gzip`; a payload that starts with the gzip magic (`1F 8B`) is gunzipped
+ * instead, defensively ([I]: never seen). The docs say a payload "may be compressed & Base64 encoded" ([I]: no client
+ * in the notes decodes it): a payload made of Base64 text alone is decoded first, and what it holds is inflated when
+ * the compression byte says so or when it starts with a zlib or gzip header (both readings of whether the byte is set
+ * for Base64). A plain payload is never taken for Base64: JSON starts with `{`, XML with `<`. Output is capped at
+ * `maxBytes` (zip-bomb guard).
  */
 export function inflatePayload(message: Pick<PublishMessage, "compression" | "payload">, maxBytes = DEFAULT_MAX_FRAME_SIZE * 8): Buffer {
-  if (message.compression === "none") return message.payload;
-  const p = message.payload;
+  let p = message.payload;
+  let zipped = message.compression === "zlib";
+  // A compressed payload with a zlib or gzip header is bytes on the wire, whatever its characters.
+  if (!(zipped && (isZlib(p) || isGzip(p))) && isBase64Text(p)) {
+    p = Buffer.from(p.toString("latin1"), "base64");
+    zipped ||= isZlib(p) || isGzip(p);
+  }
+  if (!zipped) return p;
   try {
-    if (p.length >= 2 && p[0] === 0x1f && p[1] === 0x8b) return gunzipSync(p, { maxOutputLength: maxBytes });
+    if (isGzip(p)) return gunzipSync(p, { maxOutputLength: maxBytes });
     return inflateSync(p, { maxOutputLength: maxBytes });
   } catch (err) {
     const code = (err as { code?: string }).code;

@@ -273,10 +273,11 @@ describe("PushSession (plain TCP)", () => {
   });
 
   it.each([
-    [403, "unauthorized"],
-    [401, "unauthorized"],
-    [400, "bad_request"], // [I] unknown monitor as 400 …
-    [404, "monitor_not_found"], // [I] … or as 404: both stop the session
+    [403, "refused"],
+    [401, "refused"],
+    [400, "refused"], // [I] unknown monitor as 400 …
+    [404, "refused"], // [I] … or as 404: both stop the session
+    [422, "refused"], // a 4xx no one guessed: its class decides
   ])("stops with a typed error on ConnectResponse %i (no reconnect loop)", async (status, refusal) => {
     const server = await startServer({ status: () => status });
     const r = startSession(server);
