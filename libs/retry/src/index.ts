@@ -186,11 +186,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/**
- * The wait between two polls, which a change can cut short: `wait(ms)` resolves after `ms` (at most MAX_TIMER_MS) or
- * at `wake()`, whichever comes first. A wake with no wait in progress does nothing: the poll it would start is running.
- */
-export class Pause {
+/** The wait between two polls: `wait(ms)` ends after `ms` (at most MAX_TIMER_MS) or at `wake()`, whichever is first. */
+class Pause {
   private wakeUp: (() => void) | undefined;
 
   async wait(ms: number): Promise<void> {
@@ -204,7 +201,60 @@ export class Pause {
     this.wakeUp = undefined;
   }
 
+  /** Ends the wait in progress; with none, does nothing (the poll it would start is running). */
   wake(): void {
     this.wakeUp?.();
+  }
+}
+
+export interface PollLoopOptions {
+  /** One poll. A failure goes to onError (unless the loop is stopping) and the next poll comes after the interval. */
+  poll(signal: AbortSignal): Promise<void>;
+  /** The wait after each poll, asked each time: a changed setting applies from the next wait. */
+  intervalMs(): number;
+  onError(err: unknown): void;
+}
+
+/**
+ * A poller's life: poll, wait the interval, poll again, until stop(). wake() ends the wait in progress (a changed
+ * setting applies at once); stop() aborts the poll in flight through its signal and resolves once the loop is over.
+ */
+export class PollLoop {
+  private readonly abort = new AbortController();
+  private readonly pause = new Pause();
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly o: PollLoopOptions) {}
+
+  /** Aborted at stop(): what a poll made outside the loop should stop on too. */
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  start(): void {
+    this.running ??= this.loop(this.abort.signal);
+  }
+
+  wake(): void {
+    this.pause.wake();
+  }
+
+  async stop(reason: Error = new Error("stopped")): Promise<void> {
+    this.abort.abort(reason);
+    this.pause.wake();
+    await this.running;
+  }
+
+  private async loop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.o.poll(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.o.onError(err);
+      }
+      if (signal.aborted) break;
+      await this.pause.wait(this.o.intervalMs());
+    }
   }
 }

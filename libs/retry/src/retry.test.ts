@@ -4,7 +4,7 @@ import {
   isRetryable,
   MAX_RETRY_AFTER_MS,
   MAX_TIMER_MS,
-  Pause,
+  PollLoop,
   parseRetryAfter,
   RetryableError,
   readRetryAfter,
@@ -82,32 +82,64 @@ describe("sleep", () => {
   });
 });
 
-describe("Pause", () => {
+describe("PollLoop", () => {
   afterEach(() => vi.useRealTimers());
-  it("ends after its time, or at wake(); a wake with no wait in progress does not end the next one", async () => {
+  it("polls, waits the interval asked each time, and again; wake() ends the wait; a failure is reported and the loop goes on", async () => {
     vi.useFakeTimers();
-    const pause = new Pause();
-    pause.wake();
-    let done = false;
-    const waited = pause.wait(1000).then(() => {
-      done = true;
+    const polls: number[] = [];
+    const errors: unknown[] = [];
+    let interval = 1000;
+    const loop = new PollLoop({
+      poll: async () => {
+        polls.push(Date.now());
+        if (polls.length === 2) throw new Error("down");
+      },
+      intervalMs: () => interval,
+      onError: (err) => errors.push(err),
     });
+    const t0 = Date.now();
+    loop.wake();
+    loop.start();
+    loop.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(polls).toEqual([t0]);
     await vi.advanceTimersByTimeAsync(999);
-    expect(done).toBe(false);
+    expect(polls).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1);
-    await waited;
-    expect(done).toBe(true);
-
-    done = false;
-    const woken = pause.wait(60_000).then(() => {
-      done = true;
-    });
+    expect(polls).toEqual([t0, t0 + 1000]);
+    expect(errors.map((e) => (e as Error).message)).toEqual(["down"]);
+    interval = 60_000;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(polls).toHaveLength(3);
     await vi.advanceTimersByTimeAsync(10);
-    expect(done).toBe(false);
-    pause.wake();
-    await woken;
-    expect(done).toBe(true);
+    loop.wake();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(polls).toEqual([t0, t0 + 1000, t0 + 2000, t0 + 2010]);
+    await loop.stop();
+    expect(loop.signal.aborted).toBe(true);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("stop() aborts the poll in flight through its signal and does not report its failure", async () => {
+    const errors: unknown[] = [];
+    let started!: () => void;
+    const inFlight = new Promise<void>((r) => (started = r));
+    const loop = new PollLoop({
+      poll: (signal) =>
+        new Promise<void>((_, reject) => {
+          started();
+          signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        }),
+      intervalMs: () => 60_000,
+      onError: (err) => errors.push(err),
+    });
+    loop.start();
+    await inFlight;
+    const t0 = Date.now();
+    await loop.stop(new Error("source stopped"));
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(errors).toEqual([]);
+    expect(loop.signal.reason).toEqual(new Error("source stopped"));
   });
 });
 

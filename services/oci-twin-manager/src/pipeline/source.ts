@@ -2,7 +2,7 @@ import { clone, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Bus, MessageTooLargeError } from "@meridian/bus";
 import { TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, isRetryable, Pause, retry } from "@meridian/retry";
+import { type BackoffPolicy, isRetryable, PollLoop, retry } from "@meridian/retry";
 import type { Logger } from "pino";
 import { OciNotAuthenticatedError, OciNotFoundError } from "../platform/errors.js";
 import type { DataApiClient, DataPage, DigitalTwinsClient, JsonObject } from "../platform/types.js";
@@ -89,9 +89,7 @@ export class TwinPoller {
   readonly counters: PollerCounters = { received: 0, delivered: 0, skipped: 0, failed: 0, polls: 0 };
   /** Data sets whose last page said ORDS has more rows: the poller's pending count. */
   private readonly hasMore = new Set<SourceDataSet>();
-  private readonly abort = new AbortController();
-  private running: Promise<void> | undefined;
-  private readonly pause = new Pause();
+  private readonly polls: PollLoop;
   private integerPaths: Promise<Set<string>> | undefined;
   private readonly log: Logger;
   twin: StoredTwin;
@@ -99,6 +97,16 @@ export class TwinPoller {
   constructor(private readonly o: TwinPollerOptions) {
     this.twin = o.twin;
     this.log = o.logger.child({ twin: o.twin.key });
+    this.polls = new PollLoop({
+      poll: (signal) => this.pollOnce(signal),
+      intervalMs: () => this.twin.source?.pollIntervalMs || this.o.pollMs,
+      onError: (err) => {
+        this.counters.failed++;
+        this.counters.lastError = (err as Error).message;
+        this.counters.lastErrorTime = this.now();
+        this.log.warn({ err: (err as Error).message }, "OCI source poll failed; the cursors stay, the next poll goes on from them");
+      },
+    });
   }
 
   get key(): string {
@@ -110,45 +118,27 @@ export class TwinPoller {
   }
 
   start(): void {
-    this.running ??= this.loop(this.abort.signal);
+    this.polls.start();
   }
 
   /** A changed source (data sets, interval) applies from the next poll, which starts at once. */
   update(twin: StoredTwin): void {
     if (twin.modelId !== this.twin.modelId) this.integerPaths = undefined;
     this.twin = twin;
-    this.pause.wake();
+    this.polls.wake();
   }
 
   /** Stops at once: a read in flight is aborted; what was published and not yet in the cursor is read again later. */
-  async stop(): Promise<void> {
-    this.abort.abort(new Error("source stopped"));
-    this.pause.wake();
-    await this.running;
+  stop(): Promise<void> {
+    return this.polls.stop(new Error("source stopped"));
   }
 
   private now(): Date {
     return this.o.now?.() ?? new Date();
   }
 
-  private async loop(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      try {
-        await this.pollOnce(signal);
-      } catch (err) {
-        if (signal.aborted) break;
-        this.counters.failed++;
-        this.counters.lastError = (err as Error).message;
-        this.counters.lastErrorTime = this.now();
-        this.log.warn({ err: (err as Error).message }, "OCI source poll failed; the cursors stay, the next poll goes on from them");
-      }
-      if (signal.aborted) break;
-      await this.pause.wait(this.twin.source?.pollIntervalMs || this.o.pollMs);
-    }
-  }
-
   /** One poll of every data set the source publishes; the first failure is thrown after the others were read. */
-  async pollOnce(signal: AbortSignal = this.abort.signal): Promise<void> {
+  async pollOnce(signal: AbortSignal = this.polls.signal): Promise<void> {
     let firstError: unknown;
     for (const dataSet of chosenDataSets(this.twin.source)) {
       signal.throwIfAborted();

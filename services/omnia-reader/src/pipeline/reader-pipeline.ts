@@ -1,7 +1,7 @@
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@meridian/bus";
 import { DataFormat, type ReaderSpec } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
-import { type BackoffPolicy, Pause, retry } from "@meridian/retry";
+import { type BackoffPolicy, PollLoop, retry } from "@meridian/retry";
 import type { Logger } from "pino";
 import { nsFromDate, nsFromTimestamp, type SeriesInfo, toTelemetryEvents } from "./mapping.js";
 import type { Datapoint, OmniaApi } from "./omnia-api.js";
@@ -55,13 +55,26 @@ export interface ReaderPipelineOptions {
 export class ReaderPipeline {
   readonly counters: ReaderCounters = { received: 0, delivered: 0, duplicates: 0, failedPolls: 0, polls: 0 };
   private readonly metadata = new Map<string, { info: SeriesInfo; at: number }>();
-  private readonly abort = new AbortController();
-  private running: Promise<void> | undefined;
-  private readonly pause = new Pause();
+  private readonly polls: PollLoop;
   spec: ReaderSpec;
 
   constructor(private readonly o: ReaderPipelineOptions) {
     this.spec = o.spec;
+    this.polls = new PollLoop({
+      poll: async (signal) => {
+        if (!this.spec.paused) await this.pollOnce(signal);
+      },
+      intervalMs: () => (this.spec.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS) * 1000,
+      onError: (err) => {
+        this.counters.failedPolls++;
+        this.counters.lastError = (err as Error).message;
+        this.counters.lastErrorTime = this.now();
+        this.o.logger.warn(
+          { reader: this.id, err: (err as Error).message },
+          "Omnia poll failed; the cursors stay, the next poll goes on from them",
+        );
+      },
+    });
   }
 
   get id(): string {
@@ -76,47 +89,25 @@ export class ReaderPipeline {
   }
 
   start(): void {
-    this.running ??= this.loop(this.abort.signal);
+    this.polls.start();
   }
 
   /** A changed spec (paused, lag, series) applies from the next poll; a resumed reader polls at once. */
   update(spec: ReaderSpec): void {
     this.spec = spec;
-    this.pause.wake();
+    this.polls.wake();
   }
 
-  async stop(): Promise<void> {
-    this.abort.abort(new Error("reader stopped"));
-    this.pause.wake();
-    await this.running;
+  stop(): Promise<void> {
+    return this.polls.stop(new Error("reader stopped"));
   }
 
   private now(): Date {
     return this.o.now?.() ?? new Date();
   }
 
-  private async loop(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      if (!this.spec.paused) {
-        try {
-          await this.pollOnce(signal);
-        } catch (err) {
-          if (signal.aborted) break;
-          this.counters.failedPolls++;
-          this.counters.lastError = (err as Error).message;
-          this.counters.lastErrorTime = this.now();
-          this.o.logger.warn(
-            { reader: this.id, err: (err as Error).message },
-            "Omnia poll failed; the cursors stay, the next poll goes on from them",
-          );
-        }
-      }
-      await this.pause.wait((this.spec.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS) * 1000);
-    }
-  }
-
   /** One poll of every series; exported for tests that drive polls themselves. */
-  async pollOnce(signal: AbortSignal = this.abort.signal): Promise<void> {
+  async pollOnce(signal: AbortSignal = this.polls.signal): Promise<void> {
     const spec = this.spec;
     const { series, error: resolveError } = await this.resolveSeries(spec, signal);
     const endNs = nsFromDate(this.now()) - BigInt(spec.lagSeconds ?? DEFAULT_LAG_SECONDS) * 1_000_000_000n;
@@ -199,7 +190,7 @@ export class ReaderPipeline {
       {
         policy: this.o.publishBackoff ?? PUBLISH_BACKOFF,
         maxAttempts: Number.POSITIVE_INFINITY,
-        signal: this.abort.signal,
+        signal: this.polls.signal,
         isRetryable: () => true,
       },
     );
