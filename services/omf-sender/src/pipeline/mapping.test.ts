@@ -1,8 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { makeBatch } from "@meridian/bus";
-import { Platform, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
+import { OmfInvalidMessageError } from "../platform/index.js";
 import { EventMapper, isoTime } from "./mapping.js";
+import { parseRouteMapping, RouteMappingError } from "./route-mapping.js";
 
 describe("isoTime (the OMF index)", () => {
   it("keeps the observed time to the 100 ns tick, trailing zeros trimmed, the same for the same timestamp", () => {
@@ -47,5 +49,126 @@ describe("EventMapper.mapBatch", () => {
     expect(skipped).toBe(1);
     const values = [...groups.values()].flatMap((g) => g.values);
     expect(values).toEqual([{ Timestamp: "2026-01-01T00:00:00.1234567Z", temperature: 21.5 }]);
+  });
+});
+
+describe("EventMapper.mapBatch with a route mapping (omfMapping)", () => {
+  const source = { platform: Platform.IDIGI, connection: "acct-7", device: "dev-1" };
+  const observedTime = { seconds: 1767225600n, nanos: 500_000_000 };
+  const mappingText = JSON.stringify({
+    types: [
+      {
+        id: "PowerType",
+        classification: "dynamic",
+        properties: {
+          Timestamp: { type: "string", format: "date-time", isindex: true },
+          Watts: { type: "number", format: "float64" },
+          Count: { type: "integer", format: "int32" },
+          Site: { type: "string" },
+        },
+      },
+      {
+        id: "Device",
+        classification: "static",
+        properties: { DeviceId: { type: "string", isindex: true }, Status: { type: "string" } },
+      },
+    ],
+    containers: [
+      {
+        id: "{platform}.{device}.power",
+        typeid: "PowerType",
+        name: "{device} power",
+        properties: { Watts: "power", Count: "n", Site: { template: "{connection}" } },
+      },
+    ],
+    static: [
+      {
+        typeid: "Device",
+        when: { "idigi.resource": "DeviceCore" },
+        properties: { DeviceId: { template: "{device}" }, Status: { attribute: "connectionStatus" } },
+      },
+    ],
+  });
+  const mapperWith = (text: string) => {
+    const { mapping, problems } = parseRouteMapping(text);
+    expect(problems).toEqual([]);
+    return new EventMapper({ omfVersion: "1.2", intFormat: "int64", mapping });
+  };
+  const point = (name: string, value: TelemetryEvent["points"][number]["value"]) => ({ name, value });
+  const reading = (id: string, points: ReturnType<typeof point>[]) => create(TelemetryEventSchema, { id, source, observedTime, points });
+  const deviceCore = create(TelemetryEventSchema, {
+    id: "core",
+    source,
+    observedTime,
+    attributes: { "idigi.resource": "DeviceCore", connectionStatus: "1" },
+  });
+
+  it("writes mapped points into the user's container and properties, and DeviceCore records as static instances", () => {
+    const { groups, skipped } = mapperWith(mappingText).mapBatch(
+      makeBatch("b-1", [
+        reading("r-1", [
+          point("power", { case: "doubleValue", value: 230.5 }),
+          point("n", { case: "doubleValue", value: 4 }),
+          point("ignored", { case: "boolValue", value: true }),
+        ]),
+        deviceCore,
+      ]),
+    );
+    expect(skipped).toBe(0);
+    const power = groups.get("idigi.dev-1.power")!;
+    expect(power.container).toEqual({ id: "idigi.dev-1.power", typeid: "PowerType", name: "dev-1 power" });
+    expect(power.values).toEqual([{ Timestamp: "2026-01-01T00:00:00.5Z", Watts: 230.5, Count: 4, Site: "acct-7" }]);
+    expect(power.mapping.type.id).toBe("PowerType");
+    const statics = [...groups.values()].filter((g) => !g.container);
+    expect(statics).toHaveLength(1);
+    expect(statics[0]!.mapping.typeId).toBe("Device");
+    expect(statics[0]!.values).toEqual([{ DeviceId: "dev-1", Status: "1" }]);
+  });
+
+  it("counts an event no entry writes as skipped, unless unmapped points go to the generated types", () => {
+    const other = reading("r-2", [point("humidity", { case: "doubleValue", value: 40 })]);
+    const bare = create(TelemetryEventSchema, { id: "file", source, observedTime, attributes: { "idigi.resource": "FileDataCore" } });
+    const skip = mapperWith(mappingText).mapBatch(makeBatch("b-2", [other, bare]));
+    expect(skip.skipped).toBe(2);
+    expect(skip.groups.size).toBe(0);
+    const generated = mapperWith(JSON.stringify({ ...JSON.parse(mappingText), unmapped: "generated" })).mapBatch(
+      makeBatch("b-3", [
+        other,
+        bare,
+        reading("r-3", [point("power", { case: "doubleValue", value: 1 }), point("humidity", { case: "doubleValue", value: 2 })]),
+      ]),
+    );
+    expect(generated.skipped).toBe(1);
+    const values = [...generated.groups.values()].map((g) => [g.container?.typeid, g.values]);
+    expect(values).toContainEqual(["PowerType", [{ Timestamp: "2026-01-01T00:00:00.5Z", Watts: 1, Site: "acct-7" }]]);
+    // humidity of both events goes to a generated type; power, already mapped, does not.
+    const generatedValues = [...generated.groups.values()]
+      .filter((g) => g.container?.typeid.startsWith("meridian-"))
+      .flatMap((g) => g.values);
+    expect(generatedValues).toEqual([
+      { Timestamp: "2026-01-01T00:00:00.5Z", humidity: 40 },
+      { Timestamp: "2026-01-01T00:00:00.5Z", humidity: 2 },
+    ]);
+  });
+
+  it("refuses (dead-letters) a message whose double does not fit the integer property, naming the event and the field", () => {
+    const mapper = mapperWith(mappingText);
+    const batch = makeBatch("b-4", [reading("r-4", [point("n", { case: "doubleValue", value: 3.5 })])]);
+    expect(() => mapper.mapBatch(batch)).toThrow(OmfInvalidMessageError);
+    expect(() => mapper.mapBatch(batch)).toThrow(
+      "events[0] (r-4): options.omfMapping.containers[0].properties.Count: double 3.5 does not fit integer (int32): not a whole number (values are never rounded)",
+    );
+  });
+
+  it("holds every message of a route whose mapping is unusable (retried later, never written with generated types)", () => {
+    const mapper = new EventMapper({ omfVersion: "1.2", intFormat: "int64", mappingProblem: "options.omfMapping.types: required" });
+    const batch = makeBatch("b-5", [reading("r-5", [point("power", { case: "doubleValue", value: 1 })])]);
+    expect(() => mapper.mapBatch(batch)).toThrow(RouteMappingError);
+    try {
+      mapper.mapBatch(batch);
+    } catch (err) {
+      expect((err as RouteMappingError).retryAfterMs).toBe(30_000);
+      expect((err as Error).message).toMatch(/route option omfMapping: options\.omfMapping\.types: required/);
+    }
   });
 });

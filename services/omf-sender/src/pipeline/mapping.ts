@@ -192,8 +192,7 @@ export class EventMapper {
         if (!v) continue;
         if (!("template" in src)) readSome = true;
         const c = convertValue(v, entry.type.properties![prop]!);
-        if ("problem" in c)
-          throw new OmfInvalidMessageError([`${where}: options.omfMapping.${entry.path}.properties.${prop}: ${c.problem}`]);
+        if ("problem" in c) throw new OmfInvalidMessageError([`${where}: ${entry.path}.properties.${prop}: ${c.problem}`]);
         value[prop] = c.value;
       }
       if (entry.readsEvent && !readSome) continue;
@@ -203,9 +202,7 @@ export class EventMapper {
       if (entry.id === undefined) {
         const index = value[entry.indexName];
         if (typeof index !== "string" || index.trim() === "")
-          throw new OmfInvalidMessageError([
-            `${where}: options.omfMapping.${entry.path}.properties.${entry.indexName}: the static instance's index is empty`,
-          ]);
+          throw new OmfInvalidMessageError([`${where}: ${entry.path}.properties.${entry.indexName}: the static instance's index is empty`]);
         const key = `\u0000static\u0000${entry.type.id}`;
         const group = into.get(key);
         if (group) group.values.push(value);
@@ -225,7 +222,7 @@ export class EventMapper {
     const id = renderTemplate(entry.id!, source, true);
     if (id.length > MAX_ID_LENGTH || sanitizeIdSegment(id) !== id)
       throw new OmfInvalidMessageError([
-        `${where}: options.omfMapping.${entry.path}.id: "${id.slice(0, 120)}" is not a valid container id (at most ${MAX_ID_LENGTH} characters, no leading/trailing "." nor "..")`,
+        `${where}: ${entry.path}.id: "${id.slice(0, 120)}" is not a valid container id (at most ${MAX_ID_LENGTH} characters, no leading/trailing "." nor "..")`,
       ]);
     const c: { -readonly [K in keyof OmfContainer]: OmfContainer[K] } = { id, typeid: entry.type.id };
     if (entry.name !== undefined) c.name = renderTemplate(entry.name, source, false);

@@ -33,7 +33,7 @@ export type ValueSource = { point: string } | { attribute: string } | { template
 
 /** One container (dynamic) or static instance entry: where each property's value comes from. */
 export interface MappingEntry {
-  /** `containers[i]` or `static[i]`, for messages. */
+  /** `options.omfMapping.containers[i]` or `…static[i]`: where problems of this entry are reported. */
   readonly path: string;
   readonly type: OmfType;
   readonly indexName: string;

@@ -10,6 +10,7 @@ import {
   OmfThrottledError,
   OmfTlsError,
 } from "../platform/index.js";
+import { RouteMappingError } from "./route-mapping.js";
 import { isPermanent, pipelineSettings } from "./route-pipeline.js";
 
 const DEFAULTS = {
@@ -57,5 +58,31 @@ describe("failure classes", () => {
     // The endpoint answered with more than the client reads: not the data's fault, so the data waits.
     expect(isPermanent(new OmfResponseTooLargeError("too long", 4 << 20))).toBe(false);
     expect(isPermanent(new Error("socket"))).toBe(false);
+  });
+});
+
+describe("route option omfMapping", () => {
+  const mapping = {
+    types: [
+      {
+        id: "T",
+        classification: "dynamic",
+        properties: { Time: { type: "string", format: "date-time", isindex: true }, V: { type: "number" } },
+      },
+    ],
+    containers: [{ id: "{device}.v", typeid: "T", properties: { V: "value" } }],
+  };
+  it("a good mapping is used; a bad one is named by field and holds the route's events (not retried as a bad message)", () => {
+    const good = pipelineSettings({ omfMapping: JSON.stringify(mapping) }, DEFAULTS);
+    expect(good.problems).toEqual([]);
+    expect(good.settings.mapping?.containers).toHaveLength(1);
+    const bad = pipelineSettings(
+      { omfMapping: JSON.stringify({ ...mapping, containers: [{ id: "{device}.v", typeid: "T", properties: { W: "w" } }] }) },
+      DEFAULTS,
+    );
+    expect(bad.problems).toEqual(['options.omfMapping.containers[0].properties.W: not a property of type "T"']);
+    expect(bad.settings.mapping).toBeUndefined();
+    expect(bad.settings.mappingProblem).toBe(bad.problems[0]);
+    expect(isPermanent(new RouteMappingError(bad.problems[0]!))).toBe(false);
   });
 });
