@@ -27,7 +27,8 @@ async function server(handler: (req: RecordedRequest) => Reply | Promise<Reply>,
 }
 
 function client(input: OmfEndpointInput, options?: ConstructorParameters<typeof OmfClient>[1]): OmfClient {
-  const c = new OmfClient(input, options);
+  // The version is set, so the requests counted are the sends alone (an unset one is probed first: version tests).
+  const c = new OmfClient({ omfVersion: "1.2", ...input } as OmfEndpointInput, options);
   cleanups.push(() => c.close());
   return c;
 }

@@ -5,21 +5,40 @@ import { Agent } from "undici";
 import { ClientCredentialsTokenProvider } from "./auth.js";
 import { batchMessage, splitInHalf } from "./batching.js";
 import { type OmfEndpointConfig, type OmfEndpointInput, validateEndpointConfig } from "./config.js";
-import { OmfConfigError, type OmfError, OmfInvalidMessageError, OmfPayloadTooLargeError } from "./errors.js";
-import { checkMessage, type OmfMessage, omfHeaders, serializeBody } from "./messages.js";
+import {
+  OmfConfigError,
+  OmfConflictError,
+  type OmfError,
+  OmfInvalidMessageError,
+  OmfPayloadTooLargeError,
+  OmfUnexpectedReplyError,
+} from "./errors.js";
+import { checkMessage, type OmfMessage, type OmfVersion, omfHeaders, serializeBody } from "./messages.js";
 import { classifyResult, parseOmfResponse } from "./response.js";
 import { httpExchange } from "./transport.js";
 import type { OmfResult } from "./types.js";
+import { omfVersionOfEdsProduct, omfVersionOfPiSystem } from "./version.js";
 
 const gzip = promisify(gzipCb);
 
 export interface SendOptions {
   /** Aborts this send (rethrown as the signal's reason, not classified). */
   signal?: AbortSignal;
+  /**
+   * A 409 answers a create whose object exists already: resolve with the result (`alreadyExists: true`) instead of
+   * rejecting, as the reference sample treats it. Only for `create`; other actions reject as usual.
+   */
+  conflictIsSuccess?: boolean;
 }
 
+/** Where the OMF version in use came from: the configuration, the endpoint's own answer, or the default. */
+export type OmfVersionSource = "configured" | "probed" | "default";
+
+/** How long a failed version probe is not repeated (the default is used meanwhile). */
+export const VERSION_PROBE_RETRY_MS = 60_000;
+
 export interface OmfClientOptions {
-  /** Clock for token expiry (tests). */
+  /** Clock for token expiry and the version probe's retry (tests). */
   now?: () => number;
 }
 
@@ -33,11 +52,21 @@ export class OmfClient {
   readonly config: OmfEndpointConfig;
   readonly #agent: Agent;
   readonly #tokens: ClientCredentialsTokenProvider | undefined;
+  readonly #now: () => number;
+  #version: { value: OmfVersion; source: OmfVersionSource; failedAt?: number };
+  #probe: Promise<OmfVersion> | undefined;
 
   constructor(input: OmfEndpointInput | OmfEndpointConfig, options: OmfClientOptions = {}) {
     const validated = validateEndpointConfig(input);
     if (!validated.ok) throw new OmfConfigError(validated.errors);
     this.config = validated.config;
+    this.#now = options.now ?? Date.now;
+    this.#version = this.config.omfVersionSet
+      ? { value: this.config.omfVersion, source: "configured" }
+      : this.config.kind === "adh"
+        ? // AVEVA Data Hub speaks 1.2 and has no product-information path to ask.
+          { value: "1.2", source: "probed" }
+        : { value: this.config.omfVersion, source: "default" };
     let ca: string | undefined;
     if (this.config.caPemPath !== undefined) {
       try {
@@ -75,20 +104,123 @@ export class OmfClient {
     return this.config.omfUrl;
   }
 
+  /** The OMF version in use now and where it came from (the default until a probe answered). */
+  get omfVersionInUse(): { version: OmfVersion; source: OmfVersionSource } {
+    return { version: this.#version.value, source: this.#version.source };
+  }
+
+  /**
+   * The OMF version to speak: the configured one; else what the endpoint says about itself (PI Web API
+   * `/system`, EDS product information; version.ts), asked once and remembered. A probe that fails (no answer,
+   * an answer that names no version) leaves DEFAULT_OMF_VERSION in use and is repeated at most every
+   * VERSION_PROBE_RETRY_MS; it never fails the caller: a send reports its own errors.
+   */
+  async omfVersion(signal?: AbortSignal): Promise<OmfVersion> {
+    const v = this.#version;
+    if (v.source !== "default") return v.value;
+    if (v.failedAt !== undefined && this.#now() - v.failedAt < VERSION_PROBE_RETRY_MS) return v.value;
+    this.#probe ??= this.#probeVersion(signal).finally(() => {
+      this.#probe = undefined;
+    });
+    return this.#probe;
+  }
+
+  async #probeVersion(signal: AbortSignal | undefined): Promise<OmfVersion> {
+    let found: OmfVersion | undefined;
+    try {
+      if (this.config.kind === "pi") found = omfVersionOfPiSystem(await this.getJson(`${this.config.url}/system`, { signal }));
+      else if (this.config.kind === "eds")
+        found = omfVersionOfEdsProduct(
+          await this.getJson(`${this.config.url}/api/${encodeURIComponent(this.config.apiVersion)}/diagnostics/productinformation`, {
+            signal,
+          }),
+        );
+    } catch (err) {
+      if (signal?.aborted) throw err;
+    }
+    if (found === undefined) {
+      this.#version = { value: this.#version.value, source: "default", failedAt: this.#now() };
+      return this.#version.value;
+    }
+    this.#version = { value: found, source: "probed" };
+    return found;
+  }
+
+  /**
+   * GET a JSON resource of the endpoint's REST API (read-back, product information) with its credentials and
+   * `Accept-Verbosity: verbose` (as the reference sample reads). The URL must lie under the endpoint's URL: links
+   * an endpoint hands back are followed only there, so its credentials go nowhere else. Resolves with the parsed
+   * body (undefined for an empty one, e.g. 204); rejects with the classified OmfError of a non-2xx.
+   */
+  async getJson(
+    url: string,
+    options: { signal?: AbortSignal; query?: Record<string, string | number | undefined> } = {},
+  ): Promise<unknown> {
+    const target = new URL(url);
+    const base = new URL(`${this.config.url}/`);
+    if (target.origin !== base.origin || !`${target.pathname}/`.toLowerCase().startsWith(base.pathname.toLowerCase()))
+      throw new OmfUnexpectedReplyError(`${this.name}: a link outside the endpoint's URL was not followed`, { endpoint: this.name });
+    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) target.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: "application/json", "accept-verbosity": "verbose" };
+    let token = await this.#authorize(headers, options.signal);
+    const get = () =>
+      httpExchange({
+        method: "GET",
+        url: target.toString(),
+        headers,
+        timeoutMs: this.config.timeoutMs,
+        signal: options.signal,
+        dispatcher: this.#agent,
+        endpoint: this.name,
+        what: "read request",
+      });
+    let res = await get();
+    if (res.status === 401 && this.#tokens !== undefined) {
+      this.#tokens.invalidate(token);
+      token = await this.#authorize(headers, options.signal);
+      res = await get();
+    }
+    const result = parseOmfResponse(res.status, res.headers, res.status >= 200 && res.status < 300 ? "" : res.text);
+    const error = classifyResult(result, this.name);
+    if (error !== undefined) throw error;
+    if (res.text.trim() === "") return undefined;
+    try {
+      return JSON.parse(res.text) as unknown;
+    } catch {
+      throw new OmfUnexpectedReplyError(`${this.name}: the reply to a read is not JSON (HTTP ${res.status})`, {
+        endpoint: this.name,
+        status: res.status,
+      });
+    }
+  }
+
+  /** Sets the endpoint's authorization header; returns the bearer token used, if any. */
+  async #authorize(headers: Record<string, string>, signal: AbortSignal | undefined): Promise<string | undefined> {
+    if (this.config.kind === "pi") {
+      const basic = Buffer.from(`${this.config.username}:${this.config.password.reveal()}`, "utf8").toString("base64");
+      headers["authorization"] = `Basic ${basic}`;
+    }
+    if (this.#tokens === undefined) return undefined;
+    const token = await this.#tokens.getToken(signal);
+    headers["authorization"] = `Bearer ${token}`;
+    return token;
+  }
+
   /** POSTs one message (one request). Rejects with OmfInvalidMessageError before sending if it does not fit the version/kind. */
   async send(message: OmfMessage, options: SendOptions = {}): Promise<OmfResult> {
-    const problems = checkMessage(message, this.config.omfVersion, this.config.kind);
+    const version = await this.omfVersion(options.signal);
+    const problems = checkMessage(message, version, this.config.kind);
     if (problems.length > 0) throw new OmfInvalidMessageError(problems, { endpoint: this.name });
     const json = serializeBody(message);
     const body = this.config.compression ? new Uint8Array(await gzip(Buffer.from(json, "utf8"))) : json;
     const headers = omfHeaders({
       messageType: message.messageType,
       action: message.action ?? "create",
-      version: this.config.omfVersion,
+      version,
       kind: this.config.kind,
       compressed: this.config.compression,
       producerToken: this.config.producerToken?.reveal(),
-      acceptVerbosity: this.config.kind === "pi" ? this.config.acceptVerbosity : undefined,
+      acceptVerbosity: this.config.acceptVerbosity,
     });
 
     let { result, token } = await this.#post(headers, body, options.signal);
@@ -98,8 +230,10 @@ export class OmfClient {
       ({ result } = await this.#post(headers, body, options.signal));
     }
     const error = classifyResult(result, this.name);
-    if (error !== undefined) throw error;
-    return result;
+    if (error === undefined) return result;
+    if (options.conflictIsSuccess && (message.action ?? "create") === "create" && error instanceof OmfConflictError && error.status === 409)
+      return { ...result, ok: true, alreadyExists: true };
+    throw error;
   }
 
   /**
@@ -133,15 +267,7 @@ export class OmfClient {
     signal: AbortSignal | undefined,
   ): Promise<{ result: OmfResult; token?: string }> {
     const headers: Record<string, string> = { ...omf, accept: "application/json" };
-    if (this.config.kind === "pi") {
-      const basic = Buffer.from(`${this.config.username}:${this.config.password.reveal()}`, "utf8").toString("base64");
-      headers["authorization"] = `Basic ${basic}`;
-    }
-    let token: string | undefined;
-    if (this.#tokens !== undefined) {
-      token = await this.#tokens.getToken(signal);
-      headers["authorization"] = `Bearer ${token}`;
-    }
+    const token = await this.#authorize(headers, signal);
     const res = await httpExchange({
       method: "POST",
       url: this.config.omfUrl,

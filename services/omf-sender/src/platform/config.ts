@@ -15,6 +15,10 @@ export const DEFAULT_MAX_BODY_BYTES: Readonly<Record<OmfEndpointKind, number>> =
 export const DEFAULT_MAX_VALUES_PER_REQUEST = 10_000;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_OMF_VERSION: OmfVersion = "1.2";
+export const MAX_PRODUCER_TOKEN_LENGTH = 256;
+export const MAX_ACCEPT_VERBOSITY_LENGTH = 100;
+/** PI's values are words (`verbose`, `parameters`, `exceptions`, `inner events`), comma-separated. */
+const ACCEPT_VERBOSITY = /^[A-Za-z][A-Za-z ,]*$/;
 
 type SecretInput = string | Secret;
 
@@ -38,18 +42,18 @@ interface CommonInput {
   compression?: boolean;
   /** Permit plain http for PI/ADH (lab / emulator only; credentials travel in clear text). */
   allowHttp?: boolean;
-  /** 1.0/1.1 only (PI Connector Relay era); receivers ignore it. */
+  /** `producertoken` header, sent on 1.0/1.1 only (PI Connector Relay era; obsolete in 1.2, receivers ignore it). */
   producerToken?: string;
+  /** `Accept-Verbosity` on OMF POSTs, e.g. `verbose` (PI Web API ≥ 2021 SP2; others ignore it). */
+  acceptVerbosity?: string;
 }
 
 export interface PiEndpointInput extends CommonInput {
   kind: "pi";
   username: string;
   password: SecretInput;
-  /** PI Data Archive name (used only for read-back, kept for parity with the reference sample). */
+  /** PI Data Archive name: where read-back looks for points (`/dataservers?name=`); without it, the only one listed. */
   dataServerName?: string;
-  /** `Accept-Verbosity` header (PI Web API ≥ 2021 SP2), e.g. `verbose`. */
-  acceptVerbosity?: string;
 }
 
 export interface AdhEndpointInput extends CommonInput {
@@ -76,7 +80,10 @@ interface CommonConfig {
   readonly url: string;
   /** Where messages are POSTed. */
   readonly omfUrl: string;
+  /** The version set in the configuration, else DEFAULT_OMF_VERSION (the client probes the endpoint when not set). */
   readonly omfVersion: OmfVersion;
+  /** Whether omfVersion was set: only then is it used without asking the endpoint (client.ts `omfVersion()`). */
+  readonly omfVersionSet: boolean;
   readonly verifySsl: boolean;
   readonly caPemPath: string | undefined;
   readonly timeoutMs: number;
@@ -85,6 +92,8 @@ interface CommonConfig {
   readonly compression: boolean;
   readonly allowHttp: boolean;
   readonly producerToken: Secret | undefined;
+  /** `Accept-Verbosity` on OMF POSTs (PI Web API ≥ 2021 SP2 reads it; the cloud and EDS ignore it). */
+  readonly acceptVerbosity: string | undefined;
 }
 
 export interface PiEndpointConfig extends CommonConfig {
@@ -92,7 +101,6 @@ export interface PiEndpointConfig extends CommonConfig {
   readonly username: string;
   readonly password: Secret;
   readonly dataServerName: string | undefined;
-  readonly acceptVerbosity: string | undefined;
 }
 
 export interface AdhEndpointConfig extends CommonConfig {
@@ -208,10 +216,13 @@ export function validateEndpointConfig(input: unknown, path = "endpoint"): Valid
   }
 
   let omfVersion: OmfVersion = DEFAULT_OMF_VERSION;
+  let omfVersionSet = false;
   const rawVersion = input["omfVersion"];
   if (rawVersion !== undefined && rawVersion !== null) {
-    if (typeof rawVersion === "string" && (OMF_VERSIONS as readonly string[]).includes(rawVersion)) omfVersion = rawVersion as OmfVersion;
-    else errors.push(`${f("omfVersion")}: must be one of ${OMF_VERSIONS.join(", ")}`);
+    if (typeof rawVersion === "string" && (OMF_VERSIONS as readonly string[]).includes(rawVersion)) {
+      omfVersion = rawVersion as OmfVersion;
+      omfVersionSet = true;
+    } else errors.push(`${f("omfVersion")}: must be one of ${OMF_VERSIONS.join(", ")}`);
   }
 
   let verifySsl = true;
@@ -234,7 +245,16 @@ export function validateEndpointConfig(input: unknown, path = "endpoint"): Valid
   if (rawToken !== undefined && rawToken !== null) {
     if (typeof rawToken === "string" || isSecret(rawToken)) producerToken = isSecret(rawToken) ? rawToken : new Secret(rawToken);
     else errors.push(`${f("producerToken")}: must be a string`);
+    // A header value: printable ASCII only, so it can neither break the request nor smuggle another header.
+    const t = producerToken?.reveal();
+    if (t !== undefined && (t.length === 0 || t.length > MAX_PRODUCER_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(t)))
+      errors.push(`${f("producerToken")}: must be 1 to ${MAX_PRODUCER_TOKEN_LENGTH} printable ASCII characters without spaces`);
   }
+  const acceptVerbosity = optString("acceptVerbosity");
+  if (acceptVerbosity !== undefined && (acceptVerbosity.length > MAX_ACCEPT_VERBOSITY_LENGTH || !ACCEPT_VERBOSITY.test(acceptVerbosity)))
+    errors.push(
+      `${f("acceptVerbosity")}: must be at most ${MAX_ACCEPT_VERBOSITY_LENGTH} characters of letters, spaces and commas (e.g. "verbose", "parameters, inner events")`,
+    );
   const host = (() => {
     try {
       return new URL(url).host;
@@ -247,6 +267,7 @@ export function validateEndpointConfig(input: unknown, path = "endpoint"): Valid
     name,
     url,
     omfVersion,
+    omfVersionSet,
     verifySsl,
     caPemPath,
     timeoutMs,
@@ -255,6 +276,7 @@ export function validateEndpointConfig(input: unknown, path = "endpoint"): Valid
     compression,
     allowHttp,
     producerToken,
+    acceptVerbosity,
   };
 
   let config: OmfEndpointConfig;
@@ -269,7 +291,6 @@ export function validateEndpointConfig(input: unknown, path = "endpoint"): Valid
       username,
       password,
       dataServerName: optString("dataServerName"),
-      acceptVerbosity: optString("acceptVerbosity"),
     };
   } else if (kind === "adh") {
     const tenantId = reqString("tenantId");

@@ -126,6 +126,17 @@ export class OmfResponseTooLargeError extends OmfError {
   }
 }
 
+/**
+ * A reply that is not what the endpoint's API documents (a read that is not JSON, an item without the fields
+ * read-back needs, a link off the endpoint's URL): not retryable, the endpoint or a proxy must be looked at.
+ */
+export class OmfUnexpectedReplyError extends OmfError {
+  constructor(message: string, details?: OmfErrorDetails) {
+    super(message, details);
+    this.name = "OmfUnexpectedReplyError";
+  }
+}
+
 /** 429, or 503 with Retry-After. `retryAfterMs` is the server's hint (undefined ⇒ use backoff). */
 export class OmfThrottledError extends OmfError {
   override readonly retryable = true;

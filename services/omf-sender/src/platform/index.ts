@@ -1,6 +1,15 @@
 export { AUTH_MAX_RESPONSE_BYTES, ClientCredentialsTokenProvider, type TokenProviderOptions } from "./auth.js";
 export { type BatchLimits, batchMessage, splitInHalf } from "./batching.js";
-export { createClients, type EndpointOutcome, OmfClient, type OmfClientOptions, type SendOptions, sendToEndpoints } from "./client.js";
+export {
+  createClients,
+  type EndpointOutcome,
+  OmfClient,
+  type OmfClientOptions,
+  type OmfVersionSource,
+  type SendOptions,
+  sendToEndpoints,
+  VERSION_PROBE_RETRY_MS,
+} from "./client.js";
 export {
   type AdhEndpointConfig,
   type AdhEndpointInput,
@@ -10,6 +19,8 @@ export {
   DEFAULT_TIMEOUT_MS,
   type EdsEndpointConfig,
   type EdsEndpointInput,
+  MAX_ACCEPT_VERBOSITY_LENGTH,
+  MAX_PRODUCER_TOKEN_LENGTH,
   OMF_SPEC_MAX_BODY_BYTES,
   type OmfEndpointConfig,
   type OmfEndpointInput,
@@ -19,6 +30,7 @@ export {
   type ValidationResult,
   validateEndpointConfig,
 } from "./config.js";
+export { type DeleteOutcome, deleteDefinitions } from "./definitions.js";
 export {
   OmfAuthError,
   OmfBadRequestError,
@@ -33,6 +45,7 @@ export {
   OmfServerError,
   OmfThrottledError,
   OmfTlsError,
+  OmfUnexpectedReplyError,
 } from "./errors.js";
 export {
   type ContainerMappingOptions,
@@ -86,7 +99,23 @@ export {
   serializeBody,
   typeMessage,
 } from "./messages.js";
+export {
+  getStream,
+  getType,
+  globMatcher,
+  listPoints,
+  listStreams,
+  listTypes,
+  type PageOptions,
+  type ReadPoint,
+  type ReadValue,
+  type ReadValues,
+  type ReadWindow,
+  readValues,
+  type SdsDefinition,
+} from "./read.js";
 export { classifyResult, effectiveStatus, type HeaderSource, parseOmfResponse } from "./response.js";
 export { isSecret, Secret } from "./secret.js";
 export { MAX_RESPONSE_BYTES } from "./transport.js";
 export type { OmfResult, OmfResultMessage, OmfSeverity } from "./types.js";
+export { omfVersionOfEdsProduct, omfVersionOfPiSystem } from "./version.js";

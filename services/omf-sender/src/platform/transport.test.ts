@@ -25,7 +25,8 @@ async function server(handler: () => Reply, tls = false): Promise<RecordingServe
 }
 
 function client(input: OmfEndpointInput): OmfClient {
-  const c = new OmfClient(input);
+  // The version is set, so the requests counted are the sends alone (an unset one is probed first: version tests).
+  const c = new OmfClient({ omfVersion: "1.2", ...input } as OmfEndpointInput);
   cleanups.push(() => c.close());
   return c;
 }

@@ -32,6 +32,8 @@ export interface OmfResult {
   requestId?: string;
   /** Retry-After in ms, at most `MAX_RETRY_AFTER_MS` (`@meridian/retry`). */
   retryAfterMs?: number;
+  /** A 409 to a create taken as success (SendOptions.conflictIsSuccess): the object exists already. */
+  alreadyExists?: boolean;
   /** What Retry-After asked for, only when it was more than the cap. */
   retryAfterRequestedMs?: number;
 }
