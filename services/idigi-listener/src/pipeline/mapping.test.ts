@@ -1,7 +1,7 @@
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
-import { parsePayload } from "../platform/index.js";
+import { msgDocuments, parsePayload } from "../platform/index.js";
 import { batchIdFor, canonicalJson, eventId, flattenAttributes, splitStreamId, toTelemetryEvents, typedValue } from "./mapping.js";
 
 const received = timestampFromMs(Date.UTC(2026, 10, 23, 12, 0, 0));
@@ -154,11 +154,14 @@ describe("DeviceCore and other resources → attributes", () => {
     const xml =
       '<Document><Msg topic="3/DeviceCore/882/7" operation="update" timestamp="2010-12-03T13:34:00.001Z"><DeviceCore><id><devId>882</devId>' +
       "<devVersion>7</devVersion></id><dpConnectionStatus>1</dpConnectionStatus></DeviceCore></Msg></Document>";
-    const [e] = toTelemetryEvents("5", parsePayload(xml, "xml"), { receivedTime: received, includeRaw: true });
+    const events = parsePayload(xml, "xml");
+    const raw = { documents: msgDocuments(xml, "xml", events.length)!, format: "xml" as const };
+    const [e] = toTelemetryEvents("5", events, { receivedTime: received, raw });
     expect(e!.source!.device).toBe("882");
     expect(e!.attributes).toMatchObject({ "id.devId": "882", "id.devVersion": "7", dpConnectionStatus: "1", "idigi.operation": "UPDATE" });
-    expect(e!.raw?.contentType).toBe("application/json");
-    expect(JSON.parse(new TextDecoder().decode(e!.raw!.data))).toMatchObject({ topic: "3/DeviceCore/882/7", resource: "DeviceCore" });
+    expect(e!.raw?.contentType).toBe("application/xml");
+    // A block of one Msg is the raw payload byte for byte, as the seed's callback got it.
+    expect(new TextDecoder().decode(e!.raw!.data)).toBe(xml);
   });
 
   it("a resource without a device id uses the topic key; over-long values are left out and named", () => {

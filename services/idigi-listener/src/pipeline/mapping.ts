@@ -8,7 +8,7 @@ import {
   type TelemetryEvent,
   TelemetryEventSchema,
 } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type PushEvent, splitTopic } from "../platform/index.js";
+import { type PayloadFormat, type PushEvent, splitTopic } from "../platform/index.js";
 
 /**
  * Pushed iDigi events → `meridian.telemetry.v1.TelemetryEvent`s.
@@ -38,8 +38,11 @@ const MAX_ATTRIBUTES = 256;
 export interface MapOptions {
   /** When the listener received the block (default now). */
   receivedTime?: Timestamp;
-  /** Attach the pushed Msg (normalised, as JSON) to each event. */
-  includeRaw?: boolean;
+  /**
+   * Attach each event's Msg as the platform sent it (`msgDocuments`: one document per Msg, by the index of the
+   * PushEvent) as the raw payload, `application/json` or `application/xml` by the block's format.
+   */
+  raw?: { documents: readonly string[]; format: PayloadFormat };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -255,10 +258,12 @@ function dataStreamValue(e: PushEvent, r: Record<string, unknown>): StreamValue 
 export function toTelemetryEvents(monitorId: string, events: readonly PushEvent[], options: MapOptions = {}): TelemetryEvent[] {
   const receivedTime = options.receivedTime ?? timestampNow();
   const out: TelemetryEvent[] = [];
-  for (const e of events) {
+  const contentType = options.raw?.format === "xml" ? "application/xml" : "application/json";
+  for (const [index, e] of events.entries()) {
     const msgMs = toMs(e.timestamp);
     const msgTime = msgMs === undefined ? receivedTime : timestampFromMs(msgMs);
-    const raw = options.includeRaw ? { data: new TextEncoder().encode(canonicalJson(e)), contentType: "application/json" } : undefined;
+    const document = options.raw?.documents[index];
+    const raw = document === undefined ? undefined : { data: Buffer.from(document, "utf8"), contentType };
     if (e.resource === "DataPoint" || e.resource === "DataStream") {
       const list = recordsOf(e);
       const records = list ?? [e.data];

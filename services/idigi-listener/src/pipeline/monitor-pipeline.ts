@@ -5,6 +5,8 @@ import type { Logger } from "pino";
 import {
   IdigiAckError,
   type InvalidBatch,
+  msgDocuments,
+  type PayloadFormat,
   type PushBatch,
   PushSession,
   type PushSessionExtraOptions,
@@ -12,6 +14,16 @@ import {
   type SessionState,
 } from "../platform/index.js";
 import { batchIdFor, toTelemetryEvents } from "./mapping.js";
+
+/**
+ * Each event's Msg as the platform sent it, for the raw payload; a block that cannot be split by Msg (never seen) gives
+ * every event the whole block.
+ */
+function rawDocuments(batch: PushBatch): { documents: string[]; format: PayloadFormat } {
+  const n = batch.events.length;
+  const documents = msgDocuments(batch.document, batch.format, n) ?? new Array<string>(n).fill(batch.document.toString("utf8"));
+  return { documents, format: batch.format };
+}
 
 /** Where blocks whose payload cannot be parsed go (with the reason in the headers), before they are acked. */
 export const DEAD_LETTER_CONSUMER = "idigi-listener";
@@ -243,7 +255,7 @@ export class MonitorPipeline {
     this.counters.receivedEvents += batch.events.length;
     const events = toTelemetryEvents(this.monitorId, batch.events, {
       receivedTime: timestampFromDate(at),
-      includeRaw: this.options.includeRaw,
+      ...(this.options.includeRaw ? { raw: rawDocuments(batch) } : {}),
     });
     const inBlock = new Set<string>();
     const fresh = events.filter((e) => {

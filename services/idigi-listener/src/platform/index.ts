@@ -73,7 +73,7 @@ export {
   splitTopicList,
   V1MonitorApi,
 } from "./monitor-api.js";
-export { type PushEvent, parsePayload, splitTopic, type TopicParts } from "./payload.js";
+export { msgDocuments, type PushEvent, parsePayload, splitTopic, type TopicParts } from "./payload.js";
 export {
   type HeldBytesChange,
   type InvalidBatch,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { IdigiPayloadError } from "./errors.js";
-import { parsePayload, splitTopic } from "./payload.js";
+import { msgDocuments, parsePayload, splitTopic } from "./payload.js";
 
 // The real 2012 capture (notes §1.8), compact.
 const CAPTURE =
@@ -131,5 +131,43 @@ describe("splitTopic", () => {
     });
     expect(splitTopic("1210/DeviceCore/7201/0").resource).toBe("DeviceCore");
     expect(splitTopic("1/x/%E0%A4%A").key).toEqual(["%E0%A4%A"]);
+  });
+});
+
+describe("msgDocuments (the raw payload of each Msg, as the seed's callback received it)", () => {
+  it("a block of one Msg is returned byte for byte", () => {
+    const json =
+      '{"Document":{"Msg":{"timestamp":"2024-01-01T00:00:00.000Z","topic":"1/DataPoint/d/t","operation":"INSERTION","DataPoint":{"data":1.50}}}}';
+    expect(msgDocuments(Buffer.from(json), "json", 1)).toEqual([json]);
+  });
+
+  it("a JSON block of several Msgs gives one Document per Msg, keys in their order", () => {
+    const json =
+      '{"Document":{"Msg":[{"topic":"1/DataPoint/a","operation":"INSERTION","timestamp":"t1","DataPoint":{"z":1,"a":2}},' +
+      '{"topic":"1/DataPoint/b","operation":"INSERTION","timestamp":"t2","DataPoint":{"data":"x"}}]}}';
+    const docs = msgDocuments(json, "json", 2)!;
+    expect(docs).toEqual([
+      '{"Document":{"Msg":{"topic":"1/DataPoint/a","operation":"INSERTION","timestamp":"t1","DataPoint":{"z":1,"a":2}}}}',
+      '{"Document":{"Msg":{"topic":"1/DataPoint/b","operation":"INSERTION","timestamp":"t2","DataPoint":{"data":"x"}}}}',
+    ]);
+    // Each parses to the event it stands for.
+    expect(parsePayload(docs[1]!, "json")).toEqual([parsePayload(json, "json")[1]]);
+  });
+
+  it("an XML block of several Msgs gives each Msg's own text inside <Document>, after the prolog", () => {
+    const a = '<Msg topic="3/DeviceCore/882/7" operation="update" timestamp="t1"><DeviceCore><devId>882</devId></DeviceCore></Msg>';
+    const b = '<Msg topic="3/DataPoint/d/s" operation="insertion" timestamp="t2" replay="true"><DataPoint><data>1</data></DataPoint></Msg>';
+    const xml = `<?xml version="1.0" encoding="UTF-8"?><Document>${a}\n${b}</Document>`;
+    const docs = msgDocuments(xml, "xml", 2)!;
+    expect(docs).toEqual([
+      `<?xml version="1.0" encoding="UTF-8"?><Document>${a}</Document>`,
+      `<?xml version="1.0" encoding="UTF-8"?><Document>${b}</Document>`,
+    ]);
+    expect(parsePayload(docs[1]!, "xml")).toEqual([parsePayload(xml, "xml")[1]]);
+  });
+
+  it("undefined when the Msgs found disagree with the events parsed", () => {
+    expect(msgDocuments("<Document><Msg a='1'/></Document>", "xml", 2)).toBeUndefined();
+    expect(msgDocuments('{"Document":{"Msg":[{}]}}', "json", 2)).toBeUndefined();
   });
 });

@@ -153,3 +153,47 @@ export function splitTopic(topic: string): TopicParts {
   };
   return { customerId, resource, key: key.map(decode) };
 }
+
+/** Where each `<Msg>` element of an XML block starts and ends, in document order; undefined when unsure. */
+function xmlMsgSpans(text: string): Array<[number, number]> | undefined {
+  const spans: Array<[number, number]> = [];
+  const tag = /<(\/?)Msg(?=[\s>/])[^>]*?(\/?)>/g;
+  let depth = 0;
+  let start = 0;
+  for (let m = tag.exec(text); m; m = tag.exec(text)) {
+    const closing = m[1] === "/";
+    const selfClosing = m[2] === "/";
+    if (!closing && depth === 0) start = m.index;
+    if (closing) depth--;
+    else if (!selfClosing) depth++;
+    if (depth < 0) return undefined;
+    if (depth === 0) spans.push([start, m.index + m[0].length]);
+  }
+  return depth === 0 ? spans : undefined;
+}
+
+/**
+ * Each Msg of a (decoded, inflated) block as a document of its own, as the seed's callback receives a block of one
+ * Msg: a block holding one Msg is returned as it came, byte for byte (the seed's default batch size is 1). From a block
+ * of several, an XML Msg is its own text inside `<Document>` (after the block's `<?xml …?>` prolog, if any) and a JSON
+ * Msg is `{"Document":{"Msg":…}}` re-serialised: same keys, order and values, though numbers and escapes may be
+ * spelled otherwise. Undefined when the block cannot be split (it then parses to no events either).
+ */
+export function msgDocuments(payload: Buffer | string, format: PayloadFormat, count: number): string[] | undefined {
+  let text = typeof payload === "string" ? payload : payload.toString("utf8");
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (count === 1) return [text];
+  if (format === "json") {
+    try {
+      const msg = (JSON.parse(text) as { Document?: { Msg?: unknown } }).Document?.Msg;
+      const list = Array.isArray(msg) ? msg : msg === undefined || msg === null ? [] : [msg];
+      return list.length === count ? list.map((m) => `{"Document":{"Msg":${JSON.stringify(m)}}}`) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const spans = xmlMsgSpans(text);
+  if (!spans || spans.length !== count) return undefined;
+  const prolog = /^\s*<\?xml[^?]*\?>/.exec(text)?.[0].trim() ?? "";
+  return spans.map(([a, b]) => `${prolog}<Document>${text.slice(a, b)}</Document>`);
+}

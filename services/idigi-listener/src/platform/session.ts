@@ -72,12 +72,14 @@ export interface PushBatch {
   rawBytes: Buffer;
   compressed: boolean;
   format: PayloadFormat;
+  /** The document the events were parsed from: the payload decoded (Base64) and inflated, as the seed's callback gets it. */
+  document: Buffer;
   /** Acks this block (status 200 by default) once it is durably stored; resolves when the ack is written. */
   ack(status?: number): Promise<void>;
 }
 
 /** A block whose frame was fine but whose payload could not be inflated or parsed. Ack it to skip it (dead-letter). */
-export interface InvalidBatch extends Omit<PushBatch, "events" | "count"> {
+export interface InvalidBatch extends Omit<PushBatch, "events" | "count" | "document"> {
   count: number;
   error: IdigiPayloadError;
 }
@@ -497,6 +499,6 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     if (events.length !== msg.count) {
       this.#emitSafe("warning", new IdigiError(`block ${msg.blockId} announces ${msg.count} messages but holds ${events.length}`));
     }
-    this.#emitSafe("batch", { ...base, events });
+    this.#emitSafe("batch", { ...base, events, document: inflated! });
   }
 }
