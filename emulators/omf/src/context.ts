@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Counters, newCounters } from "./counters.js";
 import { Faults, parseFaultConfig } from "./faults.js";
 import type { Profile, ResolvedOptions } from "./options.js";
+import { newSettings, parseSettingsPatch, type Settings } from "./settings.js";
 import { Store } from "./store.js";
 import { Tokens } from "./tokens.js";
 
@@ -12,6 +13,10 @@ export class EmulatorContext {
   readonly tokens = new Tokens();
   /** Replaced on reset: read it through the context, never keep a reference. */
   counters: Counters = newCounters();
+  /** The switchable receiver behaviour; kept across a reset (it is configuration, not state). */
+  readonly settings: Settings;
+  /** SDS ingestion operations by Operation-Id, oldest first, at most MAX_OPERATIONS. */
+  readonly operations = new Map<string, Operation>();
 
   constructor(
     readonly opts: ResolvedOptions,
@@ -19,12 +24,21 @@ export class EmulatorContext {
     readonly caPem: string | undefined,
   ) {
     if (opts.faults) this.faults.set(parseFaultConfig(opts.faults));
+    this.settings = newSettings(opts.settings ? parseSettingsPatch(opts.settings) : {});
+  }
+
+  /** Records an SDS operation (answered 202 or an error), forgetting the oldest beyond the cap. */
+  recordOperation(op: Operation): Operation {
+    this.operations.set(op.operationId, op);
+    if (this.operations.size > MAX_OPERATIONS) this.operations.delete(this.operations.keys().next().value!);
+    return op;
   }
 
   /** Stores, counters and faults back to empty. Issued tokens stay valid (a client keeps its session). */
   reset(): void {
     this.store.reset();
     this.faults.clear();
+    this.operations.clear();
     this.counters = newCounters();
   }
 
@@ -55,6 +69,28 @@ export interface StateFilter {
   scope?: string;
 }
 
+const MAX_OPERATIONS = 10_000;
+
+/**
+ * One OMF request to ADH or EDS as the receiver processed it. The notes document no status endpoint for an
+ * Operation-Id, so this is the emulator's own view (`GET /_emulator/operations`); a client sees the outcome only
+ * through the read-back paths.
+ */
+export interface Operation {
+  operationId: string;
+  scope: string;
+  messageType: string;
+  action: string;
+  messages: number;
+  /** HTTP status the request was answered with (202 also for one that fails later). */
+  httpStatus: number;
+  /** `Pending` while an `asyncDelayMs` fault holds it; `Failed` for a rejected request or an `asyncFailures` fault. */
+  status: "Pending" | "Succeeded" | "Failed";
+  reason?: string;
+  receivedAt: string;
+  completedAt?: string;
+}
+
 /** Which surface a request is for, as server.ts classified its path. */
 export interface OmfPath {
   kind: "pi" | "sds" | "identity" | "edsinfo" | "notfound";
@@ -77,6 +113,10 @@ export interface Exchange {
   path: OmfPath;
   /** The fault switch's `partialFailures` fired for this request. */
   failFirstMessage: boolean;
+  /** SDS: the `asyncFailures` fault fired (answer 202, store nothing). */
+  asyncFailure: boolean;
+  /** SDS: the `asyncDelayMs` fault: apply the request this long after the 202. */
+  asyncDelayMs: number;
   /** Records how many OMF messages the request carried, for the request log. */
   noteMessages(count: number): void;
 }

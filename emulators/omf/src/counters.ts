@@ -15,7 +15,16 @@ export interface Counters {
   byStatus: Record<string, number>;
   byProfile: Record<Profile, { omfRequests: number; acceptedMessages: number; rejectedMessages: number; valuesWritten: number }>;
   /** Faults fired, by kind. */
-  faults: { latency: number; status: number; drop: number; hang: number; partial: number; partialBody: number };
+  faults: {
+    latency: number;
+    status: number;
+    drop: number;
+    hang: number;
+    partial: number;
+    partialBody: number;
+    asyncFailure: number;
+    asyncDelay: number;
+  };
 }
 
 export function newCounters(): Counters {
@@ -33,6 +42,6 @@ export function newCounters(): Counters {
     authFailures: 0,
     byStatus: {},
     byProfile: { pi: p(), adh: p(), eds: p() },
-    faults: { latency: 0, status: 0, drop: 0, hang: 0, partial: 0, partialBody: 0 },
+    faults: { latency: 0, status: 0, drop: 0, hang: 0, partial: 0, partialBody: 0, asyncFailure: 0, asyncDelay: 0 },
   };
 }

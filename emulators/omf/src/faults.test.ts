@@ -16,9 +16,29 @@ describe("OMF fault switch", () => {
   it("partialFailures fails message 0 of an OMF POST when no HTTP fault fires, and counts down", () => {
     const f = new Faults();
     f.set({ partialFailures: 1, latencyMs: 5, latencyCount: 1 });
-    expect(f.decide("pi", true, "/piwebapi/omf")).toEqual({ http: { kind: "none", latencyMs: 5 }, failFirstMessage: true });
+    expect(f.decide("pi", true, "/piwebapi/omf")).toEqual({
+      http: { kind: "none", latencyMs: 5 },
+      failFirstMessage: true,
+      asyncFailure: false,
+      asyncDelayMs: 0,
+    });
     expect(f.decide("pi", true, "/piwebapi/omf").failFirstMessage).toBe(false);
     expect(f.get()).toEqual({});
+  });
+
+  it("asyncFailures fires on ADH / EDS OMF POSTs only, before partialFailures, and counts down; asyncDelayMs stays", () => {
+    const f = new Faults();
+    f.set({ asyncFailures: 1, partialFailures: 1, asyncDelayMs: 50 });
+    const pi = f.decide("pi", true, "/piwebapi/omf");
+    expect(pi).toMatchObject({ asyncFailure: false, failFirstMessage: true, asyncDelayMs: 0 });
+    expect(f.decide("adh", false, "/api/v1/tenants/t/namespaces/n/Streams").asyncFailure).toBe(false);
+    expect(f.decide("adh", true, "/api/v1/tenants/t/namespaces/n/omf")).toMatchObject({ asyncFailure: true, asyncDelayMs: 50 });
+    expect(f.decide("eds", true, "/api/v1/tenants/default/namespaces/default/omf")).toMatchObject({
+      asyncFailure: false,
+      asyncDelayMs: 50,
+    });
+    expect(f.get()).toEqual({ asyncDelayMs: 50 });
+    expect(() => parseFaultConfig({ asyncDelayMs: 600_001 })).toThrow(/^asyncDelayMs:/);
   });
 
   it("set merges the kit's fields and the OMF ones; clear empties both", () => {

@@ -6,18 +6,21 @@ import { writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { createTestPki, type ListeningServer, listen } from "@meridian/emulator-kit";
-import { EmulatorContext, type StateFilter } from "./context.js";
+import { EmulatorContext, type Operation, type StateFilter } from "./context.js";
 import { type FaultConfig, parseFaultConfig } from "./faults.js";
 import { type OmfEmulatorOptions, resolveOptions } from "./options.js";
 import { omfAdmin } from "./routes/admin.js";
 import { createHandlers } from "./server.js";
+import { applySettings, parseSettingsPatch, type Settings, type SettingsPatch } from "./settings.js";
 
-export type { StateFilter } from "./context.js";
+export type { Operation, StateFilter } from "./context.js";
 export type { Counters } from "./counters.js";
 export type { FaultConfig, OmfFaultFields } from "./faults.js";
 export { parseFaultConfig } from "./faults.js";
-export type { AdhClient, OmfEmulatorOptions, PiCreateMode, PiUser, Profile, RequestLogEntry } from "./options.js";
+export type { AdhClient, OmfEmulatorOptions, PiUser, Profile, RequestLogEntry } from "./options.js";
 export { DEFAULTS } from "./options.js";
+export type { CreateMode, EdsRelease, PiRelease, Settings, SettingsPatch } from "./settings.js";
+export { DEFAULT_SETTINGS, EDS_RELEASES, PI_RELEASES, parseSettingsPatch } from "./settings.js";
 
 export interface RunningOmfEmulator {
   /** Base URL, e.g. `https://127.0.0.1:8443` (no trailing slash). Endpoints hang below it. */
@@ -32,6 +35,12 @@ export interface RunningOmfEmulator {
   /** Merges into the fault switch, as `POST /_emulator/faults`; throws FaultConfigError for a bad setting. */
   setFault(config: FaultConfig): FaultConfig;
   clearFaults(): void;
+  /** Merges into the receiver settings, as `POST /_emulator/settings`; throws BadRequestError for a bad value. */
+  setSettings(patch: SettingsPatch): Settings;
+  /** The receiver settings now (a copy). */
+  settings(): Settings;
+  /** ADH / EDS operations by Operation-Id, as `GET /_emulator/operations`. */
+  operations(): Operation[];
   /** Closes the listeners and every open connection (kept-alive or held by a `hang` fault). */
   stop(): Promise<void>;
 }
@@ -62,6 +71,9 @@ export async function startOmfEmulator(options: OmfEmulatorOptions = {}): Promis
     state: (filter) => ctx.state(filter),
     setFault: (config) => ctx.faults.set(parseFaultConfig(config)),
     clearFaults: () => ctx.faults.clear(),
+    setSettings: (patch) => structuredClone(applySettings(ctx.settings, parseSettingsPatch(patch))),
+    settings: () => structuredClone(ctx.settings),
+    operations: () => [...ctx.operations.values()].map((o) => ({ ...o })),
     stop: async () => {
       await Promise.all([main.close(), admin?.close()]);
     },

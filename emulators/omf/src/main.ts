@@ -4,6 +4,7 @@ import { z } from "zod";
 import { parseFaultConfig } from "./faults.js";
 import { startOmfEmulator } from "./index.js";
 import { DEFAULTS, type PiUser } from "./options.js";
+import { parseSettingsPatch, type SettingsPatch } from "./settings.js";
 
 const bool = (def: boolean) =>
   z
@@ -25,7 +26,15 @@ const Env = z.object({
   OMF_EMULATOR_PI_READONLY_USERNAME: z.string().optional(),
   OMF_EMULATOR_PI_READONLY_PASSWORD: z.string().optional(),
   OMF_EMULATOR_PI_DATA_SERVER: z.string().min(1).default(DEFAULTS.piDataServerName),
-  OMF_EMULATOR_PI_CREATE_MODE: z.enum(["insert", "replace", "noreplace"]).default("insert"),
+  OMF_EMULATOR_PI_CREATE_MODE: z.string().optional(),
+  OMF_EMULATOR_ADH_CREATE_MODE: z.string().optional(),
+  OMF_EMULATOR_EDS_CREATE_MODE: z.string().optional(),
+  OMF_EMULATOR_PI_UPDATE: z.string().optional(),
+  OMF_EMULATOR_PI_POINT_NAMES: z.string().optional(),
+  OMF_EMULATOR_PI_RELEASE: z.string().optional(),
+  OMF_EMULATOR_EDS_RELEASE: z.string().optional(),
+  OMF_EMULATOR_SDS_CONFLICT_STATUS: z.coerce.number().int().optional(),
+  OMF_EMULATOR_SDS_TIMESTAMPS: z.string().optional(),
   OMF_EMULATOR_PI_CSRF: bool(true),
   OMF_EMULATOR_PI_CSRF_STATUS: int(403),
   OMF_EMULATOR_ADH_CLIENT_ID: z.string().min(1).default(DEFAULTS.adhClient.clientId),
@@ -36,7 +45,7 @@ const Env = z.object({
   OMF_EMULATOR_MAX_BODY_ADH: int(DEFAULTS.maxBodySds),
   OMF_EMULATOR_MAX_BODY_EDS: int(DEFAULTS.maxBodySds),
   OMF_EMULATOR_MAX_INFLATED: int(DEFAULTS.maxInflated),
-  OMF_EMULATOR_STRICT_VERSION_KEYWORDS: bool(true),
+  OMF_EMULATOR_STRICT: bool(false),
   OMF_EMULATOR_FAULTS: z
     .string()
     .optional()
@@ -54,6 +63,28 @@ const Env = z.object({
 const env = loadConfigOrExit(Env);
 const log = createLogger("emulator-omf");
 
+// The settings are validated by the same parser as `POST /_emulator/settings`, so the values and errors are the same.
+let settings: SettingsPatch;
+try {
+  settings = parseSettingsPatch(
+    JSON.parse(
+      JSON.stringify({
+        createMode: { pi: env.OMF_EMULATOR_PI_CREATE_MODE, adh: env.OMF_EMULATOR_ADH_CREATE_MODE, eds: env.OMF_EMULATOR_EDS_CREATE_MODE },
+        piUpdate: env.OMF_EMULATOR_PI_UPDATE,
+        piPointNames: env.OMF_EMULATOR_PI_POINT_NAMES,
+        piRelease: env.OMF_EMULATOR_PI_RELEASE,
+        edsRelease: env.OMF_EMULATOR_EDS_RELEASE,
+        strict: env.OMF_EMULATOR_STRICT,
+        sdsConflictStatus: env.OMF_EMULATOR_SDS_CONFLICT_STATUS,
+        sdsTimestamps: env.OMF_EMULATOR_SDS_TIMESTAMPS,
+      }),
+    ),
+  );
+} catch (err) {
+  log.fatal({ err }, "invalid OMF emulator settings in the environment");
+  process.exit(1);
+}
+
 const piUsers: PiUser[] = [{ username: env.OMF_EMULATOR_PI_USERNAME, password: env.OMF_EMULATOR_PI_PASSWORD }];
 if (env.OMF_EMULATOR_PI_READONLY_USERNAME && env.OMF_EMULATOR_PI_READONLY_PASSWORD)
   piUsers.push({ username: env.OMF_EMULATOR_PI_READONLY_USERNAME, password: env.OMF_EMULATOR_PI_READONLY_PASSWORD, readOnly: true });
@@ -70,7 +101,7 @@ const emulator = await startOmfEmulator({
   publicUrl: env.OMF_EMULATOR_PUBLIC_URL,
   piUsers,
   piDataServerName: env.OMF_EMULATOR_PI_DATA_SERVER,
-  piCreateMode: env.OMF_EMULATOR_PI_CREATE_MODE,
+  settings,
   piCsrfDefense: env.OMF_EMULATOR_PI_CSRF,
   piCsrfStatus: env.OMF_EMULATOR_PI_CSRF_STATUS,
   adhClients: [{ clientId: env.OMF_EMULATOR_ADH_CLIENT_ID, clientSecret: env.OMF_EMULATOR_ADH_CLIENT_SECRET }],
@@ -78,7 +109,6 @@ const emulator = await startOmfEmulator({
   tokenLifetimeSeconds: env.OMF_EMULATOR_TOKEN_LIFETIME_SECONDS,
   maxBodyBytes: { pi: env.OMF_EMULATOR_MAX_BODY_PI, adh: env.OMF_EMULATOR_MAX_BODY_ADH, eds: env.OMF_EMULATOR_MAX_BODY_EDS },
   maxInflatedBytes: env.OMF_EMULATOR_MAX_INFLATED,
-  strictVersionKeywords: env.OMF_EMULATOR_STRICT_VERSION_KEYWORDS,
   faults: env.OMF_EMULATOR_FAULTS,
   onRequest: (e) => {
     if (e.status >= 400 || e.fault) log.info(e, "request");
@@ -93,7 +123,7 @@ log.info(
     tls: env.OMF_EMULATOR_TLS,
     caFile: env.OMF_EMULATOR_CA_FILE,
     piDataServer: env.OMF_EMULATOR_PI_DATA_SERVER,
-    piCreateMode: env.OMF_EMULATOR_PI_CREATE_MODE,
+    settings: emulator.settings(),
     faults: env.OMF_EMULATOR_FAULTS,
   },
   "OMF emulator listening",

@@ -1,12 +1,10 @@
 import type { FaultConfig } from "./faults.js";
+import type { SettingsPatch } from "./settings.js";
 
 /** The three OMF receivers the emulator stands in for. */
 export type { Profile } from "./profile.js";
 
 import type { Profile } from "./profile.js";
-
-/** PI Web API `OmfCreateMode`: what a `create` does with a value whose timestamp already exists. */
-export type PiCreateMode = "insert" | "replace" | "noreplace";
 
 export interface PiUser {
   username: string;
@@ -42,8 +40,6 @@ export interface OmfEmulatorOptions {
   piCsrfDefense?: boolean;
   /** Status for a POST without X-Requested-With. Default 403 (notes only say 4xx; unverified). */
   piCsrfStatus?: number;
-  /** PI `OmfCreateMode` for duplicate timestamps on `create`. Default `insert` (notes: create keeps duplicates; inferred). */
-  piCreateMode?: PiCreateMode;
   /** Key holding the event object in PI results: `EventInfo` (notes' checklist) or `Event` (docs example). */
   piEventKey?: "EventInfo" | "Event";
 
@@ -58,12 +54,11 @@ export interface OmfEmulatorOptions {
   maxBodyBytes?: Partial<Record<Profile, number>>;
   /** Max inflated size of a gzip body. Default 190 MiB (SDS documented limit). */
   maxInflatedBytes?: number;
-  /** OMF versions accepted in the `omfversion` header. Default 1.0, 1.1, 1.2. */
-  omfVersions?: string[];
-  /** Reject keywords newer than the request's omfversion (e.g. `reftypeid` under 1.1). Default true (unverified). */
-  strictVersionKeywords?: boolean;
-  /** SDS read-back: normalise timestamps to 7 fractional digits like real SDS. Default false (echo as sent, as the notes require). */
-  sdsNormalizeTimestamps?: boolean;
+  /**
+   * The switchable receiver behaviour at start (OmfCreateMode per receiver, PI / EDS release and so the OMF versions
+   * accepted, strict keywords, PI point names, SDS conflict status and timestamps); see settings.ts and the README.
+   */
+  settings?: SettingsPatch;
   /** SDS read-back without `Accept-Verbosity: verbose` still includes null/default values. Default false. */
   sdsDefaultVerbose?: boolean;
 
@@ -87,9 +82,9 @@ export interface RequestLogEntry {
 }
 
 export type ResolvedOptions = Required<
-  Omit<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest" | "adminPort">
+  Omit<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest" | "adminPort" | "settings">
 > &
-  Pick<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest" | "adminPort"> & {
+  Pick<OmfEmulatorOptions, "publicUrl" | "adhTenantId" | "faults" | "caFile" | "onRequest" | "adminPort" | "settings"> & {
     maxBodyBytes: Record<Profile, number>;
   };
 
@@ -115,7 +110,6 @@ export function resolveOptions(o: OmfEmulatorOptions): ResolvedOptions {
     piDataServerName: o.piDataServerName ?? DEFAULTS.piDataServerName,
     piCsrfDefense: o.piCsrfDefense ?? true,
     piCsrfStatus: o.piCsrfStatus ?? 403,
-    piCreateMode: o.piCreateMode ?? "insert",
     piEventKey: o.piEventKey ?? "EventInfo",
     adhClients: o.adhClients ?? [{ ...DEFAULTS.adhClient }],
     adhTenantId: o.adhTenantId,
@@ -126,11 +120,9 @@ export function resolveOptions(o: OmfEmulatorOptions): ResolvedOptions {
       eds: o.maxBodyBytes?.eds ?? DEFAULTS.maxBodySds,
     },
     maxInflatedBytes: o.maxInflatedBytes ?? DEFAULTS.maxInflated,
-    omfVersions: o.omfVersions ?? ["1.0", "1.1", "1.2"],
-    strictVersionKeywords: o.strictVersionKeywords ?? true,
-    sdsNormalizeTimestamps: o.sdsNormalizeTimestamps ?? false,
     sdsDefaultVerbose: o.sdsDefaultVerbose ?? false,
     faults: o.faults,
+    settings: o.settings,
     caFile: o.caFile,
     onRequest: o.onRequest,
   };

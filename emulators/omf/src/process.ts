@@ -12,7 +12,7 @@ import {
   parseType,
   type TypeDef,
 } from "./model.js";
-import type { PiCreateMode } from "./options.js";
+import type { CreateMode, Settings } from "./settings.js";
 import type { ContainerRecord, PiPoint, Scope, StoredValue } from "./store.js";
 import { Series } from "./store.js";
 
@@ -37,7 +37,12 @@ export interface MessageResult {
 
 export interface ProcessOptions {
   strict: boolean;
-  piCreateMode: PiCreateMode;
+  /** The receiver's create mode (PI OmfCreateMode; SDS replace / noreplace). */
+  createMode: CreateMode;
+  piUpdate: Settings["piUpdate"];
+  piPointNames: Settings["piPointNames"];
+  /** SDS status for a type / container re-created with another definition. */
+  sdsConflictStatus: 400 | 409;
   /** SDS answers one error for the whole request: stop at the first failing message. */
   stopOnError: boolean;
   /** Fault injection: message 0 fails with the profile's conflict status. */
@@ -55,8 +60,8 @@ export function processMessages(scope: Scope, req: OmfRequest, body: unknown[], 
       if (i === 0 && opts.failFirst)
         throw new OmfFailure(conflictStatus(scope), "Injected partial failure (emulator fault switch).", { error: "Injected fault" });
       const el = body[i];
-      if (req.messageType === "type") r.status = handleType(scope, req, el, ctx, r);
-      else if (req.messageType === "container") r.status = handleContainer(scope, req, el, ctx, r);
+      if (req.messageType === "type") r.status = handleType(scope, req, el, ctx, opts, r);
+      else if (req.messageType === "container") r.status = handleContainer(scope, req, el, ctx, opts);
       else r.status = handleData(scope, req, el, ctx, opts, r, i);
     } catch (err) {
       if (!(err instanceof OmfFailure)) throw err;
@@ -73,7 +78,7 @@ export function processMessages(scope: Scope, req: OmfRequest, body: unknown[], 
 
 // ---------------------------------------------------------------- types
 
-function handleType(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseContext, r: MessageResult): number {
+function handleType(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseContext, opts: ProcessOptions, r: MessageResult): number {
   if (req.action === "delete") {
     const d = isPlainObject(el) ? lowerKeys(el) : undefined;
     const id = checkId(d?.id, "type", scope.profile);
@@ -114,7 +119,7 @@ function handleType(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseContex
       throw new OmfFailure(409, "A type with the supplied ID and version already exists, but it does not match the supplied type.", {
         parameters: { TypeId: def.id, TypeVersion: def.version },
       });
-    throw badRequest("Redefinition of the type with the same ID is not allowed", {
+    throw new OmfFailure(opts.sdsConflictStatus, "Redefinition of the type with the same ID is not allowed", {
       error: "Redefinition of the type with the same ID is not allowed",
       reason: `A type with id '${def.id}' exists with a different definition.`,
       resolution: "Create the type with a new id, or delete the existing type first.",
@@ -143,9 +148,9 @@ function piPointType(p: PropDef, types: Map<string, TypeDef>): string {
   }
 }
 
-function planPoints(scope: Scope, containerId: string, type: TypeDef): Omit<PiPoint, "id">[] {
+function planPoints(scope: Scope, containerId: string, type: TypeDef, naming: ProcessOptions["piPointNames"]): Omit<PiPoint, "id">[] {
   const valueProps = type.properties.filter((p) => !p.isindex && !p.isquality && !p.isname);
-  const simple = valueProps.length === 1;
+  const simple = valueProps.length === 1 && naming === "simple";
   return valueProps.map((p) => {
     const name = simple ? containerId : `${containerId}.${p.id}`;
     return {
@@ -159,7 +164,8 @@ function planPoints(scope: Scope, containerId: string, type: TypeDef): Omit<PiPo
   });
 }
 
-function deleteContainer(scope: Scope, rec: ContainerRecord): void {
+/** Removes a container with its points, values and the links that target it. */
+export function deleteContainer(scope: Scope, rec: ContainerRecord): void {
   for (const p of rec.points) scope.points.delete(p.key);
   scope.containers.delete(rec.def.key);
   for (const [k, l] of scope.links) {
@@ -168,7 +174,7 @@ function deleteContainer(scope: Scope, rec: ContainerRecord): void {
   }
 }
 
-function handleContainer(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseContext, _r: MessageResult): number {
+function handleContainer(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseContext, opts: ProcessOptions): number {
   if (req.action === "delete") {
     const d = isPlainObject(el) ? lowerKeys(el) : undefined;
     const id = checkId(d?.id, "container", scope.profile);
@@ -213,7 +219,7 @@ function handleContainer(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseC
       throw new OmfFailure(409, "A container with the supplied ID already exists, but does not match the supplied container.", {
         parameters: { ContainerId: def.id },
       });
-    throw badRequest("Redefinition of the stream with the same ID is not allowed", {
+    throw new OmfFailure(opts.sdsConflictStatus, "Redefinition of the stream with the same ID is not allowed", {
       error: "Redefinition of the stream with the same ID is not allowed",
       resolution: "Create the container with a new id, or delete the existing container first.",
       parameters: { ContainerId: def.id },
@@ -221,7 +227,7 @@ function handleContainer(scope: Scope, req: OmfRequest, el: unknown, ctx: ParseC
   }
   const rec: ContainerRecord = { def, type, series: new Series(), points: [], created: new Date().toISOString() };
   if (scope.profile === "pi") {
-    const planned = planPoints(scope, def.id, type);
+    const planned = planPoints(scope, def.id, type, opts.piPointNames);
     for (const p of planned) {
       const other = scope.points.get(p.key);
       if (other && other.containerKey !== def.key)
@@ -343,18 +349,20 @@ function dynamicData(
     }
   }
   const series = rec.series;
+  const pi = scope.profile === "pi";
   if (req.action === "delete") {
-    for (const p of prepared) if (series.remove(p.key)) r.values++;
+    // PI removes one value per value named (Remove); an SDS event is the whole index.
+    for (const p of prepared) if (pi ? series.removeOne(p.key) : series.remove(p.key)) r.values++;
     return 200;
   }
-  // SDS replaces an existing index; PI follows OmfCreateMode for create, update replaces.
-  const mode = scope.profile !== "pi" || req.action === "update" ? "replace" : opts.piCreateMode;
+  // create follows the receiver's create mode; update replaces, except on PI under `piUpdate: createmode`.
+  const mode = req.action === "update" && !(pi && opts.piUpdate === "createmode") ? "replace" : opts.createMode;
   let ignored = 0;
   for (const p of prepared) {
-    if (series.put(p.key, p.value, mode) === "ignored") ignored++;
+    if (series.put(p.key, p.value, mode, pi) === "ignored") ignored++;
     else r.values++;
   }
-  if (ignored > 0) r.warnings.push(`${ignored} value(s) not written: a value exists at that timestamp (OmfCreateMode NoReplace).`);
+  if (ignored > 0) r.warnings.push(`${ignored} value(s) not written: a value exists at that index (create mode NoReplace).`);
   return scope.profile === "pi" ? 202 : 200;
 }
 

@@ -59,12 +59,16 @@ export function createHandlers(ctx: EmulatorContext, admin: AdminSurface): OmfHa
       }
       if (await injectHttpFault(d, req, res, { statusBody: (status) => injectedFaultBody(p.profile, status, randomUUID()) })) return;
       if (decision.failFirstMessage) fault = "partial";
+      if (decision.asyncFailure) fault = "asyncFailure";
+      else if (decision.asyncDelayMs) fault = "asyncDelay";
       const x: Exchange = {
         req,
         res,
         url,
         path: p,
         failFirstMessage: decision.failFirstMessage,
+        asyncFailure: decision.asyncFailure,
+        asyncDelayMs: decision.asyncDelayMs,
         noteMessages: (n) => {
           messages = n;
         },
@@ -77,7 +81,7 @@ export function createHandlers(ctx: EmulatorContext, admin: AdminSurface): OmfHa
         case "identity":
           return identity(ctx, x);
         case "edsinfo":
-          return edsProductInformation(x);
+          return edsProductInformation(ctx, x);
         default:
           return sendJson(res, 404, { Errors: [`No resource at ${url.pathname}`] });
       }

@@ -1,26 +1,34 @@
 import type { ContainerDef, TypeDef } from "./model.js";
 import type { Profile } from "./options.js";
+import type { CreateMode } from "./settings.js";
 
 export type StoredValue = Record<string, unknown>;
 
+/** Values that overwrote another at their index (PI Replace sets the value's Substituted flag). */
+const substituted = new WeakSet<StoredValue>();
+export const isSubstituted = (v: StoredValue) => substituted.has(v);
+
 /**
  * Values of one container ordered by index key. Appending in index order (the normal case) is O(1);
- * out-of-order inserts binary-search their slot. Each key holds one value, or several under PI `insert`.
+ * out-of-order inserts binary-search their slot. Each key holds one value, or several under PI Insert: every value
+ * a receiver would hold is kept, so a test can count them exactly.
  */
 export class Series {
   readonly keys: string[] = [];
   readonly entries = new Map<string, StoredValue[]>();
   count = 0;
 
-  /** Returns what happened to the value. */
-  put(key: string, value: StoredValue, mode: "insert" | "replace" | "noreplace"): "inserted" | "replaced" | "ignored" {
+  /**
+   * Returns what happened to the value. `replace` overwrites one value at the index (the latest), as PI's Replace
+   * "overwrites one of them"; with one value per index (SDS) that is the event. InsertNoCompression stores like Insert.
+   */
+  put(key: string, value: StoredValue, mode: CreateMode, markSubstituted = false): "inserted" | "replaced" | "ignored" {
     const existing = this.entries.get(key);
     if (existing) {
       if (mode === "noreplace") return "ignored";
       if (mode === "replace") {
-        this.count -= existing.length - 1;
-        existing.length = 0;
-        existing.push(value);
+        existing[existing.length - 1] = value;
+        if (markSubstituted) substituted.add(value);
         return "replaced";
       }
       existing.push(value);
@@ -33,6 +41,16 @@ export class Series {
     if (n === 0 || this.keys[n - 1]! < key) this.keys.push(key);
     else this.keys.splice(this.lowerBound(key), 0, key);
     return "inserted";
+  }
+
+  /** Removes the latest value at `key` (PI's Remove takes one value at a time); true if there was one. */
+  removeOne(key: string): boolean {
+    const existing = this.entries.get(key);
+    if (!existing) return false;
+    if (existing.length === 1) return this.remove(key);
+    existing.pop();
+    this.count--;
+    return true;
   }
 
   remove(key: string): boolean {

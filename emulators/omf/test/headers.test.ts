@@ -107,15 +107,15 @@ describe("OMF headers (PI Web API body: MessageIndex null, EventCode 200x)", () 
     }
   });
 
-  it("keywords newer than omfversion are rejected: uom under 1.0, reftypeid under 1.1 (unverified: real receivers may ignore them)", async () => {
-    const r10 = await piPost(emu.url, "type", [SEED_TYPES[0]], { version: "1.0" });
-    expect(r10.status).toBe(400);
-    expect(r10.body.Messages[0].MessageIndex).toBe(0);
-    const lax = await startOmfEmulator({ strictVersionKeywords: false });
+  it("keywords newer than omfversion are accepted by default (OMF: receivers ignore what they do not support); strict refuses uom under 1.0", async () => {
+    expect((await piPost(emu.url, "type", [SEED_TYPES[0]], { version: "1.0" })).status).toBe(201);
+    const strict = await startOmfEmulator({ settings: { strict: true } });
     try {
-      expect((await piPost(lax.url, "type", [SEED_TYPES[0]], { version: "1.0" })).status).toBe(201);
+      const r10 = await piPost(strict.url, "type", [SEED_TYPES[0]], { version: "1.0" });
+      expect(r10.status).toBe(400);
+      expect(r10.body.Messages[0].MessageIndex).toBe(0);
     } finally {
-      await lax.stop();
+      await strict.stop();
     }
   });
 

@@ -282,11 +282,11 @@ describe("data values", () => {
     await piPost(emu.url, "data", v(1));
     await piPost(emu.url, "data", v(2));
     expect((await state()).scopes.pi.containers.Tank1.valueCount).toBe(2);
-    // update (OMF 1.2) replaces all values at that timestamp
+    // update (OMF 1.2) follows OmfCreateMode by default: under Insert it adds a third value
     expect((await piPost(emu.url, "data", v(3), { action: "update", version: "1.2" })).status).toBe(202);
     const s = (await state()).scopes.pi.containers.Tank1;
-    expect(s.valueCount).toBe(1);
-    expect(s.values[0].Level).toBe(3);
+    expect(s.valueCount).toBe(3);
+    expect(s.values.map((x: { Level: number }) => x.Level)).toEqual([1, 2, 3]);
   });
 
   it("PI OmfCreateMode replace / noreplace are switchable", async () => {
@@ -294,7 +294,7 @@ describe("data values", () => {
       ["replace", 2],
       ["noreplace", 1],
     ] as const) {
-      const e = await startOmfEmulator({ piCreateMode: mode });
+      const e = await startOmfEmulator({ settings: { createMode: { pi: mode } } });
       try {
         await piPost(e.url, "type", [TANK]);
         await piPost(e.url, "container", [TANK1]);

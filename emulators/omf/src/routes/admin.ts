@@ -1,7 +1,8 @@
 /** The OMF emulator's `/_emulator` surface: the kit's common routes plus counters, token expiry and the settings. */
-import { type AdminSurface, createAdminSurface } from "@meridian/emulator-kit";
+import { type AdminSurface, createAdminSurface, EmulatorHttpError } from "@meridian/emulator-kit";
 import type { EmulatorContext } from "../context.js";
 import { type FaultConfig, parseFaultConfig } from "../faults.js";
+import { applySettings, parseSettingsPatch } from "../settings.js";
 
 export function omfAdmin(ctx: EmulatorContext): AdminSurface {
   return createAdminSurface<FaultConfig>({
@@ -32,6 +33,18 @@ export function omfAdmin(ctx: EmulatorContext): AdminSurface {
     routes: [
       { method: "GET", path: "counters", handle: () => ctx.counters },
       { method: "POST", path: "tokens/expire", handle: () => ({ expired: ctx.tokens.expireAll() }) },
+      { method: "GET", path: "settings", handle: () => ctx.settings },
+      { method: "POST", path: "settings", handle: (r) => applySettings(ctx.settings, parseSettingsPatch(r.json())) },
+      { method: "GET", path: "operations", handle: () => ({ operations: [...ctx.operations.values()] }) },
+      {
+        method: "GET",
+        path: /^operations\/([^/]+)$/,
+        handle: (r) => {
+          const op = [...ctx.operations.values()].find((o) => o.operationId.toLowerCase() === r.params[0]);
+          if (!op) throw new EmulatorHttpError(404, `no operation ${r.params[0]}`);
+          return op;
+        },
+      },
       {
         method: "GET",
         path: "config",
@@ -43,14 +56,12 @@ export function omfAdmin(ctx: EmulatorContext): AdminSurface {
             piUsers: o.piUsers.map((u) => ({ username: u.username, readOnly: !!u.readOnly })),
             piCsrfDefense: o.piCsrfDefense,
             piCsrfStatus: o.piCsrfStatus,
-            piCreateMode: o.piCreateMode,
             adhClients: o.adhClients.map((c) => c.clientId),
             adhTenantId: o.adhTenantId ?? null,
             tokenLifetimeSeconds: o.tokenLifetimeSeconds,
             maxBodyBytes: o.maxBodyBytes,
             maxInflatedBytes: o.maxInflatedBytes,
-            omfVersions: o.omfVersions,
-            strictVersionKeywords: o.strictVersionKeywords,
+            settings: ctx.settings,
           };
         },
       },

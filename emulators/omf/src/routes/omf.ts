@@ -7,11 +7,12 @@ import type { IncomingMessage } from "node:http";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
 import { readBody, sendJson } from "@meridian/emulator-kit";
-import type { EmulatorContext, Exchange } from "../context.js";
+import type { EmulatorContext, Exchange, Operation } from "../context.js";
 import { badRequest, OmfFailure } from "../errors.js";
 import type { Profile } from "../options.js";
 import { type Action, type MessageResult, type MessageType, type OmfRequest, processMessages } from "../process.js";
 import { piMessages, piOverallStatus, sdsError } from "../render.js";
+import { omfVersionsOf } from "../settings.js";
 import type { Scope } from "../store.js";
 
 const gunzipAsync = promisify(gunzip);
@@ -28,8 +29,22 @@ export async function omfIngress(ctx: EmulatorContext, x: Exchange, profile: Pro
   const limit = ctx.opts.maxBodyBytes[profile];
   const body = await readBody(req, limit);
   c.bytesReceived += body.size;
+  const receivedAt = new Date().toISOString();
+  let op: { messageType: string; action: string; messages: number } = { messageType: "", action: "", messages: 0 };
+  const record = (httpStatus: number, status: Operation["status"], reason?: string) =>
+    ctx.recordOperation({
+      operationId: opId,
+      scope: scope.name,
+      ...op,
+      httpStatus,
+      status,
+      reason,
+      receivedAt,
+      completedAt: status === "Pending" ? undefined : new Date().toISOString(),
+    });
   const reject = (status: number, f: OmfFailure, headers: Record<string, string> = {}) => {
     c.rejectedRequests++;
+    if (profile !== "pi") record(status, "Failed", f.message);
     if (profile === "pi")
       return sendJson(res, status, piMessages(opId, [{ index: null, status, failure: f, warnings: [] }], ctx.opts.piEventKey), headers);
     return sendJson(res, status, sdsError(opId, f), { "Operation-Id": opId, ...headers });
@@ -45,7 +60,8 @@ export async function omfIngress(ctx: EmulatorContext, x: Exchange, profile: Pro
   }
   let headers: OmfRequest & { gzip: boolean };
   try {
-    headers = omfHeaders(req, ctx.opts.omfVersions);
+    headers = omfHeaders(req, omfVersionsOf(ctx.settings, profile));
+    op = { messageType: headers.messageType, action: headers.action, messages: 0 };
     if (profile === "eds" && headers.action === "update")
       throw badRequest("The action 'Update' is not supported for OMF messages", { eventCode: 2003, error: "Action not supported" });
     if (headers.action === "update" && headers.messageType === "data" && headers.version < "1.2")
@@ -75,37 +91,73 @@ export async function omfIngress(ctx: EmulatorContext, x: Exchange, profile: Pro
   }
   if (!Array.isArray(parsed)) return reject(400, badRequest("The message body must be a JSON array of OMF messages.", { eventCode: 3002 }));
   x.noteMessages(parsed.length);
+  op.messages = parsed.length;
+  const messages = parsed;
+  const apply = () =>
+    processMessages(scope, headers, messages, {
+      strict: ctx.settings.strict,
+      createMode: ctx.settings.createMode[profile],
+      piUpdate: ctx.settings.piUpdate,
+      piPointNames: ctx.settings.piPointNames,
+      sdsConflictStatus: ctx.settings.sdsConflictStatus,
+      stopOnError: profile !== "pi",
+      failFirst: x.failFirstMessage,
+    });
   if (x.failFirstMessage) c.faults.partial++;
-  const results = processMessages(scope, headers, parsed, {
-    strict: ctx.opts.strictVersionKeywords,
-    piCreateMode: ctx.opts.piCreateMode,
-    stopOnError: profile !== "pi",
-    failFirst: x.failFirstMessage,
-  });
-  let failed: MessageResult | undefined;
-  let values = 0;
-  for (const r of results) {
-    values += r.values;
-    if (r.failure) {
-      failed ??= r;
-      c.rejectedMessages++;
-      c.byProfile[profile].rejectedMessages++;
-    } else {
-      c.acceptedMessages++;
-      c.byProfile[profile].acceptedMessages++;
-    }
+  if (x.asyncFailure) {
+    // Accepted now, failed later: nothing is stored and the client is not told (ADH has no status path in the notes).
+    c.faults.asyncFailure++;
+    c.acceptedRequests++;
+    record(202, "Failed", "Injected asynchronous failure (emulator fault switch): the message was accepted but not stored.");
+    return sendJson(res, 202, { "Operation-Id": opId }, { "Operation-Id": opId });
   }
-  c.valuesWritten += values;
-  c.byProfile[profile].valuesWritten += values;
+  if (x.asyncDelayMs > 0) {
+    c.faults.asyncDelay++;
+    c.acceptedRequests++;
+    const pending = record(202, "Pending");
+    setTimeout(() => {
+      const failed = tally(apply()).failed;
+      pending.status = failed ? "Failed" : "Succeeded";
+      pending.reason = failed?.failure?.message;
+      pending.completedAt = new Date().toISOString();
+    }, x.asyncDelayMs).unref();
+    return sendJson(res, 202, { "Operation-Id": opId }, { "Operation-Id": opId });
+  }
+  const results = apply();
+  const { failed } = tally(results);
   if (failed) c.rejectedRequests++;
   else c.acceptedRequests++;
   if (profile === "pi") return sendJson(res, piOverallStatus(results), piMessages(opId, results, ctx.opts.piEventKey));
-  if (failed) return sendJson(res, failed.status, sdsError(opId, failed.failure!, failed.index), { "Operation-Id": opId });
+  if (failed) {
+    record(failed.status, "Failed", failed.failure!.message);
+    return sendJson(res, failed.status, sdsError(opId, failed.failure!, failed.index), { "Operation-Id": opId });
+  }
+  record(202, "Succeeded");
   return sendJson(res, 202, { "Operation-Id": opId }, { "Operation-Id": opId });
+
+  /** Counts the messages and values of processed results; the first failure, if any. */
+  function tally(rs: MessageResult[]): { failed?: MessageResult } {
+    let first: MessageResult | undefined;
+    let values = 0;
+    for (const r of rs) {
+      values += r.values;
+      if (r.failure) {
+        first ??= r;
+        c.rejectedMessages++;
+        c.byProfile[profile].rejectedMessages++;
+      } else {
+        c.acceptedMessages++;
+        c.byProfile[profile].acceptedMessages++;
+      }
+    }
+    c.valuesWritten += values;
+    c.byProfile[profile].valuesWritten += values;
+    return { failed: first };
+  }
 }
 
 /** Validates the OMF headers. Names and values are case-insensitive; a repeated or comma-joined header is 2002. */
-function omfHeaders(req: IncomingMessage, versions: string[]): OmfRequest & { gzip: boolean } {
+function omfHeaders(req: IncomingMessage, versions: readonly string[]): OmfRequest & { gzip: boolean } {
   const seen = new Map<string, string[]>();
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i]!.toLowerCase();

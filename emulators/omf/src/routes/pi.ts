@@ -5,6 +5,7 @@ import type { EmulatorContext, Exchange } from "../context.js";
 import { OmfFailure } from "../errors.js";
 import type { PiUser } from "../options.js";
 import { piMessages } from "../render.js";
+import { PI_RELEASES } from "../settings.js";
 import { omfIngress } from "./omf.js";
 import { piRead } from "./readback.js";
 
@@ -46,7 +47,12 @@ export async function piWebApi(ctx: EmulatorContext, x: Exchange): Promise<void>
     return sendJson(res, 405, { Message: `The requested resource does not support http method '${method}'.` });
   }
   const reply = piRead(
-    { scope: ctx.store.pi, base: `${ctx.baseUrl(req, path)}/piwebapi`, dataServerName: ctx.opts.piDataServerName },
+    {
+      scope: ctx.store.pi,
+      base: `${ctx.baseUrl(req, path)}/piwebapi`,
+      dataServerName: ctx.opts.piDataServerName,
+      product: PI_RELEASES[ctx.settings.piRelease],
+    },
     path.rest.join("/"),
     x.url.searchParams,
   );

@@ -1,6 +1,8 @@
 import type { PropDef, TypeDef } from "../model.js";
 import { defaultValue } from "../model.js";
-import type { ContainerRecord, PiPoint, Scope, StoredValue } from "../store.js";
+import { deleteContainer } from "../process.js";
+import type { Settings } from "../settings.js";
+import { type ContainerRecord, isSubstituted, type PiPoint, type Scope, type StoredValue } from "../store.js";
 import { keyToPiTime, parsePiTime, timeKey } from "../time.js";
 
 export interface Reply {
@@ -19,6 +21,8 @@ export interface PiReadContext {
   /** e.g. https://host:port/piwebapi */
   base: string;
   dataServerName: string;
+  /** What `/piwebapi/system` reports (the release the emulator poses as). */
+  product: { title: string; version: string };
 }
 
 const dataServerWebId = (name: string) => `F1DS${b64(name.toUpperCase())}`;
@@ -94,7 +98,7 @@ function timedValue(p: PiPoint, rec: ContainerRecord, types: Map<string, TypeDef
     UnitsAbbreviation: p.uom ?? "",
     Good: true,
     Questionable: false,
-    Substituted: false,
+    Substituted: isSubstituted(value),
     Annotated: false,
   };
 }
@@ -139,8 +143,8 @@ export function piRead(c: PiReadContext, rest: string, q: URLSearchParams): Repl
       status: 200,
       body: {
         Links: { Self: `${c.base}/system` },
-        ProductTitle: "PI Web API 2023 SP1 (Meridian OMF emulator)",
-        ProductVersion: "1.19.1.1",
+        ProductTitle: c.product.title,
+        ProductVersion: c.product.version,
       },
     };
   if (s0 === "dataservers") {
@@ -219,7 +223,7 @@ function findPoint(c: PiReadContext, webId: string): PiPoint | undefined {
 export interface SdsReadContext {
   scope: Scope;
   verbose: boolean;
-  normalizeTimestamps: boolean;
+  timestamps: Settings["sdsTimestamps"];
   tenant: string;
   namespace: string;
 }
@@ -284,13 +288,21 @@ function sdsStream(rec: ContainerRecord) {
   };
 }
 
+/** A date-time as SDS prints it: kept to 100 ns (7 digits), UTC, trimmed or fixed-width per the setting. */
+function sdsTime(mode: Settings["sdsTimestamps"], s: string): string {
+  if (mode === "asSent") return s;
+  const k = timeKey(s);
+  if (k === undefined) return s;
+  return mode === "fixed7" ? k : keyToPiTime(k);
+}
+
 function renderEvent(c: SdsReadContext, rec: ContainerRecord, v: StoredValue): StoredValue {
-  if (c.verbose && !c.normalizeTimestamps) return v;
+  if (c.verbose && c.timestamps === "asSent") return v;
   const out: StoredValue = {};
   for (const p of rec.type.properties) {
     let x = v[p.id];
     if (!c.verbose && !p.isindex && (x === null || x === undefined || x === defaultValue(p))) continue;
-    if (c.normalizeTimestamps && p.format === "date-time" && typeof x === "string") x = timeKey(x) ?? x;
+    if (p.format === "date-time" && typeof x === "string") x = sdsTime(c.timestamps, x);
     out[p.id] = x;
   }
   return out;
@@ -352,4 +364,37 @@ export function sdsRead(c: SdsReadContext, seg: string[], q: URLSearchParams): R
     }
   }
   return sdsError(404, "Not found", "The requested resource was not found.");
+}
+
+/**
+ * SDS REST deletes: `DELETE …/Types/{id}` (409 while a stream uses the type) and `DELETE …/Streams/{id}` (its data
+ * goes with it); 204 when done, 404 when there is nothing by that id.
+ */
+export function sdsDelete(c: Pick<SdsReadContext, "scope">, seg: string[]): Reply {
+  const s0 = seg[0]?.toLowerCase();
+  if (seg.length !== 2 || (s0 !== "types" && s0 !== "streams"))
+    return sdsError(405, "Method not allowed", "Only types and streams can be deleted.");
+  const key = seg[1]!.toLowerCase();
+  if (s0 === "streams") {
+    const rec = c.scope.containers.get(key);
+    if (!rec) return sdsError(404, "Stream not found", `No stream with id '${seg[1]}'.`);
+    deleteContainer(c.scope, rec);
+    return { status: 204 };
+  }
+  const t = c.scope.types.get(key);
+  if (!t) return sdsError(404, "Type not found", `No type with id '${seg[1]}'.`);
+  const users = [...c.scope.containers.values()].filter((r) => r.type.key === key).map((r) => r.def.id);
+  if (users.length > 0)
+    return {
+      status: 409,
+      body: {
+        OperationId: crypto.randomUUID(),
+        Error: "The type is in use",
+        Reason: `Type '${t.id}' is referenced by stream(s) ${users.map((u) => `'${u}'`).join(", ")}.`,
+        Resolution: "Delete the streams that use the type first.",
+        Parameters: { TypeId: t.id },
+      },
+    };
+  c.scope.types.delete(key);
+  return { status: 204 };
 }
