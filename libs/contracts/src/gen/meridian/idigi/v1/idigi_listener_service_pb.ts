@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/idigi/v1/idigi_listener_service.proto.
  */
 export const file_meridian_idigi_v1_idigi_listener_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci5tZXJpZGlhbi9pZGlnaS92MS9pZGlnaV9saXN0ZW5lcl9zZXJ2aWNlLnByb3RvEhFtZXJpZGlhbi5pZGlnaS52MSLUAgoHTW9uaXRvchIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIOCgZ0b3BpY3MYAyADKAkSEQoJdHJhbnNwb3J0GAQgASgJEjAKBmZvcm1hdBgFIAEoDjIgLm1lcmlkaWFuLmlkaWdpLnYxLlBheWxvYWRGb3JtYXQSEgoKYmF0Y2hfc2l6ZRgGIAEoDRIeChZiYXRjaF9kdXJhdGlvbl9zZWNvbmRzGAcgASgNEjMKC2NvbXByZXNzaW9uGAggASgOMh4ubWVyaWRpYW4uaWRpZ2kudjEuQ29tcHJlc3Npb24SMAoKYWNrX29wdGlvbhgJIAEoDjIcLm1lcmlkaWFuLmlkaWdpLnYxLkFja09wdGlvbhITCgthdXRvX3JlcGxheRgKIAEoCBIOCgZzdGF0dXMYCyABKAkSEwoLZGVzY3JpcHRpb24YDCABKAkinAMKFENyZWF0ZU1vbml0b3JSZXF1ZXN0EhMKBnRvcGljcxgBIAMoCUID4EECEjAKBmZvcm1hdBgCIAEoDjIgLm1lcmlkaWFuLmlkaWdpLnYxLlBheWxvYWRGb3JtYXQSFwoKYmF0Y2hfc2l6ZRgDIAEoDUgAiAEBEiMKFmJhdGNoX2R1cmF0aW9uX3NlY29uZHMYBCABKA1IAYgBARIzCgtjb21wcmVzc2lvbhgFIAEoDjIeLm1lcmlkaWFuLmlkaWdpLnYxLkNvbXByZXNzaW9uEjAKCmFja19vcHRpb24YBiABKA4yHC5tZXJpZGlhbi5pZGlnaS52MS5BY2tPcHRpb24SGAoLYXV0b19yZXBsYXkYByABKAhIAogBARITCgtkZXNjcmlwdGlvbhgIIAEoCRIVCg1zdGFydF9zZXNzaW9uGAkgASgIEhgKEHJlcGxhY2VfZXhpc3RpbmcYCiABKAhCDQoLX2JhdGNoX3NpemVCGQoXX2JhdGNoX2R1cmF0aW9uX3NlY29uZHNCDgoMX2F1dG9fcmVwbGF5InEKFUNyZWF0ZU1vbml0b3JSZXNwb25zZRIrCgdtb25pdG9yGAEgASgLMhoubWVyaWRpYW4uaWRpZ2kudjEuTW9uaXRvchIrCgdzZXNzaW9uGAIgASgLMhoubWVyaWRpYW4uaWRpZ2kudjEuU2Vzc2lvbiIlChNMaXN0TW9uaXRvcnNSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCSJEChRMaXN0TW9uaXRvcnNSZXNwb25zZRIsCghtb25pdG9ycxgBIAMoCzIaLm1lcmlkaWFuLmlkaWdpLnYxLk1vbml0b3IiLwoURGVsZXRlTW9uaXRvclJlcXVlc3QSFwoKbW9uaXRvcl9pZBgBIAEoCUID4EECIhcKFURlbGV0ZU1vbml0b3JSZXNwb25zZSJrChJDb25uZWN0aW9uU2V0dGluZ3MSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEgsKA3RscxgDIAEoCBIaChJ2ZXJpZnlfY2VydGlmaWNhdGUYBCABKAgSEAoIaW5zZWN1cmUYBSADKAkipAQKB1Nlc3Npb24SEgoKbW9uaXRvcl9pZBgBIAEoCRIuCgVzdGF0ZRgCIAEoDjIfLm1lcmlkaWFuLmlkaWdpLnYxLlNlc3Npb25TdGF0ZRI5Cgpjb25uZWN0aW9uGAMgASgLMiUubWVyaWRpYW4uaWRpZ2kudjEuQ29ubmVjdGlvblNldHRpbmdzEjAKDHN0YXJ0ZWRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgGIAEoCRITCgtjb25uZWN0aW9ucxgHIAEoDRIXCg9yZWNlaXZlZF9ldmVudHMYCCABKAMSGAoQZGVsaXZlcmVkX2V2ZW50cxgJIAEoAxIYChBkdXBsaWNhdGVfZXZlbnRzGAogASgDEhYKDmZhaWxlZF9iYXRjaGVzGAsgASgDEhYKDnBlbmRpbmdfYmxvY2tzGAwgASgNEhAKCGluc3RhbmNlGA0gASgJEhYKDnNraXBwZWRfZXZlbnRzGA4gASgDEhIKCmhlbGRfYnl0ZXMYDyABKAMSGwoTbWVtb3J5X2J1ZGdldF9ieXRlcxgQIAEoAxIYChBhdF9tZW1vcnlfYnVkZ2V0GBEgASgIEh0KFW1lbW9yeV9idWRnZXRfcmVhY2hlZBgSIAEoDSIuChNTdGFydFNlc3Npb25SZXF1ZXN0EhcKCm1vbml0b3JfaWQYASABKAlCA+BBAiJDChRTdGFydFNlc3Npb25SZXNwb25zZRIrCgdzZXNzaW9uGAEgASgLMhoubWVyaWRpYW4uaWRpZ2kudjEuU2Vzc2lvbiItChJTdG9wU2Vzc2lvblJlcXVlc3QSFwoKbW9uaXRvcl9pZBgBIAEoCUID4EECIhUKE1N0b3BTZXNzaW9uUmVzcG9uc2UiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCJhChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIsCghzZXNzaW9ucxgBIAMoCzIaLm1lcmlkaWFuLmlkaWdpLnYxLlNlc3Npb24SGwoTcmVjb3Jkc191bmF2YWlsYWJsZRgCIAEoCCJdChJXYXRjaEV2ZW50c1JlcXVlc3QSFwoKbW9uaXRvcl9pZBgBIAEoCUID4EECEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKE1dhdGNoRXZlbnRzUmVzcG9uc2USNAoFZXZlbnQYASABKAsyJS5tZXJpZGlhbi50ZWxlbWV0cnkudjEuVGVsZW1ldHJ5RXZlbnQqYAoNUGF5bG9hZEZvcm1hdBIeChpQQVlMT0FEX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE1BBWUxPQURfRk9STUFUX0pTT04QARIWChJQQVlMT0FEX0ZPUk1BVF9YTUwQAipsCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9aTElCEAISFAoQQ09NUFJFU1NJT05fR1pJUBADKlQKCUFja09wdGlvbhIaChZBQ0tfT1BUSU9OX1VOU1BFQ0lGSUVEEAASFwoTQUNLX09QVElPTl9FWFBMSUNJVBABEhIKDkFDS19PUFRJT05fT0ZGEAIqwQEKDFNlc3Npb25TdGF0ZRIdChlTRVNTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYU0VTU0lPTl9TVEFURV9DT05ORUNUSU5HEAESGwoXU0VTU0lPTl9TVEFURV9DT05ORUNURUQQAhIeChpTRVNTSU9OX1NUQVRFX0RJU0NPTk5FQ1RFRBADEhgKFFNFU1NJT05fU1RBVEVfRkFJTEVEEAQSHQoZU0VTU0lPTl9TVEFURV9OT1RfUlVOTklORxAFMt0GChRJZGlnaUxpc3RlbmVyU2VydmljZRJ4Cg1DcmVhdGVNb25pdG9yEicubWVyaWRpYW4uaWRpZ2kudjEuQ3JlYXRlTW9uaXRvclJlcXVlc3QaKC5tZXJpZGlhbi5pZGlnaS52MS5DcmVhdGVNb25pdG9yUmVzcG9uc2UiFMrzGBAKDnBsYXRmb3JtOmFkbWluEncKDExpc3RNb25pdG9ycxImLm1lcmlkaWFuLmlkaWdpLnYxLkxpc3RNb25pdG9yc1JlcXVlc3QaJy5tZXJpZGlhbi5pZGlnaS52MS5MaXN0TW9uaXRvcnNSZXNwb25zZSIWkAIByvMYDwoNcGxhdGZvcm06cmVhZBJ4Cg1EZWxldGVNb25pdG9yEicubWVyaWRpYW4uaWRpZ2kudjEuRGVsZXRlTW9uaXRvclJlcXVlc3QaKC5tZXJpZGlhbi5pZGlnaS52MS5EZWxldGVNb25pdG9yUmVzcG9uc2UiFMrzGBAKDnBsYXRmb3JtOmFkbWluEnUKDFN0YXJ0U2Vzc2lvbhImLm1lcmlkaWFuLmlkaWdpLnYxLlN0YXJ0U2Vzc2lvblJlcXVlc3QaJy5tZXJpZGlhbi5pZGlnaS52MS5TdGFydFNlc3Npb25SZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4ScgoLU3RvcFNlc3Npb24SJS5tZXJpZGlhbi5pZGlnaS52MS5TdG9wU2Vzc2lvblJlcXVlc3QaJi5tZXJpZGlhbi5pZGlnaS52MS5TdG9wU2Vzc2lvblJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJ3CgxMaXN0U2Vzc2lvbnMSJi5tZXJpZGlhbi5pZGlnaS52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GicubWVyaWRpYW4uaWRpZ2kudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSdAoLV2F0Y2hFdmVudHMSJS5tZXJpZGlhbi5pZGlnaS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaJi5tZXJpZGlhbi5pZGlnaS52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlIhTK8xgQCg50ZWxlbWV0cnk6cmVhZDABYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_auth_v1_access, file_meridian_telemetry_v1_telemetry]);
+  fileDesc("Ci5tZXJpZGlhbi9pZGlnaS92MS9pZGlnaV9saXN0ZW5lcl9zZXJ2aWNlLnByb3RvEhFtZXJpZGlhbi5pZGlnaS52MSLUAgoHTW9uaXRvchIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIOCgZ0b3BpY3MYAyADKAkSEQoJdHJhbnNwb3J0GAQgASgJEjAKBmZvcm1hdBgFIAEoDjIgLm1lcmlkaWFuLmlkaWdpLnYxLlBheWxvYWRGb3JtYXQSEgoKYmF0Y2hfc2l6ZRgGIAEoDRIeChZiYXRjaF9kdXJhdGlvbl9zZWNvbmRzGAcgASgNEjMKC2NvbXByZXNzaW9uGAggASgOMh4ubWVyaWRpYW4uaWRpZ2kudjEuQ29tcHJlc3Npb24SMAoKYWNrX29wdGlvbhgJIAEoDjIcLm1lcmlkaWFuLmlkaWdpLnYxLkFja09wdGlvbhITCgthdXRvX3JlcGxheRgKIAEoCBIOCgZzdGF0dXMYCyABKAkSEwoLZGVzY3JpcHRpb24YDCABKAkinAMKFENyZWF0ZU1vbml0b3JSZXF1ZXN0EhMKBnRvcGljcxgBIAMoCUID4EECEjAKBmZvcm1hdBgCIAEoDjIgLm1lcmlkaWFuLmlkaWdpLnYxLlBheWxvYWRGb3JtYXQSFwoKYmF0Y2hfc2l6ZRgDIAEoDUgAiAEBEiMKFmJhdGNoX2R1cmF0aW9uX3NlY29uZHMYBCABKA1IAYgBARIzCgtjb21wcmVzc2lvbhgFIAEoDjIeLm1lcmlkaWFuLmlkaWdpLnYxLkNvbXByZXNzaW9uEjAKCmFja19vcHRpb24YBiABKA4yHC5tZXJpZGlhbi5pZGlnaS52MS5BY2tPcHRpb24SGAoLYXV0b19yZXBsYXkYByABKAhIAogBARITCgtkZXNjcmlwdGlvbhgIIAEoCRIVCg1zdGFydF9zZXNzaW9uGAkgASgIEhgKEHJlcGxhY2VfZXhpc3RpbmcYCiABKAhCDQoLX2JhdGNoX3NpemVCGQoXX2JhdGNoX2R1cmF0aW9uX3NlY29uZHNCDgoMX2F1dG9fcmVwbGF5IoMBChVDcmVhdGVNb25pdG9yUmVzcG9uc2USKwoHbW9uaXRvchgBIAEoCzIaLm1lcmlkaWFuLmlkaWdpLnYxLk1vbml0b3ISKwoHc2Vzc2lvbhgCIAEoCzIaLm1lcmlkaWFuLmlkaWdpLnYxLlNlc3Npb24SEAoId2FybmluZ3MYAyADKAkiJQoTTGlzdE1vbml0b3JzUmVxdWVzdBIOCgZ0b3BpY3MYASADKAkiRAoUTGlzdE1vbml0b3JzUmVzcG9uc2USLAoIbW9uaXRvcnMYASADKAsyGi5tZXJpZGlhbi5pZGlnaS52MS5Nb25pdG9yIi8KFERlbGV0ZU1vbml0b3JSZXF1ZXN0EhcKCm1vbml0b3JfaWQYASABKAlCA+BBAiIXChVEZWxldGVNb25pdG9yUmVzcG9uc2UiawoSQ29ubmVjdGlvblNldHRpbmdzEgwKBGhvc3QYASABKAkSDAoEcG9ydBgCIAEoDRILCgN0bHMYAyABKAgSGgoSdmVyaWZ5X2NlcnRpZmljYXRlGAQgASgIEhAKCGluc2VjdXJlGAUgAygJIrYECgdTZXNzaW9uEhIKCm1vbml0b3JfaWQYASABKAkSLgoFc3RhdGUYAiABKA4yHy5tZXJpZGlhbi5pZGlnaS52MS5TZXNzaW9uU3RhdGUSOQoKY29ubmVjdGlvbhgDIAEoCzIlLm1lcmlkaWFuLmlkaWdpLnYxLkNvbm5lY3Rpb25TZXR0aW5ncxIwCgxzdGFydGVkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxhc3RfZXJyb3IYBiABKAkSEwoLY29ubmVjdGlvbnMYByABKA0SFwoPcmVjZWl2ZWRfZXZlbnRzGAggASgDEhgKEGRlbGl2ZXJlZF9ldmVudHMYCSABKAMSGAoQZHVwbGljYXRlX2V2ZW50cxgKIAEoAxIWCg5mYWlsZWRfYmF0Y2hlcxgLIAEoAxIWCg5wZW5kaW5nX2Jsb2NrcxgMIAEoDRIQCghpbnN0YW5jZRgNIAEoCRIWCg5za2lwcGVkX2V2ZW50cxgOIAEoAxISCgpoZWxkX2J5dGVzGA8gASgDEhsKE21lbW9yeV9idWRnZXRfYnl0ZXMYECABKAMSGAoQYXRfbWVtb3J5X2J1ZGdldBgRIAEoCBIdChVtZW1vcnlfYnVkZ2V0X3JlYWNoZWQYEiABKA0SEAoId2FybmluZ3MYEyADKAkiLgoTU3RhcnRTZXNzaW9uUmVxdWVzdBIXCgptb25pdG9yX2lkGAEgASgJQgPgQQIiQwoUU3RhcnRTZXNzaW9uUmVzcG9uc2USKwoHc2Vzc2lvbhgBIAEoCzIaLm1lcmlkaWFuLmlkaWdpLnYxLlNlc3Npb24iLQoSU3RvcFNlc3Npb25SZXF1ZXN0EhcKCm1vbml0b3JfaWQYASABKAlCA+BBAiIVChNTdG9wU2Vzc2lvblJlc3BvbnNlIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiYQoUTGlzdFNlc3Npb25zUmVzcG9uc2USLAoIc2Vzc2lvbnMYASADKAsyGi5tZXJpZGlhbi5pZGlnaS52MS5TZXNzaW9uEhsKE3JlY29yZHNfdW5hdmFpbGFibGUYAiABKAgi0AEKEldhdGNoRXZlbnRzUmVxdWVzdBISCgptb25pdG9yX2lkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHJhd19wYXlsb2FkcxgDIAEoCBI/Cg5jcmVhdGVfbW9uaXRvchgEIAEoCzInLm1lcmlkaWFuLmlkaWdpLnYxLkNyZWF0ZU1vbml0b3JSZXF1ZXN0Eh8KF2RlbGV0ZV9tb25pdG9yX29uX2xlYXZlGAUgASgIIvABChNXYXRjaEV2ZW50c1Jlc3BvbnNlEjQKBWV2ZW50GAEgASgLMiUubWVyaWRpYW4udGVsZW1ldHJ5LnYxLlRlbGVtZXRyeUV2ZW50EhMKC3Jhd19wYXlsb2FkGAIgASgJEjQKCnJhd19mb3JtYXQYAyABKA4yIC5tZXJpZGlhbi5pZGlnaS52MS5QYXlsb2FkRm9ybWF0EisKB21vbml0b3IYBCABKAsyGi5tZXJpZGlhbi5pZGlnaS52MS5Nb25pdG9yEisKB3Nlc3Npb24YBSABKAsyGi5tZXJpZGlhbi5pZGlnaS52MS5TZXNzaW9uKmAKDVBheWxvYWRGb3JtYXQSHgoaUEFZTE9BRF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNQQVlMT0FEX0ZPUk1BVF9KU09OEAESFgoSUEFZTE9BRF9GT1JNQVRfWE1MEAIqbAoLQ29tcHJlc3Npb24SGwoXQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIUChBDT01QUkVTU0lPTl9OT05FEAESFAoQQ09NUFJFU1NJT05fWkxJQhACEhQKEENPTVBSRVNTSU9OX0daSVAQAypUCglBY2tPcHRpb24SGgoWQUNLX09QVElPTl9VTlNQRUNJRklFRBAAEhcKE0FDS19PUFRJT05fRVhQTElDSVQQARISCg5BQ0tfT1BUSU9OX09GRhACKsEBCgxTZXNzaW9uU3RhdGUSHQoZU0VTU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEhwKGFNFU1NJT05fU1RBVEVfQ09OTkVDVElORxABEhsKF1NFU1NJT05fU1RBVEVfQ09OTkVDVEVEEAISHgoaU0VTU0lPTl9TVEFURV9ESVNDT05ORUNURUQQAxIYChRTRVNTSU9OX1NUQVRFX0ZBSUxFRBAEEh0KGVNFU1NJT05fU1RBVEVfTk9UX1JVTk5JTkcQBTLdBgoUSWRpZ2lMaXN0ZW5lclNlcnZpY2USeAoNQ3JlYXRlTW9uaXRvchInLm1lcmlkaWFuLmlkaWdpLnYxLkNyZWF0ZU1vbml0b3JSZXF1ZXN0GigubWVyaWRpYW4uaWRpZ2kudjEuQ3JlYXRlTW9uaXRvclJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJ3CgxMaXN0TW9uaXRvcnMSJi5tZXJpZGlhbi5pZGlnaS52MS5MaXN0TW9uaXRvcnNSZXF1ZXN0GicubWVyaWRpYW4uaWRpZ2kudjEuTGlzdE1vbml0b3JzUmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSeAoNRGVsZXRlTW9uaXRvchInLm1lcmlkaWFuLmlkaWdpLnYxLkRlbGV0ZU1vbml0b3JSZXF1ZXN0GigubWVyaWRpYW4uaWRpZ2kudjEuRGVsZXRlTW9uaXRvclJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJ1CgxTdGFydFNlc3Npb24SJi5tZXJpZGlhbi5pZGlnaS52MS5TdGFydFNlc3Npb25SZXF1ZXN0GicubWVyaWRpYW4uaWRpZ2kudjEuU3RhcnRTZXNzaW9uUmVzcG9uc2UiFMrzGBAKDnBsYXRmb3JtOmFkbWluEnIKC1N0b3BTZXNzaW9uEiUubWVyaWRpYW4uaWRpZ2kudjEuU3RvcFNlc3Npb25SZXF1ZXN0GiYubWVyaWRpYW4uaWRpZ2kudjEuU3RvcFNlc3Npb25SZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4SdwoMTGlzdFNlc3Npb25zEiYubWVyaWRpYW4uaWRpZ2kudjEuTGlzdFNlc3Npb25zUmVxdWVzdBonLm1lcmlkaWFuLmlkaWdpLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkEnQKC1dhdGNoRXZlbnRzEiUubWVyaWRpYW4uaWRpZ2kudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiYubWVyaWRpYW4uaWRpZ2kudjEuV2F0Y2hFdmVudHNSZXNwb25zZSIUyvMYEAoOdGVsZW1ldHJ5OnJlYWQwAWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_auth_v1_access, file_meridian_telemetry_v1_telemetry]);
 
 /**
  * @generated from message meridian.idigi.v1.Monitor
@@ -189,6 +189,13 @@ export type CreateMonitorResponse = Message<"meridian.idigi.v1.CreateMonitorResp
    * @generated from field: meridian.idigi.v1.Session session = 2;
    */
   session?: Session | undefined;
+
+  /**
+   * What the platform's answer leaves in doubt, e.g. an ack option it did not confirm (also logged at warn).
+   *
+   * @generated from field: repeated string warnings = 3;
+   */
+  warnings: string[];
 };
 
 /**
@@ -428,6 +435,15 @@ export type Session = Message<"meridian.idigi.v1.Session"> & {
    * @generated from field: uint32 memory_budget_reached = 18;
    */
   memoryBudgetReached: number;
+
+  /**
+   * What the operator should know about the monitor, e.g. that the platform did not confirm explicit acks (read back
+   * when the session started): without them a block lost in flight is lost. Also in the service status (the monitor
+   * pipeline's last_error while it has no other) and logged at warn.
+   *
+   * @generated from field: repeated string warnings = 19;
+   */
+  warnings: string[];
 };
 
 /**
@@ -544,6 +560,8 @@ export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@_
  */
 export type WatchEventsRequest = Message<"meridian.idigi.v1.WatchEventsRequest"> & {
   /**
+   * The monitor to watch; or leave it empty and set create_monitor.
+   *
    * @generated from field: string monitor_id = 1;
    */
   monitorId: string;
@@ -554,6 +572,33 @@ export type WatchEventsRequest = Message<"meridian.idigi.v1.WatchEventsRequest">
    * @generated from field: google.protobuf.Timestamp start_time = 2;
    */
   startTime?: Timestamp | undefined;
+
+  /**
+   * Also deliver each record's payload as the platform sent it (raw_payload, raw_format): a block of one Msg as it
+   * came (the seed's callback gets the same bytes: the seed's default batch size is 1), else that Msg alone in a
+   * Document; the caller pretty-prints it. The listener keeps payloads of the sessions a watcher with raw_payloads
+   * created (create_monitor) and, with IDIGI_INCLUDE_RAW=true, of every session; otherwise failed_precondition.
+   *
+   * @generated from field: bool raw_payloads = 3;
+   */
+  rawPayloads: boolean;
+
+  /**
+   * Create the monitor and start its session first (the seed CLI's get, delete, create, session with
+   * replace_existing), then watch it from its first event; its id comes in the first answer. Needs platform:admin.
+   *
+   * @generated from field: meridian.idigi.v1.CreateMonitorRequest create_monitor = 4;
+   */
+  createMonitor?: CreateMonitorRequest | undefined;
+
+  /**
+   * With create_monitor: when this watcher leaves (the stream ends or is cancelled), stop the session and delete the
+   * monitor, as the seed's Ctrl-C does, unless another watcher on this listener instance watches it or a route names it
+   * (source.connection = the monitor id); then it stays and the log says why. Only a monitor this watcher created.
+   *
+   * @generated from field: bool delete_monitor_on_leave = 5;
+   */
+  deleteMonitorOnLeave: boolean;
 };
 
 /**
@@ -571,6 +616,31 @@ export type WatchEventsResponse = Message<"meridian.idigi.v1.WatchEventsResponse
    * @generated from field: meridian.telemetry.v1.TelemetryEvent event = 1;
    */
   event?: TelemetryEvent | undefined;
+
+  /**
+   * With raw_payloads: the event's record as the platform sent it (JSON or XML text), empty when it was published
+   * without one. The event's own raw field is then left out (the same bytes).
+   *
+   * @generated from field: string raw_payload = 2;
+   */
+  rawPayload: string;
+
+  /**
+   * @generated from field: meridian.idigi.v1.PayloadFormat raw_format = 3;
+   */
+  rawFormat: PayloadFormat;
+
+  /**
+   * With create_monitor, the first answer (without an event): the monitor created and its session.
+   *
+   * @generated from field: meridian.idigi.v1.Monitor monitor = 4;
+   */
+  monitor?: Monitor | undefined;
+
+  /**
+   * @generated from field: meridian.idigi.v1.Session session = 5;
+   */
+  session?: Session | undefined;
 };
 
 /**
@@ -813,7 +883,10 @@ export const IdigiListenerService: GenService<{
     output: typeof ListSessionsResponseSchema;
   },
   /**
-   * The monitor's events as they reach the bus (from start_time when given).
+   * The monitor's events as they reach the bus (from start_time when given), optionally with each record's payload as
+   * the platform sent it. With create_monitor it is the seed CLI in one call: the watcher creates its monitor and
+   * session (this also needs the platform:admin role) and, with delete_monitor_on_leave, deletes the monitor when it
+   * leaves, as the seed's Ctrl-C does.
    *
    * @generated from rpc meridian.idigi.v1.IdigiListenerService.WatchEvents
    */
