@@ -172,3 +172,26 @@ describe("EventMapper.mapBatch with a route mapping (omfMapping)", () => {
     }
   });
 });
+
+describe("EventMapper with a mapping for an endpoint that keeps no static data (ADH, EDS)", () => {
+  it("writes no static instance and counts an event only a static entry takes as skipped", () => {
+    const { mapping } = parseRouteMapping(
+      JSON.stringify({
+        types: [{ id: "Device", classification: "static", properties: { DeviceId: { type: "string", isindex: true } } }],
+        static: [{ typeid: "Device", when: { "idigi.resource": "DeviceCore" }, properties: { DeviceId: { template: "{device}" } } }],
+      }),
+    );
+    const core = create(TelemetryEventSchema, {
+      id: "core",
+      source: { platform: Platform.IDIGI, connection: "7", device: "dev-1" },
+      observedTime: { seconds: 1767225600n, nanos: 0 },
+      attributes: { "idigi.resource": "DeviceCore" },
+    });
+    const pi = new EventMapper({ omfVersion: "1.2", intFormat: "int64", mapping }).mapBatch(makeBatch("b", [core]));
+    expect(pi).toMatchObject({ skipped: 0 });
+    expect([...pi.groups.values()].map((g) => g.values)).toEqual([[{ DeviceId: "dev-1" }]]);
+    const sds = new EventMapper({ omfVersion: "1.2", intFormat: "int64", mapping, staticData: false }).mapBatch(makeBatch("b", [core]));
+    expect(sds.skipped).toBe(1);
+    expect(sds.groups.size).toBe(0);
+  });
+});

@@ -39,6 +39,12 @@ export interface MappingOptions {
   mapping?: RouteMapping;
   /** Why the route's `omfMapping` cannot be used: every message is held (RouteMappingError) until it is corrected. */
   mappingProblem?: string;
+  /**
+   * Whether the endpoint keeps static data (PI Web API; default true). ADH and EDS ignore static types and data, so
+   * there the mapping's static entries write nothing, and an event only they would take is counted as skipped rather
+   * than as delivered.
+   */
+  staticData?: boolean;
 }
 
 /** Values of one container, in event order; without a container, instances of the static type `mapping.typeId`. */
@@ -175,7 +181,8 @@ export class EventMapper {
     const used = new Set<string>();
     let applied = false;
     const time = isoTime(event.observedTime!);
-    for (const entry of [...mapping.containers, ...mapping.statics]) {
+    const entries = this.options.staticData === false ? mapping.containers : [...mapping.containers, ...mapping.statics];
+    for (const entry of entries) {
       if (!entry.when.every(([k, v]) => event.attributes[k] === v)) continue;
       const value: Record<string, unknown> = {};
       const reads: string[] = [];
