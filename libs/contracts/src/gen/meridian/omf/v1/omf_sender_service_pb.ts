@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/omf/v1/omf_sender_service.proto.
  */
 export const file_meridian_omf_v1_omf_sender_service: GenFile = /*@__PURE__*/
-  fileDesc("CihtZXJpZGlhbi9vbWYvdjEvb21mX3NlbmRlcl9zZXJ2aWNlLnByb3RvEg9tZXJpZGlhbi5vbWYudjEi6AQKCEVuZHBvaW50Eg8KAmlkGAEgASgJQgPgQQISMAoEa2luZBgCIAEoDjIdLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludEtpbmRCA+BBAhIQCgN1cmwYAyABKAlCA+BBAhITCgtvbWZfdmVyc2lvbhgEIAEoCRIQCgh1c2VybmFtZRgFIAEoCRITCgZzZWNyZXQYBiABKAlCA+BBBBIYChBkYXRhX3NlcnZlcl9uYW1lGAcgASgJEhEKCXRlbmFudF9pZBgIIAEoCRIUCgxuYW1lc3BhY2VfaWQYCSABKAkSEQoJY2xpZW50X2lkGAogASgJEhMKC2FwaV92ZXJzaW9uGAsgASgJEhEKCXRva2VuX3VybBgMIAEoCRITCgtjYV9wZW1fcGF0aBgNIAEoCRIgChhpbnNlY3VyZV9za2lwX3Rsc192ZXJpZnkYDiABKAgSEgoKYWxsb3dfaHR0cBgPIAEoCBIbChNkaXNhYmxlX2NvbXByZXNzaW9uGBAgASgIEhIKCnRpbWVvdXRfbXMYESABKA0SFgoObWF4X2JvZHlfYnl0ZXMYEiABKA0SHgoWbWF4X3ZhbHVlc19wZXJfcmVxdWVzdBgTIAEoDRIXCgpoYXNfc2VjcmV0GBQgASgIQgPgQQMSEwoGb3JpZ2luGBUgASgJQgPgQQMSNAoLY3JlYXRlX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSFQoIcmV2aXNpb24YFyABKARCA+BBAxIeChFpbnNlY3VyZV9zZXR0aW5ncxgYIAMoCUID4EEDIkkKFUNyZWF0ZUVuZHBvaW50UmVxdWVzdBIwCghlbmRwb2ludBgBIAEoCzIZLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludEID4EECIkUKFkNyZWF0ZUVuZHBvaW50UmVzcG9uc2USKwoIZW5kcG9pbnQYASABKAsyGS5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnQiYAoVVXBkYXRlRW5kcG9pbnRSZXF1ZXN0EjAKCGVuZHBvaW50GAEgASgLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50QgPgQQISFQoIcmV2aXNpb24YAiABKARCA+BBAiJFChZVcGRhdGVFbmRwb2ludFJlc3BvbnNlEisKCGVuZHBvaW50GAEgASgLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50IiUKEkdldEVuZHBvaW50UmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIkIKE0dldEVuZHBvaW50UmVzcG9uc2USKwoIZW5kcG9pbnQYASABKAsyGS5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnQiFgoUTGlzdEVuZHBvaW50c1JlcXVlc3QiRQoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEiwKCWVuZHBvaW50cxgBIAMoCzIZLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludCI6ChVEZWxldGVFbmRwb2ludFJlcXVlc3QSDwoCaWQYASABKAlCA+BBAhIQCghyZXZpc2lvbhgCIAEoBCIYChZEZWxldGVFbmRwb2ludFJlc3BvbnNlIicKFENoZWNrRW5kcG9pbnRSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIieQoVQ2hlY2tFbmRwb2ludFJlc3BvbnNlEhEKCXJlYWNoYWJsZRgBIAEoCBIVCg1hdXRoZW50aWNhdGVkGAIgASgIEhMKC2h0dHBfc3RhdHVzGAMgASgFEg0KBWVycm9yGAQgASgJEhIKCmxhdGVuY3lfbXMYBSABKAMipgEKDlNlbmRPbWZSZXF1ZXN0EjoKDG1lc3NhZ2VfdHlwZRgBIAEoDjIfLm1lcmlkaWFuLm9tZi52MS5PbWZNZXNzYWdlVHlwZUID4EECEioKBmFjdGlvbhgCIAEoDjIaLm1lcmlkaWFuLm9tZi52MS5PbWZBY3Rpb24SEQoEYm9keRgDIAEoCUID4EECEhkKDGVuZHBvaW50X2lkcxgEIAMoCUID4EECIvYBCghPbWZFdmVudBINCgVpbmRleBgBIAEoBRIOCgZzdGF0dXMYAiABKAUSEAoIc2V2ZXJpdHkYAyABKAkSDwoHbWVzc2FnZRgEIAEoCRIOCgZyZWFzb24YBSABKAkSEgoKcmVzb2x1dGlvbhgGIAEoCRISCgpldmVudF9jb2RlGAcgASgFEj0KCnBhcmFtZXRlcnMYCCADKAsyKS5tZXJpZGlhbi5vbWYudjEuT21mRXZlbnQuUGFyYW1ldGVyc0VudHJ5GjEKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr4BCg5FbmRwb2ludFJlc3VsdBITCgtlbmRwb2ludF9pZBgBIAEoCRIKCgJvaxgCIAEoCBITCgtodHRwX3N0YXR1cxgDIAEoBRIQCghyZXF1ZXN0cxgEIAEoBRISCgplcnJvcl9raW5kGAUgASgJEg0KBWVycm9yGAYgASgJEikKBmV2ZW50cxgHIAMoCzIZLm1lcmlkaWFuLm9tZi52MS5PbWZFdmVudBIWCg5ldmVudHNfb21pdHRlZBgIIAEoBSJDCg9TZW5kT21mUmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludFJlc3VsdCIrChhHZXRFbmRwb2ludFN0YXR1c1JlcXVlc3QSDwoCaWQYASABKAlCA+BBAiLGAwoORW5kcG9pbnRTdGF0dXMSEwoLZW5kcG9pbnRfaWQYASABKAkSDgoGcm91dGVzGAIgAygJEhMKC3NlbnRfZXZlbnRzGAMgASgDEhUKDXNlbnRfbWVzc2FnZXMYBCABKAMSFQoNZmFpbGVkX2V2ZW50cxgFIAEoAxIXCg9mYWlsZWRfbWVzc2FnZXMYBiABKAMSFwoPYnVmZmVyZWRfZXZlbnRzGAcgASgDEhgKEHBlbmRpbmdfbWVzc2FnZXMYCCABKAMSEgoKbGFzdF9lcnJvchgJIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNjb25maWd1cmF0aW9uX2Vycm9yGAwgASgJEhkKEWluc2VjdXJlX3NldHRpbmdzGA0gAygJEhIKCmNvbnRhaW5lcnMYDiABKAMSFgoObWF4X2NvbnRhaW5lcnMYDyABKAMSHAoUcXVvdGFfcmVmdXNlZF9ldmVudHMYECABKAMiTAoZR2V0RW5kcG9pbnRTdGF0dXNSZXNwb25zZRIvCgZzdGF0dXMYASABKAsyHy5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnRTdGF0dXMqcQoMRW5kcG9pbnRLaW5kEh0KGUVORFBPSU5UX0tJTkRfVU5TUEVDSUZJRUQQABIUChBFTkRQT0lOVF9LSU5EX1BJEAESFQoRRU5EUE9JTlRfS0lORF9BREgQAhIVChFFTkRQT0lOVF9LSU5EX0VEUxADKogBCg5PbWZNZXNzYWdlVHlwZRIgChxPTUZfTUVTU0FHRV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVT01GX01FU1NBR0VfVFlQRV9UWVBFEAESHgoaT01GX01FU1NBR0VfVFlQRV9DT05UQUlORVIQAhIZChVPTUZfTUVTU0FHRV9UWVBFX0RBVEEQAypsCglPbWZBY3Rpb24SGgoWT01GX0FDVElPTl9VTlNQRUNJRklFRBAAEhUKEU9NRl9BQ1RJT05fQ1JFQVRFEAESFQoRT01GX0FDVElPTl9VUERBVEUQAhIVChFPTUZfQUNUSU9OX0RFTEVURRADMsYHChBPbWZTZW5kZXJTZXJ2aWNlEncKDkNyZWF0ZUVuZHBvaW50EiYubWVyaWRpYW4ub21mLnYxLkNyZWF0ZUVuZHBvaW50UmVxdWVzdBonLm1lcmlkaWFuLm9tZi52MS5DcmVhdGVFbmRwb2ludFJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJ3Cg5VcGRhdGVFbmRwb2ludBImLm1lcmlkaWFuLm9tZi52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaJy5tZXJpZGlhbi5vbWYudjEuVXBkYXRlRW5kcG9pbnRSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4ScAoLR2V0RW5kcG9pbnQSIy5tZXJpZGlhbi5vbWYudjEuR2V0RW5kcG9pbnRSZXF1ZXN0GiQubWVyaWRpYW4ub21mLnYxLkdldEVuZHBvaW50UmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSdgoNTGlzdEVuZHBvaW50cxIlLm1lcmlkaWFuLm9tZi52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBomLm1lcmlkaWFuLm9tZi52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSdwoORGVsZXRlRW5kcG9pbnQSJi5tZXJpZGlhbi5vbWYudjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0GicubWVyaWRpYW4ub21mLnYxLkRlbGV0ZUVuZHBvaW50UmVzcG9uc2UiFMrzGBAKDnBsYXRmb3JtOmFkbWluEnQKDUNoZWNrRW5kcG9pbnQSJS5tZXJpZGlhbi5vbWYudjEuQ2hlY2tFbmRwb2ludFJlcXVlc3QaJi5tZXJpZGlhbi5vbWYudjEuQ2hlY2tFbmRwb2ludFJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJiCgdTZW5kT21mEh8ubWVyaWRpYW4ub21mLnYxLlNlbmRPbWZSZXF1ZXN0GiAubWVyaWRpYW4ub21mLnYxLlNlbmRPbWZSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4SggEKEUdldEVuZHBvaW50U3RhdHVzEikubWVyaWRpYW4ub21mLnYxLkdldEVuZHBvaW50U3RhdHVzUmVxdWVzdBoqLm1lcmlkaWFuLm9tZi52MS5HZXRFbmRwb2ludFN0YXR1c1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
+  fileDesc("CihtZXJpZGlhbi9vbWYvdjEvb21mX3NlbmRlcl9zZXJ2aWNlLnByb3RvEg9tZXJpZGlhbi5vbWYudjEimgUKCEVuZHBvaW50Eg8KAmlkGAEgASgJQgPgQQISMAoEa2luZBgCIAEoDjIdLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludEtpbmRCA+BBAhIQCgN1cmwYAyABKAlCA+BBAhITCgtvbWZfdmVyc2lvbhgEIAEoCRIQCgh1c2VybmFtZRgFIAEoCRITCgZzZWNyZXQYBiABKAlCA+BBBBIYChBkYXRhX3NlcnZlcl9uYW1lGAcgASgJEhEKCXRlbmFudF9pZBgIIAEoCRIUCgxuYW1lc3BhY2VfaWQYCSABKAkSEQoJY2xpZW50X2lkGAogASgJEhMKC2FwaV92ZXJzaW9uGAsgASgJEhEKCXRva2VuX3VybBgMIAEoCRITCgtjYV9wZW1fcGF0aBgNIAEoCRIgChhpbnNlY3VyZV9za2lwX3Rsc192ZXJpZnkYDiABKAgSEgoKYWxsb3dfaHR0cBgPIAEoCBIbChNkaXNhYmxlX2NvbXByZXNzaW9uGBAgASgIEhIKCnRpbWVvdXRfbXMYESABKA0SFgoObWF4X2JvZHlfYnl0ZXMYEiABKA0SHgoWbWF4X3ZhbHVlc19wZXJfcmVxdWVzdBgTIAEoDRIXCgpoYXNfc2VjcmV0GBQgASgIQgPgQQMSEwoGb3JpZ2luGBUgASgJQgPgQQMSNAoLY3JlYXRlX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSFQoIcmV2aXNpb24YFyABKARCA+BBAxIeChFpbnNlY3VyZV9zZXR0aW5ncxgYIAMoCUID4EEDEhgKEGFjY2VwdF92ZXJib3NpdHkYGSABKAkSFgoOcHJvZHVjZXJfdG9rZW4YGiABKAkiSQoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EjAKCGVuZHBvaW50GAEgASgLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50QgPgQQIiRQoWQ3JlYXRlRW5kcG9pbnRSZXNwb25zZRIrCghlbmRwb2ludBgBIAEoCzIZLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludCJgChVVcGRhdGVFbmRwb2ludFJlcXVlc3QSMAoIZW5kcG9pbnQYASABKAsyGS5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnRCA+BBAhIVCghyZXZpc2lvbhgCIAEoBEID4EECIkUKFlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USKwoIZW5kcG9pbnQYASABKAsyGS5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnQiJQoSR2V0RW5kcG9pbnRSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIiQgoTR2V0RW5kcG9pbnRSZXNwb25zZRIrCghlbmRwb2ludBgBIAEoCzIZLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludCIWChRMaXN0RW5kcG9pbnRzUmVxdWVzdCJFChVMaXN0RW5kcG9pbnRzUmVzcG9uc2USLAoJZW5kcG9pbnRzGAEgAygLMhkubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50IjoKFURlbGV0ZUVuZHBvaW50UmVxdWVzdBIPCgJpZBgBIAEoCUID4EECEhAKCHJldmlzaW9uGAIgASgEIhgKFkRlbGV0ZUVuZHBvaW50UmVzcG9uc2UiJwoUQ2hlY2tFbmRwb2ludFJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiJ5ChVDaGVja0VuZHBvaW50UmVzcG9uc2USEQoJcmVhY2hhYmxlGAEgASgIEhUKDWF1dGhlbnRpY2F0ZWQYAiABKAgSEwoLaHR0cF9zdGF0dXMYAyABKAUSDQoFZXJyb3IYBCABKAkSEgoKbGF0ZW5jeV9tcxgFIAEoAyKmAQoOU2VuZE9tZlJlcXVlc3QSOgoMbWVzc2FnZV90eXBlGAEgASgOMh8ubWVyaWRpYW4ub21mLnYxLk9tZk1lc3NhZ2VUeXBlQgPgQQISKgoGYWN0aW9uGAIgASgOMhoubWVyaWRpYW4ub21mLnYxLk9tZkFjdGlvbhIRCgRib2R5GAMgASgJQgPgQQISGQoMZW5kcG9pbnRfaWRzGAQgAygJQgPgQQIi9gEKCE9tZkV2ZW50Eg0KBWluZGV4GAEgASgFEg4KBnN0YXR1cxgCIAEoBRIQCghzZXZlcml0eRgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEg4KBnJlYXNvbhgFIAEoCRISCgpyZXNvbHV0aW9uGAYgASgJEhIKCmV2ZW50X2NvZGUYByABKAUSPQoKcGFyYW1ldGVycxgIIAMoCzIpLm1lcmlkaWFuLm9tZi52MS5PbWZFdmVudC5QYXJhbWV0ZXJzRW50cnkaMQoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi1gEKDkVuZHBvaW50UmVzdWx0EhMKC2VuZHBvaW50X2lkGAEgASgJEgoKAm9rGAIgASgIEhMKC2h0dHBfc3RhdHVzGAMgASgFEhAKCHJlcXVlc3RzGAQgASgFEhIKCmVycm9yX2tpbmQYBSABKAkSDQoFZXJyb3IYBiABKAkSKQoGZXZlbnRzGAcgAygLMhkubWVyaWRpYW4ub21mLnYxLk9tZkV2ZW50EhYKDmV2ZW50c19vbWl0dGVkGAggASgFEhYKDmFscmVhZHlfZXhpc3RzGAkgASgIIkMKD1NlbmRPbWZSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8ubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50UmVzdWx0IisKGEdldEVuZHBvaW50U3RhdHVzUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIokECg5FbmRwb2ludFN0YXR1cxITCgtlbmRwb2ludF9pZBgBIAEoCRIOCgZyb3V0ZXMYAiADKAkSEwoLc2VudF9ldmVudHMYAyABKAMSFQoNc2VudF9tZXNzYWdlcxgEIAEoAxIVCg1mYWlsZWRfZXZlbnRzGAUgASgDEhcKD2ZhaWxlZF9tZXNzYWdlcxgGIAEoAxIXCg9idWZmZXJlZF9ldmVudHMYByABKAMSGAoQcGVuZGluZ19tZXNzYWdlcxgIIAEoAxISCgpsYXN0X2Vycm9yGAkgASgJEjMKD2xhc3RfZXJyb3JfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9zdWNjZXNzX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2NvbmZpZ3VyYXRpb25fZXJyb3IYDCABKAkSGQoRaW5zZWN1cmVfc2V0dGluZ3MYDSADKAkSEgoKY29udGFpbmVycxgOIAEoAxIWCg5tYXhfY29udGFpbmVycxgPIAEoAxIcChRxdW90YV9yZWZ1c2VkX2V2ZW50cxgQIAEoAxIQCgh3YXJuaW5ncxgRIAMoCRITCgtvbWZfdmVyc2lvbhgSIAEoCRIaChJvbWZfdmVyc2lvbl9zb3VyY2UYEyABKAkiTAoZR2V0RW5kcG9pbnRTdGF0dXNSZXNwb25zZRIvCgZzdGF0dXMYASABKAsyHy5tZXJpZGlhbi5vbWYudjEuRW5kcG9pbnRTdGF0dXMiaQoRTGlzdFBvaW50c1JlcXVlc3QSGAoLZW5kcG9pbnRfaWQYASABKAlCA+BBAhITCgtuYW1lX2ZpbHRlchgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJECgVQb2ludBIMCgRuYW1lGAEgASgJEgoKAmlkGAIgASgJEgwKBHR5cGUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkiVQoSTGlzdFBvaW50c1Jlc3BvbnNlEiYKBnBvaW50cxgBIAMoCzIWLm1lcmlkaWFuLm9tZi52MS5Qb2ludBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwAEKEVJlYWRWYWx1ZXNSZXF1ZXN0EhgKC2VuZHBvaW50X2lkGAEgASgJQgPgQQISEgoFcG9pbnQYAiABKAlCA+BBAhIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbGFzdBgFIAEoCBIRCgltYXhfY291bnQYBiABKAUiNgoNUmVjb3JkZWRWYWx1ZRIRCgl0aW1lc3RhbXAYASABKAkSEgoKdmFsdWVfanNvbhgCIAEoCSJoChJSZWFkVmFsdWVzUmVzcG9uc2USLgoGdmFsdWVzGAEgAygLMh4ubWVyaWRpYW4ub21mLnYxLlJlY29yZGVkVmFsdWUSDwoHbm9fZGF0YRgCIAEoCBIRCgl0cnVuY2F0ZWQYAyABKAgiZgoQTGlzdFR5cGVzUmVxdWVzdBIYCgtlbmRwb2ludF9pZBgBIAEoCUID4EECEhEKCWlkX2ZpbHRlchgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSI/ChJFbmRwb2ludERlZmluaXRpb24SCgoCaWQYASABKAkSDwoHdHlwZV9pZBgCIAEoCRIMCgRqc29uGAMgASgJImAKEUxpc3RUeXBlc1Jlc3BvbnNlEjIKBXR5cGVzGAEgAygLMiMubWVyaWRpYW4ub21mLnYxLkVuZHBvaW50RGVmaW5pdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiawoVTGlzdENvbnRhaW5lcnNSZXF1ZXN0EhgKC2VuZHBvaW50X2lkGAEgASgJQgPgQQISEQoJaWRfZmlsdGVyGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImoKFkxpc3RDb250YWluZXJzUmVzcG9uc2USNwoKY29udGFpbmVycxgBIAMoCzIjLm1lcmlkaWFuLm9tZi52MS5FbmRwb2ludERlZmluaXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqIBChFDcmVhdGVkRGVmaW5pdGlvbhItCgRraW5kGAEgASgOMh8ubWVyaWRpYW4ub21mLnYxLkRlZmluaXRpb25LaW5kEgoKAmlkGAIgASgJEg8KB3R5cGVfaWQYAyABKAkSEAoIcm91dGVfaWQYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKFkxpc3REZWZpbml0aW9uc1JlcXVlc3QSGAoLZW5kcG9pbnRfaWQYASABKAlCA+BBAhIQCghyb3V0ZV9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJrChdMaXN0RGVmaW5pdGlvbnNSZXNwb25zZRI3CgtkZWZpbml0aW9ucxgBIAMoCzIiLm1lcmlkaWFuLm9tZi52MS5DcmVhdGVkRGVmaW5pdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicAoYRGVsZXRlRGVmaW5pdGlvbnNSZXF1ZXN0EhgKC2VuZHBvaW50X2lkGAEgASgJQgPgQQISEAoIcm91dGVfaWQYAiABKAkSDwoHZHJ5X3J1bhgDIAEoCBIXCg9tYXhfZGVmaW5pdGlvbnMYBCABKAUibgoRRGVmaW5pdGlvbk91dGNvbWUSLQoEa2luZBgBIAEoDjIfLm1lcmlkaWFuLm9tZi52MS5EZWZpbml0aW9uS2luZBIKCgJpZBgCIAEoCRIPCgdvdXRjb21lGAMgASgJEg0KBWVycm9yGAQgASgJIpUBChlEZWxldGVEZWZpbml0aW9uc1Jlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5tZXJpZGlhbi5vbWYudjEuRGVmaW5pdGlvbk91dGNvbWUSDwoHZGVsZXRlZBgCIAEoBRIOCgZmYWlsZWQYAyABKAUSEQoJcmVtYWluaW5nGAQgASgFEg8KB2RyeV9ydW4YBSABKAgqcQoMRW5kcG9pbnRLaW5kEh0KGUVORFBPSU5UX0tJTkRfVU5TUEVDSUZJRUQQABIUChBFTkRQT0lOVF9LSU5EX1BJEAESFQoRRU5EUE9JTlRfS0lORF9BREgQAhIVChFFTkRQT0lOVF9LSU5EX0VEUxADKogBCg5PbWZNZXNzYWdlVHlwZRIgChxPTUZfTUVTU0FHRV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVT01GX01FU1NBR0VfVFlQRV9UWVBFEAESHgoaT01GX01FU1NBR0VfVFlQRV9DT05UQUlORVIQAhIZChVPTUZfTUVTU0FHRV9UWVBFX0RBVEEQAypsCglPbWZBY3Rpb24SGgoWT01GX0FDVElPTl9VTlNQRUNJRklFRBAAEhUKEU9NRl9BQ1RJT05fQ1JFQVRFEAESFQoRT01GX0FDVElPTl9VUERBVEUQAhIVChFPTUZfQUNUSU9OX0RFTEVURRADKmoKDkRlZmluaXRpb25LaW5kEh8KG0RFRklOSVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhgKFERFRklOSVRJT05fS0lORF9UWVBFEAESHQoZREVGSU5JVElPTl9LSU5EX0NPTlRBSU5FUhACMowNChBPbWZTZW5kZXJTZXJ2aWNlEncKDkNyZWF0ZUVuZHBvaW50EiYubWVyaWRpYW4ub21mLnYxLkNyZWF0ZUVuZHBvaW50UmVxdWVzdBonLm1lcmlkaWFuLm9tZi52MS5DcmVhdGVFbmRwb2ludFJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJ3Cg5VcGRhdGVFbmRwb2ludBImLm1lcmlkaWFuLm9tZi52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaJy5tZXJpZGlhbi5vbWYudjEuVXBkYXRlRW5kcG9pbnRSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4ScAoLR2V0RW5kcG9pbnQSIy5tZXJpZGlhbi5vbWYudjEuR2V0RW5kcG9pbnRSZXF1ZXN0GiQubWVyaWRpYW4ub21mLnYxLkdldEVuZHBvaW50UmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSdgoNTGlzdEVuZHBvaW50cxIlLm1lcmlkaWFuLm9tZi52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBomLm1lcmlkaWFuLm9tZi52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2UiFpACAcrzGA8KDXBsYXRmb3JtOnJlYWQSdwoORGVsZXRlRW5kcG9pbnQSJi5tZXJpZGlhbi5vbWYudjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0GicubWVyaWRpYW4ub21mLnYxLkRlbGV0ZUVuZHBvaW50UmVzcG9uc2UiFMrzGBAKDnBsYXRmb3JtOmFkbWluEnQKDUNoZWNrRW5kcG9pbnQSJS5tZXJpZGlhbi5vbWYudjEuQ2hlY2tFbmRwb2ludFJlcXVlc3QaJi5tZXJpZGlhbi5vbWYudjEuQ2hlY2tFbmRwb2ludFJlc3BvbnNlIhTK8xgQCg5wbGF0Zm9ybTphZG1pbhJiCgdTZW5kT21mEh8ubWVyaWRpYW4ub21mLnYxLlNlbmRPbWZSZXF1ZXN0GiAubWVyaWRpYW4ub21mLnYxLlNlbmRPbWZSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW4SggEKEUdldEVuZHBvaW50U3RhdHVzEikubWVyaWRpYW4ub21mLnYxLkdldEVuZHBvaW50U3RhdHVzUmVxdWVzdBoqLm1lcmlkaWFuLm9tZi52MS5HZXRFbmRwb2ludFN0YXR1c1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkEm0KCkxpc3RQb2ludHMSIi5tZXJpZGlhbi5vbWYudjEuTGlzdFBvaW50c1JlcXVlc3QaIy5tZXJpZGlhbi5vbWYudjEuTGlzdFBvaW50c1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkEm0KClJlYWRWYWx1ZXMSIi5tZXJpZGlhbi5vbWYudjEuUmVhZFZhbHVlc1JlcXVlc3QaIy5tZXJpZGlhbi5vbWYudjEuUmVhZFZhbHVlc1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkEmoKCUxpc3RUeXBlcxIhLm1lcmlkaWFuLm9tZi52MS5MaXN0VHlwZXNSZXF1ZXN0GiIubWVyaWRpYW4ub21mLnYxLkxpc3RUeXBlc1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkEnkKDkxpc3RDb250YWluZXJzEiYubWVyaWRpYW4ub21mLnYxLkxpc3RDb250YWluZXJzUmVxdWVzdBonLm1lcmlkaWFuLm9tZi52MS5MaXN0Q29udGFpbmVyc1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkEnwKD0xpc3REZWZpbml0aW9ucxInLm1lcmlkaWFuLm9tZi52MS5MaXN0RGVmaW5pdGlvbnNSZXF1ZXN0GigubWVyaWRpYW4ub21mLnYxLkxpc3REZWZpbml0aW9uc1Jlc3BvbnNlIhaQAgHK8xgPCg1wbGF0Zm9ybTpyZWFkEoABChFEZWxldGVEZWZpbml0aW9ucxIpLm1lcmlkaWFuLm9tZi52MS5EZWxldGVEZWZpbml0aW9uc1JlcXVlc3QaKi5tZXJpZGlhbi5vbWYudjEuRGVsZXRlRGVmaW5pdGlvbnNSZXNwb25zZSIUyvMYEAoOcGxhdGZvcm06YWRtaW5iBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
 
 /**
  * One OMF receiver.
@@ -185,6 +185,22 @@ export type Endpoint = Message<"meridian.omf.v1.Endpoint"> & {
    * @generated from field: repeated string insecure_settings = 24;
    */
   insecureSettings: string[];
+
+  /**
+   * `Accept-Verbosity` sent with every OMF message (PI Web API ≥ 2021 SP2 reads it, e.g. "verbose" or
+   * "parameters, inner events"; others ignore it): at most 100 characters of letters, spaces and commas.
+   *
+   * @generated from field: string accept_verbosity = 25;
+   */
+  acceptVerbosity: string;
+
+  /**
+   * `producertoken` sent with OMF 1.0 / 1.1 messages (obsolete in 1.2, ignored by today's receivers): 1 to 256
+   * printable ASCII characters. An opaque label, not a credential: stored and returned as given.
+   *
+   * @generated from field: string producer_token = 26;
+   */
+  producerToken: string;
 };
 
 /**
@@ -579,6 +595,13 @@ export type EndpointResult = Message<"meridian.omf.v1.EndpointResult"> & {
    * @generated from field: int32 events_omitted = 8;
    */
   eventsOmitted: number;
+
+  /**
+   * A create answered 409: the object exists already. Counted as success (ok), as the reference sample does.
+   *
+   * @generated from field: bool already_exists = 9;
+   */
+  alreadyExists: boolean;
 };
 
 /**
@@ -725,6 +748,26 @@ export type EndpointStatus = Message<"meridian.omf.v1.EndpointStatus"> & {
    * @generated from field: int64 quota_refused_events = 16;
    */
   quotaRefusedEvents: bigint;
+
+  /**
+   * What the operator should know about how omf-sender talks to the endpoint, e.g. that TLS verification is off.
+   *
+   * @generated from field: repeated string warnings = 17;
+   */
+  warnings: string[];
+
+  /**
+   * The OMF version in use and where it came from: "configured" (omf_version), "probed" (the endpoint said, or Data
+   * Hub: 1.2) or "default" (1.2 until the endpoint answers the probe).
+   *
+   * @generated from field: string omf_version = 18;
+   */
+  omfVersion: string;
+
+  /**
+   * @generated from field: string omf_version_source = 19;
+   */
+  omfVersionSource: string;
 };
 
 /**
@@ -750,6 +793,577 @@ export type GetEndpointStatusResponse = Message<"meridian.omf.v1.GetEndpointStat
  */
 export const GetEndpointStatusResponseSchema: GenMessage<GetEndpointStatusResponse> = /*@__PURE__*/
   messageDesc(file_meridian_omf_v1_omf_sender_service, 19);
+
+/**
+ * @generated from message meridian.omf.v1.ListPointsRequest
+ */
+export type ListPointsRequest = Message<"meridian.omf.v1.ListPointsRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * `*` any run, `?` one character, case-insensitive; empty: every one. At most 256 characters.
+   *
+   * @generated from field: string name_filter = 2;
+   */
+  nameFilter: string;
+
+  /**
+   * 1 to 1000; 0 = 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty: the first.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListPointsRequest.
+ * Use `create(ListPointsRequestSchema)` to create a new message.
+ */
+export const ListPointsRequestSchema: GenMessage<ListPointsRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 20);
+
+/**
+ * A PI point or an SDS stream.
+ *
+ * @generated from message meridian.omf.v1.Point
+ */
+export type Point = Message<"meridian.omf.v1.Point"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * PI: WebId; Data Hub / EDS: the stream id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * PI: PointType (Float64, Int32, String, Digital, …); Data Hub / EDS: the stream's type id.
+   *
+   * @generated from field: string type = 3;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string description = 4;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.Point.
+ * Use `create(PointSchema)` to create a new message.
+ */
+export const PointSchema: GenMessage<Point> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 21);
+
+/**
+ * @generated from message meridian.omf.v1.ListPointsResponse
+ */
+export type ListPointsResponse = Message<"meridian.omf.v1.ListPointsResponse"> & {
+  /**
+   * @generated from field: repeated meridian.omf.v1.Point points = 1;
+   */
+  points: Point[];
+
+  /**
+   * Empty when this was the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListPointsResponse.
+ * Use `create(ListPointsResponseSchema)` to create a new message.
+ */
+export const ListPointsResponseSchema: GenMessage<ListPointsResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 22);
+
+/**
+ * @generated from message meridian.omf.v1.ReadValuesRequest
+ */
+export type ReadValuesRequest = Message<"meridian.omf.v1.ReadValuesRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * PI: the point's name (exact, case-insensitive); Data Hub / EDS: the stream id. At most 1000 characters.
+   *
+   * @generated from field: string point = 2;
+   */
+  point: string;
+
+  /**
+   * The window, both ends included. Unset: PI the last day up to now, Data Hub / EDS the whole stream.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * The current (last) value only; start_time and end_time must then be unset.
+   *
+   * @generated from field: bool last = 5;
+   */
+  last: boolean;
+
+  /**
+   * 1 to 10 000; 0 = 1000.
+   *
+   * @generated from field: int32 max_count = 6;
+   */
+  maxCount: number;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ReadValuesRequest.
+ * Use `create(ReadValuesRequestSchema)` to create a new message.
+ */
+export const ReadValuesRequestSchema: GenMessage<ReadValuesRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 23);
+
+/**
+ * @generated from message meridian.omf.v1.RecordedValue
+ */
+export type RecordedValue = Message<"meridian.omf.v1.RecordedValue"> & {
+  /**
+   * As the endpoint returned it (PI `Timestamp`; Data Hub / EDS: the event's index).
+   *
+   * @generated from field: string timestamp = 1;
+   */
+  timestamp: string;
+
+  /**
+   * PI: the value (a digital state is {"Name", "Value"}); Data Hub / EDS: the whole event. JSON.
+   *
+   * @generated from field: string value_json = 2;
+   */
+  valueJson: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.RecordedValue.
+ * Use `create(RecordedValueSchema)` to create a new message.
+ */
+export const RecordedValueSchema: GenMessage<RecordedValue> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 24);
+
+/**
+ * @generated from message meridian.omf.v1.ReadValuesResponse
+ */
+export type ReadValuesResponse = Message<"meridian.omf.v1.ReadValuesResponse"> & {
+  /**
+   * Oldest first.
+   *
+   * @generated from field: repeated meridian.omf.v1.RecordedValue values = 1;
+   */
+  values: RecordedValue[];
+
+  /**
+   * The point exists and holds no value (PI `Pt Created`; SDS: no event).
+   *
+   * @generated from field: bool no_data = 2;
+   */
+  noData: boolean;
+
+  /**
+   * max_count values came back: there may be more in the window.
+   *
+   * @generated from field: bool truncated = 3;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ReadValuesResponse.
+ * Use `create(ReadValuesResponseSchema)` to create a new message.
+ */
+export const ReadValuesResponseSchema: GenMessage<ReadValuesResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 25);
+
+/**
+ * @generated from message meridian.omf.v1.ListTypesRequest
+ */
+export type ListTypesRequest = Message<"meridian.omf.v1.ListTypesRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * As ListPointsRequest.name_filter, on ids.
+   *
+   * @generated from field: string id_filter = 2;
+   */
+  idFilter: string;
+
+  /**
+   * 1 to 1000; 0 = 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListTypesRequest.
+ * Use `create(ListTypesRequestSchema)` to create a new message.
+ */
+export const ListTypesRequestSchema: GenMessage<ListTypesRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 26);
+
+/**
+ * A definition as the endpoint returned it.
+ *
+ * @generated from message meridian.omf.v1.EndpointDefinition
+ */
+export type EndpointDefinition = Message<"meridian.omf.v1.EndpointDefinition"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Containers (streams): their type's id.
+   *
+   * @generated from field: string type_id = 2;
+   */
+  typeId: string;
+
+  /**
+   * The endpoint's JSON of it (an SdsType / SdsStream).
+   *
+   * @generated from field: string json = 3;
+   */
+  json: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.EndpointDefinition.
+ * Use `create(EndpointDefinitionSchema)` to create a new message.
+ */
+export const EndpointDefinitionSchema: GenMessage<EndpointDefinition> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 27);
+
+/**
+ * @generated from message meridian.omf.v1.ListTypesResponse
+ */
+export type ListTypesResponse = Message<"meridian.omf.v1.ListTypesResponse"> & {
+  /**
+   * @generated from field: repeated meridian.omf.v1.EndpointDefinition types = 1;
+   */
+  types: EndpointDefinition[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListTypesResponse.
+ * Use `create(ListTypesResponseSchema)` to create a new message.
+ */
+export const ListTypesResponseSchema: GenMessage<ListTypesResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 28);
+
+/**
+ * @generated from message meridian.omf.v1.ListContainersRequest
+ */
+export type ListContainersRequest = Message<"meridian.omf.v1.ListContainersRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * @generated from field: string id_filter = 2;
+   */
+  idFilter: string;
+
+  /**
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListContainersRequest.
+ * Use `create(ListContainersRequestSchema)` to create a new message.
+ */
+export const ListContainersRequestSchema: GenMessage<ListContainersRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 29);
+
+/**
+ * @generated from message meridian.omf.v1.ListContainersResponse
+ */
+export type ListContainersResponse = Message<"meridian.omf.v1.ListContainersResponse"> & {
+  /**
+   * @generated from field: repeated meridian.omf.v1.EndpointDefinition containers = 1;
+   */
+  containers: EndpointDefinition[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListContainersResponse.
+ * Use `create(ListContainersResponseSchema)` to create a new message.
+ */
+export const ListContainersResponseSchema: GenMessage<ListContainersResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 30);
+
+/**
+ * A type or container omf-sender created at an endpoint.
+ *
+ * @generated from message meridian.omf.v1.CreatedDefinition
+ */
+export type CreatedDefinition = Message<"meridian.omf.v1.CreatedDefinition"> & {
+  /**
+   * @generated from field: meridian.omf.v1.DefinitionKind kind = 1;
+   */
+  kind: DefinitionKind;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * Containers: their type's id.
+   *
+   * @generated from field: string type_id = 3;
+   */
+  typeId: string;
+
+  /**
+   * The route whose pipeline created it first; empty: SendOmf.
+   *
+   * @generated from field: string route_id = 4;
+   */
+  routeId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meridian.omf.v1.CreatedDefinition.
+ * Use `create(CreatedDefinitionSchema)` to create a new message.
+ */
+export const CreatedDefinitionSchema: GenMessage<CreatedDefinition> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 31);
+
+/**
+ * @generated from message meridian.omf.v1.ListDefinitionsRequest
+ */
+export type ListDefinitionsRequest = Message<"meridian.omf.v1.ListDefinitionsRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Only what this route created first; empty: everything.
+   *
+   * @generated from field: string route_id = 2;
+   */
+  routeId: string;
+
+  /**
+   * 1 to 1000; 0 = 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListDefinitionsRequest.
+ * Use `create(ListDefinitionsRequestSchema)` to create a new message.
+ */
+export const ListDefinitionsRequestSchema: GenMessage<ListDefinitionsRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 32);
+
+/**
+ * @generated from message meridian.omf.v1.ListDefinitionsResponse
+ */
+export type ListDefinitionsResponse = Message<"meridian.omf.v1.ListDefinitionsResponse"> & {
+  /**
+   * Types first, then containers, each by id.
+   *
+   * @generated from field: repeated meridian.omf.v1.CreatedDefinition definitions = 1;
+   */
+  definitions: CreatedDefinition[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.ListDefinitionsResponse.
+ * Use `create(ListDefinitionsResponseSchema)` to create a new message.
+ */
+export const ListDefinitionsResponseSchema: GenMessage<ListDefinitionsResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 33);
+
+/**
+ * @generated from message meridian.omf.v1.DeleteDefinitionsRequest
+ */
+export type DeleteDefinitionsRequest = Message<"meridian.omf.v1.DeleteDefinitionsRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Only what this route created first; empty: everything omf-sender created at the endpoint.
+   *
+   * @generated from field: string route_id = 2;
+   */
+  routeId: string;
+
+  /**
+   * Say what would be deleted; delete nothing.
+   *
+   * @generated from field: bool dry_run = 3;
+   */
+  dryRun: boolean;
+
+  /**
+   * At most this many definitions per call (containers first), 1 to 10 000; 0 = 1000. The rest: `remaining`.
+   *
+   * @generated from field: int32 max_definitions = 4;
+   */
+  maxDefinitions: number;
+};
+
+/**
+ * Describes the message meridian.omf.v1.DeleteDefinitionsRequest.
+ * Use `create(DeleteDefinitionsRequestSchema)` to create a new message.
+ */
+export const DeleteDefinitionsRequestSchema: GenMessage<DeleteDefinitionsRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 34);
+
+/**
+ * @generated from message meridian.omf.v1.DefinitionOutcome
+ */
+export type DefinitionOutcome = Message<"meridian.omf.v1.DefinitionOutcome"> & {
+  /**
+   * @generated from field: meridian.omf.v1.DefinitionKind kind = 1;
+   */
+  kind: DefinitionKind;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * "deleted"; "not_found" / "conflict" (404 / 409: taken as already gone, the record dropped); "failed" (kept,
+   * see error); "in_use" (a route's clean-up keeps a type another route's container uses); "would_delete" (dry run).
+   *
+   * @generated from field: string outcome = 3;
+   */
+  outcome: string;
+
+  /**
+   * When failed: the endpoint's answer, a few hundred characters at most, credentials redacted.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message meridian.omf.v1.DefinitionOutcome.
+ * Use `create(DefinitionOutcomeSchema)` to create a new message.
+ */
+export const DefinitionOutcomeSchema: GenMessage<DefinitionOutcome> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 35);
+
+/**
+ * @generated from message meridian.omf.v1.DeleteDefinitionsResponse
+ */
+export type DeleteDefinitionsResponse = Message<"meridian.omf.v1.DeleteDefinitionsResponse"> & {
+  /**
+   * @generated from field: repeated meridian.omf.v1.DefinitionOutcome results = 1;
+   */
+  results: DefinitionOutcome[];
+
+  /**
+   * Gone (deleted, not_found, conflict), failed, and left for another call beyond max_definitions.
+   *
+   * @generated from field: int32 deleted = 2;
+   */
+  deleted: number;
+
+  /**
+   * @generated from field: int32 failed = 3;
+   */
+  failed: number;
+
+  /**
+   * @generated from field: int32 remaining = 4;
+   */
+  remaining: number;
+
+  /**
+   * @generated from field: bool dry_run = 5;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message meridian.omf.v1.DeleteDefinitionsResponse.
+ * Use `create(DeleteDefinitionsResponseSchema)` to create a new message.
+ */
+export const DeleteDefinitionsResponseSchema: GenMessage<DeleteDefinitionsResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_omf_v1_omf_sender_service, 36);
 
 /**
  * @generated from enum meridian.omf.v1.EndpointKind
@@ -853,6 +1467,32 @@ export const OmfActionSchema: GenEnum<OmfAction> = /*@__PURE__*/
   enumDesc(file_meridian_omf_v1_omf_sender_service, 2);
 
 /**
+ * @generated from enum meridian.omf.v1.DefinitionKind
+ */
+export enum DefinitionKind {
+  /**
+   * @generated from enum value: DEFINITION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: DEFINITION_KIND_TYPE = 1;
+   */
+  TYPE = 1,
+
+  /**
+   * @generated from enum value: DEFINITION_KIND_CONTAINER = 2;
+   */
+  CONTAINER = 2,
+}
+
+/**
+ * Describes the enum meridian.omf.v1.DefinitionKind.
+ */
+export const DefinitionKindSchema: GenEnum<DefinitionKind> = /*@__PURE__*/
+  enumDesc(file_meridian_omf_v1_omf_sender_service, 3);
+
+/**
  * omf-sender: OMF endpoints (PI Web API, AVEVA Data Hub, Edge Data Store), raw OMF messages, and the
  * status of what the pipelines deliver to each endpoint. Endpoints live in a JetStream KV bucket, so every
  * replica (and the gateway's proxy) sees the same set. Credentials are write-only: never returned.
@@ -946,6 +1586,75 @@ export const OmfSenderService: GenService<{
     methodKind: "unary";
     input: typeof GetEndpointStatusRequestSchema;
     output: typeof GetEndpointStatusResponseSchema;
+  },
+  /**
+   * Read-back, through the endpoint's own REST API as the reference sample's test.py reads.
+   * PI Web API: the points of the data server named data_server_name (the only one when unset) whose name matches;
+   * AVEVA Data Hub / Edge Data Store: the streams. An endpoint error is failed_precondition (unauthenticated,
+   * refused) or unavailable (no answer, 5xx), with the endpoint's message (credentials redacted).
+   *
+   * @generated from rpc meridian.omf.v1.OmfSenderService.ListPoints
+   */
+  listPoints: {
+    methodKind: "unary";
+    input: typeof ListPointsRequestSchema;
+    output: typeof ListPointsResponseSchema;
+  },
+  /**
+   * The values of one point (PI, by its name) or stream (Data Hub / EDS, by its id): recorded in a window, or the
+   * current (last) one. not_found when there is no such point or stream.
+   *
+   * @generated from rpc meridian.omf.v1.OmfSenderService.ReadValues
+   */
+  readValues: {
+    methodKind: "unary";
+    input: typeof ReadValuesRequestSchema;
+    output: typeof ReadValuesResponseSchema;
+  },
+  /**
+   * The SDS types at a Data Hub / EDS endpoint (PI Web API has no read path for OMF types: failed_precondition;
+   * ListDefinitions says what omf-sender created there).
+   *
+   * @generated from rpc meridian.omf.v1.OmfSenderService.ListTypes
+   */
+  listTypes: {
+    methodKind: "unary";
+    input: typeof ListTypesRequestSchema;
+    output: typeof ListTypesResponseSchema;
+  },
+  /**
+   * The SDS streams (OMF containers) at a Data Hub / EDS endpoint, as ListTypes.
+   *
+   * @generated from rpc meridian.omf.v1.OmfSenderService.ListContainers
+   */
+  listContainers: {
+    methodKind: "unary";
+    input: typeof ListContainersRequestSchema;
+    output: typeof ListContainersResponseSchema;
+  },
+  /**
+   * The OMF types and containers omf-sender created at the endpoint's current URL (its own record, not the endpoint's):
+   * by the routes' pipelines and by SendOmf; optionally only those one route created first.
+   *
+   * @generated from rpc meridian.omf.v1.OmfSenderService.ListDefinitions
+   */
+  listDefinitions: {
+    methodKind: "unary";
+    input: typeof ListDefinitionsRequestSchema;
+    output: typeof ListDefinitionsResponseSchema;
+  },
+  /**
+   * Deletes what ListDefinitions lists (all of it, or one route's): containers first, then types, one object per
+   * request; a 404 or 409 is taken as already gone (as the sample's clean-up does) and the record dropped. With a
+   * route, a type another route's container still uses is kept. dry_run lists what would go and deletes nothing.
+   * A route still delivering creates what it needs again with its next events.
+   *
+   * @generated from rpc meridian.omf.v1.OmfSenderService.DeleteDefinitions
+   */
+  deleteDefinitions: {
+    methodKind: "unary";
+    input: typeof DeleteDefinitionsRequestSchema;
+    output: typeof DeleteDefinitionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_meridian_omf_v1_omf_sender_service, 0);
