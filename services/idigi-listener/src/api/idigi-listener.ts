@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { Bus } from "@meridian/bus";
+import { type Bus, routeBucket } from "@meridian/bus";
 import {
   AckOption,
   Compression,
@@ -13,11 +13,14 @@ import {
   type Session,
   SessionSchema,
   SessionState,
+  type WatchEventsResponse,
   WatchEventsResponseSchema,
 } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
-import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { requestLogger } from "@meridian/service-kit";
-import type { SessionManager, SessionView } from "../pipeline/manager.js";
+import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { callerOf, requestLogger } from "@meridian/service-kit";
+import type { Logger } from "pino";
+import { ackOptionWarning, type SessionManager, type SessionView } from "../pipeline/manager.js";
 import { echoText, type MonitorApi, type MonitorSpec, type Monitor as PlatformMonitor } from "../platform/index.js";
 import {
   MAX_DESCRIPTION_LENGTH,
@@ -138,38 +141,112 @@ export function sessionToProto(v: SessionView, settings: SessionSettings): Sessi
     memoryBudgetBytes: BigInt(settings.memoryBudgetBytes),
     atMemoryBudget: v.atMemoryBudget,
     memoryBudgetReached: c?.memoryBudgetReached ?? 0,
+    warnings: v.record.ackWarning ? [v.record.ackWarning] : [],
+  });
+}
+
+/** A route that names the monitor as its source (a catch-all route does not keep a watcher's own monitor alive). */
+function routeUses(route: Route, monitorId: string): boolean {
+  const s = route.source;
+  return s !== undefined && s.connection === monitorId && (s.platform === Platform.IDIGI || s.platform === Platform.UNSPECIFIED);
+}
+
+/** platform:admin, as the access rule of CreateMonitor asks it ("*" holds every role). */
+function mayAdminister(roles: ReadonlySet<string>): boolean {
+  return roles.has("*") || roles.has("platform:admin");
+}
+
+/** A WatchEvents answer; with raw payloads the record as sent goes beside the event, not twice. */
+function watchAnswer(event: TelemetryEvent, rawPayloads: boolean): WatchEventsResponse {
+  if (!rawPayloads) return create(WatchEventsResponseSchema, { event });
+  const raw = event.raw;
+  event.raw = undefined;
+  if (!raw) return create(WatchEventsResponseSchema, { event });
+  return create(WatchEventsResponseSchema, {
+    event,
+    rawPayload: Buffer.from(raw.data).toString("utf8"),
+    rawFormat: raw.contentType === "application/xml" ? PayloadFormat.XML : PayloadFormat.JSON,
   });
 }
 
 export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeof IdigiListenerService> {
   const { api, sessions, bus } = deps;
   const session = (v: SessionView) => sessionToProto(v, deps);
+  /** Watchers per monitor on this instance: a leaving watcher does not delete a monitor another one watches. */
+  const watchers = new Map<string, number>();
+
+  /**
+   * Creates a monitor (the seed's get, delete, create with replace_existing) and starts its session when asked. The
+   * v1 API documents no ack option, so its monitor is read back: what the platform keeps is the answer, and an ack
+   * option it does not confirm is a warning.
+   */
+  async function createMonitor(
+    req: CreateMonitorRequest,
+    log: Logger,
+    opts: { includeRaw?: boolean; onCreated?: (monitorId: string) => void } = {},
+  ) {
+    if (req.replaceExisting) {
+      for (const old of await api.list({ topics: req.topics })) {
+        await sessions.forget(old.id);
+        await api.delete(old.id);
+        log.info({ monitorId: old.id }, "replaced monitor deleted");
+      }
+    }
+    // Counted on the platform (the account's monitors, whoever made them): each one is a push session here.
+    // Concurrent creates may pass together; a loop of one cannot get past it.
+    const count = (await api.list()).length;
+    if (count >= deps.maxMonitors)
+      throw new ConnectError(
+        `monitor quota reached: the account has ${count} monitors, IDIGI_MAX_MONITORS=${deps.maxMonitors}; delete one first`,
+        Code.ResourceExhausted,
+      );
+    const spec = monitorSpec(req);
+    let monitor = await api.create(spec);
+    log.info({ monitorId: monitor.id, topics: spec.topics }, "monitor created");
+    opts.onCreated?.(monitor.id);
+    if (!api.ackOptionDocumented) monitor = await api.get(monitor.id);
+    const warning = ackOptionWarning(monitor, api.ackOptionDocumented === true);
+    if (warning) log.warn({ monitorId: monitor.id, ackOption: spec.ackOption }, warning);
+    const warnings = warning ? [warning] : [];
+    if (!req.startSession) return { monitor: monitorToProto(monitor), warnings };
+    const started = await sessions.start(monitor.id, deps.startWaitMs, opts);
+    return { monitor: monitorToProto(monitor), session: session(started), warnings };
+  }
+
+  /**
+   * A watcher that created its monitor left: stop the session and delete the monitor, unless another watcher here
+   * watches it or a route names it. The routes bucket unreadable (e.g. no permission) keeps the monitor: a route's
+   * data source is never deleted on a guess.
+   */
+  async function leave(monitorId: string, log: Logger): Promise<void> {
+    if ((watchers.get(monitorId) ?? 0) > 0) {
+      log.info({ monitorId, watchers: watchers.get(monitorId) }, "monitor kept after its watcher left: other watchers watch it");
+      return;
+    }
+    let routes: string[];
+    try {
+      routes = (await routeBucket(bus).entries()).filter(([, r]) => routeUses(r, monitorId)).map(([id]) => id);
+    } catch (err) {
+      log.warn({ err, monitorId }, "monitor kept after its watcher left: the routes could not be read to know whether one uses it");
+      return;
+    }
+    if (routes.length > 0) {
+      log.info({ monitorId, routes: routes.slice(0, 10) }, "monitor kept after its watcher left: routes use it");
+      return;
+    }
+    try {
+      await sessions.forget(monitorId);
+      await api.delete(monitorId);
+      log.info({ monitorId }, "monitor deleted: the watcher that created it left");
+    } catch (err) {
+      log.warn({ err, monitorId }, "deleting the monitor of a watcher that left failed; delete it with DeleteMonitor");
+    }
+  }
 
   return {
     async createMonitor(req, ctx) {
       validateCreateMonitor(req);
-      const log = requestLogger(ctx);
-      if (req.replaceExisting) {
-        for (const old of await api.list({ topics: req.topics })) {
-          await sessions.forget(old.id);
-          await api.delete(old.id);
-          log.info({ monitorId: old.id }, "replaced monitor deleted");
-        }
-      }
-      // Counted on the platform (the account's monitors, whoever made them): each one is a push session here.
-      // Concurrent creates may pass together; a loop of one cannot get past it.
-      const count = (await api.list()).length;
-      if (count >= deps.maxMonitors)
-        throw new ConnectError(
-          `monitor quota reached: the account has ${count} monitors, IDIGI_MAX_MONITORS=${deps.maxMonitors}; delete one first`,
-          Code.ResourceExhausted,
-        );
-      const spec = monitorSpec(req);
-      const monitor = await api.create(spec);
-      log.info({ monitorId: monitor.id, topics: spec.topics }, "monitor created");
-      if (!req.startSession) return { monitor: monitorToProto(monitor) };
-      const started = await sessions.start(monitor.id, deps.startWaitMs);
-      return { monitor: monitorToProto(monitor), session: session(started) };
+      return createMonitor(req, requestLogger(ctx));
     },
 
     async listMonitors(req) {
@@ -206,19 +283,53 @@ export function idigiListenerService(deps: IdigiListenerDeps): ServiceImpl<typeo
 
     async *watchEvents(req, ctx) {
       validateWatchEvents(req);
+      const log = requestLogger(ctx);
       if (!bus.connected) throw new ConnectError("event bus unavailable", Code.Unavailable);
-      // A monitor is known when it has a session here or exists on the platform.
-      if (!(await sessions.isRecorded(req.monitorId))) await api.get(req.monitorId);
-      const stream = bus.subscribe(
-        { platform: Platform.IDIGI, connection: req.monitorId },
-        { signal: ctx.signal, ...(req.startTime ? { startTime: timestampDate(req.startTime) } : {}) },
-      );
+      let monitorId = req.monitorId;
+      let watching = false;
       try {
-        for await (const event of stream) yield create(WatchEventsResponseSchema, { event });
+        let first: WatchEventsResponse | undefined;
+        // A created monitor is watched from before it existed: nothing its session publishes is missed.
+        let startTime = req.startTime ? timestampDate(req.startTime) : undefined;
+        if (req.createMonitor) {
+          if (!mayAdminister(callerOf(ctx).roles))
+            throw new ConnectError("create_monitor creates a monitor: it needs the platform:admin role", Code.PermissionDenied);
+          startTime ??= new Date();
+          const created = await createMonitor({ ...req.createMonitor, startSession: true }, log, {
+            includeRaw: req.rawPayloads,
+            onCreated: (id) => {
+              monitorId = id;
+            },
+          });
+          first = create(WatchEventsResponseSchema, { monitor: created.monitor, ...(created.session ? { session: created.session } : {}) });
+        } else if (!(await sessions.isRecorded(monitorId))) {
+          // A monitor is known when it has a session here or exists on the platform.
+          await api.get(monitorId);
+        }
+        watchers.set(monitorId, (watchers.get(monitorId) ?? 0) + 1);
+        watching = true;
+        if (req.rawPayloads && !(await sessions.keepsRaw(monitorId)))
+          throw new ConnectError(
+            `raw_payloads: monitor ${monitorId}'s session does not keep the payloads as sent; set IDIGI_INCLUDE_RAW=true on idigi-listener, or watch with create_monitor and raw_payloads`,
+            Code.FailedPrecondition,
+          );
+        if (first) yield first;
+        const stream = bus.subscribe(
+          { platform: Platform.IDIGI, connection: monitorId },
+          { signal: ctx.signal, ...(startTime ? { startTime } : {}) },
+        );
+        for await (const event of stream) yield watchAnswer(event, req.rawPayloads);
       } catch (err) {
         // The caller left or the server is stopping: the stream simply ends.
-        if (ctx.signal.aborted) return;
-        throw err;
+        if (!ctx.signal.aborted) throw err;
+      } finally {
+        if (watching) {
+          const left = (watchers.get(monitorId) ?? 1) - 1;
+          if (left > 0) watchers.set(monitorId, left);
+          else watchers.delete(monitorId);
+        }
+        // Also when the session could not start: the monitor this watcher created goes with it.
+        if (req.createMonitor && req.deleteMonitorOnLeave && monitorId) await leave(monitorId, log);
       }
     },
   };

@@ -52,18 +52,23 @@ export function monitorIdViolations(id: string, path = "monitor_id"): FieldViola
   return MONITOR_ID.test(id) && Number(id) <= 0xffffffff ? [] : [{ path, reason: "must be a decimal monitor id (0-4294967295)" }];
 }
 
-export function validateCreateMonitor(req: CreateMonitorRequest): void {
-  const v = required(CreateMonitorRequestSchema, req);
-  if (req.topics.length > 0) v.push(...topicViolations(req.topics, "topics"));
-  v.push(...enumViolation(req.format, PayloadFormat, "format"));
-  v.push(...enumViolation(req.compression, Compression, "compression"));
-  v.push(...enumViolation(req.ackOption, AckOption, "ack_option"));
+function createMonitorViolations(req: CreateMonitorRequest, prefix = ""): FieldViolation[] {
+  const v = required(CreateMonitorRequestSchema, req).map((x) => ({ ...x, path: prefix + x.path }));
+  if (req.topics.length > 0) v.push(...topicViolations(req.topics, `${prefix}topics`));
+  v.push(...enumViolation(req.format, PayloadFormat, `${prefix}format`));
+  v.push(...enumViolation(req.compression, Compression, `${prefix}compression`));
+  v.push(...enumViolation(req.ackOption, AckOption, `${prefix}ack_option`));
   if (req.batchSize !== undefined && (req.batchSize < 1 || req.batchSize > MAX_BATCH_SIZE))
-    v.push({ path: "batch_size", reason: `must be between 1 and ${MAX_BATCH_SIZE}` });
+    v.push({ path: `${prefix}batch_size`, reason: `must be between 1 and ${MAX_BATCH_SIZE}` });
   if (req.batchDurationSeconds !== undefined && req.batchDurationSeconds > MAX_BATCH_DURATION_SECONDS)
-    v.push({ path: "batch_duration_seconds", reason: `must be at most ${MAX_BATCH_DURATION_SECONDS}` });
+    v.push({ path: `${prefix}batch_duration_seconds`, reason: `must be at most ${MAX_BATCH_DURATION_SECONDS}` });
   if (req.description.length > MAX_DESCRIPTION_LENGTH)
-    v.push({ path: "description", reason: `longer than ${MAX_DESCRIPTION_LENGTH} characters` });
+    v.push({ path: `${prefix}description`, reason: `longer than ${MAX_DESCRIPTION_LENGTH} characters` });
+  return v;
+}
+
+export function validateCreateMonitor(req: CreateMonitorRequest): void {
+  const v = createMonitorViolations(req);
   if (v.length > 0) invalidArgument(v);
 }
 
@@ -79,8 +84,15 @@ export function validateMonitorId(req: { monitorId: string }): void {
 }
 
 export function validateWatchEvents(req: WatchEventsRequest): void {
-  const v = required(WatchEventsRequestSchema, req).filter((x) => x.path !== "monitor_id");
-  v.push(...monitorIdViolations(req.monitorId));
+  const v = required(WatchEventsRequestSchema, req);
+  if (req.createMonitor) {
+    if (req.monitorId !== "") v.push({ path: "monitor_id", reason: "must be empty with create_monitor (the monitor is created)" });
+    v.push(...createMonitorViolations(req.createMonitor, "create_monitor."));
+  } else {
+    v.push(...monitorIdViolations(req.monitorId, "monitor_id"));
+    if (req.deleteMonitorOnLeave)
+      v.push({ path: "delete_monitor_on_leave", reason: "only with create_monitor: a watcher deletes only the monitor it created" });
+  }
   const t = req.startTime;
   if (t && (t.nanos < 0 || t.nanos > 999_999_999)) v.push({ path: "start_time.nanos", reason: "out of range" });
   if (v.length > 0) invalidArgument(v);

@@ -10,6 +10,7 @@ import type { PushTarget } from "../config.js";
 import {
   IdigiError,
   IdigiNotFoundError,
+  type Monitor,
   type MonitorApi,
   type PemInput,
   type PushSessionExtraOptions,
@@ -43,6 +44,26 @@ export interface SessionRecord {
    * which read it). Never used to connect: anyone who can write the bucket could point the credentials elsewhere.
    */
   connection?: PushTarget;
+  /** Keep each record's payload as the platform sent it, whatever IDIGI_INCLUDE_RAW says (a raw watcher's session). */
+  includeRaw?: boolean;
+  /** The ack option the platform did not confirm when the session started (ackOptionWarning). */
+  ackWarning?: string;
+}
+
+/**
+ * What to tell an operator about a monitor's ack option as the platform reads it back, or undefined when all is well.
+ * Explicit acks are what makes a block lost in flight come again. The legacy API documents monAckOption, and its lists
+ * may leave it out (notes §1.6), so only an `off` read back is reported there; the v1 API's `ack_option` is in no
+ * documented field list, so anything but an explicit read back is.
+ */
+export function ackOptionWarning(monitor: Monitor, documented: boolean): string | undefined {
+  if (monitor.ackOption === "explicit") return undefined;
+  const loss = "a block lost in flight (a dropped connection, a listener restart) is not sent again";
+  if (monitor.ackOption === "off") return `monitor ${monitor.id} acks are off at the platform: ${loss}`;
+  if (documented && monitor.ackOption === undefined) return undefined;
+  return `monitor ${monitor.id}: the platform did not confirm explicit acks (ack option read back: ${
+    monitor.ackOption === undefined ? "none" : JSON.stringify(String(monitor.ackOption).slice(0, 32))
+  }; the v1 API documents no ack_option field); if it treats blocks as delivered once sent, ${loss}`;
 }
 
 export interface SessionView {
@@ -203,8 +224,9 @@ export class SessionManager {
       logger: o.logger,
       session,
       dedupeEvents: o.dedupeEvents,
-      includeRaw: o.includeRaw,
+      includeRaw: o.includeRaw || record.includeRaw === true,
     });
+    if (record.ackWarning) this.log.warn({ monitorId: record.monitorId }, record.ackWarning);
     this.running.set(record.monitorId, { record, pipeline });
     pipeline.start();
     return pipeline;
@@ -214,13 +236,15 @@ export class SessionManager {
    * Starts a monitor's session (or returns the running one): checks the monitor on the platform, connects, waits
    * up to `waitMs` for the platform's answer, and records the session in KV unless the platform refused it.
    */
-  async start(monitorId: string, waitMs = 10_000): Promise<SessionView> {
+  async start(monitorId: string, waitMs = 10_000, opts: { includeRaw?: boolean } = {}): Promise<SessionView> {
     const existing = this.running.get(monitorId);
     if (existing && existing.pipeline.state.state !== "failed") return this.view(existing.record);
     const monitor = await this.options.api.get(monitorId);
     if (monitor.transport && monitor.transport !== "tcp") {
       throw new IdigiError(`monitor ${monitorId} uses the ${monitor.transport} transport; only tcp monitors have push sessions`);
     }
+    // Read back now, so that every instance that runs the session (it is in the record) reports it.
+    const ackWarning = ackOptionWarning(monitor, this.options.api.ackOptionDocumented === true);
     // Deciding and launching is exclusive with maintain() (and other starts): one pipeline per monitor.
     const launched = await this.exclusive(async (): Promise<SessionView | { record: SessionRecord; pipeline: MonitorPipeline }> => {
       if (this.closed) throw new ShuttingDownError();
@@ -231,10 +255,16 @@ export class SessionManager {
         this.running.delete(monitorId);
       }
       const recorded = await this.bucket.get(monitorId);
-      const record: SessionRecord = recorded ?? {
+      const base: SessionRecord = recorded ?? {
         monitorId,
         startedTime: new Date().toISOString(),
         connection: { ...this.options.target },
+      };
+      const { ackWarning: _, ...rest } = base;
+      const record: SessionRecord = {
+        ...rest,
+        ...(opts.includeRaw ? { includeRaw: true } : {}),
+        ...(ackWarning ? { ackWarning } : {}),
       };
       const holder = await this.acquire(monitorId);
       if (holder) {
@@ -289,6 +319,13 @@ export class SessionManager {
 
   async isRecorded(monitorId: string): Promise<boolean> {
     return this.running.has(monitorId) || (await this.bucket.get(monitorId)) !== undefined;
+  }
+
+  /** Whether the monitor's session keeps each record's payload as sent (IDIGI_INCLUDE_RAW, or a raw watcher's session). */
+  async keepsRaw(monitorId: string): Promise<boolean> {
+    if (this.options.includeRaw) return true;
+    const record = this.running.get(monitorId)?.record ?? (await this.bucket.get(monitorId));
+    return record?.includeRaw === true;
   }
 
   private view(record: SessionRecord, holder?: SessionLease): SessionView {
@@ -349,7 +386,8 @@ export class SessionManager {
         failed: BigInt(c.failedBatches),
         // Unacked blocks wait on the platform, not on the bus.
         pending: 0n,
-        lastError: c.lastError ?? "",
+        // The ack warning stands while nothing more recent went wrong: it is what status shows for the monitor.
+        lastError: c.lastError ?? this.running.get(monitorId)?.record.ackWarning ?? "",
         ...(c.lastErrorTime ? { lastErrorTime: timestampFromDate(c.lastErrorTime) } : {}),
       }),
     );

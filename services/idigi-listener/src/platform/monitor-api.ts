@@ -96,6 +96,11 @@ export interface MonitorApi {
   delete(id: string | number): Promise<void>;
   /** Calls `listener` before each retry of an idempotent call; returns what removes it. */
   onRetry?(listener: (retry: MonitorApiRetry) => void): () => void;
+  /**
+   * Whether the API documents the ack option it is sent: the legacy API's monAckOption is [D]; the v1 API's
+   * `ack_option` is in no field list of the notes ([I]), so what a v1 monitor does is only known from reading it back.
+   */
+  readonly ackOptionDocumented?: boolean;
 }
 
 const MAX_PAGES = 10_000;
@@ -360,6 +365,7 @@ function quote(v: string): string {
 
 /** The legacy XML `/ws/Monitor` API (iDigi, Device Cloud, and still live on Remote Manager). */
 export class LegacyMonitorApi implements MonitorApi {
+  readonly ackOptionDocumented = true;
   private readonly http: HttpCore;
   constructor(options: MonitorApiOptions) {
     this.http = new HttpCore(validateMonitorApiOptions(options));
@@ -465,6 +471,7 @@ export class LegacyMonitorApi implements MonitorApi {
  * and a `cursor` is followed when present. Filtering is done client-side.
  */
 export class V1MonitorApi implements MonitorApi {
+  readonly ackOptionDocumented = false;
   private readonly http: HttpCore;
   constructor(options: MonitorApiOptions) {
     this.http = new HttpCore(validateMonitorApiOptions(options));
