@@ -68,6 +68,8 @@ export class EventMapper {
   private readonly containers = new Map<string, OmfContainer>();
   /** The route mapping's types as TypeMappings (property ids are the user's own). */
   private readonly userTypes = new Map<string, TypeMapping>();
+  /** The route mapping's containers by entry and source (templates rendered, ids checked). */
+  private readonly userContainers = new Map<string, OmfContainer>();
 
   constructor(private readonly options: MappingOptions) {}
 
@@ -181,7 +183,7 @@ export class EventMapper {
     const used = new Set<string>();
     let applied = false;
     const time = isoTime(event.observedTime!);
-    const entries = this.options.staticData === false ? mapping.containers : [...mapping.containers, ...mapping.statics];
+    const entries = this.options.staticData === false ? mapping.containers : mapping.containers.concat(mapping.statics);
     for (const entry of entries) {
       if (!entry.when.every(([k, v]) => event.attributes[k] === v)) continue;
       const value: Record<string, unknown> = {};
@@ -226,16 +228,27 @@ export class EventMapper {
   }
 
   private userContainer(entry: MappingEntry, source: TemplateSource, where: string): OmfContainer {
-    const id = renderTemplate(entry.id!, source, true);
-    if (id.length > MAX_ID_LENGTH || sanitizeIdSegment(id) !== id)
-      throw new OmfInvalidMessageError([
-        `${where}: ${entry.path}.id: "${id.slice(0, 120)}" is not a valid container id (at most ${MAX_ID_LENGTH} characters, no leading/trailing "." nor "..")`,
-      ]);
-    const c: { -readonly [K in keyof OmfContainer]: OmfContainer[K] } = { id, typeid: entry.type.id };
-    if (entry.name !== undefined) c.name = renderTemplate(entry.name, source, false);
-    if (entry.description !== undefined) c.description = renderTemplate(entry.description, source, false);
+    const key = `${entry.path}\u0000${source.platform}\u0000${source.connection}\u0000${source.device}`;
+    let c = this.userContainers.get(key);
+    if (!c) {
+      if (this.userContainers.size >= MAX_CACHE) this.userContainers.clear();
+      c = userContainerFor(entry, source, where);
+      this.userContainers.set(key, c);
+    }
     return c;
   }
+}
+
+function userContainerFor(entry: MappingEntry, source: TemplateSource, where: string): OmfContainer {
+  const id = renderTemplate(entry.id!, source, true);
+  if (id.length > MAX_ID_LENGTH || sanitizeIdSegment(id) !== id)
+    throw new OmfInvalidMessageError([
+      `${where}: ${entry.path}.id: "${id.slice(0, 120)}" is not a valid container id (at most ${MAX_ID_LENGTH} characters, no leading/trailing "." nor "..")`,
+    ]);
+  const c: { -readonly [K in keyof OmfContainer]: OmfContainer[K] } = { id, typeid: entry.type.id };
+  if (entry.name !== undefined) c.name = renderTemplate(entry.name, source, false);
+  if (entry.description !== undefined) c.description = renderTemplate(entry.description, source, false);
+  return c;
 }
 
 function sourceValue(v: TelemetryEvent["points"][number]["value"]): SourceValue | undefined {
