@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Bus, consumerBacklog, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS } from "@meridian/bus";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
@@ -68,7 +68,10 @@ let bus: Bus;
 
 const BASE = Date.UTC(2026, 5, 1);
 
-function reading(connection: string, device: string, i: number, points: TelemetryEvent["points"]): TelemetryEvent {
+/** Points in protobuf-es init form (plain objects). */
+type PointsInit = NonNullable<Exclude<MessageInitShape<typeof TelemetryEventSchema>, TelemetryEvent>["points"]>;
+
+function reading(connection: string, device: string, i: number, points: PointsInit): TelemetryEvent {
   return create(TelemetryEventSchema, {
     id: `${connection}:${device}:${i}`,
     source: { platform: Platform.IDIGI, connection, device },
