@@ -63,6 +63,19 @@ const Env = z.object({
 const env = loadConfigOrExit(Env);
 const log = createLogger("emulator-omf");
 
+/** Which variable carries each setting, to name it when its value is refused. */
+const SETTINGS_ENV: Record<string, string> = {
+  "createMode.pi": "OMF_EMULATOR_PI_CREATE_MODE",
+  "createMode.adh": "OMF_EMULATOR_ADH_CREATE_MODE",
+  "createMode.eds": "OMF_EMULATOR_EDS_CREATE_MODE",
+  piUpdate: "OMF_EMULATOR_PI_UPDATE",
+  piPointNames: "OMF_EMULATOR_PI_POINT_NAMES",
+  piRelease: "OMF_EMULATOR_PI_RELEASE",
+  edsRelease: "OMF_EMULATOR_EDS_RELEASE",
+  sdsConflictStatus: "OMF_EMULATOR_SDS_CONFLICT_STATUS",
+  sdsTimestamps: "OMF_EMULATOR_SDS_TIMESTAMPS",
+};
+
 // The settings are validated by the same parser as `POST /_emulator/settings`, so the values and errors are the same.
 let settings: SettingsPatch;
 try {
@@ -81,7 +94,9 @@ try {
     ),
   );
 } catch (err) {
-  log.fatal({ err }, "invalid OMF emulator settings in the environment");
+  const field = (err as { field?: string }).field ?? "";
+  const variable = SETTINGS_ENV[field] ?? "OMF_EMULATOR_*";
+  log.fatal({ variable, error: (err as Error).message }, `invalid ${variable}`);
   process.exit(1);
 }
 

@@ -93,7 +93,7 @@ describe("PI Web API read paths", () => {
     });
     const window = await getJson(`${level!.Links.RecordedData}?startTime=2024-01-01T00:00:08Z&endTime=2024-01-01T00:01:00Z`, PI);
     expect(window.body.Items.map((i: { Value: number }) => i.Value)).toEqual([8, 9]);
-    const current = await getJson(label!.Links.Value, PI);
+    const current = await getJson(label!.Links.Value!, PI);
     expect(current.body).toMatchObject({ Timestamp: "2024-01-01T00:00:09Z", Value: "v9", Good: true, Questionable: false });
   });
 
@@ -165,7 +165,7 @@ describe("SDS read paths and deletes (EDS and ADH)", () => {
       const del = (path: string) => fetch(`${p.base()}/${path}`, { method: "DELETE", headers: p.h() });
       const inUse = await del("Types/Tank");
       expect(inUse.status).toBe(409);
-      expect((await inUse.json()).Error).toBe("The type is in use");
+      expect(((await inUse.json()) as { Error: string }).Error).toBe("The type is in use");
       expect((await del("Streams/tank1")).status).toBe(204);
       expect((await del("Streams/Tank1")).status).toBe(404);
       expect((await getJson(`${p.base()}/Streams/Tank1/Data/Last`, p.h())).status).toBe(404);
