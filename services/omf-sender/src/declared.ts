@@ -44,6 +44,8 @@ const SETTINGS_KEYS = new Set([
   "timeoutMs",
   "maxBodyBytes",
   "maxValuesPerRequest",
+  "acceptVerbosity",
+  "producerToken",
 ]);
 const SECRET_KEYS = new Set(["password", "clientSecret"]);
 const KINDS: Record<string, EndpointSettings["kind"]> = { pi: "pi", adh: "adh", ocs: "adh", cds: "adh", eds: "eds" };

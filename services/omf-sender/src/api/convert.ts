@@ -41,6 +41,8 @@ const FIELD_NAMES: Record<string, string> = {
   timeoutMs: "timeout_ms",
   maxBodyBytes: "max_body_bytes",
   maxValuesPerRequest: "max_values_per_request",
+  acceptVerbosity: "accept_verbosity",
+  producerToken: "producer_token",
 };
 
 /** The proto endpoint's non-secret settings in the platform client's shape (unset proto fields stay unset). */
@@ -58,6 +60,8 @@ export function settingsFromProto(e: Endpoint): EndpointSettings {
   str("apiVersion", e.apiVersion);
   str("tokenUrl", e.tokenUrl);
   str("caPemPath", e.caPemPath);
+  str("acceptVerbosity", e.acceptVerbosity);
+  str("producerToken", e.producerToken);
   if (e.insecureSkipTlsVerify) s["verifySsl"] = false;
   if (e.allowHttp) s["allowHttp"] = true;
   if (e.disableCompression) s["compression"] = false;
@@ -90,6 +94,8 @@ export function endpointToProto(entry: EndpointEntry, insecureSettings: readonly
     timeoutMs: s.timeoutMs ?? 0,
     maxBodyBytes: s.maxBodyBytes ?? 0,
     maxValuesPerRequest: s.maxValuesPerRequest ?? 0,
+    acceptVerbosity: s.acceptVerbosity ?? "",
+    producerToken: s.producerToken ?? "",
     hasSecret: stored.secret !== undefined,
     origin: stored.origin,
     createTime: timestampFromDate(new Date(stored.createTime)),

@@ -154,6 +154,7 @@ export function okResult(id: string, results: OmfResult[], redact: Redact): Endp
     requests: results.length,
     events: evs,
     eventsOmitted: budget.omitted,
+    alreadyExists: results.some((r) => r.alreadyExists === true),
   });
 }
 

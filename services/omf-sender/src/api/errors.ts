@@ -2,8 +2,30 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { KeyExistsError } from "@meridian/bus";
 import type { ErrorTable } from "@meridian/service-kit";
 import { CredentialsError, EndpointPolicyError, EndpointRevisionError } from "../pipeline/endpoints.js";
-import { OmfConfigError } from "../platform/index.js";
+import {
+  OmfBadRequestError,
+  OmfConfigError,
+  OmfNotFoundError,
+  OmfResponseTooLargeError,
+  OmfServerError,
+  OmfThrottledError,
+} from "../platform/index.js";
 import { policyViolationsToProto } from "./convert.js";
+import { EndpointReadError } from "./readback.js";
+
+/** A read-back's endpoint answer, by what the caller can do about it. */
+function readCode(err: EndpointReadError): Code {
+  const e = err.endpointError;
+  // No such point, stream or type at the endpoint.
+  if (e instanceof OmfNotFoundError) return Code.NotFound;
+  // The endpoint is down, slow or shedding load: try again later.
+  if (e instanceof OmfServerError || e instanceof OmfThrottledError) return Code.Unavailable;
+  if (e instanceof OmfResponseTooLargeError) return Code.ResourceExhausted;
+  // The endpoint refused what was asked of it (a bad index or filter).
+  if (e instanceof OmfBadRequestError) return Code.InvalidArgument;
+  // Credentials refused, TLS, an answer that is not the documented one: the endpoint's set-up.
+  return Code.FailedPrecondition;
+}
 
 /** omf-sender's errors at the API edge; bus errors are the starter's table. */
 export const omfSenderErrors: ErrorTable = (err) => {
@@ -21,5 +43,7 @@ export const omfSenderErrors: ErrorTable = (err) => {
     );
   // A stored endpoint whose secret cannot be read or whose settings no longer validate: the operator must fix it.
   if (err instanceof CredentialsError || err instanceof OmfConfigError) return new ConnectError(err.message, Code.FailedPrecondition);
+  // A read-back the endpoint answered with an error (its text already redacted).
+  if (err instanceof EndpointReadError) return new ConnectError(err.message, readCode(err));
   return undefined;
 };

@@ -24,9 +24,19 @@ import {
 import type { PipelineManager } from "../pipeline/manager.js";
 import type { EndpointStats } from "../pipeline/stats.js";
 import type { DefinitionState } from "../pipeline/store.js";
-import { OmfAuthError, type OmfClient, type OmfMessage, OmfServerError, OmfThrottledError, typeMessage } from "../platform/index.js";
+import {
+  OmfAuthError,
+  type OmfClient,
+  type OmfContainer,
+  type OmfMessage,
+  OmfServerError,
+  OmfThrottledError,
+  type OmfType,
+  typeMessage,
+} from "../platform/index.js";
 import { endpointToProto, endpointViolations, settingsFromProto } from "./convert.js";
 import { echoableMessage, echoText, errorResult, okResult, redactor } from "./echo.js";
+import { readbackHandlers } from "./readback.js";
 
 export interface ApiDeps {
   registry: EndpointRegistry;
@@ -88,6 +98,34 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
     if (!c) throw new ConnectError(`endpoint "${id}" not found`, Code.NotFound);
     return c;
   };
+  /**
+   * Types and containers SendOmf created (or deleted) join omf-sender's record of what it created at the endpoint, so
+   * that ListDefinitions and DeleteDefinitions see them as well as the pipelines'.
+   */
+  const recordDefinitions = async (id: string, client: OmfClient, message: OmfMessage) => {
+    if (message.messageType === "data") return;
+    const defs = message.body as { id?: unknown }[];
+    if (!defs.every((d) => typeof d.id === "string" && d.id !== "")) return;
+    if (message.action === "create")
+      await deps.state.recordCreated(
+        id,
+        client,
+        message.messageType === "type" ? (defs as OmfType[]) : [],
+        message.messageType === "container" ? (defs as OmfContainer[]) : [],
+      );
+    else if (message.action === "delete") {
+      const ids = defs.map((d) => d.id as string);
+      await deps.state.forget(id, client, message.messageType === "type" ? ids : [], message.messageType === "container" ? ids : []);
+    }
+  };
+  /** The OMF version the endpoint's client speaks now (undefined when the record cannot be sent to). */
+  const versionOf = async (id: string) => {
+    try {
+      return (await registry.client(id))?.omfVersionInUse;
+    } catch {
+      return undefined;
+    }
+  };
   const toProto = (endpoint: StoredEndpoint, revision: number) =>
     endpointToProto({ endpoint, revision }, registry.insecureSettings(endpoint));
   /** The operator's settings, checked on what the caller asks for (and again before every send). */
@@ -108,6 +146,14 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
   };
 
   return {
+    ...readbackHandlers({
+      state: deps.state,
+      clientOf: async (id) => {
+        await mustGet(id);
+        return clientOf(id);
+      },
+    }),
+
     async createEndpoint(req, ctx) {
       const violations = requireFields(CreateEndpointRequestSchema, req);
       if (req.endpoint) violations.push(...endpointViolations(req.endpoint));
@@ -290,7 +336,9 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
         clients.map(async (client, i) => {
           const id = req.endpointIds[i]!;
           try {
-            const rs = await client.sendBatched(message, { signal: ctx.signal });
+            // A 409 to a create is "already exists": success, as the reference sample takes it.
+            const rs = await client.sendBatched(message, { signal: ctx.signal, conflictIsSuccess: message.action === "create" });
+            await recordDefinitions(id, client, message);
             stats.success(id, { messages: 1 });
             return okResult(id, rs, redactor(client));
           } catch (err) {
@@ -327,6 +375,12 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
           // The record changed between the two reads; the next status shows it.
         }
       }
+      const warnings: string[] = [];
+      if (e.settings.verifySsl === false)
+        warnings.push(
+          "TLS verification is off (insecure_skip_tls_verify): the endpoint's certificate is not checked, anyone on the path can read and change what is sent",
+        );
+      const version = versionOf(req.id);
       const c = stats.get(req.id);
       const pipelines = deps.pipelines.list().filter((p) => p.endpointId === req.id);
       const pending = await Promise.all(pipelines.map((p) => p.pending()));
@@ -348,6 +402,9 @@ export function omfSenderService(deps: ApiDeps): ServiceImpl<typeof OmfSenderSer
           containers: BigInt(containers),
           maxContainers: BigInt(deps.maxContainersPerEndpoint),
           quotaRefusedEvents: BigInt(c.quotaRefusedEvents),
+          warnings,
+          omfVersion: (await version)?.version ?? "",
+          omfVersionSource: (await version)?.source ?? "",
         }),
       };
     },

@@ -45,6 +45,10 @@ export interface EndpointSettings {
   timeoutMs?: number;
   maxBodyBytes?: number;
   maxValuesPerRequest?: number;
+  /** `Accept-Verbosity` on OMF POSTs. */
+  acceptVerbosity?: string;
+  /** `producertoken` on OMF 1.0 / 1.1 (obsolete in 1.2): an opaque label, not a credential. */
+  producerToken?: string;
 }
 
 export type StoredSecret = SealedSecret | LegacySealedSecret | { ref: SecretRef };
@@ -331,7 +335,7 @@ export class EndpointRegistry {
     }
     const fingerprint = JSON.stringify(e);
     const cached = this.clients.get(id);
-    if (cached && cached.fingerprint === fingerprint) return cached.client;
+    if (cached && cached.fingerprint === fingerprint) return this.versioned(cached.client);
     let client: OmfClient;
     try {
       const violations = this.policy.violations(e.settings);
@@ -348,8 +352,23 @@ export class EndpointRegistry {
     this.refused.delete(id);
     if (cached && cached.url !== e.settings.url)
       this.log.warn({ endpoint: id, from: cached.url, to: e.settings.url }, "endpoint now points elsewhere");
+    if (!client.config.verifySsl)
+      this.log.warn({ endpoint: id, url: e.settings.url }, "TLS verification is off for this endpoint: its certificate is not checked");
     this.forget(id);
     this.clients.set(id, { fingerprint, client, url: e.settings.url });
+    return this.versioned(client);
+  }
+
+  /**
+   * The client once it knows the OMF version it speaks (asked of the endpoint when the record sets none: once, then
+   * at most every VERSION_PROBE_RETRY_MS while the endpoint does not say), so that whatever the caller maps next is
+   * shaped for the version the client sends. Logged when the endpoint's answer settles it.
+   */
+  private async versioned(client: OmfClient): Promise<OmfClient> {
+    if (client.omfVersionInUse.source !== "default") return client;
+    await client.omfVersion();
+    const now = client.omfVersionInUse;
+    if (now.source === "probed") this.log.info({ endpoint: client.name, omfVersion: now.version }, "OMF version asked of the endpoint");
     return client;
   }
 

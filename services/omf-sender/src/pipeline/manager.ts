@@ -36,7 +36,8 @@ export class PipelineManager {
     const parsed = pipelineSettings(route.options, this.defaults);
     const bounded = boundMemory(parsed.settings, this.memoryBudgetBytes);
     const problems = bounded.problem ? [...parsed.problems, bounded.problem] : parsed.problems;
-    const pipeline = new RoutePipeline(route, bounded.settings, this.deps);
+    // The route's view of the definitions state records it as the creator of what it sends first (clean-up by route).
+    const pipeline = new RoutePipeline(route, bounded.settings, { ...this.deps, state: this.deps.state.forRoute(route.id) });
     if (problems.length > 0) {
       // A bad omfMapping is not replaced by a default: the route's events wait until it is corrected.
       const outcome = bounded.settings.mappingProblem ? "events held until omfMapping is corrected; other defaults used" : "defaults used";

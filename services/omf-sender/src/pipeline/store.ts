@@ -9,6 +9,21 @@ const RECOUNT_MS = 5000;
 interface Known {
   id: string;
   at: string;
+  /** The definition as sent (records written before it was kept have none): what a clean-up deletes. */
+  def?: OmfType | OmfContainer;
+  /** The route whose pipeline created it first; absent: SendOmf (or a record older than this field). */
+  route?: string;
+}
+
+/** A definition omf-sender created at an endpoint, as its state records it. */
+export interface CreatedDefinition {
+  kind: "type" | "container";
+  id: string;
+  /** Containers: their type's id (when the record kept the definition). */
+  typeId?: string;
+  route?: string;
+  at: string;
+  def?: OmfType | OmfContainer;
 }
 
 const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 32);
@@ -35,6 +50,8 @@ export class DefinitionState {
   private readonly countedAt = new Map<string, number>();
   /** Containers admitted per scope and not yet created (their batch is on its way). */
   private readonly reserved = new Map<string, Set<string>>();
+  /** The route this view records as creator (forRoute); undefined on the shared state. */
+  private readonly origin: string | undefined = undefined;
 
   constructor(
     bus: Bus,
@@ -64,9 +81,28 @@ export class DefinitionState {
     return out;
   }
 
-  private async remember(scope: string, kind: "t" | "c", ids: string[]): Promise<void> {
+  /**
+   * This state as one route's pipeline sees it: the same bucket, caches, quota and locks, recording the route as the
+   * creator of what it sends first, so that a clean-up can find what one route created. A view, not a copy: every
+   * field is read through the prototype; only `origin` is its own.
+   */
+  forRoute(routeId: string): DefinitionState {
+    return Object.create(this, { origin: { value: routeId, enumerable: true } }) as DefinitionState;
+  }
+
+  private async remember(scope: string, kind: "t" | "c", defs: readonly (OmfType | OmfContainer)[]): Promise<void> {
     const at = new Date().toISOString();
-    await Promise.all(ids.map((id) => this.bucket.put(this.key(scope, kind, id), { id, at })));
+    const ids = defs.map((d) => d.id);
+    await Promise.all(
+      defs.map((def) =>
+        this.bucket.put(this.key(scope, kind, def.id), {
+          id: def.id,
+          at,
+          def,
+          ...(this.origin === undefined ? {} : { route: this.origin }),
+        }),
+      ),
+    );
     for (const id of ids) this.known.add(this.key(scope, kind, id));
     if (kind === "c") {
       const reserved = this.reserved.get(scope);
@@ -154,20 +190,12 @@ export class DefinitionState {
     const newTypes = await this.missing(scope, "t", types);
     if (newTypes.length > 0) {
       await client.sendBatched(typeMessage(newTypes), { signal });
-      await this.remember(
-        scope,
-        "t",
-        newTypes.map((t) => t.id),
-      );
+      await this.remember(scope, "t", newTypes);
     }
     const newContainers = await this.missing(scope, "c", containers);
     if (newContainers.length > 0) {
       await client.sendBatched(containerMessage(newContainers), { signal });
-      await this.remember(
-        scope,
-        "c",
-        newContainers.map((c) => c.id),
-      );
+      await this.remember(scope, "c", newContainers);
     }
     return { types: newTypes.length, containers: newContainers.length };
   }
@@ -178,6 +206,46 @@ export class DefinitionState {
     for (const k of keys) this.known.delete(k);
     await Promise.all(keys.map((k) => this.bucket.delete(k)));
     this.counts.delete(scope);
+  }
+
+  /** Records definitions created outside a pipeline (SendOmf), so that they are listed and cleaned up as well. */
+  async recordCreated(
+    endpointId: string,
+    client: OmfClient,
+    types: readonly OmfType[],
+    containers: readonly OmfContainer[],
+  ): Promise<void> {
+    const scope = this.scope(endpointId, client);
+    await this.locked(scope, async () => {
+      if (types.length > 0) await this.remember(scope, "t", types);
+      if (containers.length > 0) await this.remember(scope, "c", containers);
+    });
+  }
+
+  /**
+   * What omf-sender created at the endpoint's current URL (types and containers, sorted by kind then id), optionally
+   * only what one route created first. Reads every record of the endpoint: bounded by the container quota.
+   */
+  async created(endpointId: string, client: OmfClient, routeId?: string): Promise<CreatedDefinition[]> {
+    const scope = this.scope(endpointId, client);
+    const keys = (await this.bucket.keys()).filter((k) => k.startsWith(`${scope}.t.`) || k.startsWith(`${scope}.c.`));
+    const out: CreatedDefinition[] = [];
+    for (const k of keys) {
+      const known = await this.bucket.get(k);
+      if (!known) continue;
+      if (routeId !== undefined && known.route !== routeId) continue;
+      const kind = k.startsWith(`${scope}.t.`) ? "type" : "container";
+      const typeId = kind === "container" ? (known.def as OmfContainer | undefined)?.typeid : undefined;
+      out.push({
+        kind,
+        id: known.id,
+        at: known.at,
+        ...(typeId ? { typeId } : {}),
+        ...(known.route ? { route: known.route } : {}),
+        ...(known.def ? { def: known.def } : {}),
+      });
+    }
+    return out.sort((a, b) => (a.kind === b.kind ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.kind === "type" ? -1 : 1));
   }
 
   /** Drops everything known about an endpoint (it was deleted or now points elsewhere). */

@@ -49,17 +49,22 @@ export interface OmfClientOptions {
  * backoff is the caller's, via `@meridian/retry` (OmfServerError / OmfThrottledError say `retryable: true`).
  */
 export class OmfClient {
-  readonly config: OmfEndpointConfig;
+  /** The validated configuration; its `omfVersion` is the one in use (the probed one once the endpoint answered). */
+  get config(): OmfEndpointConfig {
+    return this.#config;
+  }
+  #config: OmfEndpointConfig;
   readonly #agent: Agent;
   readonly #tokens: ClientCredentialsTokenProvider | undefined;
   readonly #now: () => number;
   #version: { value: OmfVersion; source: OmfVersionSource; failedAt?: number };
   #probe: Promise<OmfVersion> | undefined;
+  #probed = false;
 
   constructor(input: OmfEndpointInput | OmfEndpointConfig, options: OmfClientOptions = {}) {
     const validated = validateEndpointConfig(input);
     if (!validated.ok) throw new OmfConfigError(validated.errors);
-    this.config = validated.config;
+    this.#config = validated.config;
     this.#now = options.now ?? Date.now;
     this.#version = this.config.omfVersionSet
       ? { value: this.config.omfVersion, source: "configured" }
@@ -114,10 +119,15 @@ export class OmfClient {
    * `/system`, EDS product information; version.ts), asked once and remembered. A probe that fails (no answer,
    * an answer that names no version) leaves DEFAULT_OMF_VERSION in use and is repeated at most every
    * VERSION_PROBE_RETRY_MS; it never fails the caller: a send reports its own errors.
+   *
+   * Whoever shapes messages by the version (the pipeline's mapping) calls this first and reads `config.omfVersion`;
+   * `send` asks only when nobody has, and otherwise sends with the version in use, so that a message is never shaped
+   * for one version and sent as another by a probe that answered in between.
    */
   async omfVersion(signal?: AbortSignal): Promise<OmfVersion> {
     const v = this.#version;
     if (v.source !== "default") return v.value;
+    this.#probed = true;
     if (v.failedAt !== undefined && this.#now() - v.failedAt < VERSION_PROBE_RETRY_MS) return v.value;
     this.#probe ??= this.#probeVersion(signal).finally(() => {
       this.#probe = undefined;
@@ -143,6 +153,7 @@ export class OmfClient {
       return this.#version.value;
     }
     this.#version = { value: found, source: "probed" };
+    this.#config = Object.freeze({ ...this.#config, omfVersion: found }) as OmfEndpointConfig;
     return found;
   }
 
@@ -208,7 +219,7 @@ export class OmfClient {
 
   /** POSTs one message (one request). Rejects with OmfInvalidMessageError before sending if it does not fit the version/kind. */
   async send(message: OmfMessage, options: SendOptions = {}): Promise<OmfResult> {
-    const version = await this.omfVersion(options.signal);
+    const version = this.#probed ? this.#version.value : await this.omfVersion(options.signal);
     const problems = checkMessage(message, version, this.config.kind);
     if (problems.length > 0) throw new OmfInvalidMessageError(problems, { endpoint: this.name });
     const json = serializeBody(message);

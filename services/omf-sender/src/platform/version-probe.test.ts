@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { OmfClient, VERSION_PROBE_RETRY_MS } from "./client.js";
 import type { OmfEndpointInput } from "./config.js";
 import { OmfConflictError, OmfUnexpectedReplyError } from "./errors.js";
-import { containerMessage, typeMessage } from "./messages.js";
+import { containerMessage, type OmfType, typeMessage } from "./messages.js";
 import { PI_PARTIAL_409 } from "./testdata/bodies.js";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -33,7 +33,7 @@ const pi = (url: string, extra: Record<string, unknown> = {}) =>
     compression: false,
     ...extra,
   }) as OmfEndpointInput;
-const TYPE = {
+const TYPE: OmfType = {
   id: "T",
   type: "object",
   classification: "dynamic",
@@ -85,8 +85,11 @@ describe("OMF version probe", () => {
     await c.send(typeMessage([TYPE]));
     expect(s.requests.filter((r) => r.path.endsWith("/system"))).toHaveLength(1);
     expect(posts(s).map((r) => r.headers["omfversion"])).toEqual(["1.2", "1.2"]);
+    // Asked again by whoever shapes messages by the version (the pipeline, through the registry), not by send.
+    expect(await c.omfVersion()).toBe("1.2");
+    expect(s.requests.filter((r) => r.path.endsWith("/system"))).toHaveLength(1);
     now += VERSION_PROBE_RETRY_MS + 1;
-    await c.send(typeMessage([TYPE]));
+    await c.omfVersion();
     expect(s.requests.filter((r) => r.path.endsWith("/system"))).toHaveLength(2);
   });
 
