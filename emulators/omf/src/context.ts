@@ -34,8 +34,12 @@ export class EmulatorContext {
     return op;
   }
 
+  /** Bumped by reset, so a request held by `asyncDelayMs` from before the reset is not applied after it. */
+  generation = 0;
+
   /** Stores, counters and faults back to empty. Issued tokens stay valid (a client keeps its session). */
   reset(): void {
+    this.generation++;
     this.store.reset();
     this.faults.clear();
     this.operations.clear();

@@ -115,7 +115,9 @@ export async function omfIngress(ctx: EmulatorContext, x: Exchange, profile: Pro
     c.faults.asyncDelay++;
     c.acceptedRequests++;
     const pending = record(202, "Pending");
+    const generation = ctx.generation;
     setTimeout(() => {
+      if (ctx.generation !== generation) return;
       const failed = tally(apply()).failed;
       pending.status = failed ? "Failed" : "Succeeded";
       pending.reason = failed?.failure?.message;
