@@ -8,7 +8,7 @@ import { EndpointKind } from "@meridian/contracts/meridian/omf/v1/omf_sender_ser
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { OmfSender } from "../src/service.js";
 import { apiClient, getJson, logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, until } from "./harness.js";
 
@@ -165,7 +165,11 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(keys.filter((k) => k.startsWith("pi.") && k.includes(".c."))).toHaveLength(4);
   });
 
-  it("an event sent again overwrites its value at the same timestamp (PI: update), never a second value", async () => {
+  // An event published again as a new bus message (past the bus's duplicate window) is not a redelivery: the ledger
+  // does not know it, and a receiver that inserts keeps both values. Here PI's update is read as replace (fledge).
+  it("an event published again overwrites its value at the same timestamp (PI update read as replace), never a second value", async () => {
+    emu.setSettings({ piUpdate: "replace" });
+    onTestFinished(() => void emu.setSettings({ piUpdate: "createmode" }));
     await putRoute("again", "line-again", "pi");
     const base = Date.UTC(2026, 6, 1);
     const events = Array.from({ length: 20 }, (_, i) => event("line-again", "d", i, base));
@@ -339,7 +343,12 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     }
   }, 60_000);
 
-  it("no loss, no duplicates when omf-sender dies after a write and before its ack (the new instance re-sends)", async () => {
+  // Closing the bus connection loses the delivery ledger's record with the ack: the one window the ledger cannot close
+  // (delivery.test.ts has the crash between the record and the ack under every OmfCreateMode). A receiver that
+  // replaces at the same timestamp still ends with every value once.
+  it("no loss, no duplicates when omf-sender dies after a write and before its ledger record and ack (PI in OmfCreateMode Replace: the new instance re-sends)", async () => {
+    emu.setSettings({ createMode: { pi: "replace" } });
+    onTestFinished(() => void emu.setSettings({ createMode: { pi: "insert" } }));
     await putRoute("crash", "line-crash", "pi", { maxBatchEvents: "100", maxInflightBatches: "1" });
     const base = Date.UTC(2026, 7, 1);
     await faults({ latencyMs: 600, profile: "pi" });

@@ -1,5 +1,5 @@
 import type { Bus, Delivery, DurableConsumer } from "@meridian/bus";
-import { drainThroughOf, routeConsumer } from "@meridian/bus";
+import { drainThroughOf, routeConsumer, routeConsumerName, STREAMS } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, MAX_RETRY_AFTER_MS, RetryableError, retryHintOf } from "@meridian/retry";
@@ -15,9 +15,12 @@ import {
   OmfPayloadTooLargeError,
   type OmfType,
 } from "../platform/index.js";
+import { type AcceptedValues, confirmStored, UnconfirmedWriteError } from "./confirm.js";
 import type { EndpointRegistry } from "./endpoints.js";
+import { DeliveryLedger, type Written } from "./ledger.js";
 import { type ContainerValues, EventMapper, type MappedBatch } from "./mapping.js";
 import { MAPPING_OPTION, parseRouteMapping, type RouteMapping } from "./route-mapping.js";
+import { BodyLimits, sendTracked } from "./send.js";
 import type { EndpointStats } from "./stats.js";
 import type { DefinitionState } from "./store.js";
 
@@ -43,6 +46,11 @@ export interface PipelineSettings {
    * may prefer to poll a throttling endpoint sooner than the 5 minutes every client is already cut to.
    */
   maxRetryAfterMs?: number;
+  /**
+   * How long a Data Hub 202 may take to show its values on the read path before the message is retried (and, after
+   * MAX_UNCONFIRMED_DELIVERIES deliveries, dead-lettered). Default DEFAULT_CONFIRM_TIMEOUT_MS.
+   */
+  confirmTimeoutMs?: number;
   /** The route's own OMF types and containers (option `omfMapping`, route-mapping.ts) instead of the generated ones. */
   mapping?: RouteMapping;
   /** Why `omfMapping` is unusable: the route's events are held (never written with the generated types instead). */
@@ -60,7 +68,7 @@ export function pipelineSettings(
   const settings = { ...defaults };
   const problems: string[] = [];
   const int = (
-    key: "maxBatchEvents" | "maxBatchBytes" | "lingerMs" | "maxInflightBatches" | "maxRetryAfterMs",
+    key: "maxBatchEvents" | "maxBatchBytes" | "lingerMs" | "maxInflightBatches" | "maxRetryAfterMs" | "confirmTimeoutMs",
     min: number,
     max: number,
   ) => {
@@ -75,6 +83,7 @@ export function pipelineSettings(
   int("lingerMs", 0, 60_000);
   int("maxInflightBatches", 1, 32);
   int("maxRetryAfterMs", 1000, MAX_RETRY_AFTER_MS);
+  int("confirmTimeoutMs", 0, 60_000);
   const action = options["dataAction"];
   if (action !== undefined) {
     if (action === "auto" || action === "create" || action === "update") settings.dataAction = action;
@@ -106,10 +115,28 @@ export interface PipelineDeps {
   ackWaitMs: number;
   /** Redelivery backoff for transient failures (default: the bus's REDELIVERY_BACKOFF). */
   backoff?: BackoffPolicy;
+  /** Body limits learnt from 413s, per endpoint (default: one for the process, shared by every route). */
+  limits?: BodyLimits;
 }
 
+/** Body limits learnt from 413s when the deps bring none: one per process, so every route to an endpoint gains. */
+const processLimits = new BodyLimits();
+/** How long a Data Hub 202's values may take to become readable, by default. */
+export const DEFAULT_CONFIRM_TIMEOUT_MS = 5000;
+/** Deliveries of a message whose Data Hub write is never confirmed before it is dead-lettered. */
+export const MAX_UNCONFIRMED_DELIVERIES = 5;
+/** How long a stop lets the sends in progress finish before aborting them. */
+export const STOP_GRACE_MS = 5000;
+/** At most one "send failed" line per route this often (the others are counted in the next one). */
+export const FAILURE_LOG_MS = 10_000;
+
 export interface RouteCounters {
+  /** Events of distinct bus messages (first deliveries). */
   received: number;
+  /** Events of messages delivered again (after a nak, a failed ack, a stop or a crash): not counted in received. */
+  redelivered: number;
+  /** Values of redelivered messages the ledger showed written already, so not sent again. */
+  alreadyWritten: number;
   /** Events with at least one point, written to the endpoint. */
   delivered: number;
   /** Events without a point (nothing to write), acked with their message. */
@@ -143,6 +170,8 @@ interface OverQuota {
 export class RoutePipeline {
   readonly counters: RouteCounters = {
     received: 0,
+    redelivered: 0,
+    alreadyWritten: 0,
     delivered: 0,
     skipped: 0,
     failed: 0,
@@ -158,7 +187,10 @@ export class RoutePipeline {
   readonly settings: PipelineSettings;
   /** While the route drains: the last stream sequence it still delivers (what was on the bus at its delete). */
   readonly drainThrough: number | undefined;
+  /** Ends pulling from the bus. */
   private readonly ac = new AbortController();
+  /** Aborts the sends in progress: after STOP_GRACE_MS of a stop, or at once when the stop asks. */
+  private readonly sends = new AbortController();
   private done: Promise<void> | undefined;
   private readonly log: Logger;
   private mapper: EventMapper | undefined;
@@ -167,6 +199,9 @@ export class RoutePipeline {
   private quotaLoggedAt = 0;
   /** Errors whose cut Retry-After was logged: one line per endpoint answer, not per message it failed. */
   private readonly clampLogged = new WeakSet<object>();
+  private readonly ledger: DeliveryLedger;
+  private failureLoggedAt = 0;
+  private failureLogsSuppressed = 0;
 
   constructor(
     readonly route: Route,
@@ -176,6 +211,7 @@ export class RoutePipeline {
     this.settings = settings;
     this.log = deps.logger.child({ route: route.id, endpoint: this.endpointId });
     this.drainThrough = drainThroughOf(route);
+    this.ledger = new DeliveryLedger(deps.bus, route.id);
     this.consumer = routeConsumer(deps.bus, route, Platform.OMF, {
       logger: deps.logger,
       ackWaitMs: deps.ackWaitMs,
@@ -194,9 +230,20 @@ export class RoutePipeline {
     this.done ??= this.run().catch((err) => this.log.error({ err }, "pipeline stopped on an unexpected error"));
   }
 
-  /** Stops pulling, aborts a send in progress and hands unsent deliveries back to the bus at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops pulling and hands unsent deliveries back to the bus at once. Sends in progress get up to `graceMs`
+   * (STOP_GRACE_MS) to finish, so what the endpoint accepts is recorded in the ledger and acked rather than written
+   * and left for a redelivery to sort out; then they are aborted.
+   */
+  async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.ac.abort(new Error("pipeline stopping"));
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([this.done, grace]);
+    clearTimeout(timer);
+    this.sends.abort(new Error("pipeline stopping"));
     await this.done;
   }
 
@@ -214,7 +261,7 @@ export class RoutePipeline {
       batch = [];
       events = 0;
       bytes = 0;
-      const p = this.flush(b, signal).catch((err) => this.log.error({ err }, "flush failed unexpectedly"));
+      const p = this.flush(b, this.sends.signal).catch((err) => this.log.error({ err }, "flush failed unexpectedly"));
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
       while (inflight.size >= this.settings.maxInflightBatches) await Promise.race(inflight);
@@ -246,7 +293,8 @@ export class RoutePipeline {
           continue;
         }
         const n = d.batch.events.length;
-        this.counters.received += n;
+        if (d.deliveryCount > 1) this.counters.redelivered += n;
+        else this.counters.received += n;
         if (batch.length === 0) firstAt = Date.now();
         batch.push(d);
         events += n;
@@ -292,6 +340,7 @@ export class RoutePipeline {
     this.counters.flushes++;
     this.counters.flushedEvents += size;
     this.counters.maxFlushEvents = Math.max(this.counters.maxFlushEvents, size);
+    const failures = new FailureTally();
     // Keep the ack deadline away while types, containers and data are sent.
     const heartbeat = setInterval(
       () => {
@@ -305,49 +354,105 @@ export class RoutePipeline {
         client = await this.deps.registry.client(this.endpointId);
         if (!client) throw new EndpointUnavailableError(`OMF endpoint "${this.endpointId}" does not exist (yet)`);
       } catch (err) {
-        for (const d of batch) await this.settleFailure(d, err, signal);
+        for (const d of batch) await this.settleFailure(d, err, signal, failures);
         return;
       }
       const mapper = this.mapperFor(client);
-      const mapped: Array<{ d: Delivery; overQuota?: OverQuota } & MappedBatch> = [];
+      const mapped: Outgoing[] = [];
       for (const d of batch) {
         try {
-          mapped.push({ d, ...mapper.mapBatch(d.batch) });
+          const m = mapper.mapBatch(d.batch);
+          const total = new Map<string, number>();
+          for (const [key, g] of m.groups) total.set(key, g.values.length);
+          mapped.push({ d, ...m, total, done: new Map(), wroteBefore: false });
         } catch (err) {
-          await this.settleFailure(d, err, signal);
+          await this.settleFailure(d, err, signal, failures);
         }
       }
       if (mapped.length === 0) return;
       try {
+        await this.skipWritten(mapped);
         await this.holdOverQuota(client, mapped);
       } catch (err) {
-        for (const m of mapped) await this.settleFailure(m.d, err, signal);
+        for (const m of mapped) await this.settleFailure(m.d, err, signal, failures);
         return;
       }
+      const open = mapped.filter((m) => !complete(m));
+      let error: unknown;
       try {
-        await this.deliver(client, merge(mapped.map((m) => m.groups)), signal);
-        for (const m of mapped) await this.succeeded(m.d, m.skipped, m.overQuota);
+        await this.deliverAll(client, open, signal);
       } catch (err) {
-        if (signal.aborted) {
-          for (const m of mapped) m.d.retry(0);
-          return;
-        }
-        if (isPermanent(err) && mapped.length > 1) {
-          // Find the message(s) the endpoint cannot take; the others go through (re-sent values overwrite).
-          for (const m of mapped) {
-            try {
-              await this.deliver(client, m.groups, signal);
-              await this.succeeded(m.d, m.skipped, m.overQuota);
-            } catch (e) {
-              await this.settleFailure(m.d, e, signal);
-            }
+        error = err;
+      }
+      if (error !== undefined && !signal.aborted && isPermanent(error) && open.filter((m) => !complete(m)).length > 1) {
+        // Find the message(s) the endpoint cannot take; the others go through (what was written is not sent again).
+        await this.record(mapped);
+        for (const m of open) {
+          if (complete(m)) continue;
+          try {
+            await this.deliverAll(client, [m], signal);
+          } catch (e) {
+            m.error = e;
           }
-        } else for (const m of mapped) await this.settleFailure(m.d, err, signal);
+        }
+      } else if (error !== undefined) for (const m of open) if (!complete(m)) m.error = error;
+      await this.record(mapped);
+      for (const m of mapped) {
+        if (complete(m)) await this.succeeded(m);
+        else await this.settleFailure(m.d, m.error ?? error, signal, failures);
       }
     } finally {
       clearInterval(heartbeat);
       this.buffered = Math.max(0, this.buffered - size);
+      this.logFailures(failures);
     }
+  }
+
+  /**
+   * Messages delivered again (by this or another replica: it may have written them, then stopped before the ack) are
+   * looked up in the delivery ledger: what the endpoint accepted before is taken out, so it is not written twice.
+   */
+  private async skipWritten(mapped: Outgoing[]): Promise<void> {
+    const again = mapped.filter((m) => m.d.deliveryCount > 1);
+    if (again.length === 0) return;
+    const prior = await this.ledger.lookup(again.map((m) => m.d.streamSequence));
+    for (const m of again) {
+      const w = prior.get(m.d.streamSequence);
+      if (w === undefined) continue;
+      m.wroteBefore = true;
+      for (const [key, g] of m.groups) {
+        const n = w === "all" ? g.values.length : Math.min(g.values.length, w[key] ?? 0);
+        if (n === 0) continue;
+        m.done.set(key, n);
+        this.counters.alreadyWritten += n;
+      }
+    }
+  }
+
+  /** Writes what the endpoint accepted of these messages to the ledger (before any of them is acked). */
+  private async record(mapped: Outgoing[]): Promise<void> {
+    const written = new Map<number, Written>();
+    for (const m of mapped) {
+      if (m.done.size === 0 || (m.recorded !== undefined && sameCounts(m.recorded, m.done))) continue;
+      written.set(m.d.streamSequence, complete(m) ? "all" : Object.fromEntries(m.done));
+      m.recorded = new Map(m.done);
+    }
+    try {
+      await this.ledger.record(written);
+    } catch (err) {
+      // The endpoint has the values: acking stays right; only a crash before the ack could now repeat them.
+      this.log.warn({ err: (err as Error).message, messages: written.size }, "delivery ledger not written");
+    }
+    try {
+      await this.ledger.prune(() => this.ackFloor());
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "delivery ledger not pruned");
+    }
+  }
+
+  private async ackFloor(): Promise<number | undefined> {
+    const info = await this.deps.bus.jsm().consumers.info(STREAMS.telemetry, routeConsumerName(this.route.id, Platform.OMF));
+    return info.ack_floor.stream_seq;
   }
 
   /**
@@ -378,9 +483,10 @@ export class RoutePipeline {
 
   /**
    * After the endpoint took the message's events: ack, or, when the quota held some back, dead-letter the message
-   * with the reason (its other events were delivered; sending the letter again overwrites them, never duplicates).
+   * with the reason (its other events were delivered and recorded; they are not written again).
    */
-  private async succeeded(d: Delivery, skipped: number, overQuota?: OverQuota): Promise<void> {
+  private async succeeded(m: Outgoing): Promise<void> {
+    const { d, skipped, overQuota } = m;
     const refused = overQuota?.events ?? 0;
     const n = d.batch.events.length - skipped - refused;
     if (overQuota) {
@@ -394,12 +500,14 @@ export class RoutePipeline {
       this.deps.stats.quotaRefused(this.endpointId, refused);
       await d.deadLetter(reason, JSON.stringify({ refusedContainers: overQuota.containers.slice(0, 20), refusedEvents: refused }));
     } else d.ack();
+    // A message the ledger shows fully written before was counted when that happened (or by the replica that did).
+    if (m.wroteBefore && m.sentNow !== true) return;
     this.counters.delivered += n;
     this.counters.skipped += skipped;
     this.deps.stats.success(this.endpointId, { events: n });
   }
 
-  private async settleFailure(d: Delivery, err: unknown, signal: AbortSignal): Promise<void> {
+  private async settleFailure(d: Delivery, err: unknown, signal: AbortSignal, tally: FailureTally): Promise<void> {
     const n = d.batch.events.length;
     const message = (err as Error)?.message ?? String(err);
     this.counters.lastError = message;
@@ -408,10 +516,17 @@ export class RoutePipeline {
       d.retry(0);
       return;
     }
-    if (isPermanent(err)) {
+    // A write Data Hub accepted and never stored, again and again: dead-lettered with the reason, not retried forever.
+    const unconfirmedTooOften = err instanceof UnconfirmedWriteError && d.deliveryCount >= MAX_UNCONFIRMED_DELIVERIES;
+    if (isPermanent(err) || unconfirmedTooOften) {
       this.counters.failed += n;
       this.deps.stats.failure(this.endpointId, message, { events: n });
-      await d.deadLetter(message, errorBody(err));
+      tally.add(message, n, "dead-lettered");
+      const detail =
+        err instanceof UnconfirmedWriteError
+          ? JSON.stringify({ operationIds: err.operationIds, deliveries: d.deliveryCount })
+          : errorBody(err);
+      await d.deadLetter(message, detail);
       return;
     }
     this.deps.stats.failure(this.endpointId, message);
@@ -423,47 +538,155 @@ export class RoutePipeline {
         "endpoint's Retry-After is longer than the cap; retrying after the cap",
       );
     }
-    this.log.warn({ err: message, seq: d.streamSequence, deliveries: d.deliveryCount, retryAfterMs: hint?.ms }, "send failed; will retry");
+    tally.add(message, n, "retried", hint?.ms, d.deliveryCount);
     d.retry(hint?.ms);
   }
 
   /**
-   * Ensures definitions, sends the data. When the endpoint lost a type or container ("container not defined",
-   * 404), they are sent again and the data once more.
+   * One line per failed batch (messages, events, what happened to them, the first errors), at most one every
+   * FAILURE_LOG_MS per route; the lines left out meanwhile are counted in the next one (`suppressedBatches`).
    */
-  private async deliver(client: OmfClient, groups: Map<string, ContainerValues>, signal: AbortSignal): Promise<void> {
-    if (groups.size === 0) return;
-    const types = new Map<string, OmfType>();
-    const containers: OmfContainer[] = [];
-    const items = [];
-    for (const g of groups.values()) {
-      types.set(g.mapping.typeId, g.mapping.type);
-      if (!g.container) {
-        // Static instances of a route mapping's static type (PI makes AF elements of them; SDS ignores them).
-        items.push({ typeid: g.mapping.typeId, values: g.values });
-        continue;
-      }
-      containers.push(g.container);
-      items.push({ containerid: g.container.id, values: g.values });
+  private logFailures(tally: FailureTally): void {
+    if (tally.messages === 0) return;
+    const now = Date.now();
+    if (now - this.failureLoggedAt < FAILURE_LOG_MS) {
+      this.failureLogsSuppressed++;
+      return;
     }
-    const message = dataMessage(items, this.dataAction(client));
+    this.failureLoggedAt = now;
+    const suppressedBatches = this.failureLogsSuppressed;
+    this.failureLogsSuppressed = 0;
+    this.log.warn(
+      {
+        messages: tally.messages,
+        events: tally.events,
+        retried: tally.retried,
+        deadLettered: tally.deadLettered,
+        retryAfterMs: tally.retryAfterMs,
+        maxDeliveries: tally.maxDeliveries,
+        errors: [...tally.errors].slice(0, 3),
+        ...(suppressedBatches > 0 ? { suppressedBatches } : {}),
+      },
+      tally.deadLettered > 0 ? "send failed; messages dead-lettered or retried" : "send failed; will retry",
+    );
+  }
+
+  /**
+   * Sends the not yet written values of these messages as one data message (definitions first) and notes, per
+   * message and container, how many of its values the endpoint accepted: requests go in order and stop at the first
+   * failure, so that is a prefix of each message's values, the same one the ledger records. When the endpoint lost a
+   * type or container ("container not defined", 404), they are sent again and the rest of the data once more.
+   */
+  private async deliverAll(client: OmfClient, messages: Outgoing[], signal: AbortSignal): Promise<void> {
     const attempt = async () => {
-      await this.ensure(client, [...types.values()], containers, signal);
-      await client.sendBatched(message, { signal });
+      const rest = messages.filter((m) => !complete(m));
+      if (rest.length === 0) return;
+      for (const m of rest) m.sentNow = true;
+      const groups = merge(rest.map((m) => remaining(m)));
+      const accepted = await this.deliver(client, groups, signal);
+      attribute(rest, accepted);
     };
     try {
       await attempt();
     } catch (err) {
-      if (!(err instanceof OmfNotFoundError)) throw err;
-      this.log.info({ err: err.message }, "endpoint lost definitions; sending types and containers again");
-      await this.deps.state.forget(
-        this.endpointId,
-        client,
-        [...types.keys()],
+      if (err instanceof AcceptedBeforeError) {
+        attribute(
+          messages.filter((m) => !complete(m)),
+          err.accepted,
+        );
+        if (!(err.cause instanceof OmfNotFoundError)) throw err.cause;
+        this.log.info({ err: err.cause.message }, "endpoint lost definitions; sending types and containers again");
+        await this.deps.state.forget(this.endpointId, client, [...err.typeIds], [...err.containerIds]);
+        try {
+          await attempt();
+        } catch (e) {
+          if (!(e instanceof AcceptedBeforeError)) throw e;
+          attribute(
+            messages.filter((m) => !complete(m)),
+            e.accepted,
+          );
+          throw e.cause;
+        }
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Ensures definitions, sends the data (batched to what the endpoint takes, 413s learnt) and confirms what Data
+   * Hub's 202 did not. Resolves with the values accepted per group key; on failure, rejects with AcceptedBeforeError
+   * carrying what was accepted before it.
+   */
+  private async deliver(client: OmfClient, groups: Map<string, ContainerValues>, signal: AbortSignal): Promise<Map<string, number>> {
+    const accepted = new Map<string, number>();
+    if (groups.size === 0) return accepted;
+    const types = new Map<string, OmfType>();
+    const containers: OmfContainer[] = [];
+    const items = [];
+    const keyOf = new Map<string, string>();
+    for (const [key, g] of groups) {
+      types.set(g.mapping.typeId, g.mapping.type);
+      if (!g.container) {
+        // Static instances of a route mapping's static type (PI makes AF elements of them; SDS ignores them).
+        items.push({ typeid: g.mapping.typeId, values: g.values });
+        keyOf.set(`t\u0000${g.mapping.typeId}`, key);
+        continue;
+      }
+      containers.push(g.container);
+      items.push({ containerid: g.container.id, values: g.values });
+      keyOf.set(`c\u0000${g.container.id}`, key);
+    }
+    const fail = (err: unknown) =>
+      new AcceptedBeforeError(
+        err,
+        accepted,
+        types.keys(),
         containers.map((c) => c.id),
       );
-      await attempt();
+    try {
+      await this.ensure(client, [...types.values()], containers, signal);
+    } catch (err) {
+      throw fail(err);
     }
+    // Data Hub's 202 only queues the values: they count once read back (confirm.ts).
+    const confirm = client.kind === "adh";
+    const unconfirmed = new Map<string, number>();
+    const toConfirm: AcceptedValues[] = [];
+    const message = dataMessage(items, this.dataAction(client));
+    try {
+      await sendTracked(client, this.endpointId, this.deps.limits ?? processLimits, message, {
+        signal,
+        onAccepted: (request, result) => {
+          for (const item of request.body as ReadonlyArray<{ containerid?: string; typeid?: string; values?: readonly unknown[] }>) {
+            const key = keyOf.get(item.containerid !== undefined ? `c\u0000${item.containerid}` : `t\u0000${item.typeid}`);
+            if (key === undefined) continue;
+            const n = item.values?.length ?? 0;
+            const g = groups.get(key)!;
+            if (confirm && result.status === 202 && g.container) {
+              unconfirmed.set(key, (unconfirmed.get(key) ?? 0) + n);
+              toConfirm.push({
+                containerId: g.container.id,
+                indexes: (item.values ?? []).map((v) => String((v as Record<string, unknown>)[g.mapping.indexName])),
+                operationId: result.operationId,
+              });
+            } else accepted.set(key, (accepted.get(key) ?? 0) + n);
+          }
+        },
+        onLearnt: (bytes, refusedBytes) =>
+          this.log.warn(
+            { refusedBytes, maxBodyBytes: bytes },
+            "endpoint answered 413 (payload too large); batching to the smaller size from now on",
+          ),
+      });
+      if (toConfirm.length > 0) {
+        await confirmStored(client, mergeAccepted(toConfirm), this.settings.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS, signal);
+        for (const [key, n] of unconfirmed) accepted.set(key, (accepted.get(key) ?? 0) + n);
+      }
+    } catch (err) {
+      throw fail(err);
+    }
+    return accepted;
   }
 
   private async ensure(client: OmfClient, types: OmfType[], containers: OmfContainer[], signal: AbortSignal): Promise<void> {
@@ -497,6 +720,111 @@ function merge(list: Array<Map<string, ContainerValues>>): Map<string, Container
     }
   }
   return out;
+}
+
+/** One bus message on its way: its mapped groups, and per group key how many of its values the endpoint has. */
+interface Outgoing extends MappedBatch {
+  d: Delivery;
+  overQuota?: OverQuota;
+  /** Values accepted per group key (from the ledger when delivered again, then this flush); a prefix of the group's. */
+  done: Map<string, number>;
+  /** Values per group key as mapped. */
+  total: Map<string, number>;
+  /** The ledger showed (some of) it written by an earlier delivery. */
+  wroteBefore: boolean;
+  /** Some of it was sent in this flush. */
+  sentNow?: boolean;
+  /** What the ledger holds for it from this flush. */
+  recorded?: Map<string, number>;
+  error?: unknown;
+}
+
+/** Every value of every group the message still has (the quota may have held some back) is at the endpoint. */
+function complete(m: Outgoing): boolean {
+  for (const [key, g] of m.groups) if ((m.done.get(key) ?? 0) < g.values.length) return false;
+  return true;
+}
+
+/** The groups of a message without what the endpoint has. */
+function remaining(m: Outgoing): Map<string, ContainerValues> {
+  const out = new Map<string, ContainerValues>();
+  for (const [key, g] of m.groups) {
+    const done = m.done.get(key) ?? 0;
+    if (done < g.values.length) out.set(key, { ...g, values: g.values.slice(done) });
+  }
+  return out;
+}
+
+/** Spreads values accepted per group key over the messages they were merged from, in the same order. */
+function attribute(messages: Outgoing[], accepted: ReadonlyMap<string, number>): void {
+  for (const [key, count] of accepted) {
+    let left = count;
+    for (const m of messages) {
+      if (left <= 0) break;
+      const g = m.groups.get(key);
+      if (!g) continue;
+      const done = m.done.get(key) ?? 0;
+      const take = Math.min(left, g.values.length - done);
+      if (take <= 0) continue;
+      m.done.set(key, done + take);
+      left -= take;
+    }
+  }
+}
+
+function sameCounts(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
+function mergeAccepted(list: AcceptedValues[]): AcceptedValues[] {
+  const out = new Map<string, AcceptedValues>();
+  for (const a of list) {
+    const have = out.get(a.containerId);
+    if (!have) out.set(a.containerId, { ...a, indexes: [...a.indexes] });
+    else {
+      have.indexes.push(...a.indexes);
+      if (have.operationId === undefined) have.operationId = a.operationId;
+    }
+  }
+  return [...out.values()];
+}
+
+/** A send failed after the endpoint accepted part of it: what it accepted, and what was being sent. */
+class AcceptedBeforeError extends Error {
+  readonly typeIds: string[];
+  constructor(
+    override readonly cause: unknown,
+    readonly accepted: ReadonlyMap<string, number>,
+    typeIds: Iterable<string>,
+    readonly containerIds: string[],
+  ) {
+    super((cause as Error)?.message ?? String(cause));
+    this.name = "AcceptedBeforeError";
+    this.typeIds = [...typeIds];
+  }
+}
+
+/** The failures of one flush, for its one log line. */
+class FailureTally {
+  messages = 0;
+  events = 0;
+  retried = 0;
+  deadLettered = 0;
+  retryAfterMs: number | undefined;
+  maxDeliveries = 0;
+  readonly errors = new Set<string>();
+
+  add(error: string, events: number, outcome: "retried" | "dead-lettered", retryAfterMs?: number, deliveries = 0): void {
+    this.messages++;
+    this.events += events;
+    if (outcome === "retried") this.retried++;
+    else this.deadLettered++;
+    if (retryAfterMs !== undefined) this.retryAfterMs = Math.max(this.retryAfterMs ?? 0, retryAfterMs);
+    this.maxDeliveries = Math.max(this.maxDeliveries, deliveries);
+    if (this.errors.size < 3) this.errors.add(error.slice(0, 300));
+  }
 }
 
 /** A 4xx that the same request will always get: dead-letter. Everything else (5xx, 429, auth, TLS, config) waits. */

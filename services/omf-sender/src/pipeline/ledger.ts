@@ -1,0 +1,133 @@
+import { createHash, randomBytes } from "node:crypto";
+import { type Bus, jsonCodec, KvBucket } from "@meridian/bus";
+import { STATE_BUCKET } from "./store.js";
+
+/**
+ * What of one bus message an endpoint has accepted: everything (`"all"`), or per container id how many of the
+ * message's values for it (its first n, in event order: requests go out in order and stop at the first failure).
+ */
+export type Written = "all" | Record<string, number>;
+
+interface LedgerRecord {
+  /** Stream sequence → what of that message was written. */
+  m: Record<string, Written>;
+}
+
+/** Keys live in the state bucket (omf-sender's NATS user owns it), apart from the endpoints' `<endpoint>.` keys. */
+const PREFIX = "_delivered";
+/** A lookup that found nothing lists the bucket again at most this often (a redelivered batch, not each message). */
+const RELOAD_MS = 1000;
+
+/**
+ * The delivery ledger of one route: which bus messages (by stream sequence) an endpoint accepted, written to KV
+ * after the endpoint's 2xx and before the ack. A message delivered again (deliveryCount > 1: this or another replica
+ * may have written it, then stopped, crashed or failed before the ack) is looked up here, and what was written is
+ * not sent again. That is what makes delivery exactly-once whatever the receiver does with a second value at the
+ * same timestamp (PI's OmfCreateMode Insert keeps both), rather than relying on the receiver overwriting it.
+ *
+ * A first delivery is never looked up: nothing can have written it. Records are dropped once the route's consumer
+ * has acknowledged past every message they name (its ack floor), checked at most every `pruneMs`.
+ *
+ * What it cannot close: a crash after the endpoint wrote a request and before its record reached KV (the length of
+ * one KV put) leaves no record, so that message is sent again; under Insert that is a duplicate.
+ */
+export class DeliveryLedger {
+  private readonly bucket: KvBucket<LedgerRecord>;
+  private readonly prefix: string;
+  /** Records known (written here or read from the bucket): key → its record. */
+  private readonly records = new Map<string, LedgerRecord>();
+  private loadedAt = 0;
+  private prunedAt = Date.now();
+
+  constructor(
+    bus: Bus,
+    routeId: string,
+    private readonly pruneMs = 30_000,
+  ) {
+    this.bucket = new KvBucket(bus, STATE_BUCKET, jsonCodec<LedgerRecord>());
+    this.prefix = `${PREFIX}.${createHash("sha256").update(routeId).digest("hex").slice(0, 16)}.`;
+  }
+
+  private find(seq: number): Written | undefined {
+    let out: Written | undefined;
+    const k = String(seq);
+    for (const r of this.records.values()) {
+      const w = r.m[k];
+      if (w === undefined) continue;
+      if (w === "all") return "all";
+      // Several records may name a message (written in part, then more): counts only grow, keep the largest.
+      const merged: Record<string, number> = out === undefined || out === "all" ? {} : out;
+      for (const [c, n] of Object.entries(w)) merged[c] = Math.max(merged[c] ?? 0, n);
+      out = merged;
+    }
+    return out;
+  }
+
+  private async load(): Promise<void> {
+    this.loadedAt = Date.now();
+    const keys = (await this.bucket.keys()).filter((k) => k.startsWith(this.prefix) && !this.records.has(k));
+    const found = await Promise.all(keys.map((k) => this.bucket.get(k)));
+    keys.forEach((k, i) => {
+      const r = found[i];
+      if (r) this.records.set(k, r);
+    });
+  }
+
+  /** What was written of these messages (only those with a record). */
+  async lookup(seqs: readonly number[]): Promise<Map<number, Written>> {
+    const out = new Map<number, Written>();
+    if (seqs.length === 0) return out;
+    const collect = () => {
+      for (const s of seqs) {
+        const w = this.find(s);
+        if (w !== undefined) out.set(s, w);
+      }
+    };
+    collect();
+    if (out.size < seqs.length && Date.now() - this.loadedAt >= RELOAD_MS) {
+      await this.load();
+      out.clear();
+      collect();
+    }
+    return out;
+  }
+
+  /** Records what the endpoint accepted of these messages (one KV put for the batch). */
+  async record(written: ReadonlyMap<number, Written>): Promise<void> {
+    if (written.size === 0) return;
+    const m: Record<string, Written> = {};
+    let min = Number.POSITIVE_INFINITY;
+    for (const [seq, w] of written) {
+      m[String(seq)] = w;
+      min = Math.min(min, seq);
+    }
+    const key = `${this.prefix}${min}.${randomBytes(4).toString("hex")}`;
+    const record = { m };
+    await this.bucket.put(key, record);
+    this.records.set(key, record);
+  }
+
+  /** Drops the records whose messages are all acknowledged (at or below the consumer's ack floor). */
+  async prune(ackFloor: () => Promise<number | undefined>, force = false): Promise<void> {
+    if (!force && Date.now() - this.prunedAt < this.pruneMs) return;
+    this.prunedAt = Date.now();
+    const floor = await ackFloor();
+    if (floor === undefined) return;
+    for (const [key, r] of [...this.records]) {
+      if (Object.keys(r.m).every((s) => Number(s) <= floor)) {
+        this.records.delete(key);
+        await this.bucket.delete(key);
+      }
+    }
+  }
+
+  /** Reads the records left by earlier runs or other replicas (once at start), so prune can drop the old ones. */
+  async open(): Promise<void> {
+    await this.load();
+  }
+
+  /** Records held (for tests and status). */
+  get size(): number {
+    return this.records.size;
+  }
+}
