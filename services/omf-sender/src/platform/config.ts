@@ -44,7 +44,7 @@ interface CommonInput {
   allowHttp?: boolean;
   /** `producertoken` header, sent on 1.0/1.1 only (PI Connector Relay era; obsolete in 1.2, receivers ignore it). */
   producerToken?: string;
-  /** `Accept-Verbosity` on OMF POSTs, e.g. `verbose` (PI Web API ≥ 2021 SP2; others ignore it). */
+  /** `Accept-Verbosity` on OMF POSTs to PI Web API, e.g. `verbose` (≥ 2021 SP2; not sent to Data Hub or EDS). */
   acceptVerbosity?: string;
 }
 
@@ -92,7 +92,7 @@ interface CommonConfig {
   readonly compression: boolean;
   readonly allowHttp: boolean;
   readonly producerToken: Secret | undefined;
-  /** `Accept-Verbosity` on OMF POSTs (PI Web API ≥ 2021 SP2 reads it; the cloud and EDS ignore it). */
+  /** `Accept-Verbosity` on OMF POSTs to PI Web API (≥ 2021 SP2 reads it; Data Hub and EDS do not document it: not sent). */
   readonly acceptVerbosity: string | undefined;
 }
 

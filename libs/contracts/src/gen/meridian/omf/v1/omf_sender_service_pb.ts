@@ -187,8 +187,9 @@ export type Endpoint = Message<"meridian.omf.v1.Endpoint"> & {
   insecureSettings: string[];
 
   /**
-   * `Accept-Verbosity` sent with every OMF message (PI Web API ≥ 2021 SP2 reads it, e.g. "verbose" or
-   * "parameters, inner events"; others ignore it): at most 100 characters of letters, spaces and commas.
+   * `Accept-Verbosity` sent with every OMF message to PI Web API (≥ 2021 SP2 reads it, e.g. "verbose" or
+   * "parameters, inner events"; Data Hub and EDS do not document it and are not sent it): at most 100 characters of
+   * letters, spaces and commas. Read-back always asks for "verbose", as the reference sample does.
    *
    * @generated from field: string accept_verbosity = 25;
    */
