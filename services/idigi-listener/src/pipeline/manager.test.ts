@@ -3,7 +3,7 @@ import { MAX_RETRY_AFTER_MS } from "@meridian/retry";
 import { captureLogger, json, type RecordingServer, startRecordingServer } from "@meridian/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { IdigiNotFoundError, LegacyMonitorApi } from "../platform/index.js";
-import { SessionManager } from "./manager.js";
+import { ackOptionWarning, SessionManager } from "./manager.js";
 
 describe("SessionManager and the monitor API's retries", () => {
   let s: RecordingServer | undefined;
@@ -49,5 +49,22 @@ describe("SessionManager and the monitor API's retries", () => {
     });
     vi.useRealTimers();
     await sessions.close();
+  });
+});
+
+describe("ackOptionWarning (the ack option as the platform reads it back)", () => {
+  const monitor = (ackOption?: string) => ({ id: "7", topics: ["DataPoint"], raw: {}, ...(ackOption ? { ackOption } : {}) });
+  it.each([
+    ["explicit", true, undefined],
+    ["explicit", false, undefined],
+    [undefined, true, undefined], // legacy lists may leave monAckOption out (notes §1.6): the documented field was sent
+    [undefined, false, "did not confirm explicit acks"], // v1 documents no ack_option: not confirmed
+    ["off", true, "acks are off"],
+    ["off", false, "acks are off"],
+    ["sometimes", false, 'read back: "sometimes"'],
+  ])("ack option %s, documented %s → %s", (ack, documented, warning) => {
+    const w = ackOptionWarning(monitor(ack), documented);
+    if (warning === undefined) expect(w).toBeUndefined();
+    else expect(w).toContain(warning);
   });
 });
