@@ -191,6 +191,22 @@ function windowOf(a: Mark, b: Mark, raw: { publishPerSec: number; consumeAckPerS
   };
 }
 
+/** The manager's memory as its /metrics has it (prom-client's default metrics), in MiB: what its RSS is made of. */
+async function managerMemory(url: string, manager: RunningProcess) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const metric = (name: string) => {
+    let sum = 0;
+    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "gm"))) sum += Number(m[1]);
+    return Math.round(sum / 2 ** 20);
+  };
+  return {
+    rss: manager.rssMiB(),
+    heapUsed: metric("nodejs_heap_size_used_bytes"),
+    heapTotal: metric("nodejs_heap_size_total_bytes"),
+    external: metric("nodejs_external_memory_bytes"),
+  };
+}
+
 function acceptedPosts(emu: OciEmulator): number {
   return (emu.state().requests as Record<string, number>)[`ingest ${DEVICE_ACCEPTED_STATUS}`] ?? 0;
 }
@@ -254,7 +270,7 @@ async function main() {
     const api = createClient(OciTwinManagerService, transport);
     const routes = createClient(RouteService, transport);
     const raw = await measureRawBus(bus, RAW_MESSAGES, logger);
-    const results: Record<string, unknown> = { rawBus: raw };
+    const results: Record<string, unknown> = { rawBus: raw, managerMemoryAtStartMiB: await managerMemory(managerUrl, manager) };
 
     // 1. Source: ORDS → bus.
     if (PHASES.has("source")) {
@@ -328,7 +344,7 @@ async function main() {
         rowsFedPerSec: rate(fed, fedMs),
         rowsMissing: Math.max(0, fed - rows),
         eventsSeenMoreThanOnce: events - ids.size,
-        managerRssMiB: manager.rssMiB(),
+        managerMemoryMiB: await managerMemory(managerUrl, manager),
         emulatorRowsPerTableCap: MAX_ROWS,
       };
       // Turned off, so that the sink phase has the manager to itself.
@@ -397,7 +413,7 @@ async function main() {
         postedMoreThanOnce: Math.max(0, arrived - published),
         missing: Math.max(0, published - arrived),
         rejectedRowsInEmulator: counts.rejectedData,
-        managerRssMiB: manager.rssMiB(),
+        managerMemoryMiB: await managerMemory(managerUrl, manager),
         settings: { OCI_SINK_MAX_IN_FLIGHT: Number(process.env.OCI_SINK_MAX_IN_FLIGHT ?? 64) },
       };
       await routes.deleteRoute({ id: routeId }).catch(() => {});
@@ -430,7 +446,7 @@ async function main() {
         via: "gateway (gRPC, test admin key) → oci-twin-manager → the emulator's control plane (HTTPS, signed), one call at a time",
         getTwin: await timed(() => api.getTwin({ twin: { ref: { case: "key", value: key } } })),
         listDigitalTwinInstances: await timed(() => api.listDigitalTwinInstances({ pageSize: 100 })),
-        managerRssMiB: manager.rssMiB(),
+        managerMemoryMiB: await managerMemory(managerUrl, manager),
       };
     }
 
