@@ -187,8 +187,13 @@ describe("NATS permissions of the deployments, through libs/bus", () => {
     expect(await deleteConsumer(oci, "oci-r9")).toMatchObject({ pending: 0 });
   });
 
-  it("only idigi-listener writes its session bucket", async () => {
+  it("only idigi-listener writes its session bucket; it reads the routes and cannot change them", async () => {
     await new KvBucket(buses["idigi-listener"], IDIGI_SESSIONS, jsonCodec()).put("m1", { state: "open" });
+    const routes = routeBucket(buses["idigi-listener"]);
+    await routeBucket(buses.gateway).put("idigi-readable", create(RouteSchema, { id: "idigi-readable" }));
+    expect((await routes.get("idigi-readable"))?.id).toBe("idigi-readable");
+    expect(await routes.keys()).toContain("idigi-readable");
+    await expect(routes.put("forged", create(RouteSchema, { id: "forged" }))).rejects.toBeInstanceOf(BusPermissionError);
     await expect(new KvBucket(buses["omf-sender"], IDIGI_SESSIONS, jsonCodec()).put("m1", {})).rejects.toThrow();
   });
 
