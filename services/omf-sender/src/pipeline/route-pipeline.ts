@@ -316,13 +316,15 @@ export class RoutePipeline {
   }
 
   private mapperFor(client: OmfClient): EventMapper {
-    const key = `${client.config.omfVersion}/${this.settings.intFormat}`;
+    const key = `${client.kind}/${client.config.omfVersion}/${this.settings.intFormat}`;
     if (!this.mapper || this.mapperVersion !== key) {
       this.mapper = new EventMapper({
         omfVersion: client.config.omfVersion,
         intFormat: this.settings.intFormat,
         mapping: this.settings.mapping,
         mappingProblem: this.settings.mappingProblem,
+        // ADH and EDS ignore static types and data: a mapping's static entries are not written (nor counted) there.
+        staticData: client.kind === "pi",
       });
       this.mapperVersion = key;
     }
