@@ -92,13 +92,13 @@ function deviceCore(connection: string, device: string, status: string): Telemet
   });
 }
 
-async function putRoute(id: string, connection: string, options: Record<string, string>) {
+async function putRoute(id: string, connection: string, options: Record<string, string>, target = "pi") {
   await routeBucket(bus).put(
     id,
     create(RouteSchema, {
       id,
       source: { connection },
-      sink: { platform: Platform.OMF, target: "pi" },
+      sink: { platform: Platform.OMF, target },
       options: { lingerMs: "50", ...options },
     }),
   );
@@ -107,11 +107,11 @@ async function putRoute(id: string, connection: string, options: Record<string, 
 
 type Container = { id: string; typeid: string; name?: string; valueCount: number; values: Array<Record<string, unknown>> };
 // biome-ignore lint/suspicious/noExplicitAny: the emulator's state document
-async function piState(): Promise<any> {
-  return (await getJson(`${emu.url}/_emulator/state?scope=pi`)).body.scopes.pi;
+async function piState(scope: "pi" | "eds" = "pi"): Promise<any> {
+  return (await getJson(`${emu.url}/_emulator/state?scope=${scope}`)).body.scopes[scope];
 }
-async function container(id: string): Promise<Container | undefined> {
-  return Object.values((await piState()).containers as Record<string, Container>).find((c) => c.id === id);
+async function container(id: string, scope: "pi" | "eds" = "pi"): Promise<Container | undefined> {
+  return Object.values((await piState(scope)).containers as Record<string, Container>).find((c) => c.id === id);
 }
 const counters = async (route: string) => (await sender.pipelines.counters()).find((p) => p.name === route);
 
@@ -130,6 +130,7 @@ beforeAll(async () => {
         username: "meridian",
         password: { env: "OMF_SECRET_TEST_PI_PASSWORD" },
       },
+      { id: "eds", kind: "eds", url: emu.url },
     ]),
   );
   process.env.OMF_SECRET_TEST_PI_PASSWORD = "meridian";
@@ -187,6 +188,21 @@ describe("route option omfMapping: the user's OMF types and containers", () => {
     const instances = Object.values(state.staticData as Record<string, Array<Record<string, unknown>>>).flat();
     expect(instances).toEqual([expect.objectContaining({ DeviceId: "m-1", ConnectionStatus: 1 })]);
     expect(await counters("meters")).toMatchObject({ received: 6n, delivered: 4n, skipped: 2n, failed: 0n });
+  });
+
+  it("to EDS (no static data): the user's container gets the values, a DeviceCore record only a static entry takes is skipped", async () => {
+    await putRoute("meters-eds", "acct-4", { omfMapping: JSON.stringify(MAPPING) }, "eds");
+    await bus.publishEvents([reading("acct-4", "m-4", 0, [dbl("power", 12.5), int("pulses", 3), bool("relay", true)])]);
+    await bus.publishEvents([deviceCore("acct-4", "m-4", "1")]);
+    await until(async () => (await counters("meters-eds"))?.skipped === 1n && (await counters("meters-eds"))?.delivered === 1n, {
+      timeoutMs: 20_000,
+      what: "1 delivered, 1 skipped",
+    });
+    const m4 = await container("meters.m-4", "eds");
+    expect(m4).toMatchObject({ typeid: "MeterType", valueCount: 1 });
+    expect(m4!.values).toEqual([expect.objectContaining({ Power: 12.5, Pulses: 3, Relay: "True", Account: "acct-4" })]);
+    // The static type was never sent: SDS would only have dropped it.
+    expect(Object.keys((await piState("eds")).types)).toEqual(["MeterType"]);
   });
 
   it("a double with a fraction for an integer property is refused (dead-lettered with the field), never rounded", async () => {
