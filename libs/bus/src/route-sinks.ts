@@ -27,6 +27,8 @@ export interface RouteSinkCounters {
   delivered: number;
   skipped: number;
   failed: number;
+  /** Events of messages delivered again, where the sink counts them apart from `received`. */
+  redelivered?: number;
   lastError?: string | undefined;
   lastErrorTime?: Date | undefined;
 }
@@ -262,6 +264,7 @@ export function pipelineCounters(name: string, c: RouteSinkCounters, pending?: n
     delivered: BigInt(c.delivered),
     skipped: BigInt(c.skipped),
     failed: BigInt(c.failed),
+    ...(c.redelivered !== undefined ? { redelivered: BigInt(c.redelivered) } : {}),
     ...(pending !== undefined ? { pending: BigInt(pending) } : {}),
     lastError: c.lastError ?? "",
     ...(c.lastErrorTime ? { lastErrorTime: timestampFromDate(c.lastErrorTime) } : {}),

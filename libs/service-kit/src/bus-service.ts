@@ -242,7 +242,7 @@ function registerPipelineMetrics(service: RunningService, counters: () => Promis
   };
   new Counter({
     name: "meridian_pipeline_events_total",
-    help: "Events per pipeline by outcome: received, delivered, skipped (nothing to deliver) and failed (batches).",
+    help: "Events per pipeline by outcome: received (distinct messages), delivered, skipped (nothing to deliver), failed and redelivered (messages delivered again, not in received).",
     labelNames: ["pipeline", "outcome"],
     registers: [service.metrics],
     async collect() {
@@ -252,6 +252,7 @@ function registerPipelineMetrics(service: RunningService, counters: () => Promis
         this.inc({ pipeline: p.name, outcome: "delivered" }, Number(p.delivered));
         this.inc({ pipeline: p.name, outcome: "skipped" }, Number(p.skipped));
         this.inc({ pipeline: p.name, outcome: "failed" }, Number(p.failed));
+        this.inc({ pipeline: p.name, outcome: "redelivered" }, Number(p.redelivered));
       }
     },
   });

@@ -15,8 +15,6 @@ interface LedgerRecord {
 
 /** Keys live in the state bucket (omf-sender's NATS user owns it), apart from the endpoints' `<endpoint>.` keys. */
 const PREFIX = "_delivered";
-/** A lookup that found nothing lists the bucket again at most this often (a redelivered batch, not each message). */
-const RELOAD_MS = 1000;
 
 /**
  * The delivery ledger of one route: which bus messages (by stream sequence) an endpoint accepted, written to KV
@@ -36,7 +34,10 @@ export class DeliveryLedger {
   private readonly prefix: string;
   /** Records known (written here or read from the bucket): key → its record. */
   private readonly records = new Map<string, LedgerRecord>();
-  private loadedAt = 0;
+  /** When the last completed listing of the bucket started. */
+  private loadedFrom = -1;
+  /** The listing in progress and when it started. */
+  private loading: { startedAt: number; done: Promise<void> } | undefined;
   private prunedAt = Date.now();
 
   constructor(
@@ -63,8 +64,34 @@ export class DeliveryLedger {
     return out;
   }
 
+  /**
+   * Makes sure the records hold everything in the bucket as of `since` or later: a listing that started then or
+   * after (done or in progress) serves; otherwise one is started (one at a time, shared by concurrent lookups).
+   */
+  private async loadSince(since: number): Promise<void> {
+    for (;;) {
+      if (this.loadedFrom >= since) return;
+      const current = this.loading;
+      if (current) {
+        await current.done.catch(() => {});
+        if (current.startedAt >= since) return current.done;
+        continue;
+      }
+      const startedAt = Date.now();
+      const done = this.load().then(() => {
+        this.loadedFrom = Math.max(this.loadedFrom, startedAt);
+      });
+      this.loading = { startedAt, done };
+      void done
+        .finally(() => {
+          if (this.loading?.done === done) this.loading = undefined;
+        })
+        .catch(() => {});
+      return done;
+    }
+  }
+
   private async load(): Promise<void> {
-    this.loadedAt = Date.now();
     const keys = (await this.bucket.keys()).filter((k) => k.startsWith(this.prefix) && !this.records.has(k));
     const found = await Promise.all(keys.map((k) => this.bucket.get(k)));
     keys.forEach((k, i) => {
@@ -77,6 +104,7 @@ export class DeliveryLedger {
   async lookup(seqs: readonly number[]): Promise<Map<number, Written>> {
     const out = new Map<number, Written>();
     if (seqs.length === 0) return out;
+    const since = Date.now();
     const collect = () => {
       for (const s of seqs) {
         const w = this.find(s);
@@ -84,8 +112,9 @@ export class DeliveryLedger {
       }
     };
     collect();
-    if (out.size < seqs.length && Date.now() - this.loadedAt >= RELOAD_MS) {
-      await this.load();
+    if (out.size < seqs.length) {
+      // Another replica (or this one before a restart) may have written them: read what the bucket holds now.
+      await this.loadSince(since);
       out.clear();
       collect();
     }
@@ -123,7 +152,7 @@ export class DeliveryLedger {
 
   /** Reads the records left by earlier runs or other replicas (once at start), so prune can drop the old ones. */
   async open(): Promise<void> {
-    await this.load();
+    await this.loadSince(Date.now());
   }
 
   /** Records held (for tests and status). */

@@ -200,6 +200,8 @@ export class RoutePipeline {
   /** Errors whose cut Retry-After was logged: one line per endpoint answer, not per message it failed. */
   private readonly clampLogged = new WeakSet<object>();
   private readonly ledger: DeliveryLedger;
+  /** Stream sequences of the deliveries this pipeline holds (buffered or being sent). */
+  private readonly holding = new Set<number>();
   private failureLoggedAt = 0;
   private failureLogsSuppressed = 0;
 
@@ -295,6 +297,10 @@ export class RoutePipeline {
         const n = d.batch.events.length;
         if (d.deliveryCount > 1) this.counters.redelivered += n;
         else this.counters.received += n;
+        // Delivered again while this instance still holds it (the ack deadline passed during a long send): the
+        // delivery in hand settles it, and sending this one beside it could write its values twice.
+        if (this.holding.has(d.streamSequence)) continue;
+        this.holding.add(d.streamSequence);
         if (batch.length === 0) firstAt = Date.now();
         batch.push(d);
         events += n;
@@ -306,6 +312,7 @@ export class RoutePipeline {
       await Promise.all(inflight);
       // Unsent deliveries go back now, so another instance takes them without waiting for the ack deadline.
       for (const d of batch) d.retry(0);
+      this.holding.clear();
       this.buffered = 0;
       if (next) {
         const r = await next.catch(() => undefined);
@@ -405,6 +412,7 @@ export class RoutePipeline {
       }
     } finally {
       clearInterval(heartbeat);
+      for (const d of batch) this.holding.delete(d.streamSequence);
       this.buffered = Math.max(0, this.buffered - size);
       this.logFailures(failures);
     }
