@@ -50,8 +50,11 @@ export interface ExchangeResult {
  * OciUnavailableError (OCI may or may not have done it); the caller's own abort is rethrown as its reason.
  */
 export async function exchange(req: Exchange): Promise<ExchangeResult> {
-  const timeout = AbortSignal.timeout(req.timeoutMs);
-  const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+  // A timer cleared when the exchange ends, not AbortSignal.timeout: that one (and the request it would abort) stays
+  // alive for the whole timeout, ~80 MiB of heap at 1500 device posts/s with the default 30 s (bench:oci).
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new DOMException(`no answer within ${req.timeoutMs} ms`, "TimeoutError")), req.timeoutMs);
+  const signal = req.signal ? AbortSignal.any([req.signal, timeout.signal]) : timeout.signal;
   try {
     const res = await fetch(req.url, {
       method: req.method,
@@ -76,7 +79,7 @@ export async function exchange(req: Exchange): Promise<ExchangeResult> {
   } catch (err) {
     if (err instanceof OciError) throw err;
     if (req.signal?.aborted) throw req.signal.reason;
-    if (timeout.aborted) {
+    if (timeout.signal.aborted) {
       throw new OciUnavailableError(`${req.what}: no answer within ${req.timeoutMs} ms`, { code: "Timeout", cause: err });
     }
     const code = networkErrorCode(err);
@@ -84,6 +87,8 @@ export async function exchange(req: Exchange): Promise<ExchangeResult> {
       code: code ?? "NetworkError",
       cause: err,
     });
+  } finally {
+    clearTimeout(timer);
   }
 }
 
