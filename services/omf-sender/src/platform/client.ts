@@ -116,9 +116,10 @@ export class OmfClient {
 
   /**
    * The OMF version to speak: the configured one; else what the endpoint says about itself (PI Web API
-   * `/system`, EDS product information; version.ts), asked once and remembered. A probe that fails (no answer,
-   * an answer that names no version) leaves DEFAULT_OMF_VERSION in use and is repeated at most every
-   * VERSION_PROBE_RETRY_MS; it never fails the caller: a send reports its own errors.
+   * `/system`, EDS product information; version.ts), asked once and remembered. An answer that names no version (a
+   * 4xx, a reply without one) leaves DEFAULT_OMF_VERSION in use and is asked again at most every
+   * VERSION_PROBE_RETRY_MS; no answer (down, 5xx, throttled) is asked again at the next call. It never fails the
+   * caller: a send reports its own errors.
    *
    * Whoever shapes messages by the version (the pipeline's mapping) calls this first and reads `config.omfVersion`;
    * `send` asks only when nobody has, and otherwise sends with the version in use, so that a message is never shaped
@@ -147,6 +148,9 @@ export class OmfClient {
         );
     } catch (err) {
       if (signal?.aborted) throw err;
+      // The endpoint is down or busy: it has said nothing about its version, so ask again at the next call rather than
+      // settle on the default for a minute (sends that reach it in between would be shaped for a version it may refuse).
+      if ((err as { retryable?: boolean }).retryable === true) return this.#version.value;
     }
     if (found === undefined) {
       this.#version = { value: this.#version.value, source: "default", failedAt: this.#now() };

@@ -77,9 +77,24 @@ describe("OMF version probe", () => {
     expect(c.omfVersionInUse.source).toBe("probed");
   });
 
-  it("a probe that fails leaves the default in use and is asked again only after VERSION_PROBE_RETRY_MS", async () => {
+  it("an endpoint that is down when asked is asked again at the next call, not held at the default", async () => {
+    let down = true;
+    const s = await server(
+      (r) => (r.path.endsWith("/system") ? (down ? json(503, "") : json(200, { ProductTitle: "PI Web API 2019" })) : json(200, "")),
+      true,
+    );
+    const c = client(pi(s.url));
+    expect(await c.omfVersion()).toBe("1.2");
+    expect(c.omfVersionInUse.source).toBe("default");
+    down = false;
+    expect(await c.omfVersion()).toBe("1.0");
+    expect(c.config.omfVersion).toBe("1.0");
+    expect(s.requests.filter((r) => r.path.endsWith("/system"))).toHaveLength(2);
+  });
+
+  it("an answer that names no version leaves the default in use and is asked again only after VERSION_PROBE_RETRY_MS", async () => {
     let now = 1_000_000;
-    const s = await server((r) => (r.path.endsWith("/system") ? json(503, "") : json(200, "")), true);
+    const s = await server((r) => (r.path.endsWith("/system") ? json(404, "") : json(200, "")), true);
     const c = client(pi(s.url), () => now);
     await c.send(typeMessage([TYPE]));
     await c.send(typeMessage([TYPE]));
