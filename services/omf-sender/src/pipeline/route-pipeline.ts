@@ -251,6 +251,8 @@ export class RoutePipeline {
 
   private async run(): Promise<void> {
     const signal = this.ac.signal;
+    // Records left by earlier runs or other replicas: read once, so the ack floor can prune them.
+    void this.ledger.open().catch((err) => this.log.debug({ err: (err as Error).message }, "delivery ledger not read"));
     const it = this.consumer.deliveries(signal)[Symbol.asyncIterator]();
     let next: Promise<IteratorResult<Delivery>> | undefined;
     let batch: Delivery[] = [];
@@ -370,10 +372,7 @@ export class RoutePipeline {
       const mapped: Outgoing[] = [];
       for (const d of batch) {
         try {
-          const m = mapper.mapBatch(d.batch);
-          const total = new Map<string, number>();
-          for (const [key, g] of m.groups) total.set(key, g.values.length);
-          mapped.push({ d, ...m, total, done: new Map(), wroteBefore: false });
+          mapped.push({ d, ...mapper.mapBatch(d.batch), done: new Map(), wroteBefore: false });
         } catch (err) {
           await this.settleFailure(d, err, signal, failures);
         }
@@ -738,8 +737,6 @@ interface Outgoing extends MappedBatch {
   overQuota?: OverQuota;
   /** Values accepted per group key (from the ledger when delivered again, then this flush); a prefix of the group's. */
   done: Map<string, number>;
-  /** Values per group key as mapped. */
-  total: Map<string, number>;
   /** The ledger showed (some of) it written by an earlier delivery. */
   wroteBefore: boolean;
   /** Some of it was sent in this flush. */
