@@ -11,6 +11,15 @@ export type Written = "all" | Record<string, number>;
 interface LedgerRecord {
   /** Stream sequence → what of that message was written. */
   m: Record<string, Written>;
+  /** Stream sequences of messages about to be sent (written before the send): a crash may have left them half done. */
+  s?: number[];
+}
+
+/** What the ledger knows of one message. */
+export interface LedgerEntry {
+  written?: Written;
+  /** A send of it began (and may have ended anywhere, e.g. in a crash). */
+  sending: boolean;
 }
 
 /** Keys live in the state bucket (omf-sender's NATS user owns it), apart from the endpoints' `<endpoint>.` keys. */
@@ -26,8 +35,10 @@ const PREFIX = "_delivered";
  * A first delivery is never looked up: nothing can have written it. Records are dropped once the route's consumer
  * has acknowledged past every message they name (its ack floor), checked at most every `pruneMs`.
  *
- * What it cannot close: a crash after the endpoint wrote a request and before its record reached KV (the length of
- * one KV put) leaves no record, so that message is sent again; under Insert that is a duplicate.
+ * Before a send, the batch's messages are noted as being sent (`intend`). A message delivered again with that note
+ * and no complete written record may have been written in part by a send that died with its instance (a kill -9
+ * during the endpoint's answer): the pipeline then asks the endpoint what it holds at those indexes (reconcile.ts)
+ * rather than sending blind.
  */
 export class DeliveryLedger {
   private readonly bucket: KvBucket<LedgerRecord>;
@@ -49,19 +60,22 @@ export class DeliveryLedger {
     this.prefix = `${PREFIX}.${createHash("sha256").update(routeId).digest("hex").slice(0, 16)}.`;
   }
 
-  private find(seq: number): Written | undefined {
+  private find(seq: number): LedgerEntry | undefined {
     let out: Written | undefined;
+    let sending = false;
     const k = String(seq);
     for (const r of this.records.values()) {
+      if (r.s?.includes(seq)) sending = true;
       const w = r.m[k];
       if (w === undefined) continue;
-      if (w === "all") return "all";
+      if (w === "all") return { written: "all", sending: true };
       // Several records may name a message (written in part, then more): counts only grow, keep the largest.
       const merged: Record<string, number> = out === undefined || out === "all" ? {} : out;
       for (const [c, n] of Object.entries(w)) merged[c] = Math.max(merged[c] ?? 0, n);
       out = merged;
     }
-    return out;
+    if (out === undefined && !sending) return undefined;
+    return { ...(out !== undefined ? { written: out } : {}), sending: sending || out !== undefined };
   }
 
   /**
@@ -100,9 +114,9 @@ export class DeliveryLedger {
     });
   }
 
-  /** What was written of these messages (only those with a record). */
-  async lookup(seqs: readonly number[]): Promise<Map<number, Written>> {
-    const out = new Map<number, Written>();
+  /** What the ledger knows of these messages (only those with a record). */
+  async lookup(seqs: readonly number[]): Promise<Map<number, LedgerEntry>> {
+    const out = new Map<number, LedgerEntry>();
     if (seqs.length === 0) return out;
     const since = Date.now();
     const collect = () => {
@@ -112,7 +126,7 @@ export class DeliveryLedger {
       }
     };
     collect();
-    if (out.size < seqs.length) {
+    if (seqs.some((q) => out.get(q)?.written !== "all")) {
       // Another replica (or this one before a restart) may have written them: read what the bucket holds now.
       await this.loadSince(since);
       out.clear();
@@ -136,6 +150,18 @@ export class DeliveryLedger {
     this.records.set(key, record);
   }
 
+  /**
+   * Notes, before a send, that these messages are being sent: if this instance dies before their written record, a
+   * redelivery knows the endpoint may hold some of their values and asks it (reconcile.ts) instead of sending blind.
+   */
+  async intend(seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    const key = `${this.prefix}${Math.min(...seqs)}.${randomBytes(4).toString("hex")}`;
+    const record: LedgerRecord = { m: {}, s: [...seqs] };
+    await this.bucket.put(key, record);
+    this.records.set(key, record);
+  }
+
   /** Drops the records whose messages are all acknowledged (at or below the consumer's ack floor). */
   async prune(ackFloor: () => Promise<number | undefined>, force = false): Promise<void> {
     if (!force && Date.now() - this.prunedAt < this.pruneMs) return;
@@ -143,7 +169,7 @@ export class DeliveryLedger {
     const floor = await ackFloor();
     if (floor === undefined) return;
     for (const [key, r] of [...this.records]) {
-      if (Object.keys(r.m).every((s) => Number(s) <= floor)) {
+      if (Object.keys(r.m).every((s) => Number(s) <= floor) && (r.s ?? []).every((s) => s <= floor)) {
         this.records.delete(key);
         await this.bucket.delete(key);
       }

@@ -19,6 +19,7 @@ import { type AcceptedValues, confirmStored, UnconfirmedWriteError } from "./con
 import type { EndpointRegistry } from "./endpoints.js";
 import { DeliveryLedger, type Written } from "./ledger.js";
 import { type ContainerValues, EventMapper, type MappedBatch } from "./mapping.js";
+import { heldPrefix } from "./reconcile.js";
 import { MAPPING_OPTION, parseRouteMapping, type RouteMapping } from "./route-mapping.js";
 import { BodyLimits, sendTracked } from "./send.js";
 import type { EndpointStats } from "./stats.js";
@@ -137,6 +138,8 @@ export interface RouteCounters {
   redelivered: number;
   /** Values of redelivered messages the ledger showed written already, so not sent again. */
   alreadyWritten: number;
+  /** Of those, values found at the endpoint's read path (a send that died before recording what it wrote). */
+  foundAtEndpoint: number;
   /** Events with at least one point, written to the endpoint. */
   delivered: number;
   /** Events without a point (nothing to write), acked with their message. */
@@ -172,6 +175,7 @@ export class RoutePipeline {
     received: 0,
     redelivered: 0,
     alreadyWritten: 0,
+    foundAtEndpoint: 0,
     delivered: 0,
     skipped: 0,
     failed: 0,
@@ -379,13 +383,18 @@ export class RoutePipeline {
       }
       if (mapped.length === 0) return;
       try {
-        await this.skipWritten(mapped);
+        await this.skipWritten(client, mapped, signal);
         await this.holdOverQuota(client, mapped);
       } catch (err) {
         for (const m of mapped) await this.settleFailure(m.d, err, signal, failures);
         return;
       }
       const open = mapped.filter((m) => !complete(m));
+      try {
+        await this.ledger.intend(open.map((m) => m.d.streamSequence));
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, messages: open.length }, "delivery ledger: the send's start not recorded");
+      }
       let error: unknown;
       try {
         await this.deliverAll(client, open, signal);
@@ -419,21 +428,33 @@ export class RoutePipeline {
 
   /**
    * Messages delivered again (by this or another replica: it may have written them, then stopped before the ack) are
-   * looked up in the delivery ledger: what the endpoint accepted before is taken out, so it is not written twice.
+   * looked up in the delivery ledger: what the endpoint accepted before is taken out, so it is not written twice. A
+   * message whose send began and never recorded its end (its instance died meanwhile) is checked against the
+   * endpoint's read path for the rest (reconcile.ts).
    */
-  private async skipWritten(mapped: Outgoing[]): Promise<void> {
+  private async skipWritten(client: OmfClient, mapped: Outgoing[], signal: AbortSignal): Promise<void> {
     const again = mapped.filter((m) => m.d.deliveryCount > 1);
     if (again.length === 0) return;
     const prior = await this.ledger.lookup(again.map((m) => m.d.streamSequence));
     for (const m of again) {
-      const w = prior.get(m.d.streamSequence);
-      if (w === undefined) continue;
-      m.wroteBefore = true;
+      const entry = prior.get(m.d.streamSequence);
+      if (entry === undefined) continue;
+      const w = entry.written;
       for (const [key, g] of m.groups) {
-        const n = w === "all" ? g.values.length : Math.min(g.values.length, w[key] ?? 0);
+        const n = w === undefined ? 0 : w === "all" ? g.values.length : Math.min(g.values.length, w[key] ?? 0);
         if (n === 0) continue;
+        m.wroteBefore = true;
         m.done.set(key, n);
         this.counters.alreadyWritten += n;
+      }
+      if (!entry.sending || complete(m)) continue;
+      for (const [key, rest] of remaining(m)) {
+        const held = await heldPrefix(client, rest, rest.values, signal);
+        if (held === 0) continue;
+        m.wroteBefore = true;
+        m.done.set(key, (m.done.get(key) ?? 0) + held);
+        this.counters.alreadyWritten += held;
+        this.counters.foundAtEndpoint += held;
       }
     }
   }
