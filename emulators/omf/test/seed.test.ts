@@ -1,3 +1,5 @@
+import { gzipSync } from "node:zlib";
+import { seedBody } from "@meridian/fixtures/omf-seed";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
 import {
@@ -17,7 +19,8 @@ import {
 
 /**
  * Replays osisoft/sample-omf-basic_api-python against each profile: program.py (types and containers one per
- * request, two data iterations, gzip on), then test.py's read-back checks and cleanup (notes §3.2–3.4).
+ * request, two data iterations, gzip on), then test.py's read-back checks and cleanup (notes §3.2–3.4). Every body
+ * is the seed's: `json.dumps([obj])` of its fixture files, gzip-compressed as program.py does by default.
  */
 let emu: RunningOmfEmulator;
 beforeAll(async () => {
@@ -27,16 +30,23 @@ afterAll(async () => {
   await emu.stop();
 });
 
-type Sender = (messageType: string, body: unknown, o?: { action?: string; gzip?: boolean }) => Promise<{ status: number; body: unknown }>;
+type Sender = (
+  messageType: string,
+  body: unknown,
+  o?: { action?: string; gzip?: boolean; raw?: Buffer },
+) => Promise<{ status: number; body: unknown }>;
+
+/** program.py's send_message_to_omf_endpoint body: json.dumps([obj]), gzip-compressed. */
+const seedGzip = (obj: unknown) => ({ gzip: true, raw: gzipSync(seedBody([obj])) });
 
 /** program.py: returns the payload of the last iteration per container id (what test.py compares against). */
 async function runProgram(send: Sender) {
-  for (const t of SEED_TYPES) expect((await send("type", [t], { gzip: true })).status).toBeLessThan(300);
-  for (const c of SEED_CONTAINERS) expect((await send("container", [c], { gzip: true })).status).toBeLessThan(300);
+  for (const t of SEED_TYPES) expect((await send("type", [t], seedGzip(t))).status).toBeLessThan(300);
+  for (const c of SEED_CONTAINERS) expect((await send("container", [c], seedGzip(c))).status).toBeLessThan(300);
   const sent = new Map<string, Record<string, unknown>>();
   for (let i = 0; i < 2; i++) {
     for (const datum of seedData(i, new Date(Date.now() + i * 1000))) {
-      const r = await send("data", [datum], { gzip: true });
+      const r = await send("data", [datum], seedGzip(datum));
       expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
       sent.set(datum.containerid, datum.values[0]!);
     }
@@ -47,11 +57,11 @@ async function runProgram(send: Sender) {
 /** test.py cleanup: delete containers, then types, full objects; 409 counts as success. */
 async function cleanup(send: Sender) {
   for (const c of SEED_CONTAINERS) {
-    const r = await send("container", [c], { action: "delete" });
+    const r = await send("container", [c], { action: "delete", ...seedGzip(c) });
     expect(r.status < 300 || r.status === 409).toBe(true);
   }
   for (const t of SEED_TYPES) {
-    const r = await send("type", [t], { action: "delete" });
+    const r = await send("type", [t], { action: "delete", ...seedGzip(t) });
     expect(r.status < 300 || r.status === 409).toBe(true);
   }
 }
