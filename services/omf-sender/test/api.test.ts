@@ -10,7 +10,7 @@ import {
   OmfMessageType,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
-import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "@meridian/fixtures/omf-seed";
+import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedBody, seedData } from "@meridian/fixtures/omf-seed";
 import { ConfigError, DEVELOPMENT_CREDENTIALS_KEY } from "@meridian/service-kit";
 import { captureLogger, codeOf, testIdentitiesFile } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -354,8 +354,9 @@ describe("SendOmf", () => {
     });
     const endpoints = ["file-pi", "file-eds", "adh"];
     // The sample speaks OMF 1.1 (uom); our endpoints default to 1.2, which accepts the same bodies.
-    const send = async (messageType: OmfMessageType, body: unknown, action = OmfAction.CREATE) => {
-      const res = await api.sendOmf({ messageType, action, body: JSON.stringify(body), endpointIds: endpoints });
+    // Each body is the seed's: json.dumps([obj]) of its fixture files.
+    const send = async (messageType: OmfMessageType, body: readonly unknown[], action = OmfAction.CREATE) => {
+      const res = await api.sendOmf({ messageType, action, body: seedBody(body), endpointIds: endpoints });
       return res.results;
     };
     for (const t of SEED_TYPES) for (const r of await send(OmfMessageType.TYPE, [t])) expect(r.ok, r.error).toBe(true);
