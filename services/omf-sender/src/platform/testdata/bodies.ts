@@ -1,3 +1,4 @@
+import { SEED_CONTAINERS, SEED_TYPES } from "@meridian/fixtures/omf-seed";
 /**
  * Golden response bodies, built from the shapes and texts in shared/protocols/omf.md (§2.1, §2.2, §1.7, §6.9)
  * and the reference sample's OMF fixtures (§3.3). Test-only. Message texts are the notes' verbatim; the notes give
@@ -123,16 +124,6 @@ export const CDS_CONTAINER_NOT_DEFINED = {
   Parameters: {},
 };
 
-/** §3.3 reference-sample fixtures. */
-export const FIRST_DYNAMIC_TYPE = {
-  id: "FirstDynamicType",
-  name: "First dynamic type",
-  classification: "dynamic",
-  type: "object",
-  properties: {
-    Timestamp: { type: "string", format: "date-time", isindex: true },
-    IntegerProperty: { type: "integer", uom: "count" },
-  },
-} as const;
-
-export const FIRST_CONTAINER = { id: "FirstContainer", typeid: "FirstDynamicType" } as const;
+/** The reference sample's first type and container, as its OMF-Types.json / OMF-Containers.json have them. */
+export const FIRST_DYNAMIC_TYPE = SEED_TYPES[0];
+export const FIRST_CONTAINER = SEED_CONTAINERS[0];
