@@ -5,6 +5,8 @@ import type { DeviceCredentials, DeviceEndpointClient, IotDomain, JsonObject, Oc
 
 /** Sockets per device host: the sink posts for many twins at once over one pool. */
 const DEVICE_CONNECTIONS = 64;
+/** Endpoints whose check passed, kept so that the same few are not checked again for every post. */
+const MAX_ENDPOINTS_CHECKED = 1000;
 
 /** Characters of a URL path (RFC 3986 pchar and "/"), percent escapes included. */
 const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]+$/;
@@ -44,15 +46,33 @@ export function createDeviceEndpointClient(domain: IotDomain, options: OciClient
   if (!base) throw new OciInvalidArgumentError("iotDomain.deviceHost", `IoT domain ${domain.id} has no device host`);
   const agent = createAgent(options.caPem, DEVICE_CONNECTIONS);
 
+  const checkedEndpoints = new Set<string>();
+  /**
+   * The request headers of each credentials object, built once (Basic is base64 of the key and the secret): the route
+   * sink hands the same object for a twin until it reads the twin again. A credentials object is not changed in place.
+   */
+  const headersOf = new WeakMap<DeviceCredentials, Record<string, string>>();
+
   return {
     async post(credentials, endpoint, payload: JsonObject, signal) {
-      checkEndpoint(endpoint);
-      checkCredentials(credentials);
+      if (!checkedEndpoints.has(endpoint)) {
+        checkEndpoint(endpoint);
+        if (checkedEndpoints.size >= MAX_ENDPOINTS_CHECKED) checkedEndpoints.clear();
+        checkedEndpoints.add(endpoint);
+      }
+      let headers = headersOf.get(credentials);
+      if (headers === undefined) {
+        checkCredentials(credentials);
+        const basic = Buffer.from(`${credentials.externalKey}:${credentials.secret}`).toString("base64");
+        headers = { authorization: `Basic ${basic}`, "content-type": "application/json" };
+        headersOf.set(credentials, headers);
+      }
       if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
         throw new OciInvalidArgumentError("payload", "must be a JSON object");
       }
       const body = JSON.stringify(payload);
-      const size = Buffer.byteLength(body);
+      // Up to 3 UTF-8 bytes per UTF-16 unit: a body that short cannot be over the cap, and is not measured.
+      const size = body.length * 3 <= MAX_DEVICE_PAYLOAD_BYTES ? body.length : Buffer.byteLength(body);
       if (size > MAX_DEVICE_PAYLOAD_BYTES) {
         throw new OciInvalidArgumentError(
           "payload",
@@ -60,11 +80,10 @@ export function createDeviceEndpointClient(domain: IotDomain, options: OciClient
         );
       }
       const what = `POST ${endpoint} as ${credentials.externalKey}`;
-      const basic = Buffer.from(`${credentials.externalKey}:${credentials.secret}`).toString("base64");
       const res = await exchange({
         method: "POST",
         url: `${base}/${endpoint}`,
-        headers: { authorization: `Basic ${basic}`, "content-type": "application/json" },
+        headers,
         body,
         timeoutMs: resolved.timeoutMs,
         maxBytes: 64 * 1024,
