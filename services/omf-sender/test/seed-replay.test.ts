@@ -9,7 +9,7 @@ import {
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, type SeedDatum, seedBody, seedData } from "@meridian/fixtures/omf-seed";
-import { codeOf } from "@meridian/testing";
+import { codeOf, json, type RecordingServer, startRecordingServer } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OmfSender } from "../src/service.js";
 import { apiClient, getJson, type NatsServerHandle, startEmulator, startNatsServer, startSender } from "./harness.js";
@@ -212,4 +212,45 @@ describe("the OMF seed's program.py and test.py, replayed through the API", () =
       expect(after.body.scopes[mode.scope].containers).toEqual({});
     },
   );
+
+  it("test.py's read-back requests: Accept-Verbosity: verbose and no omfversion, to PI Web API (with its Basic auth) and EDS", async () => {
+    let rec: RecordingServer | undefined;
+    rec = await startRecordingServer((req) => {
+      if (req.path.startsWith("/piwebapi/dataservers?"))
+        return json(200, { Links: { Points: `${rec?.url}/piwebapi/dataservers/S0/points` } });
+      if (req.path.startsWith("/piwebapi/dataservers/S0/points")) return json(200, { Items: [] });
+      return json(200, []);
+    });
+    try {
+      await api.createEndpoint({
+        endpoint: {
+          id: "seed-pi-headers",
+          kind: EndpointKind.PI,
+          url: `${rec.url}/piwebapi`,
+          allowHttp: true,
+          username: "meridian",
+          secret: "meridian",
+          dataServerName: "MERIDIAN-PI",
+          omfVersion: "1.1",
+        },
+      });
+      await api.createEndpoint({ endpoint: { id: "seed-eds-headers", kind: EndpointKind.EDS, url: rec.url, omfVersion: "1.1" } });
+      expect((await api.listPoints({ endpointId: "seed-pi-headers", nameFilter: "FirstContainer*" })).points).toEqual([]);
+      expect((await api.listTypes({ endpointId: "seed-eds-headers", idFilter: "FirstDynamicType" })).types).toEqual([]);
+      const gets = rec.requests.filter((r) => r.method === "GET");
+      expect(gets.map((r) => r.path.split("?")[0])).toEqual([
+        "/piwebapi/dataservers",
+        "/piwebapi/dataservers/S0/points",
+        "/api/v1/tenants/default/namespaces/default/Types",
+      ]);
+      for (const r of gets) {
+        expect(r.headers["accept-verbosity"], r.path).toBe("verbose");
+        expect(r.headers.omfversion, r.path).toBeUndefined();
+      }
+      for (const r of gets.slice(0, 2))
+        expect(r.headers.authorization, r.path).toBe(`Basic ${Buffer.from("meridian:meridian").toString("base64")}`);
+    } finally {
+      await rec.close();
+    }
+  });
 });
