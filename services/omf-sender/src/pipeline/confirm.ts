@@ -2,9 +2,10 @@ import { RetryableError } from "@meridian/retry";
 import { type OmfClient, readValues } from "../platform/index.js";
 
 /**
- * AVEVA Data Hub answers OMF data with 202 and an Operation-Id: the values are queued, not stored, and a failure
- * in processing surfaces later, never in that reply (notes 2.2; the notes give no operation-status path). So a 202
- * from Data Hub is confirmed by reading the values back through SDS before the message is acknowledged.
+ * AVEVA Data Hub (and EDS, the same SDS engine) answer OMF data with 202 and an Operation-Id: the values are queued,
+ * not stored, and a failure in processing surfaces later, never in that reply (notes 2.2, 6.9; the notes give no
+ * operation-status path). So such a 202 is confirmed by reading the values back through SDS before the message is
+ * acknowledged.
  */
 export class UnconfirmedWriteError extends RetryableError {
   constructor(
@@ -28,6 +29,20 @@ export function tickOf(ts: string): string {
   const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(?:Z|\+00:00)$/.exec(ts);
   if (!m) return ts;
   return `${m[1]}.${(m[2] ?? "").padEnd(7, "0").slice(0, 7)}Z`;
+}
+
+/** Containers read back at once. */
+const READ_CONCURRENCY = 8;
+
+/** Runs `fn` over `items`, at most `limit` at a time; rejects with the first failure once the others settled. */
+export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -60,7 +75,7 @@ export async function confirmStored(
   let delay = 100;
   for (;;) {
     const still: AcceptedValues[] = [];
-    for (const a of waiting) {
+    await eachLimited(waiting, READ_CONCURRENCY, async (a) => {
       const ticks = a.indexes.map(tickOf).sort();
       const read = await readValues(client, a.containerId, {
         start: ticks[0],
@@ -71,7 +86,7 @@ export async function confirmStored(
       const stored = new Set(read.values.map((v) => tickOf(v.timestamp)));
       const missing = a.indexes.filter((ix) => !stored.has(tickOf(ix)));
       if (missing.length > 0) still.push({ ...a, indexes: missing });
-    }
+    });
     if (still.length === 0) return;
     waiting = still;
     if (Date.now() + delay > deadline) break;
@@ -81,7 +96,7 @@ export async function confirmStored(
   const values = waiting.reduce((n, a) => n + a.indexes.length, 0);
   const ids = [...new Set(waiting.map((a) => a.operationId).filter((x): x is string => x !== undefined))];
   throw new UnconfirmedWriteError(
-    `Data Hub accepted the data (202${ids.length > 0 ? `, Operation-Id ${ids.join(", ")}` : ""}) but ${values} value(s) of ` +
+    `${client.kind === "eds" ? "Edge Data Store" : "Data Hub"} accepted the data (202${ids.length > 0 ? `, Operation-Id ${ids.join(", ")}` : ""}) but ${values} value(s) of ` +
       `${waiting.length} container(s) (${waiting
         .slice(0, 3)
         .map((a) => a.containerId)

@@ -679,8 +679,8 @@ export class RoutePipeline {
     } catch (err) {
       throw fail(err);
     }
-    // Data Hub's 202 only queues the values: they count once read back (confirm.ts).
-    const confirm = client.kind === "adh";
+    // An SDS receiver's 202 (Data Hub, EDS) only queues the values: they count once read back (confirm.ts).
+    const confirm = client.kind !== "pi";
     const unconfirmed = new Map<string, number>();
     const toConfirm: AcceptedValues[] = [];
     const message = dataMessage(items, this.dataAction(client));
