@@ -80,6 +80,31 @@ describe("post", () => {
     expect(server.requests[0]?.raw.length).toBe(MAX_DEVICE_PAYLOAD_BYTES);
   });
 
+  it("refuses a payload over 256 KiB by its UTF-8 bytes, not its characters", async () => {
+    // 2 bytes per "é": about 128 Ki characters, over 256 KiB of UTF-8.
+    const err = await client.post(DEVICE, "x", { b: "é".repeat(MAX_DEVICE_PAYLOAD_BYTES / 2) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ field: "payload" });
+    expect((err as Error).message).toContain(`${MAX_DEVICE_PAYLOAD_BYTES + 8} bytes of JSON`);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it("posts with each credentials object's own secret, the same object again included", async () => {
+    await client.post(DEVICE, "x", { a: 1 });
+    await client.post(DEVICE, "x", { a: 2 });
+    await client.post({ externalKey: "m5-env-1", secret: "rotated" }, "x", { a: 3 });
+    expect(server.requests.map((r) => r.headers.authorization)).toEqual([
+      `Basic ${Buffer.from("m5-env-1:s3cret-value").toString("base64")}`,
+      `Basic ${Buffer.from("m5-env-1:s3cret-value").toString("base64")}`,
+      `Basic ${Buffer.from("m5-env-1:rotated").toString("base64")}`,
+    ]);
+    // A refused object is refused again, not remembered as checked.
+    const bad = { externalKey: "a:b", secret: "s" };
+    await expect(client.post(bad, "x", {})).rejects.toMatchObject({ field: "externalKey" });
+    await expect(client.post(bad, "x", {})).rejects.toMatchObject({ field: "externalKey" });
+    await expect(client.post(DEVICE, "/x", {})).rejects.toMatchObject({ field: "endpoint" });
+    expect(server.requests).toHaveLength(3);
+  });
+
   it("maps a refused device secret to OciNotAuthenticatedError without quoting it", async () => {
     server.handler = () => json(401, { code: "NotAuthenticated", message: "bad credentials" });
     const err = await client.post(DEVICE, "iot/v1/telemetry", { a: 1 }).catch((e: unknown) => e);

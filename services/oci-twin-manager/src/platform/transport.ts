@@ -64,10 +64,16 @@ class RawHeaders implements AnswerHeaders {
  * The body as UTF-8 text (a leading BOM dropped, as TextDecoder does), or undefined once it is over `maxBytes` (then not read further and
  * its connection closed). Content-Length says so in advance; a body that lies about it is still cut while read.
  */
+/** Stops reading a body: its connection is closed. Destroyed unread, undici's body emits an abort error nobody waits for. */
+function discard(body: Dispatcher.ResponseData["body"]): void {
+  body.on("error", () => {});
+  body.destroy();
+}
+
 async function readBody(body: Dispatcher.ResponseData["body"], headers: AnswerHeaders, maxBytes: number): Promise<string | undefined> {
   const declared = Number(headers.get("content-length") ?? Number.NaN);
   if (declared > maxBytes) {
-    body.destroy();
+    discard(body);
     return undefined;
   }
   const chunks: Buffer[] = [];
@@ -75,7 +81,7 @@ async function readBody(body: Dispatcher.ResponseData["body"], headers: AnswerHe
   for await (const chunk of body as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
     if (size > maxBytes) {
-      body.destroy();
+      discard(body);
       return undefined;
     }
     chunks.push(chunk);
