@@ -42,6 +42,16 @@ describe("route options", () => {
       expect(r.problems, bad).toEqual(["options.maxRetryAfterMs: must be an integer between 1000 and 300000"]);
     }
   });
+  it("confirmTimeoutMs (the Data Hub / EDS read-back's patience) is 0 to 60 s", () => {
+    expect(pipelineSettings({}, DEFAULTS).settings.confirmTimeoutMs).toBeUndefined();
+    expect(pipelineSettings({ confirmTimeoutMs: "0" }, DEFAULTS).settings.confirmTimeoutMs).toBe(0);
+    expect(pipelineSettings({ confirmTimeoutMs: "60000" }, DEFAULTS).settings.confirmTimeoutMs).toBe(60_000);
+    for (const bad of ["-1", "60001", "1.5", "later"]) {
+      const r = pipelineSettings({ confirmTimeoutMs: bad }, DEFAULTS);
+      expect(r.settings.confirmTimeoutMs, bad).toBeUndefined();
+      expect(r.problems, bad).toEqual(["options.confirmTimeoutMs: must be an integer between 0 and 60000"]);
+    }
+  });
 });
 
 describe("failure classes", () => {
