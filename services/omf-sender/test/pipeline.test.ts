@@ -222,6 +222,11 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     await until(async () => (await valueCount("eds", "line-big")) === 3000, { timeoutMs: 20_000, what: "3000 values" });
     const after = (await getJson(`${emu.url}/_emulator/counters`)).body.byStatus?.["413"] ?? 0;
     expect(after).toBeGreaterThan(before);
+    // EDS answers 202: the values count once read back, a moment after they are visible.
+    await until(async () => (await sender.pipelines.counters()).find((p) => p.name === "big")?.delivered === 3000n, {
+      timeoutMs: 10_000,
+      what: "3000 delivered",
+    });
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "big");
     expect(counters).toMatchObject({ delivered: 3000n, failed: 0n });
   });
@@ -285,6 +290,11 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     // The bad device's container exists (definitions went through), its value did not.
     const withValues = (await containers("eds", "line-dl")).filter((c) => c.valueCount > 0);
     expect(withValues.map((c) => c.id.split(".")[2]).sort()).toEqual(["ok-1", "ok-2"]);
+    // EDS answers 202: the good values count once read back.
+    await until(async () => (await sender.pipelines.counters()).find((p) => p.name === "dl")?.delivered === 2n, {
+      timeoutMs: 10_000,
+      what: "2 delivered",
+    });
     const [counters] = (await sender.pipelines.counters()).filter((p) => p.name === "dl");
     expect(counters).toMatchObject({ received: 3n, delivered: 2n, failed: 1n });
     expect((await bus.jsm().streams.info(STREAMS.deadLetter)).state.messages).toBe(1);
