@@ -178,13 +178,17 @@ describe("OciRouteSink", () => {
       await bus.publishEvents(events("line-2", "refused", 0, 1));
       await bus.publishEvents(events("line-2", "Not A Key", 0, 1));
       await until(async () => (await deadLetters("r2")).length >= 4, { timeoutMs: 10_000, what: "4 dead letters" });
+      // In any order: the messages are worked on at once, and a key that is not one is refused before any lookup.
       const reasons = await deadLetters("r2");
-      expect(reasons).toEqual([
-        expect.stringMatching(/twin nobody .*is not a twin of oci-twin-manager/),
-        expect.stringMatching(/twin no-secret has no device secret/),
-        expect.stringMatching(/OCI refused the data of twin refused on iot\/v1\/telemetry/),
-        expect.stringMatching(/twin "Not A Key" .*is not a twin key/),
-      ]);
+      expect(reasons).toHaveLength(4);
+      expect(reasons).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/twin nobody .*is not a twin of oci-twin-manager/),
+          expect.stringMatching(/twin no-secret has no device secret/),
+          expect.stringMatching(/OCI refused the data of twin refused on iot\/v1\/telemetry/),
+          expect.stringMatching(/twin "Not A Key" .*is not a twin key/),
+        ]),
+      );
       expect(device.posts).toHaveLength(0);
     } finally {
       await s.stop();
