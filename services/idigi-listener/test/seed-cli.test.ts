@@ -274,8 +274,15 @@ describe("WatchEvents: raw payloads and the seed CLI's create → watch → Ctrl
     await until(() => creator.answers.length >= 1, { timeoutMs: 10_000, what: "created" });
     const a = creator.answers[0]!.monitor!.id;
     const other = watch(l, { monitorId: a });
-    await admin(emu, "emit", { monitorId: Number(a), count: 1 });
-    await until(() => other.events().length >= 1 && creator.events().length >= 1, { timeoutMs: 10_000, what: "both watching" });
+    // The second watch follows events from when its stream is set up, which the test cannot see: emit until both have one.
+    await until(
+      async () => {
+        if (other.events().length >= 1 && creator.events().length >= 1) return true;
+        await admin(emu, "emit", { monitorId: Number(a), count: 1 });
+        return false;
+      },
+      { timeoutMs: 20_000, intervalMs: 500, what: "both watching" },
+    );
     await creator.leave();
     await new Promise((r) => setTimeout(r, 500));
     expect(await exists(emu, a)).toBe(true);
