@@ -12,6 +12,8 @@ export const TEST_ROLES = [
   "platform:read",
   "platform:admin",
   "status:read",
+  "deadletters:read",
+  "deadletters:admin",
   "metrics:read",
 ] as const;
 export type TestRole = (typeof TEST_ROLES)[number];

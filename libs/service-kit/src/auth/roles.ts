@@ -11,6 +11,8 @@ export const ROLES = [
   "platform:read",
   "platform:admin",
   "status:read",
+  "deadletters:read",
+  "deadletters:admin",
   "metrics:read",
 ] as const;
 

@@ -24,8 +24,8 @@ export const file_meridian_auth_v1_access: GenFile = /*@__PURE__*/
 export type AccessRule = Message<"meridian.auth.v1.AccessRule"> & {
   /**
    * The role the caller needs, e.g. "routes:admin". Roles: telemetry:read, telemetry:publish, routes:read,
-   * routes:admin, platform:read, platform:admin, status:read; "<area>:admin" includes "<area>:read", and a caller
-   * holding "*" holds every role.
+   * routes:admin, platform:read, platform:admin, status:read, deadletters:read, deadletters:admin; "<area>:admin"
+   * includes "<area>:read", and a caller holding "*" holds every role.
    *
    * @generated from field: string role = 1;
    */
