@@ -40,7 +40,7 @@ import {
   writablePropertyAddress,
 } from "./cloud-to-device.js";
 import { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
-import { type DeadLetter, deadLetterHeaders } from "./dead-letter.js";
+import { type DeadLetter, deadLetterHeaders, REPLAY_CONSUMER_HEADER } from "./dead-letter.js";
 import { BusPermissionError, BusUnavailableError, isNotFound, isPermissionError, MessageTooLargeError } from "./errors.js";
 import { parseServers, redactUrl } from "./servers.js";
 import {
@@ -399,6 +399,14 @@ export class Bus {
   }
 
   /**
+   * Stores a replayed dead letter on its original telemetry subject (DeadLetters.replay builds the headers and the
+   * msgId); fails like publishBatch.
+   */
+  async publishReplay(subject: string, data: Uint8Array, h: MsgHdrs, msgId: string): Promise<{ seq: number; duplicate: boolean }> {
+    return this.publishStored(subject, data, h, msgId);
+  }
+
+  /**
    * Stores a command on `command.v1.<platform>.<connection>.<device>.<name>` (stream CLOUD_TO_DEVICE); resolves once
    * stored. Nats-Msg-Id is its subject and request id, so a platform's redelivery within the duplicate window is
    * stored once. Fails like publishBatch, or with InvalidCloudToDeviceMessageError when the id, target or name is missing.
@@ -560,10 +568,12 @@ export class Bus {
 
   /**
    * Live events matching the filter, in stream order (an ordered consumer: no server-side state to
-   * clean up, re-created by the client after a reconnect without gaps).
+   * clean up, re-created by the client after a reconnect without gaps). Replayed dead letters are skipped.
    */
   async *subscribe(filter: Parameters<typeof telemetryFilterSubject>[0], options: SubscribeOptions = {}): AsyncGenerator<TelemetryEvent> {
     for await (const m of this.ordered(STREAMS.telemetry, telemetryFilterSubject(filter), options)) {
+      // A replayed dead letter is for one sink; live telemetry showed the original when it was first published.
+      if (m.headers?.get(REPLAY_CONSUMER_HEADER)) continue;
       const batch = decodeBatch(m.data);
       for (const event of batch.events) {
         if (sourceMatches(filter as never, event.source)) yield event;

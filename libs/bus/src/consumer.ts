@@ -4,8 +4,9 @@ import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg, nanos } fr
 import type { Logger } from "pino";
 import { type Bus, isNotFound, STREAMS } from "./bus.js";
 import { decodeBatch, SCHEMA_HEADER } from "./codec.js";
+import { REPLAY_CONSUMER_HEADER } from "./dead-letter.js";
 import { PermanentError } from "./errors.js";
-import { platformToken } from "./subjects.js";
+import { platformOfToken, platformToken } from "./subjects.js";
 
 /**
  * Redelivery delay for transient failures. The first retries are quick (a blip), later ones
@@ -60,6 +61,17 @@ export interface ConsumerBacklog {
  */
 export function routeConsumerName(routeId: string, sinkPlatform: Platform): string {
   return `${platformToken(sinkPlatform)}-${routeId}`;
+}
+
+/**
+ * The route and sink platform a route consumer's name stands for (the inverse of routeConsumerName), or undefined for
+ * a name that is not one (a source's consumer name, an unknown platform).
+ */
+export function parseRouteConsumerName(name: string): { routeId: string; sinkPlatform: Platform } | undefined {
+  const dash = name.indexOf("-");
+  if (dash <= 0 || dash === name.length - 1) return undefined;
+  const sinkPlatform = platformOfToken(name.slice(0, dash));
+  return sinkPlatform === undefined ? undefined : { routeId: name.slice(dash + 1), sinkPlatform };
 }
 
 /** A durable consumer's backlog, or undefined when it does not exist. */
@@ -243,6 +255,13 @@ export class DurableConsumer {
   }
 
   private async toDelivery(m: JsMsg): Promise<Delivery | undefined> {
+    // A dead letter replayed for another route's sink: this sink delivered (or skipped) the original already.
+    const replayFor = m.headers?.get(REPLAY_CONSUMER_HEADER);
+    if (replayFor && replayFor !== this.options.durable) {
+      m.ack();
+      this.log.debug({ seq: m.seq, replayFor }, "replay for another consumer; skipped");
+      return undefined;
+    }
     const deliveryCount = m.info.deliveryCount;
     const deadLetter = async (reason: string, detail?: string) => {
       const schema = m.headers?.get(SCHEMA_HEADER);

@@ -50,3 +50,19 @@ export function deadLetterHeaders(letter: DeadLetter): MsgHdrs {
 function oneLine(s: string): string {
   return s.replace(/[\r\n]+/g, " ");
 }
+
+/**
+ * Headers of a dead letter replayed onto the telemetry stream. Only the durable consumer named in `consumer` delivers
+ * it; every other consumer on its subject, and live telemetry, skip it (it was delivered there the first time).
+ */
+export const REPLAY_HEADERS = {
+  consumer: "Meridian-Replay-Consumer",
+  /** The dead letter's sequence on the DEADLETTER stream. */
+  of: "Meridian-Replay-Of",
+} as const;
+export const REPLAY_CONSUMER_HEADER = REPLAY_HEADERS.consumer;
+
+/** Nats-Msg-Id of a dead letter's replay: a concurrent or retried replay within the duplicate window is stored once. */
+export function replayMsgId(deadLetterSequence: number): string {
+  return `deadletter-replay:${deadLetterSequence}`;
+}

@@ -31,10 +31,12 @@ export {
   deleteConsumer,
   deliveredThrough,
   type ParallelRunOptions,
+  parseRouteConsumerName,
   REDELIVERY_BACKOFF,
   routeConsumerName,
 } from "./consumer.js";
-export { DEAD_LETTER_HEADERS, type DeadLetter } from "./dead-letter.js";
+export { DEAD_LETTER_HEADERS, type DeadLetter, REPLAY_CONSUMER_HEADER, REPLAY_HEADERS, replayMsgId } from "./dead-letter.js";
+export { type DeadLetterPage, type DeadLetterPageOptions, DeadLetters, type StoredDeadLetter } from "./dead-letters.js";
 export { BusPermissionError, BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
 export { jsonCodec, KvBucket, type KvBucketOptions, type KvCodec, protoCodec } from "./kv.js";
 export {
@@ -69,8 +71,10 @@ export {
   deadLetterSubject,
   decodeToken,
   encodeToken,
+  platformOfToken,
   platformToken,
   sourceMatches,
+  subjectMatches,
   TELEMETRY_ROOT,
   telemetryFilterSubject,
   telemetrySubject,

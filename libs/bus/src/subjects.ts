@@ -22,6 +22,29 @@ export function platformToken(platform: Platform): string {
   return PLATFORM_TOKENS[platform] ?? "unknown";
 }
 
+const TOKEN_PLATFORMS = new Map(
+  Object.entries(PLATFORM_TOKENS)
+    .filter(([p]) => Number(p) !== Platform.UNSPECIFIED)
+    .map(([p, token]) => [token, Number(p) as Platform]),
+);
+
+/** The platform a subject or consumer-name token stands for; undefined for "unknown" or anything else. */
+export function platformOfToken(token: string): Platform | undefined {
+  return TOKEN_PLATFORMS.get(token);
+}
+
+/** NATS subject matching: `*` stands for one token, a final `>` for one or more. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return i === f.length - 1 && s.length > i;
+    if (i >= s.length) return false;
+    if (f[i] !== "*" && f[i] !== s[i]) return false;
+  }
+  return f.length === s.length;
+}
+
 /**
  * Makes an id safe as one subject token, reversibly: every byte outside [A-Za-z0-9_-] becomes
  * %XX. Device ids contain '.', ' ', ':' and '/' in the wild; a lossy replacement would let two
