@@ -28,7 +28,7 @@ import type { ErrorTable } from "./errors.js";
 import { DEFAULT_SERVER_LIMITS, SERVER_LIMIT_BOUNDS, type ServerLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
 import type { ServiceIdentity } from "./main.js";
-import { type RunningService, startService } from "./server.js";
+import { type RunningService, type ServiceOptions, startService } from "./server.js";
 import { serverTlsFromSettings, tlsSettings } from "./tls.js";
 
 /** A server limit as an environment setting, with the default and bounds the server itself enforces. */
@@ -100,6 +100,8 @@ export interface BusServiceParts {
   counters?(): Promise<PipelineCounters[]> | PipelineCounters[];
   /** Stops the service's work at shutdown, before the bus drains (e.g. pipelines hand back unsent deliveries). */
   stop?(): Promise<void>;
+  /** Plain HTTP routes served without authentication (ServiceOptions.httpRoutes), e.g. the gateway's API document. */
+  httpRoutes?: ServiceOptions["httpRoutes"];
 }
 
 /** What tests may change; a process takes the defaults. */
@@ -170,6 +172,7 @@ export async function startBusService(
     tls,
     ...(options.installSignalHandlers === undefined ? {} : { installSignalHandlers: options.installSignalHandlers }),
     routes: (router) => parts.routes(router),
+    ...(parts.httpRoutes ? { httpRoutes: parts.httpRoutes } : {}),
   }).catch(async (err: unknown) => {
     auth.authenticator.close();
     await parts.stop?.().catch(() => {});

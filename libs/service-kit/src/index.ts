@@ -28,7 +28,14 @@ export {
   type SecretKeyringOptions,
   SecretOpenError,
 } from "./sealing.js";
-export { type RunningService, type ServiceOptions, startService } from "./server.js";
+export {
+  type HttpRouteHandler,
+  type HttpRouteRequest,
+  type HttpRouteResponse,
+  type RunningService,
+  type ServiceOptions,
+  startService,
+} from "./server.js";
 export {
   type ClientAuth,
   type ClientTls,

@@ -61,6 +61,41 @@ export interface ServiceOptions {
    * client certificates. Unset: plaintext. A bad file stops the start with a ConfigError naming its TLS_* setting.
    */
   tls?: ServerTlsOptions;
+  /**
+   * Plain HTTP routes beside /healthz, /readyz and /metrics, answered for GET and HEAD without authentication (what
+   * they serve must hold no secret: e.g. the gateway's API document). By path; a key ending in "/" also takes every
+   * path below it. A path of the kit's own or a key without a leading "/" stops the start.
+   */
+  httpRoutes?: Record<string, HttpRouteHandler>;
+}
+
+/** Writes the whole answer to one plain HTTP request; `path` is the request's path without its query. */
+export type HttpRouteHandler = (req: HttpRouteRequest, res: HttpRouteResponse, path: string) => void | Promise<void>;
+/** What a route reads of its request (HTTP/1.1 or HTTP/2 alike). */
+export interface HttpRouteRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: http.IncomingHttpHeaders;
+}
+/** What a route writes (HTTP/1.1 or HTTP/2 alike). */
+export interface HttpRouteResponse {
+  readonly headersSent: boolean;
+  setHeader(name: string, value: string | number | readonly string[]): unknown;
+  writeHead(status: number, headers?: http.OutgoingHttpHeaders): unknown;
+  end(body?: string | Uint8Array): unknown;
+}
+
+const KIT_ROUTES = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** The handler for a path: an exact key first, else the longest key ending in "/" that the path starts with. */
+function httpRouteFor(routes: Record<string, HttpRouteHandler>, path: string): HttpRouteHandler | undefined {
+  const exact = routes[path];
+  if (exact) return exact;
+  let best: string | undefined;
+  for (const key of Object.keys(routes)) {
+    if (key.endsWith("/") && path.startsWith(key) && (best === undefined || key.length > best.length)) best = key;
+  }
+  return best === undefined ? undefined : routes[best];
 }
 
 export interface RunningService {
@@ -111,6 +146,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const host = options.host ?? "0.0.0.0";
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
   const limits = resolveLimits(options.limits);
+  const extraRoutes = options.httpRoutes ?? {};
+  for (const key of Object.keys(extraRoutes)) {
+    if (!key.startsWith("/") || KIT_ROUTES.has(key)) {
+      throw new Error(`httpRoutes: "${key}" ${key.startsWith("/") ? "is a route of the kit's own" : "must start with /"}`);
+    }
+  }
 
   const health = createHealthRegistry(options.initialStatus ?? "SERVING");
   const metrics = new Registry();
@@ -188,8 +229,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
           }
           send(200, metrics.contentType, await metrics.metrics());
           return;
-        default:
-          send(404, "text/plain; charset=utf-8", "not found\n");
+        default: {
+          const route = httpRouteFor(extraRoutes, path ?? "");
+          if (route) await route(req, res, path ?? "");
+          else send(404, "text/plain; charset=utf-8", "not found\n");
+        }
       }
     } catch (err) {
       logger.error({ err, path }, "http route failed");

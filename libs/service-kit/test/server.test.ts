@@ -200,6 +200,57 @@ describe("plain HTTP routes", () => {
     expect((await fetch(`${svc.url}/nope`)).status).toBe(404);
   });
 
+  it("serves the service's own httpRoutes without credentials: exact paths, a prefix ending in /, GET and HEAD only", async () => {
+    const seen: string[] = [];
+    const svc = await start({
+      httpRoutes: {
+        "/doc.json": (_req, res) => {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end('{"ok":true}');
+        },
+        "/assets/": (req, res, path) => {
+          seen.push(`${req.method} ${path}`);
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end(req.method === "HEAD" ? undefined : path);
+        },
+        "/assets/deep/": async (_req, res) => {
+          await new Promise((resolve) => setImmediate(resolve));
+          res.writeHead(200);
+          res.end("deeper");
+        },
+      },
+    });
+    const doc = await fetch(`${svc.url}/doc.json?x=1`);
+    expect(doc.status).toBe(200);
+    expect(await doc.json()).toEqual({ ok: true });
+    expect(await (await fetch(`${svc.url}/assets/app.css`)).text()).toBe("/assets/app.css");
+    // The longest matching prefix wins.
+    expect(await (await fetch(`${svc.url}/assets/deep/x.js`)).text()).toBe("deeper");
+    expect((await fetch(`${svc.url}/assets/a.js`, { method: "HEAD" })).status).toBe(200);
+    expect(seen).toEqual(["GET /assets/app.css", "HEAD /assets/a.js"]);
+    // Not a route: /doc.json/x, /assets without its slash, a POST.
+    expect((await fetch(`${svc.url}/doc.json/x`)).status).toBe(404);
+    expect((await fetch(`${svc.url}/assets`)).status).toBe(404);
+    expect((await fetch(`${svc.url}/doc.json`, { method: "POST", body: "{}" })).status).toBe(404);
+    // The kit's own routes are still its own.
+    expect((await fetch(`${svc.url}/healthz`)).status).toBe(200);
+  });
+
+  it("a handler that throws answers 500 and is logged; a kit path or a relative key stops the start", async () => {
+    const svc = await start({
+      httpRoutes: {
+        "/broken": () => {
+          throw new Error("boom");
+        },
+      },
+    });
+    const res = await fetch(`${svc.url}/broken`);
+    expect(res.status).toBe(500);
+    expect(svc.lines.some((l) => l.msg === "http route failed")).toBe(true);
+    await expect(start({ httpRoutes: { "/metrics": () => {} } })).rejects.toThrow(/\/metrics" is a route of the kit's own/);
+    await expect(start({ httpRoutes: { docs: () => {} } })).rejects.toThrow(/must start with \//);
+  });
+
   it("/metrics has rpc counters by procedure and code after calls, and default metrics", async () => {
     const svc = await start();
     const routes = createClient(
