@@ -132,8 +132,9 @@ export class DeadLetters {
     try {
       return await this.bus.jsm().streams.deleteMessage(this.stream, sequence, false);
     } catch (err) {
-      // The server answers a missing sequence with "no message found" (code 400 on 2.9).
-      if (isNotFound(err) || /no message found/i.test((err as Error).message)) return false;
+      // nats-server 2.9 answers a sequence it does not hold with 500 "no message found", or "stream store EOF" past
+      // the last one (err_code 10057, message delete failed).
+      if (isNotFound(err) || /no message found|stream store eof/i.test((err as Error).message)) return false;
       throw err;
     }
   }

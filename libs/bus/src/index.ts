@@ -20,7 +20,7 @@ export {
   InvalidCloudToDeviceMessageError,
   MAX_REQUEST_ID_LENGTH,
 } from "./cloud-to-device.js";
-export { decodeBatch, encodeBatch, makeBatch } from "./codec.js";
+export { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
 export { busFromConfig, type NatsSettings, NatsSettingsError, natsSettings } from "./config.js";
 export {
   type ConsumerBacklog,

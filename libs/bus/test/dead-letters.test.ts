@@ -201,6 +201,7 @@ describe("pages, filters, delete and purge", () => {
   it("delete removes one (false the second time); purge by consumer removes only that consumer's", async () => {
     expect(await letters.delete(seqs[0]!)).toBe(true);
     expect(await letters.delete(seqs[0]!)).toBe(false);
+    expect(await letters.delete(seqs.at(-1)! + 1000)).toBe(false);
     expect(await letters.get(seqs[0]!)).toBeUndefined();
     expect(await letters.purge("oci-a")).toBe(4);
     const rest = await letters.page({ limit: 100, maxScanned: 100 });

@@ -1,10 +1,11 @@
+import { DeadLetterService } from "@meridian/contracts/meridian/deadletter/v1/dead_letter_service_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
 import { apiDocumentRoutes } from "./api/docs.js";
-import { applyRoutes, gatewayErrors, routeService, statusService, sweepDrains, telemetryService } from "./api/index.js";
+import { applyRoutes, deadLetterService, gatewayErrors, routeService, statusService, sweepDrains, telemetryService } from "./api/index.js";
 import { backendTransport, registerProxy } from "./api/proxy.js";
 import { type Backend, backendsFromConfig, backendTlsFromConfig } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
@@ -32,6 +33,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       routes(router) {
         router.service(TelemetryService, telemetryService(bus));
         router.service(RouteService, routeService(bus, { maxRoutes: config.MAX_ROUTES }));
+        router.service(DeadLetterService, deadLetterService(bus));
         router.service(
           StatusService,
           statusService(bus, { service: SERVICE.name, instance: config.INSTANCE_ID, version: SERVICE.version }),

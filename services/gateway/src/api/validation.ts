@@ -1,8 +1,17 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import {
+  type DeadLetterFilter,
+  type GetDeadLetterRequest,
+  type ListDeadLettersRequest,
+  type PurgeDeadLettersRequest,
+  type ReplayDeadLettersRequest,
+  ReplayState,
+} from "@meridian/contracts/meridian/deadletter/v1/dead_letter_service_pb";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { SubscribeRequest } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { type FieldViolation, invalidArgument, requireFields } from "@meridian/service-kit";
+import { type FieldViolation, invalidArgument, RequestViolations, requireFields } from "@meridian/service-kit";
 
 /** Upper bound of one Publish: one request must fit comfortably in one bus round. */
 export const MAX_EVENTS_PER_PUBLISH = 10_000;
@@ -66,4 +75,99 @@ export function validateRoute(route: Route | undefined): asserts route is Route 
   if (route.sink?.platform && !SINK_PLATFORMS.has(route.sink.platform))
     violations.push({ path: "route.sink.platform", reason: `${Platform[route.sink.platform]} has no sink service` });
   if (violations.length > 0) invalidArgument(violations);
+}
+
+/** Dead letters one Replay or Purge call names at most. */
+export const MAX_DEAD_LETTER_SEQUENCES = 500;
+/** Dead letters one ListDeadLetters page holds at most, and when page_size is unset. */
+export const MAX_DEAD_LETTER_PAGE = 500;
+export const DEFAULT_DEAD_LETTER_PAGE = 100;
+/** filter.consumer and filter.reason_contains. */
+export const MAX_DEAD_LETTER_FILTER_CHARS = 256;
+
+/** The dead-letter requests' checks; field paths as in the proto. */
+export class DeadLetterViolations extends RequestViolations {
+  /** 1 to 500 distinct sequences (or none, when `required` is false), each one a sequence the stream can hold. */
+  sequences(path: string, sequences: readonly bigint[], required: boolean): number[] {
+    if (sequences.length === 0) {
+      if (required) this.add(path, `required: 1 to ${MAX_DEAD_LETTER_SEQUENCES} dead-letter sequences`);
+      return [];
+    }
+    if (sequences.length > MAX_DEAD_LETTER_SEQUENCES) {
+      this.add(path, `${sequences.length} sequences; at most ${MAX_DEAD_LETTER_SEQUENCES} per call`);
+      return [];
+    }
+    const seen = new Map<bigint, number>();
+    sequences.forEach((s, i) => {
+      if (s < 1n || s > BigInt(Number.MAX_SAFE_INTEGER)) this.add(`${path}[${i}]`, "must be a dead letter's sequence (1 or more)");
+      const first = seen.get(s);
+      if (first !== undefined) this.add(`${path}[${i}]`, `duplicate of ${path}[${first}]`);
+      else seen.set(s, i);
+    });
+    return sequences.map(Number);
+  }
+  routeId(path: string, id: string): void {
+    if (id !== "" && !ROUTE_ID.test(id)) this.add(path, "must be 1-63 lower-case letters, digits or '-', starting with a letter");
+  }
+  filter(path: string, f: DeadLetterFilter | undefined): void {
+    if (!f) return;
+    if (f.consumer.length > MAX_DEAD_LETTER_FILTER_CHARS)
+      this.add(`${path}.consumer`, `longer than ${MAX_DEAD_LETTER_FILTER_CHARS} characters`);
+    if (f.reasonContains.length > MAX_DEAD_LETTER_FILTER_CHARS)
+      this.add(`${path}.reason_contains`, `longer than ${MAX_DEAD_LETTER_FILTER_CHARS} characters`);
+    this.routeId(`${path}.route_id`, f.routeId);
+    this.time(`${path}.since`, f.since);
+    this.time(`${path}.until`, f.until);
+    if (f.since && f.until && timestampDate(f.until) <= timestampDate(f.since)) this.add(`${path}.until`, "must be after since");
+    if (!(f.state in ReplayState)) this.add(`${path}.state`, `unknown replay state ${f.state}`);
+  }
+}
+
+/** The checked request; `from` is the page token's sequence. */
+export function validateListDeadLetters(req: ListDeadLettersRequest): { pageSize: number; from: number | undefined } {
+  const v = new DeadLetterViolations();
+  v.filter("filter", req.filter);
+  if (req.pageSize > MAX_DEAD_LETTER_PAGE) v.add("page_size", `at most ${MAX_DEAD_LETTER_PAGE}`);
+  let from: number | undefined;
+  if (req.pageToken !== "") {
+    from = /^[1-9][0-9]{0,15}$/.test(req.pageToken) ? Number(req.pageToken) : undefined;
+    if (from === undefined || !Number.isSafeInteger(from)) v.add("page_token", "not a token a previous page gave (next_page_token)");
+  }
+  v.throwIfAny();
+  return { pageSize: req.pageSize || DEFAULT_DEAD_LETTER_PAGE, from };
+}
+
+export function validateGetDeadLetter(req: GetDeadLetterRequest): number {
+  const v = new DeadLetterViolations();
+  if (req.sequence === 0n) v.add("sequence", "required");
+  else if (req.sequence > BigInt(Number.MAX_SAFE_INTEGER)) v.add("sequence", "beyond any sequence the stream can hold");
+  v.throwIfAny();
+  return Number(req.sequence);
+}
+
+export function validateReplayDeadLetters(req: ReplayDeadLettersRequest): number[] {
+  const v = new DeadLetterViolations();
+  const sequences = v.sequences("sequences", req.sequences, true);
+  v.routeId("route_id", req.routeId);
+  v.throwIfAny();
+  return sequences;
+}
+
+/** An empty filter (nothing set) matches every dead letter. */
+export function isEmptyDeadLetterFilter(f: DeadLetterFilter | undefined): boolean {
+  return !f || (!f.consumer && !f.routeId && !f.reasonContains && !f.since && !f.until && f.state === ReplayState.UNSPECIFIED);
+}
+
+export function validatePurgeDeadLetters(req: PurgeDeadLettersRequest): number[] {
+  const v = new DeadLetterViolations();
+  const sequences = v.sequences("sequences", req.sequences, false);
+  v.filter("filter", req.filter);
+  const byFilter = !isEmptyDeadLetterFilter(req.filter) || req.all;
+  if (sequences.length > 0 && byFilter) v.add("sequences", "either sequences or a filter (or all), not both");
+  else if (req.sequences.length === 0 && !byFilter)
+    v.add("filter", "required: sequences, a filter with at least one field set, or all: true to purge every dead letter");
+  else if (req.all && !isEmptyDeadLetterFilter(req.filter))
+    v.add("all", "all purges every dead letter: leave the filter empty, or unset all to purge what the filter matches");
+  v.throwIfAny();
+  return sequences;
 }
