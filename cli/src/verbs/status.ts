@@ -1,0 +1,93 @@
+import { toJson } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import {
+  GetStatusResponseSchema,
+  Health,
+  type PipelineCounters,
+  type ServiceStatus,
+  StatusService,
+  type StreamStatus,
+} from "@meridian/contracts/meridian/status/v1/status_service_pb";
+import type { CliContext, Colour } from "../kit/context.js";
+import { ago, bytes } from "../kit/parse.js";
+
+const HEALTH: Record<Health, [string, Colour]> = {
+  [Health.UNSPECIFIED]: ["unknown", "gray"],
+  [Health.SERVING]: ["serving", "green"],
+  [Health.NOT_SERVING]: ["not serving", "red"],
+  [Health.STALE]: ["stale", "yellow"],
+};
+
+/** Received but neither delivered, skipped nor failed yet: what the pipeline holds in its hands. */
+export function lag(p: PipelineCounters): bigint {
+  const l = p.received - p.delivered - p.skipped - p.failed;
+  return l > 0n ? l : 0n;
+}
+
+type PipelineRow = { service: ServiceStatus; pipeline: PipelineCounters };
+
+export async function status(ctx: CliContext, opts: { problems?: boolean }): Promise<void> {
+  const res = await ctx.client(StatusService).getStatus({}, { signal: ctx.signal });
+  let services = res.services;
+  let pipelines: PipelineRow[] = services.flatMap((service) => service.pipelines.map((pipeline) => ({ service, pipeline })));
+  if (opts.problems) {
+    services = services.filter((s) => s.health !== Health.SERVING || s.warnings.length > 0);
+    pipelines = pipelines.filter(({ pipeline: p }) => p.failed > 0n || p.pending > 0n || lag(p) > 0n);
+  }
+  const { out } = ctx;
+  if (out.format !== "table") {
+    const doc = toJson(GetStatusResponseSchema, res) as { services?: unknown[] };
+    if (opts.problems) {
+      const keep = new Set(services);
+      doc.services = (doc.services ?? []).filter((_, i) => keep.has(res.services[i]!));
+    }
+    out.object(doc as Record<string, unknown>);
+    return;
+  }
+  out.note(out.paint("SERVICES", "bold"));
+  out.list(services, [
+    { header: "service", value: (s) => s.service },
+    { header: "instance", value: (s) => s.instance },
+    { header: "version", value: (s) => s.version },
+    { header: "health", value: (s) => HEALTH[s.health]?.[0] ?? String(s.health), colour: (s) => HEALTH[s.health]?.[1] },
+    { header: "reported", value: (s) => (s.reportTime ? `${ago(timestampDate(s.reportTime))} ago` : "") },
+    { header: "warnings", value: (s) => s.warnings.map((w) => `${w.kind}: ${w.subject} ${w.message}`.trim()).join("; ") },
+  ]);
+  out.note("");
+  out.note(out.paint("PIPELINES", "bold"));
+  out.list(pipelines, [
+    { header: "service", value: (r) => r.service.service },
+    { header: "pipeline", value: (r) => r.pipeline.name },
+    { header: "received", value: (r) => r.pipeline.received, align: "right" },
+    { header: "delivered", value: (r) => r.pipeline.delivered, align: "right" },
+    {
+      header: "failed",
+      value: (r) => r.pipeline.failed,
+      align: "right",
+      colour: (r) => (r.pipeline.failed > 0n ? "red" : undefined),
+    },
+    {
+      header: "pending",
+      value: (r) => r.pipeline.pending,
+      align: "right",
+      colour: (r) => (r.pipeline.pending > 0n ? "yellow" : undefined),
+    },
+    { header: "lag", value: (r) => lag(r.pipeline), align: "right" },
+    { header: "last error", value: (r) => (r.pipeline.lastError ? truncate(r.pipeline.lastError, 80) : ""), colour: () => "red" },
+  ]);
+  if (opts.problems) return;
+  out.note("");
+  out.note(out.paint("STREAMS", "bold"));
+  out.list(res.streams, [
+    { header: "stream", value: (s: StreamStatus) => s.name },
+    { header: "messages", value: (s) => s.messages, align: "right" },
+    { header: "bytes", value: (s) => bytes(s.bytes), align: "right" },
+    { header: "oldest", value: (s) => (s.firstTime && s.messages > 0n ? `${ago(timestampDate(s.firstTime))} ago` : "") },
+    { header: "newest", value: (s) => (s.lastTime && s.messages > 0n ? `${ago(timestampDate(s.lastTime))} ago` : "") },
+  ]);
+}
+
+function truncate(s: string, n: number): string {
+  const one = s.replace(/\s+/g, " ");
+  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
+}
