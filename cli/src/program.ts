@@ -34,8 +34,53 @@ const SETTINGS_HELP = `Settings (flag > environment > profile > default):
   --ca-file, --cert-file, --key-file: MERIDIAN_CA_FILE, MERIDIAN_CERT_FILE, MERIDIAN_KEY_FILE; profile caFile, certFile, keyFile
   Profile file: $MERIDIAN_CONFIG, else ~/.config/meridian/config.yaml (meridian config --help). NO_COLOR or --no-color: no colour.`;
 
+export type Register = (program: Command, ctx: () => CliContext) => void;
+
+/** The verbs of the platform services (one file per area), each loaded only when its area is run or help lists them all. */
+const PLATFORM_AREAS: Record<string, () => Promise<Register>> = {
+  omf: async () => (await import("./commands/omf.js")).registerOmf,
+  idigi: async () => (await import("./commands/idigi.js")).registerIdigi,
+  iotc: async () => (await import("./commands/iotc.js")).registerIotc,
+};
+const CORE_VERBS = new Set(["status", "tail", "routes", "dlq", "config"]);
+const GLOBAL_WITH_VALUE = new Set([
+  "--gateway",
+  "--api-key",
+  "--api-key-file",
+  "--token",
+  "--ca-file",
+  "--cert-file",
+  "--key-file",
+  "--profile",
+  "-o",
+  "--output",
+  "--timeout",
+  "--protocol",
+]);
+
+/**
+ * The platform areas a command line needs: none for the mesh verbs (their start-up stays small), the one named, or
+ * all of them for help, completion and anything commander must name as unknown.
+ */
+export async function platformAreas(argv: readonly string[]): Promise<Register[]> {
+  const args = argv.slice(2);
+  let verb: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") break;
+    if (a.startsWith("-")) {
+      if (GLOBAL_WITH_VALUE.has(a)) i += 1;
+      continue;
+    }
+    verb = a;
+    break;
+  }
+  const wanted = verb && CORE_VERBS.has(verb) ? [] : verb && verb in PLATFORM_AREAS ? [verb] : Object.keys(PLATFORM_AREAS);
+  return Promise.all(wanted.map((area) => PLATFORM_AREAS[area]!()));
+}
+
 /** Builds the command tree. `ctx` is valid inside an action only (after the global options are parsed). */
-export function buildProgram(ctx: () => CliContext, io: Io, version: string): Command {
+export function buildProgram(ctx: () => CliContext, io: Io, version: string, platforms: readonly Register[] = []): Command {
   const program = new Command("meridian")
     .description("The command line of Meridian: a client of the gateway for operators and scripts.")
     .version(version, "-V, --version", "print the version")
@@ -77,6 +122,7 @@ ${EXIT_CODES_HELP}`,
   registerTail(program, ctx);
   registerRoutes(program, ctx);
   registerDlq(program, ctx);
+  for (const register of platforms) register(program, ctx);
   registerConfig(program, io);
   registerCompletion(program, io);
   // Every subcommand reports errors the same way and never exits the process itself.
@@ -115,7 +161,7 @@ export async function run(argv: string[], io: Io, version: string): Promise<numb
     runtime = runtimeModule.createRuntime(settings, io, controller.signal);
     return runtime.ctx;
   };
-  const program = buildProgram(ctx, io, version);
+  const program = buildProgram(ctx, io, version, await platformAreas(argv));
   program.hook("preAction", async (_this, action) => {
     actionCommand = action;
     runtimeModule = await import("./kit/runtime.js");

@@ -347,6 +347,7 @@ function resolveCredential(
 
 function checkCredential(value: string, where: string): string {
   if (value === "") throw new CliError(`${where}: is empty`, EXIT.usage);
-  if (value.length > 8192 || /\s/.test(value)) throw new CliError(`${where}: must be one word without spaces, at most 8192 characters`, EXIT.usage);
+  if (value.length > 8192 || /\s/.test(value))
+    throw new CliError(`${where}: must be one word without spaces, at most 8192 characters`, EXIT.usage);
   return value;
 }
