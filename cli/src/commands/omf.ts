@@ -44,7 +44,7 @@ import {
   sendOrder,
   shortName,
 } from "./omf-files.js";
-import { asJson, cell, choiceFlag, examples, intFlag, numberFlag, readText, secretFrom, timeFlag, ts } from "./options.js";
+import { asJson, cell, choiceFlag, examples, intFlag, listFlag, numberFlag, readText, secretFrom, timeFlag, ts } from "./options.js";
 
 type Ctx = () => CliContext;
 
@@ -602,7 +602,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .description(
         "send seed-style OMF files (OMF-Types.json, OMF-Containers.json, OMF-Data.json: arrays of types / containers / data) as program.py does: types, then containers, then data, one object per request; null placeholders in data are filled per iteration as get_data does",
       )
-      .requiredOption("-e, --endpoint <id...>", "the endpoint(s) to send to")
+      .requiredOption("-e, --endpoint <id>", "the endpoint to send to (again, or comma-separated, for several)", listFlag)
       .option(
         "--action <action>",
         "create, update or delete, for files that do not say (default create)",

@@ -393,7 +393,11 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
     readers
       .command("create <id>")
       .description("create a reader (or replace the one with this id)")
-      .requiredOption("-s, --series <selector...>", "a series id, or name[@facility] with * wildcards (1-100)")
+      .requiredOption(
+        "-s, --series <selector>",
+        "a series id, or name[@facility] with * wildcards; again for more (1-100)",
+        (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+      )
       .option("--interval <seconds>", "between polls, 1-86400 (default 60)", intFlag("--interval", 1, 86_400))
       .option("--lag <seconds>", "how far behind now a poll stops, 0-86400 (default 60)", intFlag("--lag", 0, 86_400))
       .option("--page-size <n>", "datapoints per page, 1-100000 (default 1000)", intFlag("--page-size", 1, 100_000))

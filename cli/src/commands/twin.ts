@@ -21,7 +21,20 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { CliContext, Column } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
-import { asJson, cell, choiceFlag, examples, intFlag, jsonObjectArg, parseJson, readText, secretFrom, timeFlag, ts } from "./options.js";
+import {
+  asJson,
+  cell,
+  choiceFlag,
+  examples,
+  intFlag,
+  jsonObjectArg,
+  listFlag,
+  parseJson,
+  readText,
+  secretFrom,
+  timeFlag,
+  ts,
+} from "./options.js";
 
 type Ctx = () => CliContext;
 
@@ -332,19 +345,17 @@ export function registerTwin(program: Command, ctx: Ctx): void {
           if (!/^[a-z0-9-]{1,63}$/.test(key))
             throw new CliError(`twin key "${key}": lower-case letters, digits and '-', 1 to 63 characters; give --key`, EXIT.usage);
           const secret = secretFrom(c, { file: o.deviceSecretFile, env: o.deviceSecretEnv }, "the device secret");
-          const res = await c
-            .client(OciTwinManagerService)
-            .createTwin(
-              {
-                twin: {
-                  ...(spec as Record<string, unknown>),
-                  key,
-                  ...(secret !== undefined ? { deviceSecret: secret } : {}),
-                  ...(o.source ? { source: sourceFlags(o.source) } : {}),
-                },
+          const res = await c.client(OciTwinManagerService).createTwin(
+            {
+              twin: {
+                ...(spec as Record<string, unknown>),
+                key,
+                ...(secret !== undefined ? { deviceSecret: secret } : {}),
+                ...(o.source ? { source: sourceFlags(o.source) } : {}),
               },
-              { signal: c.signal },
-            );
+            },
+            { signal: c.signal },
+          );
           if (!res.twin) return;
           if (c.out.format !== "table") return c.out.object({ created: res.created, twin: asJson(TwinSchema, res.twin) });
           c.out.note(
@@ -487,7 +498,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .option("-l, --last-minutes <n>", "how far back, 1-43200 (default 5)", intFlag("--last-minutes", 1, 43_200))
       .option("--start <time>", "instead: from this time (RFC 3339 or back from now)", timeFlag("--start"))
       .option("--end <time>", "to this time", timeFlag("--end"))
-      .option("--content-path <path...>", "historized and snapshot: only these content paths")
+      .option("--content-path <path>", "historized and snapshot: only this content path (again, or comma-separated, for more)", listFlag)
       .option("--include-content", "raw and rejected: read each row's payload too")
       .option("--limit <n>", "1-500", intFlag("--limit", 1, 500), 100)
       .option("--offset <n>", "rows to skip", intFlag("--offset", 0, 1_000_000), 0)
