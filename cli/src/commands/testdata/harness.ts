@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
+import { type ConnectRouter, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
 import { Command, CommanderError } from "commander";
 import type { CliContext } from "../../kit/context.js";
 import { exitCodeOf } from "../../kit/exit.js";
@@ -19,7 +19,8 @@ export interface RunResult {
  */
 export async function runVerb(
   register: (program: Command, ctx: () => CliContext) => void,
-  routes: (router: ConnectRouter) => void,
+  /** In-memory services, or a transport to real ones. */
+  routes: ((router: ConnectRouter) => void) | Transport,
   args: readonly string[],
   options: { format?: "table" | "json" | "yaml"; signal?: AbortSignal } = {},
 ): Promise<RunResult> {
@@ -31,7 +32,7 @@ export async function runVerb(
     stderr: { write: (s: string) => (stderr += s) },
     colour: false,
   });
-  const transport = createRouterTransport(routes);
+  const transport = typeof routes === "function" ? createRouterTransport(routes) : routes;
   const ctx: CliContext = {
     client: <S extends DescService>(service: S) => createClient(service, transport),
     out,
