@@ -41,6 +41,8 @@ const PLATFORM_AREAS: Record<string, () => Promise<Register>> = {
   omf: async () => (await import("./commands/omf.js")).registerOmf,
   idigi: async () => (await import("./commands/idigi.js")).registerIdigi,
   iotc: async () => (await import("./commands/iotc.js")).registerIotc,
+  omnia: async () => (await import("./commands/omnia.js")).registerOmnia,
+  twin: async () => (await import("./commands/twin.js")).registerTwin,
 };
 const CORE_VERBS = new Set(["status", "tail", "routes", "dlq", "config"]);
 const GLOBAL_WITH_VALUE = new Set([

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { describe, expect, it } from "vitest";
-import { buildProgram } from "../program.js";
+import { buildProgram, platformAreas } from "../program.js";
 import { commandTree, completionScript, SHELLS } from "./completion.js";
 
 const io = { stdout: { write: () => true }, stderr: { write: () => true }, env: {} };
@@ -14,6 +14,7 @@ const program = buildProgram(
   },
   io,
   "0.0.0",
+  await platformAreas(["node", "meridian"]),
 );
 
 function verbs(cmd: Command, prefix: string[] = []): string[][] {
@@ -44,7 +45,23 @@ describe("completion scripts", () => {
   it.each(SHELLS)("%s: the script names every verb", (shell) => {
     const script = completionScript(program, shell);
     for (const path of verbs(program)) expect(script, path.join(" ")).toContain(path.at(-1));
-    for (const verb of ["status", "tail", "routes", "dlq", "completion", "config", "create", "replay", "purge", "set-profile"]) {
+    for (const verb of [
+      "status",
+      "tail",
+      "routes",
+      "dlq",
+      "completion",
+      "config",
+      "create",
+      "replay",
+      "purge",
+      "set-profile",
+      "omf",
+      "idigi",
+      "iotc",
+      "omnia",
+      "twin",
+    ]) {
       expect(script).toContain(verb);
     }
   });
