@@ -38,7 +38,7 @@ export interface DeadLetterPageOptions {
   limit: number;
   /** Dead letters a page reads at most, matching or not. */
   maxScanned: number;
-  /** Further conditions; every dead letter read is a match when unset. */
+  /** Further conditions; every dead letter read is a match when unset. Asked of a pull's dead letters at once. */
   match?: ((letter: StoredDeadLetter) => boolean | Promise<boolean>) | undefined;
 }
 
@@ -103,22 +103,27 @@ export class DeadLetters {
       const consumer = await this.bus.js().consumers.get(this.stream, name);
       reading: while (remaining > 0) {
         const want = Math.min(FETCH_BATCH, remaining, options.maxScanned - page.scanned);
-        let got = 0;
+        const batch: Array<{ letter: StoredDeadLetter; pending: number }> = [];
         for await (const m of await consumer.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS })) {
-          got++;
-          remaining = m.info.pending;
-          const letter = fromJsMsg(m);
+          batch.push({ letter: fromJsMsg(m), pending: m.info.pending });
+          if (batch.length === want) break;
+        }
+        // Told there were more, and none came: they were purged meanwhile.
+        if (batch.length === 0) break;
+        // A match may read elsewhere (a replay record): a pull's worth is asked at once, not one after the other.
+        const match = options.match;
+        const matches = match ? await Promise.all(batch.map((b) => match(b.letter))) : undefined;
+        for (const [i, { letter, pending }] of batch.entries()) {
+          remaining = pending;
           if (options.until && letter.time >= options.until) {
             ended = true;
             break reading;
           }
           page.scanned++;
           last = letter.sequence;
-          if (!options.match || (await options.match(letter))) page.letters.push(letter);
+          if (!matches || matches[i]) page.letters.push(letter);
           if (page.letters.length >= options.limit || page.scanned >= options.maxScanned) break reading;
         }
-        // Told there were more, and none came: they were purged meanwhile.
-        if (got === 0) break;
       }
     } finally {
       await jsm.consumers.delete(this.stream, name).catch(() => {});

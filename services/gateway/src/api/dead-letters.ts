@@ -228,10 +228,10 @@ export function deadLetterService(bus: Bus): ServiceImpl<typeof DeadLetterServic
         const result = (outcome: ReplayOutcome, extra: { replay?: Replay; message?: string } = {}) =>
           create(ReplayResultSchema, { sequence: BigInt(sequence), outcome, ...extra });
         const key = String(sequence);
-        const before = await replays.get(key);
+        // Both read at once; the record decides first.
+        const [before, l] = await Promise.all([replays.get(key), letters.get(sequence)]);
         if (before)
           return result(ReplayOutcome.ALREADY_REPLAYED, { replay: before, message: "replayed before; not put on the stream again" });
-        const l = await letters.get(sequence);
         if (!l) return result(ReplayOutcome.NOT_FOUND, { message: `dead letter ${sequence} not found` });
         const target = await targetOf(l);
         if ("refused" in target) return result(ReplayOutcome.REFUSED, { message: target.refused });
