@@ -603,12 +603,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
         "send seed-style OMF files (OMF-Types.json, OMF-Containers.json, OMF-Data.json: arrays of types / containers / data) as program.py does: types, then containers, then data, one object per request; null placeholders in data are filled per iteration as get_data does",
       )
       .requiredOption("-e, --endpoint <id>", "the endpoint to send to (again, or comma-separated, for several)", listFlag)
-      .option(
-        "--action <action>",
-        "create, update or delete, for files that do not say (default create)",
-        choiceFlag("--action", OMF_ACTIONS),
-        "create",
-      )
+      .option("--action <action>", "create, update or delete, for files that do not say", choiceFlag("--action", OMF_ACTIONS), "create")
       .option(
         "--message-type <type>",
         "type, container or data: every object of the files is one (default: each object says)",
