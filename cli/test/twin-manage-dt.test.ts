@@ -117,25 +117,23 @@ beforeAll(async () => {
   mkdirSync(data);
   writeFileSync(
     join(data, "iot_config.yaml"),
-    [
-      "iot:",
-      `  domain_id: ${emulator.domain.id}`,
-      "environ:",
-      "  device_key: pvhd",
-      `  auth_id: ${AUTH_ID}`,
-      "digital_twins:",
-      "  custom-adapter:",
-      "    device_name: ${device_key}-m5-env-cstm-01",
-      "    external_key: ${device_key}-cstm",
-      "    auth_id: ${auth_id}",
-      "    model_name: dtmi:com:oracle:${device_key}:m5:env:cstm;1",
-      "    model_description: M5Stack Env-III (custom)",
-      "    model_dtdl: m5_model_custom.json",
-      "    adapter_name: ${device_key}-m5-env-cstm-adapter",
-      "    adapter_envelope: m5_adapter_envelope.json",
-      "    adapter_routes: m5_adapter_routes.json",
-      "",
-    ].join("\n"),
+    `iot:
+  domain_id: ${emulator.domain.id}
+environ:
+  device_key: pvhd
+  auth_id: ${AUTH_ID}
+digital_twins:
+  custom-adapter:
+    device_name: \${device_key}-m5-env-cstm-01
+    external_key: \${device_key}-cstm
+    auth_id: \${auth_id}
+    model_name: dtmi:com:oracle:\${device_key}:m5:env:cstm;1
+    model_description: M5Stack Env-III (custom)
+    model_dtdl: m5_model_custom.json
+    adapter_name: \${device_key}-m5-env-cstm-adapter
+    adapter_envelope: m5_adapter_envelope.json
+    adapter_routes: m5_adapter_routes.json
+`,
   );
   writeFileSync(join(data, "m5_model_custom.json"), JSON.stringify(MODEL_CUSTOM, null, 2));
   writeFileSync(join(data, "m5_adapter_envelope.json"), JSON.stringify(ENVELOPE, null, 2));
