@@ -3,6 +3,7 @@ import { create, getOption } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import * as reflection from "@meridian/contracts/grpc/reflection/v1/reflection_pb";
 import { access } from "@meridian/contracts/meridian/auth/v1/access_pb";
+import { DeadLetterService } from "@meridian/contracts/meridian/deadletter/v1/dead_letter_service_pb";
 import { IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { OciTwinManagerService } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
@@ -40,6 +41,7 @@ const CONTRACTS: DescService[] = [
   TelemetryService,
   RouteService,
   StatusService,
+  DeadLetterService,
   OmfSenderService,
   IdigiListenerService,
   OmniaReaderService,
