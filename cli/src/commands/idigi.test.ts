@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import {
   AckOption,
   Compression,
@@ -195,6 +195,34 @@ describe("idigi watch", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(2);
     expect(JSON.parse(lines[1]!)).toMatchObject({ event: { id: "e1", source: { connection: "7201" } }, rawPayload: RECORD });
+  });
+
+  it("another monitor's records the listener does not keep: falls back to the published events with a warning; --raw insists", async () => {
+    const asked: boolean[] = [];
+    const routes = (router: ConnectRouter) =>
+      router.service(IdigiListenerService, {
+        async *watchEvents(req) {
+          asked.push(req.rawPayloads);
+          if (req.rawPayloads)
+            throw new ConnectError("raw_payloads: this listener keeps no raw payloads of monitor 7201", Code.FailedPrecondition);
+          yield {
+            event: {
+              id: "e1",
+              source: { platform: Platform.IDIGI, connection: "7201", device: "dev-1" },
+              points: [{ name: "temp", value: { case: "doubleValue", value: 21.5 }, unit: "C" }],
+            },
+          };
+        },
+      });
+    const r = await runVerb(registerIdigi, routes, ["idigi", "watch", "7201"]);
+    expect(r.code).toBe(0);
+    expect(asked).toEqual([true, false]);
+    expect(r.stderr).toContain("the listener keeps no platform records for monitor 7201");
+    expect(r.stdout).toContain("Data Received dev-1 temp=21.5 C");
+    asked.length = 0;
+    const insist = await runVerb(registerIdigi, routes, ["idigi", "watch", "7201", "--raw"]);
+    expect(insist.code).toBe(EXIT.conflict);
+    expect(asked).toEqual([true]);
   });
 
   it("with a monitor id watches it without creating or deleting anything", async () => {

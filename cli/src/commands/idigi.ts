@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   AckOption,
   Compression,
@@ -171,7 +172,8 @@ export function watchLine(res: WatchEventsResponse): string | undefined {
     .map((p) => `${p.name}=${p.value.case === undefined ? "" : String(p.value.value)}${p.unit ? ` ${p.unit}` : ""}`)
     .join(" ");
   const when = e.observedTime ? timestampDate(e.observedTime).toISOString() : "";
-  return `Data Received ${when} ${e.source?.device ?? ""}${points ? ` ${points}` : ""}${Object.keys(e.attributes).length > 0 ? ` ${JSON.stringify(e.attributes)}` : ""}`;
+  const attributes = Object.keys(e.attributes).length > 0 ? JSON.stringify(e.attributes) : "";
+  return ["Data Received", when, e.source?.device ?? "", points, attributes].filter((x) => x !== "").join(" ");
 }
 
 export function registerIdigi(program: Command, ctx: Ctx): void {
@@ -280,32 +282,49 @@ export function registerIdigi(program: Command, ctx: Ctx): void {
         ),
     )
       .option("--since <time>", "replay from this time (RFC 3339 or back from now: 15m, 2h)", timeFlag("--since"))
+      .option("--raw", "print the platform's records (default; for a monitor this watch did not create, only if the listener keeps them)")
       .option("--no-raw", "print the events as Meridian published them instead of the platform's records")
       .option("--keep-monitor", "leave the monitor this watch created in place at Ctrl-C")
-      .action(async (monitorId: string | undefined, f: MonitorFlags & { since?: Timestamp; raw: boolean; keepMonitor?: boolean }) => {
+      .action(async (monitorId: string | undefined, f: MonitorFlags & { since?: Timestamp; raw?: boolean; keepMonitor?: boolean }) => {
         const c = ctx();
         const creating = monitorId === undefined;
-        const stream = c.client(IdigiListenerService).watchEvents(
-          {
-            monitorId: monitorId ?? "",
-            startTime: f.since,
-            rawPayloads: f.raw,
-            ...(creating
-              ? {
-                  createMonitor: { ...createMonitorRequest(f), startSession: true, replaceExisting: true },
-                  deleteMonitorOnLeave: f.keepMonitor !== true,
-                }
-              : {}),
-          },
-          { signal: c.signal, timeoutMs: 0 },
-        );
+        const client = c.client(IdigiListenerService);
         let events = 0;
-        await drain(stream, c.signal, (res) => {
-          if (res.event) events++;
-          const line = watchLine(res);
-          if (line === undefined) return;
-          c.out.item(line, asJson(WatchEventsResponseSchema, res));
-        });
+        let answers = 0;
+        const watch = (raw: boolean) =>
+          drain(
+            client.watchEvents(
+              {
+                monitorId: monitorId ?? "",
+                startTime: f.since,
+                rawPayloads: raw,
+                ...(creating
+                  ? {
+                      createMonitor: { ...createMonitorRequest(f), startSession: true, replaceExisting: true },
+                      deleteMonitorOnLeave: f.keepMonitor !== true,
+                    }
+                  : {}),
+              },
+              { signal: c.signal, timeoutMs: 0 },
+            ),
+            c.signal,
+            (res) => {
+              answers++;
+              if (res.event) events++;
+              const line = watchLine(res);
+              if (line === undefined) return;
+              c.out.item(line, asJson(WatchEventsResponseSchema, res));
+            },
+          );
+        try {
+          await watch(f.raw !== false);
+        } catch (err) {
+          // The listener keeps raw records only of the sessions a watcher created, or of all with IDIGI_INCLUDE_RAW:
+          // watching another monitor without --raw asked for falls back to the published events.
+          if (creating || f.raw === true || answers > 0 || ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
+          c.out.warn(`the listener keeps no platform records for monitor ${monitorId} (IDIGI_INCLUDE_RAW): printing the published events`);
+          await watch(false);
+        }
         if (c.signal.aborted) {
           // The seed's KeyboardInterrupt lines; the listener deletes the monitor it created when the stream ends.
           c.out.note("Closing Sessions and Cleaning Up.");
