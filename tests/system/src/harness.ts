@@ -1,7 +1,9 @@
+import { existsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { testIdentities, until } from "@meridian/testing";
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
+import { inject } from "vitest";
 
 /** The repository root: the Docker build context of every image. */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -20,16 +22,27 @@ export function imageTag(folder: string): string {
 /**
  * Builds the image of one package folder (services/gateway, emulators/omf, ...) from the
  * repository's Dockerfile, target `prebuilt`: the JavaScript built on the host by `npm run build`
- * is copied in, so no registry is needed. Built once per test run.
+ * is copied in, so no registry is needed. Built once per test run: a file takes the image an earlier
+ * file of the same run built (its marker in images-setup.ts's folder) instead of sending the build
+ * context again. A build that fails leaves no marker, so the next file tries again.
  */
 export function serviceImage(folder: string): Promise<GenericContainer> {
   let image = built.get(folder);
   if (!image) {
     const tag = imageTag(folder);
-    image = GenericContainer.fromDockerfile(REPO_ROOT)
-      .withTarget("prebuilt")
-      .withBuildArgs({ NODE_IMAGE, SERVICE: folder })
-      .build(tag, { deleteOnExit: false });
+    const dir = inject("builtImagesDir");
+    const marker = dir ? join(dir, tag.replace(/[^a-z0-9-]+/g, "_")) : undefined;
+    image =
+      marker && existsSync(marker)
+        ? Promise.resolve(new GenericContainer(tag))
+        : GenericContainer.fromDockerfile(REPO_ROOT)
+            .withTarget("prebuilt")
+            .withBuildArgs({ NODE_IMAGE, SERVICE: folder })
+            .build(tag, { deleteOnExit: false })
+            .then((container) => {
+              if (marker) writeFileSync(marker, `${new Date().toISOString()}\n`);
+              return container;
+            });
     built.set(folder, image);
   }
   return image;
