@@ -113,7 +113,10 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     }
   });
 
-  it("gives no user '>' or a whole root to publish to, nor any delete or purge of a stream", () => {
+  it("gives no user '>' or a whole root to publish to, nor any delete or purge of a stream but the gateway's of dead letters", () => {
+    // DeadLetterService: an operator purges dead letters and replays them onto their original platform's subject, through
+    // the gateway only; the telemetry and cloud-to-device streams stay out of every user's reach.
+    const gatewayOnly = ["telemetry.v1.>", "$JS.API.STREAM.PURGE.DEADLETTER", "$JS.API.STREAM.MSG.DELETE.DEADLETTER"];
     const tooBroad = [
       ">",
       "*.>",
@@ -133,6 +136,7 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     ];
     for (const u of users) {
       for (const subject of u.publish) {
+        if (u.user === "gateway" && gatewayOnly.includes(subject)) continue;
         expect(tooBroad, `${u.user}: ${subject}`).not.toContain(subject);
         expect(subject, u.user).not.toMatch(/^\$JS\.(>|API\.>|API\.STREAM\.>|API\.CONSUMER\.>|ACK\.>)$/);
         expect(subject, u.user).not.toMatch(/STREAM\.(DELETE|PURGE|MSG\.DELETE)|^\$JS\.API\.ACCOUNT|^\$SYS/);
@@ -142,7 +146,8 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
 
   it("lets each source publish only its own platform's telemetry, and the sink none", () => {
     const telemetry = (service: string) => userOf(service)!.publish.filter((s) => s.startsWith("telemetry."));
-    expect(telemetry("gateway")).toEqual(["telemetry.v1.api.>"]);
+    // The gateway publishes what API clients send (telemetry.v1.api) and replays dead letters on their original subjects.
+    expect(telemetry("gateway")).toEqual(["telemetry.v1.>"]);
     expect(telemetry("idigi-listener")).toEqual(["telemetry.v1.idigi.>"]);
     expect(telemetry("omf-sender")).toEqual([]);
     expect(telemetry("omnia-reader")).toEqual(["telemetry.v1.omnia.>"]);
@@ -161,7 +166,13 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
           : [],
       );
       const deletes = u.publish.filter((s) => s.includes(".DELETE."));
-      expect(deletes, u.user).toEqual(u.user === "idigi-listener" ? [] : ["$JS.API.CONSUMER.DELETE.TELEMETRY.*"]);
+      expect(deletes, u.user).toEqual(
+        u.user === "idigi-listener"
+          ? []
+          : u.user === "gateway"
+            ? ["$JS.API.CONSUMER.DELETE.TELEMETRY.*", "$JS.API.STREAM.MSG.DELETE.DEADLETTER", "$JS.API.CONSUMER.DELETE.DEADLETTER.*"]
+            : ["$JS.API.CONSUMER.DELETE.TELEMETRY.*"],
+      );
     }
   });
 
