@@ -22,13 +22,18 @@ export async function runVerb(
   /** In-memory services, or a transport to real ones. */
   routes: ((router: ConnectRouter) => void) | Transport,
   args: readonly string[],
-  options: { format?: "table" | "json" | "yaml"; signal?: AbortSignal } = {},
+  options: { format?: "table" | "json" | "yaml"; signal?: AbortSignal; onStdout?: (all: string) => void } = {},
 ): Promise<RunResult> {
   let stdout = "";
   let stderr = "";
   const out = createOutput({
     format: options.format ?? "table",
-    stdout: { write: (s: string) => (stdout += s) },
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+        options.onStdout?.(stdout);
+      },
+    },
     stderr: { write: (s: string) => (stderr += s) },
     colour: false,
   });
