@@ -10,6 +10,7 @@ import {
   OmfAction,
   OmfMessageType,
   OmfSenderService,
+  type UpdateEndpointRequest,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { OMF_CONTAINERS_JSON, OMF_DATA_JSON, OMF_TYPES_JSON, SEED_POINTS } from "@meridian/fixtures/omf-seed";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -29,6 +30,7 @@ class FakeOmf {
   containers = new Map<string, string>();
   last = new Map<string, Record<string, unknown>>();
   failOn?: string;
+  updates: UpdateEndpointRequest[] = [];
 
   routes = (router: ConnectRouter) =>
     router.service(OmfSenderService, {
@@ -44,6 +46,10 @@ class FakeOmf {
             origin: "api",
           }),
         };
+      },
+      updateEndpoint: (req) => {
+        this.updates.push(req);
+        return { endpoint: req.endpoint };
       },
       listEndpoints: () => ({
         endpoints: [
@@ -274,6 +280,28 @@ describe("omf endpoints", () => {
     expect(lines[2]).toMatch(/^edge\s+EDS\s+http:\/\/localhost:5590\s+1\.1\s+no\s+file\s+1\s+http_url$/);
     const j = JSON.parse((await run(["omf", "endpoints", "list"], "json")).stdout);
     expect(j[0]).toMatchObject({ id: "plant", kind: "ENDPOINT_KIND_PI", revision: "3", hasSecret: true });
+  });
+
+  it("update reads the endpoint, changes only the flags given, keeps the secret unsent, writes at the revision read", async () => {
+    const r = await run(["omf", "endpoints", "update", "plant", "--timeout-ms", "5000", "--no-compression"]);
+    expect(r.error).toBeUndefined();
+    expect(omf.updates).toHaveLength(1);
+    const u = omf.updates[0]!;
+    expect(u.revision).toBe(3n);
+    expect(u.endpoint).toMatchObject({
+      id: "plant",
+      kind: EndpointKind.PI,
+      url: "https://pi.example/piwebapi",
+      timeoutMs: 5000,
+      disableCompression: true,
+      secret: "",
+    });
+    expect(u.endpoint?.hasSecret).toBe(false);
+    await run(["omf", "endpoints", "update", "plant", "--revision", "2", "--url", "https://pi2.example/piwebapi"]);
+    expect(omf.updates[1]).toMatchObject({
+      revision: 2n,
+      endpoint: { url: "https://pi2.example/piwebapi", timeoutMs: 0, disableCompression: false },
+    });
   });
 
   it("get of an unknown id exits 5", async () => {
