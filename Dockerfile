@@ -22,13 +22,20 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=15s --retries=5 CMD ["node
 FROM base AS prebuilt-files
 COPY . /repo
 ARG SERVICE=services/gateway
-RUN node /repo/scripts/runtime-files.mjs "${SERVICE}" /out --if-built
+# The gateway image also holds the meridian CLI (cli/: its dist, bin and what they import), so that an operator can run
+# `docker compose exec gateway meridian status`; the libraries both use are the same files.
+RUN node /repo/scripts/runtime-files.mjs "${SERVICE}" /out --if-built \
+  && if [ "${SERVICE}" = services/gateway ] && [ -e /out/services ]; then \
+       node /repo/scripts/runtime-files.mjs cli /out-cli \
+       && cp -a --remove-destination /out-cli/. /out/ && mkdir -p /out/cli/bin && cp /repo/cli/bin/meridian.js /out/cli/bin/; \
+     fi
 
 FROM base AS prebuilt
 ARG SERVICE=services/gateway
 ENV MERIDIAN_SERVICE=${SERVICE}
 COPY scripts/healthcheck.mjs /app/scripts/healthcheck.mjs
 COPY --from=prebuilt-files /out /app
+RUN if [ -e /app/cli/bin/meridian.js ]; then ln -s /app/cli/bin/meridian.js /usr/local/bin/meridian; fi
 USER 1000:1000
 CMD ["sh", "-c", "exec node /app/${MERIDIAN_SERVICE}/dist/main.js"]
 
@@ -42,12 +49,17 @@ RUN rm -rf node_modules */*/node_modules */*/dist \
   && npm install --include=dev --no-audit --no-fund \
   && npm run build
 ARG SERVICE=services/gateway
-RUN node scripts/runtime-files.mjs "${SERVICE}" /out
+RUN node scripts/runtime-files.mjs "${SERVICE}" /out \
+  && if [ "${SERVICE}" = services/gateway ]; then \
+       node scripts/runtime-files.mjs cli /out-cli \
+       && cp -a --remove-destination /out-cli/. /out/ && mkdir -p /out/cli/bin && cp cli/bin/meridian.js /out/cli/bin/; \
+     fi
 
 FROM base AS runtime
 ARG SERVICE=services/gateway
 ENV MERIDIAN_SERVICE=${SERVICE}
 COPY scripts/healthcheck.mjs /app/scripts/healthcheck.mjs
 COPY --from=build /out /app
+RUN if [ -e /app/cli/bin/meridian.js ]; then ln -s /app/cli/bin/meridian.js /usr/local/bin/meridian; fi
 USER 1000:1000
 CMD ["sh", "-c", "exec node /app/${MERIDIAN_SERVICE}/dist/main.js"]

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { testIdentitiesFile } from "@meridian/testing";
+import { TEST_KEYS, testIdentitiesFile } from "@meridian/testing";
 import { Network, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, imageTag, NODE_IMAGE, natsLogin, REPO_ROOT, serviceImage, startNats, untilUp } from "./harness.js";
@@ -187,5 +187,12 @@ describe("system: the gateway image starts with a read-only root file system", (
       throw new Error(`${(err as Error).message}\ncontainer log:\n${await docker("logs", "--tail", "20", id).catch(() => "")}`);
     }
     expect((await docker("exec", id, "id", "-u")).trim()).toBe("1000");
+  });
+
+  it("has the meridian CLI on PATH, reaching the gateway at its default URL inside the container", async () => {
+    expect(id, "the container of the test above").not.toBe("");
+    expect((await docker("exec", id, "meridian", "--version")).trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const status = await docker("exec", "-e", `MERIDIAN_API_KEY=${TEST_KEYS["status:read"]}`, id, "meridian", "status", "-o", "json");
+    expect(JSON.parse(status).streams.map((s: { name: string }) => s.name)).toContain("TELEMETRY");
   });
 });
