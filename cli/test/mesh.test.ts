@@ -242,6 +242,7 @@ describe("dead letters", () => {
 
   it("follows pages up to --limit", async () => {
     for (let i = 0; i < 5; i++) await bus.publishDeadLetter({ consumer: "omf-cli-page", data: new Uint8Array([i]), reason: `r${i}` });
+    expect(JSON.parse((await run(["dlq", "list", "--consumer", "omf-none-such", "-o", "json"])).stdout)).toEqual({ deadLetters: [] });
     const three = JSON.parse((await run(["dlq", "list", "--consumer", "omf-cli-page", "--limit", "3", "-o", "json"])).stdout);
     expect(three.deadLetters.map((d: { reason: string }) => d.reason)).toEqual(["r0", "r1", "r2"]);
   });

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { DeleteRouteResponseSchema, ListRoutesResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { DeleteRouteResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import YAML from "yaml";
 import type { CliContext, Column } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
@@ -155,7 +155,8 @@ export async function createRoutes(ctx: CliContext, id: string | undefined, opts
 export async function listRoutes(ctx: CliContext): Promise<void> {
   const res = await ctx.client(RouteService).listRoutes({}, { signal: ctx.signal });
   const routes = [...res.routes].sort((a, b) => a.id.localeCompare(b.id));
-  ctx.out.list(routes, COLUMNS, toJson(ListRoutesResponseSchema, res));
+  // The key is there when the list is empty too, so that `jq '.routes[]'` works on any answer.
+  ctx.out.list(routes, COLUMNS, { routes: routes.map((r) => toJson(RouteSchema, r)) });
 }
 
 export async function getRoute(ctx: CliContext, id: string): Promise<void> {

@@ -36,11 +36,13 @@ export async function status(ctx: CliContext, opts: { problems?: boolean }): Pro
   }
   const { out } = ctx;
   if (out.format !== "table") {
-    const doc = toJson(GetStatusResponseSchema, res) as { services?: unknown[] };
+    const doc = toJson(GetStatusResponseSchema, res) as { services?: unknown[]; streams?: unknown[] };
+    doc.streams ??= [];
     if (opts.problems) {
       const keep = new Set(services);
       doc.services = (doc.services ?? []).filter((_, i) => keep.has(res.services[i]!));
     }
+    doc.services ??= [];
     out.object(doc as Record<string, unknown>);
     return;
   }
