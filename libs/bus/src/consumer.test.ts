@@ -3,15 +3,16 @@ import { TelemetryBatchSchema } from "@meridian/contracts/meridian/telemetry/v1/
 import { MAX_RETRY_AFTER_MS } from "@meridian/retry";
 import { captureLogger, testLogger } from "@meridian/testing";
 import { describe, expect, it } from "vitest";
-import { type Delivery, redeliveryDelay, settle } from "./consumer.js";
+import type { Bus } from "./bus.js";
+import { type Delivery, DurableConsumer, redeliveryDelay, settle } from "./consumer.js";
 import { PermanentError } from "./errors.js";
 
-function delivery() {
+function delivery(streamSequence = 1) {
   const calls: { acked: number; retried: Array<number | undefined>; deadLettered: string[] } = { acked: 0, retried: [], deadLettered: [] };
   const d: Delivery = {
     batch: create(TelemetryBatchSchema, { id: "b" }),
     subject: "telemetry.v1.api.c.d",
-    streamSequence: 1,
+    streamSequence,
     deliveryCount: 1,
     sizeBytes: 1,
     ack: () => void calls.acked++,
@@ -88,5 +89,58 @@ describe("redeliveryDelay", () => {
     expect(redeliveryDelay(1500)).toBe(1500);
     expect(redeliveryDelay(-5)).toBe(0);
     expect(redeliveryDelay(Number.NaN)).toBe(0);
+  });
+});
+
+/** A consumer whose deliveries are the given ones, all at once: runParallel's own work without a server. */
+class GivenDeliveries extends DurableConsumer {
+  constructor(private readonly given: Delivery[]) {
+    super({} as Bus, { durable: "test", filterSubject: "telemetry.v1.>", logger: testLogger() });
+  }
+  override async *deliveries(): AsyncGenerator<Delivery> {
+    yield* this.given;
+  }
+}
+
+describe("DurableConsumer.runParallel's acks", () => {
+  /** Ten deliveries whose acks note how many handlers had finished when each ack was made. */
+  function ten() {
+    const handled = { n: 0 };
+    const ackedAfter: number[] = [];
+    const given = Array.from({ length: 10 }, (_, i) => {
+      const { d } = delivery(i + 1);
+      return { ...d, ack: () => void ackedAfter.push(handled.n) };
+    });
+    const handler = async () => void handled.n++;
+    return { given, handler, ackedAfter };
+  }
+
+  it("without batchAcks: each delivery acked as its handler resolves", async () => {
+    const { given, handler, ackedAfter } = ten();
+    await new GivenDeliveries(given).runParallel(handler, new AbortController().signal, { maxInFlight: 10 });
+    expect(ackedAfter).toHaveLength(10);
+    expect(ackedAfter[0]).toBeLessThan(10);
+  });
+
+  it("with batchAcks: the acks of deliveries settled in one turn made together after it, and queued ones made before the run resolves", async () => {
+    const { given, handler, ackedAfter } = ten();
+    await new GivenDeliveries(given).runParallel(handler, new AbortController().signal, { maxInFlight: 10, batchAcks: true });
+    // Every handler resolved within one turn; the run ended in it too, so only the run's own last flush can have acked.
+    expect(ackedAfter).toEqual(Array(10).fill(10));
+  });
+
+  it("with batchAcks: a failed delivery is retried at once, not queued with the acks", async () => {
+    const { given, ackedAfter } = ten();
+    const retried: number[] = [];
+    const withRetry = given.map((d) => ({ ...d, retry: () => void retried.push(d.streamSequence) }));
+    await new GivenDeliveries(withRetry).runParallel(
+      async (d) => {
+        if (d.streamSequence % 2 === 0) throw new Error("down");
+      },
+      new AbortController().signal,
+      { maxInFlight: 10, batchAcks: true },
+    );
+    expect(retried).toEqual([2, 4, 6, 8, 10]);
+    expect(ackedAfter).toHaveLength(5);
   });
 });

@@ -321,7 +321,9 @@ export class DurableConsumer {
    * As run(), with up to `maxInFlight` deliveries handled at once (a send that waits does not hold the others), and
    * resolves once every one started is settled. A delivery in progress for longer than a third of the ack wait is
    * marked working, in one sweep for all of them rather than a bus write per message (nearly every one is done long
-   * before), so that the server does not redeliver a message still being sent.
+   * before), so that the server does not redeliver a message still being sent. With `batchAcks`, the acks of the
+   * deliveries settled within one turn of the event loop are sent together at the end of it (and any still queued
+   * before this resolves).
    */
   async runParallel(handler: (d: Delivery) => Promise<void>, signal: AbortSignal, options: ParallelRunOptions): Promise<void> {
     const inProgress = new Map<Delivery, number>();
@@ -331,6 +333,17 @@ export class DurableConsumer {
       for (const [d, since] of inProgress) if (since <= before) d.working();
     }, every);
     timer.unref();
+    let queued: Delivery[] = [];
+    const flushAcks = () => {
+      const acks = queued;
+      queued = [];
+      for (const d of acks) d.ack();
+    };
+    const ack = options.batchAcks
+      ? (d: Delivery) => {
+          if (queued.push(d) === 1) setImmediate(flushAcks);
+        }
+      : undefined;
     let working = 0;
     let slotFree: (() => void) | undefined;
     let allDone: (() => void) | undefined;
@@ -338,7 +351,7 @@ export class DurableConsumer {
       for await (const d of this.deliveries(signal)) {
         working++;
         inProgress.set(d, Date.now());
-        void settle(d, () => handler(d), this.log, options.ack).finally(() => {
+        void settle(d, () => handler(d), this.log, ack).finally(() => {
           inProgress.delete(d);
           working--;
           slotFree?.();
@@ -350,6 +363,7 @@ export class DurableConsumer {
       if (working > 0) await new Promise<void>((r) => (allDone = r));
     } finally {
       clearInterval(timer);
+      flushAcks();
     }
   }
 }
@@ -357,8 +371,12 @@ export class DurableConsumer {
 export interface ParallelRunOptions {
   /** Deliveries handled at once. */
   maxInFlight: number;
-  /** How a handled delivery is acknowledged (default: `ack()` at once), e.g. queued to be sent with others. */
-  ack?: ((d: Delivery) => void) | undefined;
+  /**
+   * Send the acks of the deliveries settled within one turn together, at its end, rather than each as its handler
+   * resolves: the bus client writes what is queued within one turn at once, and a sink whose sends are answered one
+   * by one (PUBACKs, HTTP responses) would otherwise start a write per ack. Default false: `ack()` at once.
+   */
+  batchAcks?: boolean | undefined;
 }
 
 /**

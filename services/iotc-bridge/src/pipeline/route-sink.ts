@@ -72,8 +72,6 @@ export class RouteSink {
   private readonly optionsProblem: string | undefined;
   /** Device id by template and source name: the same few sources send every message. */
   private readonly deviceIds = new Map<string, string>();
-  /** Acknowledgements settled since the last flush: sent together, one bus write for many messages. */
-  private acks: Delivery[] = [];
 
   constructor(
     readonly route: Route,
@@ -94,30 +92,21 @@ export class RouteSink {
     return this.route.sink?.target ?? "";
   }
 
-  /** Up to maxParallel deliveries at once: a device that waits (connecting, throttled) does not hold the others. */
+  /**
+   * Up to maxParallel deliveries at once: a device that waits (connecting, throttled) does not hold the others. Acks
+   * batched: made one by one as PUBACKs arrive, each would start a bus write.
+   */
   start(): void {
     this.running ??= this.consumer
-      .runParallel((d) => this.deliver(d), this.ac.signal, { maxInFlight: this.deps.maxParallel, ack: (d) => this.ackSoon(d) })
+      .runParallel((d) => this.deliver(d), this.ac.signal, { maxInFlight: this.deps.maxParallel, batchAcks: true })
       .catch((err) => {
         if (!this.ac.signal.aborted) this.log.error({ err }, "route sink stopped");
-      })
-      .finally(() => this.flushAcks());
+      });
   }
 
   async stop(): Promise<void> {
     this.ac.abort(new Error("stopping"));
     await this.running;
-  }
-
-  private ackSoon(d: Delivery): void {
-    if (this.acks.push(d) === 1) setImmediate(() => this.flushAcks());
-  }
-
-  /** The bus client writes what is queued within one turn together: acks made one by one as PUBACKs arrive would not be. */
-  private flushAcks(): void {
-    const acks = this.acks;
-    this.acks = [];
-    for (const d of acks) d.ack();
   }
 
   private deviceIdOf(template: string, source: Parameters<typeof deviceIdFor>[1]): string {
