@@ -1,7 +1,6 @@
 import { styleText } from "node:util";
-import Table from "cli-table3";
-import YAML from "yaml";
 import type { Colour, Column, Output } from "./context.js";
+import { lazy } from "./lazy.js";
 import type { OutputFormat } from "./settings.js";
 
 /** A stream the output writes to; `isTTY` decides colour (stdout) and progress bars (stderr). */
@@ -65,7 +64,7 @@ export function createOutput(options: OutputOptions): Output {
   const line = (s: OutStream, text: string) => s.write(text.endsWith("\n") ? text : `${text}\n`);
   const document = (data: unknown) => {
     if (format === "json") line(stdout, toJsonText(data, 2));
-    else line(stdout, YAML.stringify(plain(data)));
+    else line(stdout, lazy.yaml().stringify(plain(data)));
   };
 
   return {
@@ -79,6 +78,7 @@ export function createOutput(options: OutputOptions): Output {
         line(stdout, paintWith(colourOut, "(none)", "gray"));
         return;
       }
+      const Table = lazy.table();
       const table = new Table({
         head: columns.map((c) => paintWith(colourOut, c.header.toUpperCase(), "bold")),
         chars: NO_BORDERS,
@@ -120,7 +120,7 @@ export function createOutput(options: OutputOptions): Output {
     item(text, data) {
       if (format === "table") line(stdout, text);
       else if (format === "json") line(stdout, toJsonText(data));
-      else line(stdout, `---\n${YAML.stringify(plain(data))}`);
+      else line(stdout, `---\n${lazy.yaml().stringify(plain(data))}`);
     },
     note(message) {
       line(format === "table" ? stdout : stderr, message);

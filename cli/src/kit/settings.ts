@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import YAML from "yaml";
 import { CliError, EXIT } from "./exit.js";
+import { lazy } from "./lazy.js";
 
 export const DEFAULT_GATEWAY = "http://127.0.0.1:8080";
 export const DEFAULT_TIMEOUT_SECONDS = 30;
@@ -118,7 +118,7 @@ export function readProfileFile(file: string): ProfileFile {
 export function parseProfileFile(text: string, file: string): ProfileFile {
   let doc: unknown;
   try {
-    doc = YAML.parse(text);
+    doc = lazy.yaml().parse(text);
   } catch (err) {
     throw new CliError(`${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`, EXIT.usage);
   }
