@@ -1,6 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { Bus } from "@meridian/bus";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type OmfEmulatorOptions, type RunningOmfEmulator, startOmfEmulator } from "@meridian/emulator-omf";
 import { type NatsServerHandle, startForTest, startNatsServer, testCredential, testLogger, until } from "@meridian/testing";
@@ -42,6 +46,61 @@ export async function getJson(url: string, headers: Record<string, string> = {})
     body = text;
   }
   return { status: res.status, body };
+}
+
+/** Redelivery quick enough for a test to see a retried message come back. */
+export const TEST_BACKOFF = { initialMs: 200, maxMs: 2_000, multiplier: 2, jitter: 0.2 };
+/** The emulator speaks plain http on 127.0.0.1: what a lab permits, and these tests are one. */
+export const PIPELINE_ENV = {
+  OMF_ACK_WAIT_MS: "3000",
+  OMF_LINGER_MS: "50",
+  OMF_ALLOW_INSECURE_ENDPOINTS: "true",
+  OMF_ALLOWED_HOSTS: "127.0.0.1",
+};
+
+/** An endpoints file naming the emulator twice: as PI Web API ("pi", basic auth, password from the environment) and as EDS ("eds"). */
+export function piAndEdsEndpointsFile(emu: RunningOmfEmulator): string {
+  const file = join(mkdtempSync(join(tmpdir(), "omf-endpoints-")), "endpoints.json");
+  writeFileSync(
+    file,
+    JSON.stringify([
+      {
+        id: "pi",
+        kind: "pi",
+        url: `${emu.url}/piwebapi`,
+        allowHttp: true,
+        username: "meridian",
+        password: { env: "OMF_SECRET_TEST_PI_PASSWORD" },
+      },
+      { id: "eds", kind: "eds", url: emu.url },
+    ]),
+  );
+  process.env.OMF_SECRET_TEST_PI_PASSWORD = "meridian";
+  return file;
+}
+
+export interface PipelineStack {
+  nats: NatsServerHandle;
+  emu: RunningOmfEmulator;
+  sender: OmfSender;
+  /** A bus client of the test's own, to put routes and publish events. */
+  bus: Bus;
+  endpointsFile: string;
+}
+
+/** nats-server, the emulator, omf-sender on its "pi" and "eds" endpoints ({@link PIPELINE_ENV}, {@link TEST_BACKOFF}), and a bus client. */
+export async function startPipelineStack(): Promise<PipelineStack> {
+  const nats = await startNatsServer();
+  const emu = await startEmulator();
+  const endpointsFile = piAndEdsEndpointsFile(emu);
+  const sender = await startSender(
+    nats,
+    { ...PIPELINE_ENV, OMF_ENDPOINTS_FILE: endpointsFile },
+    { redeliveryBackoff: TEST_BACKOFF, statusIntervalMs: 500 },
+  );
+  const bus = Bus.connect({ servers: nats.url, name: "test", logger });
+  await bus.ready;
+  return { nats, emu, sender, bus, endpointsFile };
 }
 
 export { type NatsServerHandle, startNatsServer, until };

@@ -1,16 +1,30 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Bus, consumerBacklog, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS, serviceStatusBucket } from "@meridian/bus";
+import {
+  type Bus,
+  consumerBacklog,
+  DEAD_LETTER_HEADERS,
+  deadLetterSubject,
+  routeBucket,
+  STREAMS,
+  serviceStatusBucket,
+} from "@meridian/bus";
 import { EndpointKind } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { OmfSender } from "../src/service.js";
-import { apiClient, getJson, logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, until } from "./harness.js";
+import {
+  apiClient,
+  getJson,
+  type NatsServerHandle,
+  PIPELINE_ENV,
+  startPipelineStack,
+  startSender,
+  TEST_BACKOFF,
+  until,
+} from "./harness.js";
 
 /**
  * Bus → omf-sender → emulator, through a real nats-server and the emulator's HTTP surface. The outage is the
@@ -18,9 +32,6 @@ import { apiClient, getJson, logger, type NatsServerHandle, startEmulator, start
  * while working on the pipeline.
  */
 const OUTAGE_MS = Number(process.env.OMF_TEST_OUTAGE_MS || 30_000);
-const BACKOFF = { initialMs: 200, maxMs: 2_000, multiplier: 2, jitter: 0.2 };
-/** The emulator speaks plain http on 127.0.0.1: what a lab permits, and these tests are one. */
-const ENV = { OMF_ACK_WAIT_MS: "3000", OMF_LINGER_MS: "50", OMF_ALLOW_INSECURE_ENDPOINTS: "true", OMF_ALLOWED_HOSTS: "127.0.0.1" };
 
 let nats: NatsServerHandle;
 let emu: RunningOmfEmulator;
@@ -76,28 +87,7 @@ async function faults(body: object | null) {
 }
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  emu = await startEmulator();
-  const dir = mkdtempSync(join(tmpdir(), "omf-pipe-"));
-  endpointsFile = join(dir, "endpoints.json");
-  writeFileSync(
-    endpointsFile,
-    JSON.stringify([
-      {
-        id: "pi",
-        kind: "pi",
-        url: `${emu.url}/piwebapi`,
-        allowHttp: true,
-        username: "meridian",
-        password: { env: "OMF_SECRET_TEST_PI_PASSWORD" },
-      },
-      { id: "eds", kind: "eds", url: emu.url },
-    ]),
-  );
-  process.env.OMF_SECRET_TEST_PI_PASSWORD = "meridian";
-  sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: BACKOFF, statusIntervalMs: 500 });
-  bus = Bus.connect({ servers: nats.url, name: "test", logger });
-  await bus.ready;
+  ({ nats, emu, sender, bus, endpointsFile } = await startPipelineStack());
 });
 afterAll(async () => {
   await sender?.stop();
@@ -342,7 +332,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(await valueCount("pi", "line-rs")).toBeLessThan(1000);
     await sender.stop();
     await faults(null);
-    sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: BACKOFF });
+    sender = await startSender(nats, { ...PIPELINE_ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: TEST_BACKOFF });
     await until(async () => (await valueCount("pi", "line-rs")) === 1000, { timeoutMs: 30_000, what: "all values after the restart" });
     await new Promise((r) => setTimeout(r, 4000)); // past the ack wait: nothing comes twice
     const cs = await containers("pi", "line-rs");
@@ -372,7 +362,7 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     expect(before).toBeGreaterThan(0);
     expect(before).toBeLessThan(600);
     await faults(null);
-    sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: BACKOFF });
+    sender = await startSender(nats, { ...PIPELINE_ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: TEST_BACKOFF });
     await until(async () => (await valueCount("pi", "line-crash")) === 600, { timeoutMs: 30_000, what: "all values after the crash" });
     await until(
       async () => ((await sender.pipelines.counters()).find((p) => p.name === "crash")?.delivered ?? 0n) >= BigInt(600 - before),

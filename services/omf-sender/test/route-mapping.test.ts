@@ -1,22 +1,17 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Bus, consumerBacklog, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS } from "@meridian/bus";
+import { type Bus, consumerBacklog, DEAD_LETTER_HEADERS, deadLetterSubject, routeBucket, STREAMS } from "@meridian/bus";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OmfSender } from "../src/service.js";
-import { getJson, logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, until } from "./harness.js";
+import { getJson, type NatsServerHandle, startPipelineStack, until } from "./harness.js";
 
 /**
  * A route's own OMF types and containers (route option omfMapping): events on the bus → omf-sender → the OMF
  * emulator's PI Web API, read back from what the emulator holds (its state document).
  */
-const BACKOFF = { initialMs: 200, maxMs: 2_000, multiplier: 2, jitter: 0.2 };
-const ENV = { OMF_ACK_WAIT_MS: "3000", OMF_LINGER_MS: "50", OMF_ALLOW_INSECURE_ENDPOINTS: "true", OMF_ALLOWED_HOSTS: "127.0.0.1" };
 
 /** As the OMF sample's Customizing section has it: the user's dynamic and static types, their own container ids. */
 const MAPPING = {
@@ -116,27 +111,7 @@ async function container(id: string, scope: "pi" | "eds" = "pi"): Promise<Contai
 const counters = async (route: string) => (await sender.pipelines.counters()).find((p) => p.name === route);
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  emu = await startEmulator();
-  const file = join(mkdtempSync(join(tmpdir(), "omf-map-")), "endpoints.json");
-  writeFileSync(
-    file,
-    JSON.stringify([
-      {
-        id: "pi",
-        kind: "pi",
-        url: `${emu.url}/piwebapi`,
-        allowHttp: true,
-        username: "meridian",
-        password: { env: "OMF_SECRET_TEST_PI_PASSWORD" },
-      },
-      { id: "eds", kind: "eds", url: emu.url },
-    ]),
-  );
-  process.env.OMF_SECRET_TEST_PI_PASSWORD = "meridian";
-  sender = await startSender(nats, { ...ENV, OMF_ENDPOINTS_FILE: file }, { redeliveryBackoff: BACKOFF, statusIntervalMs: 500 });
-  bus = Bus.connect({ servers: nats.url, name: "test", logger });
-  await bus.ready;
+  ({ nats, emu, sender, bus } = await startPipelineStack());
 });
 afterAll(async () => {
   await sender?.stop();
