@@ -41,13 +41,21 @@ export function createRuntime(settings: Settings, io: Io, signal: AbortSignal): 
 
 const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "ETIMEDOUT", "EPIPE"]);
 
-function causeCode(err: unknown): string | undefined {
+function causeCode(err: unknown, match: (code: string) => boolean): string | undefined {
   for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === "string" && UNREACHABLE.has(e.code)) return e.code;
+    if (typeof e.code === "string" && match(e.code)) return e.code;
   }
-  const text = err instanceof Error ? err.message : "";
-  return [...UNREACHABLE].find((c) => text.includes(c));
+  return undefined;
 }
+
+const unreachable = (err: unknown) =>
+  causeCode(err, (c) => UNREACHABLE.has(c)) ?? [...UNREACHABLE].find((c) => (err instanceof Error ? err.message : "").includes(c));
+// Node's codes for a certificate that does not verify (OpenSSL's verify results) and for a failed handshake.
+const untrusted = (err: unknown) =>
+  causeCode(err, (c) => /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)/.test(c));
+const handshake = (err: unknown) =>
+  causeCode(err, (c) => c.startsWith("ERR_SSL_")) ??
+  (/SSL routines|alert/.test(err instanceof Error ? err.message : "") ? "TLS" : undefined);
 
 /** The one line printed for a failed verb (after "error: "), and its exit code. */
 export function describeError(err: unknown, gateway: URL | undefined, timeoutMs?: number): { message: string; exitCode: number } {
@@ -56,8 +64,23 @@ export function describeError(err: unknown, gateway: URL | undefined, timeoutMs?
   const exitCode = exitCodeOf(err);
   const where = gateway ? gateway.origin : "the gateway";
   if (ce.code === Code.Unavailable || ce.code === Code.Internal || ce.code === Code.Unknown) {
-    const code = causeCode(err);
+    const code = unreachable(err);
     if (code) return { message: `cannot reach the gateway at ${where} (${code})`, exitCode: EXIT.unavailable };
+    const cert = untrusted(err);
+    if (cert) {
+      return {
+        message: `the certificate of ${where} is not trusted (${cert}: ${ce.rawMessage}); give --ca-file with the CA it chains to, or check the URL's host name`,
+        exitCode: EXIT.unavailable,
+      };
+    }
+    const tls = handshake(err);
+    if (tls) {
+      const hint = /certificate required|handshake failure|bad certificate|unknown ca/i.test(ce.rawMessage)
+        ? "; it asks for a client certificate that verifies: --cert-file and --key-file"
+        : "";
+      const reason = ce.rawMessage.match(/alert ([a-z ]+)/i)?.[1]?.trim() ?? ce.rawMessage;
+      return { message: `the TLS handshake with ${where} failed (${reason})${hint}`, exitCode: EXIT.unavailable };
+    }
   }
   if (ce.code === Code.DeadlineExceeded && timeoutMs) {
     return { message: `${where} did not answer within ${timeoutMs / 1000} s (--timeout)`, exitCode };
