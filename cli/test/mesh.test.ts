@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -287,6 +287,48 @@ describe("dead letters", () => {
     const bySeq = await run(["dlq", "purge", String(source), "-o", "json"]);
     expect(JSON.parse(bySeq.stdout)).toEqual({ purged: "1" });
     expect((await run(["dlq", "show", String(source)])).code).toBe(EXIT.notFound);
+  });
+});
+
+describe("config: profiles", () => {
+  it("set-profile writes the file (0600), list shows it without the key, and the profile is used with no flag or environment", async () => {
+    const config = join(dir, "profiles", "config.yaml");
+    const base = { MERIDIAN_CONFIG: config };
+    const keyFile = join(dir, "key");
+    writeFileSync(keyFile, `${TEST_KEYS.admin}\n`);
+    const set = await meridian(
+      ["config", "set-profile", "test", "--gateway", gw.service.url, "--api-key-file", keyFile, "--timeout", "5"],
+      base,
+    );
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stderr).toBe(`profile test saved in ${config} (current)\n`);
+    expect(statSync(config).mode & 0o777).toBe(0o600);
+    expect(YAML.parse(readFileSync(config, "utf8"))).toEqual({
+      current: "test",
+      profiles: { test: { gateway: gw.service.url, apiKeyFile: keyFile, timeout: 5 } },
+    });
+    await meridian(["config", "set-profile", "nowhere", "--gateway", "http://127.0.0.1:1", "--api-key", TEST_KEYS.admin], base);
+
+    const list = await meridian(["config", "list"], base);
+    expect(list.stdout).toMatch(/^\*\s+test\s+http:\/\/127\.0\.0\.1:\d+\s+api key file /m);
+    expect(list.stdout).toMatch(/^\s+nowhere\s+http:\/\/127\.0\.0\.1:1\s+api key mrd_/m);
+    expect(list.stdout).not.toContain(TEST_KEYS.admin);
+    expect((await meridian(["config", "list", "-o", "json"], base)).stdout).not.toContain(TEST_KEYS.admin);
+
+    expect((await meridian(["routes", "list"], base)).code).toBe(0);
+    expect((await meridian(["routes", "list", "--profile", "nowhere"], base)).code).toBe(EXIT.unavailable);
+    expect((await meridian(["config", "use", "nowhere"], base)).code).toBe(0);
+    expect((await meridian(["routes", "list"], base)).code).toBe(EXIT.unavailable);
+    // flag > environment > profile
+    expect((await meridian(["routes", "list"], { ...base, MERIDIAN_GATEWAY_URL: gw.service.url })).code).toBe(0);
+    expect((await meridian(["config", "use", "gone"], base)).code).toBe(EXIT.notFound);
+
+    writeFileSync(config, "current: test\nprofiles:\n  test:\n    gateway: http://x\n    timout: 5\n");
+    const broken = await meridian(["status"], base);
+    expect(broken.code).toBe(EXIT.usage);
+    expect(broken.stderr).toBe(
+      `error: ${config}: profiles.test.timout: unknown setting (known: gateway, apiKey, apiKeyFile, token, caFile, certFile, keyFile, insecure, output, timeout, protocol)\n`,
+    );
   });
 });
 

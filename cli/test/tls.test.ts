@@ -54,7 +54,7 @@ describe("TLS to the gateway", () => {
     },
   );
 
-  it("takes the TLS files from a profile too", async () => {
+  it("takes the TLS files from the environment too", async () => {
     const r = await meridian(["routes", "list"], {
       ...env(),
       MERIDIAN_CA_FILE: ca.caFile,
