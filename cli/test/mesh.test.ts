@@ -277,6 +277,18 @@ describe("dead letters", () => {
     expect(nothing.code).toBe(EXIT.usage);
   });
 
+  it("replays and purges more than the gateway's 500 sequences per call, in chunks", async () => {
+    const replay = await run(["dlq", "replay", "900000-900600", "-o", "json"]);
+    expect(replay.code, replay.stderr).toBe(0);
+    const results = JSON.parse(replay.stdout).results;
+    expect(results).toHaveLength(601);
+    expect(new Set(results.map((r: { outcome: string }) => r.outcome))).toEqual(new Set(["REPLAY_OUTCOME_NOT_FOUND"]));
+    expect(replay.stderr).toBe("0 replayed, 0 already replayed, 601 not found, 0 refused\n");
+    const purge = await run(["dlq", "purge", "900000-900600", "-o", "json"]);
+    expect(purge.code, purge.stderr).toBe(0);
+    expect(JSON.parse(purge.stdout)).toEqual({ purged: "0" });
+  });
+
   it("purge by filter needs --yes; by sequence it does not", async () => {
     const noYes = await run(["dlq", "purge", "--consumer", "omf-cli-page"]);
     expect(noYes.code).toBe(EXIT.usage);
