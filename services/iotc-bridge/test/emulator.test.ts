@@ -1,32 +1,32 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
+import { type Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type IotcEmulator, startIotcEmulator } from "@meridian/emulator-iotc";
-import { type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
+import type { IotcEmulator } from "@meridian/emulator-iotc";
+import { type NatsServerHandle, until } from "@meridian/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEmulatorApplication, deadLetters, emulatorBridge, routeInto, telemetryEvents } from "./harness.js";
+import {
+  createEmulatorApplication,
+  deadLetters,
+  type EmulatorStack,
+  emulatorBridge,
+  routeInto,
+  startEmulatorStack,
+  telemetryEvents,
+} from "./harness.js";
 
 let nats: NatsServerHandle;
 let bus: Bus;
 let emu: IotcEmulator;
 let caFile: string;
-const logger = testLogger();
+
+let stack: EmulatorStack;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  bus = Bus.connect({ servers: nats.url, name: "test-publisher", logger });
-  await bus.ready;
-  emu = await startIotcEmulator({ retryAfterSeconds: 0 });
-  caFile = join(mkdtempSync(join(tmpdir(), "iotc-bridge-")), "ca.pem");
-  writeFileSync(caFile, emu.caPem);
+  stack = await startEmulatorStack();
+  ({ nats, bus, emu, caFile } = stack);
 }, 60_000);
 
 afterAll(async () => {
-  await emu?.stop();
-  await bus?.close();
-  await nats?.stop();
+  await stack?.stop();
 });
 
 function messageIds(prefix: string): string[] {

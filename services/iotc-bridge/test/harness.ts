@@ -1,14 +1,17 @@
 /** What iotc-bridge's integration tests share: a fake IoT Central device client, the bridge's API, routes and dead letters. */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Code } from "@connectrpc/connect";
 import { type Client, createClient } from "@connectrpc/connect";
-import { type Bus, consumerBacklog, DEAD_LETTER_HEADERS, routeBucket, routeConsumerName, STREAMS } from "@meridian/bus";
+import { Bus, consumerBacklog, DEAD_LETTER_HEADERS, routeBucket, routeConsumerName, STREAMS } from "@meridian/bus";
 import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import type { IotcEmulator } from "@meridian/emulator-iotc";
-import { expectCode, startForTest, testTransport, until } from "@meridian/testing";
+import { type IotcEmulator, startIotcEmulator } from "@meridian/emulator-iotc";
+import { expectCode, type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport, until } from "@meridian/testing";
 import { expect } from "vitest";
 import { iotcBridgeConfig } from "../src/config.js";
 import { IotcDeviceDisabledError, IotcNotConnectedError, IotcThrottledError } from "../src/platform/errors.js";
@@ -19,6 +22,38 @@ import { type IotcBridge, startIotcBridge } from "../src/service.js";
 /** A test key for IOTC_CREDENTIALS_KEY. */
 export const CREDENTIALS_KEY = Buffer.alloc(32, 9).toString("base64");
 export const GROUP_KEY = Buffer.alloc(32, 3).toString("base64");
+
+export interface EmulatorStack {
+  nats: NatsServerHandle;
+  /** A bus client of the test's own, to put routes and publish events. */
+  bus: Bus;
+  /** The emulator, answering at once when it throttles (retryAfterSeconds 0) unless a fault says otherwise. */
+  emu: IotcEmulator;
+  /** The emulator's CA in a file, for the bridge's IOTC_CA_FILE. */
+  caFile: string;
+  stop(): Promise<void>;
+}
+
+/** nats-server, a bus client and the IoT Central emulator, for the tests that run the bridge against the emulator. */
+export async function startEmulatorStack(): Promise<EmulatorStack> {
+  const nats = await startNatsServer();
+  const bus = Bus.connect({ servers: nats.url, name: "test-publisher", logger: testLogger() });
+  await bus.ready;
+  const emu = await startIotcEmulator({ retryAfterSeconds: 0 });
+  const caFile = join(mkdtempSync(join(tmpdir(), "iotc-bridge-")), "ca.pem");
+  writeFileSync(caFile, emu.caPem);
+  return {
+    nats,
+    bus,
+    emu,
+    caFile,
+    async stop() {
+      await emu.stop();
+      await bus.close();
+      await nats.stop();
+    },
+  };
+}
 
 export function api(url: string): Client<typeof IotcBridgeService> {
   return createClient(IotcBridgeService, testTransport(url));

@@ -2,40 +2,41 @@
  * The bridge across SAS token renewal and expiry, against the IoT Central emulator and a real nats-server: events flow
  * from the bus the whole time, and each one must arrive in the emulator once, with its event id as message id.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, fromJson, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
+import { type Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
 import { CommandResponseSchema } from "@meridian/contracts/meridian/command/v1/command_pb";
 import { ConnectionState } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type IotcEmulator, startIotcEmulator } from "@meridian/emulator-iotc";
-import { type NatsServerHandle, startNatsServer, testLogger, until } from "@meridian/testing";
+import type { IotcEmulator } from "@meridian/emulator-iotc";
+import { type NatsServerHandle, until } from "@meridian/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { IotcBridge } from "../src/service.js";
-import { api, createEmulatorApplication, deadLetters, emulatorBridge, routeInto, telemetryEvents } from "./harness.js";
+import {
+  api,
+  createEmulatorApplication,
+  deadLetters,
+  type EmulatorStack,
+  emulatorBridge,
+  routeInto,
+  startEmulatorStack,
+  telemetryEvents,
+} from "./harness.js";
 
 let nats: NatsServerHandle;
 let bus: Bus;
 let emu: IotcEmulator;
 let caFile: string;
-const logger = testLogger();
+
+let stack: EmulatorStack;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  bus = Bus.connect({ servers: nats.url, name: "test-publisher", logger });
-  await bus.ready;
-  emu = await startIotcEmulator({ retryAfterSeconds: 0 });
-  caFile = join(mkdtempSync(join(tmpdir(), "iotc-bridge-sas-")), "ca.pem");
-  writeFileSync(caFile, emu.caPem);
+  stack = await startEmulatorStack();
+  ({ nats, bus, emu, caFile } = stack);
 }, 60_000);
 
 afterAll(async () => {
-  await emu?.stop();
-  await bus?.close();
-  await nats?.stop();
+  await stack?.stop();
 });
 
 /** Publishes one event per device every `everyMs` until stopped; `published` are their ids. */
