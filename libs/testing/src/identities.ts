@@ -3,7 +3,10 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** The roles of the contracts' access rules (meridian.auth.v1.access), and "*" for the test administrator. */
+/**
+ * The roles of the contracts' access rules (meridian.auth.v1.access): a copy of service-kit's ROLES, which this package
+ * cannot import (service-kit's tests depend on it); service-kit's roles.test.ts keeps the two equal. "admin" holds "*".
+ */
 export const TEST_ROLES = [
   "telemetry:read",
   "telemetry:publish",
