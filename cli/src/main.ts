@@ -13,6 +13,13 @@ export function version(): string {
  */
 export async function main(argv: string[], io: Partial<Io> = {}): Promise<number> {
   const resolved: Io = { stdout: io.stdout ?? process.stdout, stderr: io.stderr ?? process.stderr, env: io.env ?? process.env };
+  if (!io.stdout) {
+    // `meridian … | head`: the reader has what it wanted and closed the pipe; stop quietly, as Unix tools do.
+    process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
+  }
   const args = argv.slice(2);
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
     resolved.stdout.write(`${version()}\n`);
