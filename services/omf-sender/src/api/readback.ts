@@ -21,6 +21,7 @@ import {
   type OmfContainer,
   OmfError,
   type OmfType,
+  type PageOptions,
   readValues,
   type SdsDefinition,
 } from "../platform/index.js";
@@ -115,15 +116,30 @@ export function readbackHandlers(deps: ReadbackDeps): Handlers {
       throw err;
     }
   };
-  const sdsOnly = (client: OmfClient, rpc: string) => {
+  /** ListTypes and ListContainers: a page of the SDS definitions whose id matches the filter, from an SDS endpoint. */
+  const sdsListing = async (
+    rpc: string,
+    req: { endpointId: string; idFilter: string; pageSize: number; pageToken: string },
+    list: (client: OmfClient, idFilter: string, page: PageOptions) => Promise<SdsDefinition[]>,
+    signal: AbortSignal,
+  ) => {
+    const violations: FieldViolation[] = [];
+    requireEndpoint(violations, req.endpointId);
+    filterViolations(violations, "id_filter", req.idFilter);
+    const page = paging(violations, req.pageSize, req.pageToken);
+    if (violations.length > 0) invalidArgument(violations);
+    const client = await deps.clientOf(req.endpointId);
     if (client.kind === "pi")
       throw new ConnectError(
         `${rpc}: PI Web API has no read path for OMF types or containers; ListPoints lists its points, ListDefinitions what omf-sender created there`,
         Code.FailedPrecondition,
       );
+    const items = await read(client, () => list(client, req.idFilter || "*", { ...page, signal }));
+    return {
+      definitions: items.map((d) => create(EndpointDefinitionSchema, { id: d.id, typeId: d.typeId ?? "", json: JSON.stringify(d.body) })),
+      nextPageToken: nextToken(page, items.length),
+    };
   };
-  const definitionsOf = (items: SdsDefinition[]) =>
-    items.map((d) => create(EndpointDefinitionSchema, { id: d.id, typeId: d.typeId ?? "", json: JSON.stringify(d.body) }));
   const routeViolations = (violations: FieldViolation[], routeId: string) => {
     if (routeId !== "" && !ROUTE_ID.test(routeId)) violations.push({ path: "route_id", reason: "not a route id" });
   };
@@ -181,27 +197,13 @@ export function readbackHandlers(deps: ReadbackDeps): Handlers {
     },
 
     async listTypes(req, ctx) {
-      const violations: FieldViolation[] = [];
-      requireEndpoint(violations, req.endpointId);
-      filterViolations(violations, "id_filter", req.idFilter);
-      const page = paging(violations, req.pageSize, req.pageToken);
-      if (violations.length > 0) invalidArgument(violations);
-      const client = await deps.clientOf(req.endpointId);
-      sdsOnly(client, "ListTypes");
-      const types = await read(client, () => listTypes(client, req.idFilter || "*", { ...page, signal: ctx.signal }));
-      return { types: definitionsOf(types), nextPageToken: nextToken(page, types.length) };
+      const { definitions, nextPageToken } = await sdsListing("ListTypes", req, listTypes, ctx.signal);
+      return { types: definitions, nextPageToken };
     },
 
     async listContainers(req, ctx) {
-      const violations: FieldViolation[] = [];
-      requireEndpoint(violations, req.endpointId);
-      filterViolations(violations, "id_filter", req.idFilter);
-      const page = paging(violations, req.pageSize, req.pageToken);
-      if (violations.length > 0) invalidArgument(violations);
-      const client = await deps.clientOf(req.endpointId);
-      sdsOnly(client, "ListContainers");
-      const streams = await read(client, () => listStreams(client, req.idFilter || "*", { ...page, signal: ctx.signal }));
-      return { containers: definitionsOf(streams), nextPageToken: nextToken(page, streams.length) };
+      const { definitions, nextPageToken } = await sdsListing("ListContainers", req, listStreams, ctx.signal);
+      return { containers: definitions, nextPageToken };
     },
 
     async listDefinitions(req) {
