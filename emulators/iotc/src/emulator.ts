@@ -1,7 +1,8 @@
 /** What startIotcEmulator returns: the in-process control plane other packages' tests are written against. */
+
+import type { CertificateAndKey } from "@meridian/emulator-kit";
 import type { FaultConfig } from "./faults.js";
 import type { DeviceStatus, EnrollmentAttestation, IotcModel, MethodResult } from "./model.js";
-import type { CertificateAndKey } from "./x509.js";
 
 export interface IotcEmulator {
   /** "127.0.0.1:<port>": what the DPS host and GatewayHostName are set to. */

@@ -3,7 +3,7 @@
  * HTTPS, IoT Hub over MQTT/TLS (SAS and X.509, twins, direct methods, C2D, persistent sessions). Written from
  * `shared/protocols/iotc.md` alone.
  */
-import { createTestPki, type ListeningServer, listen } from "@meridian/emulator-kit";
+import { createCa, createTestPki, type ListeningServer, listen } from "@meridian/emulator-kit";
 import { createLogger } from "@meridian/service-kit";
 import { createAdmin } from "./admin.js";
 import { createAppApi } from "./app-api/router.js";
@@ -14,7 +14,7 @@ import { createHttpsSurface } from "./https.js";
 import { InvalidRequestError, IotcModel, METHOD_TIMEOUT_BOUNDS } from "./model.js";
 import { startMqttSurface } from "./mqtt.js";
 import { type IotcEmulatorOptions, resolveOptions } from "./options.js";
-import { createEnrollmentCa, issueDeviceCertificate } from "./x509.js";
+import { issueDeviceCertificate } from "./x509.js";
 
 export type { IotcEmulator } from "./emulator.js";
 export type { FaultConfig } from "./faults.js";
@@ -33,7 +33,7 @@ export async function startIotcEmulator(options: IotcEmulatorOptions = {}): Prom
     caName: "Meridian IoT Central Emulator CA",
     hosts: [o.hubHostName, o.provisioningHostName, ...o.extraHostNames],
   });
-  const x509Ca = createEnrollmentCa("Meridian IoT Central Emulator X.509 enrollment CA");
+  const x509Ca = createCa("Meridian IoT Central Emulator X.509 enrollment CA");
   const faults = new Faults();
   const model = new IotcModel({
     groupKey: o.groupKey,

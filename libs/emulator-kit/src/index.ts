@@ -25,5 +25,14 @@ export {
   truncateResponse,
 } from "./http-faults.js";
 export { type ListeningServer, type ListenOptions, listen, urlHost } from "./listen.js";
-export { createTestPki, LOOPBACK_HOSTS, type TestPki, type TestPkiOptions } from "./pki.js";
+export {
+  type CertificateAndKey,
+  certificateSerial,
+  createCa,
+  createTestPki,
+  LOOPBACK_HOSTS,
+  rsaKeys,
+  type TestPki,
+  type TestPkiOptions,
+} from "./pki.js";
 export { type SignalTarget, stopOnSignals } from "./signals.js";

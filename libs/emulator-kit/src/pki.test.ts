@@ -1,8 +1,8 @@
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { connect, createServer } from "node:tls";
 import { describe, expect, it } from "vitest";
 import { listen } from "./listen.js";
-import { createTestPki } from "./pki.js";
+import { certificateSerial, createCa, createTestPki } from "./pki.js";
 
 describe("createTestPki", () => {
   const pki = createTestPki({ caName: "Test Emulator CA", hosts: ["emulator.local", "10.1.2.3"] });
@@ -43,5 +43,31 @@ describe("createTestPki", () => {
 
   it("gives every call its own CA", () => {
     expect(createTestPki().caPem).not.toBe(pki.caPem);
+  });
+});
+
+describe("createCa", () => {
+  it("makes a self-signed CA named as asked, valid from a minute back for ten years, with its own key", () => {
+    const before = Date.now();
+    const { certPem, keyPem } = createCa("Meridian Test Enrollment CA");
+    const ca = new X509Certificate(certPem);
+    expect(ca.ca).toBe(true);
+    expect(ca.subject).toContain("CN=Meridian Test Enrollment CA");
+    expect(ca.issuer).toBe(ca.subject);
+    expect(ca.verify(ca.publicKey)).toBe(true);
+    expect(ca.checkPrivateKey(createPrivateKey(keyPem))).toBe(true);
+    expect(before - Date.parse(ca.validFrom)).toBeGreaterThanOrEqual(55_000);
+    expect(Date.parse(ca.validTo) - before).toBeGreaterThan(3649 * 86_400_000);
+    expect(createCa("x").certPem).not.toBe(certPem);
+  });
+
+  it("certificateSerial: 16 bytes, positive and non-zero (first byte 0x01..0x7f)", () => {
+    for (let i = 0; i < 50; i++) {
+      const s = certificateSerial();
+      expect(s).toMatch(/^[0-9a-f]{32}$/);
+      const first = Number.parseInt(s.slice(0, 2), 16);
+      expect(first).toBeGreaterThanOrEqual(1);
+      expect(first).toBeLessThanOrEqual(0x7f);
+    }
   });
 });

@@ -31,7 +31,8 @@ const DAY_MS = 86_400_000;
 const SERVER_CERT_DAYS = 825;
 const CA_DAYS = 3650;
 
-function rsaKeys(): { privatePem: string; publicPem: string } {
+/** A key pair from node:crypto (2048-bit RSA, what every TLS client takes), as PEM: PKCS#8 private, SPKI public. */
+export function rsaKeys(): { privatePem: string; publicPem: string } {
   const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   return {
     privatePem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
@@ -39,11 +40,44 @@ function rsaKeys(): { privatePem: string; publicPem: string } {
   };
 }
 
-/** Positive and non-zero, as RFC 5280 requires of a serial number. */
-function serial(): string {
+/** A random certificate serial number, positive and non-zero as RFC 5280 requires. */
+export function certificateSerial(): string {
   const b = randomBytes(16);
   b[0] = (b[0]! & 0x7f) | 0x01;
   return b.toString("hex");
+}
+
+/** A certificate and its private key (PKCS#8), as PEM. */
+export interface CertificateAndKey {
+  certPem: string;
+  keyPem: string;
+}
+
+/**
+ * A self-signed CA (10 years, CN `commonName`, O Meridian) that signs certificates only. Valid from a minute in the
+ * past, so a client whose clock is slightly behind does not see a certificate from the future.
+ */
+export function createCa(commonName: string, notBefore = new Date(Date.now() - 60_000)): CertificateAndKey {
+  const { pki, md } = forge;
+  const keys = rsaKeys();
+  const ca = pki.createCertificate();
+  ca.publicKey = pki.publicKeyFromPem(keys.publicPem);
+  ca.serialNumber = certificateSerial();
+  ca.validity.notBefore = notBefore;
+  ca.validity.notAfter = new Date(notBefore.getTime() + CA_DAYS * DAY_MS);
+  const subject = [
+    { name: "commonName", value: commonName },
+    { name: "organizationName", value: "Meridian" },
+  ];
+  ca.setSubject(subject);
+  ca.setIssuer(subject);
+  ca.setExtensions([
+    { name: "basicConstraints", cA: true, critical: true },
+    { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
+    { name: "subjectKeyIdentifier" },
+  ]);
+  ca.sign(pki.privateKeyFromPem(keys.privatePem), md.sha256.create());
+  return { certPem: pki.certificateToPem(ca), keyPem: keys.privatePem };
 }
 
 export function createTestPki(options: TestPkiOptions = {}): TestPki {
@@ -51,35 +85,18 @@ export function createTestPki(options: TestPkiOptions = {}): TestPki {
   const hosts = [...new Set([...(options.hosts ?? []).filter(Boolean), ...LOOPBACK_HOSTS])];
   // A minute in the past, so a client whose clock is slightly behind does not see a certificate from the future.
   const notBefore = new Date(Date.now() - 60_000);
-
-  const caKeys = rsaKeys();
-  const caKey = pki.privateKeyFromPem(caKeys.privatePem);
-  const ca = pki.createCertificate();
-  ca.publicKey = pki.publicKeyFromPem(caKeys.publicPem);
-  ca.serialNumber = serial();
-  ca.validity.notBefore = notBefore;
-  ca.validity.notAfter = new Date(notBefore.getTime() + CA_DAYS * DAY_MS);
-  const caSubject = [
-    { name: "commonName", value: options.caName ?? "Meridian Emulator CA" },
-    { name: "organizationName", value: "Meridian" },
-  ];
-  ca.setSubject(caSubject);
-  ca.setIssuer(caSubject);
-  ca.setExtensions([
-    { name: "basicConstraints", cA: true, critical: true },
-    { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
-    { name: "subjectKeyIdentifier" },
-  ]);
-  ca.sign(caKey, md.sha256.create());
+  const caPair = createCa(options.caName ?? "Meridian Emulator CA", notBefore);
+  const ca = pki.certificateFromPem(caPair.certPem);
+  const caKey = pki.privateKeyFromPem(caPair.keyPem);
 
   const serverKeys = rsaKeys();
   const cert = pki.createCertificate();
   cert.publicKey = pki.publicKeyFromPem(serverKeys.publicPem);
-  cert.serialNumber = serial();
+  cert.serialNumber = certificateSerial();
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = new Date(notBefore.getTime() + SERVER_CERT_DAYS * DAY_MS);
   cert.setSubject([{ name: "commonName", value: hosts[0]! }]);
-  cert.setIssuer(caSubject);
+  cert.setIssuer(ca.subject.attributes);
   cert.setExtensions([
     { name: "basicConstraints", cA: false },
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
@@ -90,5 +107,5 @@ export function createTestPki(options: TestPkiOptions = {}): TestPki {
   ]);
   cert.sign(caKey, md.sha256.create());
 
-  return { caPem: pki.certificateToPem(ca), certPem: pki.certificateToPem(cert), keyPem: serverKeys.privatePem };
+  return { caPem: caPair.certPem, certPem: pki.certificateToPem(cert), keyPem: serverKeys.privatePem };
 }
