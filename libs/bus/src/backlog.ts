@@ -135,6 +135,12 @@ export class BacklogMonitor {
     return [...this.watched.values()].map((w) => ({ ...w.state }));
   }
 
+  /** One consumer as of its last check; undefined while it is not watched. */
+  stateOf(stream: string, durable: string): BacklogState | undefined {
+    const w = this.watched.get(`${stream}/${durable}`);
+    return w ? { ...w.state } : undefined;
+  }
+
   warnings(now = new Date()): BusWarning[] {
     const out: BusWarning[] = [];
     for (const w of this.watched.values()) {

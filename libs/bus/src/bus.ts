@@ -626,6 +626,14 @@ export class Bus {
     return this.backlogMonitor.snapshot();
   }
 
+  /**
+   * One durable consumer's backlog as of its last check (a pipeline's lag in its status), or undefined while no loop of
+   * this process delivers from it.
+   */
+  backlogOf(durable: string, stream: string = STREAMS.telemetry): BacklogState | undefined {
+    return this.backlogMonitor.stateOf(stream, durable);
+  }
+
   /** Checks the watched consumers now instead of at the next interval. */
   checkBacklog(): Promise<void> {
     return this.backlogMonitor.check();

@@ -51,6 +51,7 @@ export {
 export {
   countFailure,
   drainThroughOf,
+  type PipelineConsumerState,
   pipelineCounters,
   type RouteConsumerOptions,
   type RouteSink,

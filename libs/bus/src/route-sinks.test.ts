@@ -1,6 +1,7 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { create, type MessageInitShape, toJson } from "@bufbuild/protobuf";
+import { durationMs, timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { captureLogger, type NatsServerHandle, startNatsServer, until } from "@meridian/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +11,7 @@ import { routeBucket } from "./mesh.js";
 import {
   countFailure,
   drainThroughOf,
+  pipelineCounters,
   type RouteSink,
   type RouteSinkCounters,
   RouteSinks,
@@ -239,6 +241,39 @@ describe("RouteSinks: the routes bucket turned into running sinks, against a rea
     expect(c?.lastErrorTime).toBeDefined();
   });
 
+  it("a sink whose platform is down reports as lag at least its oldest unacknowledged message's age after bus.checkBacklog(); 0s once delivered", async () => {
+    await put(route("lagging", "line-lagging"));
+    const m = manager();
+    await until(async () => (await consumerBacklog(bus, "omf-lagging")) !== undefined, { timeoutMs: 5_000, what: "its consumer" });
+    down.add("lagging");
+    const publishing = Date.now();
+    await publish("line-lagging", 0, 2);
+    const published = Date.now();
+    await until(() => (m.counters()[0]?.failed ?? 0n) > 0n, { timeoutMs: 5_000, what: "a failure counted" });
+    await new Promise((r) => setTimeout(r, 1200));
+    const checking = Date.now();
+    await bus.checkBacklog();
+    const checked = Date.now();
+    const lag = m.counters()[0]?.lag;
+    expect(lag).toBeDefined();
+    // The first message's age at the check: stored between `publishing` and `published`, checked between `checking` and `checked`.
+    expect(durationMs(lag!)).toBeGreaterThanOrEqual(checking - published);
+    expect(durationMs(lag!)).toBeGreaterThanOrEqual(1000);
+    expect(durationMs(lag!)).toBeLessThanOrEqual(checked - publishing);
+    expect(m.backlogOf(m.list()[0]!)).toMatchObject({ consumer: "omf-lagging", oldestUnackedAgeMs: durationMs(lag!) });
+
+    down.delete("lagging");
+    await until(() => delivered.get("lagging")?.length === 2, { timeoutMs: 5_000, what: "both delivered" });
+    await until(
+      async () => {
+        await bus.checkBacklog();
+        const after = m.counters()[0]?.lag;
+        return after !== undefined && durationMs(after) === 0;
+      },
+      { timeoutMs: 5_000, what: "lag 0s once nothing waits" },
+    );
+  });
+
   it("stop() stops every sink, and route changes after it are not applied", async () => {
     await put(route("stop-a", "line-stop-a"));
     await put(route("stop-b", "line-stop-b"));
@@ -289,6 +324,19 @@ describe("a route's consumer (routeConsumer, drainThroughOf) and DurableConsumer
     expect(drainThroughOf(route("a", "c", { state: RouteState.ACTIVE }))).toBeUndefined();
     expect(drainThroughOf(route("a", "c", { state: RouteState.DRAINING, drain: { lastSequence: 42n } }))).toBe(42);
     expect(drainThroughOf(route("a", "c", { state: RouteState.DRAINING }))).toBe(0);
+  });
+
+  it("pipelineCounters: lag from the last backlog check, unset without one or before its first check; pending as given", () => {
+    const c: RouteSinkCounters = { received: 5, delivered: 3, skipped: 1, failed: 1 };
+    const state = { consumer: "omf-r", stream: STREAMS.telemetry, oldestUnackedAgeMs: 42_250, pending: 2, ackPending: 1, discards: 0 };
+    expect(pipelineCounters("r", c).lag).toBeUndefined();
+    expect(pipelineCounters("r", c, { backlog: state }).lag).toBeUndefined();
+    const checked = pipelineCounters("r", c, { pending: 3, backlog: { ...state, checkedAt: new Date() } });
+    expect(checked).toMatchObject({ name: "r", received: 5n, delivered: 3n, skipped: 1n, failed: 1n, pending: 3n });
+    expect(durationMs(checked.lag!)).toBe(42_250);
+    expect(toJson(PipelineCountersSchema, checked)).toMatchObject({ lag: "42.250s" });
+    const idle = pipelineCounters("r", c, { backlog: { ...state, oldestUnackedAgeMs: 0, checkedAt: new Date() } });
+    expect(toJson(PipelineCountersSchema, idle)).toMatchObject({ lag: "0s" });
   });
 
   it("countFailure: one more failure, with its message and time as the last error", () => {

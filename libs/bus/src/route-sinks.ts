@@ -1,11 +1,12 @@
 /** The routes bucket turned into running sinks: the one route manager every sink service uses. */
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, sleep } from "@meridian/retry";
 import type { Logger } from "pino";
+import type { BacklogState } from "./backlog.js";
 import type { Bus } from "./bus.js";
 import {
   type ConsumerBacklog,
@@ -242,8 +243,14 @@ export class RouteSinks<S extends RouteSink> {
     return [...this.sinks.values()].filter((r) => this.o.listDrained || !r.drained).map((r) => r.sink);
   }
 
+  /** Every listed sink's counters, with its lag from the bus's last backlog check of its consumer. */
   counters(): PipelineCounters[] {
-    return this.list().map((s) => pipelineCounters(s.route.id, s.counters));
+    return this.list().map((s) => pipelineCounters(s.route.id, s.counters, { backlog: this.backlogOf(s) }));
+  }
+
+  /** The bus's last backlog check of a sink's consumer; undefined while the sink does not deliver. */
+  backlogOf(sink: S): BacklogState | undefined {
+    return this.o.bus.backlogOf(routeConsumerName(sink.route.id, this.o.platform));
   }
 
   /** Stops watching and every sink (each hands back what it has not sent). */
@@ -256,8 +263,21 @@ export class RouteSinks<S extends RouteSink> {
   }
 }
 
-/** A sink's counters as the status report carries them; `pending` where the service counts it. */
-export function pipelineCounters(name: string, c: RouteSinkCounters, pending?: number): PipelineCounters {
+/** What a pipeline's durable consumer adds to its counters in the status report. */
+export interface PipelineConsumerState {
+  /** Waiting on the bus for it now, where the service asks the consumer. */
+  pending?: number | undefined;
+  /** The bus's last backlog check of its consumer (`bus.backlogOf`): the lag. */
+  backlog?: BacklogState | undefined;
+}
+
+/**
+ * A sink's counters as the status report carries them. The lag is the age of the oldest message its consumer has not
+ * acknowledged at the last backlog check; left unset before the first check, so that "not known yet" never reads as
+ * "nothing waits".
+ */
+export function pipelineCounters(name: string, c: RouteSinkCounters, consumer: PipelineConsumerState = {}): PipelineCounters {
+  const { pending, backlog } = consumer;
   return create(PipelineCountersSchema, {
     name,
     received: BigInt(c.received),
@@ -268,5 +288,6 @@ export function pipelineCounters(name: string, c: RouteSinkCounters, pending?: n
     ...(pending !== undefined ? { pending: BigInt(pending) } : {}),
     lastError: c.lastError ?? "",
     ...(c.lastErrorTime ? { lastErrorTime: timestampFromDate(c.lastErrorTime) } : {}),
+    ...(backlog?.checkedAt ? { lag: durationFromMs(backlog.oldestUnackedAgeMs) } : {}),
   });
 }
