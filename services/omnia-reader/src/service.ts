@@ -124,20 +124,6 @@ function signInCounters(prompt: AuthPrompt | undefined): PipelineCounters[] {
   ];
 }
 
-function sinkCounters(sinks: SinkManager): PipelineCounters[] {
-  return sinks.list().map((s) =>
-    create(PipelineCountersSchema, {
-      name: s.route.id,
-      received: BigInt(s.counters.received),
-      delivered: BigInt(s.counters.delivered),
-      skipped: BigInt(s.counters.skipped),
-      failed: BigInt(s.counters.failed),
-      lastError: s.counters.lastError ?? "",
-      ...(s.counters.lastErrorTime ? { lastErrorTime: timestampFromDate(s.counters.lastErrorTime) } : {}),
-    }),
-  );
-}
-
 /**
  * omnia-reader: the OmniaReaderService API (readers, Omnia's verbs passed through), one ReaderPipeline per reader,
  * started from the omnia_readers bucket once the bus is reachable and the declared readers are in, and one RouteSink
@@ -197,7 +183,7 @@ export async function startOmniaReader(config: OmniaReaderConfig, logger: Logger
           sinks.start();
           await readers.run();
         },
-        counters: () => [...readers.counters(), ...sinkCounters(sinks), ...signInCounters(authPrompt())],
+        counters: () => [...readers.counters(), ...sinks.counters(), ...signInCounters(authPrompt())],
         // Readers finish the page they publish and store its cursor, routes hand back unsent deliveries, before the bus drains.
         stop: async () => {
           await Promise.all([readers.stop(), sinks.stop()]);

@@ -58,7 +58,11 @@ export class PipelineManager {
   }
 
   async counters(): Promise<PipelineCounters[]> {
-    return Promise.all(this.list().map(async (p) => pipelineCounters(p.route.id, p.counters, await p.pending())));
+    return Promise.all(
+      this.list().map(async (p) =>
+        pipelineCounters(p.route.id, p.counters, { pending: await p.pending(), backlog: this.routes.backlogOf(p) }),
+      ),
+    );
   }
 
   /** Stops watching and every pipeline (in-flight sends are aborted, unsent deliveries handed back). */
