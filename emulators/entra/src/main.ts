@@ -1,6 +1,6 @@
 /** The Entra emulator as a container: environment → startEntraEmulator, pino logs, signals. */
 import { readFileSync } from "node:fs";
-import { parseHttpFaultConfig, stopOnSignals } from "@meridian/emulator-kit";
+import { logRequests, parseHttpFaultConfig, stopOnSignals } from "@meridian/emulator-kit";
 import { createLogger, env, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
 import { parseRegistry } from "./config.js";
@@ -88,10 +88,7 @@ const emulator = await startEntraEmulator({
   enforcePollingInterval: cfg.ENTRA_EMULATOR_ENFORCE_POLLING_INTERVAL,
   faults: cfg.ENTRA_EMULATOR_FAULTS,
   logger: log,
-  onRequest: (e) => {
-    if (e.status >= 400 || e.fault) log.info(e, "request");
-    else log.debug(e, "request");
-  },
+  onRequest: logRequests(log),
 });
 
 log.info(

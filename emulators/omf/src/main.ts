@@ -1,4 +1,4 @@
-import { stopOnSignals } from "@meridian/emulator-kit";
+import { logRequests, stopOnSignals } from "@meridian/emulator-kit";
 import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
 import { parseFaultConfig } from "./faults.js";
@@ -125,10 +125,7 @@ const emulator = await startOmfEmulator({
   maxBodyBytes: { pi: env.OMF_EMULATOR_MAX_BODY_PI, adh: env.OMF_EMULATOR_MAX_BODY_ADH, eds: env.OMF_EMULATOR_MAX_BODY_EDS },
   maxInflatedBytes: env.OMF_EMULATOR_MAX_INFLATED,
   faults: env.OMF_EMULATOR_FAULTS,
-  onRequest: (e) => {
-    if (e.status >= 400 || e.fault) log.info(e, "request");
-    else log.debug(e, "request");
-  },
+  onRequest: logRequests(log),
 });
 
 log.info(

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { stopOnSignals } from "@meridian/emulator-kit";
+import { logRequests, stopOnSignals } from "@meridian/emulator-kit";
 import { createLogger, loadConfigOrExit } from "@meridian/service-kit";
 import { z } from "zod";
 import { parseFaultConfig } from "./faults.js";
@@ -116,10 +116,7 @@ const emulator = await startOmniaEmulator({
   maxPointsPerSeries: env.OMNIA_EMU_MAX_POINTS_PER_SERIES,
   faults: env.OMNIA_EMU_FAULTS,
   rateLimit: env.OMNIA_EMU_RATE_LIMIT,
-  onRequest: (e) => {
-    if (e.status >= 400 || e.fault) log.info(e, "request");
-    else log.debug(e, "request");
-  },
+  onRequest: logRequests(log),
 });
 
 log.info(

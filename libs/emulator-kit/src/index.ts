@@ -35,4 +35,5 @@ export {
   type TestPki,
   type TestPkiOptions,
 } from "./pki.js";
+export { type LoggedRequest, logRequests } from "./request-log.js";
 export { type SignalTarget, stopOnSignals } from "./signals.js";
