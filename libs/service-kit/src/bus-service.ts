@@ -5,6 +5,8 @@
  * declared file applied once the bus is reachable (retried with the one backoff policy) → the service's own run
  * loop → status reports and /metrics from the pipeline counters. A service's service.ts keeps only what is its own.
  */
+
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -267,6 +269,17 @@ function registerPipelineMetrics(service: RunningService, counters: () => Promis
     async collect() {
       this.reset();
       for (const p of await read()) this.set({ pipeline: p.name }, Number(p.pending));
+    },
+  });
+  new Gauge({
+    name: "meridian_pipeline_lag_seconds",
+    help: "Age of the oldest message waiting for the pipeline (unacknowledged or not yet delivered) as of the bus's last backlog check; 0 when nothing waits. Only pipelines with a durable consumer.",
+    labelNames: ["pipeline"],
+    registers: [service.metrics],
+    async collect() {
+      this.reset();
+      // A pipeline without a known lag (a source, or before the first check) has no series rather than a 0 that reads as "caught up".
+      for (const p of await read()) if (p.lag) this.set({ pipeline: p.name }, durationMs(p.lag) / 1000);
     },
   });
 }

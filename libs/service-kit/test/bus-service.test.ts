@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { type Bus, BusUnavailableError, serviceStatusBucket } from "@meridian/bus";
@@ -132,7 +133,16 @@ describe("the bus-service starter", () => {
 
   it("reports the pipeline counters to the status bucket and as Prometheus series", async () => {
     const counters = [
-      create(PipelineCountersSchema, { name: "route-a", received: 7n, delivered: 5n, skipped: 1n, failed: 1n, pending: 3n }),
+      create(PipelineCountersSchema, {
+        name: "route-a",
+        received: 7n,
+        delivered: 5n,
+        skipped: 1n,
+        failed: 1n,
+        pending: 3n,
+        lag: durationFromMs(42_500),
+      }),
+      create(PipelineCountersSchema, { name: "reader-b", received: 2n, delivered: 2n }),
     ];
     const svc = await start(() => ({ counters: () => counters }), "i-metrics");
     await svc.bus.ready;
@@ -140,8 +150,12 @@ describe("the bus-service starter", () => {
     expect(metrics).toContain('meridian_pipeline_events_total{pipeline="route-a",outcome="delivered"} 5');
     expect(metrics).toContain('meridian_pipeline_events_total{pipeline="route-a",outcome="skipped"} 1');
     expect(metrics).toContain('meridian_pipeline_pending{pipeline="route-a"} 3');
+    expect(metrics).toContain('meridian_pipeline_lag_seconds{pipeline="route-a"} 42.5');
+    // A pipeline without a lag (a source) has no lag series, not a 0.
+    expect(metrics).not.toContain('meridian_pipeline_lag_seconds{pipeline="reader-b"}');
     const statuses = serviceStatusBucket(svc.bus);
     await until(async () => (await statuses.get("kit-test.i-metrics"))?.pipelines[0]?.delivered === 5n, { what: "status report" });
+    expect((await statuses.get("kit-test.i-metrics"))?.pipelines[0]?.lag).toEqual(durationFromMs(42_500));
     expect((await statuses.get("kit-test.i-metrics"))?.version).toBe("1.2.3");
   });
 
