@@ -1,5 +1,5 @@
 import { toJson } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   GetStatusResponseSchema,
   Health,
@@ -18,11 +18,26 @@ const HEALTH: Record<Health, [string, Colour]> = {
   [Health.STALE]: ["stale", "yellow"],
 };
 
-/** Received but neither delivered, skipped nor failed yet: what the pipeline holds in its hands. */
-export function lag(p: PipelineCounters): bigint {
-  const l = p.received - p.delivered - p.skipped - p.failed;
-  return l > 0n ? l : 0n;
+/** A lag over this is a problem (`--problems`): the pipeline is more than two backlog checks (30 s each) behind. */
+export const LAG_PROBLEM_MS = 60_000;
+
+/** A pipeline's lag in milliseconds; undefined where it is not reported (no durable consumer, or not checked yet). */
+export function lagMs(p: PipelineCounters): number | undefined {
+  return p.lag ? durationMs(p.lag) : undefined;
 }
+
+/** A pipeline's lag for people: "0s", "42s", "3m10s", "2h5m", "3d4h"; "-" where it is not reported. */
+export function lagText(p: PipelineCounters): string {
+  const ms = lagMs(p);
+  if (ms === undefined) return "-";
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+const lagging = (p: PipelineCounters) => (lagMs(p) ?? 0) > LAG_PROBLEM_MS;
 
 type PipelineRow = { service: ServiceStatus; pipeline: PipelineCounters };
 
@@ -32,7 +47,7 @@ export async function status(ctx: CliContext, opts: { problems?: boolean }): Pro
   let pipelines: PipelineRow[] = services.flatMap((service) => service.pipelines.map((pipeline) => ({ service, pipeline })));
   if (opts.problems) {
     services = services.filter((s) => s.health !== Health.SERVING || s.warnings.length > 0);
-    pipelines = pipelines.filter(({ pipeline: p }) => p.failed > 0n || p.pending > 0n || lag(p) > 0n);
+    pipelines = pipelines.filter(({ pipeline: p }) => p.failed > 0n || p.pending > 0n || lagging(p));
   }
   const { out } = ctx;
   if (out.format !== "table") {
@@ -74,7 +89,7 @@ export async function status(ctx: CliContext, opts: { problems?: boolean }): Pro
       align: "right",
       colour: (r) => (r.pipeline.pending > 0n ? "yellow" : undefined),
     },
-    { header: "lag", value: (r) => lag(r.pipeline), align: "right" },
+    { header: "lag", value: (r) => lagText(r.pipeline), align: "right", colour: (r) => (lagging(r.pipeline) ? "yellow" : undefined) },
     { header: "last error", value: (r) => (r.pipeline.lastError ? truncate(r.pipeline.lastError, 80) : ""), colour: () => "red" },
   ]);
   if (opts.problems) return;
