@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
-import { ADH_BASE, adhPost, adhToken, EDS_BASE, edsPost, getJson, piPost } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import type { RunningOmfEmulator } from "../src/index.js";
+import { ADH_BASE, adhPost, EDS_BASE, edsPost, getJson, piPost, TANK_TYPE, useEmulator } from "./harness.js";
 
 /**
  * Data Hub ingestion is asynchronous (notes §2.2): 202 with an Operation-Id, processing errors surface later. The
@@ -9,29 +9,14 @@ import { ADH_BASE, adhPost, adhToken, EDS_BASE, edsPost, getJson, piPost } from 
  */
 let emu: RunningOmfEmulator;
 let token: string;
-beforeAll(async () => {
-  emu = await startOmfEmulator();
-  token = (await adhToken(emu.url)).body.access_token;
-});
-afterAll(async () => {
-  await emu.stop();
-});
-beforeEach(async () => {
-  await fetch(`${emu.url}/_emulator/reset`, { method: "POST" });
-});
+useEmulator((shared) => ({ emu, token } = shared));
 
-const TANK = {
-  id: "Tank",
-  classification: "dynamic",
-  type: "object",
-  properties: { Time: { type: "string", format: "date-time", isindex: true }, Level: { type: "number", format: "float64" } },
-};
 const at = (level: number, s: number) => [{ containerid: "Tank1", values: [{ Time: `2024-01-01T00:00:0${s}Z`, Level: level }] }];
 const auth = () => ({ authorization: `Bearer ${token}` });
 const fault = (f: unknown) => fetch(`${emu.url}/_emulator/faults`, { method: "POST", body: JSON.stringify(f) });
 
 async function adhSetup() {
-  await adhPost(emu.url, token, "type", [TANK]);
+  await adhPost(emu.url, token, "type", [TANK_TYPE]);
   await adhPost(emu.url, token, "container", [{ id: "Tank1", typeid: "Tank" }]);
 }
 const adhLevels = async () =>
@@ -74,11 +59,11 @@ describe("ADH asynchronous ingestion", () => {
 
   it("asyncFailures also hits type and container messages (nothing created) and EDS, never PI", async () => {
     await fault({ asyncFailures: 2 });
-    expect((await adhPost(emu.url, token, "type", [TANK])).status).toBe(202);
+    expect((await adhPost(emu.url, token, "type", [TANK_TYPE])).status).toBe(202);
     expect((await getJson(`${emu.url}${ADH_BASE}/Types/Tank`, auth())).status).toBe(404);
-    const pi = await piPost(emu.url, "type", [TANK]);
+    const pi = await piPost(emu.url, "type", [TANK_TYPE]);
     expect(pi.status).toBe(201);
-    expect((await edsPost(emu.url, "type", [TANK])).status).toBe(202);
+    expect((await edsPost(emu.url, "type", [TANK_TYPE])).status).toBe(202);
     expect((await getJson(`${emu.url}${EDS_BASE}/Types/Tank`)).status).toBe(404);
     expect((await getJson(`${emu.url}/_emulator/faults`)).body).toEqual({});
   });

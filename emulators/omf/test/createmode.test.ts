@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
-import { adhPost, adhToken, EDS_BASE, edsPost, getJson, PI_AUTH, piPost } from "./harness.js";
+import { adhPost, EDS_BASE, edsPost, getJson, PI_AUTH, piPost, TANK_TYPE, useEmulator } from "./harness.js";
 
 /**
  * OmfCreateMode (PI Web API's duplicate-timestamp setting: Insert, Replace, NoReplace; InsertNoCompression as the AF
@@ -9,23 +9,8 @@ import { adhPost, adhToken, EDS_BASE, edsPost, getJson, PI_AUTH, piPost } from "
  */
 let emu: RunningOmfEmulator;
 let token: string;
-beforeAll(async () => {
-  emu = await startOmfEmulator();
-  token = (await adhToken(emu.url)).body.access_token;
-});
-afterAll(async () => {
-  await emu.stop();
-});
-beforeEach(async () => {
-  await fetch(`${emu.url}/_emulator/reset`, { method: "POST" });
-});
+useEmulator((shared) => ({ emu, token } = shared));
 
-const TANK = {
-  id: "Tank",
-  classification: "dynamic",
-  type: "object",
-  properties: { Time: { type: "string", format: "date-time", isindex: true }, Level: { type: "number", format: "float64" } },
-};
 const T = "2024-01-01T00:00:00Z";
 const at = (level: number, time = T) => [{ containerid: "Tank1", values: [{ Time: time, Level: level }] }];
 
@@ -45,7 +30,7 @@ async function piLevels(): Promise<{ Value: number; Substituted: boolean }[]> {
 
 /** create 1, create 2 (same time), update 3 (OMF 1.2), delete one value: the levels PI holds after each step. */
 async function piSequence() {
-  await piPost(emu.url, "type", [TANK]);
+  await piPost(emu.url, "type", [TANK_TYPE]);
   await piPost(emu.url, "container", [{ id: "Tank1", typeid: "Tank" }]);
   const steps: number[][] = [];
   const levels = async () => (await piLevels()).map((v) => v.Value);
@@ -89,7 +74,7 @@ describe("PI OmfCreateMode on create / update / delete (update follows the mode,
 
   it("replace marks the overwriting value Substituted in the recorded values", async () => {
     await settings({ createMode: { pi: "Replace" } });
-    await piPost(emu.url, "type", [TANK]);
+    await piPost(emu.url, "type", [TANK_TYPE]);
     await piPost(emu.url, "container", [{ id: "Tank1", typeid: "Tank" }]);
     await piPost(emu.url, "data", at(1, "2024-01-01T00:00:01Z"));
     await piPost(emu.url, "data", at(2, "2024-01-01T00:00:02Z"));
@@ -102,7 +87,7 @@ describe("PI OmfCreateMode on create / update / delete (update follows the mode,
 
   it("noreplace: the ignored value is a Warning event in the 202 answer", async () => {
     await settings({ createMode: { pi: "noreplace" } });
-    await piPost(emu.url, "type", [TANK]);
+    await piPost(emu.url, "type", [TANK_TYPE]);
     await piPost(emu.url, "container", [{ id: "Tank1", typeid: "Tank" }]);
     await piPost(emu.url, "data", at(1));
     const r = await piPost(emu.url, "data", at(2));
@@ -121,7 +106,7 @@ describe("PI OmfCreateMode on create / update / delete (update follows the mode,
 
   it("the counters and state count every value held (a redelivered batch under Insert doubles the count)", async () => {
     await settings({ createMode: { pi: "insert" } });
-    await piPost(emu.url, "type", [TANK]);
+    await piPost(emu.url, "type", [TANK_TYPE]);
     await piPost(emu.url, "container", [{ id: "Tank1", typeid: "Tank" }]);
     const batch = [{ containerid: "Tank1", values: [0, 1, 2, 3, 4].map((i) => ({ Time: `2024-01-01T00:00:0${i}Z`, Level: i })) }];
     await piPost(emu.url, "data", batch);
@@ -135,7 +120,7 @@ describe("PI OmfCreateMode on create / update / delete (update follows the mode,
 describe("SDS create mode (one event per index: replace by default, noreplace as a switch)", () => {
   it("EDS and ADH replace by default; noreplace keeps the first event", async () => {
     for (const post of [(mt: string, b: unknown) => edsPost(emu.url, mt, b), (mt: string, b: unknown) => adhPost(emu.url, token, mt, b)]) {
-      await post("type", [TANK]);
+      await post("type", [TANK_TYPE]);
       await post("container", [{ id: "Tank1", typeid: "Tank" }]);
       await post("data", at(1));
       await post("data", at(2));

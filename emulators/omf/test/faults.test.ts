@@ -1,17 +1,9 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
-import { EDS_BASE, edsPost, getJson, piPost, SEED_TYPES } from "./harness.js";
+import { EDS_BASE, edsPost, getJson, piPost, SEED_TYPES, useEmulator } from "./harness.js";
 
 let emu: RunningOmfEmulator;
-beforeAll(async () => {
-  emu = await startOmfEmulator();
-});
-afterAll(async () => {
-  await emu.stop();
-});
-beforeEach(async () => {
-  await fetch(`${emu.url}/_emulator/reset`, { method: "POST" });
-});
+useEmulator((shared) => ({ emu } = shared));
 
 const setFaults = async (body: unknown) => {
   const r = await fetch(`${emu.url}/_emulator/faults`, {

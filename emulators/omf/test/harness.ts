@@ -1,4 +1,6 @@
 import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, beforeEach } from "vitest";
+import { type OmfEmulatorOptions, type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
 
 export { SEED_CONTAINERS, SEED_POINTS, SEED_TYPES, seedData } from "@meridian/fixtures/omf-seed";
 
@@ -73,4 +75,41 @@ export async function getJson(url: string, headers: Record<string, string> = {})
   const text = await res.text();
   // biome-ignore lint/suspicious/noExplicitAny: test convenience
   return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as any };
+}
+
+/** The simplest dynamic type: an index and one float (Tank1's type in most tests). */
+export const TANK_TYPE = {
+  id: "Tank",
+  classification: "dynamic",
+  type: "object",
+  properties: { Time: { type: "string", format: "date-time", isindex: true }, Level: { type: "number", format: "float64" } },
+};
+
+export interface SharedEmulator {
+  emu: RunningOmfEmulator;
+  /** A Data Hub bearer token of the default client. */
+  token: string;
+}
+
+/**
+ * One emulator for a test file: started before its tests (with a Data Hub token), reset before each test (then given
+ * `settingsEachTest`, when set) and stopped after them. `started` hands it to the file's variables.
+ */
+export function useEmulator(
+  started: (shared: SharedEmulator) => void,
+  options: { emulator?: OmfEmulatorOptions; settingsEachTest?: Record<string, unknown> } = {},
+): void {
+  let emu: RunningOmfEmulator | undefined;
+  beforeAll(async () => {
+    emu = await startOmfEmulator(options.emulator);
+    started({ emu, token: (await adhToken(emu.url)).body.access_token });
+  });
+  afterAll(async () => {
+    await emu?.stop();
+  });
+  beforeEach(async () => {
+    await fetch(`${emu!.url}/_emulator/reset`, { method: "POST" });
+    if (options.settingsEachTest)
+      await fetch(`${emu!.url}/_emulator/settings`, { method: "POST", body: JSON.stringify(options.settingsEachTest) });
+  });
 }

@@ -1,19 +1,11 @@
 import { request } from "node:http";
 import { gzipSync } from "node:zlib";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
-import { EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_TYPES } from "./harness.js";
+import { EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_TYPES, useEmulator } from "./harness.js";
 
 let emu: RunningOmfEmulator;
-beforeAll(async () => {
-  emu = await startOmfEmulator({ maxBodyBytes: { pi: 2048, eds: 1024 } });
-});
-afterAll(async () => {
-  await emu.stop();
-});
-beforeEach(async () => {
-  await fetch(`${emu.url}/_emulator/reset`, { method: "POST" });
-});
+useEmulator((shared) => ({ emu } = shared), { emulator: { maxBodyBytes: { pi: 2048, eds: 1024 } } });
 
 const firstEvent = (body: { Messages: { MessageIndex: number | null; Events: { EventInfo: { EventCode: number } }[] }[] }) => ({
   index: body.Messages[0]!.MessageIndex,

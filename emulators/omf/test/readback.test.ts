@@ -1,24 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
-import { ADH_BASE, adhPost, adhToken, EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_CONTAINERS, SEED_TYPES } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import type { RunningOmfEmulator } from "../src/index.js";
+import { ADH_BASE, adhPost, EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_CONTAINERS, SEED_TYPES, useEmulator } from "./harness.js";
 
 /** The read paths the seed's test.py (and a clean-up) use, in the shapes of PI Web API and SDS (notes §3.4, §6.11). */
 let emu: RunningOmfEmulator;
 let token: string;
-beforeAll(async () => {
-  emu = await startOmfEmulator();
-  token = (await adhToken(emu.url)).body.access_token;
-});
-afterAll(async () => {
-  await emu.stop();
-});
-beforeEach(async () => {
-  await fetch(`${emu.url}/_emulator/reset`, { method: "POST" });
-  await fetch(`${emu.url}/_emulator/settings`, {
-    method: "POST",
-    body: JSON.stringify({ piPointNames: "simple", sdsTimestamps: "trimmed" }),
-  });
-});
+useEmulator((shared) => ({ emu, token } = shared), { settingsEachTest: { piPointNames: "simple", sdsTimestamps: "trimmed" } });
 
 const PI = { authorization: PI_AUTH };
 const TANK = {

@@ -1,19 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type RunningOmfEmulator, startOmfEmulator } from "../src/index.js";
-import { ADH_BASE, adhPost, adhToken, EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_CONTAINERS, SEED_TYPES } from "./harness.js";
+import { ADH_BASE, adhPost, EDS_BASE, edsPost, getJson, PI_AUTH, piPost, SEED_CONTAINERS, SEED_TYPES, useEmulator } from "./harness.js";
 
 let emu: RunningOmfEmulator;
 let token: string;
-beforeAll(async () => {
-  emu = await startOmfEmulator();
-  token = (await adhToken(emu.url)).body.access_token;
-});
-afterAll(async () => {
-  await emu.stop();
-});
-beforeEach(async () => {
-  await fetch(`${emu.url}/_emulator/reset`, { method: "POST" });
-});
+useEmulator((shared) => ({ emu, token } = shared));
 
 const PI = { authorization: PI_AUTH };
 const TANK = {
