@@ -1,4 +1,5 @@
 export { codeOf, expectCode } from "./codes.js";
+export { type Collected, collectInBackground, expectExactlyOnce } from "./collect.js";
 export { TEST_KEYS, TEST_ROLES, type TestRole, testIdentities, testIdentitiesFile } from "./identities.js";
 export { type CapturedLogs, captureLogger, testLogger } from "./loggers.js";
 export { freePort, type NatsServerHandle, startNatsServer } from "./nats-server.js";

@@ -5,8 +5,7 @@ import net, { type AddressInfo } from "node:net";
 import type { Bus } from "@meridian/bus";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { IdigiEmulator } from "@meridian/emulator-idigi";
-import { freePort, startNatsServer, until } from "@meridian/testing";
-import { expect } from "vitest";
+import { type Collected, collectInBackground, freePort, startNatsServer } from "@meridian/testing";
 
 /** The emulator's admin API, as a test (or an operator) drives it. */
 export async function admin(emu: IdigiEmulator, path: string, body?: unknown, method = "POST"): Promise<Record<string, unknown>> {
@@ -52,38 +51,8 @@ export async function emulatorSessions(emu: IdigiEmulator, id: string): Promise<
 }
 
 /** Every event of a monitor on the bus from `since`, collected in the background by an independent reader. */
-export function collect(bus: Bus, monitorId: string, since: Date) {
-  const events: TelemetryEvent[] = [];
-  const ac = new AbortController();
-  const done = (async () => {
-    try {
-      for await (const e of bus.subscribe({ platform: Platform.IDIGI, connection: monitorId }, { startTime: since, signal: ac.signal })) {
-        events.push(e);
-      }
-    } catch (err) {
-      if (!ac.signal.aborted) throw err;
-    }
-  })();
-  return {
-    events,
-    /** Waits for `n` events, then a little longer so a duplicate would show, and stops. */
-    async exactly(n: number, timeoutMs = 20_000): Promise<TelemetryEvent[]> {
-      await until(() => events.length >= n, { timeoutMs, what: `${n} events on the bus (have ${events.length})` });
-      await new Promise((r) => setTimeout(r, 700));
-      ac.abort();
-      await done;
-      return events;
-    },
-    stop() {
-      ac.abort();
-    },
-  };
-}
-
-export function expectExactlyOnce(events: TelemetryEvent[], n: number): void {
-  const ids = events.map((e) => e.id);
-  expect(new Set(ids).size).toBe(n);
-  expect(ids).toHaveLength(n);
+export function collect(bus: Bus, monitorId: string, since: Date): Collected<TelemetryEvent> {
+  return collectInBackground((signal) => bus.subscribe({ platform: Platform.IDIGI, connection: monitorId }, { startTime: since, signal }));
 }
 
 /** A TCP server that accepts and records, and never answers: where a listener must not connect. */

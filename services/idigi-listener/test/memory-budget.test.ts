@@ -2,11 +2,11 @@ import { createClient } from "@connectrpc/connect";
 import { Bus } from "@meridian/bus";
 import { Compression, IdigiListenerService, SessionState } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi";
-import { captureLogger, startForTest, testLogger, testTransport, until } from "@meridian/testing";
+import { captureLogger, expectExactlyOnce, startForTest, testLogger, testTransport, until } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig, MIN_MONITOR_MEMORY_BYTES } from "../src/config.js";
 import { type IdigiListener, startIdigiListener } from "../src/service.js";
-import { collect, expectExactlyOnce, metric, monitorState, type OwnNatsServer, startOwnNatsServer } from "./harness.js";
+import { collect, metric, monitorState, type OwnNatsServer, startOwnNatsServer } from "./harness.js";
 
 /*
  * IDIGI_MONITOR_MEMORY_BYTES: while the bus is down nothing is acked, so a monitor's blocks pile up in the listener

@@ -16,6 +16,7 @@ import { ConfigError, type Logger } from "@meridian/service-kit";
 import {
   captureLogger,
   codeOf,
+  expectExactlyOnce,
   json,
   type NatsServerHandle,
   type RecordingServer,
@@ -30,7 +31,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "../src/config.js";
 import { LEASES_BUCKET, SESSIONS_BUCKET, type SessionRecord } from "../src/pipeline/manager.js";
 import { type IdigiListener, type IdigiListenerOptions, startIdigiListener } from "../src/service.js";
-import { admin, collect, emulatorSessions, expectExactlyOnce, startTrapServer, type TrapServer } from "./harness.js";
+import { admin, collect, emulatorSessions, startTrapServer, type TrapServer } from "./harness.js";
 
 /*
  * Where the account's credentials go is configuration only: not what the idigi_sessions KV bucket says, not a request

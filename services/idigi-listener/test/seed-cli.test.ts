@@ -20,6 +20,7 @@ import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/tele
 import { type IdigiEmulator, type IdigiEmulatorOptions, startIdigiEmulator } from "@meridian/emulator-idigi";
 import {
   codeOf,
+  expectExactlyOnce,
   type NatsServerHandle,
   startNatsServer,
   TEST_KEYS,
@@ -32,7 +33,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "../src/config.js";
 import { LEASES_BUCKET, SESSIONS_BUCKET } from "../src/pipeline/manager.js";
 import { type IdigiListener, startIdigiListener } from "../src/service.js";
-import { admin, collect, emulatorSessions, expectExactlyOnce } from "./harness.js";
+import { admin, collect, emulatorSessions } from "./harness.js";
 
 type WatchInit = MessageInitShape<typeof WatchEventsRequestSchema>;
 

@@ -15,6 +15,7 @@ import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/tele
 import { type IdigiEmulator, startIdigiEmulator } from "@meridian/emulator-idigi";
 import {
   codeOf,
+  expectExactlyOnce,
   freePort,
   type NatsServerHandle,
   startNatsServer,
@@ -27,7 +28,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { idigiListenerConfig } from "../src/config.js";
 import { LEASES_BUCKET, SESSIONS_BUCKET } from "../src/pipeline/manager.js";
 import { type IdigiListener, startIdigiListener } from "../src/service.js";
-import { admin, collect, expectExactlyOnce, monitorState } from "./harness.js";
+import { admin, collect, monitorState } from "./harness.js";
 
 const logger = testLogger();
 const FAST_RECONNECT = { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 };
@@ -227,7 +228,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     await admin(emu, "faults", { type: "dropAfterBatch", monitorId: Number(id), times: 1 });
     await admin(emu, "faults", { type: "refuseConnect", status: 503, monitorId: Number(id), times: 1000 });
     await admin(emu, "emit", { monitorId: Number(id), count: 20 });
-    await until(() => bus.events.length >= 5, { timeoutMs: 10_000, what: "first block on the bus" });
+    await until(() => bus.items.length >= 5, { timeoutMs: 10_000, what: "first block on the bus" });
     await first.stop();
     listeners.splice(listeners.indexOf(first), 1);
     expect((await monitorState(emu, id)).status).toBe("SUSPENDED");
@@ -273,7 +274,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
 
     const bus = collect(reader, id, new Date());
     await admin(emu, "emit", { monitorId: Number(id), count: 20 });
-    await until(() => bus.events.length >= 20, { timeoutMs: 10_000, what: "20 events via a" });
+    await until(() => bus.items.length >= 20, { timeoutMs: 10_000, what: "20 events via a" });
     await a.stop();
     listeners.splice(listeners.indexOf(a), 1);
     await until(() => b.sessions.has(id), { timeoutMs: 5_000, what: "b took the session over" });
@@ -380,7 +381,7 @@ describe("idigi-listener against the emulator and a real nats-server", () => {
     );
     const bus = collect(reader, id, new Date());
     await admin(emu, "emit", { monitorId: Number(id), count: 10 });
-    await until(() => bus.events.length >= 10, { timeoutMs: 10_000, what: "10 events" });
+    await until(() => bus.items.length >= 10, { timeoutMs: 10_000, what: "10 events" });
     await first.stop();
     listeners.splice(listeners.indexOf(first), 1);
 

@@ -15,12 +15,20 @@ import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { DEFAULTS, type RunningEntraEmulator, startEntraEmulator } from "@meridian/emulator-entra";
 import { type RunningOmniaEmulator, startOmniaEmulator } from "@meridian/emulator-omnia";
-import { type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport, until } from "@meridian/testing";
+import {
+  expectExactlyOnce,
+  type NatsServerHandle,
+  startForTest,
+  startNatsServer,
+  testLogger,
+  testTransport,
+  until,
+} from "@meridian/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { omniaReaderConfig } from "../src/config.js";
 import { OmniaClient } from "../src/platform/index.js";
 import { type OmniaReader, startOmniaReader } from "../src/service.js";
-import { collect, expectExactlyOnce } from "./harness.js";
+import { collect } from "./harness.js";
 
 let entra: RunningEntraEmulator;
 let omnia: RunningOmniaEmulator;

@@ -1,8 +1,7 @@
 /** What omnia-reader's integration tests share: an in-process Omnia with faults, a bus reader. */
 import type { Bus } from "@meridian/bus";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { until } from "@meridian/testing";
-import { expect } from "vitest";
+import { type Collected, collectInBackground } from "@meridian/testing";
 import type { OmniaApi } from "../src/pipeline/omnia-api.js";
 import {
   type Datapoint,
@@ -140,35 +139,6 @@ export class FakeOmnia {
 }
 
 /** Every event of a reader on the bus from `since`, collected in the background by an independent reader. */
-export function collect(bus: Bus, readerId: string, since: Date) {
-  const events: TelemetryEvent[] = [];
-  const ac = new AbortController();
-  const done = (async () => {
-    try {
-      for await (const e of bus.subscribe({ platform: Platform.OMNIA, connection: readerId }, { startTime: since, signal: ac.signal }))
-        events.push(e);
-    } catch (err) {
-      if (!ac.signal.aborted) throw err;
-    }
-  })();
-  return {
-    events,
-    /** Waits for `n` events, then a little longer so a duplicate would show, and stops. */
-    async exactly(n: number, timeoutMs = 20_000): Promise<TelemetryEvent[]> {
-      await until(() => events.length >= n, { timeoutMs, what: `${n} events on the bus (have ${events.length})` });
-      await new Promise((r) => setTimeout(r, 700));
-      ac.abort();
-      await done;
-      return events;
-    },
-    stop() {
-      ac.abort();
-    },
-  };
-}
-
-export function expectExactlyOnce(events: TelemetryEvent[], n: number): void {
-  const ids = events.map((e) => e.id);
-  expect(new Set(ids).size).toBe(n);
-  expect(ids).toHaveLength(n);
+export function collect(bus: Bus, readerId: string, since: Date): Collected<TelemetryEvent> {
+  return collectInBackground((signal) => bus.subscribe({ platform: Platform.OMNIA, connection: readerId }, { startTime: since, signal }));
 }

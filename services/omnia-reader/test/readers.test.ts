@@ -6,6 +6,7 @@ import { OmniaReaderService, ReaderSpecSchema } from "@meridian/contracts/meridi
 import { Platform, Quality } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import {
   expectCode,
+  expectExactlyOnce,
   type NatsServerHandle,
   startForTest,
   startNatsServer,
@@ -18,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { omniaReaderConfig } from "../src/config.js";
 import { nsFromDate } from "../src/pipeline/mapping.js";
 import { type OmniaReader, startOmniaReader } from "../src/service.js";
-import { collect, expectExactlyOnce, FakeOmnia } from "./harness.js";
+import { collect, FakeOmnia } from "./harness.js";
 
 const FAST = { initialMs: 10, maxMs: 50, multiplier: 2, jitter: 0 };
 let nats: NatsServerHandle;
@@ -102,7 +103,7 @@ describe("readers", () => {
     await until(() => stopping !== undefined, { timeoutMs: 10_000, what: "the reader stopped mid-poll" });
     await stopping;
     omnia.onRead = undefined;
-    const before = seen.events.length;
+    const before = seen.items.length;
     expect(before).toBeGreaterThan(0);
     expect(before).toBeLessThan(2400);
 
@@ -110,7 +111,7 @@ describe("readers", () => {
     omnia.faults = ["429", "429", "429", "429", "503", "503", "503", "429", "503"];
     const second = await start(omnia);
     try {
-      await until(() => seen.events.length >= 2400, { timeoutMs: 20_000, what: "2400 events" });
+      await until(() => seen.items.length >= 2400, { timeoutMs: 20_000, what: "2400 events" });
       // A point stored late, stamped inside the lag window: read once the window passes it.
       const lateNs = nsFromDate(new Date()) - 1_000_000_000n;
       omnia.write(a.id, [{ timeNs: lateNs, value: 42, status: 64 }]);
