@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { request } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliCases } from "./cli-cases.js";
 import { REPO_ROOT, untilUp } from "./harness.js";
 
 /**
@@ -276,4 +277,7 @@ describe("system: docker compose up", () => {
     });
     console.log(JSON.stringify({ composeOciValuesCheckedInPi: values.length }));
   });
+
+  // Every verb of the meridian CLI on this same stack (one stack for both: CI time).
+  cliCases(() => ({ compose, env }));
 });
