@@ -2,11 +2,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationMs, type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { Bus, type ConsumerBacklog, consumerBacklog, routeBucket } from "@meridian/bus";
 import { RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { Platform, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { type Gateway, gatewayConfig, startGateway } from "@meridian/gateway";
@@ -138,6 +139,52 @@ describe("route start position, through the gateway into EDS", () => {
     expect(counters?.received).toBe(4n);
     expect(await delivered("line-reread")).toEqual(range(0, 10));
   });
+});
+
+describe("a route's lag, through the gateway's GetStatus", () => {
+  /** The route's pipeline as omf-sender last reported it, read through the gateway. */
+  const reported = async (id: string) => {
+    const res = await createClient(StatusService, testTransport(gw.service.url)).getStatus({});
+    return res.services.filter((s) => s.service === "omf-sender").flatMap((s) => s.pipelines.filter((p) => p.name === id))[0];
+  };
+
+  it("while the endpoint is down the route's lag is at least its oldest message's age (also on /metrics), and 0s once it is delivered", async () => {
+    await createRoute("lagging", "line-lag");
+    const up = endpointDown();
+    try {
+      const published = Date.now();
+      await publish("line-lag", 0, 3);
+      await new Promise((r) => setTimeout(r, 1500));
+      const checking = Date.now();
+      await sender.bus.checkBacklog();
+      // Status reports go out every 5 s; the gateway answers from the last one.
+      let lagMs = 0;
+      await until(
+        async () => {
+          const lag = (await reported("lagging"))?.lag;
+          lagMs = lag ? durationMs(lag) : 0;
+          return lagMs > 0;
+        },
+        { timeoutMs: 15_000, what: "a lag in GetStatus" },
+      );
+      expect(lagMs).toBeGreaterThanOrEqual(checking - published);
+      const metrics = await (await fetch(`${sender.service.url}/metrics`)).text();
+      const series = /^meridian_pipeline_lag_seconds\{pipeline="lagging"\} ([\d.]+)$/m.exec(metrics);
+      expect(Number(series?.[1])).toBeGreaterThanOrEqual(1.5);
+      expect(await delivered("line-lag")).toEqual([]);
+    } finally {
+      up();
+    }
+    await until(async () => (await delivered("line-lag")).length >= 3, { timeoutMs: 20_000, what: "the backlog in EDS" });
+    await until(
+      async () => {
+        await sender.bus.checkBacklog();
+        const lag = (await reported("lagging"))?.lag;
+        return lag !== undefined && durationMs(lag) === 0;
+      },
+      { timeoutMs: 20_000, what: "lag 0s in GetStatus" },
+    );
+  }, 60_000);
 });
 
 describe("deleting a route, through the gateway", () => {
