@@ -1,12 +1,12 @@
 import { Code } from "@connectrpc/connect";
 import { Bus } from "@meridian/bus";
 import { ConnectionState, WritablePropertyAck } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
-import { type NatsServerHandle, startForTest, startNatsServer, testLogger } from "@meridian/testing";
+import { expectCode, type NatsServerHandle, startForTest, startNatsServer, testLogger } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iotcBridgeConfig } from "../src/config.js";
 import { APPLICATIONS_BUCKET, DEVICES_BUCKET } from "../src/pipeline/store.js";
 import { type IotcBridge, startIotcBridge } from "../src/service.js";
-import { api, CREDENTIALS_KEY, FakeCentral, GROUP_KEY, refused } from "./harness.js";
+import { api, CREDENTIALS_KEY, FakeCentral, GROUP_KEY } from "./harness.js";
 
 let nats: NatsServerHandle;
 let bus: Bus;
@@ -73,17 +73,17 @@ describe("applications", () => {
 
   it("bad input names the field; an unknown application is not_found", async () => {
     const c = api(svc.service.url);
-    await refused(c.getApplication({ id: "nope" }), Code.NotFound, /application nope not found/);
-    await refused(c.getApplication({ id: "Bad_Id" }), Code.InvalidArgument, /id: must be 1-63 lower-case/);
-    await refused(
+    await expectCode(c.getApplication({ id: "nope" }), Code.NotFound, /application nope not found/);
+    await expectCode(c.getApplication({ id: "Bad_Id" }), Code.InvalidArgument, /id: must be 1-63 lower-case/);
+    await expectCode(
       c.createApplication({
         application: { id: "x", idScope: "0ne1", enrollmentGroup: { credential: { case: "groupKey", value: "not-base64!" } } },
       }),
       Code.InvalidArgument,
       /application\.enrollment_group\.group_key: must be a base64 SAS key/,
     );
-    await refused(c.createApplication({}), Code.InvalidArgument, /application: is required/);
-    await refused(c.deleteApplication({ id: "nope" }), Code.NotFound);
+    await expectCode(c.createApplication({}), Code.InvalidArgument, /application: is required/);
+    await expectCode(c.deleteApplication({ id: "nope" }), Code.NotFound);
   });
 });
 
@@ -122,43 +122,43 @@ describe("devices", () => {
     expect((await c.updateReportedProperties({ applicationId: "plant", deviceId: "pump-1", patch: { serial: "A1" } })).version).toBe(2n);
 
     await c.deleteDevice({ applicationId: "plant", deviceId: "pump-2" });
-    await refused(
+    await expectCode(
       c.getDevice({ applicationId: "plant", deviceId: "pump-2" }),
       Code.NotFound,
       /device pump-2 of application plant not found/,
     );
-    await refused(c.deleteDevice({ applicationId: "plant", deviceId: "pump-2" }), Code.NotFound);
+    await expectCode(c.deleteDevice({ applicationId: "plant", deviceId: "pump-2" }), Code.NotFound);
   });
 
   it("bad device input names the field", async () => {
     const c = api(svc.service.url);
-    await refused(c.registerDevice({ applicationId: "nope", deviceId: "d" }), Code.NotFound, /application nope not found/);
-    await refused(c.registerDevice({ applicationId: "plant", deviceId: "Pump 1" }), Code.InvalidArgument, /device_id: character "P"/);
-    await refused(c.getDevice({ applicationId: "plant", deviceId: "" }), Code.InvalidArgument, /device_id: is required/);
-    await refused(
+    await expectCode(c.registerDevice({ applicationId: "nope", deviceId: "d" }), Code.NotFound, /application nope not found/);
+    await expectCode(c.registerDevice({ applicationId: "plant", deviceId: "Pump 1" }), Code.InvalidArgument, /device_id: character "P"/);
+    await expectCode(c.getDevice({ applicationId: "plant", deviceId: "" }), Code.InvalidArgument, /device_id: is required/);
+    await expectCode(
       c.sendTelemetry({ applicationId: "plant", deviceId: "pump-1", payload: { blob: "x".repeat(257 * 1024) } }),
       Code.InvalidArgument,
       /payload: is \d+ bytes as JSON, over the 262144-byte limit/,
     );
-    await refused(c.sendTelemetry({ applicationId: "plant", deviceId: "pump-1" }), Code.InvalidArgument, /payload: is required/);
-    await refused(
+    await expectCode(c.sendTelemetry({ applicationId: "plant", deviceId: "pump-1" }), Code.InvalidArgument, /payload: is required/);
+    await expectCode(
       c.updateReportedProperties({ applicationId: "plant", deviceId: "pump-1", patch: { blob: "x".repeat(33 * 1024) } }),
       Code.InvalidArgument,
       /patch: is \d+ bytes as JSON, over the 32768-byte limit/,
     );
-    await refused(
+    await expectCode(
       c.sendTelemetry({ applicationId: "plant", deviceId: "pump-1", payload: { a: 1 }, component: "1bad" }),
       Code.InvalidArgument,
       /component: must be a DTDL component name/,
     );
-    await refused(c.listDevices({ applicationId: "plant", pageSize: 5000 }), Code.InvalidArgument, /page_size: must be 1 to 1000/);
-    await refused(c.listDevices({ applicationId: "plant", pageToken: "!!" }), Code.InvalidArgument, /page_token/);
+    await expectCode(c.listDevices({ applicationId: "plant", pageSize: 5000 }), Code.InvalidArgument, /page_size: must be 1 to 1000/);
+    await expectCode(c.listDevices({ applicationId: "plant", pageToken: "!!" }), Code.InvalidArgument, /page_token/);
   });
 
   it("a disabled device is failed_precondition, and its state says so", async () => {
     const c = api(svc.service.url);
     central.disabled.add("blocked-1");
-    await refused(c.registerDevice({ applicationId: "plant", deviceId: "blocked-1" }), Code.FailedPrecondition, /disabled/);
+    await expectCode(c.registerDevice({ applicationId: "plant", deviceId: "blocked-1" }), Code.FailedPrecondition, /disabled/);
     const d = await c.getDevice({ applicationId: "plant", deviceId: "blocked-1" });
     expect(d.device?.state).toBe(ConnectionState.FAILED);
     expect(d.device?.lastError).toMatch(/disabled/);
@@ -176,7 +176,7 @@ describe("devices", () => {
     expect(central.made.length).toBe(before + 1);
     expect(central.made.at(-1)?.endpoint.idScope).toBe("0ne00000009");
     await c.deleteApplication({ id: "plant" });
-    await refused(c.getDevice({ applicationId: "plant", deviceId: "pump-9" }), Code.NotFound);
+    await expectCode(c.getDevice({ applicationId: "plant", deviceId: "pump-9" }), Code.NotFound);
   });
 });
 
@@ -188,7 +188,7 @@ it("without IOTC_CREDENTIALS_KEY an application with a secret is failed_precondi
     { createDevice: central.createDevice },
   );
   try {
-    await refused(
+    await expectCode(
       api(keyless.service.url).createApplication({
         application: { id: "k", idScope: "0ne1", enrollmentGroup: { credential: { case: "groupKey", value: GROUP_KEY } } },
       }),

@@ -4,15 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { Code } from "@connectrpc/connect";
 import { type Client, createClient } from "@connectrpc/connect";
 import { Bus, consumerBacklog, DEAD_LETTER_HEADERS, routeBucket, routeConsumerName, STREAMS } from "@meridian/bus";
 import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type IotcEmulator, startIotcEmulator } from "@meridian/emulator-iotc";
-import { expectCode, type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport, until } from "@meridian/testing";
-import { expect } from "vitest";
+import { type NatsServerHandle, startForTest, startNatsServer, testLogger, testTransport, until } from "@meridian/testing";
 import { iotcBridgeConfig } from "../src/config.js";
 import { IotcDeviceDisabledError, IotcNotConnectedError, IotcThrottledError } from "../src/platform/errors.js";
 import type { IotcDeviceOptions } from "../src/platform/index.js";
@@ -180,12 +178,6 @@ export async function deadLetters(bus: Bus, routeId: string): Promise<Array<{ re
     }
   }
   return out;
-}
-
-/** The call fails with `code`, and its message matches `message` when given. */
-export async function refused(call: Promise<unknown>, code: Code, message?: RegExp): Promise<void> {
-  const got = await expectCode(call, code);
-  if (message) expect(got).toMatch(message);
 }
 
 /** Telemetry events `${connection}-${device}-${i}` for i in from..from+n-1, one temperature point each. */
