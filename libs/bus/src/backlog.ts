@@ -69,12 +69,16 @@ interface Watched {
   redeliveries: Map<number, number>;
 }
 
+/** A consumer newly watched is first checked this soon, then with the others every interval. */
+const FIRST_CHECK_AFTER_MS = 1000;
+
 /** Redeliveries remembered per consumer; beyond it the oldest are forgotten (a nak delay is at most minutes). */
 const MAX_REDELIVERIES = 10_000;
 
 export class BacklogMonitor {
   private readonly watched = new Map<string, Watched>();
   private timer: NodeJS.Timeout | undefined;
+  private firstCheck: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
   private readonly log: Logger;
 
@@ -99,6 +103,12 @@ export class BacklogMonitor {
         redeliveries: new Map(),
       };
       this.watched.set(key, w);
+      // A new consumer's lag and pending are known within a second rather than after a whole interval: status reports
+      // and `meridian status` show "-" until then.
+      this.firstCheck ??= setTimeout(() => {
+        this.firstCheck = undefined;
+        void this.check();
+      }, FIRST_CHECK_AFTER_MS).unref();
     }
     const entry = w;
     signal.addEventListener(
@@ -127,7 +137,9 @@ export class BacklogMonitor {
 
   private stopTimer(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.firstCheck) clearTimeout(this.firstCheck);
     this.timer = undefined;
+    this.firstCheck = undefined;
   }
 
   /** Every watched consumer as of its last check. */

@@ -337,6 +337,9 @@ describe("a route's consumer (routeConsumer, drainThroughOf) and DurableConsumer
     expect(toJson(PipelineCountersSchema, checked)).toMatchObject({ lag: "42.250s" });
     const idle = pipelineCounters("r", c, { backlog: { ...state, oldestUnackedAgeMs: 0, checkedAt: new Date() } });
     expect(toJson(PipelineCountersSchema, idle)).toMatchObject({ lag: "0s" });
+    // A service that does not ask its consumer gets pending from the check: undelivered and unacknowledged.
+    expect(pipelineCounters("r", c, { backlog: { ...state, checkedAt: new Date() } }).pending).toBe(3n);
+    expect(pipelineCounters("r", c, { backlog: state }).pending).toBe(0n);
   });
 
   it("countFailure: one more failure, with its message and time as the last error", () => {

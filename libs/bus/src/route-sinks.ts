@@ -277,7 +277,9 @@ export interface PipelineConsumerState {
  * "nothing waits".
  */
 export function pipelineCounters(name: string, c: RouteSinkCounters, consumer: PipelineConsumerState = {}): PipelineCounters {
-  const { pending, backlog } = consumer;
+  const { backlog } = consumer;
+  // Where the service does not ask its consumer, the last backlog check says what waits (undelivered and unacknowledged).
+  const pending = consumer.pending ?? (backlog?.checkedAt ? backlog.pending + backlog.ackPending : undefined);
   return create(PipelineCountersSchema, {
     name,
     received: BigInt(c.received),
