@@ -4,7 +4,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OMF_CONTAINERS_JSON, OMF_DATA_JSON, OMF_TYPES_JSON } from "@meridian/fixtures/omf-seed";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, untilUp } from "./harness.js";
 
 /**
@@ -53,10 +53,6 @@ interface Running {
   stop(): Promise<Ran>;
 }
 
-function table(text: string): string[] {
-  return text.split("\n");
-}
-
 export function cliCases(stack: () => ComposeStack): void {
   describe("the meridian CLI against the stack", () => {
     let key: string;
@@ -80,8 +76,12 @@ export function cliCases(stack: () => ComposeStack): void {
       expect(r.code, `meridian ${args.join(" ")}: ${r.stderr}`).toBe(0);
       return r.stdout;
     };
+    // Watches a failed case left running are stopped with the cases.
+    const running = new Set<ChildProcess>();
     const start = (args: string[]): Running => {
       const child: ChildProcess = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...cliEnv() } });
+      running.add(child);
+      child.on("exit", () => running.delete(child));
       let stdout = "";
       let stderr = "";
       child.stdout!.on("data", (c) => (stdout += c));
@@ -104,13 +104,17 @@ export function cliCases(stack: () => ComposeStack): void {
       expect(r.code, r.stderr).toBe(0);
       key = r.stdout.trim();
     });
+    afterAll(() => {
+      for (const child of running) child.kill("SIGKILL");
+    });
 
     it("is in the gateway image: meridian --version and meridian status", async () => {
       const { compose, env } = stack();
       const inGateway = (...args: string[]) => exec(compose[0]!, [...compose.slice(1), "exec", "-T", "gateway", "meridian", ...args], env);
       const version = await inGateway("--version");
       expect(version.code, version.stderr).toBe(0);
-      expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+      const { version: built } = JSON.parse(readFileSync(join(REPO_ROOT, "cli", "package.json"), "utf8")) as { version: string };
+      expect(version.stdout).toBe(`${built}\n`);
       const status = await inGateway("--api-key-file", "/run/meridian/auth/dev-api-key", "status");
       expect(status.code, status.stderr).toBe(0);
       expect(status.stdout).toMatch(/^gateway\s+\S+\s+\S+\s+serving\s/m);
@@ -123,6 +127,7 @@ export function cliCases(stack: () => ComposeStack): void {
         for (const service of ["gateway", "omf-sender", "idigi-listener", "omnia-reader", "iotc-bridge", "oci-twin-manager"])
           expect(text, service).toMatch(new RegExp(`^${service}\\s+\\S+\\s+\\S+\\s+serving\\s`, "m"));
         expect(text).toMatch(/^PIPELINES$/m);
+        expect(text).toMatch(/^omf-sender\s+idigi-datapoints-to-pi\s+[1-9]\d*\s+[1-9]\d*\s+\d+\s+\d+/m);
         expect(text).toMatch(/^TELEMETRY\s+\d+\s/m);
         const doc = await json<{
           services: Array<{ service: string; health: string; pipelines?: Array<{ name: string; delivered?: string }> }>;
@@ -137,7 +142,7 @@ export function cliCases(stack: () => ComposeStack): void {
       });
 
       it("tail: the iDigi devices' telemetry with a filter and --limit, as lines and as NDJSON", async () => {
-        const lines = table((await ok(["tail", "--platform", "idigi", "--since", "10m", "--limit", "3"])).trim());
+        const lines = (await ok(["tail", "--platform", "idigi", "--since", "10m", "--limit", "3"])).trim().split("\n");
         expect(lines).toHaveLength(3);
         for (const line of lines) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\S+Z {2}idigi\/\S+\/\S+ {2}\S+=/);
         const r = await meridian(["tail", "--platform", "omnia", "--since", "10m", "--limit", "2", "-o", "json"]);
