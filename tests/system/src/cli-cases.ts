@@ -115,7 +115,8 @@ export function cliCases(stack: () => ComposeStack): void {
       expect(version.code, version.stderr).toBe(0);
       const { version: built } = JSON.parse(readFileSync(join(REPO_ROOT, "cli", "package.json"), "utf8")) as { version: string };
       expect(version.stdout).toBe(`${built}\n`);
-      const status = await inGateway("--api-key-file", "/run/meridian/auth/dev-api-key", "status");
+      // As is: compose gives the gateway container MERIDIAN_API_KEY_FILE, the development key.
+      const status = await inGateway("status");
       expect(status.code, status.stderr).toBe(0);
       expect(status.stdout).toMatch(/^gateway\s+\S+\s+\S+\s+serving\s/m);
     });
