@@ -7,13 +7,16 @@ import {
   Compression,
   type CreateMonitorRequestSchema,
   CreateMonitorResponseSchema,
+  DeleteMonitorResponseSchema,
   IdigiListenerService,
+  ListMonitorsResponseSchema,
+  ListSessionsResponseSchema,
   type Monitor,
-  MonitorSchema,
   PayloadFormat,
   type Session,
-  SessionSchema,
   SessionState,
+  StartSessionResponseSchema,
+  StopSessionResponseSchema,
   type WatchEventsResponse,
   WatchEventsResponseSchema,
 } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
@@ -192,9 +195,9 @@ export function registerIdigi(program: Command, ctx: Ctx): void {
             { signal: c.signal },
           );
         for (const w of res.warnings) c.out.warn(w);
-        if (c.out.format !== "table") return c.out.object(asJson(CreateMonitorResponseSchema, res));
-        if (res.monitor) c.out.list([res.monitor], MONITOR_COLUMNS);
-        if (res.session) c.out.list([res.session], SESSION_COLUMNS);
+        const doc = asJson(CreateMonitorResponseSchema, res);
+        c.out.list(res.monitor ? [res.monitor] : [], MONITOR_COLUMNS, doc);
+        if (res.session) c.out.table([res.session], SESSION_COLUMNS);
       }),
     [
       "meridian idigi monitors create --topics DeviceCore,FileDataCore --start-session",
@@ -209,11 +212,7 @@ export function registerIdigi(program: Command, ctx: Ctx): void {
       .action(async (o: { topics?: string[] }) => {
         const c = ctx();
         const res = await c.client(IdigiListenerService).listMonitors({ topics: o.topics ?? [] }, { signal: c.signal });
-        c.out.list(
-          res.monitors,
-          MONITOR_COLUMNS,
-          res.monitors.map((m) => asJson(MonitorSchema, m)),
-        );
+        c.out.list(res.monitors, MONITOR_COLUMNS, asJson(ListMonitorsResponseSchema, res));
       }),
     ["meridian idigi monitors list", "meridian idigi monitors list --topics DeviceCore -o json"],
   );
@@ -223,8 +222,8 @@ export function registerIdigi(program: Command, ctx: Ctx): void {
       .description("stop the monitor's session and delete the monitor")
       .action(async (id: string) => {
         const c = ctx();
-        await c.client(IdigiListenerService).deleteMonitor({ monitorId: id }, { signal: c.signal });
-        c.out.note(`monitor ${id} deleted`);
+        const res = await c.client(IdigiListenerService).deleteMonitor({ monitorId: id }, { signal: c.signal });
+        c.out.result(`monitor ${id} deleted`, asJson(DeleteMonitorResponseSchema, res));
       }),
     ["meridian idigi monitors delete 1234"],
   );
@@ -239,11 +238,7 @@ export function registerIdigi(program: Command, ctx: Ctx): void {
         const res = await c.client(IdigiListenerService).listSessions({}, { signal: c.signal });
         if (res.recordsUnavailable)
           c.out.warn("the session records cannot be read (the bus is down): only sessions running on the answering instance are listed");
-        c.out.list(
-          res.sessions,
-          SESSION_COLUMNS,
-          res.sessions.map((s) => asJson(SessionSchema, s)),
-        );
+        c.out.list(res.sessions, SESSION_COLUMNS, asJson(ListSessionsResponseSchema, res));
       }),
     ["meridian idigi sessions list", "meridian idigi sessions list -o yaml"],
   );
@@ -254,10 +249,8 @@ export function registerIdigi(program: Command, ctx: Ctx): void {
       .action(async (id: string) => {
         const c = ctx();
         const res = await c.client(IdigiListenerService).startSession({ monitorId: id }, { signal: c.signal });
-        if (res.session) {
-          for (const w of res.session.warnings) c.out.warn(w);
-          c.out.list([res.session], SESSION_COLUMNS, asJson(SessionSchema, res.session));
-        }
+        for (const w of res.session?.warnings ?? []) c.out.warn(w);
+        c.out.list(res.session ? [res.session] : [], SESSION_COLUMNS, asJson(StartSessionResponseSchema, res));
       }),
     ["meridian idigi sessions start 1234"],
   );
@@ -267,8 +260,8 @@ export function registerIdigi(program: Command, ctx: Ctx): void {
       .description("stop a session and forget it (the monitor stays)")
       .action(async (id: string) => {
         const c = ctx();
-        await c.client(IdigiListenerService).stopSession({ monitorId: id }, { signal: c.signal });
-        c.out.note(`session of monitor ${id} stopped`);
+        const res = await c.client(IdigiListenerService).stopSession({ monitorId: id }, { signal: c.signal });
+        c.out.result(`session of monitor ${id} stopped`, asJson(StopSessionResponseSchema, res));
       }),
     ["meridian idigi sessions stop 1234"],
   );

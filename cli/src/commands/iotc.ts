@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   CommandSchema,
@@ -10,10 +10,21 @@ import {
   type Application,
   ApplicationSchema,
   ConnectionState,
+  CreateApplicationResponseSchema,
+  DeleteApplicationResponseSchema,
+  DeleteDeviceResponseSchema,
   type Device,
-  DeviceSchema,
+  GetApplicationResponseSchema,
   GetDeviceResponseSchema,
   IotcBridgeService,
+  ListApplicationsResponseSchema,
+  ListDevicesResponseSchema,
+  RegisterDeviceResponseSchema,
+  RespondCommandResponseSchema,
+  SendTelemetryResponseSchema,
+  UpdateReportedPropertiesResponseSchema,
+  WatchCommandsResponseSchema,
+  WatchPropertiesResponseSchema,
   WritablePropertyAck,
 } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
 import type { Command } from "commander";
@@ -205,7 +216,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
           },
           { signal: c.signal },
         );
-        if (res.application) c.out.list([res.application], APPLICATION_COLUMNS, asJson(ApplicationSchema, res.application));
+        c.out.list(res.application ? [res.application] : [], APPLICATION_COLUMNS, asJson(CreateApplicationResponseSchema, res));
       }),
     ["meridian iotc apps create plant --id-scope 0ne00ABCDEF --group-key-env IOTC_GROUP_KEY --model-id 'dtmi:com:example:Thermostat;1'"],
   );
@@ -216,11 +227,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
       .action(async () => {
         const c = ctx();
         const res = await c.client(IotcBridgeService).listApplications({}, { signal: c.signal });
-        c.out.list(
-          res.applications,
-          APPLICATION_COLUMNS,
-          res.applications.map((a) => asJson(ApplicationSchema, a)),
-        );
+        c.out.list(res.applications, APPLICATION_COLUMNS, asJson(ListApplicationsResponseSchema, res));
       }),
     ["meridian iotc apps list"],
   );
@@ -231,6 +238,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
       .action(async (id: string) => {
         const c = ctx();
         const res = await c.client(IotcBridgeService).getApplication({ id }, { signal: c.signal });
+        if (c.out.format !== "table") return c.out.object(asJson(GetApplicationResponseSchema, res));
         if (res.application) c.out.object(asJson(ApplicationSchema, res.application));
       }),
     ["meridian iotc apps get plant -o yaml"],
@@ -241,8 +249,8 @@ export function registerIotc(program: Command, ctx: Ctx): void {
       .description("disconnect the application's devices and forget it (they stay in IoT Central)")
       .action(async (id: string) => {
         const c = ctx();
-        await c.client(IotcBridgeService).deleteApplication({ id }, { signal: c.signal });
-        c.out.note(`application ${id} deleted`);
+        const res = await c.client(IotcBridgeService).deleteApplication({ id }, { signal: c.signal });
+        c.out.result(`application ${id} deleted`, asJson(DeleteApplicationResponseSchema, res));
       }),
     ["meridian iotc apps delete plant"],
   );
@@ -271,7 +279,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
             },
             { signal: c.signal },
           );
-          if (res.device) c.out.list([res.device], DEVICE_COLUMNS, asJson(DeviceSchema, res.device));
+          c.out.list(res.device ? [res.device] : [], DEVICE_COLUMNS, asJson(RegisterDeviceResponseSchema, res));
         },
       ),
     [
@@ -288,19 +296,17 @@ export function registerIotc(program: Command, ctx: Ctx): void {
       .action(async (app: string, o: { pageSize: number; all?: boolean }) => {
         const c = ctx();
         const client = c.client(IotcBridgeService);
-        const all: Device[] = [];
+        // With --all, the pages' devices in one response, as if one page had held them all (nextPageToken then empty).
+        const all = create(ListDevicesResponseSchema);
         let pageToken = "";
         do {
           const res = await client.listDevices({ applicationId: app, pageSize: o.pageSize, pageToken }, { signal: c.signal });
-          all.push(...res.devices);
+          all.devices.push(...res.devices);
+          all.nextPageToken = res.nextPageToken;
           pageToken = o.all ? res.nextPageToken : "";
           if (!o.all && res.nextPageToken) c.out.note("more devices: give --all");
         } while (pageToken);
-        c.out.list(
-          all,
-          DEVICE_COLUMNS,
-          all.map((d) => asJson(DeviceSchema, d)),
-        );
+        c.out.list(all.devices, DEVICE_COLUMNS, asJson(ListDevicesResponseSchema, all));
       }),
     ["meridian iotc devices list plant", "meridian iotc devices list plant --all -o json"],
   );
@@ -312,7 +318,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
         const c = ctx();
         const res = await c.client(IotcBridgeService).getDevice({ applicationId: app, deviceId: device }, { signal: c.signal });
         if (c.out.format !== "table") return c.out.object(asJson(GetDeviceResponseSchema, res));
-        if (res.device) c.out.list([res.device], DEVICE_COLUMNS);
+        if (res.device) c.out.table([res.device], DEVICE_COLUMNS);
         const j = asJson(GetDeviceResponseSchema, res).twin as Record<string, unknown> | undefined;
         if (j)
           c.out.object({ desired: JSON.stringify(j.desired ?? {}), reported: JSON.stringify(j.reported ?? {}) }, [
@@ -328,8 +334,8 @@ export function registerIotc(program: Command, ctx: Ctx): void {
       .description("disconnect a device and forget its registration (it stays in IoT Central)")
       .action(async (app: string, device: string) => {
         const c = ctx();
-        await c.client(IotcBridgeService).deleteDevice({ applicationId: app, deviceId: device }, { signal: c.signal });
-        c.out.note(`device ${device} of ${app} forgotten`);
+        const res = await c.client(IotcBridgeService).deleteDevice({ applicationId: app, deviceId: device }, { signal: c.signal });
+        c.out.result(`device ${device} of ${app} forgotten`, asJson(DeleteDeviceResponseSchema, res));
       }),
     ["meridian iotc devices delete plant pump-01"],
   );
@@ -367,7 +373,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
             },
             { signal: c.signal },
           );
-          c.out.object({ messageId: res.messageId }, [["Message id", "messageId"]]);
+          c.out.object(asJson(SendTelemetryResponseSchema, res), [["Message id", "messageId"]]);
         },
       ),
     [
@@ -391,7 +397,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
             { applicationId: app, deviceId: device, patch: jsonObjectArg(patch, "the patch"), component: o.component ?? "" },
             { signal: c.signal },
           );
-        c.out.object({ version: res.version.toString() }, [["Reported version", "version"]]);
+        c.out.object(asJson(UpdateReportedPropertiesResponseSchema, res), [["Reported version", "version"]]);
       }),
     [`meridian iotc properties report plant pump-01 '{"serialNumber": "SN-1"}'`],
   );
@@ -416,7 +422,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
           const j = asJson(WritablePropertyUpdateSchema, u);
           c.out.item(
             `${ts(u.receivedTime)} ${u.target?.connection ?? ""}/${u.target?.device ?? ""} ${u.component ? `${u.component}.` : ""}${u.name} = ${JSON.stringify(j.value ?? null)} (version ${u.version})`,
-            j,
+            asJson(WatchPropertiesResponseSchema, res),
           );
         });
       }),
@@ -451,8 +457,9 @@ export function registerIotc(program: Command, ctx: Ctx): void {
         await drain(stream, c.signal, async (res) => {
           const cmd = res.command;
           if (!cmd) return;
+          c.out.item(commandLine(cmd), asJson(WatchCommandsResponseSchema, res));
+          // The script's standard input stays the command itself (what it answers), not the stream's envelope.
           const j = asJson(CommandSchema, cmd);
-          c.out.item(commandLine(cmd), j);
           if (o.exec === undefined && o.respond === undefined) return;
           const left = cmd.deadline ? timestampDate(cmd.deadline).getTime() - Date.now() : 30_000;
           const answer = o.exec !== undefined ? await runResponder(o.exec, j, left) : { status: o.respond!, payload: fixed };
@@ -490,7 +497,7 @@ export function registerIotc(program: Command, ctx: Ctx): void {
           },
           { signal: c.signal },
         );
-        c.out.object({ delivered: res.delivered }, [["Delivered", "delivered"]]);
+        c.out.object(asJson(RespondCommandResponseSchema, res), [["Delivered", "delivered"]]);
         if (!res.delivered) throw new CliError(`command ${requestId}: not delivered (answered already, or past its deadline)`, EXIT.failed);
       }),
     [`meridian iotc commands respond plant 6f1c… --status 200 --payload '{"rebooted": true}'`],

@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
-import type { DescMessage, JsonValue, MessageShape } from "@bufbuild/protobuf";
-import { toJson } from "@bufbuild/protobuf";
+import type { JsonValue } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Command } from "commander";
 import type { CliContext } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
+import { protoJson } from "../kit/output.js";
 
 /** Files a verb reads (seed files, payloads, DTDL) are small; anything larger is a mistake, not data. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -152,10 +152,8 @@ export function secretFrom(ctx: CliContext, opts: { value?: string; file?: strin
   return undefined;
 }
 
-/** A response message as JSON (proto3 JSON mapping, field names in lowerCamelCase). */
-export function asJson<D extends DescMessage>(schema: D, msg: MessageShape<D>): Record<string, unknown> {
-  return toJson(schema, msg, { alwaysEmitImplicit: false }) as Record<string, unknown>;
-}
+/** A message as protobuf JSON, its empty lists present (the kit's protoJson: one rule for every verb). */
+export const asJson = protoJson;
 
 /** Runs the stream until the context's signal is aborted (Ctrl-C), which ends it quietly. */
 export async function drain<T>(stream: AsyncIterable<T>, signal: AbortSignal, each: (item: T) => void | Promise<void>): Promise<void> {

@@ -27,15 +27,35 @@ export interface Column<T> {
 export type Colour = "red" | "green" | "yellow" | "cyan" | "gray" | "bold";
 
 /**
+ * What a verb prints for scripts: one JSON object, never a bare array, so every verb's document can gain a key without
+ * breaking its readers. A verb that makes one RPC gives the response as protobuf JSON (`protoJson`); see the README's
+ * "Output formats" for the rule.
+ */
+export type JsonObject = { readonly [key: string]: unknown };
+
+/**
  * The one way a verb prints. `table` is for people (stdout tables, colour where supported); `json` and `yaml` are for
  * scripts: stdout holds only the data, and notes go to stderr.
  */
 export interface Output {
   readonly format: "table" | "json" | "yaml";
-  /** A list: a table for people; `data` (JSON-safe, e.g. protobuf toJson) for scripts, the rows themselves when unset. */
-  list<T>(rows: readonly T[], columns: readonly Column<T>[], data?: unknown): void;
-  /** One object: aligned "key  value" lines for people (`fields` picks and labels them), the object for scripts. */
-  object(data: Record<string, unknown>, fields?: ReadonlyArray<readonly [label: string, key: string]>): void;
+  /**
+   * A list: a table of `rows` for people; `data` for scripts, the whole response as protobuf JSON (`{"monitors": [...]}`),
+   * never the rows themselves.
+   */
+  list<T>(rows: readonly T[], columns: readonly Column<T>[], data: JsonObject): void;
+  /**
+   * A table for people only, printing nothing for scripts: a further section of a verb that printed its whole document
+   * (`object`/`list`) already, e.g. a twin's resources under the twin.
+   */
+  table<T>(rows: readonly T[], columns: readonly Column<T>[]): void;
+  /**
+   * One object: aligned "key  value" lines for people (`fields` picks and labels them), the object for scripts (the
+   * response as protobuf JSON).
+   */
+  object(data: JsonObject, fields?: ReadonlyArray<readonly [label: string, key: string]>): void;
+  /** A verb's outcome: `message` for people (delete, stop), `data` (the response as protobuf JSON) for scripts. */
+  result(message: string, data: JsonObject): void;
   /** Streamed items (tail, watch): `line` for people, one JSON document per line (NDJSON) or one YAML document each for scripts. */
   item(line: string, data: unknown): void;
   /** A line for people: stdout with `table`, stderr otherwise. */

@@ -1,5 +1,6 @@
 import { styleText } from "node:util";
-import type { Colour, Column, Output } from "./context.js";
+import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import type { Colour, Column, JsonObject, Output } from "./context.js";
 import { lazy } from "./lazy.js";
 import type { OutputFormat } from "./settings.js";
 
@@ -15,6 +16,15 @@ export interface OutputOptions {
   stderr: OutStream;
   /** Colour wanted (not --no-color, NO_COLOR unset); it is used only where the stream is a terminal. */
   colour: boolean;
+}
+
+/**
+ * A response message as protobuf JSON (the keys the HTTP/JSON API and the OpenAPI document give), its implicit fields
+ * written out even when empty or zero (`"monitors": []`, `"delivered": false`): protobuf JSON drops them by default, and
+ * a script reading `.monitors` or `.delivered` should not have to tell "none" or "false" from "missing".
+ */
+export function protoJson<D extends DescMessage>(schema: D, msg: MessageShape<D>): Record<string, unknown> {
+  return toJson(schema, msg, { alwaysEmitImplicit: true }) as Record<string, unknown>;
 }
 
 /** JSON that never fails on the values protobuf messages hold outside toJson (bigint, Uint8Array, Date). */
@@ -67,45 +77,49 @@ export function createOutput(options: OutputOptions): Output {
     else line(stdout, lazy.yaml().stringify(plain(data)));
   };
 
+  const table = <T>(rows: readonly T[], columns: readonly Column<T>[]) => {
+    if (rows.length === 0) {
+      line(stdout, paintWith(colourOut, "(none)", "gray"));
+      return;
+    }
+    const Table = lazy.table();
+    const t = new Table({
+      head: columns.map((c) => paintWith(colourOut, c.header.toUpperCase(), "bold")),
+      chars: NO_BORDERS,
+      style: { head: [], border: [], "padding-left": 0, "padding-right": 0 },
+      colAligns: columns.map((c) => c.align ?? "left"),
+      wordWrap: false,
+    });
+    for (const row of rows) {
+      t.push(
+        columns.map((c) => {
+          const text = cell(c.value(row));
+          const colour = c.colour?.(row);
+          return colour ? paintWith(colourOut, text, colour) : text;
+        }),
+      );
+    }
+    // cli-table3 pads the last column too; trailing spaces are noise in a terminal and in a diff.
+    line(
+      stdout,
+      t
+        .toString()
+        .split("\n")
+        .map((l) => l.trimEnd())
+        .join("\n"),
+    );
+  };
+
   return {
     format,
     list(rows, columns, data) {
-      if (format !== "table") {
-        document(data ?? rows);
-        return;
-      }
-      if (rows.length === 0) {
-        line(stdout, paintWith(colourOut, "(none)", "gray"));
-        return;
-      }
-      const Table = lazy.table();
-      const table = new Table({
-        head: columns.map((c) => paintWith(colourOut, c.header.toUpperCase(), "bold")),
-        chars: NO_BORDERS,
-        style: { head: [], border: [], "padding-left": 0, "padding-right": 0 },
-        colAligns: columns.map((c) => c.align ?? "left"),
-        wordWrap: false,
-      });
-      for (const row of rows) {
-        table.push(
-          columns.map((c) => {
-            const text = cell(c.value(row));
-            const colour = c.colour?.(row);
-            return colour ? paintWith(colourOut, text, colour) : text;
-          }),
-        );
-      }
-      // cli-table3 pads the last column too; trailing spaces are noise in a terminal and in a diff.
-      line(
-        stdout,
-        table
-          .toString()
-          .split("\n")
-          .map((l) => l.trimEnd())
-          .join("\n"),
-      );
+      if (format !== "table") document(data);
+      else table(rows, columns);
     },
-    object(data, fields) {
+    table(rows, columns) {
+      if (format === "table") table(rows, columns);
+    },
+    object(data: JsonObject, fields) {
       if (format !== "table") {
         document(data);
         return;
@@ -116,6 +130,10 @@ export function createOutput(options: OutputOptions): Output {
         const text = value === undefined || value === null ? "" : typeof value === "object" ? toJsonText(value) : String(value);
         line(stdout, `${paintWith(colourOut, `${label}:`.padEnd(width + 1), "bold")}  ${text}`.trimEnd());
       }
+    },
+    result(message, data) {
+      if (format === "table") line(stdout, message);
+      else document(data);
     },
     item(text, data) {
       if (format === "table") line(stdout, text);
