@@ -4,26 +4,34 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   CheckEndpointResponseSchema,
   type CreatedDefinition,
-  CreatedDefinitionSchema,
+  CreateEndpointResponseSchema,
   DefinitionKind,
   type DefinitionOutcome,
-  DefinitionOutcomeSchema,
+  DeleteDefinitionsResponseSchema,
+  DeleteEndpointResponseSchema,
   type Endpoint,
   type EndpointDefinition,
-  EndpointDefinitionSchema,
   EndpointKind,
   type EndpointResult,
+  EndpointResultSchema,
   EndpointSchema,
   EndpointStatusSchema,
+  GetEndpointResponseSchema,
+  GetEndpointStatusResponseSchema,
+  ListContainersResponseSchema,
+  ListDefinitionsResponseSchema,
+  ListEndpointsResponseSchema,
+  ListPointsResponseSchema,
+  ListTypesResponseSchema,
   OmfAction,
   OmfMessageType,
   OmfSenderService,
   type Point,
-  PointSchema,
   ReadValuesResponseSchema,
+  UpdateEndpointResponseSchema,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import type { Command } from "commander";
-import type { CliContext, Column } from "../kit/context.js";
+import type { CliContext, Column, JsonObject } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
 import {
   type Check,
@@ -180,10 +188,15 @@ function requireEndpointFlags(f: EndpointFlags): void {
   if (f.url === undefined && f.kind !== "eds") throw new CliError(`--url is required for a ${f.kind} endpoint`, EXIT.usage);
 }
 
-function endpointOut(ctx: CliContext, e: Endpoint | undefined): void {
+/** get, create, update: the response for scripts, the endpoint's fields (kind by its name) for people. */
+function endpointOut(ctx: CliContext, doc: JsonObject, e: Endpoint | undefined): void {
+  if (ctx.out.format !== "table") {
+    ctx.out.object(doc);
+    return;
+  }
   if (!e) return;
   const j = asJson(EndpointSchema, e);
-  if (ctx.out.format === "table") j.kind = KIND_NAMES[e.kind] ?? j.kind;
+  j.kind = KIND_NAMES[e.kind] ?? j.kind;
   ctx.out.object(j, ENDPOINT_FIELDS);
 }
 
@@ -341,10 +354,20 @@ export async function omfSend(ctx: CliContext, files: readonly string[], flags: 
     writeFileSync(flags.record, `${JSON.stringify(recordOf([...definitions, ...lastSent]), null, 2)}\n`);
     ctx.out.note(`recorded what was sent in ${flags.record} (give it to omf verify)`);
   }
+  // Several SendOmf calls: one row per message and endpoint, its endpoint result as protobuf JSON under `result`.
   ctx.out.list(
     rows,
     iterations > 1 ? [{ header: "ITER", value: (r: SendRow) => r.iteration, align: "right" as const }, ...SEND_COLUMNS] : SEND_COLUMNS,
-    rows.map((r) => ({ iteration: r.iteration, file: r.file, messageType: r.kind, action: r.action, id: r.id, ...asJsonResult(r.result) })),
+    {
+      sends: rows.map((r) => ({
+        iteration: r.iteration,
+        file: r.file,
+        messageType: r.kind,
+        action: r.action,
+        id: r.id,
+        result: asJson(EndpointResultSchema, r.result),
+      })),
+    },
   );
   if (ctx.signal.aborted) throw new CliError(`interrupted after ${rows.length} of ${total} sends`, EXIT.interrupted);
   if (failed > 0) {
@@ -355,21 +378,6 @@ export async function omfSend(ctx: CliContext, files: readonly string[], flags: 
     );
   }
   return rows;
-}
-
-function asJsonResult(r: EndpointResult): Record<string, unknown> {
-  return {
-    endpointId: r.endpointId,
-    ok: r.ok,
-    httpStatus: r.httpStatus,
-    requests: r.requests,
-    alreadyExists: r.alreadyExists,
-    ...(r.errorKind ? { errorKind: r.errorKind } : {}),
-    ...(r.error ? { error: r.error } : {}),
-    ...(r.events.length > 0
-      ? { events: r.events.map((e) => ({ index: e.index, status: e.status, severity: e.severity, message: e.message })) }
-      : {}),
-  };
 }
 
 /** --batch: consecutive messages of one file, kind and action go as one request. */
@@ -473,11 +481,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .action(async () => {
         const c = ctx();
         const res = await c.client(OmfSenderService).listEndpoints({}, { signal: c.signal });
-        c.out.list(
-          res.endpoints,
-          ENDPOINT_COLUMNS,
-          res.endpoints.map((e) => asJson(EndpointSchema, e)),
-        );
+        c.out.list(res.endpoints, ENDPOINT_COLUMNS, asJson(ListEndpointsResponseSchema, res));
       }),
     ["meridian omf endpoints list", "meridian omf endpoints list -o json"],
   );
@@ -487,7 +491,8 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .description("one endpoint with its revision (what update and delete take)")
       .action(async (id: string) => {
         const c = ctx();
-        endpointOut(c, (await c.client(OmfSenderService).getEndpoint({ id }, { signal: c.signal })).endpoint);
+        const res = await c.client(OmfSenderService).getEndpoint({ id }, { signal: c.signal });
+        endpointOut(c, asJson(GetEndpointResponseSchema, res), res.endpoint);
       }),
     ["meridian omf endpoints get plant-pi", "meridian omf endpoints get plant-pi -o yaml"],
   );
@@ -498,7 +503,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
         requireEndpointFlags(f);
         const secret = secretFrom(c, { value: f.secret, file: f.secretFile, env: f.secretEnv }, "the secret");
         const res = await c.client(OmfSenderService).createEndpoint({ endpoint: endpointFrom(id, f, secret) }, { signal: c.signal });
-        endpointOut(c, res.endpoint);
+        endpointOut(c, asJson(CreateEndpointResponseSchema, res), res.endpoint);
       },
     ),
     [
@@ -522,7 +527,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       const secret = secretFrom(c, { value: f.secret, file: f.secretFile, env: f.secretEnv }, "the secret");
       const revision = f.revision !== undefined ? BigInt(f.revision) : stored.revision;
       const res = await client.updateEndpoint({ endpoint: endpointFrom(id, f, secret, stored), revision }, { signal: c.signal });
-      endpointOut(c, res.endpoint);
+      endpointOut(c, asJson(UpdateEndpointResponseSchema, res), res.endpoint);
     }),
     [
       "meridian omf endpoints update plant-pi --timeout-ms 10000",
@@ -536,8 +541,8 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .option("--revision <n>", "only at this revision (0: whatever is stored)", intFlag("--revision", 0, Number.MAX_SAFE_INTEGER), 0)
       .action(async (id: string, o: { revision: number }) => {
         const c = ctx();
-        await c.client(OmfSenderService).deleteEndpoint({ id, revision: BigInt(o.revision) }, { signal: c.signal });
-        c.out.note(`endpoint ${id} deleted`);
+        const res = await c.client(OmfSenderService).deleteEndpoint({ id, revision: BigInt(o.revision) }, { signal: c.signal });
+        c.out.result(`endpoint ${id} deleted`, asJson(DeleteEndpointResponseSchema, res));
       }),
     ["meridian omf endpoints delete plant-pi", "meridian omf endpoints delete plant-pi --revision 3"],
   );
@@ -570,26 +575,28 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .action(async (id: string) => {
         const c = ctx();
         const res = await c.client(OmfSenderService).getEndpointStatus({ id }, { signal: c.signal });
+        if (c.out.format !== "table") c.out.object(asJson(GetEndpointStatusResponseSchema, res));
         if (!res.status) return;
-        c.out.object(asJson(EndpointStatusSchema, res.status), [
-          ["Endpoint", "endpointId"],
-          ["Routes", "routes"],
-          ["Sent events", "sentEvents"],
-          ["Sent messages", "sentMessages"],
-          ["Failed events", "failedEvents"],
-          ["Failed messages", "failedMessages"],
-          ["Buffered events", "bufferedEvents"],
-          ["Pending messages", "pendingMessages"],
-          ["Containers", "containers"],
-          ["Max containers", "maxContainers"],
-          ["OMF version", "omfVersion"],
-          ["Version source", "omfVersionSource"],
-          ["Last success", "lastSuccessTime"],
-          ["Last error", "lastError"],
-          ["Last error time", "lastErrorTime"],
-          ["Configuration error", "configurationError"],
-          ["Warnings", "warnings"],
-        ]);
+        if (c.out.format === "table")
+          c.out.object(asJson(EndpointStatusSchema, res.status), [
+            ["Endpoint", "endpointId"],
+            ["Routes", "routes"],
+            ["Sent events", "sentEvents"],
+            ["Sent messages", "sentMessages"],
+            ["Failed events", "failedEvents"],
+            ["Failed messages", "failedMessages"],
+            ["Buffered events", "bufferedEvents"],
+            ["Pending messages", "pendingMessages"],
+            ["Containers", "containers"],
+            ["Max containers", "maxContainers"],
+            ["OMF version", "omfVersion"],
+            ["Version source", "omfVersionSource"],
+            ["Last success", "lastSuccessTime"],
+            ["Last error", "lastError"],
+            ["Last error time", "lastErrorTime"],
+            ["Configuration error", "configurationError"],
+            ["Warnings", "warnings"],
+          ]);
         for (const w of res.status.warnings) c.out.warn(w);
       }),
     ["meridian omf endpoints status plant-pi", "meridian omf endpoints status plant-pi -o json"],
@@ -639,7 +646,8 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .action(async (files: string[], o: { endpoint: string }) => {
         const c = ctx();
         const checks = await omfVerify(c, files.length > 0 ? files : SEED_FILE_NAMES, o.endpoint);
-        c.out.list(checks, CHECK_COLUMNS);
+        // Computed from several reads: every check, and whether all passed.
+        c.out.list(checks, CHECK_COLUMNS, { checks, passed: checks.every((x) => x.ok) });
         if (checks.some((x) => !x.ok)) throw new CliError(failureMessage(checks), EXIT.failed);
         c.out.note(`verified: ${checks.length} check${checks.length === 1 ? "" : "s"} passed`);
       }),
@@ -659,7 +667,9 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .action(async (o: { endpoint: string; route?: string; dryRun?: boolean; max: number }) => {
         const c = ctx();
         const client = c.client(OmfSenderService);
-        const results: DefinitionOutcome[] = [];
+        // Calls until none remain: their outcomes in one response (counts summed, `remaining` from the last call).
+        const all = create(DeleteDefinitionsResponseSchema, { dryRun: o.dryRun === true });
+        const results = all.results;
         let failed = 0;
         const progress = c.progress("deleting definitions");
         try {
@@ -670,6 +680,9 @@ export function registerOmf(program: Command, ctx: Ctx): void {
             );
             results.push(...res.results);
             failed += res.failed;
+            all.deleted += res.deleted;
+            all.failed = failed;
+            all.remaining = res.remaining;
             progress.total(results.length + res.remaining);
             progress.tick(res.results.length);
             // A dry run deletes nothing, and a call that deleted nothing would give the same answer again.
@@ -678,11 +691,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
         } finally {
           progress.done();
         }
-        c.out.list(
-          results,
-          OUTCOME_COLUMNS,
-          results.map((r) => asJson(DefinitionOutcomeSchema, r)),
-        );
+        c.out.list(results, OUTCOME_COLUMNS, asJson(DeleteDefinitionsResponseSchema, all));
         if (failed > 0) throw new CliError(`${failed} definition${failed === 1 ? "" : "s"} could not be deleted`, EXIT.failed);
       }),
     ["meridian omf cleanup -e plant-pi", "meridian omf cleanup -e plant-pi --route plant-to-pi --dry-run"],
@@ -700,7 +709,9 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .action(async (o: { endpoint: string; filter?: string; pageSize: number; all?: boolean }) => {
         const c = ctx();
         const client = c.client(OmfSenderService);
-        const points: Point[] = [];
+        // With --all, the pages' points in one response, as if one page had held them all.
+        const all = create(ListPointsResponseSchema);
+        const points = all.points;
         let pageToken = "";
         do {
           const res = await client.listPoints(
@@ -708,14 +719,11 @@ export function registerOmf(program: Command, ctx: Ctx): void {
             { signal: c.signal },
           );
           points.push(...res.points);
+          all.nextPageToken = res.nextPageToken;
           pageToken = o.all ? res.nextPageToken : "";
           if (!o.all && res.nextPageToken) c.out.note("more points: give --all");
         } while (pageToken);
-        c.out.list(
-          points,
-          POINT_COLUMNS,
-          points.map((p) => asJson(PointSchema, p)),
-        );
+        c.out.list(points, POINT_COLUMNS, asJson(ListPointsResponseSchema, all));
       }),
     ["meridian omf points -e plant-pi --filter 'FirstContainer*'", "meridian omf points -e edge --all -o json"],
   );
@@ -765,23 +773,13 @@ export function registerOmf(program: Command, ctx: Ctx): void {
           const c = ctx();
           const client = c.client(OmfSenderService);
           const req = { endpointId: o.endpoint, idFilter: o.filter ?? "", pageSize: o.pageSize };
-          const defs =
-            name === "types"
-              ? (await client.listTypes(req, { signal: c.signal })).types
-              : (await client.listContainers(req, { signal: c.signal })).containers;
-          c.out.list(
-            defs,
-            name === "types" ? DEFINITION_COLUMNS.slice(0, 1) : DEFINITION_COLUMNS,
-            defs.map((d) => {
-              const j = asJson(EndpointDefinitionSchema, d);
-              try {
-                j.json = JSON.parse(d.json);
-              } catch {
-                // Not JSON: kept as the text the endpoint gave.
-              }
-              return j;
-            }),
-          );
+          if (name === "types") {
+            const res = await client.listTypes(req, { signal: c.signal });
+            c.out.list(res.types, DEFINITION_COLUMNS.slice(0, 1), asJson(ListTypesResponseSchema, res));
+          } else {
+            const res = await client.listContainers(req, { signal: c.signal });
+            c.out.list(res.containers, DEFINITION_COLUMNS, asJson(ListContainersResponseSchema, res));
+          }
         }),
       [`meridian omf ${name} -e edge`, `meridian omf ${name} -e cloud --filter '*Dynamic*' -o json`],
     );
@@ -795,7 +793,9 @@ export function registerOmf(program: Command, ctx: Ctx): void {
       .action(async (o: { endpoint: string; route?: string }) => {
         const c = ctx();
         const client = c.client(OmfSenderService);
-        const defs: CreatedDefinition[] = [];
+        // Every page's definitions in one response, as if one page had held them all.
+        const all = create(ListDefinitionsResponseSchema);
+        const defs = all.definitions;
         let pageToken = "";
         do {
           const res = await client.listDefinitions(
@@ -805,11 +805,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
           defs.push(...res.definitions);
           pageToken = res.nextPageToken;
         } while (pageToken);
-        c.out.list(
-          defs,
-          CREATED_COLUMNS,
-          defs.map((d) => asJson(CreatedDefinitionSchema, d)),
-        );
+        c.out.list(defs, CREATED_COLUMNS, asJson(ListDefinitionsResponseSchema, all));
       }),
     ["meridian omf definitions -e plant-pi"],
   );
