@@ -2,21 +2,33 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type AggregateRow,
+  CreateReaderResponseSchema,
+  CreateTimeseriesResponseSchema,
   DataFormat,
   type Datapoint,
-  DatapointSchema,
+  DeleteDataResponseSchema,
+  DeleteReaderResponseSchema,
+  DeleteTimeseriesResponseSchema,
   GetAggregatesResponseSchema,
+  GetAuthPromptResponseSchema,
   GetDataResponseSchema,
+  GetFirstOrLatestResponseSchema,
+  GetReaderResponseSchema,
+  GetTimeseriesResponseSchema,
+  ListReadersResponseSchema,
   OmniaReaderService,
+  PauseReaderResponseSchema,
   type Reader,
-  ReaderSchema,
+  SearchTimeseriesResponseSchema,
   type SeriesDataSchema,
   type SeriesSelectorSchema,
   type Timeseries,
   TimeseriesSchema,
+  UpdateTimeseriesResponseSchema,
+  WriteDataResponseSchema,
 } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import type { Command } from "commander";
-import type { CliContext, Column } from "../kit/context.js";
+import type { CliContext, Column, JsonObject } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
 import { asJson, choiceFlag, examples, intFlag, jsonArg, parseTime, timeFlag, ts } from "./options.js";
 
@@ -130,6 +142,12 @@ function windowOptions(cmd: Command): Command {
     .option("--end <time>", "to: RFC 3339, or back from now", timeFlag("--end"));
 }
 
+/** get, create, update: the response for scripts, the series' fields for people. */
+function timeseriesOut(c: CliContext, doc: JsonObject, t: Timeseries | undefined): void {
+  if (c.out.format !== "table") c.out.object(doc);
+  else if (t) c.out.object(asJson(TimeseriesSchema, t));
+}
+
 export function registerOmnia(program: Command, ctx: Ctx): void {
   const omnia = program
     .command("omnia")
@@ -170,10 +188,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
           },
           { signal: c.signal },
         );
-        c.out.list(res.items, TIMESERIES_COLUMNS, {
-          items: res.items.map((t) => asJson(TimeseriesSchema, t)),
-          continuationToken: res.continuationToken || undefined,
-        });
+        c.out.list(res.items, TIMESERIES_COLUMNS, asJson(SearchTimeseriesResponseSchema, res));
         if (res.continuationToken && c.out.format === "table") c.out.note(`more: --continuation-token ${res.continuationToken}`);
       }),
     ["meridian omnia search 'ASGB.17IIC1030*' --source IMS", "meridian omnia search --facility 1191 --limit 10 -o json"],
@@ -185,7 +200,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
       .action(async (id: string) => {
         const c = ctx();
         const res = await c.client(OmniaReaderService).getTimeseries({ id }, { signal: c.signal });
-        if (res.timeseries) c.out.object(asJson(TimeseriesSchema, res.timeseries));
+        timeseriesOut(c, asJson(GetTimeseriesResponseSchema, res), res.timeseries);
       }),
     ["meridian omnia get 3f2a7c1e-…"],
   );
@@ -203,7 +218,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
             .client(OmniaReaderService)
             .getFirstOrLatest({ id, latest, afterTime: o.after, beforeTime: o.before }, { signal: c.signal });
           if (!res.datapoint) throw new CliError(`series ${id}: no datapoint in the window`, EXIT.notFound);
-          c.out.list([res.datapoint], DATAPOINT_COLUMNS, asJson(DatapointSchema, res.datapoint));
+          c.out.list([res.datapoint], DATAPOINT_COLUMNS, asJson(GetFirstOrLatestResponseSchema, res));
         }),
       [`meridian omnia ${verb} 3f2a7c1e-…`, `meridian omnia ${verb} 3f2a7c1e-… --before 1h -o json`],
     );
@@ -309,9 +324,12 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
             throw new CliError("give the series id and datapoints as time=value[:status], or --file", EXIT.usage);
           items = datapointsFrom(id, points.map(datapointArg), "the datapoints");
         }
-        await c.client(OmniaReaderService).writeData({ items, async: o.async === true }, { signal: c.signal });
+        const res = await c.client(OmniaReaderService).writeData({ items, async: o.async === true }, { signal: c.signal });
         const n = items.reduce((s, i) => s + (i.datapoints?.length ?? 0), 0);
-        c.out.note(`${n} datapoint${n === 1 ? "" : "s"} written to ${items.length} series${o.async ? " (asynchronously)" : ""}`);
+        c.out.result(
+          `${n} datapoint${n === 1 ? "" : "s"} written to ${items.length} series${o.async ? " (asynchronously)" : ""}`,
+          asJson(WriteDataResponseSchema, res),
+        );
       }),
     ["meridian omnia write 3f2a7c1e-… 2026-01-02T03:04:05Z=21.5 now=22:192", "meridian omnia write --file points.json"],
   );
@@ -342,7 +360,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
           },
           { signal: c.signal },
         );
-        if (res.timeseries) c.out.object(asJson(TimeseriesSchema, res.timeseries));
+        timeseriesOut(c, asJson(CreateTimeseriesResponseSchema, res), res.timeseries);
       }),
     ["meridian omnia create --name 'Meridian test' --facility 1191 --unit degC"],
   );
@@ -364,7 +382,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
             { id, timeseries: { name: o.name ?? "", description: o.description ?? "", unit: o.unit ?? "", facility: o.facility ?? "" } },
             { signal: c.signal },
           );
-        if (res.timeseries) c.out.object(asJson(TimeseriesSchema, res.timeseries));
+        timeseriesOut(c, asJson(UpdateTimeseriesResponseSchema, res), res.timeseries);
       }),
     ["meridian omnia update 3f2a7c1e-… --unit bar"],
   );
@@ -377,11 +395,11 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
       if ((o.start === undefined) !== (o.end === undefined))
         throw new CliError("--start and --end go together (the datapoints in [start, end))", EXIT.usage);
       if (o.start && o.end) {
-        await client.deleteData({ id, startTime: o.start, endTime: o.end }, { signal: c.signal });
-        c.out.note(`datapoints of ${id} from ${ts(o.start)} to ${ts(o.end)} deleted`);
+        const res = await client.deleteData({ id, startTime: o.start, endTime: o.end }, { signal: c.signal });
+        c.out.result(`datapoints of ${id} from ${ts(o.start)} to ${ts(o.end)} deleted`, asJson(DeleteDataResponseSchema, res));
       } else {
-        await client.deleteTimeseries({ id }, { signal: c.signal });
-        c.out.note(`series ${id} deleted`);
+        const res = await client.deleteTimeseries({ id }, { signal: c.signal });
+        c.out.result(`series ${id} deleted`, asJson(DeleteTimeseriesResponseSchema, res));
       }
     }),
     ["meridian omnia delete 3f2a7c1e-…", "meridian omnia delete 3f2a7c1e-… --start 2026-01-01T00:00:00Z --end 2026-01-02T00:00:00Z"],
@@ -434,7 +452,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
             },
             { signal: c.signal },
           );
-          if (res.reader) c.out.list([res.reader], READER_COLUMNS, asJson(ReaderSchema, res.reader));
+          c.out.list(res.reader ? [res.reader] : [], READER_COLUMNS, asJson(CreateReaderResponseSchema, res));
         },
       ),
     ["meridian omnia readers create plant -s 'ASGB.17*@1191' -s 3f2a7c1e-… --interval 30 --start 1h"],
@@ -446,11 +464,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
       .action(async () => {
         const c = ctx();
         const res = await c.client(OmniaReaderService).listReaders({}, { signal: c.signal });
-        c.out.list(
-          res.readers,
-          READER_COLUMNS,
-          res.readers.map((r) => asJson(ReaderSchema, r)),
-        );
+        c.out.list(res.readers, READER_COLUMNS, asJson(ListReadersResponseSchema, res));
       }),
     ["meridian omnia readers list"],
   );
@@ -461,10 +475,9 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
       .action(async (id: string) => {
         const c = ctx();
         const res = await c.client(OmniaReaderService).getReader({ id }, { signal: c.signal });
+        c.out.list(res.reader ? [res.reader] : [], READER_COLUMNS, asJson(GetReaderResponseSchema, res));
         if (!res.reader) return;
-        if (c.out.format !== "table") return c.out.object(asJson(ReaderSchema, res.reader));
-        c.out.list([res.reader], READER_COLUMNS);
-        c.out.list(res.reader.cursors, [
+        c.out.table(res.reader.cursors, [
           { header: "SERIES", value: (s) => s.seriesId },
           { header: "NAME", value: (s) => s.name },
           { header: "FACILITY", value: (s) => s.facility },
@@ -484,7 +497,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
         .action(async (id: string) => {
           const c = ctx();
           const res = await c.client(OmniaReaderService).pauseReader({ id, paused }, { signal: c.signal });
-          if (res.reader) c.out.list([res.reader], READER_COLUMNS, asJson(ReaderSchema, res.reader));
+          c.out.list(res.reader ? [res.reader] : [], READER_COLUMNS, asJson(PauseReaderResponseSchema, res));
         }),
       [`meridian omnia readers ${verb} plant`],
     );
@@ -495,8 +508,8 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
       .description("stop a reader and forget it and its cursors")
       .action(async (id: string) => {
         const c = ctx();
-        await c.client(OmniaReaderService).deleteReader({ id }, { signal: c.signal });
-        c.out.note(`reader ${id} deleted`);
+        const res = await c.client(OmniaReaderService).deleteReader({ id }, { signal: c.signal });
+        c.out.result(`reader ${id} deleted`, asJson(DeleteReaderResponseSchema, res));
       }),
     ["meridian omnia readers delete plant"],
   );
@@ -507,6 +520,7 @@ export function registerOmnia(program: Command, ctx: Ctx): void {
       .action(async () => {
         const c = ctx();
         const res = await c.client(OmniaReaderService).getAuthPrompt({}, { signal: c.signal });
+        if (c.out.format !== "table") return c.out.object(asJson(GetAuthPromptResponseSchema, res));
         if (!res.userCode) return c.out.note("no sign-in is pending");
         c.out.object(
           { userCode: res.userCode, verificationUri: res.verificationUri, message: res.message, expiresTime: ts(res.expiresTime) },
