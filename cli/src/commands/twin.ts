@@ -1,20 +1,29 @@
 import { isAbsolute, join, resolve } from "node:path";
-import type { JsonObject, JsonValue, MessageInitShape } from "@bufbuild/protobuf";
+import { create, type JsonObject, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
+  CreateTwinResponseSchema,
+  DeleteTwinResponseSchema,
   type DigitalTwinAdapter,
-  DigitalTwinAdapterSchema,
   type DigitalTwinInstance,
-  DigitalTwinInstanceSchema,
   type DigitalTwinModel,
   DigitalTwinModelSchema,
+  GetDigitalTwinModelResponseSchema,
+  GetTwinResponseSchema,
   LifecycleState,
+  ListDigitalTwinAdaptersResponseSchema,
+  ListDigitalTwinInstancesResponseSchema,
+  ListDigitalTwinModelsResponseSchema,
+  ListTwinsResponseSchema,
   OciTwinManagerService,
+  QueryTwinDataResponseSchema,
+  SendTwinDataResponseSchema,
+  SetTwinDeviceSecretResponseSchema,
+  SetTwinSourceResponseSchema,
   type Twin,
   TwinDataSet,
   TwinKind,
   type TwinRefSchema,
-  TwinSchema,
   type TwinSpecSchema,
 } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
 import type { Command } from "commander";
@@ -301,20 +310,23 @@ function listOptions(cmd: Command): Command {
     .option("--all", "follow every page");
 }
 
+/** A list's pages (with --all every one): the items and the last page's next token, for one merged response. */
 async function pages<T>(
   all: boolean | undefined,
   fetch: (token: string) => Promise<{ items: T[]; next: string }>,
   ctx: CliContext,
-): Promise<T[]> {
-  const out: T[] = [];
+): Promise<{ items: T[]; nextPageToken: string }> {
+  const items: T[] = [];
   let token = "";
+  let nextPageToken = "";
   do {
     const r = await fetch(token);
-    out.push(...r.items);
+    items.push(...r.items);
+    nextPageToken = r.next;
     token = all ? r.next : "";
     if (!all && r.next && ctx.out.format === "table") ctx.out.note("more: give --all");
   } while (token);
-  return out;
+  return { items, nextPageToken };
 }
 
 export function registerTwin(program: Command, ctx: Ctx): void {
@@ -356,14 +368,14 @@ export function registerTwin(program: Command, ctx: Ctx): void {
             },
             { signal: c.signal },
           );
+          if (c.out.format !== "table") return c.out.object(asJson(CreateTwinResponseSchema, res));
           if (!res.twin) return;
-          if (c.out.format !== "table") return c.out.object({ created: res.created, twin: asJson(TwinSchema, res.twin) });
           c.out.note(
             res.created
               ? `Digital Twin ${key} created (${KIND_NAMES[res.twin.kind]})`
               : `Digital Twin ${key} exists already with this description: nothing created`,
           );
-          c.out.list(resourcesOf(res.twin), RESOURCE_COLUMNS);
+          c.out.table(resourcesOf(res.twin), RESOURCE_COLUMNS);
         },
       ),
     ["meridian twin create custom-adapter", "meridian twin create default-adapter --data-dir ~/manage-dt/data --source historized"],
@@ -397,6 +409,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
           );
           data[s] = res.rows;
         }
+        // Several reads: the twin's key and kind, its instance content, and each data set queried (absent: not queried).
         if (c.out.format !== "table")
           return c.out.object({
             twin: t.key,
@@ -417,7 +430,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
             s === "raw" && o.content
               ? [...QUERY_TABLES.raw.columns, { header: "Payload", value: (r: JsonObject) => cell(scalar(r.content), 80) }]
               : QUERY_TABLES[s].columns;
-          if (rows.length > 0) c.out.list(rows, cols);
+          if (rows.length > 0) c.out.table(rows, cols);
         }
       }),
     ["meridian twin query custom-adapter", "meridian twin query custom-adapter --last-minutes 60 -o json"],
@@ -441,7 +454,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
             { header: "OUTCOME", value: (r) => r.outcome, colour: (r) => (r.outcome === "deleted" ? "green" : "yellow") },
             { header: "WHY", value: (r) => r.why },
           ],
-          { deletedIds: res.deletedIds, kept: res.kept },
+          asJson(DeleteTwinResponseSchema, res),
         );
       }),
     ["meridian twin delete custom-adapter", "meridian twin delete ocid1.iotdigitaltwininstance.oc1..xxxx --force"],
@@ -455,7 +468,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .action(async (o: { domain?: string; all?: boolean }) => {
         const c = ctx();
         const client = c.client(OciTwinManagerService);
-        const twins = await pages(
+        const { items: twins, nextPageToken } = await pages(
           o.all,
           async (pageToken) => {
             const r = await client.listTwins({ iotDomainId: o.domain ?? "", pageSize: 1000, pageToken }, { signal: c.signal });
@@ -463,11 +476,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
           },
           c,
         );
-        c.out.list(
-          twins,
-          TWIN_COLUMNS,
-          twins.map((t) => asJson(TwinSchema, t)),
-        );
+        c.out.list(twins, TWIN_COLUMNS, asJson(ListTwinsResponseSchema, create(ListTwinsResponseSchema, { twins, nextPageToken })));
       }),
     ["meridian twin list", "meridian twin list --all -o json"],
   );
@@ -477,11 +486,11 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .description("one twin (by key or instance OCID) with its OCI resources")
       .action(async (ref: string) => {
         const c = ctx();
-        const t = (await c.client(OciTwinManagerService).getTwin({ twin: twinRef(ref) }, { signal: c.signal })).twin;
+        const res = await c.client(OciTwinManagerService).getTwin({ twin: twinRef(ref) }, { signal: c.signal });
+        const t = res.twin;
+        c.out.list(t ? [t] : [], TWIN_COLUMNS, asJson(GetTwinResponseSchema, res));
         if (!t) return;
-        if (c.out.format !== "table") return c.out.object(asJson(TwinSchema, t));
-        c.out.list([t], TWIN_COLUMNS);
-        c.out.list(resourcesOf(t), RESOURCE_COLUMNS);
+        c.out.table(resourcesOf(t), RESOURCE_COLUMNS);
         if (t.error) c.out.warn(t.error);
       }),
     ["meridian twin get custom-adapter", "meridian twin get custom-adapter -o yaml"],
@@ -536,7 +545,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
             },
             { signal: c.signal },
           );
-          c.out.list(res.rows, rowColumns(res.rows), { rows: res.rows, hasMore: res.hasMore });
+          c.out.list(res.rows, rowColumns(res.rows), asJson(QueryTwinDataResponseSchema, res));
           if (res.hasMore && c.out.format === "table") c.out.note(`more rows: --offset ${o.offset + res.rows.length}`);
         },
       ),
@@ -553,13 +562,13 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .action(async (ref: string, payload: string, o: { endpoint?: string }) => {
         const c = ctx();
         if (o.endpoint?.includes("..")) throw new CliError(`--endpoint: "${o.endpoint}" may not hold ".."`, EXIT.usage);
-        await c
+        const res = await c
           .client(OciTwinManagerService)
           .sendTwinData(
             { twin: twinRef(ref), endpoint: o.endpoint ?? "", payload: jsonObjectArg(payload, "the payload") },
             { signal: c.signal },
           );
-        c.out.note(`sent to ${ref}`);
+        c.out.result(`sent to ${ref}`, asJson(SendTwinDataResponseSchema, res));
       }),
     [
       `meridian twin send custom-adapter '{"sht_temperature": 23.8, "qmp_temperature": 24.4, "humidity": 56.1, "pressure": 1012.2, "count": 5479}'`,
@@ -577,7 +586,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
         const src =
           sets === undefined || sets === "none" ? undefined : { ...sourceFlags(sets), pollIntervalMs: o.pollMs ?? 0, startTime: o.start };
         const res = await c.client(OciTwinManagerService).setTwinSource({ twin: twinRef(ref), source: src }, { signal: c.signal });
-        if (res.twin) c.out.list([res.twin], TWIN_COLUMNS, asJson(TwinSchema, res.twin));
+        c.out.list(res.twin ? [res.twin] : [], TWIN_COLUMNS, asJson(SetTwinSourceResponseSchema, res));
       }),
     ["meridian twin source custom-adapter historized,rejected", "meridian twin source custom-adapter none"],
   );
@@ -595,7 +604,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
         const res = await c
           .client(OciTwinManagerService)
           .setTwinDeviceSecret({ twin: twinRef(ref), deviceSecret: secret }, { signal: c.signal });
-        if (res.twin) c.out.list([res.twin], TWIN_COLUMNS, asJson(TwinSchema, res.twin));
+        c.out.list(res.twin ? [res.twin] : [], TWIN_COLUMNS, asJson(SetTwinDeviceSecretResponseSchema, res));
       }),
     ["meridian twin secret custom-adapter --env DEVICE_PASSWORD"],
   );
@@ -608,7 +617,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .action(async (o: { domain?: string; state?: keyof typeof STATES; pageSize: number; all?: boolean; specUriPrefix?: string }) => {
         const c = ctx();
         const client = c.client(OciTwinManagerService);
-        const items = await pages(
+        const { items, nextPageToken } = await pages(
           o.all,
           async (pageToken) => {
             const r = await client.listDigitalTwinModels(
@@ -628,7 +637,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
         c.out.list(
           items,
           MODEL_COLUMNS,
-          items.map((m) => asJson(DigitalTwinModelSchema, m)),
+          asJson(ListDigitalTwinModelsResponseSchema, create(ListDigitalTwinModelsResponseSchema, { models: items, nextPageToken })),
         );
       }),
     ["meridian twin models list", "meridian twin models list --spec-uri-prefix dtmi:com:oracle --state active"],
@@ -640,7 +649,8 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .action(async (id: string) => {
         const c = ctx();
         const res = await c.client(OciTwinManagerService).getDigitalTwinModel({ id }, { signal: c.signal });
-        if (res.model) c.out.object(asJson(DigitalTwinModelSchema, res.model));
+        if (c.out.format !== "table") c.out.object(asJson(GetDigitalTwinModelResponseSchema, res));
+        else if (res.model) c.out.object(asJson(DigitalTwinModelSchema, res.model));
       }),
     ["meridian twin models get ocid1.iotdigitaltwinmodel.oc1..xxxx -o json"],
   );
@@ -650,7 +660,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .action(async (o: { domain?: string; state?: keyof typeof STATES; pageSize: number; all?: boolean; displayName?: string }) => {
         const c = ctx();
         const client = c.client(OciTwinManagerService);
-        const items = await pages(
+        const { items, nextPageToken } = await pages(
           o.all,
           async (pageToken) => {
             const r = await client.listDigitalTwinAdapters(
@@ -670,7 +680,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
         c.out.list(
           items,
           ADAPTER_COLUMNS,
-          items.map((a) => asJson(DigitalTwinAdapterSchema, a)),
+          asJson(ListDigitalTwinAdaptersResponseSchema, create(ListDigitalTwinAdaptersResponseSchema, { adapters: items, nextPageToken })),
         );
       }),
     ["meridian twin adapters", "meridian twin adapters --display-name pvhd-m5-env-cstm-adapter -o json"],
@@ -681,7 +691,7 @@ export function registerTwin(program: Command, ctx: Ctx): void {
       .action(async (o: { domain?: string; state?: keyof typeof STATES; pageSize: number; all?: boolean; displayName?: string }) => {
         const c = ctx();
         const client = c.client(OciTwinManagerService);
-        const items = await pages(
+        const { items, nextPageToken } = await pages(
           o.all,
           async (pageToken) => {
             const r = await client.listDigitalTwinInstances(
@@ -701,7 +711,10 @@ export function registerTwin(program: Command, ctx: Ctx): void {
         c.out.list(
           items,
           INSTANCE_COLUMNS,
-          items.map((i) => asJson(DigitalTwinInstanceSchema, i)),
+          asJson(
+            ListDigitalTwinInstancesResponseSchema,
+            create(ListDigitalTwinInstancesResponseSchema, { instances: items, nextPageToken }),
+          ),
         );
       }),
     ["meridian twin instances --state active", "meridian twin instances --display-name pvhd-m5-env-cstm-01"],
