@@ -1,4 +1,4 @@
-import { create, toJson } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type DeadLetter,
@@ -7,6 +7,7 @@ import {
   DeadLetterSchema,
   DeadLetterService,
   GetDeadLetterResponseSchema,
+  PurgeDeadLettersResponseSchema,
   ReplayOutcome,
   type ReplayResult,
   ReplayResultSchema,
@@ -15,6 +16,7 @@ import {
 import { InvalidArgumentError } from "commander";
 import type { CliContext, Colour, Column } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
+import { protoJson } from "../kit/output.js";
 import { bytes, chunks, parseSequences, when } from "../kit/parse.js";
 import { eventLine } from "./tail.js";
 
@@ -86,7 +88,8 @@ const COLUMNS: Column<DeadLetter>[] = [
 
 export async function listDeadLetters(ctx: CliContext, opts: DlqFilterOptions & { limit: number }): Promise<void> {
   const letters = await collect(ctx, filterOf(opts), opts.limit);
-  ctx.out.list(letters, COLUMNS, { deadLetters: letters.map((d) => toJson(DeadLetterSchema, d)) });
+  // Pages up to --limit: the letters as ListDeadLetters gives them, under the same key.
+  ctx.out.list(letters, COLUMNS, { deadLetters: letters.map((d) => protoJson(DeadLetterSchema, d)) });
 }
 
 export async function showDeadLetter(ctx: CliContext, arg: string): Promise<void> {
@@ -95,7 +98,7 @@ export async function showDeadLetter(ctx: CliContext, arg: string): Promise<void
   const res = await ctx.client(DeadLetterService).getDeadLetter({ sequence }, { signal: ctx.signal });
   const { out } = ctx;
   if (out.format !== "table") {
-    out.object(toJson(GetDeadLetterResponseSchema, res) as Record<string, unknown>);
+    out.object(protoJson(GetDeadLetterResponseSchema, res));
     return;
   }
   const d = res.deadLetter;
@@ -122,7 +125,7 @@ export async function showDeadLetter(ctx: CliContext, arg: string): Promise<void
   if (headers.length > 0) {
     out.note("");
     out.note(out.paint("HEADERS", "bold"));
-    out.list(headers, [
+    out.table(headers, [
       { header: "name", value: ([k]) => k },
       { header: "value", value: ([, v]) => v },
     ]);
@@ -196,7 +199,8 @@ export async function replayDeadLetters(ctx: CliContext, args: string[], opts: D
       { header: "to", value: (r) => r.replay?.consumer },
       { header: "message", value: (r) => r.message },
     ],
-    { results: results.map((r) => toJson(ReplayResultSchema, r)) },
+    // One ReplayDeadLetters call per chunk of 500: every chunk's results, under the response's key.
+    { results: results.map((r) => protoJson(ReplayResultSchema, r)) },
   );
   const count = (o: ReplayOutcome) => results.filter((r) => r.outcome === o).length;
   const refused = count(ReplayOutcome.REFUSED);
@@ -236,6 +240,9 @@ export async function purgeDeadLetters(
       progress.done();
     }
   }
-  if (ctx.out.format !== "table") ctx.out.object({ purged: purged.toString() });
-  else ctx.out.note(`${purged} dead letters purged`);
+  // One call, or one per chunk of 500: the purged count summed, in the response's shape.
+  ctx.out.result(
+    `${purged} dead letters purged`,
+    protoJson(PurgeDeadLettersResponseSchema, create(PurgeDeadLettersResponseSchema, { purged })),
+  );
 }

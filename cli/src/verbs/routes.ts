@@ -1,11 +1,18 @@
 import { readFileSync } from "node:fs";
-import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Route, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { DeleteRouteResponseSchema, RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import {
+  CreateRouteResponseSchema,
+  DeleteRouteResponseSchema,
+  GetRouteResponseSchema,
+  ListRoutesResponseSchema,
+  RouteService,
+} from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import YAML from "yaml";
 import type { CliContext, Column } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
+import { protoJson } from "../kit/output.js";
 import { keyValues, when } from "../kit/parse.js";
 import { PLATFORMS, platformName } from "./platform-names.js";
 
@@ -96,10 +103,6 @@ const COLUMNS: Column<Route>[] = [
 ];
 
 function routeObject(ctx: CliContext, r: Route): void {
-  if (ctx.out.format !== "table") {
-    ctx.out.object(toJson(RouteSchema, r) as Record<string, unknown>);
-    return;
-  }
   ctx.out.object({
     id: r.id,
     name: r.displayName,
@@ -144,8 +147,9 @@ export async function createRoutes(ctx: CliContext, id: string | undefined, opts
     created.push(res.route ?? route);
   }
   if (ctx.out.format !== "table") {
-    const docs = created.map((r) => toJson(RouteSchema, r));
-    ctx.out.object((docs.length === 1 ? docs[0] : { routes: docs }) as Record<string, unknown>);
+    // Flags: one CreateRoute call, its response ({"route": ...}). A file: one call per route, {"routes": [...]}.
+    if (opts.file) ctx.out.object({ routes: created.map((r) => protoJson(RouteSchema, r)) });
+    else ctx.out.object(protoJson(CreateRouteResponseSchema, create(CreateRouteResponseSchema, { route: created[0] })));
     return;
   }
   for (const r of created)
@@ -156,19 +160,20 @@ export async function listRoutes(ctx: CliContext): Promise<void> {
   const res = await ctx.client(RouteService).listRoutes({}, { signal: ctx.signal });
   const routes = [...res.routes].sort((a, b) => a.id.localeCompare(b.id));
   // The key is there when the list is empty too, so that `jq '.routes[]'` works on any answer.
-  ctx.out.list(routes, COLUMNS, { routes: routes.map((r) => toJson(RouteSchema, r)) });
+  ctx.out.list(routes, COLUMNS, protoJson(ListRoutesResponseSchema, create(ListRoutesResponseSchema, { routes })));
 }
 
 export async function getRoute(ctx: CliContext, id: string): Promise<void> {
   const res = await ctx.client(RouteService).getRoute({ id }, { signal: ctx.signal });
   if (!res.route) throw new CliError(`route ${id}: the gateway answered without it`, EXIT.error);
-  routeObject(ctx, res.route);
+  if (ctx.out.format !== "table") ctx.out.object(protoJson(GetRouteResponseSchema, res));
+  else routeObject(ctx, res.route);
 }
 
 export async function deleteRoute(ctx: CliContext, id: string, opts: { purge?: boolean }): Promise<void> {
   const res = await ctx.client(RouteService).deleteRoute({ id, purge: opts.purge === true }, { signal: ctx.signal });
   if (ctx.out.format !== "table") {
-    ctx.out.object(toJson(DeleteRouteResponseSchema, res) as Record<string, unknown>);
+    ctx.out.object(protoJson(DeleteRouteResponseSchema, res));
     return;
   }
   const r = res.route;

@@ -1,4 +1,3 @@
-import { toJson } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   GetStatusResponseSchema,
@@ -9,6 +8,7 @@ import {
   type StreamStatus,
 } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { CliContext, Colour } from "../kit/context.js";
+import { protoJson } from "../kit/output.js";
 import { ago, bytes } from "../kit/parse.js";
 
 const HEALTH: Record<Health, [string, Colour]> = {
@@ -51,18 +51,17 @@ export async function status(ctx: CliContext, opts: { problems?: boolean }): Pro
   }
   const { out } = ctx;
   if (out.format !== "table") {
-    const doc = toJson(GetStatusResponseSchema, res) as { services?: unknown[]; streams?: unknown[] };
-    doc.streams ??= [];
+    // The response as protobuf JSON; --problems keeps only the services with a problem.
+    const doc = protoJson(GetStatusResponseSchema, res) as { services: unknown[] };
     if (opts.problems) {
       const keep = new Set(services);
-      doc.services = (doc.services ?? []).filter((_, i) => keep.has(res.services[i]!));
+      doc.services = doc.services.filter((_, i) => keep.has(res.services[i]!));
     }
-    doc.services ??= [];
-    out.object(doc as Record<string, unknown>);
+    out.object(doc);
     return;
   }
   out.note(out.paint("SERVICES", "bold"));
-  out.list(services, [
+  out.table(services, [
     { header: "service", value: (s) => s.service },
     { header: "instance", value: (s) => s.instance },
     { header: "version", value: (s) => s.version },
@@ -72,7 +71,7 @@ export async function status(ctx: CliContext, opts: { problems?: boolean }): Pro
   ]);
   out.note("");
   out.note(out.paint("PIPELINES", "bold"));
-  out.list(pipelines, [
+  out.table(pipelines, [
     { header: "service", value: (r) => r.service.service },
     { header: "pipeline", value: (r) => r.pipeline.name },
     { header: "received", value: (r) => r.pipeline.received, align: "right" },
@@ -95,7 +94,7 @@ export async function status(ctx: CliContext, opts: { problems?: boolean }): Pro
   if (opts.problems) return;
   out.note("");
   out.note(out.paint("STREAMS", "bold"));
-  out.list(res.streams, [
+  out.table(res.streams, [
     { header: "stream", value: (s: StreamStatus) => s.name },
     { header: "messages", value: (s) => s.messages, align: "right" },
     { header: "bytes", value: (s) => bytes(s.bytes), align: "right" },

@@ -1,14 +1,9 @@
-import { create, toJson } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import {
-  type Point,
-  Quality,
-  SourceFilterSchema,
-  type TelemetryEvent,
-  TelemetryEventSchema,
-} from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { type Point, Quality, SourceFilterSchema, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { SubscribeResponseSchema, TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import type { CliContext } from "../kit/context.js";
+import { protoJson } from "../kit/output.js";
 import { PLATFORMS, platformName } from "./platform-names.js";
 
 export interface TailOptions {
@@ -63,8 +58,9 @@ export async function tail(ctx: CliContext, opts: TailOptions): Promise<void> {
       if (!ev) continue;
       const points = wanted ? ev.points.filter((p) => wanted.has(p.name)) : ev.points;
       if (wanted && points.length === 0) continue;
-      const shown = wanted ? { ...ev, points } : ev;
-      ctx.out.item(eventLine(ctx, ev, points), toJson(TelemetryEventSchema, shown as TelemetryEvent));
+      // Each streamed response as protobuf JSON ({"event": ...}), its points narrowed to --point when given.
+      const shown = wanted ? create(SubscribeResponseSchema, { event: { ...ev, points } }) : res;
+      ctx.out.item(eventLine(ctx, ev, points), protoJson(SubscribeResponseSchema, shown));
       count += 1;
       if (count >= limit) break;
     }
