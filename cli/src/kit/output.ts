@@ -19,12 +19,21 @@ export interface OutputOptions {
 }
 
 /**
- * A response message as protobuf JSON (the keys the HTTP/JSON API and the OpenAPI document give), its implicit fields
- * written out even when empty or zero (`"monitors": []`, `"delivered": false`): protobuf JSON drops them by default, and
- * a script reading `.monitors` or `.delivered` should not have to tell "none" or "false" from "missing".
+ * A response message as protobuf JSON (the shape the HTTP/JSON API and the OpenAPI document give), except that the
+ * message's own fields are always present, even when empty or zero (`"monitors": []`, `"delivered": false`,
+ * `"purged": "0"`): protobuf JSON drops them, and a script reading `.monitors` or `.delivered` should not have to tell
+ * "none" from "missing". Nested messages stay as the API gives them.
  */
 export function protoJson<D extends DescMessage>(schema: D, msg: MessageShape<D>): Record<string, unknown> {
-  return toJson(schema, msg, { alwaysEmitImplicit: true }) as Record<string, unknown>;
+  const j = toJson(schema, msg) as Record<string, unknown>;
+  let full: Record<string, unknown> | undefined;
+  for (const f of schema.fields) {
+    if (f.oneof !== undefined || f.fieldKind === "message" || j[f.jsonName] !== undefined) continue;
+    full ??= toJson(schema, msg, { alwaysEmitImplicit: true }) as Record<string, unknown>;
+    // Undefined still for a field with explicit presence (proto3 optional) that is unset: absent is its meaning.
+    if (full[f.jsonName] !== undefined) j[f.jsonName] = full[f.jsonName];
+  }
+  return j;
 }
 
 /** JSON that never fails on the values protobuf messages hold outside toJson (bigint, Uint8Array, Date). */
