@@ -118,9 +118,9 @@ describe("routes", () => {
     expect(got.stdout).toMatch(/^id:\s+cli-r1$/m);
     expect(got.stdout).toMatch(/^sink:\s+omf pi$/m);
     expect(got.stdout).toMatch(/^options:\s+batchSize=10$/m);
+    // One RPC: its response, the route under "route" as GetRoute gives it.
     expect(JSON.parse((await run(["routes", "get", "cli-r1", "-o", "json"])).stdout)).toMatchObject({
-      id: "cli-r1",
-      sink: { target: "pi" },
+      route: { id: "cli-r1", sink: { platform: "PLATFORM_OMF", target: "pi" }, options: { batchSize: "10" } },
     });
 
     const again = await run(["routes", "create", "cli-r1", "--sink", "omf", "--target", "pi"]);
@@ -145,7 +145,11 @@ describe("routes", () => {
     expect((await run(["routes", "create", "-f", yamlFile])).code).toBe(0);
     const json = await run(["routes", "create", "--file", jsonFile, "-o", "json"]);
     expect(json.code, json.stderr).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ id: "cli-json", sink: { platform: "PLATFORM_IOT_CENTRAL" } });
+    // A file: one CreateRoute per route, the created routes under "routes" (even for one).
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      routes: [{ id: "cli-json", sink: { platform: "PLATFORM_IOT_CENTRAL", target: "app" } }],
+    });
+    expect(JSON.parse(json.stdout).routes).toHaveLength(1);
     const ids = JSON.parse((await run(["routes", "list", "-o", "json"])).stdout).routes.map((r: { id: string }) => r.id);
     expect(ids).toEqual(expect.arrayContaining(["cli-yaml", "cli-json"]));
 
@@ -186,8 +190,10 @@ describe("tail", () => {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
-    expect(events.map((e) => e.id)).toEqual(["t-1", "t-3"]);
-    expect(events[0].points).toEqual([{ name: "temperature", unit: "degC", doubleValue: 21.5 }]);
+    // Each line one SubscribeResponse: the event under "event", its points narrowed to --point.
+    expect(events.map((e) => Object.keys(e))).toEqual([["event"], ["event"]]);
+    expect(events.map((e) => e.event.id)).toEqual(["t-1", "t-3"]);
+    expect(events[0].event.points).toEqual([{ name: "temperature", unit: "degC", doubleValue: 21.5 }]);
   });
 
   it("follows events published after it started", async () => {
@@ -201,7 +207,7 @@ describe("tail", () => {
     });
     const r = await tail;
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).source.device).toBe("tail-live");
+    expect(JSON.parse(r.stdout).event.source.device).toBe("tail-live");
   });
 });
 

@@ -88,7 +88,9 @@ describe("meridian omf send / verify / cleanup with the seed's files", () => {
     const verifyFiles = [join(dir, "OMF-Types.json"), join(dir, "OMF-Containers.json"), record];
     const ok = await run(["omf", "verify", "-e", "seed-pi", ...verifyFiles], "json");
     expect(ok.error).toBeUndefined();
-    const checks = JSON.parse(ok.stdout) as Array<{ what: string; name: string; ok: boolean }>;
+    const verified = JSON.parse(ok.stdout) as { checks: Array<{ what: string; name: string; ok: boolean }>; passed: boolean };
+    expect(verified.passed).toBe(true);
+    const checks = verified.checks;
     expect(
       checks
         .filter((c) => c.what === "point")

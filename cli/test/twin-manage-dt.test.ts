@@ -213,6 +213,6 @@ describe("meridian twin: manage-dt's create | query | delete", () => {
     const r = await run(["twin", "create", "nope", "--data-dir", join(dir, "data")]);
     expect(r.code).toBe(EXIT.usage);
     expect(r.error).toContain('digital_twins has no "nope" (it has: custom-adapter)');
-    expect(JSON.parse((await run(["twin", "list"], "json")).stdout)).toEqual([]);
+    expect(JSON.parse((await run(["twin", "list"], "json")).stdout)).toEqual({ twins: [], nextPageToken: "" });
   });
 });

@@ -155,8 +155,12 @@ describe("idigi reads", () => {
     expect(m.stdout).toMatch(/7201\s+DeviceCore,FileDataCore\s+tcp/);
     const s = await runVerb(registerIdigi, service({}), ["idigi", "sessions", "list"]);
     expect(s.stdout).toMatch(/7201\s+connected\s+push\.example:3201\s+12\s+10\s+2\s+0\s+0\s+idigi-0/);
+    // One RPC each: its response as protobuf JSON, the list under the response's own key.
     const j = JSON.parse((await runVerb(registerIdigi, service({}), ["idigi", "sessions", "list"], { format: "json" })).stdout);
-    expect(j[0]).toMatchObject({ monitorId: "7201", state: "SESSION_STATE_CONNECTED", receivedEvents: "12" });
+    expect(j.sessions).toHaveLength(1);
+    expect(j.sessions[0]).toMatchObject({ monitorId: "7201", state: "SESSION_STATE_CONNECTED", receivedEvents: "12" });
+    const ml = JSON.parse((await runVerb(registerIdigi, service({}), ["idigi", "monitors", "list"], { format: "json" })).stdout);
+    expect(ml).toMatchObject({ monitors: [{ id: "7201", topics: ["DeviceCore", "FileDataCore"] }] });
   });
 });
 

@@ -120,11 +120,13 @@ describe("iotc devices list", () => {
 });
 
 describe("iotc commands", () => {
-  it("watch prints each command; -o json is NDJSON of the command", async () => {
+  it("watch prints each command; -o json is NDJSON of each WatchCommands response", async () => {
     const t = await runVerb(registerIotc, service({ responses: [] }), ["iotc", "commands", "watch", "--app", "plant"]);
     expect(t.stdout).toContain("2026-01-02T03:04:05.000Z plant/pump-01 command reboot [r-1] 5");
     const j = await runVerb(registerIotc, service({ responses: [] }), ["iotc", "commands", "watch"], { format: "json" });
-    expect(JSON.parse(j.stdout.trim())).toMatchObject({ requestId: "r-1", name: "reboot", payload: 5 });
+    const lines = j.stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ command: { requestId: "r-1", name: "reboot", payload: 5 } });
   });
 
   it("watch --exec answers each command with what the script prints, the command on its standard input", async () => {

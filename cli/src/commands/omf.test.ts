@@ -164,17 +164,17 @@ describe("omf send", () => {
     expect(r.stdout).toMatch(/OMF-Types\.json\s+type\s+create\s+FirstDynamicType\s+plant\s+ok\s+200/);
   });
 
-  it("-o json: one document, a result per message", async () => {
+  it("-o json: one document, its sends a row per message with the endpoint's result as protobuf JSON", async () => {
     const r = await run(["omf", "send", "-e", "plant", ...seed()], "json");
     const doc = JSON.parse(r.stdout);
-    expect(doc).toHaveLength(11);
-    expect(doc[0]).toMatchObject({
+    expect(Object.keys(doc)).toEqual(["sends"]);
+    expect(doc.sends).toHaveLength(11);
+    expect(doc.sends[0]).toMatchObject({
+      iteration: 0,
       messageType: "type",
       action: "create",
       id: "FirstDynamicType",
-      endpointId: "plant",
-      ok: true,
-      httpStatus: 200,
+      result: { endpointId: "plant", ok: true, httpStatus: 200 },
     });
   });
 
@@ -243,7 +243,9 @@ describe("omf verify", () => {
     const r = await run(["omf", "verify", "-e", "plant", ...files], "json");
     expect(r.code).toBe(EXIT.failed);
     expect(r.error).toContain("point FirstContainer: holds no value (Pt Created)");
-    expect(JSON.parse(r.stdout)).toContainEqual({
+    const doc = JSON.parse(r.stdout);
+    expect(doc.passed).toBe(false);
+    expect(doc.checks).toContainEqual({
       what: "point",
       name: "FirstContainer",
       ok: false,
@@ -279,7 +281,8 @@ describe("omf endpoints", () => {
     expect(lines[1]).toMatch(/^plant\s+PI\s+https:\/\/pi\.example\/piwebapi\s+1\.2\s+yes\s+api\s+3$/);
     expect(lines[2]).toMatch(/^edge\s+EDS\s+http:\/\/localhost:5590\s+1\.1\s+no\s+file\s+1\s+http_url$/);
     const j = JSON.parse((await run(["omf", "endpoints", "list"], "json")).stdout);
-    expect(j[0]).toMatchObject({ id: "plant", kind: "ENDPOINT_KIND_PI", revision: "3", hasSecret: true });
+    expect(j.endpoints).toHaveLength(2);
+    expect(j.endpoints[0]).toMatchObject({ id: "plant", kind: "ENDPOINT_KIND_PI", revision: "3", hasSecret: true });
   });
 
   it("update reads the endpoint, changes only the flags given, keeps the secret unsent, writes at the revision read", async () => {
