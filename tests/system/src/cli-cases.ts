@@ -151,11 +151,12 @@ export function cliCases(stack: () => ComposeStack): void {
         const events = r.stdout
           .trim()
           .split("\n")
-          .map((l) => JSON.parse(l) as { source: { platform: string }; points: unknown[] });
+          .map((l) => JSON.parse(l) as { event: { source: { platform: string }; points: unknown[] } });
+        // Each line one Subscribe response: the event under "event".
         expect(events).toHaveLength(2);
-        for (const e of events) {
-          expect(e.source.platform).toBe("PLATFORM_OMNIA");
-          expect(e.points.length).toBeGreaterThan(0);
+        for (const { event } of events) {
+          expect(event.source.platform).toBe("PLATFORM_OMNIA");
+          expect(event.points.length).toBeGreaterThan(0);
         }
       });
 
@@ -191,7 +192,9 @@ export function cliCases(stack: () => ComposeStack): void {
         const got = await ok(["routes", "get", "cli-e2e-route"]);
         expect(got).toMatch(/^id:\s+cli-e2e-route$/m);
         expect(got).toMatch(/^sink:\s+omf pi-emulator$/m);
-        expect(await json(["routes", "get", "cli-e2e-route"])).toMatchObject({ id: "cli-e2e-route", sink: { target: "pi-emulator" } });
+        expect(await json(["routes", "get", "cli-e2e-route"])).toMatchObject({
+          route: { id: "cli-e2e-route", sink: { platform: "PLATFORM_OMF", target: "pi-emulator" }, options: { batchSize: "10" } },
+        });
         // A route whose sink still runs drains first (what it holds is delivered), then it is gone.
         expect(await ok(["routes", "delete", "cli-e2e-route"])).toMatch(
           /^route cli-e2e-route (deleted|draining: its sink delivers \d+ pending messages? \(up to sequence \d+\), then it is gone)\n$/,
@@ -247,10 +250,7 @@ export function cliCases(stack: () => ComposeStack): void {
         expect(one.code, one.stderr).toBe(0);
         expect(one.stdout).not.toContain("meridian-secret");
         expect(JSON.parse(one.stdout)).toMatchObject({
-          id: "cli-e2e-adh",
-          kind: "ENDPOINT_KIND_ADH",
-          tenantId: tenant,
-          namespaceId: namespace,
+          endpoint: { id: "cli-e2e-adh", kind: "ENDPOINT_KIND_ADH", tenantId: tenant, namespaceId: namespace },
         });
         expect(await json(["omf", "endpoints", "check", "cli-e2e-adh"])).toMatchObject({ reachable: true, authenticated: true });
 
@@ -272,7 +272,7 @@ export function cliCases(stack: () => ComposeStack): void {
         const verifyFiles = [files[0]!, files[1]!, record];
         const verified = await ok(["omf", "verify", "-e", "cli-e2e-adh", ...verifyFiles]);
         expect(verified).toMatch(/ThirdContainer/);
-        const checks = await json<Array<{ what: string; name: string; ok: boolean }>>([
+        const { checks, passed } = await json<{ checks: Array<{ what: string; name: string; ok: boolean }>; passed: boolean }>([
           "omf",
           "verify",
           "-e",
@@ -280,6 +280,7 @@ export function cliCases(stack: () => ComposeStack): void {
           ...verifyFiles,
         ]);
         expect(checks.filter((c) => !c.ok)).toEqual([]);
+        expect(passed).toBe(true);
         expect(checks.map((c) => c.name)).toEqual(expect.arrayContaining(["FirstContainer", "ThirdContainer"]));
         // The emulator holds exactly the seed's four streams in this namespace.
         const scope = `adh/${tenant}/${namespace}`;
@@ -328,7 +329,7 @@ export function cliCases(stack: () => ComposeStack): void {
         const list = await ok(["idigi", "monitors", "list"]);
         expect(list).toMatch(/^ID\s+TOPICS\s+TRANSPORT\s+FORMAT\s+COMPRESSION\s+BATCH\s+DURATION\s+STATUS/m);
         expect(list).toMatch(new RegExp(`^${id}\\s+FileData,Alarm\\s+\\S+\\s+xml\\s+none\\s+5\\s+10\\s`, "m"));
-        const listed = await json<Array<{ id: string; topics: string[] }>>(["idigi", "monitors", "list"]);
+        const { monitors: listed } = await json<{ monitors: Array<{ id: string; topics: string[] }> }>(["idigi", "monitors", "list"]);
         expect(listed.find((m) => String(m.id) === id)).toMatchObject({
           topics: ["FileData", "Alarm"],
           format: "PAYLOAD_FORMAT_XML",
@@ -339,8 +340,9 @@ export function cliCases(stack: () => ComposeStack): void {
         const compose = listed.find((m) => m.topics.join() === "DataPoint");
         expect(compose, "the compose stack's DataPoint monitor").toBeDefined();
         expect(await ok(["idigi", "monitors", "delete", id])).toBe(`monitor ${id} deleted\n`);
-        const after = await json<Array<{ id: string }>>(["idigi", "monitors", "list"]);
-        expect(after.map((m) => String(m.id))).not.toContain(id);
+        const after = await json<{ monitors: Array<{ id: string }> }>(["idigi", "monitors", "list"]);
+        expect(after.monitors.map((m) => String(m.id))).toContain(String(compose!.id));
+        expect(after.monitors.map((m) => String(m.id))).not.toContain(id);
         expect((await meridian(["idigi", "monitors", "delete", id])).code).toBe(EXIT.notFound);
 
         const sessions = await ok(["idigi", "sessions", "list"]);
@@ -362,11 +364,16 @@ export function cliCases(stack: () => ComposeStack): void {
 
       it("iotc apps | devices | send | properties report, and commands watch answers a command sent through IoT Central's REST API", async () => {
         expect(await ok(["iotc", "apps", "list"])).toMatch(/^plant-demo\s/m);
-        const app = await json<Record<string, unknown>>(["iotc", "apps", "get", "plant-demo"]);
-        expect(JSON.stringify(app)).toContain("0ne00EMU001");
+        const app = await json<{ application: Record<string, unknown> }>(["iotc", "apps", "get", "plant-demo"]);
+        expect(app.application).toMatchObject({ id: "plant-demo", idScope: "0ne00EMU001" });
         const devicesTable = await ok(["iotc", "devices", "list", "plant-demo"]);
         expect(devicesTable).toMatch(/connected/i);
-        const devices = await json<Array<{ deviceId: string; state: string; source?: string }>>(["iotc", "devices", "list", "plant-demo"]);
+        const { devices } = await json<{ devices: Array<{ deviceId: string; state: string; source?: string }> }>([
+          "iotc",
+          "devices",
+          "list",
+          "plant-demo",
+        ]);
         const device = devices.find((d) => d.state === "CONNECTION_STATE_CONNECTED")?.deviceId;
         expect(device, JSON.stringify(devices)).toBeDefined();
         expect(await ok(["iotc", "devices", "get", "plant-demo", device!])).toContain(device!);
@@ -379,6 +386,7 @@ export function cliCases(stack: () => ComposeStack): void {
         expect(telemetry).toMatchObject({ status: 200, body: { value: 7.25 } });
         const reported = await meridian(["iotc", "properties", "report", "plant-demo", device!, '{"cliSerial": "SN-E2E"}', "-o", "json"]);
         expect(reported.code, reported.stderr).toBe(0);
+        expect(JSON.parse(reported.stdout)).toEqual({ version: expect.stringMatching(/^[1-9]\d*$/) });
         const properties = await api("GET", `/api/devices/${encodeURIComponent(device!)}/properties`);
         expect(properties.body).toMatchObject({ cliSerial: "SN-E2E" });
 
@@ -416,7 +424,7 @@ export function cliCases(stack: () => ComposeStack): void {
       });
 
       it("omnia create | write | latest | get | data | search | delete on a series of its own, and the compose reader", async () => {
-        const created = await json<{ id: string }>([
+        const created = await json<{ timeseries: { id: string } }>([
           "omnia",
           "create",
           "--name",
@@ -428,7 +436,7 @@ export function cliCases(stack: () => ComposeStack): void {
           "--description",
           "meridian CLI system test",
         ]);
-        const id = created.id;
+        const id = created.timeseries.id;
         expect(id).toMatch(/^[0-9a-f-]{36}$/);
         const t1 = new Date(Date.now() - 120_000).toISOString();
         const t2 = new Date(Date.now() - 60_000).toISOString();
@@ -436,9 +444,9 @@ export function cliCases(stack: () => ComposeStack): void {
         const latest = await ok(["omnia", "latest", id]);
         expect(latest).toMatch(/^TIME\s+VALUE\s+STATUS/m);
         expect(latest).toMatch(new RegExp(`^${t2.replaceAll(".", "\\.")}\\s+22\\.75\\s+64$`, "m"));
-        expect(await json(["omnia", "latest", id])).toEqual({ time: t2, value: 22.75, status: 64 });
+        expect(await json(["omnia", "latest", id])).toEqual({ datapoint: { time: t2, value: 22.75, status: 64 } });
         expect(await ok(["omnia", "get", id])).toMatch(/^name:\s+CLIE2E\.T1$/m);
-        expect(await json(["omnia", "get", id])).toMatchObject({ id, name: "CLIE2E.T1", facility: "JSV", unit: "degC" });
+        expect(await json(["omnia", "get", id])).toMatchObject({ timeseries: { id, name: "CLIE2E.T1", facility: "JSV", unit: "degC" } });
         const data = await json<{ data: { datapoints: unknown[] } }>(["omnia", "data", id, "--start", "10m"]);
         expect(data.data.datapoints).toEqual([
           { time: t1, value: 21.5, status: 192 },
@@ -456,7 +464,7 @@ export function cliCases(stack: () => ComposeStack): void {
 
       it("twin list | get | query on the compose twin m5-env-01, and create | query | delete of a twin of manage-dt's iot_config.yaml", async () => {
         expect(await ok(["twin", "list"])).toMatch(/^m5-env-01\s+custom adapter\s+meridian-m5-env-cstm-01\s+ACTIVE\s/m);
-        expect(await json(["twin", "get", "m5-env-01"])).toMatchObject({ key: "m5-env-01", kind: "TWIN_KIND_CUSTOM_ADAPTER" });
+        expect(await json(["twin", "get", "m5-env-01"])).toMatchObject({ twin: { key: "m5-env-01", kind: "TWIN_KIND_CUSTOM_ADAPTER" } });
         const query = await ok(["twin", "query", "m5-env-01", "-l", "15"]);
         expect(query).toContain("Digital Twin Instance content");
         expect(query).toMatch(/Recent raw data - [1-9]\d* record\(s\)/);
