@@ -60,7 +60,9 @@ Examples:
   filterOptions(
     dlq
       .command("replay")
-      .description("put dead letters back on their subject for their consumer (or --to-route's), each once")
+      .description(
+        "put dead letters back on their subject for their consumer (or --to-route's), each once; -o json: {results: [...]}, every chunk's",
+      )
       .argument("[sequences...]", "sequences or ranges (1042 1050-1060); or a filter")
       .option("--to-route <id>", "deliver to this route's sink instead of the original consumer"),
   )

@@ -607,7 +607,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
     omf
       .command("send [files...]")
       .description(
-        "send seed-style OMF files (OMF-Types.json, OMF-Containers.json, OMF-Data.json: arrays of types / containers / data) as program.py does: types, then containers, then data, one object per request; null placeholders in data are filled per iteration as get_data does",
+        "send seed-style OMF files (OMF-Types.json, OMF-Containers.json, OMF-Data.json: arrays of types / containers / data) as program.py does: types, then containers, then data, one object per request; null placeholders in data are filled per iteration as get_data does; -o json: {sends: [{iteration, file, messageType, action, id, result}]}",
       )
       .requiredOption("-e, --endpoint <id>", "the endpoint to send to (again, or comma-separated, for several)", listFlag)
       .option("--action <action>", "create, update or delete, for files that do not say", choiceFlag("--action", OMF_ACTIONS), "create")
@@ -640,7 +640,7 @@ export function registerOmf(program: Command, ctx: Ctx): void {
     omf
       .command("verify [files...]")
       .description(
-        "read back what the files say from PI / Data Hub / EDS and compare, as test.py does; exit 1 naming each point or container that differs",
+        "read back what the files say from PI / Data Hub / EDS and compare, as test.py does; exit 1 naming each point or container that differs; -o json: {checks: [{what, name, ok, expected, actual, detail}], passed}",
       )
       .requiredOption("-e, --endpoint <id>", "the endpoint to read")
       .action(async (files: string[], o: { endpoint: string }) => {

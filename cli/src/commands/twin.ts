@@ -383,7 +383,9 @@ export function registerTwin(program: Command, ctx: Ctx): void {
   examples(
     twin
       .command("query <twin>")
-      .description("manage-dt query: the instance's content, then its recent raw, historized and rejected data")
+      .description(
+        "manage-dt query: the instance's content, then its recent raw, historized and rejected data; -o json: {twin, kind, content, rawData, historizedData, rejectedData}",
+      )
       .option("-l, --last-minutes <n>", "how far back, 1-43200", intFlag("--last-minutes", 1, 43_200), 5)
       .option("--limit <n>", "rows per table, 1-500", intFlag("--limit", 1, 500), 100)
       .option("--content", "also read each raw record's payload (one call per record, as manage-dt does)")
