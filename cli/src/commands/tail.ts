@@ -20,7 +20,7 @@ export function registerTail(program: Command, ctx: () => CliContext): void {
 Examples:
   meridian tail
   meridian tail --platform idigi --device 00000000-00000000-00409DFF-FF000001
-  meridian tail --since 10m --limit 100 -o json | jq -c '.points'
+  meridian tail --since 10m --limit 100 -o json | jq -c '.event.points'
   meridian tail --point temperature --point pressure`,
     )
     .action(async (opts: TailOptions) => {
