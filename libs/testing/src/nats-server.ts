@@ -15,6 +15,8 @@ export interface NatsServerHandle {
   restart(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** What the server has logged since it (last) started, e.g. to find its permission violations. */
   output(): string;
+  /** The server's process id now (a restart changes it), e.g. to read its CPU and RSS from /proc in a benchmark. */
+  pid(): number | undefined;
 }
 
 export interface NatsServerOptions {
@@ -108,5 +110,6 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await launch();
     },
     output: () => output,
+    pid: () => proc?.pid,
   };
 }
