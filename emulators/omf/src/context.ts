@@ -1,5 +1,6 @@
 /** What every route of one emulator instance shares: its settings, stores, tokens, faults and counters. */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Arrivals } from "./arrivals.js";
 import { type Counters, newCounters } from "./counters.js";
 import { Faults, parseFaultConfig } from "./faults.js";
 import type { Profile, ResolvedOptions } from "./options.js";
@@ -15,6 +16,8 @@ export class EmulatorContext {
   counters: Counters = newCounters();
   /** The switchable receiver behaviour; kept across a reset (it is configuration, not state). */
   readonly settings: Settings;
+  /** Present only with `recordArrivals` (benchmarks). */
+  readonly arrivals: Arrivals | undefined;
   /** SDS ingestion operations by Operation-Id, oldest first, at most MAX_OPERATIONS. */
   readonly operations = new Map<string, Operation>();
 
@@ -25,6 +28,7 @@ export class EmulatorContext {
   ) {
     if (opts.faults) this.faults.set(parseFaultConfig(opts.faults));
     this.settings = newSettings(opts.settings ? parseSettingsPatch(opts.settings) : {});
+    this.arrivals = opts.recordArrivals ? new Arrivals() : undefined;
   }
 
   /** Records an SDS operation (answered 202 or an error), forgetting the oldest beyond the cap. */
@@ -44,6 +48,7 @@ export class EmulatorContext {
     this.faults.clear();
     this.operations.clear();
     this.counters = newCounters();
+    this.arrivals?.clear();
   }
 
   /** The document of `GET /_emulator/state`: counters, faults and what each receiver holds. */

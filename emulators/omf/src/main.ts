@@ -46,6 +46,7 @@ const Env = z.object({
   OMF_EMULATOR_MAX_BODY_EDS: int(DEFAULTS.maxBodySds),
   OMF_EMULATOR_MAX_INFLATED: int(DEFAULTS.maxInflated),
   OMF_EMULATOR_STRICT: bool(false),
+  OMF_EMULATOR_RECORD_ARRIVALS: bool(false),
   OMF_EMULATOR_FAULTS: z
     .string()
     .optional()
@@ -126,6 +127,7 @@ const emulator = await startOmfEmulator({
   maxInflatedBytes: env.OMF_EMULATOR_MAX_INFLATED,
   faults: env.OMF_EMULATOR_FAULTS,
   onRequest: logRequests(log),
+  recordArrivals: env.OMF_EMULATOR_RECORD_ARRIVALS,
 });
 
 log.info(

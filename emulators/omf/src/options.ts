@@ -68,6 +68,11 @@ export interface OmfEmulatorOptions {
   caFile?: string;
   /** Called for each request after it is answered (main.ts logs through it). */
   onRequest?: (entry: RequestLogEntry) => void;
+  /**
+   * Benchmarks only: log when each data value arrives (`GET /_emulator/arrivals`; `DELETE` empties the log and every
+   * container's values, keeping types and containers). Default false.
+   */
+  recordArrivals?: boolean;
 }
 
 export interface RequestLogEntry {
@@ -125,5 +130,6 @@ export function resolveOptions(o: OmfEmulatorOptions): ResolvedOptions {
     settings: o.settings,
     caFile: o.caFile,
     onRequest: o.onRequest,
+    recordArrivals: o.recordArrivals ?? false,
   };
 }

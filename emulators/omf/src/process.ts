@@ -47,6 +47,8 @@ export interface ProcessOptions {
   stopOnError: boolean;
   /** Fault injection: message 0 fails with the profile's conflict status. */
   failFirst?: boolean;
+  /** Benchmarks (`recordArrivals`): told the index keys of the values a data message wrote, per container. */
+  onValues?: (containerId: string, keys: string[]) => void;
 }
 
 const conflictStatus = (scope: Scope) => (scope.profile === "pi" ? 409 : 400);
@@ -358,10 +360,15 @@ function dynamicData(
   // create follows the receiver's create mode; update replaces, except on PI under `piUpdate: createmode`.
   const mode = req.action === "update" && !(pi && opts.piUpdate === "createmode") ? "replace" : opts.createMode;
   let ignored = 0;
+  const written: string[] | undefined = opts.onValues ? [] : undefined;
   for (const p of prepared) {
     if (series.put(p.key, p.value, mode, pi) === "ignored") ignored++;
-    else r.values++;
+    else {
+      r.values++;
+      written?.push(p.key);
+    }
   }
+  if (written) opts.onValues!(d.containerid, written);
   if (ignored > 0) r.warnings.push(`${ignored} value(s) not written: a value exists at that index (create mode NoReplace).`);
   return scope.profile === "pi" ? 202 : 200;
 }

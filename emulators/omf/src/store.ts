@@ -201,6 +201,17 @@ export class Store {
     return s;
   }
 
+  /** Empties every container's values, keeping types, containers and points (benchmarks between phases). */
+  clearValues(): number {
+    let n = 0;
+    for (const s of [this.pi, this.eds, ...this.adh.values()])
+      for (const c of s.containers.values()) {
+        n += c.series.count;
+        c.series = new Series();
+      }
+    return n;
+  }
+
   reset(): void {
     for (const s of [this.pi, this.eds]) {
       s.types.clear();

@@ -4,6 +4,11 @@ import type { EmulatorContext } from "../context.js";
 import { type FaultConfig, parseFaultConfig } from "../faults.js";
 import { applySettings, parseSettingsPatch } from "../settings.js";
 
+function arrivalsOf(ctx: EmulatorContext) {
+  if (!ctx.arrivals) throw new EmulatorHttpError(404, "arrivals are not recorded: start with OMF_EMULATOR_RECORD_ARRIVALS=true");
+  return ctx.arrivals;
+}
+
 export function omfAdmin(ctx: EmulatorContext): AdminSurface {
   return createAdminSurface<FaultConfig>({
     state: (q) =>
@@ -32,6 +37,17 @@ export function omfAdmin(ctx: EmulatorContext): AdminSurface {
     caPem: () => ctx.caPem,
     routes: [
       { method: "GET", path: "counters", handle: () => ctx.counters },
+      { method: "GET", path: "arrivals", handle: () => arrivalsOf(ctx).snapshot() },
+      {
+        method: "DELETE",
+        path: "arrivals",
+        handle: () => {
+          // A long bench run would otherwise hold every value it sent: its phases start from empty series instead.
+          arrivalsOf(ctx).clear();
+          const values = ctx.store.clearValues();
+          return { ok: true, valuesCleared: values };
+        },
+      },
       { method: "POST", path: "tokens/expire", handle: () => ({ expired: ctx.tokens.expireAll() }) },
       { method: "GET", path: "settings", handle: () => ctx.settings },
       { method: "POST", path: "settings", handle: (r) => applySettings(ctx.settings, parseSettingsPatch(r.json())) },

@@ -102,6 +102,7 @@ export async function omfIngress(ctx: EmulatorContext, x: Exchange, profile: Pro
       sdsConflictStatus: ctx.settings.sdsConflictStatus,
       stopOnError: profile !== "pi",
       failFirst: x.failFirstMessage,
+      ...(ctx.arrivals ? { onValues: (id: string, keys: string[]) => ctx.arrivals!.record(id, keys) } : {}),
     });
   if (x.failFirstMessage) c.faults.partial++;
   if (x.asyncFailure) {
