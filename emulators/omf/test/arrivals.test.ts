@@ -44,7 +44,7 @@ describe("arrivals", () => {
       ["Tank1", ["2024-01-01T00:00:00.1234567Z", "2024-01-01T00:00:01.0000000Z"]],
       ["Tank2", ["2024-01-01T00:00:00.0000000Z"]],
     ]);
-    for (const [at] of body.groups) expect(at).toBeGreaterThanOrEqual(before);
+    for (const [at] of body.groups) expect(at).toBeGreaterThanOrEqual(before - 5);
 
     const cleared = await fetch(`${emu.url}/_emulator/arrivals`, { method: "DELETE" });
     expect(await cleared.json()).toEqual({ ok: true, valuesCleared: 3 });
