@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Command, CommandResponse, WritablePropertyUpdate } from "@meridian/contracts/meridian/command/v1/command_pb";
 import type { Platform, TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { type BackoffPolicy, retry } from "@meridian/retry";
 import {
   type ConnectionOptions,
   connect,
@@ -38,16 +37,7 @@ import {
   WRITABLE_PROPERTY_UPDATE_SCHEMA,
   writablePropertyAddress,
 } from "./cloud-to-device.js";
-import {
-  decodeBatch,
-  encodeBatch,
-  encodedEventSize,
-  MAX_EVENTS_PER_MESSAGE,
-  MAX_MESSAGE_BYTES,
-  makeBatch,
-  SCHEMA_HEADER,
-  TELEMETRY_BATCH_SCHEMA,
-} from "./codec.js";
+import { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
 import { type DeadLetter, deadLetterHeaders, REPLAY_CONSUMER_HEADER } from "./dead-letter.js";
 import { BusPermissionError, BusUnavailableError, isNotFound, isPermissionError, MessageTooLargeError } from "./errors.js";
 import { orderedMessages, type StreamMessage } from "./ordered.js";
@@ -62,12 +52,9 @@ import {
   deadLetterSubject,
   encodeToken,
   parseCommandResponseSubject,
-  severalDevicesSubject,
   sourceMatches,
-  subjectMayHold,
   TELEMETRY_ROOT,
-  type telemetryFilterSubject,
-  telemetrySelection,
+  telemetryFilterSubject,
   telemetrySubject,
   WRITABLE_PROPERTY_ROOT,
   writablePropertyFilterSubject,
@@ -77,13 +64,6 @@ export const STREAMS = { telemetry: "TELEMETRY", deadLetter: "DEADLETTER", cloud
 
 /** How long respondToCommand waits for the instance holding the command to say whether the response reached the platform. */
 export const DEFAULT_COMMAND_RESPONSE_WAIT_MS = 2000;
-
-/** Default of BusOptions.publishRetryMs: a JetStream leader election on a cluster takes a few seconds. */
-export const DEFAULT_PUBLISH_RETRY_MS = 10_000;
-/** Quick at first (an election is often over within a second), never more than a second apart. */
-const PUBLISH_RETRY_BACKOFF: BackoffPolicy = { initialMs: 50, maxMs: 1000, multiplier: 2, jitter: 0.2 };
-/** An attempt near the deadline still gets this long for its ack. */
-const MIN_PUBLISH_ATTEMPT_MS = 250;
 
 export interface StreamLimits {
   /** How long the telemetry stream keeps events for a sink that is down: its catch-up horizon. */
@@ -146,11 +126,6 @@ export interface BusOptions {
   declareStreams?: boolean;
   /** How long a JetStream publish may wait for its ack. */
   publishTimeoutMs?: number;
-  /**
-   * How long a publish that failed for a transient reason (a stream leader election, a reconnect) is tried again before
-   * its caller sees the failure; 0 turns retries off. Keep it below the deadline of whoever waits for the publish.
-   */
-  publishRetryMs?: number;
 }
 
 export interface PublishResult {
@@ -196,10 +171,6 @@ export class Bus {
     this.ready = this.start();
     // ready is awaited by whoever needs it; an unobserved rejection must not crash the process.
     this.ready.catch(() => {});
-  }
-
-  private get publishTimeoutMs(): number {
-    return this.options.publishTimeoutMs ?? 5000;
   }
 
   static connect(options: BusOptions): Bus {
@@ -260,8 +231,8 @@ export class Bus {
       return;
     }
     this.nc = nc;
-    this.jsClient = nc.jetstream({ timeout: this.publishTimeoutMs });
-    this.jsmClient = await nc.jetstreamManager({ timeout: this.publishTimeoutMs });
+    this.jsClient = nc.jetstream({ timeout: this.options.publishTimeoutMs ?? 5000 });
+    this.jsmClient = await nc.jetstreamManager({ timeout: this.options.publishTimeoutMs ?? 5000 });
     await this.declareStreamsWithRetry();
     this.setConnected(true);
     this.log.info({ server: redactUrl(nc.getServer()) }, "connected to NATS");
@@ -406,78 +377,15 @@ export class Bus {
   /**
    * JetStream publish that resolves once the stream stored the message (or recognised its msgId as a duplicate), with
    * the one mapping of its failures: BusUnavailableError, BusPermissionError, MessageTooLargeError.
-   *
-   * On a cluster the stream's leader may be moving (a node died, was drained or restarted): for a few seconds a
-   * publish times out, finds no responders or is answered 503. Such a failure, and a client between two servers, is
-   * retried for up to `publishRetryMs` with the same Nats-Msg-Id, so the stream stores the message once even when an
-   * attempt that timed out was stored after all. A message without an id is retried only when it surely was not sent.
    */
   private async publishStored(subject: string, data: Uint8Array, h: MsgHdrs, msgId?: string): Promise<{ seq: number; duplicate: boolean }> {
-    const attempt = async (timeout?: number) => {
-      if (!this.isConnected) throw new BusUnavailableError();
-      const ack = await this.js().publish(subject, data, {
-        headers: h,
-        ...(msgId === undefined ? {} : { msgID: msgId }),
-        ...(timeout === undefined ? {} : { timeout }),
-      });
+    if (!this.isConnected) throw new BusUnavailableError();
+    try {
+      const ack = await this.js().publish(subject, data, { headers: h, ...(msgId === undefined ? {} : { msgID: msgId }) });
       return { seq: ack.seq, duplicate: ack.duplicate };
-    };
-    try {
-      return await attempt();
     } catch (err) {
-      if (this.options.publishRetryMs === 0 || !this.isTransientPublishFailure(err, msgId !== undefined)) {
-        throw this.publishError(err, subject, data.length);
-      }
-      return this.publishAgain(attempt, err, subject, data.length, msgId !== undefined);
+      throw this.publishError(err, subject, data.length);
     }
-  }
-
-  /** The retries of publishStored after a first transient failure, kept off the path of a publish that succeeds. */
-  private async publishAgain<T>(
-    attempt: (timeout: number) => Promise<T>,
-    first: unknown,
-    subject: string,
-    bytes: number,
-    hasMsgId: boolean,
-  ): Promise<T> {
-    const budget = this.options.publishRetryMs ?? DEFAULT_PUBLISH_RETRY_MS;
-    const deadline = Date.now() + budget;
-    const signal = AbortSignal.timeout(budget);
-    let last = first;
-    this.log.debug({ subject, err: (first as Error).message }, "publish failed; retrying while the bus recovers");
-    try {
-      return await retry(
-        // An attempt ends by the deadline, whatever the client's own publish timeout.
-        () => attempt(Math.max(MIN_PUBLISH_ATTEMPT_MS, Math.min(this.publishTimeoutMs, deadline - Date.now()))),
-        {
-          policy: PUBLISH_RETRY_BACKOFF,
-          maxAttempts: Number.POSITIVE_INFINITY,
-          signal,
-          isRetryable: (err) => {
-            last = err;
-            return this.isTransientPublishFailure(err, hasMsgId);
-          },
-        },
-      );
-    } catch (err) {
-      throw this.publishError(signal.aborted ? last : err, subject, bytes);
-    }
-  }
-
-  /**
-   * A failure another attempt may overcome: the client between two servers, no stream leader (no responders, 503, a JetStream
-   * API 5xx), or no answer in time. A timeout may hide a stored message, so it is retried only with a Nats-Msg-Id.
-   */
-  private isTransientPublishFailure(err: unknown, hasMsgId: boolean): boolean {
-    if (this.closed) return false;
-    // Waiting makes sense for a reconnect; a bus that never reached a server (not ready) says so at once.
-    if (err instanceof BusUnavailableError) return this.nc !== undefined;
-    const e = err as { code?: string; api_error?: { code?: number } };
-    if (e.code === ErrorCode.NoResponders) return true;
-    if (!hasMsgId) return false;
-    if (e.code === ErrorCode.Timeout || e.code === ErrorCode.Disconnect) return true;
-    const status = e.api_error?.code;
-    return status !== undefined && status >= 500;
   }
 
   /**
@@ -629,38 +537,31 @@ export class Bus {
   }
 
   /**
-   * Publishes events as one bus message per (platform, connection), keeping their order, in chunks of at most
-   * MAX_EVENTS_PER_MESSAGE events / MAX_MESSAGE_BYTES (the contract is in subjects.ts at telemetrySubject). The message
-   * id is derived from `batchId` when the source has one (an iDigi block, an Omnia page), else from the subject and the
-   * event ids, with `:<chunk>` after the first chunk, so publishing the same events again is recognised as a duplicate.
+   * Publishes events as one bus message per subject (device), keeping their order. The message id
+   * is derived from `batchId` when the source has one (an iDigi block, an Omnia page), else from
+   * the event ids, so publishing the same events again is recognised as a duplicate.
    */
   async publishEvents(events: TelemetryEvent[], batchId?: string): Promise<PublishResult> {
     const groups = new Map<string, TelemetryEvent[]>();
     for (const e of events) {
-      const s = e.source;
-      if (!s) throw new Error(`event ${e.id} has no source`);
-      // The platform is a number, so the first ':' ends it: no two (platform, connection) pairs share a key.
-      const key = `${s.platform}:${s.connection}`;
-      const list = groups.get(key);
+      if (!e.source) throw new Error(`event ${e.id} has no source`);
+      const subject = telemetrySubject(e.source);
+      const list = groups.get(subject);
       if (list) list.push(e);
-      else groups.set(key, [e]);
+      else groups.set(subject, [e]);
     }
-    const messages: Array<{ subject: string; id: string; events: TelemetryEvent[] }> = [];
-    for (const [key, group] of groups) {
-      chunkEvents(group).forEach((chunk, i) => {
-        const subject = messageSubject(chunk);
+    const results = await Promise.all(
+      [...groups].map(([subject, group]) => {
         const id =
           batchId === undefined
-            ? digest(`${subject}\n${chunk.map((e) => e.id).join("\n")}`)
+            ? digest(`${subject}\n${group.map((e) => e.id).join("\n")}`)
             : groups.size === 1
               ? batchId
-              : `${batchId}:${digest(key).slice(0, 16)}`;
-        messages.push({ subject, id: i === 0 ? id : `${id}:${i}`, events: chunk });
-      });
-    }
-    const results = await Promise.all(messages.map((m) => this.publishBatch(m.subject, makeBatch(m.id, m.events))));
-    let duplicates = 0;
-    for (const r of results) if (r.duplicate) duplicates++;
+              : `${batchId}:${digest(subject).slice(0, 16)}`;
+        return this.publishBatch(subject, makeBatch(id, group));
+      }),
+    );
+    const duplicates = results.filter((r) => r.duplicate).length;
     return { stored: results.length - duplicates, duplicates };
   }
 
@@ -669,12 +570,9 @@ export class Bus {
    * clean up, re-created by the client after a reconnect without gaps). Replayed dead letters are skipped.
    */
   async *subscribe(filter: Parameters<typeof telemetryFilterSubject>[0], options: SubscribeOptions = {}): AsyncGenerator<TelemetryEvent> {
-    const selection = telemetrySelection(filter);
-    for await (const m of this.ordered(STREAMS.telemetry, selection.subject, options)) {
+    for await (const m of this.ordered(STREAMS.telemetry, telemetryFilterSubject(filter), options)) {
       // A replayed dead letter is for one sink; live telemetry showed the original when it was first published.
       if (m.headers?.get(REPLAY_CONSUMER_HEADER)) continue;
-      // Another device's own message: nothing in it is the filter's.
-      if (selection.events && !subjectMayHold(m.subject, selection.events)) continue;
       const batch = decodeBatch(m.data);
       for (const event of batch.events) {
         if (sourceMatches(filter as never, event.source)) yield event;
@@ -758,41 +656,6 @@ function schemaHeaders(schema: string): MsgHdrs {
   const h = headers();
   h.set(SCHEMA_HEADER, schema);
   return h;
-}
-
-/**
- * The publish call's events of one (platform, connection) as bus messages: in order, each chunk at most
- * MAX_EVENTS_PER_MESSAGE events and MAX_MESSAGE_BYTES encoded (an event larger than that alone is one chunk, which the
- * bus refuses as too large, as before).
- */
-export function chunkEvents(events: TelemetryEvent[]): TelemetryEvent[][] {
-  if (events.length <= MAX_EVENTS_PER_MESSAGE) {
-    let bytes = 0;
-    for (const e of events) bytes += encodedEventSize(e);
-    if (bytes <= MAX_MESSAGE_BYTES) return [events];
-  }
-  const chunks: TelemetryEvent[][] = [];
-  let chunk: TelemetryEvent[] = [];
-  let bytes = 0;
-  for (const e of events) {
-    const size = encodedEventSize(e);
-    if (chunk.length > 0 && (chunk.length === MAX_EVENTS_PER_MESSAGE || bytes + size > MAX_MESSAGE_BYTES)) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(e);
-    bytes += size;
-  }
-  chunks.push(chunk);
-  return chunks;
-}
-
-/** The device's own subject when every event is of one device, else the connection's several-devices subject. */
-function messageSubject(events: TelemetryEvent[]): string {
-  const first = events[0]!.source!;
-  for (const e of events) if (e.source!.device !== first.device) return severalDevicesSubject(first.platform, first.connection);
-  return telemetrySubject(first);
 }
 
 function digest(s: string): string {
