@@ -1,5 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@meridian/bus";
+import type { TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, retry } from "@meridian/retry";
 import type { Logger } from "pino";
 import {
@@ -61,21 +62,31 @@ export interface MonitorPipelineOptions {
   drainTimeoutMs?: number;
 }
 
-/** Remembers the last `capacity` ids (insertion order). */
-class RecentIds {
+/**
+ * Remembers the last `capacity` ids added (a ring: the oldest is forgotten first). Checked and added once per event,
+ * so it does no more than one Set lookup, one insert and, when full, one delete per event.
+ */
+export class RecentIds {
   private readonly ids = new Set<string>();
-  constructor(private readonly capacity: number) {}
+  private readonly ring: Array<string | undefined>;
+  private next = 0;
+  constructor(private readonly capacity: number) {
+    this.ring = new Array<string | undefined>(capacity);
+  }
   has(id: string): boolean {
     return this.ids.has(id);
   }
   add(id: string): void {
-    if (this.capacity === 0) return;
-    this.ids.delete(id);
+    if (this.capacity === 0 || this.ids.has(id)) return;
+    const oldest = this.ring[this.next];
+    if (oldest !== undefined) this.ids.delete(oldest);
+    this.ring[this.next] = id;
+    this.next = (this.next + 1) % this.capacity;
     this.ids.add(id);
-    if (this.ids.size > this.capacity) {
-      const oldest = this.ids.values().next().value;
-      if (oldest !== undefined) this.ids.delete(oldest);
-    }
+  }
+  /** Forgets ids that were added but never stored (their slots in the ring are reused later). */
+  forget(id: string): void {
+    this.ids.delete(id);
   }
 }
 
@@ -84,12 +95,16 @@ type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; b
 /**
  * One monitor's pipeline: its PushSession (reconnects with capped backoff, explicit acks) → map → bus.
  *
- * Blocks are handled one at a time, in arrival order. A block is acked only after `publishEvents` resolved,
- * i.e. JetStream stored every event; while the bus is down the publish is retried with backoff and nothing
- * is acked, so the session's `maxUnacked` and `maxHeldBytes` (the monitor's memory budget) stop it reading the
- * socket and the platform keeps (and on reconnect replays) what is unacked. An ack that cannot be sent because the connection has gone is harmless: the platform
- * replays that block, and its events are recognised (same content → same ids) by the recent-id memory and,
- * when the grouping is the same, by the bus's Nats-Msg-Id window.
+ * Blocks are pipelined: each is mapped and its publish sent as soon as it arrives, so the blocks the session holds
+ * unacked (`maxUnacked`) are in flight to JetStream together and their publishes share the connection's writes; the
+ * publishes go out in arrival order, so the bus stores a monitor's events in the platform's order (a publish retried
+ * after a bus outage may land after a later block's). Acks go out in arrival order too, each only after its block and
+ * every block before it was stored (or dead-lettered): a replayed block whose events are still in flight is therefore
+ * never acked before they are stored. While the bus is down the publish is retried with backoff and nothing is acked,
+ * so the session's `maxUnacked` and `maxHeldBytes` (the monitor's memory budget) stop it reading the socket and the
+ * platform keeps (and on reconnect replays) what is unacked. An ack that cannot be sent because the connection has
+ * gone is harmless: the platform replays that block, and its events are recognised (same content → same ids) by the
+ * recent-id memory and, when the grouping is the same, by the bus's Nats-Msg-Id window.
  */
 export class MonitorPipeline {
   readonly monitorId: string;
@@ -106,7 +121,8 @@ export class MonitorPipeline {
   private readonly session: PushSession;
   private readonly log: Logger;
   private readonly recent: RecentIds;
-  private readonly queue: Work[] = [];
+  /** Blocks taken on, in arrival order, each with its publish (started at once); acked from the head. */
+  private readonly queue: Array<{ work: Work; done: Promise<boolean> }> = [];
   private readonly abort = new AbortController();
   private working: Promise<void> | undefined;
   private stopping = false;
@@ -201,34 +217,56 @@ export class MonitorPipeline {
   private enqueue(work: Work): void {
     // While stopping, blocks that were not taken on stay unacked: the platform replays them to the next session.
     if (this.stopping) return;
-    this.queue.push(work);
+    this.queue.push({ work, done: this.store(work) });
     if (!this.working) this.working = this.drain();
   }
 
+  /** Acks the blocks in arrival order, each once it and every block before it was stored (or dead-lettered). */
   private async drain(): Promise<void> {
     try {
-      for (let w = this.queue.shift(); w; w = this.queue.shift()) {
-        try {
-          if (w.kind === "batch") await this.handleBatch(w.batch, w.at);
-          else await this.handleInvalid(w.batch);
-        } catch (err) {
-          if (this.abort.signal.aborted) return;
-          // Not a bus outage (those are retried inside): the block can never be published (e.g. it cannot be
-          // encoded). Replaying it would fail the same way, so it is dead-lettered, then acked.
-          this.counters.failedBatches++;
-          this.noteError(`block ${w.batch.blockId}: ${(err as Error).message}`);
-          this.log.error({ err, blockId: w.batch.blockId }, "block cannot be published; dead-lettering it");
-          try {
-            await this.deadLetter(w.batch, "iDigi block could not be published", (err as Error).message);
-            await this.ack(w.batch);
-          } catch (dlErr) {
-            if (this.abort.signal.aborted) return;
-            this.log.error({ err: dlErr, blockId: w.batch.blockId }, "dead-lettering failed; block left unacked for replay");
-          }
-        }
+      for (let head = this.queue[0]; head; head = this.queue[0]) {
+        const ackable = await head.done;
+        if (this.abort.signal.aborted) return;
+        this.queue.shift();
+        if (ackable) await this.ack(head.work.batch);
       }
     } finally {
       this.working = undefined;
+    }
+  }
+
+  /**
+   * Publishes a block (called as it arrives: its publish is sent before the next block's). Resolves whether it may be
+   * acked: true once stored or dead-lettered; false when it must stay unacked (the pipeline stopped, or neither worked).
+   * Never rejects.
+   */
+  private async store(w: Work): Promise<boolean> {
+    let fresh: TelemetryEvent[] = [];
+    try {
+      if (w.kind === "invalid") await this.handleInvalid(w.batch);
+      else {
+        const published = this.handleBatch(w.batch, w.at);
+        fresh = published.fresh;
+        await published.stored;
+      }
+      return true;
+    } catch (err) {
+      // Not stored: a replay of these events must be published again, not taken for a duplicate.
+      for (const e of fresh) this.recent.forget(e.id);
+      if (this.abort.signal.aborted) return false;
+      // Not a bus outage (those are retried inside): the block can never be published (e.g. it cannot be
+      // encoded). Replaying it would fail the same way, so it is dead-lettered, then acked.
+      this.counters.failedBatches++;
+      this.noteError(`block ${w.batch.blockId}: ${(err as Error).message}`);
+      this.log.error({ err, blockId: w.batch.blockId }, "block cannot be published; dead-lettering it");
+      try {
+        await this.deadLetter(w.batch, "iDigi block could not be published", (err as Error).message);
+        return true;
+      } catch (dlErr) {
+        if (!this.abort.signal.aborted)
+          this.log.error({ err: dlErr, blockId: w.batch.blockId }, "dead-lettering failed; block left unacked for replay");
+        return false;
+      }
     }
   }
 
@@ -250,7 +288,12 @@ export class MonitorPipeline {
     );
   }
 
-  private async handleBatch(batch: PushBatch, at: Date): Promise<void> {
+  /**
+   * Maps a block and sends its publish now (synchronously, so publishes leave in arrival order). Its fresh events are
+   * remembered at once, so that a replay arriving while they are in flight is not published again; the ack of that
+   * replay waits behind this block (drain).
+   */
+  private handleBatch(batch: PushBatch, at: Date): { fresh: TelemetryEvent[]; stored: Promise<void> } {
     this.counters.receivedBatches++;
     this.counters.receivedEvents += batch.events.length;
     const events = toTelemetryEvents(this.monitorId, batch.events, {
@@ -264,19 +307,22 @@ export class MonitorPipeline {
       return true;
     });
     const known = events.length - fresh.length;
-    if (fresh.length > 0) {
-      const result = await this.publish(() => this.options.bus.publishEvents(fresh, batchIdFor(this.monitorId, fresh)));
-      for (const e of fresh) this.recent.add(e.id);
+    this.counters.duplicateEvents += known;
+    if (fresh.length === 0) return { fresh, stored: Promise.resolve() };
+    for (const e of fresh) this.recent.add(e.id);
+    const publishing = this.publish(() => this.options.bus.publishEvents(fresh, batchIdFor(this.monitorId, fresh)));
+    const stored = publishing.then((result) => {
       if (result.stored === 0 && result.duplicates > 0) this.counters.duplicateEvents += fresh.length;
       else {
-        const skipped = fresh.filter((e) => e.points.length === 0).length;
+        let skipped = 0;
+        for (const e of fresh) if (e.points.length === 0) skipped++;
         this.counters.skippedEvents += skipped;
         this.counters.deliveredEvents += fresh.length - skipped;
       }
-      this.log.debug({ blockId: batch.blockId, events: fresh.length, known, ...result }, "block published");
-    }
-    this.counters.duplicateEvents += known;
-    await this.ack(batch);
+      if (this.log.isLevelEnabled("debug"))
+        this.log.debug({ blockId: batch.blockId, events: fresh.length, known, ...result }, "block published");
+    });
+    return { fresh, stored };
   }
 
   private async handleInvalid(batch: InvalidBatch): Promise<void> {
@@ -285,7 +331,6 @@ export class MonitorPipeline {
     this.noteError(`block ${batch.blockId}: ${batch.error.message}`);
     this.log.error({ blockId: batch.blockId, err: batch.error }, "unparseable block; dead-lettering it");
     await this.deadLetter(batch, `unparseable iDigi block: ${batch.error.code}`, batch.error.message);
-    await this.ack(batch);
   }
 
   /**
