@@ -128,6 +128,8 @@ interface Connection {
   /** Block id → the delivered, unacked blocks with that id (several after the u16 id wraps), oldest first. */
   pending: Map<number, Held[]>;
   unacked: number;
+  /** Acks written in this tick are held back and leave in one write (one segment instead of one per block). */
+  corked: boolean;
   handshakeTimer?: NodeJS.Timeout;
   refused?: IdigiConnectRefusedError;
   error?: Error;
@@ -245,6 +247,14 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
     cur.unacked--;
     held?.release();
     this.#flow(cur);
+    if (!cur.corked) {
+      cur.corked = true;
+      cur.socket.cork();
+      process.nextTick(() => {
+        cur.corked = false;
+        cur.socket.uncork();
+      });
+    }
     return new Promise((resolve, reject) => {
       cur.socket.write(frame, (err) => {
         if (err) reject(new IdigiNetworkError(`ack of block ${blockId} could not be written`, { cause: err }));
@@ -323,6 +333,7 @@ export class PushSession extends EventEmitter<PushSessionEvents> {
         paused: false,
         pending: new Map(),
         unacked: 0,
+        corked: false,
         reason: "connection closed by peer",
       };
       this.#live = conn;
