@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Command, CommandResponse, WritablePropertyUpdate } from "@meridian/contracts/meridian/command/v1/command_pb";
 import type { Platform, TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { type BackoffPolicy, retry } from "@meridian/retry";
 import {
   type ConnectionOptions,
   connect,
@@ -65,6 +66,13 @@ export const STREAMS = { telemetry: "TELEMETRY", deadLetter: "DEADLETTER", cloud
 /** How long respondToCommand waits for the instance holding the command to say whether the response reached the platform. */
 export const DEFAULT_COMMAND_RESPONSE_WAIT_MS = 2000;
 
+/** Default of BusOptions.publishRetryMs: a JetStream leader election on a cluster takes a few seconds. */
+export const DEFAULT_PUBLISH_RETRY_MS = 10_000;
+/** Quick at first (an election is often over within a second), never more than a second apart. */
+const PUBLISH_RETRY_BACKOFF: BackoffPolicy = { initialMs: 50, maxMs: 1000, multiplier: 2, jitter: 0.2 };
+/** An attempt near the deadline still gets this long for its ack. */
+const MIN_PUBLISH_ATTEMPT_MS = 250;
+
 export interface StreamLimits {
   /** How long the telemetry stream keeps events for a sink that is down: its catch-up horizon. */
   telemetryMaxAgeMs: number;
@@ -126,6 +134,11 @@ export interface BusOptions {
   declareStreams?: boolean;
   /** How long a JetStream publish may wait for its ack. */
   publishTimeoutMs?: number;
+  /**
+   * How long a publish that failed for a transient reason (a stream leader election, a reconnect) is tried again before
+   * its caller sees the failure; 0 turns retries off. Keep it below the deadline of whoever waits for the publish.
+   */
+  publishRetryMs?: number;
 }
 
 export interface PublishResult {
@@ -171,6 +184,10 @@ export class Bus {
     this.ready = this.start();
     // ready is awaited by whoever needs it; an unobserved rejection must not crash the process.
     this.ready.catch(() => {});
+  }
+
+  private get publishTimeoutMs(): number {
+    return this.options.publishTimeoutMs ?? 5000;
   }
 
   static connect(options: BusOptions): Bus {
@@ -231,8 +248,8 @@ export class Bus {
       return;
     }
     this.nc = nc;
-    this.jsClient = nc.jetstream({ timeout: this.options.publishTimeoutMs ?? 5000 });
-    this.jsmClient = await nc.jetstreamManager({ timeout: this.options.publishTimeoutMs ?? 5000 });
+    this.jsClient = nc.jetstream({ timeout: this.publishTimeoutMs });
+    this.jsmClient = await nc.jetstreamManager({ timeout: this.publishTimeoutMs });
     await this.declareStreamsWithRetry();
     this.setConnected(true);
     this.log.info({ server: redactUrl(nc.getServer()) }, "connected to NATS");
@@ -377,15 +394,78 @@ export class Bus {
   /**
    * JetStream publish that resolves once the stream stored the message (or recognised its msgId as a duplicate), with
    * the one mapping of its failures: BusUnavailableError, BusPermissionError, MessageTooLargeError.
+   *
+   * On a cluster the stream's leader may be moving (a node died, was drained or restarted): for a few seconds a
+   * publish times out, finds no responders or is answered 503. Such a failure, and a client between two servers, is
+   * retried for up to `publishRetryMs` with the same Nats-Msg-Id, so the stream stores the message once even when an
+   * attempt that timed out was stored after all. A message without an id is retried only when it surely was not sent.
    */
   private async publishStored(subject: string, data: Uint8Array, h: MsgHdrs, msgId?: string): Promise<{ seq: number; duplicate: boolean }> {
-    if (!this.isConnected) throw new BusUnavailableError();
-    try {
-      const ack = await this.js().publish(subject, data, { headers: h, ...(msgId === undefined ? {} : { msgID: msgId }) });
+    const attempt = async (timeout?: number) => {
+      if (!this.isConnected) throw new BusUnavailableError();
+      const ack = await this.js().publish(subject, data, {
+        headers: h,
+        ...(msgId === undefined ? {} : { msgID: msgId }),
+        ...(timeout === undefined ? {} : { timeout }),
+      });
       return { seq: ack.seq, duplicate: ack.duplicate };
+    };
+    try {
+      return await attempt();
     } catch (err) {
-      throw this.publishError(err, subject, data.length);
+      if (this.options.publishRetryMs === 0 || !this.isTransientPublishFailure(err, msgId !== undefined)) {
+        throw this.publishError(err, subject, data.length);
+      }
+      return this.publishAgain(attempt, err, subject, data.length, msgId !== undefined);
     }
+  }
+
+  /** The retries of publishStored after a first transient failure, kept off the path of a publish that succeeds. */
+  private async publishAgain<T>(
+    attempt: (timeout: number) => Promise<T>,
+    first: unknown,
+    subject: string,
+    bytes: number,
+    hasMsgId: boolean,
+  ): Promise<T> {
+    const budget = this.options.publishRetryMs ?? DEFAULT_PUBLISH_RETRY_MS;
+    const deadline = Date.now() + budget;
+    const signal = AbortSignal.timeout(budget);
+    let last = first;
+    this.log.debug({ subject, err: (first as Error).message }, "publish failed; retrying while the bus recovers");
+    try {
+      return await retry(
+        // An attempt ends by the deadline, whatever the client's own publish timeout.
+        () => attempt(Math.max(MIN_PUBLISH_ATTEMPT_MS, Math.min(this.publishTimeoutMs, deadline - Date.now()))),
+        {
+          policy: PUBLISH_RETRY_BACKOFF,
+          maxAttempts: Number.POSITIVE_INFINITY,
+          signal,
+          isRetryable: (err) => {
+            last = err;
+            return this.isTransientPublishFailure(err, hasMsgId);
+          },
+        },
+      );
+    } catch (err) {
+      throw this.publishError(signal.aborted ? last : err, subject, bytes);
+    }
+  }
+
+  /**
+   * A failure another attempt may overcome: the client between two servers, no stream leader (no responders, 503, a JetStream
+   * API 5xx), or no answer in time. A timeout may hide a stored message, so it is retried only with a Nats-Msg-Id.
+   */
+  private isTransientPublishFailure(err: unknown, hasMsgId: boolean): boolean {
+    if (this.closed) return false;
+    // Waiting makes sense for a reconnect; a bus that never reached a server (not ready) says so at once.
+    if (err instanceof BusUnavailableError) return this.nc !== undefined;
+    const e = err as { code?: string; api_error?: { code?: number } };
+    if (e.code === ErrorCode.NoResponders) return true;
+    if (!hasMsgId) return false;
+    if (e.code === ErrorCode.Timeout || e.code === ErrorCode.Disconnect) return true;
+    const status = e.api_error?.code;
+    return status !== undefined && status >= 500;
   }
 
   /**
