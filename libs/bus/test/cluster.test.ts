@@ -52,7 +52,7 @@ describe("Bus on a 3-node JetStream cluster", { timeout: 180_000 }, () => {
     expect(await cluster.streamLeader(STREAMS.telemetry)).toMatch(/^n[123]$/);
   });
 
-  it("loses and duplicates nothing while the stream leader, then another node, is killed", async () => {
+  it("loses and duplicates nothing while the stream leader, then the consumer's leader, is killed", async () => {
     const acked = new Set<string>();
     const failed: string[] = [];
     const delivered = new Map<string, number>();
@@ -93,9 +93,12 @@ describe("Bus on a 3-node JetStream cluster", { timeout: 180_000 }, () => {
     const first = await cluster.waitForStreamLeader(STREAMS.telemetry);
     await first.kill();
     await progress(50);
-    const second = await cluster.waitForStreamLeader(STREAMS.telemetry, { not: first.name });
+    const newLeader = await cluster.waitForStreamLeader(STREAMS.telemetry, { not: first.name });
     await first.start();
     await cluster.waitHealthy(60_000);
+    // Then the consumer's leader: its pulls get "409 Leadership Change" or no answer, and deliveries must go on.
+    const consumerLeader = await cluster.consumerLeader(STREAMS.telemetry, "cluster-sink");
+    const second = consumerLeader && consumerLeader !== first.name ? cluster.node(consumerLeader) : newLeader;
     await progress(50);
     await second.kill();
     await progress(50);

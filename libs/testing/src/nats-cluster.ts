@@ -34,6 +34,8 @@ export interface NatsCluster {
    * monitoring endpoint, so the helper needs no NATS client.
    */
   streamLeader(stream: string): Promise<string | undefined>;
+  /** A durable consumer's leader as a running node reports it, or undefined while there is none. */
+  consumerLeader(stream: string, durable: string): Promise<string | undefined>;
   /** Waits until a running node names a leader for the stream (other than `not`, when given) and returns it. */
   waitForStreamLeader(stream: string, options?: { not?: string; timeoutMs?: number }): Promise<NatsClusterNode>;
   /** Waits until every running node says it is healthy (JetStream current: meta leader known, its streams caught up). */
@@ -51,6 +53,7 @@ export interface NatsClusterOptions {
 interface JszStream {
   name: string;
   cluster?: { leader?: string };
+  consumer_detail?: Array<{ name: string; cluster?: { leader?: string } }>;
 }
 interface Jsz {
   account_details?: Array<{ stream_detail?: JszStream[] }>;
@@ -98,7 +101,15 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     async streamLeader(stream) {
       for (const n of nodes) {
         if (!n.running) continue;
-        const leader = await n.streamLeader(stream).catch(() => undefined);
+        const leader = await n.leader(stream).catch(() => undefined);
+        if (leader) return leader;
+      }
+      return undefined;
+    },
+    async consumerLeader(stream, durable) {
+      for (const n of nodes) {
+        if (!n.running) continue;
+        const leader = await n.leader(stream, durable).catch(() => undefined);
         if (leader) return leader;
       }
       return undefined;
@@ -213,12 +224,17 @@ class ClusterNode implements NatsClusterNode {
     }
   }
 
-  async streamLeader(stream: string): Promise<string | undefined> {
-    const res = await fetch(`${this.monitorUrl}/jsz?streams=true`, { signal: AbortSignal.timeout(2000) });
+  /** The leader of the stream, or of its consumer `durable`, as this node sees it. */
+  async leader(stream: string, durable?: string): Promise<string | undefined> {
+    const res = await fetch(`${this.monitorUrl}/jsz?${durable ? "consumers" : "streams"}=true`, { signal: AbortSignal.timeout(2000) });
     if (!res.ok) return undefined;
     const jsz = (await res.json()) as Jsz;
     for (const account of jsz.account_details ?? []) {
-      for (const s of account.stream_detail ?? []) if (s.name === stream) return s.cluster?.leader || undefined;
+      for (const s of account.stream_detail ?? []) {
+        if (s.name !== stream) continue;
+        const of = durable === undefined ? s : s.consumer_detail?.find((c) => c.name === durable);
+        return of?.cluster?.leader || undefined;
+      }
     }
     return undefined;
   }
