@@ -64,10 +64,29 @@ export function canonicalJson(value: unknown): string {
   for (const k of keys) {
     const v = record[k];
     if (v === undefined) continue;
-    out += `${first ? "" : ","}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    // Leaves inline: this runs for every field of every pushed record (event ids are digests of it).
+    const t = typeof v;
+    const json =
+      t === "string"
+        ? JSON.stringify(v)
+        : t === "boolean" || v === null || (t === "number" && Number.isFinite(v))
+          ? String(v)
+          : canonicalJson(v);
+    out += `${first ? "" : ","}${quotedKey(k)}:${json}`;
     first = false;
   }
   return `${out}}`;
+}
+
+/** Record keys come from a few schemas: their JSON spelling is kept (up to a bound, as keys are the platform's). */
+const quotedKeys = new Map<string, string>();
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quotedKeys.size < 4096) quotedKeys.set(k, q);
+  }
+  return q;
 }
 
 // crypto.hash (Node ≥ 20.12) is a one-shot digest without a Hash object per call: ids are computed per event.
