@@ -65,3 +65,13 @@ export async function startProcess(name: string, folder: string, env: Record<str
     },
   };
 }
+
+/** The pid of a throwaway nats-server (its own process), for a ProcessSampler. */
+export function natsPid(nats: { pid(): number | undefined }): number {
+  const pid = nats.pid();
+  if (pid === undefined) throw new Error("nats-server has no process id (not running)");
+  return pid;
+}
+
+/** What the bench process's own CPU and RSS hold, said beside its figures (it is not a Meridian service). */
+export const BENCH_PROCESS = "bench";
