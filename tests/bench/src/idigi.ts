@@ -1,155 +1,201 @@
 /**
- * npm run bench:idigi — events/s from the iDigi emulator's push socket onto the bus through idigi-listener:
- * the emulator (its own process, plain TCP) renders blocks of 100 DataPoint events, the listener inflates,
- * parses, maps, publishes to JetStream (file storage, loopback) and acks each block only after the bus stored
- * it. Once with zlib and once without. Bounded in events (BENCH_IDIGI_EVENTS) and time (BENCH_IDIGI_TIMEOUT_MS).
- * Prints one JSON object.
+ * npm run bench:idigi — iDigi emulator push socket → idigi-listener → TELEMETRY stream, each its own process (the
+ * built dist, as a container runs it): the emulator renders blocks of 100 DataPoint events, the listener inflates,
+ * parses, maps, publishes to JetStream (file storage, loopback) and acks each block only after the bus stored it.
+ *
+ * Per compression (zlib, none): a sustained phase (BENCH_IDIGI_SECONDS, default 30, after BENCH_IDIGI_WARMUP_SECONDS,
+ * default 5) with the emulator kept BENCH_IDIGI_OUTSTANDING events ahead of what the listener stored; events/s, CPU µs
+ * per event of each process (and of Meridian's own: listener + nats-server), idle and peak RSS. Then a latency phase at
+ * BENCH_IDIGI_RATE events/s for BENCH_IDIGI_LATENCY_SECONDS: the source platform's batching (the event's observed time
+ * at the emulator → the listener received its block) apart from Meridian's own part (received → seen on the bus by a
+ * subscriber). The raw bus figure of the same run is the yardstick. Appends to tests/bench/results/idigi.jsonl.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { createRequire } from "node:module";
+
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { STREAMS } from "@meridian/bus";
+import { Bus } from "@meridian/bus";
 import { Compression, IdigiListenerService, PayloadFormat } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
-import { idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
-import { freePort, startNatsServer, testCredential, testIdentitiesFile } from "@meridian/testing";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { freePort, startNatsServer, testCredential } from "@meridian/testing";
 import { pino } from "pino";
-import { machine, rate } from "./common.js";
+import { emitter, envNumber, latencySummary, sustain } from "./idigi-load.js";
+import { type RunningProcess, startProcess } from "./processes.js";
+import { measureRawBus } from "./raw-bus.js";
+import { appendResult } from "./results.js";
+import { ProcessSampler } from "./sampler.js";
 
-const EVENTS = Number(process.env.BENCH_IDIGI_EVENTS ?? 100_000);
-const TIMEOUT_MS = Number(process.env.BENCH_IDIGI_TIMEOUT_MS ?? 120_000);
+const WARMUP_S = envNumber("BENCH_IDIGI_WARMUP_SECONDS", 5, 1, 600);
+const SECONDS = envNumber("BENCH_IDIGI_SECONDS", 30, 1, 3600);
+const OUTSTANDING = envNumber("BENCH_IDIGI_OUTSTANDING", 20_000, 1000, 1_000_000);
+const RATE = envNumber("BENCH_IDIGI_RATE", 5000, 10, 100_000);
+const LATENCY_S = envNumber("BENCH_IDIGI_LATENCY_SECONDS", 10, 1, 600);
+const RAW_MESSAGES = envNumber("BENCH_RAW_MESSAGES", 30_000, 1000, 10_000_000);
+const COMPRESSIONS = (process.env.BENCH_IDIGI_COMPRESSIONS ?? "zlib,none").split(",");
 const BATCH = 100;
 const logger = pino({ level: "warn" });
 
-async function startEmulator(): Promise<{ httpUrl: string; pushPort: number; proc: ChildProcess }> {
-  const main = createRequire(import.meta.url)
-    .resolve("@meridian/emulator-idigi")
-    .replace(/index\.js$/, "main.js");
-  const httpPort = await freePort();
-  const pushPort = await freePort();
-  const proc = spawn(process.execPath, [main], {
-    env: {
-      ...process.env,
-      IDIGI_EMU_HOST: "127.0.0.1",
-      IDIGI_EMU_HTTP_PORT: String(httpPort),
-      IDIGI_EMU_PUSH_PORT: String(pushPort),
-      IDIGI_EMU_TLS: "false",
-      IDIGI_EMU_CLOCK: "sequence",
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const httpUrl = `http://127.0.0.1:${httpPort}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${httpUrl}/_emulator/state`)).ok) break;
-    } catch {
-      if (i > 100) throw new Error("emulator did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return { httpUrl, pushPort, proc };
-}
-
-async function emit(httpUrl: string, monitorId: string, count: number): Promise<void> {
-  const res = await fetch(`${httpUrl}/_emulator/emit`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ monitorId: Number(monitorId), count, topic: "DataPoint" }),
-  });
-  if (!res.ok) throw new Error(`emit: ${res.status} ${await res.text()}`);
-}
-
 async function main() {
+  for (const c of COMPRESSIONS) if (c !== "zlib" && c !== "none") throw new Error(`BENCH_IDIGI_COMPRESSIONS: "${c}" is not zlib or none`);
   const nats = await startNatsServer();
-  const emu = await startEmulator();
-  const listener = await startIdigiListener(
-    idigiListenerConfig.parse({
-      PORT: "0",
-      NATS_URL: nats.url,
-      IDIGI_URL: emu.httpUrl,
-      IDIGI_PUSH_PORT: String(emu.pushPort),
-      IDIGI_USERNAME: "emulator",
-      IDIGI_PASSWORD: "emulator",
-      IDIGI_ALLOW_INSECURE: "true",
-      AUTH_IDENTITIES_FILE: testIdentitiesFile(),
-    }),
-    logger,
-    { installSignalHandlers: false },
-  );
-  await listener.bus.ready;
-  const client = createClient(
-    IdigiListenerService,
-    createGrpcTransport({ baseUrl: listener.service.url, interceptors: [testCredential()] }),
-  );
-  const runs = [];
+  const bus = Bus.connect({ servers: nats.url, name: "bench", logger });
+  const procs: RunningProcess[] = [];
   try {
-    for (const [name, compression] of [
-      ["zlib", Compression.ZLIB],
-      ["none", Compression.NONE],
-    ] as const) {
+    await bus.ready;
+    const raw = await measureRawBus(bus, RAW_MESSAGES, logger);
+    const [httpPort, pushPort, pushTlsPort, listenerPort] = (await Promise.all([freePort(), freePort(), freePort(), freePort()])) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    const local = (p: number) => `http://127.0.0.1:${p}`;
+    const emulator = await startProcess(
+      "idigi-emulator",
+      "emulators/idigi",
+      {
+        IDIGI_EMU_HOST: "127.0.0.1",
+        IDIGI_EMU_HTTP_PORT: String(httpPort),
+        IDIGI_EMU_PUSH_PORT: String(pushPort),
+        IDIGI_EMU_PUSH_TLS_PORT: String(pushTlsPort),
+        IDIGI_EMU_TLS: "false",
+        // The observed time of each event is when the emulator made it: the source's batching is measured from it.
+        IDIGI_EMU_CLOCK: "wall",
+      },
+      `${local(httpPort)}/_emulator/state`,
+    );
+    procs.push(emulator);
+    const listener = await startProcess(
+      "idigi-listener",
+      "services/idigi-listener",
+      {
+        PORT: String(listenerPort),
+        NATS_URL: nats.url,
+        IDIGI_URL: local(httpPort),
+        IDIGI_PUSH_PORT: String(pushPort),
+        IDIGI_USERNAME: "emulator",
+        IDIGI_PASSWORD: "emulator",
+        IDIGI_ALLOW_INSECURE: "true",
+      },
+      `${local(listenerPort)}/readyz`,
+    );
+    procs.push(listener);
+    const client = createClient(
+      IdigiListenerService,
+      createGrpcTransport({ baseUrl: local(listenerPort), interceptors: [testCredential()] }),
+    );
+    const sampler = new ProcessSampler({
+      "idigi-emulator": emulator.proc.pid!,
+      "idigi-listener": listener.proc.pid!,
+      "nats-server": nats.pid()!,
+    }).start();
+    const idleRssMiB = sampler.idleRssMiB();
+
+    const delivered = async (monitorId: string) => {
+      const { sessions } = await client.listSessions({});
+      return Number(sessions.find((s) => s.monitorId === monitorId)?.deliveredEvents ?? 0n);
+    };
+    const runs = [];
+    let lastMonitor = "";
+    for (const name of COMPRESSIONS) {
       const { monitor } = await client.createMonitor({
         topics: ["DataPoint"],
         format: PayloadFormat.JSON,
-        compression,
+        compression: name === "zlib" ? Compression.ZLIB : Compression.NONE,
         batchSize: BATCH,
         batchDurationSeconds: 0,
         startSession: true,
       });
       const id = monitor!.id;
-      const delivered = () => listener.sessions.monitorCounters().find((c) => c.monitorId === id)?.counters.deliveredEvents ?? 0;
-      // Warm-up (JIT, connections), not measured.
-      await emit(emu.httpUrl, id, 2 * BATCH);
-      while (delivered() < 2 * BATCH) await new Promise((r) => setTimeout(r, 10));
-      const base = delivered();
-      const cpu0 = process.cpuUsage();
-      const t0 = performance.now();
-      await emit(emu.httpUrl, id, EVENTS);
-      const deadline = t0 + TIMEOUT_MS;
-      while (delivered() - base < EVENTS && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      const ms = performance.now() - t0;
-      const cpu = process.cpuUsage(cpu0);
-      const done = delivered() - base;
-      const c = listener.sessions.monitorCounters().find((x) => x.monitorId === id)!.counters;
+      lastMonitor = id;
+      sampler.resetPeak();
+      let from = sampler.mark();
+      let to = from;
+      const result = await sustain({
+        emit: emitter(local(httpPort), Number(id)),
+        delivered: () => delivered(id),
+        warmupMs: WARMUP_S * 1000,
+        measureMs: SECONDS * 1000,
+        maxOutstanding: OUTSTANDING,
+        chunk: 5000,
+        drainTimeoutMs: 120_000,
+        onStart: () => {
+          from = sampler.mark();
+        },
+        onEnd: () => {
+          to = sampler.mark();
+        },
+      });
+      const session = (await client.listSessions({})).sessions.find((s) => s.monitorId === id)!;
+      const cpu = sampler.cpuMicrosPerEvent(result.events, from, to);
       runs.push({
         compression: name,
-        events: done,
-        complete: done === EVENTS,
-        seconds: Number((ms / 1000).toFixed(2)),
-        eventsPerSec: rate(done, ms),
-        blocksPerSec: rate(done / BATCH, ms),
-        listenerCpuPercentOfOneCore: Math.round(((cpu.user + cpu.system) / 1000 / ms) * 100),
-        duplicates: c.duplicateEvents,
-        failedBatches: c.failedBatches,
+        ...result,
+        complete: result.deliveredAtEnd === result.emitted,
+        cpuMicrosPerEvent: cpu,
+        meridianCpuMicrosPerEvent: Number(((cpu.perProcess["idigi-listener"] ?? 0) + (cpu.perProcess["nats-server"] ?? 0)).toFixed(2)),
+        peakRssMiB: sampler.peakRssMiB(),
+        duplicates: Number(session.duplicateEvents),
+        failedBatches: Number(session.failedBatches),
       });
-      await client.stopSession({ monitorId: id });
+      if (name !== COMPRESSIONS.at(-1)) await client.stopSession({ monitorId: id });
     }
-    const stream = await listener.bus.jsm().streams.info(STREAMS.telemetry);
-    console.log(
-      JSON.stringify(
-        {
-          benchmark: "idigi",
-          machine: machine(),
-          setup: {
-            path: "emulator push socket (plain TCP, own process) → idigi-listener (inflate, parse, map, JetStream publish, ack) → TELEMETRY stream",
-            natsServer: "nats-server (Debian) single node, file storage, loopback",
-            eventsPerRun: EVENTS,
-            blockSize: BATCH,
-            format: "json",
-            resource: "DataPoint (3 devices, so 3 bus messages per block)",
-            maxUnackedBlocks: 16,
-            ackOption: "explicit (ack after the bus stored the block)",
-          },
-          runs,
-          telemetryStreamMessages: stream.state.messages,
-        },
-        null,
-        2,
-      ),
-    );
+
+    // Latency at a fixed rate on the last monitor: emit a tenth of the rate every 100 ms, read every event on the bus.
+    const seen: Array<{ source: number; meridian: number }> = [];
+    const ac = new AbortController();
+    const reader = (async () => {
+      for await (const e of bus.subscribe({ platform: Platform.IDIGI, connection: lastMonitor }, { signal: ac.signal })) {
+        const now = Date.now();
+        const received = timestampMs(e.receivedTime!);
+        seen.push({ source: received - timestampMs(e.observedTime!), meridian: now - received });
+      }
+    })().catch((err) => {
+      if (!ac.signal.aborted) throw err;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const emit = emitter(local(httpPort), Number(lastMonitor));
+    const chunk = Math.max(1, Math.round(RATE / 10));
+    const t0 = performance.now();
+    let sent = 0;
+    for (let i = 0; i < LATENCY_S * 10; i++) {
+      await emit(chunk);
+      sent += chunk;
+      await new Promise((r) => setTimeout(r, Math.max(0, t0 + (i + 1) * 100 - performance.now())));
+    }
+    const end = performance.now() + 30_000;
+    while (seen.length < sent && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
+    ac.abort();
+    await reader;
+
+    appendResult("idigi", {
+      setup: {
+        path: "iDigi emulator push socket (plain TCP, own process) → idigi-listener (own process: inflate, parse, map, JetStream publish, ack after stored) → TELEMETRY stream",
+        natsServer: "nats-server single node, file storage, loopback",
+        blockSize: BATCH,
+        format: "json",
+        resource: "DataPoint, 3 devices",
+        ackOption: "explicit (ack after the bus stored the block)",
+        warmupSeconds: WARMUP_S,
+        measuredSeconds: SECONDS,
+        maxOutstandingEvents: OUTSTANDING,
+      },
+      runs,
+      idleRssMiB,
+      latencyAtFixedRate: {
+        eventsPerSec: RATE,
+        seconds: LATENCY_S,
+        events: sent,
+        seen: seen.length,
+        sourceBatching: { ...latencySummary(seen.map((s) => s.source)), note: "observed at the emulator → block received by the listener" },
+        meridian: { ...latencySummary(seen.map((s) => s.meridian)), note: "received by the listener → seen on the bus by a subscriber" },
+      },
+      rawBus: raw,
+      ratioToRawPublish: runs.map((r) => ({ compression: r.compression, ratio: Number((r.eventsPerSec / raw.publishPerSec).toFixed(2)) })),
+    });
   } finally {
-    await listener.stop();
-    emu.proc.kill();
+    for (const p of procs.reverse()) await p.stop().catch(() => {});
+    await bus.close();
     await nats.stop();
   }
 }
