@@ -6,7 +6,8 @@ import { freePort, type NatsServerHandle, startNatsServer, testLogger, until } f
 import { DiscardPolicy } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { Bus, STREAMS } from "./bus.js";
+import { Bus, chunkEvents, STREAMS } from "./bus.js";
+import { decodeBatch, encodeBatch, MAX_EVENTS_PER_MESSAGE, MAX_MESSAGE_BYTES, makeBatch } from "./codec.js";
 import { busFromConfig, natsSettings } from "./config.js";
 import { DurableConsumer } from "./consumer.js";
 import { DEAD_LETTER_HEADERS } from "./dead-letter.js";
@@ -39,12 +40,50 @@ describe("Bus against a real nats-server", () => {
     await nats?.stop();
   });
 
-  it("publishes one message per device and recognises a repeated publish as duplicate", async () => {
-    const events = [event("e1", "a", 1), event("e2", "b", 2), event("e3", "a", 3)];
+  it("publishes one message per connection and recognises a repeated publish as duplicate", async () => {
+    const events = [event("e1", "a", 1), event("e2", "b", 2), event("e3", "a", 3), event("e4", "a", 4, "other")];
     expect(await bus.publishEvents(events)).toEqual({ stored: 2, duplicates: 0 });
     expect(await bus.publishEvents(events)).toEqual({ stored: 0, duplicates: 2 });
     expect(await bus.publishEvents(events.slice(0, 1), "batch-1")).toEqual({ stored: 1, duplicates: 0 });
     expect(await bus.publishEvents(events.slice(0, 1), "batch-1")).toEqual({ stored: 0, duplicates: 1 });
+    // A batch id over two connections: one message each, both recognised again.
+    expect(await bus.publishEvents(events, "batch-2")).toEqual({ stored: 2, duplicates: 0 });
+    expect(await bus.publishEvents(events, "batch-2")).toEqual({ stored: 0, duplicates: 2 });
+  });
+
+  it("puts a 10-device publish in one message on the connection's several-devices subject, in order", async () => {
+    const events = Array.from({ length: 100 }, (_, i) => event(`ten-${i}`, `dev-${i % 10}`, i, "ten"));
+    const before = (await bus.jsm().streams.info(STREAMS.telemetry)).state.last_seq;
+    expect(await bus.publishEvents(events)).toEqual({ stored: 1, duplicates: 0 });
+    const m = await bus.jsm().streams.getMessage(STREAMS.telemetry, { seq: before + 1 });
+    expect(m.subject).toBe("telemetry.v1.api.ten.~");
+    expect(decodeBatch(m.data).events.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    // One device's events keep the device's own subject.
+    expect(await bus.publishEvents([event("one-1", "solo", 1, "ten"), event("one-2", "solo", 2, "ten")])).toEqual({
+      stored: 1,
+      duplicates: 0,
+    });
+    expect((await bus.jsm().streams.getMessage(STREAMS.telemetry, { seq: before + 2 })).subject).toBe("telemetry.v1.api.ten.solo");
+  });
+
+  it("splits a publish at the message limits, and a repeat of it is a duplicate chunk by chunk", async () => {
+    const many = Array.from({ length: MAX_EVENTS_PER_MESSAGE * 2 + 1 }, (_, i) => event(`many-${i}`, `d${i % 3}`, i, "chunks"));
+    expect(chunkEvents(many).map((c) => c.length)).toEqual([MAX_EVENTS_PER_MESSAGE, MAX_EVENTS_PER_MESSAGE, 1]);
+    expect(await bus.publishEvents(many, "chunked")).toEqual({ stored: 3, duplicates: 0 });
+    expect(await bus.publishEvents(many, "chunked")).toEqual({ stored: 0, duplicates: 3 });
+    expect(await bus.publishEvents(many)).toEqual({ stored: 3, duplicates: 0 });
+    expect(await bus.publishEvents(many)).toEqual({ stored: 0, duplicates: 3 });
+    // By bytes: events of ~100 KiB each, five to a chunk at most.
+    const big = Array.from({ length: 12 }, (_, i) => {
+      const e = event(`big-${i}`, "d", i, "chunks");
+      e.attributes["blob"] = "x".repeat(100 * 1024);
+      return e;
+    });
+    const chunks = chunkEvents(big);
+    expect(chunks.map((c) => c.length)).toEqual([5, 5, 2]);
+    for (const c of chunks) expect(encodeBatch(makeBatch("chunked:1", c)).length).toBeLessThanOrEqual(MAX_MESSAGE_BYTES + 64);
+    expect(chunks.flat()).toEqual(big);
+    expect(await bus.publishEvents(big)).toEqual({ stored: 3, duplicates: 0 });
   });
 
   it("streams matching events in order from a start time", async () => {

@@ -38,7 +38,16 @@ import {
   WRITABLE_PROPERTY_UPDATE_SCHEMA,
   writablePropertyAddress,
 } from "./cloud-to-device.js";
-import { decodeBatch, encodeBatch, makeBatch, SCHEMA_HEADER, TELEMETRY_BATCH_SCHEMA } from "./codec.js";
+import {
+  decodeBatch,
+  encodeBatch,
+  encodedEventSize,
+  MAX_EVENTS_PER_MESSAGE,
+  MAX_MESSAGE_BYTES,
+  makeBatch,
+  SCHEMA_HEADER,
+  TELEMETRY_BATCH_SCHEMA,
+} from "./codec.js";
 import { type DeadLetter, deadLetterHeaders, REPLAY_CONSUMER_HEADER } from "./dead-letter.js";
 import { BusPermissionError, BusUnavailableError, isNotFound, isPermissionError, MessageTooLargeError } from "./errors.js";
 import { orderedMessages, type StreamMessage } from "./ordered.js";
@@ -53,9 +62,12 @@ import {
   deadLetterSubject,
   encodeToken,
   parseCommandResponseSubject,
+  severalDevicesSubject,
   sourceMatches,
+  subjectMayHold,
   TELEMETRY_ROOT,
-  telemetryFilterSubject,
+  type telemetryFilterSubject,
+  telemetrySelection,
   telemetrySubject,
   WRITABLE_PROPERTY_ROOT,
   writablePropertyFilterSubject,
@@ -617,31 +629,38 @@ export class Bus {
   }
 
   /**
-   * Publishes events as one bus message per subject (device), keeping their order. The message id
-   * is derived from `batchId` when the source has one (an iDigi block, an Omnia page), else from
-   * the event ids, so publishing the same events again is recognised as a duplicate.
+   * Publishes events as one bus message per (platform, connection), keeping their order, in chunks of at most
+   * MAX_EVENTS_PER_MESSAGE events / MAX_MESSAGE_BYTES (the contract is in subjects.ts at telemetrySubject). The message
+   * id is derived from `batchId` when the source has one (an iDigi block, an Omnia page), else from the subject and the
+   * event ids, with `:<chunk>` after the first chunk, so publishing the same events again is recognised as a duplicate.
    */
   async publishEvents(events: TelemetryEvent[], batchId?: string): Promise<PublishResult> {
     const groups = new Map<string, TelemetryEvent[]>();
     for (const e of events) {
-      if (!e.source) throw new Error(`event ${e.id} has no source`);
-      const subject = telemetrySubject(e.source);
-      const list = groups.get(subject);
+      const s = e.source;
+      if (!s) throw new Error(`event ${e.id} has no source`);
+      // The platform is a number, so the first ':' ends it: no two (platform, connection) pairs share a key.
+      const key = `${s.platform}:${s.connection}`;
+      const list = groups.get(key);
       if (list) list.push(e);
-      else groups.set(subject, [e]);
+      else groups.set(key, [e]);
     }
-    const results = await Promise.all(
-      [...groups].map(([subject, group]) => {
+    const messages: Array<{ subject: string; id: string; events: TelemetryEvent[] }> = [];
+    for (const [key, group] of groups) {
+      chunkEvents(group).forEach((chunk, i) => {
+        const subject = messageSubject(chunk);
         const id =
           batchId === undefined
-            ? digest(`${subject}\n${group.map((e) => e.id).join("\n")}`)
+            ? digest(`${subject}\n${chunk.map((e) => e.id).join("\n")}`)
             : groups.size === 1
               ? batchId
-              : `${batchId}:${digest(subject).slice(0, 16)}`;
-        return this.publishBatch(subject, makeBatch(id, group));
-      }),
-    );
-    const duplicates = results.filter((r) => r.duplicate).length;
+              : `${batchId}:${digest(key).slice(0, 16)}`;
+        messages.push({ subject, id: i === 0 ? id : `${id}:${i}`, events: chunk });
+      });
+    }
+    const results = await Promise.all(messages.map((m) => this.publishBatch(m.subject, makeBatch(m.id, m.events))));
+    let duplicates = 0;
+    for (const r of results) if (r.duplicate) duplicates++;
     return { stored: results.length - duplicates, duplicates };
   }
 
@@ -650,9 +669,12 @@ export class Bus {
    * clean up, re-created by the client after a reconnect without gaps). Replayed dead letters are skipped.
    */
   async *subscribe(filter: Parameters<typeof telemetryFilterSubject>[0], options: SubscribeOptions = {}): AsyncGenerator<TelemetryEvent> {
-    for await (const m of this.ordered(STREAMS.telemetry, telemetryFilterSubject(filter), options)) {
+    const selection = telemetrySelection(filter);
+    for await (const m of this.ordered(STREAMS.telemetry, selection.subject, options)) {
       // A replayed dead letter is for one sink; live telemetry showed the original when it was first published.
       if (m.headers?.get(REPLAY_CONSUMER_HEADER)) continue;
+      // Another device's own message: nothing in it is the filter's.
+      if (selection.events && !subjectMayHold(m.subject, selection.events)) continue;
       const batch = decodeBatch(m.data);
       for (const event of batch.events) {
         if (sourceMatches(filter as never, event.source)) yield event;
@@ -736,6 +758,41 @@ function schemaHeaders(schema: string): MsgHdrs {
   const h = headers();
   h.set(SCHEMA_HEADER, schema);
   return h;
+}
+
+/**
+ * The publish call's events of one (platform, connection) as bus messages: in order, each chunk at most
+ * MAX_EVENTS_PER_MESSAGE events and MAX_MESSAGE_BYTES encoded (an event larger than that alone is one chunk, which the
+ * bus refuses as too large, as before).
+ */
+export function chunkEvents(events: TelemetryEvent[]): TelemetryEvent[][] {
+  if (events.length <= MAX_EVENTS_PER_MESSAGE) {
+    let bytes = 0;
+    for (const e of events) bytes += encodedEventSize(e);
+    if (bytes <= MAX_MESSAGE_BYTES) return [events];
+  }
+  const chunks: TelemetryEvent[][] = [];
+  let chunk: TelemetryEvent[] = [];
+  let bytes = 0;
+  for (const e of events) {
+    const size = encodedEventSize(e);
+    if (chunk.length > 0 && (chunk.length === MAX_EVENTS_PER_MESSAGE || bytes + size > MAX_MESSAGE_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(e);
+    bytes += size;
+  }
+  chunks.push(chunk);
+  return chunks;
+}
+
+/** The device's own subject when every event is of one device, else the connection's several-devices subject. */
+function messageSubject(events: TelemetryEvent[]): string {
+  const first = events[0]!.source!;
+  for (const e of events) if (e.source!.device !== first.device) return severalDevicesSubject(first.platform, first.connection);
+  return telemetrySubject(first);
 }
 
 function digest(s: string): string {

@@ -1,4 +1,4 @@
-import type { Platform, TelemetryBatch } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import type { Platform, Source, TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, backoffDelay, MAX_RETRY_AFTER_MS, retryHintOf, sleep } from "@meridian/retry";
 import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg, nanos } from "nats";
 import type { Logger } from "pino";
@@ -6,7 +6,7 @@ import { type Bus, isNotFound, STREAMS } from "./bus.js";
 import { decodeBatch, SCHEMA_HEADER } from "./codec.js";
 import { REPLAY_CONSUMER_HEADER } from "./dead-letter.js";
 import { PermanentError } from "./errors.js";
-import { platformOfToken, platformToken } from "./subjects.js";
+import { type EventFilter, platformOfToken, platformToken, sourceMatches, subjectMayHold } from "./subjects.js";
 
 /**
  * Redelivery delay for transient failures. The first retries are quick (a blip), later ones
@@ -23,6 +23,11 @@ export interface DurableConsumerOptions {
   durable: string;
   /** One subject filter (nats-server 2.9 has no multi-filter consumers). */
   filterSubject: string;
+  /**
+   * Only these events reach the handler (telemetrySelection's `events`, for a filter with a device): a message's other
+   * events are dropped from its delivery, and a message with none of them is acknowledged without reaching it.
+   */
+  eventFilter?: EventFilter | undefined;
   stream?: string;
   /** Unacknowledged messages in flight: the only flow control towards a slow sink. */
   maxAckPending?: number;
@@ -111,7 +116,9 @@ export function deliveredThrough(backlog: ConsumerBacklog, lastSequence: number)
 
 /** One bus message handed to a sink, with the verbs that settle it. */
 export interface Delivery {
+  /** The message's events the consumer's event filter keeps (all of them without one). */
   readonly batch: TelemetryBatch;
+  /** Where the message was stored: it names a device only when all its events are that device's; read their sources. */
   readonly subject: string;
   readonly streamSequence: number;
   /** 1 on first delivery. */
@@ -124,6 +131,41 @@ export interface Delivery {
   working(): void;
   /** Moves the message to the dead-letter subject with a reason, then stops its redelivery. */
   deadLetter(reason: string, detail?: string): Promise<void>;
+}
+
+/** The events of one device in a delivery, with their places in `batch.events`. */
+export interface DeviceEvents {
+  source: Source;
+  events: TelemetryEvent[];
+  indices: number[];
+}
+
+/**
+ * A message's events by device, in order of first appearance: a message holds one publish call's events of one
+ * (platform, connection), of one device or several. For sinks that address a device per event group. Events with no
+ * source are left out.
+ */
+export function eventsByDevice(events: readonly TelemetryEvent[]): DeviceEvents[] {
+  const first = events[0]?.source;
+  if (
+    first &&
+    events.every(
+      (e) => e.source?.device === first.device && e.source.connection === first.connection && e.source.platform === first.platform,
+    )
+  )
+    return [{ source: first, events: [...events], indices: events.map((_, i) => i) }];
+  const groups = new Map<string, DeviceEvents>();
+  events.forEach((e, i) => {
+    const s = e.source;
+    if (!s) return;
+    const key = `${s.platform}:${s.connection.length}:${s.connection}${s.device}`;
+    const g = groups.get(key);
+    if (g) {
+      g.events.push(e);
+      g.indices.push(i);
+    } else groups.set(key, { source: s, events: [e], indices: [i] });
+  });
+  return [...groups.values()];
 }
 
 /**
@@ -262,6 +304,12 @@ export class DurableConsumer {
       this.log.debug({ seq: m.seq, replayFor }, "replay for another consumer; skipped");
       return undefined;
     }
+    const events = this.options.eventFilter;
+    // Another device's own message: acknowledged without decoding it.
+    if (events && !subjectMayHold(m.subject, events)) {
+      m.ack();
+      return undefined;
+    }
     const deliveryCount = m.info.deliveryCount;
     const deadLetter = async (reason: string, detail?: string) => {
       const schema = m.headers?.get(SCHEMA_HEADER);
@@ -289,6 +337,15 @@ export class DurableConsumer {
     } catch (err) {
       await deadLetter("undecodable message", (err as Error).message);
       return undefined;
+    }
+    if (events) {
+      const kept = batch.events.filter((e) => sourceMatches(events, e.source));
+      if (kept.length === 0) {
+        m.ack();
+        return undefined;
+      }
+      // A dead letter keeps the whole message (m.data): replayed to this consumer, it is filtered again.
+      if (kept.length < batch.events.length) batch.events = kept;
     }
     return {
       batch,

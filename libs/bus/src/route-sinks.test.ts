@@ -373,6 +373,39 @@ describe("a route's consumer (routeConsumer, drainThroughOf) and DurableConsumer
     expect(await consumerBacklog(bus, c.name)).toMatchObject({ pending: 0, ackPending: 0 });
   });
 
+  it("routeConsumer: a device route gets only its device's events out of several-devices messages; others are acked unseen", async () => {
+    const at = (device: string, i: number) =>
+      create(TelemetryEventSchema, {
+        id: `${device}-${i}`,
+        source: { platform: Platform.API, connection: "rc-dev", device },
+        observedTime: timestampNow(),
+      });
+    const c = routeConsumer(
+      bus,
+      route("rc4", "rc-dev", { source: { platform: Platform.API, connection: "rc-dev", device: "pump" } }),
+      Platform.OCI_IOT,
+      {
+        logger,
+        ackWaitMs: 5000,
+        backoff: undefined,
+      },
+    );
+    await c.declare();
+    await bus.publishEvents([at("pump", 0), at("fan", 0), at("pump", 1), at("fan", 1)]); // one message on rc-dev.~
+    await bus.publishEvents([at("fan", 2), at("valve", 2)]); // several devices, none of them the route's
+    await bus.publishEvents([at("fan", 3)]); // another device's own subject
+    await bus.publishEvents([at("pump", 4)]); // the device's own subject
+    const ac = new AbortController();
+    const seen: string[][] = [];
+    const running = c.runParallel(async (d) => void seen.push(d.batch.events.map((e) => e.id)), ac.signal, { maxInFlight: 2 });
+    await until(() => seen.length >= 2, { timeoutMs: 5000, what: "the pump's events" });
+    await until(async () => (await consumerBacklog(bus, c.name))?.ackPending === 0, { timeoutMs: 5000, what: "every message acked" });
+    ac.abort();
+    await running;
+    expect(seen).toEqual([["pump-0", "pump-1"], ["pump-4"]]);
+    expect(await consumerBacklog(bus, c.name)).toMatchObject({ pending: 0, ackPending: 0 });
+  });
+
   it("routeConsumer: a DRAINING route's consumer is never created; its deliveries end at once", async () => {
     const c = routeConsumer(bus, route("rc2", "rc-drain", { state: RouteState.DRAINING, drain: { lastSequence: 1n } }), Platform.OCI_IOT, {
       logger,

@@ -17,7 +17,7 @@ import {
   routeConsumerName,
 } from "./consumer.js";
 import { routeBucket } from "./mesh.js";
-import { telemetryFilterSubject } from "./subjects.js";
+import { telemetrySelection } from "./subjects.js";
 
 /** How often a draining route's consumer is asked whether its backlog is delivered. */
 const DRAIN_CHECK_INTERVAL_MS = 1000;
@@ -47,7 +47,10 @@ export function drainThroughOf(route: Route): number | undefined {
 }
 
 /** What a sink chooses of its route's consumer; the rest follows from the route. */
-export type RouteConsumerOptions = Omit<DurableConsumerOptions, "durable" | "filterSubject" | "startTime" | "existingOnly" | "backoff"> & {
+export type RouteConsumerOptions = Omit<
+  DurableConsumerOptions,
+  "durable" | "filterSubject" | "eventFilter" | "startTime" | "existingOnly" | "backoff"
+> & {
   backoff?: BackoffPolicy | undefined;
 };
 
@@ -58,10 +61,12 @@ export type RouteConsumerOptions = Omit<DurableConsumerOptions, "durable" | "fil
  */
 export function routeConsumer(bus: Bus, route: Route, sinkPlatform: Platform, options: RouteConsumerOptions): DurableConsumer {
   const { backoff, ...rest } = options;
+  const selection = telemetrySelection(route.source);
   return new DurableConsumer(bus, {
     ...rest,
     durable: routeConsumerName(route.id, sinkPlatform),
-    filterSubject: telemetryFilterSubject(route.source),
+    filterSubject: selection.subject,
+    eventFilter: selection.events,
     existingOnly: drainThroughOf(route) !== undefined,
     ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
     ...(backoff ? { backoff } : {}),

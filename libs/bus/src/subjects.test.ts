@@ -1,6 +1,17 @@
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
-import { decodeToken, encodeToken, sourceMatches, telemetryFilterSubject, telemetrySubject } from "./subjects.js";
+import {
+  decodeToken,
+  encodeToken,
+  SEVERAL_DEVICES_TOKEN,
+  severalDevicesSubject,
+  sourceMatches,
+  subjectMatches,
+  subjectMayHold,
+  telemetryFilterSubject,
+  telemetrySelection,
+  telemetrySubject,
+} from "./subjects.js";
 
 describe("subjects", () => {
   it("builds telemetry.v1.<platform>.<connection>.<device>", () => {
@@ -25,5 +36,34 @@ describe("subjects", () => {
     const s = { platform: Platform.IDIGI, connection: "m", device: "d" } as never;
     expect(sourceMatches({ platform: Platform.IDIGI } as never, s)).toBe(true);
     expect(sourceMatches({ device: "other" } as never, s)).toBe(false);
+  });
+  it("never makes a device token the several-devices token, whatever the id (random ids, every single code unit)", () => {
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    const ids = ["~", "~~", "%7E", " ~", ""];
+    for (let c = 0; c < 0x10000; c++) ids.push(String.fromCharCode(c));
+    for (let i = 0; i < 5000; i++)
+      ids.push(Array.from({ length: 1 + (next() % 12) }, () => String.fromCodePoint(next() % 0x2ffff)).join(""));
+    for (const id of ids) {
+      const token = encodeToken(id);
+      expect(token, JSON.stringify(id)).not.toBe(SEVERAL_DEVICES_TOKEN);
+      expect(token, JSON.stringify(id)).not.toContain("~");
+    }
+  });
+  it("reads a device's events from its own messages and its connection's several-devices ones", () => {
+    const several = severalDevicesSubject(Platform.API, "plant 1");
+    expect(several).toBe("telemetry.v1.api.plant%201.~");
+    expect(telemetrySelection({ platform: Platform.API, connection: "plant 1" })).toEqual({ subject: "telemetry.v1.api.plant%201.*" });
+    const byDevice = telemetrySelection({ platform: Platform.API, connection: "plant 1", device: "boiler.2" });
+    expect(byDevice.subject).toBe("telemetry.v1.api.plant%201.*");
+    expect(byDevice.events).toEqual({ platform: Platform.API, connection: "plant 1", device: "boiler.2" });
+    const own = telemetrySubject({ platform: Platform.API, connection: "plant 1", device: "boiler.2" });
+    const other = telemetrySubject({ platform: Platform.API, connection: "plant 1", device: "boiler" });
+    for (const subject of [own, several, other]) expect(subjectMatches(byDevice.subject, subject)).toBe(true);
+    expect([own, several, other].map((subject) => subjectMayHold(subject, byDevice.events!))).toEqual([true, true, false]);
+    expect(subjectMatches(telemetrySelection({ device: "x" }).subject, "telemetry.v1.idigi.m.~")).toBe(true);
   });
 });

@@ -74,17 +74,74 @@ export function decodeToken(token: string): string {
   return Buffer.from(bytes).toString("utf8");
 }
 
-/** telemetry.v1.<platform>.<connection>.<device> */
+/**
+ * The device token of a telemetry message holding the events of several devices of one connection:
+ * `telemetry.v1.<platform>.<connection>.~`. `encodeToken` only emits [A-Za-z0-9_%-], so no device id can become it.
+ */
+export const SEVERAL_DEVICES_TOKEN = "~";
+
+/**
+ * telemetry.v1.<platform>.<connection>.<device>: the subject of a message whose events are all of this one device.
+ *
+ * The telemetry stream's contract (libs/bus/README.md, "Telemetry messages"): one bus message holds the events of
+ * one publish call for one (platform, connection), in order, in chunks of at most MAX_EVENTS_PER_MESSAGE events /
+ * MAX_MESSAGE_BYTES encoded. Its subject names the device when all its events are of one device, else it ends in
+ * SEVERAL_DEVICES_TOKEN. A reader learns each event's device from the event's source, never from the subject.
+ */
 export function telemetrySubject(source: Pick<Source, "platform" | "connection" | "device">): string {
   return `${TELEMETRY_ROOT}.${platformToken(source.platform)}.${encodeToken(source.connection)}.${encodeToken(source.device)}`;
 }
 
-/** The subject filter for a source filter: empty fields become '*'. */
+/** telemetry.v1.<platform>.<connection>.~: a message holding events of several devices of the connection. */
+export function severalDevicesSubject(platform: Platform, connection: string): string {
+  return `${TELEMETRY_ROOT}.${platformToken(platform)}.${encodeToken(connection)}.${SEVERAL_DEVICES_TOKEN}`;
+}
+
+/**
+ * The subject filter for a source filter: empty fields become '*'. Matches the messages of one device only, not the
+ * several-devices messages that also hold its events: a reader of a device uses telemetrySelection instead.
+ */
 export function telemetryFilterSubject(filter: Partial<Pick<SourceFilter, "platform" | "connection" | "device">> | undefined): string {
   const platform = filter?.platform ? platformToken(filter.platform) : "*";
   const connection = filter?.connection ? encodeToken(filter.connection) : "*";
   const device = filter?.device ? encodeToken(filter.device) : "*";
   return `${TELEMETRY_ROOT}.${platform}.${connection}.${device}`;
+}
+
+/** The events a reader keeps (sourceMatches); empty platform or connection match anything. */
+export type EventFilter = Pick<SourceFilter, "platform" | "connection" | "device">;
+
+/** What a reader of a source filter asks the server for, and which events of those messages it keeps. */
+export interface TelemetrySelection {
+  /** The consumer's filter subject: a device filter's device token is '*', so several-devices messages match too. */
+  subject: string;
+  /** Set for a filter with a device: keep only the events whose source matches it (sourceMatches). */
+  events?: EventFilter | undefined;
+}
+
+/**
+ * The subject and event filter that read exactly a source filter's events. nats-server 2.9 allows one filter subject
+ * per consumer, so a device's events, which may be in its own messages or in several-devices ones, are read from the
+ * connection's (device-wildcard) subject and filtered by their sources.
+ */
+export function telemetrySelection(
+  filter: Partial<Pick<SourceFilter, "platform" | "connection" | "device">> | undefined,
+): TelemetrySelection {
+  if (!filter?.device) return { subject: telemetryFilterSubject(filter) };
+  return {
+    subject: telemetryFilterSubject({ ...filter, device: "" }),
+    events: { platform: filter.platform ?? Platform.UNSPECIFIED, connection: filter.connection ?? "", device: filter.device },
+  };
+}
+
+/**
+ * Whether a message on `subject` may hold events of the event filter's device: its own subject or a several-devices
+ * one. False means the message can be skipped without decoding it.
+ */
+export function subjectMayHold(subject: string, events: EventFilter): boolean {
+  const dot = subject.lastIndexOf(".");
+  const token = subject.slice(dot + 1);
+  return token === SEVERAL_DEVICES_TOKEN || token === encodeToken(events.device);
 }
 
 /** True when the source passes the filter (empty filter fields match anything). */

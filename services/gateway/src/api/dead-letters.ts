@@ -14,8 +14,9 @@ import {
   SCHEMA_HEADER,
   type StoredDeadLetter,
   subjectMatches,
+  subjectMayHold,
   TELEMETRY_BATCH_SCHEMA,
-  telemetryFilterSubject,
+  telemetrySelection,
 } from "@meridian/bus";
 import {
   type DeadLetter,
@@ -214,9 +215,12 @@ export function deadLetterService(bus: Bus): ServiceImpl<typeof DeadLetterServic
         if (r.state === RouteState.DRAINING)
           return { refused: `route "${name}" is draining: its sink skips what was published after the delete` };
         if (!r.sink?.platform) return { refused: `route "${name}" has no sink` };
-        const filter = telemetryFilterSubject(r.source);
-        if (!subjectMatches(filter, subject))
+        // What the route's consumer reads: a device route also reads its connection's several-devices messages.
+        const selection = telemetrySelection(r.source);
+        if (!subjectMatches(selection.subject, subject) || (selection.events && !subjectMayHold(subject, selection.events))) {
+          const filter = selection.events ? `${selection.subject} for device ${selection.events.device}` : selection.subject;
           return { refused: `route "${name}"'s source (${filter}) does not match the dead letter's subject ${subject}` };
+        }
         const consumer = routeConsumerName(r.id, r.sink.platform);
         // A consumer created later starts after the replay and would never see it.
         if (!(await consumerExists(consumer)))

@@ -4,6 +4,7 @@ import {
   type Delivery,
   type DurableConsumer,
   drainThroughOf,
+  eventsByDevice,
   PermanentError,
   type RouteSinkCounters,
   routeConsumer,
@@ -55,8 +56,8 @@ export function routeOptionsProblem(options: Record<string, string>): string | u
 
 /**
  * One route into IoT Central (sink platform IOT_CENTRAL, target = application id): its durable consumer → each bus
- * message (one source device's events: the telemetry stream has a subject per device) → the IoT Central device the
- * route's template names → one telemetry message per event. The bus message is acknowledged only once IoT Hub
+ * message (one connection's events, of one source device or several) → for each source device, the IoT Central device
+ * the route's template names → one telemetry message per event. The bus message is acknowledged only once IoT Hub
  * acknowledged (PUBACK) every message made from it. Throttled, not connected, timed out → redelivered (after the
  * platform's retry-after when it gave one); the device disabled, its credential or registration refused, a message too
  * large, a device id taken by another source → dead-lettered with the reason, while the route's other devices go on.
@@ -125,8 +126,8 @@ export class RouteSink {
   async deliver(d: Delivery): Promise<void> {
     // Published after the route was deleted: not its backlog. Acknowledged unsent, so the drain can end.
     if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) return;
-    const first = d.batch.events[0];
-    if (!first?.source) return;
+    const devices = eventsByDevice(d.batch.events);
+    if (devices.length === 0) return;
     try {
       const problem = this.optionsProblem;
       if (problem) throw new RetryableError(`route ${this.route.id}: ${problem}`, MISCONFIGURED_RETRY_MS);
@@ -141,20 +142,23 @@ export class RouteSink {
       }
       const template = this.route.options["device_id_template"] || app.deviceIdTemplate || DEFAULT_DEVICE_ID_TEMPLATE;
       const component = this.route.options["component"] || undefined;
-      const source = sourceName(first.source);
-      const deviceId = this.deviceIdOf(template, first.source);
       const store = this.deps.applications.store;
-      if (!store.holds(app.id, deviceId, source)) await store.claim(app.id, deviceId, source);
       let skipped = 0;
       const sends: Promise<void>[] = [];
-      for (const event of d.batch.events) {
-        const m = toTelemetryMessage(event, component);
-        if (!m) {
-          skipped += event.points.length;
-          continue;
+      // A message holds one connection's events of one device or several: each device's go to its own IoT Central device.
+      for (const group of devices) {
+        const source = sourceName(group.source);
+        const deviceId = this.deviceIdOf(template, group.source);
+        if (!store.holds(app.id, deviceId, source)) await store.claim(app.id, deviceId, source);
+        for (const event of group.events) {
+          const m = toTelemetryMessage(event, component);
+          if (!m) {
+            skipped += event.points.length;
+            continue;
+          }
+          skipped += m.skipped;
+          sends.push(this.deps.devices.sendTelemetry(app.id, deviceId, m.payload, m.options));
         }
-        skipped += m.skipped;
-        sends.push(this.deps.devices.sendTelemetry(app.id, deviceId, m.payload, m.options));
       }
       if (sends.length === 1) await sends[0];
       else {

@@ -4,6 +4,7 @@ import {
   type Delivery,
   type DurableConsumer,
   drainThroughOf,
+  eventsByDevice,
   PermanentError,
   platformToken,
   type RouteSinkCounters,
@@ -186,11 +187,37 @@ export class OciRouteSink {
     return twin;
   }
 
+  /** The twin a source device's events go to, and the device secret to post them with; PermanentError when there is none. */
+  private async twinOf(source: Source, domainId: string): Promise<{ key: string; credentials: DeviceCredentials }> {
+    const key = twinKeyFor(this.template, source);
+    const from = `${platformToken(source.platform)}/${source.connection}/${source.device}`;
+    if (!TWIN_KEY.test(key))
+      throw new PermanentError(
+        `twin "${key.slice(0, 100)}" (template "${this.template}" for ${from}) is not a twin key ([a-z0-9-], at most 63)`,
+      );
+    const twin = await this.twin(key);
+    if (!twin) throw new PermanentError(`twin ${key} (template "${this.template}" for ${from}) is not a twin of oci-twin-manager`);
+    if (twin.iotDomainId !== domainId)
+      throw new PermanentError(`twin ${key} is in IoT domain ${twin.iotDomainId}, not in the route's ${domainId}`);
+    let credentials: DeviceCredentials | undefined;
+    try {
+      if (this.credentials.has(twin)) credentials = this.credentials.get(twin);
+      else {
+        credentials = this.deps.store.deviceCredentials(twin);
+        this.credentials.set(twin, credentials);
+      }
+    } catch (err) {
+      throw new PermanentError(`twin ${key}: ${(err as Error).message}`);
+    }
+    if (!credentials) throw new PermanentError(`twin ${key} has no device secret to post as its device (SetTwinDeviceSecret)`);
+    return { key, credentials };
+  }
+
   async deliver(d: Delivery): Promise<void> {
     // Published after the route was deleted: not its backlog. Acknowledged unsent, so the drain can end.
     if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) return;
-    const first = d.batch.events[0];
-    if (!first?.source) return;
+    const devices = eventsByDevice(d.batch.events);
+    if (devices.length === 0) return;
     try {
       if (this.optionsProblem) throw new RetryableError(`route ${this.route.id}: ${this.optionsProblem}`, MISCONFIGURED_RETRY_MS);
       let domainId: string;
@@ -200,27 +227,10 @@ export class OciRouteSink {
         // Kept on the bus until the setting or the route is fixed.
         throw new RetryableError(`route ${this.route.id}: ${(err as Error).message}`, MISCONFIGURED_RETRY_MS, { cause: err });
       }
-      const key = twinKeyFor(this.template, first.source);
-      const from = `${platformToken(first.source.platform)}/${first.source.connection}/${first.source.device}`;
-      if (!TWIN_KEY.test(key))
-        throw new PermanentError(
-          `twin "${key.slice(0, 100)}" (template "${this.template}" for ${from}) is not a twin key ([a-z0-9-], at most 63)`,
-        );
-      const twin = await this.twin(key);
-      if (!twin) throw new PermanentError(`twin ${key} (template "${this.template}" for ${from}) is not a twin of oci-twin-manager`);
-      if (twin.iotDomainId !== domainId)
-        throw new PermanentError(`twin ${key} is in IoT domain ${twin.iotDomainId}, not in the route's ${domainId}`);
-      let credentials: DeviceCredentials | undefined;
-      try {
-        if (this.credentials.has(twin)) credentials = this.credentials.get(twin);
-        else {
-          credentials = this.deps.store.deviceCredentials(twin);
-          this.credentials.set(twin, credentials);
-        }
-      } catch (err) {
-        throw new PermanentError(`twin ${key}: ${(err as Error).message}`);
-      }
-      if (!credentials) throw new PermanentError(`twin ${key} has no device secret to post as its device (SetTwinDeviceSecret)`);
+      // A message holds one connection's events of one device or several: each device's go to its own twin, all
+      // of them checked before any is posted.
+      const targets: Array<{ key: string; credentials: DeviceCredentials; indices: number[] }> = [];
+      for (const group of devices) targets.push({ ...(await this.twinOf(group.source, domainId)), indices: group.indices });
       let device: DeviceEndpointClient;
       try {
         device = await this.deps.domains.device(domainId);
@@ -232,7 +242,7 @@ export class OciRouteSink {
           });
         throw err;
       }
-      await this.postAll(d, key, device, credentials);
+      await this.postAll(d, targets, device);
     } catch (err) {
       countFailure(this.counters, err);
       throw err;
@@ -240,37 +250,48 @@ export class OciRouteSink {
   }
 
   /** One post per event, at most maxInFlight at once across the route; every post settles before the message does. */
-  private async postAll(d: Delivery, key: string, device: DeviceEndpointClient, credentials: DeviceCredentials): Promise<void> {
+  private async postAll(
+    d: Delivery,
+    targets: Array<{ key: string; credentials: DeviceCredentials; indices: number[] }>,
+    device: DeviceEndpointClient,
+  ): Promise<void> {
     const done = this.accepted.get(d.streamSequence) ?? new Set<number>();
     let skipped = 0;
     const sends: Promise<void>[] = [];
-    d.batch.events.forEach((event, i) => {
-      if (done.has(i)) return;
-      const { payload, points } = toDevicePayload(event);
-      // Nothing a twin could take (no point with a JSON value): acknowledged without a post.
-      if (points === 0) {
-        skipped++;
-        return;
+    const twinOfSend: string[] = [];
+    for (const { key, credentials, indices } of targets) {
+      for (const i of indices) {
+        if (done.has(i)) continue;
+        const { payload, points } = toDevicePayload(d.batch.events[i]!);
+        // Nothing a twin could take (no point with a JSON value): acknowledged without a post.
+        if (points === 0) {
+          skipped++;
+          continue;
+        }
+        twinOfSend.push(key);
+        sends.push(
+          this.posts
+            .run(() => device.post(credentials, this.endpoint, payload, this.ac.signal))
+            .then(() => {
+              done.add(i);
+            }),
+        );
       }
-      sends.push(
-        this.posts
-          .run(() => device.post(credentials, this.endpoint, payload, this.ac.signal))
-          .then(() => {
-            done.add(i);
-          }),
-      );
-    });
+    }
     const results = await Promise.allSettled(sends);
-    const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason);
+    const failed = results.flatMap((r, n) => (r.status === "rejected" ? [{ reason: r.reason as unknown, key: twinOfSend[n]! }] : []));
     if (failed.length > 0) {
       // What OCI took is not posted again by this instance; a refusal for good decides over a transient failure.
       if (done.size > 0) {
         if (this.accepted.size >= MAX_PARTIAL_REMEMBERED) this.accepted.clear();
         this.accepted.set(d.streamSequence, done);
       }
-      const refused = failed.find((e): e is OciError => e instanceof OciError && !isRetryable(e));
-      if (refused) throw new PermanentError(`OCI refused the data of twin ${key} on ${this.endpoint}: ${refused.message}`, refused.code);
-      throw failed[0];
+      const refused = failed.find((f) => f.reason instanceof OciError && !isRetryable(f.reason));
+      if (refused) {
+        const err = refused.reason as OciError;
+        throw new PermanentError(`OCI refused the data of twin ${refused.key} on ${this.endpoint}: ${err.message}`, err.code);
+      }
+      throw failed[0]!.reason;
     }
     // Counted once OCI has all of it: a redelivered message is not received twice.
     this.counters.received += d.batch.events.length;
