@@ -15,6 +15,7 @@ import {
   OmfPayloadTooLargeError,
   type OmfType,
 } from "../platform/index.js";
+import { runBatches } from "./batcher.js";
 import { type AcceptedValues, confirmStored, UnconfirmedWriteError } from "./confirm.js";
 import type { EndpointRegistry } from "./endpoints.js";
 import { DeliveryLedger, type Written } from "./ledger.js";
@@ -31,7 +32,12 @@ export interface PipelineSettings {
   maxBatchEvents: number;
   /** Flush when the buffered bus messages reach this many bytes. */
   maxBatchBytes: number;
-  /** Flush this long after the first buffered event at the latest. */
+  /**
+   * The longest a buffered event waits for its batch to go. A route with no send in flight sends at once; while one is
+   * in flight it gathers until that send returns (or the batch is full), so batches grow with the load by themselves
+   * and latency at low rates is one round trip. lingerMs only caps that wait (a slow endpoint); 0 sends every message
+   * on its own.
+   */
   lingerMs: number;
   /** `auto`: PI on OMF 1.2 → update (replace at the same timestamp), else create (SDS replaces on create). */
   dataAction: "auto" | "create" | "update";
@@ -156,8 +162,6 @@ export interface RouteCounters {
 /** Thrown when a send cannot start: no such endpoint, credentials unreadable, endpoint URL wrong. Retried. */
 class EndpointUnavailableError extends RetryableError {}
 
-const LINGER = Symbol("linger");
-
 /** What the container quota held back from one message: the refused containers and their events. */
 interface OverQuota {
   containers: string[];
@@ -166,7 +170,7 @@ interface OverQuota {
 
 /**
  * One route to one OMF endpoint: a durable consumer `omf-<route id>` on the route's source filter, batches of
- * deliveries flushed by count, bytes or linger time, types and containers ensured once, data sent under the
+ * deliveries flushed when the route is idle (no send in flight), or by count, bytes or linger time, types and containers ensured once, data sent under the
  * endpoint's body limit (413 → split), acks only after a 2xx. Transient failures nak (Retry-After wins over the
  * backoff) and never dead-letter; a 4xx retrying cannot fix dead-letters the message with the OMF error body.
  */
@@ -258,72 +262,40 @@ export class RoutePipeline {
     // Records left by earlier runs or other replicas: read once, so the ack floor can prune them.
     void this.ledger.open().catch((err) => this.log.debug({ err: (err as Error).message }, "delivery ledger not read"));
     const it = this.consumer.deliveries(signal)[Symbol.asyncIterator]();
-    let next: Promise<IteratorResult<Delivery>> | undefined;
-    let batch: Delivery[] = [];
-    let events = 0;
-    let bytes = 0;
-    let firstAt = 0;
-    const inflight = new Set<Promise<void>>();
-    const flush = async () => {
-      const b = batch;
-      batch = [];
-      events = 0;
-      bytes = 0;
-      const p = this.flush(b, this.sends.signal).catch((err) => this.log.error({ err }, "flush failed unexpectedly"));
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-      while (inflight.size >= this.settings.maxInflightBatches) await Promise.race(inflight);
-    };
     try {
-      while (!signal.aborted) {
-        next ??= it.next();
-        let r: IteratorResult<Delivery> | typeof LINGER;
-        if (batch.length === 0) r = await next;
-        else {
-          const wait = firstAt + this.settings.lingerMs - Date.now();
-          if (wait <= 0) r = LINGER;
-          else {
-            let timer: NodeJS.Timeout | undefined;
-            r = await Promise.race([next, new Promise<typeof LINGER>((res) => (timer = setTimeout(() => res(LINGER), wait)))]);
-            clearTimeout(timer);
+      await runBatches({
+        items: it,
+        settings: this.settings,
+        signal,
+        admit: (d) => {
+          if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) {
+            // Published after the route was deleted: not its backlog. Acked unsent, so the drain can end.
+            d.ack();
+            return undefined;
           }
-        }
-        if (r === LINGER) {
-          await flush();
-          continue;
-        }
-        next = undefined;
-        if (r.done) break;
-        const d = r.value;
-        if (this.drainThrough !== undefined && d.streamSequence > this.drainThrough) {
-          // Published after the route was deleted: not its backlog. Acked unsent, so the drain can end.
-          d.ack();
-          continue;
-        }
-        const n = d.batch.events.length;
-        if (d.deliveryCount > 1) this.counters.redelivered += n;
-        else this.counters.received += n;
-        // Delivered again while this instance still holds it (the ack deadline passed during a long send): the
-        // delivery in hand settles it, and sending this one beside it could write its values twice.
-        if (this.holding.has(d.streamSequence)) continue;
-        this.holding.add(d.streamSequence);
-        if (batch.length === 0) firstAt = Date.now();
-        batch.push(d);
-        events += n;
-        this.buffered += n;
-        bytes += d.sizeBytes;
-        if (events >= this.settings.maxBatchEvents || bytes >= this.settings.maxBatchBytes) await flush();
-      }
+          const n = d.batch.events.length;
+          if (d.deliveryCount > 1) this.counters.redelivered += n;
+          else this.counters.received += n;
+          // Delivered again while this instance still holds it (the ack deadline passed during a long send): the
+          // delivery in hand settles it, and sending this one beside it could write its values twice.
+          if (this.holding.has(d.streamSequence)) return undefined;
+          this.holding.add(d.streamSequence);
+          this.buffered += n;
+          return { events: n, bytes: d.sizeBytes };
+        },
+        send: (batch) => this.flush(batch, this.sends.signal).catch((err) => this.log.error({ err }, "flush failed unexpectedly")),
+        release: async (unsent, pending) => {
+          // Unsent deliveries go back now, so another instance takes them without waiting for the ack deadline.
+          for (const d of unsent) d.retry(0);
+          this.holding.clear();
+          this.buffered = 0;
+          if (pending) {
+            const r = await pending.catch(() => undefined);
+            if (r && !r.done) r.value.retry(0);
+          }
+        },
+      });
     } finally {
-      await Promise.all(inflight);
-      // Unsent deliveries go back now, so another instance takes them without waiting for the ack deadline.
-      for (const d of batch) d.retry(0);
-      this.holding.clear();
-      this.buffered = 0;
-      if (next) {
-        const r = await next.catch(() => undefined);
-        if (r && !r.done) r.value.retry(0);
-      }
       await it.return?.(undefined);
     }
   }

@@ -1,0 +1,108 @@
+/** How a route gathers bus messages into sends (route options, bounds in route-pipeline.ts). */
+export interface BatcherSettings {
+  maxBatchEvents: number;
+  maxBatchBytes: number;
+  lingerMs: number;
+  maxInflightBatches: number;
+}
+
+export interface BatcherOptions<T> {
+  items: AsyncIterator<T>;
+  settings: BatcherSettings;
+  /** Ends the gathering; the sends in flight are awaited, the batch being gathered is released unsent. */
+  signal: AbortSignal;
+  /** Takes an item into the batch and says what it weighs; undefined when it was settled without a send. */
+  admit(item: T): { events: number; bytes: number } | undefined;
+  /** Sends one batch. Never rejects: the caller settles every item of it. */
+  send(batch: T[]): Promise<void>;
+  /**
+   * Called once at the end, after the sends in flight returned: the batch never sent, and a next() still pending (it
+   * may yet bring an item, which must be handed back too).
+   */
+  release(unsent: T[], pending: Promise<IteratorResult<T>> | undefined): Promise<void>;
+}
+
+/** The batch goes now: the route is idle, or lingerMs is up. */
+const FLUSH = Symbol("flush");
+
+/**
+ * Adaptive linger. A route with no send in flight sends what it has at once (with whatever the consumer already holds:
+ * a pull hands over many messages before the next turn of the event loop). While a send is in flight, items gather
+ * until it returns, the batch is full (maxBatchEvents, maxBatchBytes) or lingerMs has passed since the batch's first
+ * item. So at low rates an event waits about one round trip, and under load batches grow by themselves to what the
+ * endpoint's round trip lets gather. Up to maxInflightBatches sends run at once (full or lingered batches); beyond
+ * that, gathering waits for one to return.
+ */
+export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
+  const { items, settings, signal } = options;
+  let next: Promise<IteratorResult<T>> | undefined;
+  let batch: T[] = [];
+  let events = 0;
+  let bytes = 0;
+  let firstAt = 0;
+  const inflight = new Set<Promise<void>>();
+  // Resolves when the last send in flight returns.
+  let idle: { promise: Promise<typeof FLUSH>; resolve: () => void } | undefined;
+  // Resolves lingerMs after the batch's first item (made only when the batch has to wait).
+  let linger: { promise: Promise<typeof FLUSH>; timer: NodeJS.Timeout } | undefined;
+  const flush = async () => {
+    const b = batch;
+    batch = [];
+    events = 0;
+    bytes = 0;
+    if (linger) clearTimeout(linger.timer);
+    linger = undefined;
+    const p = options.send(b);
+    inflight.add(p);
+    if (!idle) {
+      let resolve!: () => void;
+      const promise = new Promise<typeof FLUSH>((res) => {
+        resolve = () => res(FLUSH);
+      });
+      idle = { promise, resolve };
+    }
+    void p.finally(() => {
+      inflight.delete(p);
+      if (inflight.size > 0) return;
+      idle?.resolve();
+      idle = undefined;
+    });
+    while (inflight.size >= settings.maxInflightBatches) await Promise.race(inflight);
+  };
+  try {
+    while (!signal.aborted) {
+      next ??= items.next();
+      let r: IteratorResult<T> | typeof FLUSH;
+      if (batch.length === 0) r = await next;
+      else if (firstAt + settings.lingerMs <= Date.now()) r = FLUSH;
+      else if (!idle) r = await Promise.race([next, new Promise<typeof FLUSH>((res) => setImmediate(res, FLUSH))]);
+      else {
+        if (!linger) {
+          let timer!: NodeJS.Timeout;
+          const promise = new Promise<typeof FLUSH>((res) => {
+            timer = setTimeout(res, firstAt + settings.lingerMs - Date.now(), FLUSH);
+          });
+          linger = { promise, timer };
+        }
+        r = await Promise.race([next, idle.promise, linger.promise]);
+      }
+      if (r === FLUSH) {
+        await flush();
+        continue;
+      }
+      next = undefined;
+      if (r.done) break;
+      const weight = options.admit(r.value);
+      if (weight === undefined) continue;
+      if (batch.length === 0) firstAt = Date.now();
+      batch.push(r.value);
+      events += weight.events;
+      bytes += weight.bytes;
+      if (events >= settings.maxBatchEvents || bytes >= settings.maxBatchBytes) await flush();
+    }
+  } finally {
+    if (linger) clearTimeout(linger.timer);
+    await Promise.all(inflight);
+    await options.release(batch, next);
+  }
+}
