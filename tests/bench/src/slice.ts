@@ -1,10 +1,15 @@
 /**
  * npm run bench — the first slice as separate processes, as the containers run it: iDigi emulator → idigi-listener →
- * NATS → omf-sender → PI emulator, set up through the gateway. Prints one JSON object: end-to-end events/s (emulator
- * emit to PI read-back), p50/p99 latency at a fixed rate, the raw bus ceiling measured in the same run, the ratio,
- * and each process's RSS. Bounded: BENCH_SLICE_EVENTS events for throughput, BENCH_SLICE_SECONDS at BENCH_SLICE_RATE.
+ * NATS → omf-sender → PI emulator, set up through the gateway. A sustained phase (BENCH_SLICE_SECONDS, default 30,
+ * after BENCH_SLICE_WARMUP_SECONDS, default 5) keeps the emulator BENCH_SLICE_OUTSTANDING events ahead of what PI holds:
+ * events/s end to end (emulator → readable in PI), CPU µs per event of every process and of Meridian's own (listener,
+ * omf-sender, gateway, nats-server), idle and peak RSS. Then BENCH_SLICE_LATENCY_SECONDS at BENCH_SLICE_RATE events/s:
+ * per 100 ms chunk, the source platform's batching (emit → the listener received the events) apart from Meridian's own
+ * part (received → readable in PI). The raw bus figure of the same run is the yardstick. Appends to
+ * tests/bench/results/slice.jsonl.
  */
 import { randomBytes } from "node:crypto";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus } from "@meridian/bus";
@@ -19,15 +24,20 @@ import { RouteService } from "@meridian/contracts/meridian/route/v1/route_servic
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { freePort, startNatsServer, testCredential } from "@meridian/testing";
 import { pino } from "pino";
-import { machine, percentile, rate } from "./common.js";
+import { emitter, envNumber, latencySummary, sustain } from "./idigi-load.js";
 import { type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
+import { appendResult } from "./results.js";
+import { ProcessSampler } from "./sampler.js";
 
-const EVENTS = Number(process.env.BENCH_SLICE_EVENTS ?? 30_000);
-const RATE = Number(process.env.BENCH_SLICE_RATE ?? 1000);
-const SECONDS = Number(process.env.BENCH_SLICE_SECONDS ?? 10);
-const RAW_MESSAGES = Number(process.env.BENCH_RAW_MESSAGES ?? 30_000);
+const WARMUP_S = envNumber("BENCH_SLICE_WARMUP_SECONDS", 5, 1, 600);
+const SECONDS = envNumber("BENCH_SLICE_SECONDS", 30, 1, 3600);
+const OUTSTANDING = envNumber("BENCH_SLICE_OUTSTANDING", 30_000, 1000, 1_000_000);
+const RATE = envNumber("BENCH_SLICE_RATE", 1000, 10, 100_000);
+const LATENCY_S = envNumber("BENCH_SLICE_LATENCY_SECONDS", 10, 1, 600);
+const RAW_MESSAGES = envNumber("BENCH_RAW_MESSAGES", 30_000, 1000, 10_000_000);
 const BATCH_SIZE = 100;
+const MERIDIAN = ["idigi-listener", "omf-sender", "gateway", "nats-server"];
 const logger = pino({ level: "warn" });
 
 async function main() {
@@ -137,95 +147,127 @@ async function main() {
       },
     });
 
+    const sampler = new ProcessSampler({
+      ...Object.fromEntries(procs.map((p) => [p.name, p.proc.pid!])),
+      "nats-server": nats.pid()!,
+    }).start();
+    const idleRssMiB = sampler.idleRssMiB();
     const piCount = async () => {
       const res = await fetch(`${local(omfPort)}/_emulator/state?scope=pi&values=false`);
       return ((await res.json()) as { scopes: { pi: { valueCount: number } } }).scopes.pi.valueCount;
     };
-    const emit = async (count: number) => {
-      const res = await fetch(`${local(idigiHttp)}/_emulator/emit`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ monitorId, topic: "DataPoint", count }),
-      });
-      if (!res.ok) throw new Error(`emit: ${res.status} ${await res.text()}`);
-    };
-    const waitFor = async (target: number, timeoutMs: number) => {
-      const end = Date.now() + timeoutMs;
-      while ((await piCount()) < target) {
-        if (Date.now() > end) {
-          const idigiState = await (await fetch(`${local(idigiHttp)}/_emulator/state`)).text();
-          const stream = await bus.jsm().streams.info("TELEMETRY");
-          throw new Error(
-            `PI holds fewer than ${target} values after ${timeoutMs} ms; bus has ${stream.state.messages} messages; iDigi emulator: ${idigiState.slice(0, 1500)}`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
+    const emit = emitter(local(idigiHttp), monitorId);
 
-    // Warm-up: types and containers get created, connections open.
-    await emit(200);
-    await waitFor(200, 60_000);
-    let expected = await piCount();
+    // Sustained: warm-up (types and containers created, connections open), then the measured phase.
+    let from = sampler.mark();
+    let to = from;
+    const throughput = await sustain({
+      emit,
+      delivered: piCount,
+      warmupMs: WARMUP_S * 1000,
+      measureMs: SECONDS * 1000,
+      maxOutstanding: OUTSTANDING,
+      chunk: 5000,
+      drainTimeoutMs: 300_000,
+      onStart: () => {
+        from = sampler.mark();
+        sampler.resetPeak();
+      },
+      onEnd: () => {
+        to = sampler.mark();
+      },
+    });
+    if (throughput.deliveredAtEnd < throughput.emitted) {
+      const stream = await bus.jsm().streams.info("TELEMETRY");
+      throw new Error(
+        `PI holds ${throughput.deliveredAtEnd} of ${throughput.emitted} values; bus has ${stream.state.messages} messages; iDigi emulator: ${(
+          await (await fetch(`${local(idigiHttp)}/_emulator/state`)).text()
+        ).slice(0, 1500)}`,
+      );
+    }
+    const cpu = sampler.cpuMicrosPerEvent(throughput.events, from, to);
+    const peakRssMiB = sampler.peakRssMiB();
 
-    // Throughput: everything at once, until PI has it all.
-    let t0 = performance.now();
-    for (let sent = 0; sent < EVENTS; sent += 5000) await emit(Math.min(5000, EVENTS - sent));
-    expected += EVENTS;
-    await waitFor(expected, 300_000);
-    const throughputMs = performance.now() - t0;
-
-    // Latency at a fixed rate: a chunk every 100 ms; a chunk's latency is emit → all of it readable in PI.
+    // Latency at a fixed rate: a chunk every 100 ms. Each chunk's events are read on the bus (their received time) and
+    // the chunk is done when PI holds it.
     const chunk = Math.max(1, Math.round(RATE / 10));
-    const pending: Array<{ target: number; at: number }> = [];
-    const latencies: number[] = [];
+    const received: number[] = [];
+    const ac = new AbortController();
+    const reader = (async () => {
+      for await (const e of bus.subscribe({ platform: Platform.IDIGI, connection: String(monitorId) }, { signal: ac.signal }))
+        received.push(timestampMs(e.receivedTime!));
+    })().catch((err) => {
+      if (!ac.signal.aborted) throw err;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    let expected = await piCount();
+    const chunks: Array<{ target: number; emitAt: number; inPiAt?: number }> = [];
     let polling = true;
     const poller = (async () => {
-      while (polling || pending.length > 0) {
+      let next = 0;
+      while (polling || next < chunks.length) {
         const count = await piCount();
-        const now = performance.now();
-        while (pending.length > 0 && pending[0]!.target <= count) latencies.push(now - pending.shift()!.at);
-        await new Promise((r) => setTimeout(r, 10));
+        const now = Date.now();
+        while (next < chunks.length && chunks[next]!.target <= count) chunks[next++]!.inPiAt = now;
+        await new Promise((r) => setTimeout(r, 5));
       }
     })();
-    t0 = performance.now();
-    for (let i = 0; i < SECONDS * 10; i++) {
-      const at = performance.now();
+    const t0 = performance.now();
+    for (let i = 0; i < LATENCY_S * 10; i++) {
+      const emitAt = Date.now();
       await emit(chunk);
       expected += chunk;
-      pending.push({ target: expected, at });
-      const next = t0 + (i + 1) * 100;
-      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+      chunks.push({ target: expected, emitAt });
+      await new Promise((r) => setTimeout(r, Math.max(0, t0 + (i + 1) * 100 - performance.now())));
     }
     polling = false;
     await Promise.race([poller, new Promise((_, reject) => setTimeout(() => reject(new Error("latency phase did not drain")), 120_000))]);
-    latencies.sort((a, b) => a - b);
+    const end = Date.now() + 10_000;
+    while (received.length < chunks.length * chunk && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    ac.abort();
+    await reader;
+    // The k-th event read belongs to chunk floor(k / chunk) (one monitor, read in stream order).
+    const source: number[] = [];
+    const meridian: number[] = [];
+    const endToEnd: number[] = [];
+    chunks.forEach((c, i) => {
+      const times = received.slice(i * chunk, (i + 1) * chunk);
+      if (c.inPiAt === undefined || times.length < chunk) return;
+      const lastReceived = Math.max(...times);
+      source.push(lastReceived - c.emitAt);
+      meridian.push(c.inPiAt - lastReceived);
+      endToEnd.push(c.inPiAt - c.emitAt);
+    });
 
-    const eventsPerSec = rate(EVENTS, throughputMs);
-    console.log(
-      JSON.stringify(
-        {
-          benchmark: "slice: iDigi emulator → idigi-listener → NATS → omf-sender → PI emulator (separate processes)",
-          machine: machine(),
-          monitor: { batchSize: BATCH_SIZE, batchDurationSeconds: 1, format: "json", compression: "none", ack: "explicit" },
-          throughput: { events: EVENTS, eventsPerSec, seconds: Number((throughputMs / 1000).toFixed(1)) },
-          latencyAtFixedRate: {
-            eventsPerSec: RATE,
-            seconds: SECONDS,
-            chunks: latencies.length,
-            p50Ms: Math.round(percentile(latencies, 50)),
-            p99Ms: Math.round(percentile(latencies, 99)),
-            note: "emit → readable in PI, per 100 ms chunk; includes the monitor's batch duration (≤ 1 s) at the emulator",
-          },
-          rawBus: raw,
-          ratioEndToEndToRawPublish: Number((eventsPerSec / raw.publishPerSec).toFixed(2)),
-          rssMiB: Object.fromEntries(procs.map((p) => [p.name, p.rssMiB()])),
-          piValues: await piCount(),
+    const meridianCpu = MERIDIAN.reduce((sum, name) => sum + (cpu.perProcess[name] ?? 0), 0);
+    appendResult("slice", {
+      setup: {
+        path: "iDigi emulator → idigi-listener → NATS → omf-sender → PI emulator (separate processes, set up through the gateway)",
+        monitor: { batchSize: BATCH_SIZE, batchDurationSeconds: 1, format: "json", compression: "none", ack: "explicit" },
+        warmupSeconds: WARMUP_S,
+        measuredSeconds: SECONDS,
+        maxOutstandingEvents: OUTSTANDING,
+      },
+      throughput: { ...throughput, note: "events readable in PI during the measured phase" },
+      cpuMicrosPerEvent: cpu,
+      meridianCpuMicrosPerEvent: { processes: MERIDIAN, total: Number(meridianCpu.toFixed(2)) },
+      idleRssMiB,
+      peakRssMiB,
+      latencyAtFixedRate: {
+        eventsPerSec: RATE,
+        seconds: LATENCY_S,
+        chunks: chunks.length,
+        sourceBatching: {
+          ...latencySummary(source),
+          note: "per chunk: emit → its last event received by the listener (the monitor's batch duration ≤ 1 s)",
         },
-        null,
-        2,
-      ),
-    );
+        meridian: { ...latencySummary(meridian), note: "per chunk: its last event received by the listener → all of it readable in PI" },
+        endToEnd: { ...latencySummary(endToEnd), note: "per chunk: emit → all of it readable in PI" },
+      },
+      rawBus: raw,
+      ratioEndToEndToRawPublish: Number((throughput.eventsPerSec / raw.publishPerSec).toFixed(2)),
+      piValues: await piCount(),
+    });
   } finally {
     for (const p of procs.reverse()) await p.stop().catch(() => {});
     await bus.close();
