@@ -195,3 +195,58 @@ describe("EventMapper with a mapping for an endpoint that keeps no static data (
     expect(sds.groups.size).toBe(0);
   });
 });
+
+describe("EventMapper's cached layouts", () => {
+  const source = { platform: Platform.IDIGI, connection: "7", device: "dev-1" };
+  /** The reference: the original formula (toISOString, 9 digits cut to 7, zeros trimmed). */
+  const reference = (seconds: bigint, nanos: number) => {
+    const base = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+    const f = String(nanos).padStart(9, "0").slice(0, 7).replace(/0+$/, "");
+    return f === "" ? `${base}Z` : `${base}.${f}Z`;
+  };
+
+  it("isoTime equals the reference formula for random times, across changes of second", () => {
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const seconds = BigInt(1_700_000_000 + Math.floor(rnd() * 3));
+      const nanos = [0, 99, 100, 5_000_000, 999_999_999][i % 5]! + (i % 3 === 0 ? Math.floor(rnd() * 999_999) : 0);
+      const t = { seconds, nanos: Math.min(nanos, 999_999_999) };
+      expect(isoTime(t as never), `${t.seconds}s ${t.nanos}ns`).toBe(reference(t.seconds, t.nanos));
+    }
+  });
+
+  it("events of different layouts (order, repeated names, points without a value) map as each alone would", () => {
+    const observedTime = { seconds: 1767225600n, nanos: 0 };
+    const layouts = [
+      [
+        { name: "a", value: { case: "doubleValue" as const, value: 1.5 } },
+        { name: "b", value: { case: "intValue" as const, value: 7n } },
+      ],
+      [
+        { name: "b", value: { case: "intValue" as const, value: 8n } },
+        { name: "a", value: { case: "doubleValue" as const, value: Number.NaN } },
+      ],
+      [
+        { name: "a", value: { case: "doubleValue" as const, value: 2 } },
+        { name: "A", value: { case: "boolValue" as const, value: true } },
+        { name: "c", value: { case: undefined } },
+      ],
+      [{ name: "a", value: { case: "stringValue" as const, value: "x" } }],
+    ];
+    const events = [0, 1, 2, 3, 0, 2, 1, 3].map((k, i) =>
+      create(TelemetryEventSchema, { id: `e${i}`, source, observedTime: { ...observedTime, nanos: i * 1000 }, points: layouts[k]! }),
+    );
+    const together = new EventMapper({ omfVersion: "1.2", intFormat: "int64" }).mapBatch(makeBatch("b", events));
+    const alone = events.map((e) => new EventMapper({ omfVersion: "1.2", intFormat: "int64" }).mapBatch(makeBatch("b", [e])));
+    const flat = (groups: Map<string, { values: unknown[] }>) => [...groups].flatMap(([id, g]) => g.values.map((v) => [id, v]));
+    const expected = alone.flatMap((m) => flat(m.groups)).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+    expect(flat(together.groups).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)))).toEqual(expected);
+    // Same layout in another order: the same type, so the same container.
+    expect(together.groups.size).toBe(3);
+    expect(flat(together.groups)).toContainEqual([expect.any(String), { Timestamp: "2026-01-01T00:00:00.000001Z", b: 8, a: null }]);
+  });
+});

@@ -13,7 +13,6 @@ import {
   sanitizeIdSegment,
   type TypeMapping,
   typeForShape,
-  valueFor,
 } from "../platform/index.js";
 import {
   convertValue,
@@ -70,6 +69,10 @@ export class EventMapper {
   private readonly userTypes = new Map<string, TypeMapping>();
   /** The route mapping's containers by entry and source (templates rendered, ids checked). */
   private readonly userContainers = new Map<string, OmfContainer>();
+  /** Point layouts seen (names and value kinds in event order) and how their events become values. */
+  private readonly plans = new Map<string, ShapePlan>();
+  /** The last layout used: consecutive events nearly always share it, so it is checked before any lookup. */
+  private lastPlan: ShapePlan | undefined;
 
   constructor(private readonly options: MappingOptions) {}
 
@@ -84,18 +87,71 @@ export class EventMapper {
     return m;
   }
 
-  private containerFor(event: TelemetryEvent, mapping: TypeMapping): OmfContainer {
+  private containerFor(event: TelemetryEvent, plan: ShapePlan, mapping: TypeMapping): OmfContainer {
     const s = event.source!;
-    const key = `${s.platform}\u0000${s.connection}\u0000${s.device}\u0000${mapping.typeId}`;
-    let c = this.containers.get(key);
+    const key = `${s.platform}\u0000${s.connection}\u0000${s.device}`;
+    let c = plan.containers.get(key);
     if (!c) {
-      if (this.containers.size >= MAX_CACHE) this.containers.clear();
-      c = containerFor({ platform: platformToken(s.platform), connection: s.connection, device: s.device }, mapping, {
-        name: `${s.connection}/${s.device}`,
-      });
-      this.containers.set(key, c);
+      const whole = `${key}\u0000${mapping.typeId}`;
+      c = this.containers.get(whole);
+      if (!c) {
+        if (this.containers.size >= MAX_CACHE) this.containers.clear();
+        c = containerFor({ platform: platformToken(s.platform), connection: s.connection, device: s.device }, mapping, {
+          name: `${s.connection}/${s.device}`,
+        });
+        this.containers.set(whole, c);
+      }
+      if (plan.containers.size >= MAX_CACHE) plan.containers.clear();
+      plan.containers.set(key, c);
     }
     return c;
+  }
+
+  /** The plan of a point layout: made once per layout, found again by comparing names and kinds. */
+  private planFor(points: TelemetryEvent["points"]): ShapePlan {
+    const last = this.lastPlan;
+    if (last !== undefined && sameLayout(last, points)) return last;
+    let key = "";
+    for (const p of points) key += `${p.value.case ?? ""}:${p.name}\u0000`;
+    let plan = this.plans.get(key);
+    if (!plan) {
+      if (this.plans.size >= MAX_CACHE) this.plans.clear();
+      plan = this.makePlan(points);
+      this.plans.set(key, plan);
+    }
+    this.lastPlan = plan;
+    return plan;
+  }
+
+  private makePlan(points: TelemetryEvent["points"]): ShapePlan {
+    const plan: ShapePlan = {
+      names: points.map((p) => p.name),
+      cases: points.map((p) => p.value.case),
+      ids: [],
+      containers: new Map(),
+    };
+    const shape: PointSpec[] = [];
+    const taken: Array<number | undefined> = [];
+    const seen = new Set<string>();
+    points.forEach((p, k) => {
+      const kind = POINT_KIND[p.value.case ?? ""];
+      if (!kind || !p.name || seen.has(p.name.toLowerCase())) return;
+      seen.add(p.name.toLowerCase());
+      shape.push({ name: p.name, kind });
+      taken[k] = k;
+    });
+    if (shape.length === 0) return plan;
+    shape.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    try {
+      plan.mapping = this.typeFor(shape);
+    } catch (err) {
+      if (!(err instanceof OmfInvalidMessageError)) throw err;
+      plan.problems = err.problems;
+      return plan;
+    }
+    const mapping = plan.mapping;
+    plan.ids = points.map((p, k) => (taken[k] === undefined ? undefined : mapping.propertyIds.get(p.name)));
+    return plan;
   }
 
   /**
@@ -105,6 +161,8 @@ export class EventMapper {
   mapBatch(batch: TelemetryBatch): MappedBatch {
     if (this.options.mappingProblem !== undefined) throw new RouteMappingError(this.options.mappingProblem);
     const into = new Map<string, ContainerValues>();
+    // The groups of this call by container object: no id hashing per event.
+    const groupOf = new Map<OmfContainer, ContainerValues>();
     let skipped = 0;
     batch.events.forEach((event, i) => {
       const where = `events[${i}] (${event.id})`;
@@ -121,33 +179,29 @@ export class EventMapper {
         }
         if (used) points = points.filter((p) => !used.has(p.name));
       }
-      const shape: PointSpec[] = [];
-      const values: Record<string, unknown> = {};
-      const seen = new Set<string>();
-      for (const p of points) {
-        const v = pointValue(p.value);
-        if (!v || !p.name || seen.has(p.name.toLowerCase())) continue;
-        seen.add(p.name.toLowerCase());
-        shape.push({ name: p.name, kind: v.kind });
-        values[p.name] = v.value;
-      }
-      if (shape.length === 0) {
+      const plan = this.planFor(points);
+      if (plan.mapping === undefined) {
+        if (plan.problems) throw new OmfInvalidMessageError(plan.problems.map((p) => `${where}: ${p}`));
         if (!wrote) skipped++;
         return;
       }
-      shape.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      let mapping: TypeMapping;
-      try {
-        mapping = this.typeFor(shape);
-      } catch (err) {
-        if (err instanceof OmfInvalidMessageError) throw new OmfInvalidMessageError(err.problems.map((p) => `${where}: ${p}`));
-        throw err;
+      const container = this.containerFor(event, plan, plan.mapping);
+      // Built directly rather than through valueFor: isoTime's output is a valid index, and the ids are the type's.
+      const value: Record<string, unknown> = { [plan.mapping.indexName]: isoTime(event.observedTime) };
+      for (let k = 0; k < points.length; k++) {
+        const id = plan.ids[k];
+        if (id !== undefined) value[id] = jsonValue(points[k]!.value);
       }
-      const container = this.containerFor(event, mapping);
-      const value = valueFor(mapping, isoTime(event.observedTime), values);
-      const group = into.get(container.id);
-      if (group) group.values.push(value);
-      else into.set(container.id, { container, mapping, values: [value] });
+      let group = groupOf.get(container);
+      if (!group) {
+        group = into.get(container.id);
+        if (!group) {
+          group = { container, mapping: plan.mapping, values: [] };
+          into.set(container.id, group);
+        }
+        groupOf.set(container, group);
+      }
+      group.values.push(value);
     });
     return { groups: into, skipped };
   }
@@ -266,19 +320,46 @@ function sourceValue(v: TelemetryEvent["points"][number]["value"]): SourceValue 
   }
 }
 
-function pointValue(v: TelemetryEvent["points"][number]["value"]): { kind: PointKind; value: unknown } | undefined {
+/** How the events of one point layout become values of one generated type. */
+interface ShapePlan {
+  /** The layout: point names and value cases, in the event's order. */
+  names: string[];
+  cases: Array<string | undefined>;
+  /** The type; undefined when no point can be written (or the shape cannot be a type: `problems`). */
+  mapping?: TypeMapping;
+  problems?: readonly string[];
+  /** Per point of the layout, its property id; undefined for a point not written (no value, a repeated name). */
+  ids: Array<string | undefined>;
+  /** Containers of this type by source (`platform NUL connection NUL device`). */
+  containers: Map<string, OmfContainer>;
+}
+
+const POINT_KIND: Record<string, PointKind | undefined> = {
+  doubleValue: "double",
+  intValue: "int",
+  boolValue: "bool",
+  stringValue: "string",
+};
+
+function sameLayout(plan: ShapePlan, points: TelemetryEvent["points"]): boolean {
+  if (plan.names.length !== points.length) return false;
+  for (let k = 0; k < points.length; k++) {
+    const p = points[k]!;
+    if (plan.names[k] !== p.name || plan.cases[k] !== p.value.case) return false;
+  }
+  return true;
+}
+
+/** A point's value as OMF JSON (its kind is the plan's). */
+function jsonValue(v: TelemetryEvent["points"][number]["value"]): unknown {
   switch (v.case) {
     case "doubleValue":
-      return { kind: "double", value: Number.isFinite(v.value) ? v.value : null };
+      return Number.isFinite(v.value) ? v.value : null;
     case "intValue":
       // JSON has no 64-bit integers: beyond 2^53 the value is rounded (PI stores int64 as Float64 anyway).
-      return { kind: "int", value: Number(v.value) };
-    case "boolValue":
-      return { kind: "bool", value: v.value };
-    case "stringValue":
-      return { kind: "string", value: v.value };
+      return Number(v.value);
     default:
-      return undefined;
+      return v.value;
   }
 }
 
@@ -289,14 +370,31 @@ function pointValue(v: TelemetryEvent["points"][number]["value"]): { kind: Point
  */
 const FRACTION_DIGITS = 7;
 
+/** The last second formatted: the events of a batch mostly share it, and toISOString is the costly part. */
+let lastSeconds: bigint | undefined;
+let lastBase = "";
+
 /** RFC 3339 UTC to the 100 ns tick (trailing zeros trimmed): the OMF index, stable across re-sends. */
 export function isoTime(t: Timestamp): string {
-  const ms = Number(t.seconds) * 1000;
-  const d = new Date(ms);
-  if (Number.isNaN(d.getTime()) || t.nanos < 0 || t.nanos > 999_999_999) {
+  if (!Number.isInteger(t.nanos) || t.nanos < 0 || t.nanos > 999_999_999) {
     throw new OmfInvalidMessageError([`observed_time: out of range (${t.seconds}s ${t.nanos}ns)`]);
   }
-  const base = d.toISOString().slice(0, 19);
-  const fraction = String(t.nanos).padStart(9, "0").slice(0, FRACTION_DIGITS).replace(/0+$/, "");
-  return fraction === "" ? `${base}Z` : `${base}.${fraction}Z`;
+  let base: string;
+  if (t.seconds === lastSeconds) base = lastBase;
+  else {
+    const d = new Date(Number(t.seconds) * 1000);
+    if (Number.isNaN(d.getTime())) throw new OmfInvalidMessageError([`observed_time: out of range (${t.seconds}s ${t.nanos}ns)`]);
+    base = d.toISOString().slice(0, 19);
+    lastSeconds = t.seconds;
+    lastBase = base;
+  }
+  // Truncated to the tick (see FRACTION_DIGITS), then trailing zeros dropped.
+  let ticks = Math.floor(t.nanos / 100);
+  if (ticks === 0) return `${base}Z`;
+  let digits = FRACTION_DIGITS;
+  while (ticks % 10 === 0) {
+    ticks /= 10;
+    digits--;
+  }
+  return `${base}.${String(ticks).padStart(digits, "0")}Z`;
 }
