@@ -105,7 +105,8 @@ export class OrderedConsumer implements AsyncIterable<StreamMessage> {
   private serial = 0;
   private sub: Subscription | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private status: AsyncIterator<unknown> | undefined;
+  /** The connection's status events; stopping it removes this consumer's listener from the connection. */
+  private status: (AsyncIterable<{ type: string }> & { stop?: () => void }) | undefined;
   private consumer: string | undefined;
   /** Stream sequence of the last message queued for the caller: a new consumer starts after it. */
   private lastSeq = 0;
@@ -177,7 +178,7 @@ export class OrderedConsumer implements AsyncIterable<StreamMessage> {
     this.done = true;
     clearInterval(this.timer);
     this.sub?.unsubscribe();
-    void this.status?.return?.();
+    this.status?.stop?.();
     this.deleteConsumer();
     this.wake?.();
   }
@@ -347,13 +348,11 @@ export class OrderedConsumer implements AsyncIterable<StreamMessage> {
   }
 
   private watchConnection(): void {
-    const status = this.nc.status()[Symbol.asyncIterator]();
+    const status = this.nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
     this.status = status;
     void (async () => {
-      for (;;) {
-        const r = await status.next();
-        if (r.done || this.done) return;
-        const s = r.value as { type: string };
+      for await (const s of status) {
+        if (this.done) return;
         if (s.type === "disconnect") {
           this.disconnected = true;
         } else if (s.type === "reconnect") {
@@ -378,6 +377,7 @@ export async function* orderedMessages(
   if (options.signal?.aborted) return;
   await consumer.start();
   const stop = () => consumer.close();
+  if (options.signal?.aborted) stop();
   options.signal?.addEventListener("abort", stop, { once: true });
   try {
     yield* consumer;
