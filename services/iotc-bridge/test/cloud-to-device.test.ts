@@ -46,13 +46,18 @@ function directMethod(name: string, payload: unknown, waitMs: number, component?
   return { request, answers };
 }
 
-async function consumerCount(bus: Bus): Promise<number> {
-  return (await bus.jsm().streams.info(STREAMS.cloudToDevice)).state.consumer_count;
+async function consumerNames(bus: Bus): Promise<Set<string>> {
+  const names = new Set<string>();
+  for await (const c of bus.jsm().consumers.list(STREAMS.cloudToDevice)) names.add(c.name);
+  return names;
 }
 
-/** Starts a server stream and resolves once its ordered consumer exists, so nothing published after is missed. */
+/**
+ * Starts a server stream and resolves once its ordered consumer exists, so nothing published after is missed. A new
+ * consumer name, not a larger count: the previous test's consumer is deleted in the background as this one starts.
+ */
 async function watching<T>(bus: Bus, open: (signal: AbortSignal) => AsyncIterable<T>) {
-  const before = await consumerCount(bus);
+  const before = await consumerNames(bus);
   const ac = new AbortController();
   const items: T[] = [];
   const done = (async () => {
@@ -62,7 +67,7 @@ async function watching<T>(bus: Bus, open: (signal: AbortSignal) => AsyncIterabl
       if (!ac.signal.aborted) throw err;
     }
   })();
-  await until(async () => (await consumerCount(bus)) > before, { timeoutMs: 10_000, intervalMs: 25 });
+  await until(async () => [...(await consumerNames(bus))].some((n) => !before.has(n)), { timeoutMs: 10_000, intervalMs: 25 });
   return { items, stop: () => ac.abort(), done };
 }
 
