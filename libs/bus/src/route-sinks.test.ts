@@ -373,6 +373,29 @@ describe("a route's consumer (routeConsumer, drainThroughOf) and DurableConsumer
     expect(await consumerBacklog(bus, c.name)).toMatchObject({ pending: 0, ackPending: 0 });
   });
 
+  it("routeConsumer: without a start_time, from the route's create_time: what was published before its sink got to the route is delivered", async () => {
+    await bus.publishEvents([event("rc-created", 0)]);
+    await new Promise((r) => setTimeout(r, 20));
+    const created = new Date();
+    // Published after CreateRoute answered, before the sink service has made the route's consumer.
+    await bus.publishEvents([event("rc-created", 1), event("rc-created", 2)]);
+    const c = routeConsumer(bus, route("rc5", "rc-created", { createTime: timestampFromDate(created) }), Platform.OCI_IOT, {
+      logger,
+      ackWaitMs: 5000,
+      backoff: undefined,
+    });
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const running = c.runParallel(async (d) => void seen.push(...d.batch.events.map((e) => e.id)), ac.signal, { maxInFlight: 2 });
+    await until(() => seen.length >= 2, { timeoutMs: 5000, what: "the events published after create_time" });
+    await bus.publishEvents([event("rc-created", 3)]);
+    await until(() => seen.length >= 3, { timeoutMs: 5000, what: "the next event" });
+    await new Promise((r) => setTimeout(r, 200));
+    ac.abort();
+    await running;
+    expect(seen).toEqual(["rc-created-1", "rc-created-2", "rc-created-3"]);
+  });
+
   it("routeConsumer: a device route gets only its device's events out of several-devices messages; others are acked unseen", async () => {
     const at = (device: string, i: number) =>
       create(TelemetryEventSchema, {

@@ -56,8 +56,12 @@ export type RouteConsumerOptions = Omit<
 
 /**
  * The durable consumer of a route's sink: `routeConsumerName(route.id, sinkPlatform)` on the route's source. Created
- * (the first time only) at the next event, or at the route's start_time. A draining route's consumer only takes what is left:
- * a consumer another replica finished with (and deleted) must not come back.
+ * (the first time only) at the route's start_time, else at its create_time: what was published once CreateRoute
+ * answered is the route's, however late the sink service gets to the route (busy, restarting, down). A route with
+ * neither (written to the bucket by hand) starts at the next event. The stream's timestamps are the server's clock
+ * and create_time the gateway's: they are compared as they are, so skew between the two moves the start by as much.
+ * A draining route's consumer only takes what is left: a consumer another replica finished with (and deleted) must not
+ * come back.
  */
 export function routeConsumer(bus: Bus, route: Route, sinkPlatform: Platform, options: RouteConsumerOptions): DurableConsumer {
   const { backoff, ...rest } = options;
@@ -68,7 +72,11 @@ export function routeConsumer(bus: Bus, route: Route, sinkPlatform: Platform, op
     filterSubject: selection.subject,
     eventFilter: selection.events,
     existingOnly: drainThroughOf(route) !== undefined,
-    ...(route.startTime ? { startTime: timestampDate(route.startTime) } : {}),
+    ...(route.startTime
+      ? { startTime: timestampDate(route.startTime) }
+      : route.createTime
+        ? { startTime: timestampDate(route.createTime) }
+        : {}),
     ...(backoff ? { backoff } : {}),
   });
 }

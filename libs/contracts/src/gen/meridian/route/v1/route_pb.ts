@@ -20,8 +20,9 @@ export const file_meridian_route_v1_route: GenFile = /*@__PURE__*/
 /**
  * Sends the events of a source filter to one target of a sink service.
  *
- * The sink service runs one durable consumer per route. It creates that consumer when it first sees the route, at the
- * next event published (or at start_time), and it keeps its position from then on. DeleteRoute does not take the
+ * The sink service runs one durable consumer per route. It creates that consumer when it first sees the route, starting
+ * at the route's create_time (or at start_time), so what is published once CreateRoute has answered is the route's
+ * however late its sink gets to it; it keeps its position from then on. DeleteRoute does not take the
  * route's undelivered events with it unless asked to (purge): the route is DRAINING until its sink has delivered them
  * and dropped the consumer.
  *
@@ -68,8 +69,8 @@ export type Route = Message<"meridian.route.v1.Route"> & {
   createTime?: Timestamp | undefined;
 
   /**
-   * Where the route's consumer starts when its sink first creates it. Unset (the default): at the first event published
-   * after that, so a new route never replays what is already on the bus. Set: at the first event stored at or after
+   * Where the route's consumer starts when its sink first creates it. Unset (the default): at the route's create_time,
+   * so a new route never replays what was on the bus before it and misses nothing published after. Set: at the first event stored at or after
    * this time; it must be within the telemetry stream's retention (TELEMETRY_MAX_AGE_HOURS) and not in the future,
    * else invalid_argument. Replaying the bus into a target is a privileged act: a route with a start_time needs the
    * routes:admin role. Read once: a consumer that exists keeps its position (sink restarts, changed routes), and a
