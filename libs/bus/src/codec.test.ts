@@ -9,7 +9,7 @@ import {
   TelemetryEventSchema,
 } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
-import { decodeBatch, encodeBatch, encodedEventSize, makeBatch } from "./codec.js";
+import { decodeBatch, decodeBatchFast, encodeBatch, encodedEventSize, makeBatch } from "./codec.js";
 
 /** A small seeded generator (mulberry32): a failure names its seed and can be replayed. */
 function random(seed: number) {
@@ -80,6 +80,8 @@ describe("TelemetryBatch codec", () => {
       expect(equals(TelemetryBatchSchema, fromBinary(TelemetryBatchSchema, fast), batch), `seed ${seed}`).toBe(true);
       expect(equals(TelemetryBatchSchema, decodeBatch(reflective), batch), `seed ${seed}`).toBe(true);
       expect(decodeBatch(reflective), `seed ${seed}`).toEqual(fromBinary(TelemetryBatchSchema, reflective));
+      // The hand-written reader itself read it (a fallback to the reflective codec would hide a broken reader).
+      expect(decodeBatchFast(reflective), `seed ${seed}`).toEqual(fromBinary(TelemetryBatchSchema, reflective));
       expect(fast.length, `seed ${seed}`).toBe(reflective.length);
     }
   });
@@ -107,6 +109,7 @@ describe("TelemetryBatch codec", () => {
       .finish();
     expect(withUnknown.length).toBeLessThan(longer.length);
     const decoded = decodeBatch(longer);
+    expect(decodeBatchFast(longer)).toBeUndefined();
     expect(decoded.events[0]!.$unknown?.length).toBe(1);
     expect(encodeBatch(decoded)).toEqual(toBinary(TelemetryBatchSchema, decoded));
     expect(fromBinary(TelemetryBatchSchema, encodeBatch(decoded)).events[0]!.$unknown?.length).toBe(1);
