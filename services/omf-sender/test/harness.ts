@@ -2,10 +2,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { Bus } from "@meridian/bus";
+import { Bus, consumerBacklog, routeBucket } from "@meridian/bus";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
+import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type OmfEmulatorOptions, type RunningOmfEmulator, startOmfEmulator } from "@meridian/emulator-omf";
 import { type NatsServerHandle, startForTest, startNatsServer, testCredential, testLogger, until } from "@meridian/testing";
 import type { Logger } from "pino";
@@ -88,19 +91,46 @@ export interface PipelineStack {
   endpointsFile: string;
 }
 
+/** An omf-sender with the stack's settings: a further replica of `stack.sender` (same endpoints, same routes). */
+export async function startPipelineSender(stack: Pick<PipelineStack, "nats" | "endpointsFile">): Promise<OmfSender> {
+  return startSender(
+    stack.nats,
+    { ...PIPELINE_ENV, OMF_ENDPOINTS_FILE: stack.endpointsFile },
+    { redeliveryBackoff: TEST_BACKOFF, statusIntervalMs: 500 },
+  );
+}
+
+/**
+ * As near a crash as an instance in this process gets: its NATS connection is closed without draining, so nothing it
+ * holds is acknowledged, handed back or recorded after this point (pulled messages come back after the ack wait, to
+ * whoever pulls next). A request already on its way to the endpoint may still land, as it may when a process dies.
+ * `stop()` afterwards only releases what is left (HTTP server, timers).
+ */
+export async function crash(sender: OmfSender): Promise<void> {
+  await sender.bus.connection().close();
+}
+
 /** nats-server, the emulator, omf-sender on its "pi" and "eds" endpoints ({@link PIPELINE_ENV}, {@link TEST_BACKOFF}), and a bus client. */
 export async function startPipelineStack(): Promise<PipelineStack> {
   const nats = await startNatsServer();
   const emu = await startEmulator();
   const endpointsFile = piAndEdsEndpointsFile(emu);
-  const sender = await startSender(
-    nats,
-    { ...PIPELINE_ENV, OMF_ENDPOINTS_FILE: endpointsFile },
-    { redeliveryBackoff: TEST_BACKOFF, statusIntervalMs: 500 },
-  );
+  const sender = await startPipelineSender({ nats, endpointsFile });
   const bus = Bus.connect({ servers: nats.url, name: "test", logger });
   await bus.ready;
   return { nats, emu, sender, bus, endpointsFile };
+}
+
+/**
+ * Puts an OMF route (connection → endpoint `target`, linger 50 ms unless `options` say otherwise) in the routes bucket
+ * and waits for its durable consumer `omf-<id>`: a new route's consumer starts at the next event, so publish after.
+ */
+export async function putOmfRoute(bus: Bus, id: string, connection: string, target: string, options: Record<string, string> = {}) {
+  await routeBucket(bus).put(
+    id,
+    create(RouteSchema, { id, source: { connection }, sink: { platform: Platform.OMF, target }, options: { lingerMs: "50", ...options } }),
+  );
+  await until(async () => (await consumerBacklog(bus, `omf-${id}`)) !== undefined, { timeoutMs: 10_000, what: `consumer of route ${id}` });
 }
 
 export { type NatsServerHandle, startNatsServer, until };
