@@ -88,7 +88,8 @@ export interface SustainedWindow {
   seconds: number;
   count: number;
   perSec: number;
-  /** Per-second rates of the extra counters, over the same window. */
+  /** What the extra counters counted in the same window, and their per-second rates. */
+  also: Record<string, number>;
   alsoPerSec: Record<string, number>;
   cpuSeconds: PerProcess;
   /** CPU µs per counted unit, per process and summed; null when nothing was counted (the load stalled). */
@@ -122,6 +123,7 @@ export async function sustainedWindow(
     seconds: Number((ms / 1000).toFixed(2)),
     count: n,
     perSec: rate(n, ms),
+    also: Object.fromEntries(Object.keys(extra).map((k) => [k, (e1[k] ?? 0) - (e0[k] ?? 0)])),
     alsoPerSec: Object.fromEntries(Object.keys(extra).map((k) => [k, rate((e1[k] ?? 0) - (e0[k] ?? 0), ms)])),
     cpuSeconds: sampler.cpuSeconds(m0, m1),
     cpuMicrosPer: n > 0 ? sampler.cpuMicrosPerEvent(n, m0, m1) : null,

@@ -1,37 +1,52 @@
 /**
- * npm run bench:omf — events from the bus through omf-sender into the OMF emulator (PI Web API profile), on a
- * throwaway nats-server, with the emulator in its own process. Prints one JSON object:
- *  - raw bus ceiling: the same bus messages consumed and acked by a plain durable consumer (no sink);
- *  - throughput: a backlog of events drained by an OMF route into the emulator, with the batch sizes used;
- *  - latency: publish → visible in the emulator's read-back (polled), at a fixed 10k events/s for 10 s.
- * Bounded: BENCH_OMF_EVENTS events for throughput, BENCH_OMF_RATE × BENCH_OMF_SECONDS for latency.
+ * npm run bench:omf — events from the bus through omf-sender into the OMF emulator (PI Web API profile, Basic auth), on
+ * a throwaway nats-server. omf-sender runs as deployed, its own process (dist/main.js); the emulator and nats-server are
+ * processes of their own; the publisher is this process. Appends one JSON object to tests/bench/results/omf.jsonl and
+ * prints it:
+ *  - rawBus: the raw bus figure of the same run (raw-bus.ts), the yardstick;
+ *  - throughput: an OMF route drains what this process keeps publishing (calls of 100 events of 10 devices, at most
+ *    BENCH_OMF_BACKLOG events ahead of the emulator) for BENCH_OMF_SECONDS (else BENCH_SECONDS, 30) after
+ *    BENCH_OMF_WARMUP_SECONDS (else BENCH_WARMUP_SECONDS, 5); counted as the emulator stores them; CPU µs per event of
+ *    omf-sender, nats-server, the emulator and this process; RSS idle (before any load) and peak; afterwards every
+ *    published event must be in the emulator (lost: 0), or the bench fails;
+ *  - latency: publish → visible in the emulator's read-back (polled every 5 ms), at BENCH_OMF_RATE (5 000) events/s
+ *    for BENCH_OMF_LATENCY_SECONDS (else the phase's seconds), with the CPU µs per event of each process at that rate.
+ * Bounded: BENCH_OMF_MAX_EVENTS (20 000 000) events in the throughput phase; each drain gives up after 120 s.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Bus, consumerBacklog, DurableConsumer, routeBucket, telemetryFilterSubject } from "@meridian/bus";
+import { Bus, consumerBacklog, routeBucket, routeConsumerName } from "@meridian/bus";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform, type TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
-import { freePort, startNatsServer, testIdentitiesFile } from "@meridian/testing";
+import { freePort, startNatsServer } from "@meridian/testing";
 import { pino } from "pino";
-import { machine, percentile, rate, sampleEvent } from "./common.js";
+import { envNumber, fullLength, percentile, phaseLengths, sampleEvent, sustainedWindow } from "./common.js";
+import { BENCH_PROCESS, natsPid, type RunningProcess, startProcess } from "./processes.js";
+import { sustainRawBus } from "./raw-bus.js";
+import { appendResult } from "./results.js";
+import { ProcessSampler } from "./sampler.js";
 
-const EVENTS = Number(process.env.BENCH_OMF_EVENTS ?? 100_000);
+const PHASE = phaseLengths("OMF");
+const MAX_EVENTS = envNumber("BENCH_OMF_MAX_EVENTS", 20_000_000, 1000, 1e9);
+const BACKLOG = envNumber("BENCH_OMF_BACKLOG", 20_000, 100, 1_000_000);
 const DEVICES = 10;
-/** Events per publishEvents call: one bus message per device, so EVENTS_PER_CALL / DEVICES events per message. */
-const EVENTS_PER_CALL = 200;
-const RATE = Number(process.env.BENCH_OMF_RATE ?? 10_000);
-const SECONDS = Number(process.env.BENCH_OMF_SECONDS ?? 10);
+/** Events per publishEvents call: the issue's shape, 100 events of 10 devices. */
+const EVENTS_PER_CALL = 100;
+/** publishEvents calls in flight, so that the publisher is not what limits the route. */
+const PUBLISH_CONCURRENCY = 4;
+const RATE = envNumber("BENCH_OMF_RATE", 5000, 100, 100_000);
+const LATENCY_SECONDS = envNumber("BENCH_OMF_LATENCY_SECONDS", PHASE.seconds, 1, 3600);
 /** Latency phase: publish every TICK_MS, RATE × TICK_MS / 1000 events per tick. */
 const TICK_MS = 10;
 const POLL_MS = 5;
+const DRAIN_MS = 120_000;
 const logger = pino({ level: "warn" });
-
 async function startEmulatorProcess(): Promise<{ url: string; proc: ChildProcess }> {
   const require = createRequire(import.meta.url);
   const main = join(dirname(require.resolve("@meridian/emulator-omf")), "main.js");
@@ -81,7 +96,6 @@ async function main() {
   const nats = await startNatsServer();
   const emu = await startEmulatorProcess();
   const bus = Bus.connect({ servers: nats.url, name: "bench", logger });
-  await bus.ready;
   // Lab endpoint, declared as an operator would: plain http (allowed for the run) and the secret by reference.
   const endpointsFile = join(mkdtempSync(join(tmpdir(), "bench-omf-")), "endpoints.json");
   writeFileSync(
@@ -97,113 +111,124 @@ async function main() {
       },
     ]),
   );
-  process.env.OMF_SECRET_BENCH_PI_PASSWORD = "meridian";
-  const sender = await startOmfSender(
-    omfSenderConfig.parse({
-      PORT: "0",
-      NATS_URL: nats.url,
-      AUTH_IDENTITIES_FILE: testIdentitiesFile(),
-      OMF_ENDPOINTS_FILE: endpointsFile,
-      OMF_ALLOW_INSECURE_ENDPOINTS: "true",
-    }),
-    logger,
-    { installSignalHandlers: false },
-  );
-  await sender.bus.ready;
+  const senderPort = await freePort();
+  let sender: RunningProcess | undefined;
   try {
-    // 1. Backlog on the bus. Consumers and routes start at new messages unless given a start: this one.
-    const backlogStart = new Date();
-    let t0 = performance.now();
-    for (let i = 0; i < EVENTS; i += EVENTS_PER_CALL) await bus.publishEvents(events("tput", i, Math.min(EVENTS_PER_CALL, EVENTS - i)));
-    const publishMs = performance.now() - t0;
-    const messages = Math.ceil(EVENTS / EVENTS_PER_CALL) * DEVICES;
+    await bus.ready;
+    sender = await startProcess(
+      "omf-sender",
+      "services/omf-sender",
+      {
+        PORT: String(senderPort),
+        NATS_URL: nats.url,
+        OMF_ENDPOINTS_FILE: endpointsFile,
+        OMF_ALLOW_INSECURE_ENDPOINTS: "true",
+        OMF_SECRET_BENCH_PI_PASSWORD: "meridian",
+      },
+      `http://127.0.0.1:${senderPort}/readyz`,
+    );
+    const pids = {
+      "omf-sender": sender.proc.pid!,
+      "nats-server": natsPid(nats),
+      "omf-emulator": emu.proc.pid!,
+      [BENCH_PROCESS]: process.pid,
+    };
+    const sampler = new ProcessSampler(pids).start();
+    const idleRssMiB = sampler.idleRssMiB();
+    const rawSampler = new ProcessSampler({ "nats-server": pids["nats-server"], [BENCH_PROCESS]: process.pid }).start();
+    const rawBus = await sustainRawBus(bus, PHASE, rawSampler, logger);
+    rawSampler.stop();
 
-    // 2. Raw ceiling: the same messages through a durable consumer that only acks.
-    const raw = new DurableConsumer(bus, {
-      durable: "bench-raw",
-      filterSubject: telemetryFilterSubject({ connection: "tput" }),
-      logger,
-      maxAckPending: 10_000,
-      startTime: backlogStart,
-    });
-    const ac = new AbortController();
-    t0 = performance.now();
-    let consumed = 0;
-    let rawEvents = 0;
-    for await (const d of raw.deliveries(ac.signal)) {
-      rawEvents += d.batch.events.length;
-      d.ack();
-      if (++consumed === messages) break;
-    }
-    const rawMs = performance.now() - t0;
-    ac.abort();
-    await raw.delete();
-
-    // 3. Throughput: an OMF route drains the backlog into PI.
-    const before = await counters(emu.url);
-    t0 = performance.now();
+    // 1. Throughput: the route first, then the load; the publisher stays BACKLOG events ahead of the emulator.
     await routeBucket(bus).put(
       "bench-tput",
-      create(RouteSchema, {
-        id: "bench-tput",
-        source: { connection: "tput" },
-        sink: { platform: Platform.OMF, target: "pi" },
-        startTime: timestampFromDate(backlogStart),
-      }),
+      create(RouteSchema, { id: "bench-tput", source: { connection: "tput" }, sink: { platform: Platform.OMF, target: "pi" } }),
     );
-    for (;;) {
-      if (sum(await piContainers(emu.url), "api.tput.") >= EVENTS) break;
-      if (performance.now() - t0 > 120_000) throw new Error("throughput phase did not finish in 120 s");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const omfMs = performance.now() - t0;
+    await waitForConsumer(bus, "bench-tput");
+    let delivered = 0;
+    const deliveredNow = async () => (delivered = sum(await piContainers(emu.url), "api.tput."));
+    let published = 0;
+    let publishing = true;
+    const polling = (async () => {
+      while (publishing) {
+        await deliveredNow();
+        await sleep(100);
+      }
+    })();
+    let nextEvent = 0;
+    const publisher = async () => {
+      while (publishing && nextEvent < MAX_EVENTS) {
+        if (nextEvent - delivered >= BACKLOG) {
+          await sleep(5);
+          continue;
+        }
+        const from = nextEvent;
+        nextEvent += EVENTS_PER_CALL;
+        await bus.publishEvents(events("tput", from, EVENTS_PER_CALL));
+        published += EVENTS_PER_CALL;
+      }
+    };
+    const before = await counters(emu.url);
+    sampler.resetPeak();
+    const publishers = Array.from({ length: PUBLISH_CONCURRENCY }, publisher);
+    const w = await sustainedWindow(PHASE, sampler, deliveredNow, { published: () => published });
+    const peakRssMiB = sampler.peakRssMiB();
+    publishing = false;
+    await Promise.all(publishers);
+    await polling;
+    if (nextEvent >= MAX_EVENTS) throw new Error(`omf: the publisher reached BENCH_OMF_MAX_EVENTS (${MAX_EVENTS}) before the window ended`);
+    // Ack-after-sink: everything published must reach the emulator, once.
+    const drainUntil = performance.now() + DRAIN_MS;
+    while ((await deliveredNow()) < published && performance.now() < drainUntil) await sleep(50);
+    await sleep(500);
+    await deliveredNow();
     const after = await counters(emu.url);
-    const tput = sender.pipelines.list().find((p) => p.route.id === "bench-tput")!.counters;
+    if (delivered !== published) throw new Error(`omf: ${published} events published, ${delivered} in the emulator after the drain`);
+    const requests = after.omfRequests - before.omfRequests;
 
-    // 4. Latency at a fixed rate: publish time per (container, index); visible when the container's count covers it.
+    // 2. Latency at a fixed rate: publish time per (container, index); visible when the container's count covers it.
     await routeBucket(bus).put(
       "bench-lat",
       create(RouteSchema, { id: "bench-lat", source: { connection: "lat" }, sink: { platform: Platform.OMF, target: "pi" } }),
     );
-    // The route's consumer starts at the next message once omf-sender has created it: measure from then on.
-    while (!(await consumerBacklog(bus, "omf-bench-lat"))) await new Promise((r) => setTimeout(r, 20));
+    await waitForConsumer(bus, "bench-lat");
     const perTick = Math.max(1, Math.round((RATE * TICK_MS) / 1000));
-    const ticks = Math.round((SECONDS * 1000) / TICK_MS);
-    const published = new Map<string, number[]>(); // device → publish times in order
+    const ticks = Math.round((LATENCY_SECONDS * 1000) / TICK_MS);
+    const publishedAt = new Map<string, number[]>(); // device → publish times in order
     const seen = new Map<string, number>(); // device → values already attributed
     const latencies: number[] = [];
-    let polling = true;
+    let latPolling = true;
     const poller = (async () => {
-      while (polling) {
+      while (latPolling) {
         const cs = await piContainers(emu.url);
         const now = performance.now();
         for (const [id, c] of Object.entries(cs)) {
           if (!id.startsWith("api.lat.")) continue;
           const device = id.split(".")[2]!;
-          const times = published.get(device) ?? [];
+          const times = publishedAt.get(device) ?? [];
           let k = seen.get(device) ?? 0;
           for (; k < c.valueCount && k < times.length; k++) latencies.push(now - times[k]!);
           seen.set(device, k);
         }
-        await new Promise((r) => setTimeout(r, POLL_MS));
+        await sleep(POLL_MS);
       }
     })();
+    const latMark = sampler.mark();
     const start = performance.now();
     let sentLat = 0;
     let behind = 0;
     for (let t = 0; t < ticks; t++) {
-      const due = start + t * TICK_MS;
-      const wait = due - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const wait = start + t * TICK_MS - performance.now();
+      if (wait > 0) await sleep(wait);
       else behind++;
       const batch = events("lat", sentLat, perTick);
       const at = performance.now();
       for (const e of batch) {
         const d = e.source!.device;
-        let list = published.get(d);
+        let list = publishedAt.get(d);
         if (!list) {
           list = [];
-          published.set(d, list);
+          publishedAt.set(d, list);
         }
         list.push(at);
       }
@@ -212,80 +237,77 @@ async function main() {
     }
     const publishSeconds = (performance.now() - start) / 1000;
     const drainStart = performance.now();
-    while (latencies.length < sentLat && performance.now() - drainStart < 30_000) await new Promise((r) => setTimeout(r, 20));
-    polling = false;
+    while (latencies.length < sentLat && performance.now() - drainStart < 30_000) await sleep(20);
+    const latCpu = sampler.cpuMicrosPerEvent(sentLat, latMark);
+    latPolling = false;
     await poller;
     latencies.sort((a, b) => a - b);
-    const lat = sender.pipelines.list().find((p) => p.route.id === "bench-lat")!.counters;
+    sampler.stop();
 
-    const omfEventsPerSec = rate(EVENTS, omfMs);
-    const rawEventsPerSec = rate(rawEvents, rawMs);
-    console.log(
-      JSON.stringify(
-        {
-          benchmark: "omf",
-          machine: machine(),
-          setup: {
-            natsServer: "nats-server (Debian) single node, file storage, loopback",
-            emulator: "emulator-omf in its own Node process, PI Web API profile, plain http, gzip on",
-            omfSender:
-              "in-process with the publisher; defaults (maxBatchEvents 2000, lingerMs 250, 4 batches in flight, PI data action update)",
-            eventBytes: "≈300 (4 points, 2 attributes)",
-            devices: DEVICES,
-            eventsPerBusMessage: EVENTS_PER_CALL / DEVICES,
-          },
-          rawBusCeiling: {
-            messages,
-            events: rawEvents,
-            publishEventsPerSec: rate(EVENTS, publishMs),
-            consumeAckEventsPerSec: rawEventsPerSec,
-          },
-          throughput: {
-            events: EVENTS,
-            seconds: Number((omfMs / 1000).toFixed(2)),
-            eventsPerSec: omfEventsPerSec,
-            batches: {
-              flushes: tput.flushes,
-              avgEventsPerFlush: Math.round(tput.flushedEvents / Math.max(1, tput.flushes)),
-              maxEventsPerFlush: tput.maxFlushEvents,
-              omfRequests: after.omfRequests - before.omfRequests,
-              avgValuesPerRequest: Math.round(
-                (after.valuesWritten - before.valuesWritten) / Math.max(1, after.omfRequests - before.omfRequests),
-              ),
-              avgGzipBytesPerRequest: Math.round(
-                (after.bytesReceived - before.bytesReceived) / Math.max(1, after.omfRequests - before.omfRequests),
-              ),
-            },
-            delivered: tput.delivered,
-            failed: tput.failed,
-          },
-          ratioOmfToRawConsume: Number((omfEventsPerSec / rawEventsPerSec).toFixed(3)),
-          latency: {
-            targetEventsPerSec: RATE,
-            achievedEventsPerSec: Math.round(sentLat / publishSeconds),
-            seconds: SECONDS,
-            events: sentLat,
-            measured: latencies.length,
-            ticksBehindSchedule: behind,
-            pollIntervalMs: POLL_MS,
-            p50Ms: Math.round(percentile(latencies, 50)),
-            p99Ms: Math.round(percentile(latencies, 99)),
-            maxMs: Math.round(latencies.at(-1) ?? 0),
-            flushes: lat.flushes,
-            avgEventsPerFlush: Math.round(lat.flushedEvents / Math.max(1, lat.flushes)),
-          },
-        },
-        null,
-        2,
-      ),
-    );
+    appendResult("omf", {
+      fullLength: fullLength(PHASE),
+      setup: {
+        natsServer: "nats-server single node, file storage, loopback, its own process",
+        emulator: "emulator-omf in its own Node process, PI Web API profile, plain http, Basic auth, gzip on",
+        omfSender: "its own process (dist/main.js), settings at their defaults",
+        publisher: `this process: Bus.publishEvents, ${EVENTS_PER_CALL} events of ${DEVICES} devices per call, ${PUBLISH_CONCURRENCY} calls in flight`,
+        eventBytes: "≈300 (4 points, 2 attributes)",
+      },
+      rawBus,
+      throughput: {
+        warmupSeconds: w.warmupSeconds,
+        seconds: w.seconds,
+        events: w.count,
+        eventsPerSec: w.perSec,
+        publishedPerSec: w.alsoPerSec.published,
+        backlogCap: BACKLOG,
+        cpuMicrosPerEvent: w.cpuMicrosPer,
+        cpuSeconds: w.cpuSeconds,
+        benchProcessHolds: "the publisher and the emulator's read-back polls (every 100 ms)",
+        idleRssMiB,
+        peakRssMiB,
+        published,
+        lost: published - delivered,
+        omfRequests: requests,
+        avgValuesPerRequest: Math.round((after.valuesWritten - before.valuesWritten) / Math.max(1, requests)),
+        avgGzipBytesPerRequest: Math.round((after.bytesReceived - before.bytesReceived) / Math.max(1, requests)),
+      },
+      ratioOmfToRawConsumeAck: Number((w.perSec / rawBus.consumeAckPerSec).toFixed(3)),
+      latency: {
+        targetEventsPerSec: RATE,
+        achievedEventsPerSec: Math.round(sentLat / publishSeconds),
+        seconds: LATENCY_SECONDS,
+        events: sentLat,
+        measured: latencies.length,
+        ticksBehindSchedule: behind,
+        pollIntervalMs: POLL_MS,
+        p50Ms: Math.round(percentile(latencies, 50)),
+        p99Ms: Math.round(percentile(latencies, 99)),
+        maxMs: Math.round(latencies.at(-1) ?? 0),
+        cpuMicrosPerEvent: latCpu,
+      },
+    });
   } finally {
-    await sender.stop();
+    await sender?.stop();
     await bus.close();
     emu.proc.kill();
     await nats.stop();
   }
 }
 
-await main();
-process.exit(0);
+/** The route's consumer starts at the next message once omf-sender has created it: measure from then on. */
+async function waitForConsumer(bus: Bus, route: string): Promise<void> {
+  const until = performance.now() + 30_000;
+  while (!(await consumerBacklog(bus, routeConsumerName(route, Platform.OMF)))) {
+    if (performance.now() > until) throw new Error(`omf: omf-sender did not create the consumer of route ${route} in 30 s`);
+    await sleep(20);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,28 +1,33 @@
 /**
  * npm run bench:publish — what authentication costs: the gateway's Publish rate with AUTH_MODE=disabled and with an API
  * key checked on every call, in the same run, at 1 event per call (the worst case: one check per event) and at 100.
- * The gateway runs as its own process against a local nats-server; each phase is BENCH_PUBLISH_SECONDS (30) after
- * BENCH_PUBLISH_WARMUP_SECONDS (5), with BENCH_PUBLISH_CONCURRENCY calls in flight. Prints one JSON object: events/s,
- * calls/s, the gateway's CPU per event and RSS per phase, the raw bus figure of the same run, and the auth on/off ratios.
+ * The gateway runs as its own process (dist/main.js) against a nats-server process; the client is this process. Each
+ * phase keeps BENCH_PUBLISH_CONCURRENCY (32) calls in flight for BENCH_PUBLISH_SECONDS (else BENCH_SECONDS, 30) after
+ * BENCH_PUBLISH_WARMUP_SECONDS (else BENCH_WARMUP_SECONDS, 5), each in a gateway process of its own, and counts the
+ * acknowledged events in the window. Appends one JSON object to tests/bench/results/publish.jsonl and prints it: per
+ * phase events/s, calls/s, CPU µs per event of the gateway, nats-server and this process, the gateway's RSS idle and
+ * peak; the raw bus figure of the same run (raw-bus.ts); the auth on/off ratios.
  * The per-caller rate limit is lifted for the run (CALLER_RATE_LIMIT), so it measures the check, not the limit.
+ * Bounded: BENCH_PUBLISH_MAX_EVENTS (20 000 000) events per phase at most.
  */
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Bus } from "@meridian/bus";
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { freePort, startNatsServer, TEST_KEYS, testCredential } from "@meridian/testing";
+import { freePort, type NatsServerHandle, startNatsServer, TEST_KEYS, testCredential } from "@meridian/testing";
 import { pino } from "pino";
-import { machine, rate, sampleEvent } from "./common.js";
-import { startProcess } from "./processes.js";
-import { measureRawBus } from "./raw-bus.js";
+import { envNumber, fullLength, phaseLengths, sampleEvent, sustainedWindow } from "./common.js";
+import { BENCH_PROCESS, natsPid, startProcess } from "./processes.js";
+import { sustainRawBus } from "./raw-bus.js";
+import { appendResult } from "./results.js";
+import { ProcessSampler } from "./sampler.js";
 
-const SECONDS = Number(process.env.BENCH_PUBLISH_SECONDS ?? 30);
-const WARMUP_SECONDS = Number(process.env.BENCH_PUBLISH_WARMUP_SECONDS ?? 5);
-const CONCURRENCY = Number(process.env.BENCH_PUBLISH_CONCURRENCY ?? 32);
-const RAW_MESSAGES = Number(process.env.BENCH_RAW_MESSAGES ?? 30_000);
+const PHASE = phaseLengths("PUBLISH");
+const CONCURRENCY = envNumber("BENCH_PUBLISH_CONCURRENCY", 32, 1, 1024);
+const MAX_EVENTS = envNumber("BENCH_PUBLISH_MAX_EVENTS", 20_000_000, 1000, 1e9);
 const logger = pino({ level: "warn" });
 
-async function phase(natsUrl: string, auth: "disabled" | "required", batch: number, tag: string) {
+async function phase(nats: NatsServerHandle, auth: "disabled" | "required", batch: number, tag: string) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const gateway = await startProcess(
@@ -30,57 +35,50 @@ async function phase(natsUrl: string, auth: "disabled" | "required", batch: numb
     "services/gateway",
     {
       PORT: String(port),
-      NATS_URL: natsUrl,
+      NATS_URL: nats.url,
       AUTH_MODE: auth,
       CALLER_RATE_LIMIT: "1000000",
       CALLER_RATE_BURST: "1000000",
     },
     `${url}/readyz`,
   );
+  const sampler = new ProcessSampler({ gateway: gateway.proc.pid!, "nats-server": natsPid(nats), [BENCH_PROCESS]: process.pid }).start();
   try {
     const client = createClient(
       TelemetryService,
       createGrpcTransport({ baseUrl: url, interceptors: auth === "required" ? [testCredential(TEST_KEYS["telemetry:publish"])] : [] }),
     );
     let n = 0;
-    let counting = false;
     let events = 0;
     let calls = 0;
     let stop = false;
     const worker = async (w: number) => {
-      while (!stop) {
+      while (!stop && n < MAX_EVENTS) {
         const batchEvents = Array.from({ length: batch }, () => sampleEvent(n++, `dev-${w}`, tag));
         await client.publish({ events: batchEvents });
-        if (counting) {
-          events += batch;
-          calls++;
-        }
+        events += batch;
+        calls++;
       }
     };
     const workers = Array.from({ length: CONCURRENCY }, (_, w) => worker(w));
-    await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
-    counting = true;
-    const cpu0 = gateway.cpuSeconds();
-    const t0 = performance.now();
-    let rssPeak = 0;
-    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, gateway.rssMiB())), 500);
-    await new Promise((r) => setTimeout(r, SECONDS * 1000));
-    counting = false;
-    const ms = performance.now() - t0;
-    const cpu = gateway.cpuSeconds() - cpu0;
-    clearInterval(sampler);
+    const w = await sustainedWindow(PHASE, sampler, () => events, { calls: () => calls });
     stop = true;
     await Promise.all(workers);
+    if (n >= MAX_EVENTS) throw new Error(`publish: the phase reached BENCH_PUBLISH_MAX_EVENTS (${MAX_EVENTS}) before its window ended`);
     return {
       auth,
       eventsPerCall: batch,
-      eventsPerSec: rate(events, ms),
-      callsPerSec: rate(calls, ms),
-      gatewayCpuMicrosPerEvent: Math.round((cpu * 1e6) / Math.max(1, events)),
-      gatewayCpuMicrosPerCall: Math.round((cpu * 1e6) / Math.max(1, calls)),
-      gatewayRssPeakMiB: rssPeak,
+      seconds: w.seconds,
+      events: w.count,
+      eventsPerSec: w.perSec,
+      callsPerSec: w.alsoPerSec.calls,
+      cpuMicrosPerEvent: w.cpuMicrosPer,
+      gatewayCpuMicrosPerCall: Number(((w.cpuSeconds.perProcess.gateway! * 1e6) / Math.max(1, w.also.calls!)).toFixed(1)),
+      idleRssMiB: sampler.idleRssMiB(),
+      peakRssMiB: sampler.peakRssMiB(),
     };
   } finally {
+    sampler.stop();
     await gateway.stop();
   }
 }
@@ -90,36 +88,39 @@ async function main() {
   const bus = Bus.connect({ servers: nats.url, name: "bench", logger });
   try {
     await bus.ready;
-    const raw = await measureRawBus(bus, RAW_MESSAGES, logger);
+    const rawSampler = new ProcessSampler({ "nats-server": natsPid(nats), [BENCH_PROCESS]: process.pid }).start();
+    const rawBus = await sustainRawBus(bus, PHASE, rawSampler, logger);
+    rawSampler.stop();
     const phases = [];
     for (const batch of [1, 100]) {
       // Off and on back to back, so both see the same machine.
-      const off = await phase(nats.url, "disabled", batch, `off-${batch}`);
-      const on = await phase(nats.url, "required", batch, `on-${batch}`);
+      const off = await phase(nats, "disabled", batch, `off-${batch}`);
+      const on = await phase(nats, "required", batch, `on-${batch}`);
       phases.push({ eventsPerCall: batch, off, on, ratioOnToOff: Number((on.eventsPerSec / off.eventsPerSec).toFixed(3)) });
     }
-    console.log(
-      JSON.stringify(
-        {
-          bench: "gateway-publish-auth",
-          machine: machine(),
-          seconds: SECONDS,
-          warmupSeconds: WARMUP_SECONDS,
-          concurrency: CONCURRENCY,
-          rawBus: raw,
-          phases,
-        },
-        null,
-        2,
-      ),
-    );
+    appendResult("publish", {
+      fullLength: fullLength(PHASE),
+      warmupSeconds: PHASE.warmupSeconds,
+      seconds: PHASE.seconds,
+      concurrency: CONCURRENCY,
+      setup: {
+        natsServer: "nats-server single node, file storage, loopback, its own process",
+        gateway: "its own process per phase (dist/main.js), per-caller rate limit lifted",
+        client: "this process: Connect gRPC (h2c, binary), events built per call (its CPU is the bench figure)",
+      },
+      rawBus,
+      phases,
+    });
   } finally {
     await bus.close();
     await nats.stop();
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
