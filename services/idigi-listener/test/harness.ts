@@ -122,3 +122,38 @@ export async function metric(url: string, name: string, labels: Record<string, s
   const line = text.split("\n").find((l) => l.startsWith(want ? `${name}{${want}}` : `${name} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
+
+/** A TCP relay to `host:port` that a test can cut: what one instance sees of the platform, until its host dies. */
+export interface TcpRelay {
+  port: number;
+  /** Drops every connection through the relay at once, without a word, and refuses new ones. */
+  cut(): Promise<void>;
+}
+
+export async function startTcpRelay(host: string, port: number): Promise<TcpRelay> {
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket) => {
+    sockets.add(s);
+    s.on("error", () => {});
+    s.on("close", () => sockets.delete(s));
+  };
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(port, host);
+    track(inbound);
+    track(outbound);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+    inbound.on("close", () => outbound.destroy());
+    outbound.on("close", () => inbound.destroy());
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut: async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}

@@ -3,7 +3,7 @@ import { MAX_RETRY_AFTER_MS } from "@meridian/retry";
 import { captureLogger, json, type RecordingServer, startRecordingServer } from "@meridian/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { IdigiNotFoundError, LegacyMonitorApi } from "../platform/index.js";
-import { ackOptionWarning, SessionManager } from "./manager.js";
+import { ackOptionWarning, fairShare, SessionManager } from "./manager.js";
 
 describe("SessionManager and the monitor API's retries", () => {
   let s: RecordingServer | undefined;
@@ -66,5 +66,19 @@ describe("ackOptionWarning (the ack option as the platform reads it back)", () =
     const w = ackOptionWarning(monitor(ack), documented);
     if (warning === undefined) expect(w).toBeUndefined();
     else expect(w).toContain(warning);
+  });
+});
+
+describe("fairShare (the sessions one of several instances runs)", () => {
+  it.each([
+    [4, 2, 2],
+    [5, 2, 3], // rounded up: the shares cover every session
+    [1, 2, 1],
+    [0, 2, 0],
+    [4, 1, 4], // alone: every session, which is how the sessions of an instance that died are taken over
+    [4, 0, 4], // no replica key read yet: counted as alone
+    [3, 5, 1],
+  ])("%i sessions, %i instances → %i", (sessions, replicas, share) => {
+    expect(fairShare(sessions, replicas)).toBe(share);
   });
 });

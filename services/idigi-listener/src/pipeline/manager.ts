@@ -25,6 +25,16 @@ export const SESSIONS_BUCKET = "idigi_sessions";
 /** KV bucket of who runs each session: monitor id → instance; entries expire unless renewed. */
 export const LEASES_BUCKET = "idigi_session_leases";
 export const DEFAULT_LEASE_TTL_MS = 15_000;
+/**
+ * Keys of the leases bucket that say a listener instance is alive (`replica.<token>`), renewed with its leases: with
+ * them each instance knows how many share the sessions. A monitor id is decimal, so it never starts so.
+ */
+export const REPLICA_KEY_PREFIX = "replica.";
+
+/** The sessions one instance runs while `replicas` instances are alive: ceil(sessions / replicas). */
+export function fairShare(sessions: number, replicas: number): number {
+  return Math.ceil(sessions / Math.max(1, replicas));
+}
 
 /** One instance runs a monitor's session at a time (a second socket would make the platform drop the first). */
 export interface SessionLease {
@@ -402,8 +412,23 @@ export class SessionManager {
     return this.exclusive(() => this.maintainOnce());
   }
 
+  /** Says this instance is alive (for the others' fair share) and returns how many instances are. */
+  private async liveReplicas(): Promise<number> {
+    await this.leases.put(`${REPLICA_KEY_PREFIX}${this.lease.token}`, this.lease);
+    let replicas = 0;
+    for (const key of await this.leases.keys()) if (key.startsWith(REPLICA_KEY_PREFIX)) replicas++;
+    return Math.max(1, replicas);
+  }
+
   private async maintainOnce(): Promise<number> {
-    const records = new Map((await this.bucket.entries()).map(([k, r]) => [k, r] as const));
+    // After close(): a round queued behind it must not write the replica key back, nor launch anything.
+    if (this.closed) return 0;
+    // A record under a replica key (only someone writing the bucket by hand can put one there) would take that key for
+    // a monitor's lease: it is no session.
+    const records = new Map(
+      (await this.bucket.entries()).filter(([k]) => !k.startsWith(REPLICA_KEY_PREFIX)).map(([k, r]) => [k, r] as const),
+    );
+    const replicas = await this.liveReplicas();
     for (const [monitorId, entry] of [...this.running]) {
       if (this.closed) return 0;
       const holder = records.has(monitorId) ? await this.acquire(monitorId) : undefined;
@@ -427,9 +452,27 @@ export class SessionManager {
         await entry.pipeline.stop();
       }
     }
+    // Fair share: with others alive an instance runs at most ceil(sessions / instances), so that replicas split the
+    // monitors instead of the first one taking them all. Over its share (another instance came up), it hands the
+    // newest over: stopping a pipeline publishes and acks what it took, and the platform replays the rest to the next
+    // holder. Alone, its share is every session, so the sessions of an instance that died are taken over. They stop
+    // together: a stop may wait for its blocks' publishes (up to the drain timeout), and a round that outlasts the lease
+    // TTL loses this instance's other leases and its replica key.
+    const share = fairShare(records.size, replicas);
+    if (this.closed) return 0;
+    const surplus = [...this.running].slice(share);
+    for (const [monitorId] of surplus) this.running.delete(monitorId);
+    await Promise.all(
+      surplus.map(async ([monitorId, entry]) => {
+        this.log.info({ monitorId, share, replicas }, "over this instance's fair share; handing the session over");
+        await entry.pipeline.stop();
+        await this.release(monitorId);
+      }),
+    );
     let started = 0;
     for (const [monitorId, record] of records) {
       if (this.closed || this.running.has(monitorId)) continue;
+      if (this.running.size >= share) break;
       if (await this.acquire(monitorId)) continue;
       // Target, credentials and CA come from the current configuration (launch never reads the record's connection).
       this.launch(record);
@@ -467,8 +510,12 @@ export class SessionManager {
       const all = [...this.running.values()];
       this.running.clear();
       await Promise.all(all.map((e) => e.pipeline.stop()));
-      // Free the leases so another instance (a rolling update's new pod) takes over at once, not after the TTL.
+      // Free the leases so another instance (a rolling update's new pod) takes over at once, not after the TTL; and it
+      // no longer counts this one among the live when it computes its share.
       await Promise.all(all.map((e) => this.release(e.record.monitorId)));
+      await this.leases.delete(`${REPLICA_KEY_PREFIX}${this.lease.token}`).catch((err: unknown) => {
+        this.log.debug({ err }, "replica key not removed; it expires on its own");
+      });
     });
   }
 }
