@@ -19,8 +19,8 @@
  * Defaults: 1,000,000 events at 10,000 events/s (100 s) after 20 s of warm-up at the same rate (warm-up events count as
  * sent and are checked too), samples every 2 s. Bounded by BENCH_SOAK_EVENTS (≥ 1,000 for a smoke run; the soak the issue
  * asks for is 10⁶ or more), BENCH_SOAK_RATE, BENCH_SOAK_WARMUP_SECONDS, BENCH_SOAK_SAMPLE_SECONDS. The services run with
- * the Node options their images run with (SERVICE_NODE_OPTIONS, the Dockerfile's NODE_OPTIONS); BENCH_SOAK_NODE_OPTIONS
- * replaces them (e.g. "" to see the defaults). The figures are appended to tests/bench/results/soak.jsonl (results.ts).
+ * the Node options their images run with (SERVICE_NODE_OPTIONS: none, as in the Dockerfiles); BENCH_SOAK_NODE_OPTIONS
+ * replaces them (e.g. "--max-semi-space-size=2"). The figures are appended to tests/bench/results/soak.jsonl (results.ts).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -38,11 +38,11 @@ import { appendResult } from "./results.js";
 import { ProcessSampler, procRssMiB } from "./sampler.js";
 
 /**
- * What the service images give node (Dockerfile, NODE_OPTIONS): a young generation of 2 × 2 MiB semi-spaces instead of
- * V8's 2 × 16 MiB. The default's semi-spaces are filled while the modules load and stay resident for the life of the
- * process (about 20 MiB of idle RSS per service); under load they are what peak RSS is made of. Keep both in step.
+ * What the service images give node (their Dockerfiles set no NODE_OPTIONS): V8's defaults. A smaller young generation
+ * (BENCH_SOAK_NODE_OPTIONS="--max-semi-space-size=2") is the candidate for lower idle and peak RSS, at the price of more
+ * scavenges; keep this in step with the Dockerfiles if they change.
  */
-const SERVICE_NODE_OPTIONS = "--max-semi-space-size=2";
+const SERVICE_NODE_OPTIONS = "";
 
 function setting(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
