@@ -178,6 +178,8 @@ export class Bus {
   private jsClient: JetStreamClient | undefined;
   private jsmClient: JetStreamManager | undefined;
   private isConnected = false;
+  /** The streams being declared again after a reconnect, one at a time. */
+  private redeclaring: Promise<void> | undefined;
   private closed = false;
   private readonly listeners = new Set<StatusListener>();
   private readonly log: Logger;
@@ -285,9 +287,14 @@ export class Bus {
         );
       } else if (s.type === "reconnect") {
         this.log.info({ server: redactUrl(String(s.data)) }, "NATS reconnected");
-        // A server that lost its store (no volume) comes back without our streams.
-        await this.declareStreamsWithRetry();
         this.setConnected(true);
+        // A server that lost its store (no volume) comes back without our streams: they are declared again, without
+        // holding publishes back meanwhile. On a cluster a reconnect comes with a leader election, during which
+        // declaring times out for seconds (publishes were refused as "not connected" past publishRetryMs); a publish
+        // to a stream not there yet finds no responders and is retried.
+        this.redeclaring ??= this.declareStreamsWithRetry().finally(() => {
+          this.redeclaring = undefined;
+        });
       }
     }
   }
