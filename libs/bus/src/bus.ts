@@ -242,10 +242,6 @@ export class Bus {
       waitOnFirstConnect: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1000,
-      // One dial's bound (the client's default is 20 s). On a cluster the client reconnects through every URL it knows,
-      // the dead node's too (and its IP, learnt from the cluster): a SYN to a node killed a moment ago can go
-      // unanswered rather than refused, and 20 s of that outlasts the publish retries (publishRetryMs).
-      timeout: 3000,
       pingInterval: 10_000,
       ...(user ? { user, pass: pass ?? "" } : {}),
       ...(token ? { token } : {}),
