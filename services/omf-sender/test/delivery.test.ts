@@ -10,6 +10,7 @@ import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/c
 import type { CreateMode, RequestLogEntry, RunningOmfEmulator } from "@meridian/emulator-omf";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DeliveryLedger } from "../src/pipeline/ledger.js";
 import type { OmfSender } from "../src/service.js";
 import { logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, until } from "./harness.js";
 
@@ -29,6 +30,7 @@ authorization {
   users: [
     { user: full, password: full }
     { user: noack, password: noack, permissions: { publish: { allow: [">"], deny: ["$JS.ACK.>"] }, subscribe: { allow: [">"] } } }
+    { user: noledger, password: noledger, permissions: { publish: { allow: [">"], deny: ["$KV.omf_state._delivered.>"] }, subscribe: { allow: [">"] } } }
   ]
 }
 `;
@@ -56,7 +58,7 @@ function event(connection: string, device: string, i: number, base: number): Tel
   });
 }
 
-async function sender(user: "full" | "noack", env: Record<string, string> = {}, log = logger): Promise<OmfSender> {
+async function sender(user: "full" | "noack" | "noledger", env: Record<string, string> = {}, log = logger): Promise<OmfSender> {
   const s = await startSender(
     nats,
     { ...ENV, OMF_ENDPOINTS_FILE: endpointsFile, NATS_USER: user, NATS_PASSWORD: user, ...env },
@@ -212,6 +214,69 @@ describe("exactly N values at PI under every OmfCreateMode, across a crash betwe
     },
     60_000,
   );
+});
+
+describe("the delivery ledger is the condition of a send", () => {
+  // During a leader election of the state bucket's stream (a cluster losing a node) the ledger cannot be written. A
+  // send started without its note could, after a crash, be repeated blind: so no send starts, and nothing is lost.
+  it("no send starts while the ledger cannot note it; the messages wait and are delivered once when it can", async () => {
+    emu.setSettings({ createMode: { pi: "insert" }, piUpdate: "createmode" });
+    const route = "ledger-down";
+    const line = `line-${route}`;
+    const n = 40;
+    const first = await sender("noledger");
+    await putRoute(route, line, "pi");
+    const base = Date.UTC(2026, 9, 1);
+    await publish(
+      Array.from({ length: n }, (_, i) => event(line, "a", i, base)),
+      10,
+    );
+    await until(async () => ((await countersOf(first, route))?.lastError ?? "").includes("delivery ledger unavailable"), {
+      timeoutMs: 20_000,
+      what: "the send refused for want of the ledger",
+    });
+    expect(valueCount(emu, "pi", line)).toBe(0);
+    expect((await countersOf(first, route))?.delivered).toBe(0n);
+    await stop(first);
+    await sender("full");
+    await settled(route);
+    const [c] = containers(emu, "pi", line);
+    expect(c?.valueCount).toBe(n);
+    expect(new Set(c?.values.map((v) => v.Timestamp)).size).toBe(n);
+  }, 60_000);
+
+  it("a record the bucket refused is still known to the instance that wrote it (a delivery of it again is skipped)", async () => {
+    const noledger = Bus.connect({ servers: nats.url, name: "test-noledger", logger, user: "noledger", pass: "noledger" });
+    await noledger.ready;
+    try {
+      const ledger = new DeliveryLedger(noledger, "refused-record");
+      await expect(ledger.record(new Map([[7, "all"]]))).rejects.toThrow();
+      expect(ledger.known(7)).toEqual({ written: "all", sending: true });
+      expect(ledger.known(8)).toBeUndefined();
+    } finally {
+      await noledger.close();
+    }
+  });
+
+  // A consumer's leader may report acks its followers have not stored: records are dropped against the floor seen a
+  // check earlier, not the newest, so a redelivery by the next leader still finds them.
+  it("records are pruned against the ack floor seen at the previous check, not the current one", async () => {
+    const ledger = new DeliveryLedger(bus, "prune-lag", 0);
+    await ledger.record(new Map([[3, "all"]]));
+    await ledger.intend([4]);
+    let floor = 10;
+    await ledger.prune(async () => floor);
+    expect(ledger.size).toBe(2);
+    expect(ledger.known(3)?.written).toBe("all");
+    floor = 3;
+    await ledger.prune(async () => floor);
+    // Pruned against 10 (seen before): both go.
+    expect(ledger.size).toBe(0);
+    await ledger.record(new Map([[12, "all"]]));
+    await ledger.prune(async () => 20);
+    // Pruned against 3 (seen before): kept.
+    expect(ledger.known(12)?.written).toBe("all");
+  });
 });
 
 describe("split batches and 413", () => {

@@ -45,6 +45,10 @@ export class DeliveryLedger {
   private readonly prefix: string;
   /** Records known (written here or read from the bucket): key → its record. */
   private readonly records = new Map<string, LedgerRecord>();
+  /** Stream sequence → keys of the records naming it. */
+  private readonly bySeq = new Map<number, Set<string>>();
+  /** The ack floor seen at the previous prune: records are dropped against it, not the newest (see prune). */
+  private floorSeen: number | undefined;
   /** When the last completed listing of the bucket started. */
   private loadedFrom = -1;
   /** The listing in progress and when it started. */
@@ -60,11 +64,36 @@ export class DeliveryLedger {
     this.prefix = `${PREFIX}.${createHash("sha256").update(routeId).digest("hex").slice(0, 16)}.`;
   }
 
+  /** Adds a record to the known ones and to the index by stream sequence. */
+  private remember(key: string, r: LedgerRecord): void {
+    this.records.set(key, r);
+    for (const seq of [...Object.keys(r.m).map(Number), ...(r.s ?? [])]) {
+      const keys = this.bySeq.get(seq);
+      if (keys) keys.add(key);
+      else this.bySeq.set(seq, new Set([key]));
+    }
+  }
+
+  private forget(key: string): void {
+    const r = this.records.get(key);
+    if (!r) return;
+    this.records.delete(key);
+    for (const seq of [...Object.keys(r.m).map(Number), ...(r.s ?? [])]) {
+      const keys = this.bySeq.get(seq);
+      keys?.delete(key);
+      if (keys?.size === 0) this.bySeq.delete(seq);
+    }
+  }
+
   private find(seq: number): LedgerEntry | undefined {
+    const keys = this.bySeq.get(seq);
+    if (!keys) return undefined;
     let out: Written | undefined;
     let sending = false;
     const k = String(seq);
-    for (const r of this.records.values()) {
+    for (const key of keys) {
+      const r = this.records.get(key);
+      if (!r) continue;
       if (r.s?.includes(seq)) sending = true;
       const w = r.m[k];
       if (w === undefined) continue;
@@ -76,6 +105,15 @@ export class DeliveryLedger {
     }
     if (out === undefined && !sending) return undefined;
     return { ...(out !== undefined ? { written: out } : {}), sending: sending || out !== undefined };
+  }
+
+  /**
+   * What this instance knows of a message without reading the bucket: a first delivery is checked here. After a
+   * failover of the consumer's leader, a message this instance wrote and acked can come again as a *first* delivery
+   * (the delivered state had not reached the new leader), so a delivery count of 1 does not prove nothing wrote it.
+   */
+  known(seq: number): LedgerEntry | undefined {
+    return this.find(seq);
   }
 
   /**
@@ -110,7 +148,7 @@ export class DeliveryLedger {
     const found = await Promise.all(keys.map((k) => this.bucket.get(k)));
     keys.forEach((k, i) => {
       const r = found[i];
-      if (r) this.records.set(k, r);
+      if (r) this.remember(k, r);
     });
   }
 
@@ -135,7 +173,11 @@ export class DeliveryLedger {
     return out;
   }
 
-  /** Records what the endpoint accepted of these messages (one KV put for the batch). */
+  /**
+   * Records what the endpoint accepted of these messages (one KV put for the batch). The record is known to this
+   * instance even when the put fails (a leader election of the bucket's stream): a redelivery here is then skipped,
+   * and one elsewhere (this instance died) finds the `intend` note and reads back what the endpoint holds.
+   */
   async record(written: ReadonlyMap<number, Written>): Promise<void> {
     if (written.size === 0) return;
     const m: Record<string, Written> = {};
@@ -146,31 +188,37 @@ export class DeliveryLedger {
     }
     const key = `${this.prefix}${min}.${randomBytes(4).toString("hex")}`;
     const record = { m };
+    this.remember(key, record);
     await this.bucket.put(key, record);
-    this.records.set(key, record);
   }
 
   /**
    * Notes, before a send, that these messages are being sent: if this instance dies before their written record, a
    * redelivery knows the endpoint may hold some of their values and asks it (reconcile.ts) instead of sending blind.
+   * The caller must not send when this fails: a send without its note could be repeated blind after a crash.
    */
   async intend(seqs: readonly number[]): Promise<void> {
     if (seqs.length === 0) return;
     const key = `${this.prefix}${Math.min(...seqs)}.${randomBytes(4).toString("hex")}`;
     const record: LedgerRecord = { m: {}, s: [...seqs] };
     await this.bucket.put(key, record);
-    this.records.set(key, record);
+    this.remember(key, record);
   }
 
-  /** Drops the records whose messages are all acknowledged (at or below the consumer's ack floor). */
-  async prune(ackFloor: () => Promise<number | undefined>, force = false): Promise<void> {
-    if (!force && Date.now() - this.prunedAt < this.pruneMs) return;
+  /**
+   * Drops the records whose messages are all acknowledged, against the ack floor seen at the *previous* check (at
+   * least `pruneMs` old): a consumer's leader may report acks its followers have not stored yet, and a new leader
+   * after its failover redelivers those messages. Those need their records still.
+   */
+  async prune(ackFloor: () => Promise<number | undefined>): Promise<void> {
+    if (Date.now() - this.prunedAt < this.pruneMs) return;
     this.prunedAt = Date.now();
-    const floor = await ackFloor();
+    const floor = this.floorSeen;
+    this.floorSeen = await ackFloor();
     if (floor === undefined) return;
     for (const [key, r] of [...this.records]) {
       if (Object.keys(r.m).every((s) => Number(s) <= floor) && (r.s ?? []).every((s) => s <= floor)) {
-        this.records.delete(key);
+        this.forget(key);
         await this.bucket.delete(key);
       }
     }

@@ -365,7 +365,16 @@ export class RoutePipeline {
       try {
         await this.ledger.intend(open.map((m) => m.d.streamSequence));
       } catch (err) {
-        this.log.warn({ err: (err as Error).message, messages: open.length }, "delivery ledger: the send's start not recorded");
+        // Not sent without the note: after a crash its redelivery could not know to read back what was written.
+        // (Seen during a leader election of the state bucket's stream; the messages come back after the backoff.)
+        const cause = new Error(`delivery ledger unavailable, the send is not started: ${(err as Error).message}`);
+        for (const m of mapped) {
+          if (complete(m)) continue;
+          await this.settleFailure(m.d, cause, signal, failures);
+        }
+        await this.record(mapped);
+        for (const m of mapped) if (complete(m)) await this.succeeded(m);
+        return;
       }
       let error: unknown;
       try {
@@ -409,10 +418,11 @@ export class RoutePipeline {
    */
   private async skipWritten(client: OmfClient, mapped: Outgoing[], signal: AbortSignal): Promise<void> {
     const again = mapped.filter((m) => m.d.deliveryCount > 1);
-    if (again.length === 0) return;
-    const prior = await this.ledger.lookup(again.map((m) => m.d.streamSequence));
-    for (const m of again) {
-      const entry = prior.get(m.d.streamSequence);
+    const prior = again.length === 0 ? undefined : await this.ledger.lookup(again.map((m) => m.d.streamSequence));
+    for (const m of mapped) {
+      // A first delivery is looked up only in what this instance knows (no bucket read on the hot path): after a
+      // failover of the consumer's leader, what this instance wrote and acked may come again as a first delivery.
+      const entry = m.d.deliveryCount > 1 ? prior?.get(m.d.streamSequence) : this.ledger.known(m.d.streamSequence);
       if (entry === undefined) continue;
       const w = entry.written;
       for (const [key, g] of m.groups) {
