@@ -41,6 +41,7 @@ import {
 import {
   decodeBatch,
   encodeBatch,
+  encodeBatchWithin,
   encodedEventSize,
   MAX_EVENTS_PER_MESSAGE,
   MAX_MESSAGE_BYTES,
@@ -652,20 +653,33 @@ export class Bus {
       if (list) list.push(e);
       else groups.set(key, [e]);
     }
-    const messages: Array<{ subject: string; id: string; events: TelemetryEvent[] }> = [];
+    const messages: Array<{ subject: string; batch: TelemetryBatch; data: Uint8Array | undefined }> = [];
     for (const [key, group] of groups) {
+      const chunkId = (chunk: TelemetryEvent[], subject: string) =>
+        batchId === undefined
+          ? digest(`${subject}\n${chunk.map((e) => e.id).join("\n")}`)
+          : groups.size === 1
+            ? batchId
+            : `${batchId}:${digest(key).slice(0, 16)}`;
+      // Most calls fit one message: encoding it sizes it, and only a group that does not fit is sized for chunking.
+      if (group.length <= MAX_EVENTS_PER_MESSAGE) {
+        const subject = messageSubject(group);
+        const batch = makeBatch(chunkId(group, subject), group);
+        const data = encodeBatchWithin(batch, MAX_MESSAGE_BYTES);
+        if (data) {
+          messages.push({ subject, batch, data });
+          continue;
+        }
+      }
       chunkEvents(group).forEach((chunk, i) => {
         const subject = messageSubject(chunk);
-        const id =
-          batchId === undefined
-            ? digest(`${subject}\n${chunk.map((e) => e.id).join("\n")}`)
-            : groups.size === 1
-              ? batchId
-              : `${batchId}:${digest(key).slice(0, 16)}`;
-        messages.push({ subject, id: i === 0 ? id : `${id}:${i}`, events: chunk });
+        const id = chunkId(chunk, subject);
+        messages.push({ subject, batch: makeBatch(i === 0 ? id : `${id}:${i}`, chunk), data: undefined });
       });
     }
-    const results = await Promise.all(messages.map((m) => this.publishBatch(m.subject, makeBatch(m.id, m.events))));
+    const results = await Promise.all(
+      messages.map((m) => this.publishStored(m.subject, m.data ?? encodeBatch(m.batch), schemaHeaders(TELEMETRY_BATCH_SCHEMA), m.batch.id)),
+    );
     let duplicates = 0;
     for (const r of results) if (r.duplicate) duplicates++;
     return { stored: results.length - duplicates, duplicates };

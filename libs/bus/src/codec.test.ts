@@ -9,7 +9,7 @@ import {
   TelemetryEventSchema,
 } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
-import { decodeBatch, decodeBatchFast, encodeBatch, encodedEventSize, makeBatch } from "./codec.js";
+import { decodeBatch, decodeBatchFast, encodeBatch, encodeBatchWithin, encodedEventSize, makeBatch } from "./codec.js";
 
 /** A small seeded generator (mulberry32): a failure names its seed and can be replayed. */
 function random(seed: number) {
@@ -26,7 +26,19 @@ function random(seed: number) {
   const chars = ["a", "Z", "0", "-", ".", " ", "é", "€", "😀", "\u0000", "/", "%", "~"];
   const str = (max: number) => Array.from({ length: int(max + 1) }, () => pick(chars)).join("");
   const bigint = () =>
-    pick([0n, 1n, -1n, 127n, 128n, 2n ** 53n, -(2n ** 63n), 2n ** 63n - 1n, BigInt(int(1e9)) * BigInt(int(1e9)), -BigInt(int(1e12))]);
+    pick([
+      0n,
+      1n,
+      -1n,
+      127n,
+      128n,
+      2n ** 53n - 1n,
+      2n ** 53n,
+      -(2n ** 63n),
+      2n ** 63n - 1n,
+      BigInt(int(1e9)) * BigInt(int(1e9)),
+      -BigInt(int(1e12)),
+    ]);
   const num = () => pick([0, -0, 1.5, -3.25e-300, 1e308, Number.MIN_VALUE, int(1e6) / 7]);
   const smallInt = () => pick([0, 1, 127, 128, 16383, 16384, 2 ** 31 - 1, -1, -(2 ** 31), int(1e9)]);
   return { int, pick, str, bigint, num, smallInt, bool: () => next() < 0.5 };
@@ -92,6 +104,15 @@ describe("TelemetryBatch codec", () => {
       const idBytes = batch.id === "" ? 0 : toBinary(TelemetryBatchSchema, makeBatch(batch.id, [])).length;
       const sum = batch.events.reduce((n, e) => n + encodedEventSize(e), idBytes);
       expect(sum, `seed ${seed}`).toBe(encodeBatch(batch).length);
+    }
+  });
+
+  it("encodes a batch within a bound of event bytes as encodeBatch does, and refuses one past it", () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const batch = randomBatch(seed);
+      const eventBytes = batch.events.reduce((n, e) => n + encodedEventSize(e), 0);
+      expect(encodeBatchWithin(batch, eventBytes), `seed ${seed}`).toEqual(encodeBatch(batch));
+      if (eventBytes > 0) expect(encodeBatchWithin(batch, eventBytes - 1), `seed ${seed}`).toBeUndefined();
     }
   });
 

@@ -28,9 +28,28 @@ export const MAX_MESSAGE_BYTES = 512 * 1024;
  */
 
 export function encodeBatch(batch: TelemetryBatch): Uint8Array {
+  return encodeBatchWithin(batch, Number.POSITIVE_INFINITY)!;
+}
+
+/**
+ * encodeBatch, or undefined when the events take more than `maxEventBytes` encoded (what chunkEvents adds up): a
+ * publisher sizes a batch that fits once, while encoding it, and chunks only one that does not.
+ */
+export function encodeBatchWithin(batch: TelemetryBatch, maxEventBytes: number): Uint8Array | undefined {
+  const events = batch.events;
+  // Each event's size is needed twice (the sum, then its length prefix): computed once.
+  const sizes = new Array<number>(events.length);
+  let eventBytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    const size = eventSize(events[i]!);
+    sizes[i] = size;
+    eventBytes += lenField(size);
+  }
+  if (eventBytes > maxEventBytes) return undefined;
   if (hasUnknown(batch)) return toBinary(TelemetryBatchSchema, batch);
-  const w = new Writer(batchSize(batch));
-  writeBatch(w, batch);
+  const w = new Writer(strField(batch.id) + eventBytes);
+  strOut(w, 1, batch.id);
+  for (let i = 0; i < events.length; i++) writeEvent(w, events[i]!, sizes[i]!);
   return w.finish();
 }
 
@@ -83,6 +102,8 @@ function varintSize(v: number): number {
 }
 
 function varint64Size(v: bigint): number {
+  // Times and counters are far below 2^53: sized as numbers, without a BigInt per 7 bits.
+  if (v >= 0n && v <= 0x1fffffffffffffn) return varintSize(Number(v));
   let x = BigInt.asUintN(64, v);
   let n = 1;
   while (x >= 0x80n) {
@@ -143,12 +164,6 @@ function eventSize(e: TelemetryEvent): number {
   return n;
 }
 
-function batchSize(b: TelemetryBatch): number {
-  let n = strField(b.id);
-  for (const e of b.events) n += lenField(eventSize(e));
-  return n;
-}
-
 // ---- writing -----------------------------------------------------------------------------------------------------
 
 /** Writes into one buffer of the size computed beforehand: no growth, no forks. */
@@ -173,11 +188,11 @@ class Writer {
     this.buf[this.pos++] = v;
   }
   varint64(v: bigint): void {
-    let x = BigInt.asUintN(64, v);
-    if (x < 0x20000000000000n) {
-      this.varint(Number(x));
+    if (v >= 0n && v <= 0x1fffffffffffffn) {
+      this.varint(Number(v));
       return;
     }
+    let x = BigInt.asUintN(64, v);
     while (x >= 0x80n) {
       this.buf[this.pos++] = Number(x & 0x7fn) | 0x80;
       x >>= 7n;
@@ -256,9 +271,9 @@ function writePoint(w: Writer, p: Point): void {
   }
 }
 
-function writeEvent(w: Writer, e: TelemetryEvent): void {
+function writeEvent(w: Writer, e: TelemetryEvent, size: number): void {
   w.byte(tag(2, WireType.LengthDelimited));
-  w.varint(eventSize(e));
+  w.varint(size);
   strOut(w, 1, e.id);
   const s = e.source;
   if (s) {
@@ -294,11 +309,6 @@ function writeEvent(w: Writer, e: TelemetryEvent): void {
     }
     strOut(w, 2, r.contentType);
   }
-}
-
-function writeBatch(w: Writer, b: TelemetryBatch): void {
-  strOut(w, 1, b.id);
-  for (const e of b.events) writeEvent(w, e);
 }
 
 function hasUnknown(b: TelemetryBatch): boolean {
