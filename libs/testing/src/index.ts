@@ -5,6 +5,7 @@ export { type CapturedLogs, captureLogger, testLogger } from "./loggers.js";
 export { type NatsCluster, type NatsClusterNode, type NatsClusterOptions, startNatsCluster } from "./nats-cluster.js";
 export { freePort, type NatsServerHandle, startNatsServer } from "./nats-server.js";
 export { createTestCa, type IssueOptions, type TestCa, type TestCertificate } from "./pki.js";
+export { type SeededRandom, seededRandom } from "./random.js";
 export {
   type Handler,
   json,
