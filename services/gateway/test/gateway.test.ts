@@ -178,6 +178,17 @@ describe("gateway over a real nats-server", () => {
     expect(res.streams.find((s) => s.name === "TELEMETRY")!.messages).toBeGreaterThan(0n);
   });
 
+  it("tells a caller who it is and which roles it holds; a key without status:read is refused", async () => {
+    const asKey = (key: string) =>
+      createClient(
+        StatusService,
+        createConnectTransport({ interceptors: [testCredential(key)], baseUrl: gw.service.url, httpVersion: "1.1" }),
+      );
+    expect(await asKey(TEST_KEYS.admin).getCaller({})).toMatchObject({ name: "test-admin", via: "api-key", roles: ["*"] });
+    expect(await asKey(TEST_KEYS["status:read"]).getCaller({})).toMatchObject({ name: "test-status-read", roles: ["status:read"] });
+    expect((await codeOf(asKey(TEST_KEYS["routes:read"]).getCaller({}))).code).toBe(Code.PermissionDenied);
+  });
+
   it("speaks Connect JSON over plain HTTP/1.1 (curl-style)", async () => {
     const res = await fetch(`${gw.service.url}/meridian.route.v1.RouteService/GetRoute`, {
       method: "POST",

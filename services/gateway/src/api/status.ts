@@ -9,6 +9,7 @@ import {
   type StreamStatus,
   StreamStatusSchema,
 } from "@meridian/contracts/meridian/status/v1/status_service_pb";
+import { callerOf } from "@meridian/service-kit";
 
 /** An instance that missed this many reports is shown as stale. */
 const STALE_AFTER_REPORTS = 3;
@@ -53,6 +54,10 @@ export function statusService(bus: Bus, self: { service: string; instance: strin
         }
       }
       return { services: [gateway, ...reported], streams };
+    },
+    getCaller(_req, ctx) {
+      const caller = callerOf(ctx);
+      return { name: caller.name, via: caller.via, roles: [...caller.roles].sort() };
     },
   };
 }

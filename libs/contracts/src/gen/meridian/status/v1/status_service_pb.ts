@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/status/v1/status_service.proto.
  */
 export const file_meridian_status_v1_status_service: GenFile = /*@__PURE__*/
-  fileDesc("CidtZXJpZGlhbi9zdGF0dXMvdjEvc3RhdHVzX3NlcnZpY2UucHJvdG8SEm1lcmlkaWFuLnN0YXR1cy52MSL9AQoQUGlwZWxpbmVDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJlY2VpdmVkGAIgASgDEhEKCWRlbGl2ZXJlZBgDIAEoAxIOCgZmYWlsZWQYBCABKAMSDwoHcGVuZGluZxgFIAEoAxISCgpsYXN0X2Vycm9yGAYgASgJEjMKD2xhc3RfZXJyb3JfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2tpcHBlZBgIIAEoAxITCgtyZWRlbGl2ZXJlZBgJIAEoAxImCgNsYWcYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iagoNU3RhdHVzV2FybmluZxIMCgRraW5kGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijgIKDVNlcnZpY2VTdGF0dXMSDwoHc2VydmljZRgBIAEoCRIQCghpbnN0YW5jZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEioKBmhlYWx0aBgEIAEoDjIaLm1lcmlkaWFuLnN0YXR1cy52MS5IZWFsdGgSLwoLcmVwb3J0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKCXBpcGVsaW5lcxgGIAMoCzIkLm1lcmlkaWFuLnN0YXR1cy52MS5QaXBlbGluZUNvdW50ZXJzEjMKCHdhcm5pbmdzGAcgAygLMiEubWVyaWRpYW4uc3RhdHVzLnYxLlN0YXR1c1dhcm5pbmcinAEKDFN0cmVhbVN0YXR1cxIMCgRuYW1lGAEgASgJEhAKCG1lc3NhZ2VzGAIgASgEEg0KBWJ5dGVzGAMgASgEEi4KCmZpcnN0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQR2V0U3RhdHVzUmVxdWVzdCJ7ChFHZXRTdGF0dXNSZXNwb25zZRIzCghzZXJ2aWNlcxgBIAMoCzIhLm1lcmlkaWFuLnN0YXR1cy52MS5TZXJ2aWNlU3RhdHVzEjEKB3N0cmVhbXMYAiADKAsyIC5tZXJpZGlhbi5zdGF0dXMudjEuU3RyZWFtU3RhdHVzKl4KBkhlYWx0aBIWChJIRUFMVEhfVU5TUEVDSUZJRUQQABISCg5IRUFMVEhfU0VSVklORxABEhYKEkhFQUxUSF9OT1RfU0VSVklORxACEhAKDEhFQUxUSF9TVEFMRRADMn8KDVN0YXR1c1NlcnZpY2USbgoJR2V0U3RhdHVzEiQubWVyaWRpYW4uc3RhdHVzLnYxLkdldFN0YXR1c1JlcXVlc3QaJS5tZXJpZGlhbi5zdGF0dXMudjEuR2V0U3RhdHVzUmVzcG9uc2UiFJACAcrzGA0KC3N0YXR1czpyZWFkYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
+  fileDesc("CidtZXJpZGlhbi9zdGF0dXMvdjEvc3RhdHVzX3NlcnZpY2UucHJvdG8SEm1lcmlkaWFuLnN0YXR1cy52MSL9AQoQUGlwZWxpbmVDb3VudGVycxIMCgRuYW1lGAEgASgJEhAKCHJlY2VpdmVkGAIgASgDEhEKCWRlbGl2ZXJlZBgDIAEoAxIOCgZmYWlsZWQYBCABKAMSDwoHcGVuZGluZxgFIAEoAxISCgpsYXN0X2Vycm9yGAYgASgJEjMKD2xhc3RfZXJyb3JfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2tpcHBlZBgIIAEoAxITCgtyZWRlbGl2ZXJlZBgJIAEoAxImCgNsYWcYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iagoNU3RhdHVzV2FybmluZxIMCgRraW5kGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijgIKDVNlcnZpY2VTdGF0dXMSDwoHc2VydmljZRgBIAEoCRIQCghpbnN0YW5jZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEioKBmhlYWx0aBgEIAEoDjIaLm1lcmlkaWFuLnN0YXR1cy52MS5IZWFsdGgSLwoLcmVwb3J0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKCXBpcGVsaW5lcxgGIAMoCzIkLm1lcmlkaWFuLnN0YXR1cy52MS5QaXBlbGluZUNvdW50ZXJzEjMKCHdhcm5pbmdzGAcgAygLMiEubWVyaWRpYW4uc3RhdHVzLnYxLlN0YXR1c1dhcm5pbmcinAEKDFN0cmVhbVN0YXR1cxIMCgRuYW1lGAEgASgJEhAKCG1lc3NhZ2VzGAIgASgEEg0KBWJ5dGVzGAMgASgEEi4KCmZpcnN0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQR2V0U3RhdHVzUmVxdWVzdCJ7ChFHZXRTdGF0dXNSZXNwb25zZRIzCghzZXJ2aWNlcxgBIAMoCzIhLm1lcmlkaWFuLnN0YXR1cy52MS5TZXJ2aWNlU3RhdHVzEjEKB3N0cmVhbXMYAiADKAsyIC5tZXJpZGlhbi5zdGF0dXMudjEuU3RyZWFtU3RhdHVzIhIKEEdldENhbGxlclJlcXVlc3QiPQoRR2V0Q2FsbGVyUmVzcG9uc2USDAoEbmFtZRgBIAEoCRILCgN2aWEYAiABKAkSDQoFcm9sZXMYAyADKAkqXgoGSGVhbHRoEhYKEkhFQUxUSF9VTlNQRUNJRklFRBAAEhIKDkhFQUxUSF9TRVJWSU5HEAESFgoSSEVBTFRIX05PVF9TRVJWSU5HEAISEAoMSEVBTFRIX1NUQUxFEAMy7wEKDVN0YXR1c1NlcnZpY2USbgoJR2V0U3RhdHVzEiQubWVyaWRpYW4uc3RhdHVzLnYxLkdldFN0YXR1c1JlcXVlc3QaJS5tZXJpZGlhbi5zdGF0dXMudjEuR2V0U3RhdHVzUmVzcG9uc2UiFJACAcrzGA0KC3N0YXR1czpyZWFkEm4KCUdldENhbGxlchIkLm1lcmlkaWFuLnN0YXR1cy52MS5HZXRDYWxsZXJSZXF1ZXN0GiUubWVyaWRpYW4uc3RhdHVzLnYxLkdldENhbGxlclJlc3BvbnNlIhSQAgHK8xgNCgtzdGF0dXM6cmVhZGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_meridian_auth_v1_access]);
 
 /**
  * Counters of one pipeline (a route, a monitor session, a poller) since the instance started.
@@ -253,6 +253,52 @@ export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE_
   messageDesc(file_meridian_status_v1_status_service, 5);
 
 /**
+ * @generated from message meridian.status.v1.GetCallerRequest
+ */
+export type GetCallerRequest = Message<"meridian.status.v1.GetCallerRequest"> & {
+};
+
+/**
+ * Describes the message meridian.status.v1.GetCallerRequest.
+ * Use `create(GetCallerRequestSchema)` to create a new message.
+ */
+export const GetCallerRequestSchema: GenMessage<GetCallerRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_status_v1_status_service, 6);
+
+/**
+ * @generated from message meridian.status.v1.GetCallerResponse
+ */
+export type GetCallerResponse = Message<"meridian.status.v1.GetCallerResponse"> & {
+  /**
+   * The identity's name (an API key's name, a token's subject, a certificate identity's name).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * How the caller proved it: "api-key", "jwt", "certificate", or "anonymous" when authentication is disabled.
+   *
+   * @generated from field: string via = 2;
+   */
+  via: string;
+
+  /**
+   * The roles granted, sorted; "*" holds every role, and "<area>:admin" includes "<area>:read".
+   *
+   * @generated from field: repeated string roles = 3;
+   */
+  roles: string[];
+};
+
+/**
+ * Describes the message meridian.status.v1.GetCallerResponse.
+ * Use `create(GetCallerResponseSchema)` to create a new message.
+ */
+export const GetCallerResponseSchema: GenMessage<GetCallerResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_status_v1_status_service, 7);
+
+/**
  * @generated from enum meridian.status.v1.Health
  */
 export enum Health {
@@ -298,6 +344,17 @@ export const StatusService: GenService<{
     methodKind: "unary";
     input: typeof GetStatusRequestSchema;
     output: typeof GetStatusResponseSchema;
+  },
+  /**
+   * Who the caller is and which roles it holds, as the gateway authenticated it: a client (the console) shows or
+   * disables actions by it. It decides nothing: every RPC still checks its own role.
+   *
+   * @generated from rpc meridian.status.v1.StatusService.GetCaller
+   */
+  getCaller: {
+    methodKind: "unary";
+    input: typeof GetCallerRequestSchema;
+    output: typeof GetCallerResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_meridian_status_v1_status_service, 0);
