@@ -23,11 +23,13 @@ FROM base AS prebuilt-files
 COPY . /repo
 ARG SERVICE=services/gateway
 # The gateway image also holds the meridian CLI (cli/: its dist, bin and what they import), so that an operator can run
-# `docker compose exec gateway meridian status`; the libraries both use are the same files.
+# `docker compose exec gateway meridian status`; the libraries both use are the same files. And the built console
+# (console/dist: static files the gateway serves at /, nothing of it runs in node), where the gateway looks for it.
 RUN node /repo/scripts/runtime-files.mjs "${SERVICE}" /out --if-built \
   && if [ "${SERVICE}" = services/gateway ] && [ -e /out/services ]; then \
        node /repo/scripts/runtime-files.mjs cli /out-cli \
-       && cp -a --remove-destination /out-cli/. /out/ && mkdir -p /out/cli/bin && cp /repo/cli/bin/meridian.js /out/cli/bin/; \
+       && cp -a --remove-destination /out-cli/. /out/ && mkdir -p /out/cli/bin && cp /repo/cli/bin/meridian.js /out/cli/bin/ \
+       && mkdir -p /out/console && cp -a /repo/console/dist /out/console/dist; \
      fi
 
 FROM base AS prebuilt
@@ -52,7 +54,8 @@ ARG SERVICE=services/gateway
 RUN node scripts/runtime-files.mjs "${SERVICE}" /out \
   && if [ "${SERVICE}" = services/gateway ]; then \
        node scripts/runtime-files.mjs cli /out-cli \
-       && cp -a --remove-destination /out-cli/. /out/ && mkdir -p /out/cli/bin && cp cli/bin/meridian.js /out/cli/bin/; \
+       && cp -a --remove-destination /out-cli/. /out/ && mkdir -p /out/cli/bin && cp cli/bin/meridian.js /out/cli/bin/ \
+       && mkdir -p /out/console && cp -a console/dist /out/console/dist; \
      fi
 
 FROM base AS runtime

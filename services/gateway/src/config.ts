@@ -7,6 +7,8 @@ export const gatewayConfig = z.object({
   ROUTES_FILE: z.string().optional(),
   /** Routes the mesh may hold: each one is a durable consumer on the stream and a pipeline in a sink service. */
   MAX_ROUTES: z.coerce.number().int().min(1).max(100_000).default(1000),
+  /** The built operations console served at / (console/dist); unset: where the repository and the image keep it. */
+  CONSOLE_DIR: z.string().min(1).max(4096).optional(),
   /** Where the platform services listen; each one set is served through the gateway too. */
   OMF_SENDER_URL: z.url().optional(),
   IDIGI_LISTENER_URL: z.url().optional(),

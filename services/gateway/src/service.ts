@@ -4,6 +4,7 @@ import { StatusService } from "@meridian/contracts/meridian/status/v1/status_ser
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
+import { consoleRoutes } from "./api/console.js";
 import { apiDocumentRoutes } from "./api/docs.js";
 import { applyRoutes, deadLetterService, gatewayErrors, routeService, statusService, sweepDrains, telemetryService } from "./api/index.js";
 import { backendTransport, registerProxy } from "./api/proxy.js";
@@ -44,8 +45,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         }
       },
       errors: [gatewayErrors],
-      // GET /openapi.json and /docs/, without authentication (src/api/docs.ts).
-      httpRoutes: apiDocumentRoutes(),
+      // GET /openapi.json and /docs/, and the console at every other path, without authentication (src/api/docs.ts,
+      // src/api/console.ts): the console's API calls carry the caller's key.
+      httpRoutes: { ...consoleRoutes(config.CONSOLE_DIR), ...apiDocumentRoutes() },
       stop: async () => backendTls?.stop(),
       declared: { setting: "ROUTES_FILE", entries: declaredRoutes.length, apply: () => applyRoutes(bus, declaredRoutes) },
       // Draining routes whose sink has finished are removed here: only the gateway writes routes.

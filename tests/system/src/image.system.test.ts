@@ -218,6 +218,20 @@ describe("system: the gateway image starts with a read-only root file system", (
     expect((await docker("exec", id, "id", "-u")).trim()).toBe("1000");
   });
 
+  it("serves the built console at / from the image, its hashed assets cached, without a key", async () => {
+    expect(id, "the container of the test above").not.toBe("");
+    const address = lines(await docker("port", id, "8080/tcp"))[0];
+    const page = await fetch(`http://${address}/routes`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    const html = await page.text();
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script, html).toBeDefined();
+    const asset = await fetch(`http://${address}${script}`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+  });
+
   it("has the meridian CLI on PATH, reaching the gateway at its default URL inside the container", async () => {
     expect(id, "the container of the test above").not.toBe("");
     expect((await docker("exec", id, "meridian", "--version")).trim()).toMatch(/^\d+\.\d+\.\d+$/);
