@@ -4,6 +4,7 @@ import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
 import { clientFactory, describeError, gatewayTransport } from "./api.js";
 import { DeadLettersPage } from "./pages/dead-letters.js";
 import { OverviewPage } from "./pages/overview.js";
+import { PlatformsPage } from "./pages/platforms.js";
 import { RoutesPage } from "./pages/routes.js";
 import { SignInPage } from "./pages/sign-in.js";
 import { TelemetryPage } from "./pages/telemetry.js";
@@ -15,6 +16,7 @@ const PAGES = [
   { path: "/routes", title: "Routes", Page: RoutesPage },
   { path: "/dead-letters", title: "Dead letters", Page: DeadLettersPage },
   { path: "/telemetry", title: "Live telemetry", Page: TelemetryPage },
+  { path: "/platforms", title: "Platforms", Page: PlatformsPage },
 ] as const;
 
 function usePath(): [string, (to: string) => void] {

@@ -59,6 +59,12 @@ test("overview: every service is healthy, with its pipelines and streams", async
   await expect(page.getByTestId("streams")).toContainText("TELEMETRY");
   await expect(page.getByTestId("no-warnings")).toBeVisible();
   await checkPage(page, "overview");
+  // Readable in dark, and laid out on a tablet.
+  await page.emulateMedia({ colorScheme: "dark" });
+  await checkPage(page, "overview-dark");
+  await page.setViewportSize({ width: 768, height: 1024 });
+  await expect(page.getByRole("link", { name: "Dead letters" })).toBeInViewport();
+  await checkPage(page, "overview-tablet");
 });
 
 test.describe("routes and live telemetry", () => {
@@ -122,6 +128,21 @@ test.describe("routes and live telemetry", () => {
     } finally {
       clearInterval(publishing);
     }
+
+    // The same values read back from PI through omf-sender, on the Platforms page.
+    await page.getByRole("link", { name: "Platforms" }).click();
+    const endpoint = page.locator('tr[data-endpoint="pi-console"]');
+    await expect(endpoint).toContainText("PI Web API");
+    await expect(endpoint).toContainText("allow_http");
+    await endpoint.getByRole("button", { name: "Check pi-console" }).click();
+    await expect(endpoint.getByTestId("check-result")).toContainText("reachable, authenticated");
+    await endpoint.getByRole("button", { name: "Points of pi-console" }).click();
+    const points = page.getByTestId("endpoint-points");
+    const temperature = points.getByRole("button", { name: /console-e2e\.boiler-1/ }).first();
+    await temperature.click();
+    await expect(page.getByTestId("point-values").locator("tbody tr").first()).toBeVisible();
+    await expect(page.getByTestId("point-values")).toContainText("20.5");
+    await checkPage(page, "platforms");
   });
 });
 
@@ -214,5 +235,9 @@ test.describe("roles", () => {
     await page.getByRole("link", { name: "Dead letters" }).click();
     await expect(page.getByRole("button", { name: "Replay selected" })).toBeDisabled();
     await expect(page.getByText("Your key lacks deadletters:admin")).toBeVisible();
+    await page.getByRole("link", { name: "Platforms" }).click();
+    await expect(page.locator('tr[data-endpoint="pi-console"]').getByRole("button", { name: "Check pi-console" })).toBeDisabled();
+    await page.getByRole("link", { name: "Overview" }).click();
+    await expect(page.getByText("OMF endpoint pi-console uses insecure settings: allow_http")).toBeVisible();
   });
 });

@@ -1,4 +1,5 @@
 import { type Duration, timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Endpoint, OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type GetStatusResponse, Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { useRef } from "preact/hooks";
 import { ago, bytes, duration, rate } from "../format.js";
@@ -34,8 +35,14 @@ export function OverviewPage() {
   const { client } = useConsole();
   const readings = useRef(new Map<string, Reading>());
   const deadLetterCounts = useRef<number[]>([]);
-  const status = usePoll<GetStatusResponse>(async (signal) => {
-    const res = await client(StatusService).getStatus({}, { signal });
+  const status = usePoll<{ res: GetStatusResponse; insecure: Endpoint[] }>(async (signal) => {
+    const [res, endpoints] = await Promise.all([
+      client(StatusService).getStatus({}, { signal }),
+      // Without omf-sender behind the gateway, or without platform:read, there is simply no endpoint to warn about.
+      client(OmfSenderService)
+        .listEndpoints({}, { signal })
+        .catch(() => undefined),
+    ]);
     const now = Date.now();
     for (const s of res.services) {
       for (const p of s.pipelines) {
@@ -54,10 +61,10 @@ export function OverviewPage() {
     }
     const dlq = res.streams.find((s) => s.name === "DEADLETTER");
     if (dlq) deadLetterCounts.current = [...deadLetterCounts.current, Number(dlq.messages)].slice(-HISTORY);
-    return res;
+    return { res, insecure: endpoints?.endpoints.filter((e) => e.insecureSettings.length > 0) ?? [] };
   }, POLL_MS);
 
-  const res = status.data;
+  const res = status.data?.res;
   const warnings: Array<{ key: string; text: string }> = [];
   for (const s of res?.services ?? []) {
     for (const w of s.warnings) warnings.push({ key: `${s.service}-${w.kind}-${w.subject}`, text: `${s.service}: ${w.message}` });
@@ -67,6 +74,9 @@ export function OverviewPage() {
     }
     if (s.health !== Health.SERVING)
       warnings.push({ key: `health-${s.service}-${s.instance}`, text: `${s.service} ${s.instance} is ${HEALTH_TEXT[s.health]}` });
+  }
+  for (const e of status.data?.insecure ?? []) {
+    warnings.push({ key: `insecure-${e.id}`, text: `OMF endpoint ${e.id} uses insecure settings: ${e.insecureSettings.join(", ")}` });
   }
   const dl = deadLetterCounts.current;
   if (dl.length > 1 && dl.at(-1)! > dl[0]!) {

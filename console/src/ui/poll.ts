@@ -7,6 +7,8 @@ export interface Polled<T> {
   data: T | undefined;
   /** The last call's failure, for a person; cleared by the next success (the gateway came back). */
   error: string | undefined;
+  /** The last failure's code, for a page that words some failures its own way. */
+  errorCode: Code | undefined;
   refresh: () => void;
 }
 
@@ -18,6 +20,7 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, intervalMs
   const { onAuthFailure } = useConsole();
   const [data, setData] = useState<T | undefined>();
   const [error, setError] = useState<string | undefined>();
+  const [errorCode, setErrorCode] = useState<Code | undefined>();
   const [tick, setTick] = useState(0);
   const loadRef = useRef(load);
   loadRef.current = load;
@@ -31,10 +34,13 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, intervalMs
         if (ac.signal.aborted) return;
         setData(value);
         setError(undefined);
+        setErrorCode(undefined);
       } catch (err) {
         if (ac.signal.aborted) return;
-        if (ConnectError.from(err).code === Code.Unauthenticated) onAuthFailure(describeError(err));
+        const code = ConnectError.from(err).code;
+        if (code === Code.Unauthenticated) onAuthFailure(describeError(err));
         setError(describeError(err));
+        setErrorCode(code);
       }
       if (!ac.signal.aborted) timer = setTimeout(run, intervalMs);
     };
@@ -45,5 +51,5 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, intervalMs
     };
   }, [intervalMs, tick, ...deps]);
 
-  return { data, error, refresh: () => setTick((t) => t + 1) };
+  return { data, error, errorCode, refresh: () => setTick((t) => t + 1) };
 }

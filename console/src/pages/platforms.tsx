@@ -1,0 +1,194 @@
+import { Code } from "@connectrpc/connect";
+import {
+  type CheckEndpointResponse,
+  EndpointKind,
+  OmfSenderService,
+  type ReadValuesResponse,
+} from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
+import { useState } from "preact/hooks";
+import { describeError } from "../api.js";
+import { mayCall, roleOf } from "../roles.js";
+import { rolesOf, useConsole } from "../ui/context.js";
+import { usePoll } from "../ui/poll.js";
+import { ScrollRegion } from "../ui/scroll-region.js";
+
+const KIND: Record<EndpointKind, string> = {
+  [EndpointKind.UNSPECIFIED]: "unknown",
+  [EndpointKind.PI]: "PI Web API",
+  [EndpointKind.ADH]: "Data Hub",
+  [EndpointKind.EDS]: "Edge Data Store",
+};
+
+/**
+ * The platforms behind the gateway, as far as the console knows them: OMF endpoints (check, and read a point's values
+ * back from the endpoint itself). A platform service the gateway does not front answers unimplemented: shown as such.
+ */
+export function PlatformsPage() {
+  return (
+    <div class="page">
+      <OmfEndpoints />
+    </div>
+  );
+}
+
+function OmfEndpoints() {
+  const { client, caller } = useConsole();
+  const mayCheck = mayCall(rolesOf(caller), OmfSenderService.method.checkEndpoint);
+  const endpoints = usePoll((signal) => client(OmfSenderService).listEndpoints({}, { signal }), 10_000);
+  const [checks, setChecks] = useState<Map<string, CheckEndpointResponse | string>>(new Map());
+  const [open, setOpen] = useState<string | undefined>();
+
+  const check = async (id: string) => {
+    let result: CheckEndpointResponse | string;
+    try {
+      result = await client(OmfSenderService).checkEndpoint({ id });
+    } catch (err) {
+      result = describeError(err);
+    }
+    setChecks((m) => new Map(m).set(id, result));
+  };
+
+  const absent = endpoints.errorCode === Code.Unimplemented;
+  return (
+    <section aria-labelledby="omf-h">
+      <h2 id="omf-h">OMF endpoints (omf-sender)</h2>
+      {endpoints.error && (
+        <p class={absent ? "hint" : "banner error"} role={absent ? undefined : "alert"}>
+          {endpoints.error}
+        </p>
+      )}
+      <ScrollRegion label="OMF endpoints">
+        <table data-testid="omf-endpoints">
+          <thead>
+            <tr>
+              <th scope="col">ID</th>
+              <th scope="col">Kind</th>
+              <th scope="col">URL</th>
+              <th scope="col">Insecure settings</th>
+              <th scope="col">Check</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {endpoints.data?.endpoints.map((e) => {
+              const c = checks.get(e.id);
+              return (
+                <tr key={e.id} data-endpoint={e.id}>
+                  <th scope="row">{e.id}</th>
+                  <td>{KIND[e.kind]}</td>
+                  <td>{e.url}</td>
+                  <td class={e.insecureSettings.length > 0 ? "error" : undefined}>{e.insecureSettings.join(", ") || "none"}</td>
+                  <td data-testid="check-result">
+                    {c === undefined
+                      ? ""
+                      : typeof c === "string"
+                        ? c
+                        : `${c.reachable ? "reachable" : "unreachable"}, ${c.authenticated ? "authenticated" : "not authenticated"}${c.httpStatus ? `, HTTP ${c.httpStatus}` : ""}, ${c.latencyMs} ms${c.error ? `: ${c.error}` : ""}`}
+                  </td>
+                  <td>
+                    <div class="actions">
+                      <button
+                        type="button"
+                        class="secondary"
+                        disabled={!mayCheck}
+                        title={mayCheck ? undefined : `Needs ${roleOf(OmfSenderService.method.checkEndpoint)}`}
+                        onClick={() => check(e.id)}
+                      >
+                        Check<span class="visually-hidden"> {e.id}</span>
+                      </button>
+                      <button
+                        type="button"
+                        class="secondary"
+                        aria-expanded={open === e.id}
+                        onClick={() => setOpen(open === e.id ? undefined : e.id)}
+                      >
+                        Points<span class="visually-hidden"> of {e.id}</span>
+                      </button>
+                    </div>
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </ScrollRegion>
+      {endpoints.data && endpoints.data.endpoints.length === 0 && <p>No OMF endpoints.</p>}
+      {open && <EndpointPoints endpointId={open} />}
+    </section>
+  );
+}
+
+/** The endpoint's points (as the endpoint lists them) and the recorded values of the one chosen, read back from it. */
+function EndpointPoints({ endpointId }: { endpointId: string }) {
+  const { client } = useConsole();
+  const [filter, setFilter] = useState("");
+  const points = usePoll(
+    (signal) => client(OmfSenderService).listPoints({ endpointId, nameFilter: filter, pageSize: 100 }, { signal }),
+    15_000,
+    [endpointId, filter],
+  );
+  const [values, setValues] = useState<{ point: string; res?: ReadValuesResponse; error?: string } | undefined>();
+
+  const read = async (point: string) => {
+    try {
+      const res = await client(OmfSenderService).readValues({ endpointId, point, maxCount: 50 });
+      setValues({ point, res });
+    } catch (err) {
+      setValues({ point, error: describeError(err) });
+    }
+  };
+
+  return (
+    <section class="detail" aria-labelledby="points-h" data-testid="endpoint-points">
+      <h3 id="points-h">Points of {endpointId}</h3>
+      <label>
+        Name filter <input value={filter} onChange={(e) => setFilter(e.currentTarget.value.trim())} />
+      </label>
+      {points.error && (
+        <p class="error" role="alert">
+          {points.error}
+        </p>
+      )}
+      <ul class="points">
+        {points.data?.points.map((p) => (
+          <li key={p.id || p.name}>
+            <button type="button" class="link" onClick={() => read(p.name)}>
+              {p.name}
+            </button>{" "}
+            <span class="hint">{p.type}</span>
+          </li>
+        ))}
+      </ul>
+      {points.data && points.data.points.length === 0 && <p>No points.</p>}
+      {values && (
+        <div data-testid="point-values">
+          <h4>Values of {values.point}</h4>
+          {values.error && <p class="error">{values.error}</p>}
+          {values.res?.noData && <p>No data.</p>}
+          {values.res && values.res.values.length > 0 && (
+            <ScrollRegion label={`Values of ${values.point}`}>
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Time</th>
+                    <th scope="col">Value</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {values.res.values.map((v) => (
+                    <tr key={v.timestamp}>
+                      <td>{v.timestamp}</td>
+                      <td class="num">{v.valueJson}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </ScrollRegion>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}
