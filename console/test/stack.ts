@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOmfEmulator } from "@meridian/emulator-omf";
 import { gatewayConfig, startGateway } from "@meridian/gateway";
 import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
-import { startForTest, startNatsServer, testIdentities, testLogger } from "@meridian/testing";
+import { freePort, startForTest, startNatsServer, testIdentities, testLogger } from "@meridian/testing";
 
 /** A key holding every read role and no admin one: what an operator who may look but not change gets. */
 export const VIEWER_KEY = `mrd_00000000ff01_${createHash("sha256").update("meridian console viewer").digest("base64url")}`;
@@ -43,22 +44,45 @@ export default async function stack() {
     {},
     logger,
   );
-  const gateway = await startForTest(
-    startGateway,
-    gatewayConfig,
-    {
-      NATS_URL: nats.url,
-      AUTH_IDENTITIES_FILE: identitiesFile,
-      OMF_SENDER_URL: sender.service.url,
-      CONSOLE_DIR: join(import.meta.dirname, "..", "dist"),
-    },
-    {},
-    logger,
-  );
+  // A fixed port, so that the gateway can be restarted where the page expects it.
+  const port = String(await freePort());
+  const startOurGateway = () =>
+    startForTest(
+      startGateway,
+      gatewayConfig,
+      {
+        PORT: port,
+        NATS_URL: nats.url,
+        AUTH_IDENTITIES_FILE: identitiesFile,
+        OMF_SENDER_URL: sender.service.url,
+        CONSOLE_DIR: join(import.meta.dirname, "..", "dist"),
+      },
+      {},
+      logger,
+    );
+  let gateway = await startOurGateway();
+  // POST /restart-gateway stops the gateway and starts it again after `down` ms: the tests' way to restart it, since
+  // it runs in this process and not in theirs.
+  const control = createServer((req, res) => {
+    const down = Number(new URL(req.url ?? "/", "http://x").searchParams.get("down") ?? "1000");
+    void (async () => {
+      await gateway.stop();
+      await new Promise((r) => setTimeout(r, down));
+      gateway = await startOurGateway();
+      res.end("restarted\n");
+    })().catch((err: Error) => {
+      res.statusCode = 500;
+      res.end(err.message);
+    });
+  });
+  await new Promise<void>((r) => control.listen(0, "127.0.0.1", r));
+  const address = control.address();
+  process.env.CONSOLE_CONTROL_URL = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   process.env.CONSOLE_URL = gateway.service.url;
   process.env.OMF_EMULATOR_URL = emulator.url;
   process.env.CONSOLE_VIEWER_KEY = VIEWER_KEY;
   return async () => {
+    control.close();
     await gateway.stop();
     await sender.stop();
     await emulator.stop();
