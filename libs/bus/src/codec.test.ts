@@ -116,6 +116,16 @@ describe("TelemetryBatch codec", () => {
     }
   });
 
+  it("writes a string that turns non-ASCII late, with a longer length prefix than its character count, as UTF-8", () => {
+    // 120 characters, 160 bytes: the prefix needs two bytes, the character count one.
+    for (const text of [`${"a".repeat(100)}${"€".repeat(20)}`, `${"b".repeat(127)}é`, `\u0000${"😀".repeat(40)}`, "x".repeat(128)]) {
+      const batch = makeBatch(text, [
+        create(TelemetryEventSchema, { id: text, points: [{ name: text, value: { case: "stringValue", value: text } }] }),
+      ]);
+      expect(new Uint8Array(encodeBatch(batch))).toEqual(toBinary(TelemetryBatchSchema, batch));
+    }
+  });
+
   it("hands what it does not know to the reflective codec: unknown fields are kept both ways", () => {
     const event = create(TelemetryEventSchema, { id: "e1", source: { platform: Platform.API, connection: "c", device: "d" } });
     // A newer writer's field 15 on the event.

@@ -200,11 +200,22 @@ class Writer {
     this.buf[this.pos++] = Number(x);
   }
   string(s: string): void {
-    const len = utf8Length(s);
-    this.varint(len);
-    if (len === s.length) {
-      for (let i = 0; i < len; i++) this.buf[this.pos++] = s.charCodeAt(i);
-    } else this.pos += this.buf.write(s, this.pos, "utf8");
+    // Copied as ASCII while it is (one pass, not a length pass and a copy); past ASCII, written again as UTF-8.
+    const start = this.pos;
+    const n = s.length;
+    this.varint(n);
+    const at = this.pos;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        this.pos = start;
+        this.varint(utf8Length(s));
+        this.pos += this.buf.write(s, this.pos, "utf8");
+        return;
+      }
+      this.buf[at + i] = c;
+    }
+    this.pos = at + n;
   }
   bytes(b: Uint8Array): void {
     this.varint(b.length);
