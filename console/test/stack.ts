@@ -3,17 +3,22 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { Compression, IdigiListenerService } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
+import { startIdigiEmulator } from "@meridian/emulator-idigi";
 import { startOmfEmulator } from "@meridian/emulator-omf";
 import { gatewayConfig, startGateway } from "@meridian/gateway";
+import { idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
 import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
-import { freePort, startForTest, startNatsServer, testIdentities, testLogger } from "@meridian/testing";
+import { freePort, startForTest, startNatsServer, testIdentities, testLogger, testTransport } from "@meridian/testing";
 
 /** A key holding every read role and no admin one: what an operator who may look but not change gets. */
 export const VIEWER_KEY = `mrd_00000000ff01_${createHash("sha256").update("meridian console viewer").digest("base64url")}`;
 
 /**
- * The services the console talks to, in this process over real sockets: nats-server, the OMF emulator (PI Web API and
- * Data Hub), omf-sender and the gateway serving the built console (dist/). Cheaper than the system test's images, and
+ * The services the console talks to, in this process over real sockets: nats-server, the iDigi emulator and
+ * idigi-listener (one DataPoint monitor, its session pushing to the bus), the OMF emulator (PI Web API and Data Hub),
+ * omf-sender and the gateway serving the built console (dist/). Cheaper than the system test's images, and
  * the same code. Their addresses reach the tests through the environment (workers start after this).
  */
 export default async function stack() {
@@ -44,6 +49,31 @@ export default async function stack() {
     {},
     logger,
   );
+  // Wall-clock times on the records, so that the live chart (the last minute) shows them.
+  const idigi = await startIdigiEmulator({ tls: false, devices: { devices: 2, clock: "wall" } });
+  const listener = await startForTest(
+    startIdigiListener,
+    idigiListenerConfig,
+    {
+      NATS_URL: nats.url,
+      AUTH_IDENTITIES_FILE: identitiesFile,
+      IDIGI_URL: idigi.httpUrl,
+      IDIGI_PUSH_PORT: String(idigi.pushPort),
+      IDIGI_USERNAME: "emulator",
+      IDIGI_PASSWORD: "emulator",
+      IDIGI_ALLOW_INSECURE: "true",
+      INSTANCE_ID: "console",
+    },
+    { startWaitMs: 5_000 },
+    logger,
+  );
+  const { monitor } = await createClient(IdigiListenerService, testTransport(listener.service.url)).createMonitor({
+    topics: ["DataPoint"],
+    compression: Compression.NONE,
+    batchSize: 1,
+    batchDurationSeconds: 0,
+    startSession: true,
+  });
   // A fixed port, so that the gateway can be restarted where the page expects it.
   const port = String(await freePort());
   const startOurGateway = () =>
@@ -55,6 +85,7 @@ export default async function stack() {
         NATS_URL: nats.url,
         AUTH_IDENTITIES_FILE: identitiesFile,
         OMF_SENDER_URL: sender.service.url,
+        IDIGI_LISTENER_URL: listener.service.url,
         CONSOLE_DIR: join(import.meta.dirname, "..", "dist"),
       },
       {},
@@ -80,11 +111,15 @@ export default async function stack() {
   process.env.CONSOLE_CONTROL_URL = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   process.env.CONSOLE_URL = gateway.service.url;
   process.env.OMF_EMULATOR_URL = emulator.url;
+  process.env.IDIGI_EMULATOR_URL = idigi.httpUrl;
+  process.env.IDIGI_MONITOR_ID = monitor!.id;
   process.env.CONSOLE_VIEWER_KEY = VIEWER_KEY;
   return async () => {
     control.close();
     await gateway.stop();
     await sender.stop();
+    await listener.stop();
+    await idigi.stop();
     await emulator.stop();
     await nats.stop();
   };
