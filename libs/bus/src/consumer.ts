@@ -121,6 +121,11 @@ export interface Delivery {
   /** Where the message was stored: it names a device only when all its events are that device's; read their sources. */
   readonly subject: string;
   readonly streamSequence: number;
+  /**
+   * The message's Nats-Msg-Id (the publisher's de-dupe key), when it has one. Two stream sequences with the same id
+   * are one publish stored twice (see DURABILITY.md); a replayed dead letter has an id of its own.
+   */
+  readonly msgId?: string;
   /** 1 on first delivery. */
   readonly deliveryCount: number;
   readonly sizeBytes: number;
@@ -311,6 +316,7 @@ export class DurableConsumer {
       return undefined;
     }
     const deliveryCount = m.info.deliveryCount;
+    const msgId = m.headers?.get("Nats-Msg-Id");
     const deadLetter = async (reason: string, detail?: string) => {
       const schema = m.headers?.get(SCHEMA_HEADER);
       try {
@@ -351,6 +357,7 @@ export class DurableConsumer {
       batch,
       subject: m.subject,
       streamSequence: m.seq,
+      ...(msgId ? { msgId } : {}),
       deliveryCount,
       sizeBytes: m.data.length,
       ack: () => m.ack(),

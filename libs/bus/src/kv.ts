@@ -89,6 +89,20 @@ export class KvBucket<T> {
     return true;
   }
 
+  /**
+   * Removes every message of the key from the bucket's stream. Unlike delete, nothing is left behind (a delete keeps a
+   * marker per key): for buckets of short-lived keys, which would otherwise grow by one marker per key written. A
+   * watcher sees no event for it. Needs $JS.API.STREAM.PURGE.KV_<bucket>.
+   */
+  async purge(key: string): Promise<void> {
+    await this.kv();
+    try {
+      await this.bus.jsm().streams.purge(`KV_${this.name}`, { filter: `$KV.${this.name}.${key}` });
+    } catch (err) {
+      throw this.writeError(err, key);
+    }
+  }
+
   private writeError(err: unknown, key: string): unknown {
     return isPermissionError(err) ? new BusPermissionError(`$KV.${this.name}.${key}`, { cause: err }) : err;
   }

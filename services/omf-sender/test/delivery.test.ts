@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -245,6 +246,35 @@ describe("the delivery ledger is the condition of a send", () => {
     expect(new Set(c?.values.map((v) => v.Timestamp)).size).toBe(n);
   }, 60_000);
 
+  // nats-server before its clustered de-dupe fix (2025) can store one publish twice across a stream leader election
+  // despite its Nats-Msg-Id. Here the stream's duplicate window is shortened so a single node stores the same
+  // publish twice, as such a cluster would.
+  it("one publish stored twice in the stream (same Nats-Msg-Id, two sequences) is written to PI once", async () => {
+    emu.setSettings({ createMode: { pi: "insert" }, piUpdate: "createmode" });
+    const route = "twin";
+    const line = `line-${route}`;
+    const n = 30;
+    const s = await sender("full");
+    await putRoute(route, line, "pi");
+    const events = Array.from({ length: n }, (_, i) => event(line, "a", i, Date.UTC(2026, 10, 1)));
+    const jsm = bus.jsm();
+    const before = (await jsm.streams.info(STREAMS.telemetry)).config;
+    await jsm.streams.update(STREAMS.telemetry, { ...before, duplicate_window: 200_000_000 });
+    try {
+      expect(await bus.publishEvents(events, "twin-publish")).toEqual({ stored: 1, duplicates: 0 });
+      await until(() => valueCount(emu, "pi", line) === n, { timeoutMs: 10_000, what: "the first copy written" });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await bus.publishEvents(events, "twin-publish")).toEqual({ stored: 1, duplicates: 0 });
+    } finally {
+      await jsm.streams.update(STREAMS.telemetry, { ...before });
+    }
+    await settled(route);
+    await until(() => pipelineOf(s, route).counters.alreadyWritten >= n, { timeoutMs: 10_000, what: "the copy skipped" });
+    const [c] = containers(emu, "pi", line);
+    expect(c?.valueCount).toBe(n);
+    expect((await countersOf(s, route))?.received).toBe(BigInt(2 * n));
+  }, 30_000);
+
   it("a record the bucket refused is still known to the instance that wrote it (a delivery of it again is skipped)", async () => {
     const noledger = Bus.connect({ servers: nats.url, name: "test-noledger", logger, user: "noledger", pass: "noledger" });
     await noledger.ready;
@@ -270,8 +300,11 @@ describe("the delivery ledger is the condition of a send", () => {
     expect(ledger.known(3)?.written).toBe("all");
     floor = 3;
     await ledger.prune(async () => floor);
-    // Pruned against 10 (seen before): both go.
+    // Pruned against 10 (seen before): both go, and nothing of them stays in the bucket's stream (no delete marker).
     expect(ledger.size).toBe(0);
+    const prefix = `$KV.omf_state._delivered.${createHash("sha256").update("prune-lag").digest("hex").slice(0, 16)}.`;
+    const left = await bus.jsm().streams.info("KV_omf_state", { subjects_filter: `${prefix}>` });
+    expect(Object.keys(left.state.subjects ?? {})).toEqual([]);
     await ledger.record(new Map([[12, "all"]]));
     await ledger.prune(async () => 20);
     // Pruned against 3 (seen before): kept.

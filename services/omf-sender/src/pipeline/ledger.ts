@@ -8,11 +8,20 @@ import { STATE_BUCKET } from "./store.js";
  */
 export type Written = "all" | Record<string, number>;
 
-interface LedgerRecord {
+export interface LedgerRecord {
   /** Stream sequence → what of that message was written. */
   m: Record<string, Written>;
   /** Stream sequences of messages about to be sent (written before the send): a crash may have left them half done. */
   s?: number[];
+}
+
+/**
+ * The ledger's record of one send: made by `intend` before it, completed by `record` after (the same key, so a send
+ * costs one KV key, not two).
+ */
+export interface LedgerNote {
+  readonly key: string;
+  readonly record: LedgerRecord;
 }
 
 /** What the ledger knows of one message. */
@@ -24,6 +33,10 @@ export interface LedgerEntry {
 
 /** Keys live in the state bucket (omf-sender's NATS user owns it), apart from the endpoints' `<endpoint>.` keys. */
 const PREFIX = "_delivered";
+/** Purge requests in flight at once while pruning. */
+const PURGE_CONCURRENCY = 32;
+/** How long the Nats-Msg-Ids of written messages are remembered (twinOf). */
+const MSG_ID_MEMORY_MS = 10 * 60_000;
 
 /**
  * The delivery ledger of one route: which bus messages (by stream sequence) an endpoint accepted, written to KV
@@ -47,6 +60,8 @@ export class DeliveryLedger {
   private readonly records = new Map<string, LedgerRecord>();
   /** Stream sequence → keys of the records naming it. */
   private readonly bySeq = new Map<number, Set<string>>();
+  /** Nats-Msg-Id → stream sequence and time of the messages written whole here (see twinOf). */
+  private readonly msgIds = new Map<string, { seq: number; at: number }>();
   /** The ack floor seen at the previous prune: records are dropped against it, not the newest (see prune). */
   private floorSeen: number | undefined;
   /** When the last completed listing of the bucket started. */
@@ -178,18 +193,31 @@ export class DeliveryLedger {
    * instance even when the put fails (a leader election of the bucket's stream): a redelivery here is then skipped,
    * and one elsewhere (this instance died) finds the `intend` note and reads back what the endpoint holds.
    */
-  async record(written: ReadonlyMap<number, Written>): Promise<void> {
+  async record(written: ReadonlyMap<number, Written>, msgIds: ReadonlyMap<number, string> = new Map(), note?: LedgerNote): Promise<void> {
     if (written.size === 0) return;
-    const m: Record<string, Written> = {};
-    let min = Number.POSITIVE_INFINITY;
+    const now = Date.now();
     for (const [seq, w] of written) {
-      m[String(seq)] = w;
-      min = Math.min(min, seq);
+      const id = msgIds.get(seq);
+      if (w === "all" && id) this.msgIds.set(id, { seq, at: now });
     }
-    const key = `${this.prefix}${min}.${randomBytes(4).toString("hex")}`;
-    const record = { m };
+    const key = note?.key ?? `${this.prefix}${Math.min(...written.keys())}.${randomBytes(4).toString("hex")}`;
+    // The send's note takes what was written beside what was being sent: one record per send.
+    const record: LedgerRecord = note?.record ?? { m: {} };
+    for (const [seq, w] of written) record.m[String(seq)] = w;
     this.remember(key, record);
     await this.bucket.put(key, record);
+  }
+
+  /**
+   * Another stream sequence holding the same publish (same Nats-Msg-Id) that this instance wrote whole, if any. A
+   * nats-server before the clustered de-dupe fix of early 2025 (nats-server PR 6415) can store a message twice when a
+   * publish is retried across a stream leader election despite its Nats-Msg-Id; the second copy is a first delivery
+   * at a new sequence, which nothing else here would know.
+   */
+  twinOf(msgId: string | undefined, seq: number): number | undefined {
+    if (!msgId) return undefined;
+    const b = this.msgIds.get(msgId);
+    return b !== undefined && b.seq !== seq ? b.seq : undefined;
   }
 
   /**
@@ -197,12 +225,13 @@ export class DeliveryLedger {
    * redelivery knows the endpoint may hold some of their values and asks it (reconcile.ts) instead of sending blind.
    * The caller must not send when this fails: a send without its note could be repeated blind after a crash.
    */
-  async intend(seqs: readonly number[]): Promise<void> {
-    if (seqs.length === 0) return;
+  async intend(seqs: readonly number[]): Promise<LedgerNote | undefined> {
+    if (seqs.length === 0) return undefined;
     const key = `${this.prefix}${Math.min(...seqs)}.${randomBytes(4).toString("hex")}`;
     const record: LedgerRecord = { m: {}, s: [...seqs] };
     await this.bucket.put(key, record);
     this.remember(key, record);
+    return { key, record };
   }
 
   /**
@@ -213,14 +242,19 @@ export class DeliveryLedger {
   async prune(ackFloor: () => Promise<number | undefined>): Promise<void> {
     if (Date.now() - this.prunedAt < this.pruneMs) return;
     this.prunedAt = Date.now();
+    // Kept well past JetStream's default 2-minute duplicate window: a twin is stored within it.
+    for (const [id, b] of this.msgIds) if (this.prunedAt - b.at > MSG_ID_MEMORY_MS) this.msgIds.delete(id);
     const floor = this.floorSeen;
     this.floorSeen = await ackFloor();
     if (floor === undefined) return;
-    for (const [key, r] of [...this.records]) {
-      if (Object.keys(r.m).every((s) => Number(s) <= floor) && (r.s ?? []).every((s) => s <= floor)) {
-        this.forget(key);
-        await this.bucket.delete(key);
-      }
+    const done: string[] = [];
+    for (const [key, r] of this.records) {
+      if (Object.keys(r.m).every((s) => Number(s) <= floor) && (r.s ?? []).every((s) => s <= floor)) done.push(key);
+    }
+    for (const key of done) this.forget(key);
+    // Purged, not deleted: a KV delete leaves a marker per key, and every send makes a key of its own.
+    for (let i = 0; i < done.length; i += PURGE_CONCURRENCY) {
+      await Promise.all(done.slice(i, i + PURGE_CONCURRENCY).map((k) => this.bucket.purge(k)));
     }
   }
 

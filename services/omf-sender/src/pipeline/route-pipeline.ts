@@ -18,7 +18,7 @@ import {
 import { runBatches } from "./batcher.js";
 import { type AcceptedValues, confirmStored, UnconfirmedWriteError } from "./confirm.js";
 import type { EndpointRegistry } from "./endpoints.js";
-import { DeliveryLedger, type Written } from "./ledger.js";
+import { DeliveryLedger, type LedgerNote, type Written } from "./ledger.js";
 import { type ContainerValues, EventMapper, type MappedBatch } from "./mapping.js";
 import { heldPrefix } from "./reconcile.js";
 import { MAPPING_OPTION, parseRouteMapping, type RouteMapping } from "./route-mapping.js";
@@ -208,6 +208,8 @@ export class RoutePipeline {
   /** Errors whose cut Retry-After was logged: one line per endpoint answer, not per message it failed. */
   private readonly clampLogged = new WeakSet<object>();
   private readonly ledger: DeliveryLedger;
+  /** The ledger's prune in progress (at most one). */
+  private pruning: Promise<void> | undefined;
   /** Stream sequences of the deliveries this pipeline holds (buffered or being sent). */
   private readonly holding = new Set<number>();
   private failureLoggedAt = 0;
@@ -362,8 +364,9 @@ export class RoutePipeline {
         return;
       }
       const open = mapped.filter((m) => !complete(m));
+      let note: LedgerNote | undefined;
       try {
-        await this.ledger.intend(open.map((m) => m.d.streamSequence));
+        note = await this.ledger.intend(open.map((m) => m.d.streamSequence));
       } catch (err) {
         // Not sent without the note: after a crash its redelivery could not know to read back what was written.
         // (Seen during a leader election of the state bucket's stream; the messages come back after the backoff.)
@@ -384,7 +387,7 @@ export class RoutePipeline {
       }
       if (error !== undefined && !signal.aborted && isPermanent(error) && open.filter((m) => !complete(m)).length > 1) {
         // Find the message(s) the endpoint cannot take; the others go through (what was written is not sent again).
-        await this.record(mapped);
+        await this.record(mapped, note);
         for (const m of open) {
           if (complete(m)) continue;
           try {
@@ -394,7 +397,7 @@ export class RoutePipeline {
           }
         }
       } else if (error !== undefined) for (const m of open) if (!complete(m)) m.error = error;
-      await this.record(mapped);
+      await this.record(mapped, note);
       for (const m of mapped) {
         // No await for a plain ack: the acks of the batch then leave in one write to the bus, not one each.
         if (complete(m)) {
@@ -422,7 +425,15 @@ export class RoutePipeline {
     for (const m of mapped) {
       // A first delivery is looked up only in what this instance knows (no bucket read on the hot path): after a
       // failover of the consumer's leader, what this instance wrote and acked may come again as a first delivery.
-      const entry = m.d.deliveryCount > 1 ? prior?.get(m.d.streamSequence) : this.ledger.known(m.d.streamSequence);
+      let entry = m.d.deliveryCount > 1 ? prior?.get(m.d.streamSequence) : this.ledger.known(m.d.streamSequence);
+      const twin = entry?.written === "all" ? undefined : this.ledger.twinOf(m.d.msgId, m.d.streamSequence);
+      if (twin !== undefined) {
+        this.log.warn(
+          { seq: m.d.streamSequence, writtenAs: twin, msgId: m.d.msgId },
+          "the stream holds this batch twice (same Nats-Msg-Id); written once already, not again",
+        );
+        entry = { written: "all", sending: true };
+      }
       if (entry === undefined) continue;
       const w = entry.written;
       for (const [key, g] of m.groups) {
@@ -445,23 +456,30 @@ export class RoutePipeline {
   }
 
   /** Writes what the endpoint accepted of these messages to the ledger (before any of them is acked). */
-  private async record(mapped: Outgoing[]): Promise<void> {
+  private async record(mapped: Outgoing[], note?: LedgerNote): Promise<void> {
     const written = new Map<number, Written>();
+    const msgIds = new Map<number, string>();
     for (const m of mapped) {
       if (m.done.size === 0 || (m.recorded !== undefined && sameCounts(m.recorded, m.done))) continue;
       written.set(m.d.streamSequence, complete(m) ? "all" : Object.fromEntries(m.done));
+      if (m.d.msgId) msgIds.set(m.d.streamSequence, m.d.msgId);
       m.recorded = new Map(m.done);
     }
     try {
-      await this.ledger.record(written);
+      await this.ledger.record(written, msgIds, note);
     } catch (err) {
       // The endpoint has the values: acking stays right; only a crash before the ack could now repeat them.
       this.log.warn({ err: (err as Error).message, messages: written.size }, "delivery ledger not written");
     }
-    try {
-      await this.ledger.prune(() => this.ackFloor());
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, "delivery ledger not pruned");
+    // In the background, one at a time: a prune waits for the consumer's info and purges many keys, and a send
+    // waiting for it would hold the route's next batch up to lingerMs.
+    if (!this.pruning) {
+      this.pruning = this.ledger
+        .prune(() => this.ackFloor())
+        .catch((err) => this.log.debug({ err: (err as Error).message }, "delivery ledger not pruned"))
+        .finally(() => {
+          this.pruning = undefined;
+        });
     }
   }
 
