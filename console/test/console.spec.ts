@@ -46,9 +46,12 @@ test.describe("sign in", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect(page.getByRole("alert")).toContainText("did not accept this API key");
 
+    // By keyboard alone: the key field, then Enter.
     await page.getByLabel("API key").fill(ADMIN_KEY);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.keyboard.press("Enter");
     await expect(page.getByRole("heading", { level: 1, name: "Overview" })).toBeVisible();
+    await page.keyboard.press("Tab");
+    await expect(page.getByRole("link", { name: "Skip to content" })).toBeFocused();
     await expect(page.getByTestId("caller")).toHaveText("test-admin · *");
     // A reload keeps the tab signed in (session storage); signing out forgets the key.
     await page.reload();
@@ -154,6 +157,9 @@ test.describe("routes and live telemetry", () => {
       .first()
       .click();
     await expect(page.getByTestId("point-values").locator("tbody tr").first()).toBeVisible();
+    const monitorRow = page.getByTestId("idigi-monitors").locator(`tr[data-monitor="${monitor}"]`);
+    await expect(monitorRow).toContainText("DataPoint");
+    await expect(monitorRow).toContainText("connected");
     await checkPage(page, "platforms");
   });
 });
@@ -275,6 +281,14 @@ test.describe("a gateway restart", () => {
     await expect(rows).toHaveCount(2, { timeout: 30_000 });
     await expect(rows.nth(1)).toContainText("2.0");
     await expect(page.getByTestId("stream-state")).toContainText("Following the stream. 2 events.");
+
+    // Looking back: following again from a start time before both shows both, once each.
+    const from = new Date(Date.now() - 5 * 60_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+    await page.getByLabel("From").fill(from);
+    await page.getByRole("button", { name: "Follow" }).click();
+    await expect(page.getByTestId("stream-state")).toContainText("2 events.");
+    await expect(rows).toHaveCount(2);
+    await expect(rows.nth(0)).toContainText("1.0");
 
     await page.getByRole("link", { name: "Overview" }).click();
     await expect(page.getByTestId("services").locator('tr[data-service="gateway"]')).toContainText("serving");

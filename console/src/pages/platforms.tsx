@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import { IdigiListenerService, SessionState } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import {
   type CheckEndpointResponse,
   EndpointKind,
@@ -7,6 +8,7 @@ import {
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { useState } from "preact/hooks";
 import { describeError } from "../api.js";
+import { ago } from "../format.js";
 import { mayCall, roleOf } from "../roles.js";
 import { rolesOf, useConsole } from "../ui/context.js";
 import { usePoll } from "../ui/poll.js";
@@ -21,12 +23,13 @@ const KIND: Record<EndpointKind, string> = {
 
 /**
  * The platforms behind the gateway, as far as the console knows them: OMF endpoints (check, and read a point's values
- * back from the endpoint itself). A platform service the gateway does not front answers unimplemented: shown as such.
+ * back from the endpoint itself), iDigi monitors and their push sessions. A platform service the gateway does not front answers unimplemented: shown as such.
  */
 export function PlatformsPage() {
   return (
     <div class="page">
       <OmfEndpoints />
+      <IdigiMonitors />
     </div>
   );
 }
@@ -189,6 +192,72 @@ function EndpointPoints({ endpointId }: { endpointId: string }) {
           )}
         </div>
       )}
+    </section>
+  );
+}
+
+const SESSION: Record<SessionState, string> = {
+  [SessionState.UNSPECIFIED]: "unknown",
+  [SessionState.CONNECTING]: "connecting",
+  [SessionState.CONNECTED]: "connected",
+  [SessionState.DISCONNECTED]: "disconnected",
+  [SessionState.FAILED]: "failed",
+  [SessionState.NOT_RUNNING]: "not running",
+};
+
+/** iDigi push monitors at the platform and the listener's session on each: state, counters, last error. */
+function IdigiMonitors() {
+  const { client } = useConsole();
+  const data = usePoll(async (signal) => {
+    const [monitors, sessions] = await Promise.all([
+      client(IdigiListenerService).listMonitors({}, { signal }),
+      client(IdigiListenerService).listSessions({}, { signal }),
+    ]);
+    return { monitors: monitors.monitors, sessions: new Map(sessions.sessions.map((s) => [s.monitorId, s])) };
+  }, 5_000);
+  const absent = data.errorCode === Code.Unimplemented;
+  return (
+    <section aria-labelledby="idigi-h">
+      <h2 id="idigi-h">iDigi monitors (idigi-listener)</h2>
+      {data.error && (
+        <p class={absent ? "hint" : "banner error"} role={absent ? undefined : "alert"}>
+          {data.error}
+        </p>
+      )}
+      <ScrollRegion label="iDigi monitors">
+        <table data-testid="idigi-monitors">
+          <thead>
+            <tr>
+              <th scope="col">Monitor</th>
+              <th scope="col">Topics</th>
+              <th scope="col">Status at iDigi</th>
+              <th scope="col">Session</th>
+              <th scope="col">Since</th>
+              <th scope="col">Received</th>
+              <th scope="col">Delivered</th>
+              <th scope="col">Last error</th>
+            </tr>
+          </thead>
+          <tbody>
+            {data.data?.monitors.map((m) => {
+              const s = data.data?.sessions.get(m.id);
+              return (
+                <tr key={m.id} data-monitor={m.id}>
+                  <th scope="row">{m.id}</th>
+                  <td>{m.topics.join(", ")}</td>
+                  <td>{m.status}</td>
+                  <td>{s ? SESSION[s.state] : "none"}</td>
+                  <td>{ago(s?.stateTime)}</td>
+                  <td class="num">{String(s?.receivedEvents ?? "—")}</td>
+                  <td class="num">{String(s?.deliveredEvents ?? "—")}</td>
+                  <td>{s?.lastError}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </ScrollRegion>
+      {data.data && data.data.monitors.length === 0 && <p>No monitors.</p>}
     </section>
   );
 }
