@@ -41,31 +41,32 @@ export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
   let bytes = 0;
   let firstAt = 0;
   const inflight = new Set<Promise<void>>();
-  // Resolves when the last send in flight returns.
-  let idle: { promise: Promise<typeof FLUSH>; resolve: () => void } | undefined;
-  // Resolves lingerMs after the batch's first item (made only when the batch has to wait).
-  let linger: { promise: Promise<typeof FLUSH>; timer: NodeJS.Timeout } | undefined;
+  // Fires lingerMs after the batch's first item (set only when the batch has to wait).
+  let linger: NodeJS.Timeout | undefined;
+  // The linger fired (timers and Date.now() may disagree by a millisecond: the flag, not the clock, decides).
+  let lingerDue = false;
+  // The wait in progress for "a send returned" or "the linger is up". A fresh promise per wait: racing one promise that
+  // lives as long as sends overlap (under load, for ever) added a reaction per wait to it, and each reaction held the
+  // delivery that won its race — a pipeline under sustained load kept every delivery it had ever gathered.
+  let wake: ((r: typeof FLUSH) => void) | undefined;
+  const wakeUp = () => {
+    const w = wake;
+    wake = undefined;
+    w?.(FLUSH);
+  };
   const flush = async () => {
     const b = batch;
     batch = [];
     events = 0;
     bytes = 0;
-    if (linger) clearTimeout(linger.timer);
+    clearTimeout(linger);
     linger = undefined;
+    lingerDue = false;
     const p = options.send(b);
     inflight.add(p);
-    if (!idle) {
-      let resolve!: () => void;
-      const promise = new Promise<typeof FLUSH>((res) => {
-        resolve = () => res(FLUSH);
-      });
-      idle = { promise, resolve };
-    }
     void p.finally(() => {
       inflight.delete(p);
-      if (inflight.size > 0) return;
-      idle?.resolve();
-      idle = undefined;
+      if (inflight.size === 0) wakeUp();
     });
     while (inflight.size >= settings.maxInflightBatches) await Promise.race(inflight);
   };
@@ -74,17 +75,22 @@ export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
       next ??= items.next();
       let r: IteratorResult<T> | typeof FLUSH;
       if (batch.length === 0) r = await next;
-      else if (firstAt + settings.lingerMs <= Date.now()) r = FLUSH;
-      else if (!idle) r = await Promise.race([next, new Promise<typeof FLUSH>((res) => setImmediate(res, FLUSH))]);
+      else if (lingerDue || firstAt + settings.lingerMs <= Date.now()) r = FLUSH;
+      else if (inflight.size === 0) r = await Promise.race([next, new Promise<typeof FLUSH>((res) => setImmediate(res, FLUSH))]);
       else {
-        if (!linger) {
-          let timer!: NodeJS.Timeout;
-          const promise = new Promise<typeof FLUSH>((res) => {
-            timer = setTimeout(res, firstAt + settings.lingerMs - Date.now(), FLUSH);
-          });
-          linger = { promise, timer };
-        }
-        r = await Promise.race([next, idle.promise, linger.promise]);
+        linger ??= setTimeout(
+          () => {
+            lingerDue = true;
+            wakeUp();
+          },
+          firstAt + settings.lingerMs - Date.now(),
+        );
+        const pending = next;
+        r = await new Promise<IteratorResult<T> | typeof FLUSH>((resolve, reject) => {
+          wake = resolve;
+          pending.then(resolve, reject);
+        });
+        wake = undefined;
       }
       if (r === FLUSH) {
         await flush();
@@ -101,7 +107,7 @@ export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
       if (events >= settings.maxBatchEvents || bytes >= settings.maxBatchBytes) await flush();
     }
   } finally {
-    if (linger) clearTimeout(linger.timer);
+    clearTimeout(linger);
     await Promise.all(inflight);
     await options.release(batch, next);
   }
