@@ -1,3 +1,4 @@
+import { type Agent, request } from "node:http";
 import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
@@ -128,4 +129,50 @@ export async function sustainedWindow(
     cpuSeconds: sampler.cpuSeconds(m0, m1),
     cpuMicrosPer: n > 0 ? sampler.cpuMicrosPerEvent(n, m0, m1) : null,
   };
+}
+
+/** The median (the mean of the middle two for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * POSTs a JSON body to 127.0.0.1 over a keep-alive agent as a Connect unary call would (connect-protocol-version 1);
+ * resolves to the HTTP status or the error's code, never rejects, so a load loop counts outcomes instead of catching.
+ */
+export function postJson(
+  agent: Agent,
+  target: { port: number; path: string; headers?: Record<string, string> },
+  body: string,
+  timeoutMs: number,
+): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port: target.port,
+        path: target.path,
+        method: "POST",
+        agent,
+        headers: {
+          "content-type": "application/json",
+          "connect-protocol-version": "1",
+          "content-length": Buffer.byteLength(body),
+          ...target.headers,
+        },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        res.resume();
+        res.once("end", () => resolve(res.statusCode ?? 0));
+        res.once("error", (err) => resolve((err as NodeJS.ErrnoException).code ?? "error"));
+      },
+    );
+    req.once("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
+    req.once("error", (err) => resolve((err as NodeJS.ErrnoException).code ?? "error"));
+    req.end(body);
+  });
 }

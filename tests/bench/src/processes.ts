@@ -26,8 +26,12 @@ export interface RunningProcess {
 export async function startProcess(name: string, folder: string, env: Record<string, string>, readyUrl: string): Promise<RunningProcess> {
   // Services authenticate every call, as deployed: they trust the test identities unless the bench says otherwise.
   const auth = folder.startsWith("services/") ? { AUTH_IDENTITIES_FILE: testIdentitiesFile() } : {};
+  // BENCH_SERVICE_NODE_OPTIONS: Node options for Meridian's service processes only (not the emulators, Node-RED or
+  // this process), e.g. a heap bound to compare with the images' defaults. A bench's own NODE_OPTIONS in `env` win.
+  const serviceOptions = folder.startsWith("services/") ? (process.env.BENCH_SERVICE_NODE_OPTIONS ?? "").trim() : "";
+  const nodeOptions = serviceOptions ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${serviceOptions}`.trim() } : {};
   const proc = spawn(process.execPath, [join(REPO_ROOT, folder, "dist", "main.js")], {
-    env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn", ...auth, ...env },
+    env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn", ...auth, ...nodeOptions, ...env },
     stdio: ["ignore", process.env.BENCH_LOG_LEVEL ? "inherit" : "ignore", "inherit"],
   });
   const exited = new Promise<never>((_, reject) => proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`))));

@@ -24,7 +24,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -32,6 +32,7 @@ import { Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { freePort, type NatsServerHandle, startNatsServer, TEST_KEYS } from "@meridian/testing";
 import { pino } from "pino";
+import { envNumber, median, postJson } from "./common.js";
 import { type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
@@ -44,22 +45,15 @@ import { ProcessSampler, procRssMiB } from "./sampler.js";
  */
 const SERVICE_NODE_OPTIONS = "";
 
-function setting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === "" ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name}=${raw}: a number from ${min} to ${max}`);
-  return value;
-}
-
-const EVENTS = setting("BENCH_SOAK_EVENTS", 1_000_000, 1_000, 100_000_000);
-const RATE = setting("BENCH_SOAK_RATE", 10_000, 100, 1_000_000);
-const WARMUP_SECONDS = setting("BENCH_SOAK_WARMUP_SECONDS", 20, 0, 3600);
-const SAMPLE_SECONDS = setting("BENCH_SOAK_SAMPLE_SECONDS", 2, 0.5, 60);
-const MAX_GROWTH = setting("BENCH_SOAK_MAX_GROWTH", 1.2, 1.01, 10);
-const MAX_SLOPE_MIB_PER_MIN = setting("BENCH_SOAK_MAX_SLOPE_MIB_PER_MIN", 6, 0.1, 10_000);
-const MIN_RISE_MIB = setting("BENCH_SOAK_MIN_RISE_MIB", 8, 0, 10_000);
+const EVENTS = envNumber("BENCH_SOAK_EVENTS", 1_000_000, 1_000, 100_000_000);
+const RATE = envNumber("BENCH_SOAK_RATE", 10_000, 100, 1_000_000);
+const WARMUP_SECONDS = envNumber("BENCH_SOAK_WARMUP_SECONDS", 20, 0, 3600);
+const SAMPLE_SECONDS = envNumber("BENCH_SOAK_SAMPLE_SECONDS", 2, 0.5, 60);
+const MAX_GROWTH = envNumber("BENCH_SOAK_MAX_GROWTH", 1.2, 1.01, 10);
+const MAX_SLOPE_MIB_PER_MIN = envNumber("BENCH_SOAK_MAX_SLOPE_MIB_PER_MIN", 6, 0.1, 10_000);
+const MIN_RISE_MIB = envNumber("BENCH_SOAK_MIN_RISE_MIB", 8, 0, 10_000);
 /** Requests in flight at most; past it the client waits (and the achieved rate says so). */
-const MAX_IN_FLIGHT = setting("BENCH_SOAK_MAX_IN_FLIGHT", 256, 1, 10_000);
+const MAX_IN_FLIGHT = envNumber("BENCH_SOAK_MAX_IN_FLIGHT", 256, 1, 10_000);
 const NODE_OPTIONS = process.env.BENCH_SOAK_NODE_OPTIONS ?? SERVICE_NODE_OPTIONS;
 
 const EVENTS_PER_REQUEST = 100;
@@ -92,34 +86,17 @@ function publishBody(): string {
 
 const agent = new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
 
-/** POSTs one body to the gateway's Publish; the HTTP status or the error's code (never rejects). */
 function publish(port: number, body: string): Promise<number | string> {
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/meridian.telemetry.v1.TelemetryService/Publish",
-        method: "POST",
-        agent,
-        headers: {
-          "content-type": "application/json",
-          "connect-protocol-version": "1",
-          "content-length": Buffer.byteLength(body),
-          authorization: `Bearer ${TEST_KEYS["telemetry:publish"]}`,
-        },
-        timeout: 30_000,
-      },
-      (res) => {
-        res.resume();
-        res.once("end", () => resolve(res.statusCode ?? 0));
-        res.once("error", (err) => resolve((err as NodeJS.ErrnoException).code ?? "error"));
-      },
-    );
-    req.once("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
-    req.once("error", (err) => resolve((err as NodeJS.ErrnoException).code ?? "error"));
-    req.end(body);
-  });
+  return postJson(
+    agent,
+    {
+      port,
+      path: "/meridian.telemetry.v1.TelemetryService/Publish",
+      headers: { authorization: `Bearer ${TEST_KEYS["telemetry:publish"]}` },
+    },
+    body,
+    30_000,
+  );
 }
 
 // ---- the curve and its verdict
@@ -128,13 +105,6 @@ interface Sample {
   /** Seconds since the load started. */
   t: number;
   rssMiB: Record<string, number>;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** Least-squares slope of y over x. */
@@ -224,7 +194,7 @@ async function main() {
   const bus = Bus.connect({ servers: nats.url, name: "bench-soak", logger });
   try {
     await bus.ready;
-    const rawBus = await measureRawBus(bus, setting("BENCH_RAW_MESSAGES", 30_000, 1000, 10_000_000), logger, "soak-raw");
+    const rawBus = await measureRawBus(bus, envNumber("BENCH_RAW_MESSAGES", 30_000, 1000, 10_000_000), logger, "soak-raw");
 
     const emuPort = await freePort();
     const emuUrl = `http://127.0.0.1:${emuPort}`;

@@ -32,7 +32,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -41,30 +41,23 @@ import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb
 import { containerIdFor, typeForShape } from "@meridian/omf-sender/platform";
 import { freePort, type NatsServerHandle, startNatsServer, TEST_KEYS } from "@meridian/testing";
 import { pino } from "pino";
-import { percentile } from "./common.js";
+import { envNumber, median, percentile, postJson } from "./common.js";
 import { REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
 import { type PerProcess, ProcessSampler } from "./sampler.js";
 
-function setting(name: string, def: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const v = raw === undefined || raw === "" ? def : Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name}=${raw}: must be a number from ${min} to ${max}`);
-  return v;
-}
-
-const WARMUP_SECONDS = setting("BENCH_VS_WARMUP_SECONDS", 5, 0, 600);
-const SECONDS = setting("BENCH_VS_SECONDS", 30, 1, 3600);
-const ROUNDS = Math.round(setting("BENCH_VS_ROUNDS", 3, 1, 20));
-const CONCURRENCY = Math.round(setting("BENCH_VS_CONCURRENCY", 32, 1, 1024));
-const RATE = setting("BENCH_VS_RATE", 5000, 100, 1_000_000);
-const LATENCY_SECONDS = setting("BENCH_VS_LATENCY_SECONDS", 30, 1, 3600);
-const OUTAGE_SECONDS = setting("BENCH_VS_OUTAGE_SECONDS", 10, 1, 600);
-const OUTAGE_MARGIN_SECONDS = setting("BENCH_VS_OUTAGE_MARGIN_SECONDS", 10, 1, 600);
-const DRAIN_SECONDS = setting("BENCH_VS_DRAIN_SECONDS", 120, 5, 3600);
-const RAW_MESSAGES = Math.round(setting("BENCH_VS_RAW_MESSAGES", 30_000, 1000, 10_000_000));
-const REQUEST_TIMEOUT_MS = Math.round(setting("BENCH_VS_REQUEST_TIMEOUT_MS", 30_000, 1000, 600_000));
+const WARMUP_SECONDS = envNumber("BENCH_VS_WARMUP_SECONDS", 5, 0, 600);
+const SECONDS = envNumber("BENCH_VS_SECONDS", 30, 1, 3600);
+const ROUNDS = Math.round(envNumber("BENCH_VS_ROUNDS", 3, 1, 20));
+const CONCURRENCY = Math.round(envNumber("BENCH_VS_CONCURRENCY", 32, 1, 1024));
+const RATE = envNumber("BENCH_VS_RATE", 5000, 100, 1_000_000);
+const LATENCY_SECONDS = envNumber("BENCH_VS_LATENCY_SECONDS", 30, 1, 3600);
+const OUTAGE_SECONDS = envNumber("BENCH_VS_OUTAGE_SECONDS", 10, 1, 600);
+const OUTAGE_MARGIN_SECONDS = envNumber("BENCH_VS_OUTAGE_MARGIN_SECONDS", 10, 1, 600);
+const DRAIN_SECONDS = envNumber("BENCH_VS_DRAIN_SECONDS", 120, 5, 3600);
+const RAW_MESSAGES = Math.round(envNumber("BENCH_VS_RAW_MESSAGES", 30_000, 1000, 10_000_000));
+const REQUEST_TIMEOUT_MS = Math.round(envNumber("BENCH_VS_REQUEST_TIMEOUT_MS", 30_000, 1000, 600_000));
 
 const DEVICES = 10;
 const EVENTS_PER_REQUEST = 100;
@@ -156,34 +149,8 @@ interface Target {
 
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY + 64 });
 
-/** POSTs one body; resolves to the HTTP status or the error's code (never rejects). */
 function post(target: Target, body: string): Promise<number | string> {
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port: target.port,
-        path: PUBLISH_PATH,
-        method: "POST",
-        agent,
-        headers: {
-          "content-type": "application/json",
-          "connect-protocol-version": "1",
-          "content-length": Buffer.byteLength(body),
-          ...target.headers,
-        },
-        timeout: REQUEST_TIMEOUT_MS,
-      },
-      (res) => {
-        res.resume();
-        res.once("end", () => resolve(res.statusCode ?? 0));
-        res.once("error", (err) => resolve((err as NodeJS.ErrnoException).code ?? "error"));
-      },
-    );
-    req.once("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
-    req.once("error", (err) => resolve((err as NodeJS.ErrnoException).code ?? "error"));
-    req.end(body);
-  });
+  return postJson(agent, { port: target.port, path: PUBLISH_PATH, headers: target.headers }, body, REQUEST_TIMEOUT_MS);
 }
 
 /** What the client sent in one phase and what it was answered. */
@@ -404,6 +371,19 @@ function latencies(arrived: Arrived, fromTick: number): Float64Array {
   let i = 0;
   for (const [t, at] of first) out[i++] = at - tickMs(t);
   return out.sort();
+}
+
+/** The slowest send → sink of each second of the phase (by send time): when a tail happens, and whether it repeats. */
+function worstBySecond(arrived: Arrived, fromTick: number): number[] {
+  const worst: number[] = [];
+  const t0 = tickMs(fromTick);
+  for (let i = 0; i < arrived.ticks.length; i++) {
+    const t = arrived.ticks[i]!;
+    if (t < fromTick) continue;
+    const sec = Math.floor((tickMs(t) - t0) / 1000);
+    worst[sec] = Math.max(worst[sec] ?? 0, arrived.atMs[i]! - tickMs(t));
+  }
+  return Array.from(worst, (w) => Math.round(w ?? 0));
 }
 
 const ms = (v: number) => Number(v.toFixed(2));
@@ -629,6 +609,7 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
     p99Ms: ms(percentile(lat, 99)),
     p999Ms: ms(percentile(lat, 99.9)),
     maxMs: ms(lat.at(-1) ?? 0),
+    worstMsBySecond: worstBySecond(arrived, fromTick),
     ...account(ledger, arrived),
     refused: ledger.refusedEvents,
     refusedBy: ledger.refusedBy,
@@ -676,12 +657,6 @@ async function outagePhase(sys: System, sink: Sink, containers: string[]) {
 }
 
 // ---- figures
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? 0 : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-};
 
 function medianPerProcess(xs: PerProcess[]): PerProcess {
   const perProcess: Record<string, number> = {};
