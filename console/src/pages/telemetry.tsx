@@ -191,7 +191,7 @@ export function TelemetryPage() {
           {paused ? "Resume" : "Pause"}
         </button>
       </form>
-      <p role="status" class="hint" data-testid="stream-state">
+      <p role="status" class="hint" data-testid="stream-state" data-events={view.count}>
         {paused ? "Paused: the stream is still read; the view resumes where it is." : state} {view.count} events.
       </p>
       <LineChart series={view.series} />

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ProcessSampler, procCpuSeconds, procRssMiB } from "./sampler.js";
+import { ProcessSampler, procCpuSeconds, procPssMiB, procRssMiB } from "./sampler.js";
 
 function busy(ms: number): number {
   const until = performance.now() + ms;
@@ -34,6 +34,15 @@ describe("ProcessSampler", () => {
     expect(idle).toBeGreaterThan(10);
     expect(held.length).toBe(64 * 1024 * 1024);
     expect(peak).toBeGreaterThanOrEqual(idle + 50);
+  });
+
+  it("reads a process's PSS, at most its RSS and above zero, and nothing for a process that is gone", () => {
+    const pss = procPssMiB(process.pid);
+    const rss = procRssMiB(process.pid)!;
+    expect(pss).toBeGreaterThan(1);
+    // Pages shared with other processes count in part: PSS is never above RSS (a page's worth of slack for the two reads).
+    expect(pss!).toBeLessThanOrEqual(rss + 1);
+    expect(procPssMiB(2 ** 22 + 1)).toBeUndefined();
   });
 
   it("keeps a process's last figures once it is gone and refuses bad input", () => {

@@ -25,6 +25,20 @@ export function procRssMiB(pid: number): number | undefined {
   }
 }
 
+/**
+ * Proportional set size of a process now, in MiB (its private pages plus its share of pages mapped by others, from
+ * /proc/<pid>/smaps_rollup), or undefined once it is gone. Unlike RSS, the PSS of a group of processes that share memory
+ * (a browser's) adds up to what the group holds.
+ */
+export function procPssMiB(pid: number): number | undefined {
+  try {
+    const kb = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A figure per named process and their sum. */
 export interface PerProcess {
   perProcess: Record<string, number>;

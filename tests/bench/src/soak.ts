@@ -32,7 +32,8 @@ import { Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { freePort, type NatsServerHandle, startNatsServer, TEST_KEYS } from "@meridian/testing";
 import { pino } from "pino";
-import { envNumber, median, postJson } from "./common.js";
+import { envNumber, postJson } from "./common.js";
+import { judgeGrowth } from "./growth.js";
 import { type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
@@ -107,47 +108,7 @@ interface Sample {
   rssMiB: Record<string, number>;
 }
 
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  if (n < 2) return 0;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i]! - mx) * (ys[i]! - my);
-    den += (xs[i]! - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
-
 const round1 = (x: number) => Math.round(x * 10) / 10;
-
-/** The verdict on one process's curve after the warm-up (see the header for the bounds). */
-function judgeGrowth(samples: Array<{ t: number; rss: number }>) {
-  if (samples.length < 10) return { verdict: "too few samples after the warm-up" as const, ok: false };
-  const all = samples.map((s) => s.rss);
-  const postWarmupMedian = median(all);
-  const lastMedian = median(all.slice(-5));
-  const half = samples.slice(Math.floor(samples.length / 2));
-  const perSecond = slope(
-    half.map((s) => s.t),
-    half.map((s) => s.rss),
-  );
-  const halfSeconds = half.at(-1)!.t - half[0]!.t;
-  const rise = perSecond * halfSeconds;
-  const grew = lastMedian > MAX_GROWTH * postWarmupMedian;
-  const climbing = perSecond * 60 > MAX_SLOPE_MIB_PER_MIN && rise > MIN_RISE_MIB;
-  return {
-    ok: !grew && !climbing,
-    verdict: grew ? ("last samples above the bound" as const) : climbing ? ("still climbing" as const) : ("flat" as const),
-    postWarmupMedianMiB: round1(postWarmupMedian),
-    lastMedianMiB: round1(lastMedian),
-    secondHalfSlopeMiBPerMin: round1(perSecond * 60),
-    secondHalfRiseMiB: round1(rise),
-  };
-}
 
 const SPARK = "▁▂▃▄▅▆▇█";
 function sparkline(values: number[], width = 60): string {
@@ -368,7 +329,11 @@ async function main() {
 
     const afterWarmup = samples.filter((s) => s.t >= WARMUP_SECONDS);
     const growth: Record<string, ReturnType<typeof judgeGrowth>> = {};
-    for (const n of JUDGED) growth[n] = judgeGrowth(afterWarmup.map((s) => ({ t: s.t, rss: s.rssMiB[n]! })));
+    for (const n of JUDGED)
+      growth[n] = judgeGrowth(
+        afterWarmup.map((s) => ({ t: s.t, mib: s.rssMiB[n]! })),
+        { maxGrowth: MAX_GROWTH, maxSlopeMiBPerMin: MAX_SLOPE_MIB_PER_MIN, minRiseMiB: MIN_RISE_MIB },
+      );
     printCurve(samples, names, WARMUP_SECONDS);
 
     const failures = [
