@@ -35,6 +35,15 @@ RUN node /repo/scripts/runtime-files.mjs "${SERVICE}" /out --if-built \
 FROM base AS prebuilt
 ARG SERVICE=services/gateway
 ENV MERIDIAN_SERVICE=${SERVICE}
+# A young generation of at most 2 MiB per semi-space instead of V8's default of up to 16 MiB: the start (module loading,
+# config, registries) grows it to its maximum and it stays that size while idle, so each service held about 16-22 MiB
+# more RSS for nothing (tests/bench `npm run bench:idle`: gateway 110 -> 94 MiB idle). The price is CPU under load:
+# scavenges run up to 8x as often and short-lived objects that live across a few of them (a batch in flight) are
+# promoted and collected by the costlier old-generation GC. Not yet measured under load: compare `npm run
+# bench:vs-node-red` with BENCH_SERVICE_NODE_OPTIONS=--max-semi-space-size=16 (V8's default here). Set in the final
+# stages only (not the build, where tsc would pay it), as NODE_OPTIONS so that an operator can replace it (compose and
+# k8s run this image's CMD and set no NODE_OPTIONS). tests/bench's processes.ts SERVICE_NODE_OPTIONS mirrors it.
+ENV NODE_OPTIONS=--max-semi-space-size=2
 COPY scripts/healthcheck.mjs /app/scripts/healthcheck.mjs
 COPY --from=prebuilt-files /out /app
 RUN if [ -e /app/cli/bin/meridian.js ]; then ln -s /app/cli/bin/meridian.js /usr/local/bin/meridian; fi
@@ -61,6 +70,8 @@ RUN node scripts/runtime-files.mjs "${SERVICE}" /out \
 FROM base AS runtime
 ARG SERVICE=services/gateway
 ENV MERIDIAN_SERVICE=${SERVICE}
+# Same Node options as the prebuilt target (see there).
+ENV NODE_OPTIONS=--max-semi-space-size=2
 COPY scripts/healthcheck.mjs /app/scripts/healthcheck.mjs
 COPY --from=build /out /app
 RUN if [ -e /app/cli/bin/meridian.js ]; then ln -s /app/cli/bin/meridian.js /usr/local/bin/meridian; fi

@@ -20,15 +20,24 @@ export interface RunningProcess {
 }
 
 /**
+ * The Node options the images run Meridian's services with (the Dockerfile's NODE_OPTIONS, where the trade-off is
+ * explained): a bench measures the services as deployed. Keep the two in step.
+ */
+export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=2";
+
+/**
  * Starts a package's built entry point (`<folder>/dist/main.js`) as its own process, as a container would
  * run it, and waits until `readyUrl` answers 200.
  */
 export async function startProcess(name: string, folder: string, env: Record<string, string>, readyUrl: string): Promise<RunningProcess> {
   // Services authenticate every call, as deployed: they trust the test identities unless the bench says otherwise.
   const auth = folder.startsWith("services/") ? { AUTH_IDENTITIES_FILE: testIdentitiesFile() } : {};
-  // BENCH_SERVICE_NODE_OPTIONS: Node options for Meridian's service processes only (not the emulators, Node-RED or
-  // this process), e.g. a heap bound to compare with the images' defaults. A bench's own NODE_OPTIONS in `env` win.
-  const serviceOptions = folder.startsWith("services/") ? (process.env.BENCH_SERVICE_NODE_OPTIONS ?? "").trim() : "";
+  // Meridian's service processes (not the emulators, Node-RED or this process) run with the images' options and then
+  // BENCH_SERVICE_NODE_OPTIONS, e.g. a heap bound; of two V8 flags of the same name the later wins, so it can also
+  // undo one of the images'. A bench's own NODE_OPTIONS in `env` win over both.
+  const serviceOptions = folder.startsWith("services/")
+    ? `${SERVICE_NODE_OPTIONS} ${process.env.BENCH_SERVICE_NODE_OPTIONS ?? ""}`.trim()
+    : "";
   const nodeOptions = serviceOptions ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${serviceOptions}`.trim() } : {};
   const proc = spawn(process.execPath, [join(REPO_ROOT, folder, "dist", "main.js")], {
     env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn", ...auth, ...nodeOptions, ...env },

@@ -19,8 +19,8 @@
  * Defaults: 1,000,000 events at 10,000 events/s (100 s) after 20 s of warm-up at the same rate (warm-up events count as
  * sent and are checked too), samples every 2 s. Bounded by BENCH_SOAK_EVENTS (≥ 1,000 for a smoke run; the soak the issue
  * asks for is 10⁶ or more), BENCH_SOAK_RATE, BENCH_SOAK_WARMUP_SECONDS, BENCH_SOAK_SAMPLE_SECONDS. The services run with
- * the Node options their images run with (SERVICE_NODE_OPTIONS: none, as in the Dockerfiles); BENCH_SOAK_NODE_OPTIONS
- * replaces them (e.g. "--max-semi-space-size=2"). The figures are appended to tests/bench/results/soak.jsonl (results.ts).
+ * the Node options their images run with (SERVICE_NODE_OPTIONS of processes.ts, which mirrors the Dockerfile);
+ * BENCH_SOAK_NODE_OPTIONS replaces them ("" for V8's defaults). The figures are appended to tests/bench/results/soak.jsonl (results.ts).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -34,17 +34,10 @@ import { freePort, type NatsServerHandle, startNatsServer, TEST_KEYS } from "@me
 import { pino } from "pino";
 import { envNumber, postJson } from "./common.js";
 import { judgeGrowth } from "./growth.js";
-import { type RunningProcess, startProcess } from "./processes.js";
+import { type RunningProcess, SERVICE_NODE_OPTIONS, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
 import { ProcessSampler, procRssMiB } from "./sampler.js";
-
-/**
- * What the service images give node (their Dockerfiles set no NODE_OPTIONS): V8's defaults. A smaller young generation
- * (BENCH_SOAK_NODE_OPTIONS="--max-semi-space-size=2") is the candidate for lower idle and peak RSS, at the price of more
- * scavenges; keep this in step with the Dockerfiles if they change.
- */
-const SERVICE_NODE_OPTIONS = "";
 
 const EVENTS = envNumber("BENCH_SOAK_EVENTS", 1_000_000, 1_000, 100_000_000);
 const RATE = envNumber("BENCH_SOAK_RATE", 10_000, 100, 1_000_000);
@@ -187,9 +180,8 @@ async function main() {
         },
       ]),
     );
-    const nodeOptions: Record<string, string> = NODE_OPTIONS
-      ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${NODE_OPTIONS}`.trim() }
-      : {};
+    // Always given, so that an empty BENCH_SOAK_NODE_OPTIONS means V8's defaults rather than startProcess's own.
+    const nodeOptions = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${NODE_OPTIONS}`.trim() };
     const omfPort = await freePort();
     const omfUrl = `http://127.0.0.1:${omfPort}`;
     procs.push(

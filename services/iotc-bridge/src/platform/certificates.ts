@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import forge from "node-forge";
+import { createRequire } from "node:module";
+import type forge from "node-forge";
 import { IotcInvalidArgumentError } from "./errors.js";
 import { validateRegistrationId } from "./registration-id.js";
 
@@ -26,6 +27,10 @@ export interface IssueOptions {
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
+const here = createRequire(import.meta.url);
+/** node-forge, loaded by the first certificate issued (about 2 MiB a bridge without X.509 groups never needs). */
+const loadForge = () => here("node-forge") as typeof forge;
+
 /**
  * A device certificate for an X.509 enrollment group: subject CN = the registration id (DPS requires it), RSA 2048,
  * clientAuth, signed by `signing` with SHA-256. node-forge signs with RSA keys only, so the signing key must be RSA.
@@ -36,6 +41,7 @@ export function issueDeviceCertificate(
   options: IssueOptions = {},
 ): IssuedDeviceCertificate {
   validateRegistrationId(registrationId);
+  const forge = loadForge();
   const days = options.validityDays ?? 365;
   if (!Number.isInteger(days) || days < 1 || days > 3650)
     throw new IotcInvalidArgumentError("validityDays", `must be a whole number of days from 1 to 3650, got ${days}`);

@@ -42,7 +42,7 @@ import {
 import { type DeviceLogger, silentLogger } from "./logger.js";
 import { deviceKeyOf, register, validateCredential } from "./provisioning.js";
 import { validateRegistrationId } from "./registration-id.js";
-import { common, device, deviceMqtt, hubMqttBaseFor, presetUserAgent, type WireObservations } from "./sdk.js";
+import { hubMqttBaseFor, loadSdk, presetUserAgent, type WireObservations } from "./sdk.js";
 import { hubError, twinError } from "./sdk-errors.js";
 import type {
   DeviceConnectionState,
@@ -319,6 +319,7 @@ class IotcDeviceClient implements IotcDevice {
     const observations: WireObservations = {};
     const session = { observations } as Session;
     const base = hubMqttBaseFor(observations, (topic) => this.holdInbound(session, topic));
+    const { device, deviceMqtt, common } = loadSdk();
     const gateway = this.endpoint.gatewayHost;
     const auth =
       registration.credential.kind === "sas"
@@ -528,7 +529,7 @@ class IotcDeviceClient implements IotcDevice {
     checkSize(telemetrySize(body, systemProperties, appProperties), MAX_TELEMETRY_BYTES, this.registrationId);
 
     const session = this.requireSession();
-    const message = new device.Message(body);
+    const message = new (loadSdk().device.Message)(body);
     message.messageId = messageId;
     message.contentType = "application/json";
     message.contentEncoding = "utf-8";

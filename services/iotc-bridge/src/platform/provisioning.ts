@@ -8,7 +8,7 @@ import { decodeSasKey, deriveDeviceKey } from "./credentials.js";
 import { IotcInvalidArgumentError, IotcRegistrationFailedError, IotcTimeoutError } from "./errors.js";
 import type { DeviceLogger } from "./logger.js";
 import { validateRegistrationId } from "./registration-id.js";
-import { common, dpsMqttBaseFor, provisioning, provisioningMqtt, symmetricKey, type WireObservations, x509 } from "./sdk.js";
+import { dpsMqttBaseFor, loadSdk, type WireObservations } from "./sdk.js";
 import { registrationError } from "./sdk-errors.js";
 import type { DeviceCredential, DeviceRegistration, ProvisioningEndpoint } from "./types.js";
 
@@ -72,6 +72,7 @@ export async function register(
   const settings = parseSettings(registerOptionsSchema, { modelId: options.modelId, timeoutMs: options.timeoutMs }, "options");
   options.signal?.throwIfAborted();
 
+  const { common, provisioning, provisioningMqtt, symmetricKey, x509 } = loadSdk();
   const deviceKey = deviceKeyOf(credential, registrationId);
   const security =
     deviceKey !== undefined

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { device, deviceMqtt, presetUserAgent, sdkUserAgent } from "./sdk.js";
+import { loadSdk, presetUserAgent, sdkUserAgent } from "./sdk.js";
+
+const { device, deviceMqtt } = loadSdk();
 
 /** A hub transport as device.ts makes one (SAS), never connected. */
 function hubTransport() {

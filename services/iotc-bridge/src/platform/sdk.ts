@@ -23,13 +23,6 @@ function requireFrom<T>(from: string, name: string): T {
   return createRequire(here.resolve(from))(name) as T;
 }
 
-export const device = here("azure-iot-device") as typeof DeviceSdk;
-export const deviceMqtt = here("azure-iot-device-mqtt") as typeof DeviceMqttSdk;
-export const provisioning = here("azure-iot-provisioning-device") as typeof ProvisioningSdk;
-export const provisioningMqtt = here("azure-iot-provisioning-device-mqtt") as typeof ProvisioningMqttSdk;
-export const symmetricKey = here("azure-iot-security-symmetric-key") as typeof SymmetricKeySdk;
-export const x509 = here("azure-iot-security-x509") as typeof X509Sdk;
-/** The copies the hub client and the DPS client use (the DPS transport brings its own). */
 /**
  * azure-iot-mqtt-base is the SDK's own dependency, not this package's: it is loaded from the SDK packages that use it,
  * and only its constructor (which takes an mqtt.js provider) is touched.
@@ -39,34 +32,81 @@ interface MqttBaseModule {
 }
 /** What the SDK transports take as their MQTT layer; opaque here. */
 export type MqttBase = { readonly __mqttBase?: never };
-const hubMqttBase = requireFrom<MqttBaseModule>("azure-iot-device-mqtt", "azure-iot-mqtt-base");
-const dpsMqttBase = requireFrom<MqttBaseModule>("azure-iot-provisioning-device-mqtt", "azure-iot-mqtt-base");
-export const common = requireFrom<typeof CommonSdk>("azure-iot-device", "azure-iot-common");
 
-const commonCopies: (typeof CommonSdk)[] = [
-  ...new Set(
-    [
-      "azure-iot-device",
-      "azure-iot-device-mqtt",
-      "azure-iot-provisioning-device",
-      "azure-iot-provisioning-device-mqtt",
-      "azure-iot-security-symmetric-key",
-      "azure-iot-security-x509",
-    ].flatMap((pkg) => {
-      try {
-        return [requireFrom<typeof CommonSdk>(pkg, "azure-iot-common")];
-      } catch {
-        return [];
-      }
-    }),
-  ),
-];
-try {
-  const nested = createRequire(createRequire(here.resolve("azure-iot-provisioning-device-mqtt")).resolve("azure-iot-mqtt-base"));
-  const c = nested("azure-iot-common") as typeof CommonSdk;
-  if (!commonCopies.includes(c)) commonCopies.push(c);
-} catch {
-  // Not nested in this install: the copies above cover it.
+/** The SDK's packages, as the client uses them. */
+export interface Sdk {
+  device: typeof DeviceSdk;
+  deviceMqtt: typeof DeviceMqttSdk;
+  provisioning: typeof ProvisioningSdk;
+  provisioningMqtt: typeof ProvisioningMqttSdk;
+  symmetricKey: typeof SymmetricKeySdk;
+  x509: typeof X509Sdk;
+  /** The copy the hub client and the DPS client use (the DPS transport brings its own). */
+  common: typeof CommonSdk;
+  /** Every installed copy of azure-iot-common, for isSdkError. */
+  commonCopies: (typeof CommonSdk)[];
+  hubMqttBase: MqttBaseModule;
+  dpsMqttBase: MqttBaseModule;
+  /** The mqtt.js each MqttBase copy would load itself, so the SDK runs on the library version it was built for. */
+  hubMqttJs: MqttJs;
+  dpsMqttJs: MqttJs;
+}
+
+let sdk: Sdk | undefined;
+
+/**
+ * The SDK, loaded on first use (the first registration or hub connection) rather than at start: its packages and
+ * their dependencies (mqtt.js, lodash, async, ...) hold about 10 MiB that an idle bridge, or one whose applications
+ * have no device yet, does not need.
+ */
+export function loadSdk(): Sdk {
+  sdk ??= requireSdk();
+  return sdk;
+}
+
+function requireSdk(): Sdk {
+  const commonCopies: (typeof CommonSdk)[] = [
+    ...new Set(
+      [
+        "azure-iot-device",
+        "azure-iot-device-mqtt",
+        "azure-iot-provisioning-device",
+        "azure-iot-provisioning-device-mqtt",
+        "azure-iot-security-symmetric-key",
+        "azure-iot-security-x509",
+      ].flatMap((pkg) => {
+        try {
+          return [requireFrom<typeof CommonSdk>(pkg, "azure-iot-common")];
+        } catch {
+          return [];
+        }
+      }),
+    ),
+  ];
+  try {
+    const nested = createRequire(createRequire(here.resolve("azure-iot-provisioning-device-mqtt")).resolve("azure-iot-mqtt-base"));
+    const c = nested("azure-iot-common") as typeof CommonSdk;
+    if (!commonCopies.includes(c)) commonCopies.push(c);
+  } catch {
+    // Not nested in this install: the copies above cover it.
+  }
+  return {
+    device: here("azure-iot-device") as typeof DeviceSdk,
+    deviceMqtt: here("azure-iot-device-mqtt") as typeof DeviceMqttSdk,
+    provisioning: here("azure-iot-provisioning-device") as typeof ProvisioningSdk,
+    provisioningMqtt: here("azure-iot-provisioning-device-mqtt") as typeof ProvisioningMqttSdk,
+    symmetricKey: here("azure-iot-security-symmetric-key") as typeof SymmetricKeySdk,
+    x509: here("azure-iot-security-x509") as typeof X509Sdk,
+    common: requireFrom<typeof CommonSdk>("azure-iot-device", "azure-iot-common"),
+    commonCopies,
+    hubMqttBase: requireFrom<MqttBaseModule>("azure-iot-device-mqtt", "azure-iot-mqtt-base"),
+    dpsMqttBase: requireFrom<MqttBaseModule>("azure-iot-provisioning-device-mqtt", "azure-iot-mqtt-base"),
+    hubMqttJs: requireFrom<MqttJs>(createRequire(here.resolve("azure-iot-device-mqtt")).resolve("azure-iot-mqtt-base"), "mqtt"),
+    dpsMqttJs: requireFrom<MqttJs>(
+      createRequire(here.resolve("azure-iot-provisioning-device-mqtt")).resolve("azure-iot-mqtt-base"),
+      "mqtt",
+    ),
+  };
 }
 
 /**
@@ -77,7 +117,7 @@ try {
  */
 let userAgent: Promise<string> | undefined;
 export function sdkUserAgent(): Promise<string> {
-  userAgent ??= device.getUserAgentString("");
+  userAgent ??= loadSdk().device.getUserAgentString("");
   return userAgent;
 }
 
@@ -96,7 +136,7 @@ export type SdkErrorName = keyof typeof CommonSdk.errors;
 /** Whether `err` is an instance of the SDK's error class `name` (from any installed copy of azure-iot-common). */
 export function isSdkError(err: unknown, name: SdkErrorName): boolean {
   if (!(err instanceof Error)) return false;
-  return commonCopies.some((c) => {
+  return loadSdk().commonCopies.some((c) => {
     const cls = c.errors[name] as unknown;
     return typeof cls === "function" && err instanceof (cls as new (...args: never[]) => Error);
   });
@@ -134,13 +174,6 @@ export interface WireObservations {
  * it again on the next connection of the session). mqtt.js reads no further packet until this settles.
  */
 export type InboundGate = (topic: string) => Promise<boolean> | undefined;
-
-/** The mqtt.js each MqttBase copy would load itself, so the SDK runs on the library version it was built for. */
-const hubMqttJs = requireFrom<MqttJs>(createRequire(here.resolve("azure-iot-device-mqtt")).resolve("azure-iot-mqtt-base"), "mqtt");
-const dpsMqttJs = requireFrom<MqttJs>(
-  createRequire(here.resolve("azure-iot-provisioning-device-mqtt")).resolve("azure-iot-mqtt-base"),
-  "mqtt",
-);
 
 function queryOf(topic: string): URLSearchParams {
   const q = topic.indexOf("?");
@@ -193,10 +226,12 @@ function observingProvider(mqtt: MqttJs, observations: WireObservations, gate?: 
 
 /** A MqttBase for the hub connection (azure-iot-device-mqtt's copy) that observes and gates. */
 export function hubMqttBaseFor(observations: WireObservations, gate: InboundGate): MqttBase {
+  const { hubMqttBase, hubMqttJs } = loadSdk();
   return new hubMqttBase.MqttBase(observingProvider(hubMqttJs, observations, gate));
 }
 
 /** A MqttBase for DPS (azure-iot-provisioning-device-mqtt's copy) that observes. */
 export function dpsMqttBaseFor(observations: WireObservations): MqttBase {
+  const { dpsMqttBase, dpsMqttJs } = loadSdk();
   return new dpsMqttBase.MqttBase(observingProvider(dpsMqttJs, observations));
 }
