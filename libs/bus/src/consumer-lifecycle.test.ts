@@ -148,4 +148,42 @@ describe("DurableConsumer start position and lifecycle, against a real nats-serv
   it("routeConsumerName: the sink platform's token and the route id", () => {
     expect(routeConsumerName("idigi-to-pi", Platform.OMF)).toBe("omf-idigi-to-pi");
   });
+
+  // nats-server before its clustered de-dupe fix (2025) can store one publish twice across a stream leader election
+  // despite its Nats-Msg-Id. A short duplicate window makes this single node do the same.
+  it("a publish stored twice (same Nats-Msg-Id, two sequences) reaches the handler once; the copy is acknowledged", async () => {
+    const connection = "twin";
+    const durable = "twin-sink";
+    const before = (await bus.jsm().streams.info(STREAMS.telemetry)).config;
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const consumer = new DurableConsumer(bus, {
+      durable,
+      filterSubject: telemetryFilterSubject({ platform: Platform.API, connection }),
+      logger,
+      startTime: new Date(),
+    });
+    const running = consumer.run(async (d) => {
+      for (const e of d.batch.events) seen.push(e.id);
+    }, ac.signal);
+    const events = [event(connection, 1), event(connection, 2)];
+    await bus.jsm().streams.update(STREAMS.telemetry, { ...before, duplicate_window: 200_000_000 });
+    try {
+      expect(await bus.publishEvents(events, "same-publish")).toEqual({ stored: 1, duplicates: 0 });
+      await until(() => seen.length === 2, { what: "the first copy handled" });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await bus.publishEvents(events, "same-publish")).toEqual({ stored: 1, duplicates: 0 });
+    } finally {
+      await bus.jsm().streams.update(STREAMS.telemetry, { ...before });
+    }
+    await until(
+      async () => (await consumerBacklog(bus, durable))?.ackPending === 0 && (await consumerBacklog(bus, durable))?.pending === 0,
+      {
+        what: "the copy acknowledged",
+      },
+    );
+    ac.abort();
+    await running;
+    expect(seen).toEqual([`${connection}-1`, `${connection}-2`]);
+  });
 });

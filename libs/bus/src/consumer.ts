@@ -121,11 +121,6 @@ export interface Delivery {
   /** Where the message was stored: it names a device only when all its events are that device's; read their sources. */
   readonly subject: string;
   readonly streamSequence: number;
-  /**
-   * The message's Nats-Msg-Id (the publisher's de-dupe key), when it has one. Two stream sequences with the same id
-   * are one publish stored twice (see DURABILITY.md); a replayed dead letter has an id of its own.
-   */
-  readonly msgId?: string;
   /** 1 on first delivery. */
   readonly deliveryCount: number;
   readonly sizeBytes: number;
@@ -173,6 +168,9 @@ export function eventsByDevice(events: readonly TelemetryEvent[]): DeviceEvents[
   return [...groups.values()];
 }
 
+/** How many acknowledged Nats-Msg-Ids a consumer remembers to recognise a publish stored twice. */
+const ACKED_IDS_KEPT = 10_000;
+
 /**
  * A durable pull consumer on the telemetry stream with explicit acks. Survives reconnects, server
  * restarts and a consumer deleted behind its back (it is declared again).
@@ -180,6 +178,12 @@ export function eventsByDevice(events: readonly TelemetryEvent[]): DeviceEvents[
 export class DurableConsumer {
   private readonly stream: string;
   private readonly log: Logger;
+  /**
+   * Nats-Msg-Id → stream sequence of the messages this instance acknowledged, the last ACKED_IDS_KEPT of them.
+   * nats-server before its clustered de-dupe fix (2025) can store one publish twice across a stream leader election
+   * despite its Nats-Msg-Id; the two copies sit next to each other in the stream, so a recent memory finds the second.
+   */
+  private readonly ackedIds = new Map<string, number>();
 
   constructor(
     private readonly bus: Bus,
@@ -289,6 +293,14 @@ export class DurableConsumer {
     }
   }
 
+  private rememberAcked(msgId: string, seq: number): void {
+    this.ackedIds.set(msgId, seq);
+    if (this.ackedIds.size > ACKED_IDS_KEPT) {
+      const oldest = this.ackedIds.keys().next().value;
+      if (oldest !== undefined) this.ackedIds.delete(oldest);
+    }
+  }
+
   // A consumer or stream that vanished (server restarted without its store) makes consume() spin;
   // stopping it sends deliveries() round its loop, which declares both again.
   private async watchConsumer(messages: ConsumerMessages): Promise<void> {
@@ -317,6 +329,13 @@ export class DurableConsumer {
     }
     const deliveryCount = m.info.deliveryCount;
     const msgId = m.headers?.get("Nats-Msg-Id");
+    const twin = msgId ? this.ackedIds.get(msgId) : undefined;
+    if (twin !== undefined && twin !== m.seq) {
+      // The same publish stored a second time (see ackedIds): the first copy was handled and acknowledged here.
+      m.ack();
+      this.log.warn({ seq: m.seq, firstSeq: twin, msgId }, "the stream holds this publish twice (same Nats-Msg-Id); the copy is skipped");
+      return undefined;
+    }
     const deadLetter = async (reason: string, detail?: string) => {
       const schema = m.headers?.get(SCHEMA_HEADER);
       try {
@@ -357,10 +376,12 @@ export class DurableConsumer {
       batch,
       subject: m.subject,
       streamSequence: m.seq,
-      ...(msgId ? { msgId } : {}),
       deliveryCount,
       sizeBytes: m.data.length,
-      ack: () => m.ack(),
+      ack: () => {
+        m.ack();
+        if (msgId) this.rememberAcked(msgId, m.seq);
+      },
       retry: (delayMs) => {
         const delay = redeliveryDelay(delayMs ?? backoffDelay(deliveryCount, this.options.backoff ?? REDELIVERY_BACKOFF));
         m.nak(delay);

@@ -268,11 +268,11 @@ describe("the delivery ledger is the condition of a send", () => {
     } finally {
       await jsm.streams.update(STREAMS.telemetry, { ...before });
     }
+    // The route's consumer acknowledged the copy without handing it to the pipeline (libs/bus DurableConsumer).
     await settled(route);
-    await until(() => pipelineOf(s, route).counters.alreadyWritten >= n, { timeoutMs: 10_000, what: "the copy skipped" });
     const [c] = containers(emu, "pi", line);
     expect(c?.valueCount).toBe(n);
-    expect((await countersOf(s, route))?.received).toBe(BigInt(2 * n));
+    expect((await countersOf(s, route))?.received).toBe(BigInt(n));
   }, 30_000);
 
   it("a record the bucket refused is still known to the instance that wrote it (a delivery of it again is skipped)", async () => {

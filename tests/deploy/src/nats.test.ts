@@ -113,10 +113,13 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     }
   });
 
-  it("gives no user '>' or a whole root to publish to, nor any delete or purge of a stream but the gateway's of dead letters", () => {
+  it("gives no user '>' or a whole root to publish to, nor any delete or purge of a stream but the gateway's of dead letters and omf-sender's of its own state bucket", () => {
     // DeadLetterService: an operator purges dead letters and replays them onto their original platform's subject, through
     // the gateway only; the telemetry and cloud-to-device streams stay out of every user's reach.
     const gatewayOnly = ["telemetry.v1.>", "$JS.API.STREAM.PURGE.DEADLETTER", "$JS.API.STREAM.MSG.DELETE.DEADLETTER"];
+    // omf-sender's delivery ledger purges its acknowledged keys from the bucket it owns (a KV delete would leave a marker
+    // per key, one per send): its own state, nothing another service or the telemetry depends on.
+    const omfSenderOnly = ["$JS.API.STREAM.PURGE.KV_omf_state"];
     const tooBroad = [
       ">",
       "*.>",
@@ -137,6 +140,7 @@ describe("NATS users and permissions (deploy/compose/nats-users.conf)", () => {
     for (const u of users) {
       for (const subject of u.publish) {
         if (u.user === "gateway" && gatewayOnly.includes(subject)) continue;
+        if (u.user === "omf-sender" && omfSenderOnly.includes(subject)) continue;
         expect(tooBroad, `${u.user}: ${subject}`).not.toContain(subject);
         expect(subject, u.user).not.toMatch(/^\$JS\.(>|API\.>|API\.STREAM\.>|API\.CONSUMER\.>|ACK\.>)$/);
         expect(subject, u.user).not.toMatch(/STREAM\.(DELETE|PURGE|MSG\.DELETE)|^\$JS\.API\.ACCOUNT|^\$SYS/);

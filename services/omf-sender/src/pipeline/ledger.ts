@@ -35,8 +35,6 @@ export interface LedgerEntry {
 const PREFIX = "_delivered";
 /** Purge requests in flight at once while pruning. */
 const PURGE_CONCURRENCY = 32;
-/** How long the Nats-Msg-Ids of written messages are remembered (twinOf). */
-const MSG_ID_MEMORY_MS = 10 * 60_000;
 
 /**
  * The delivery ledger of one route: which bus messages (by stream sequence) an endpoint accepted, written to KV
@@ -60,8 +58,6 @@ export class DeliveryLedger {
   private readonly records = new Map<string, LedgerRecord>();
   /** Stream sequence → keys of the records naming it. */
   private readonly bySeq = new Map<number, Set<string>>();
-  /** Nats-Msg-Id → stream sequence and time of the messages written whole here (see twinOf). */
-  private readonly msgIds = new Map<string, { seq: number; at: number }>();
   /** The ack floor seen at the previous prune: records are dropped against it, not the newest (see prune). */
   private floorSeen: number | undefined;
   /** When the last completed listing of the bucket started. */
@@ -193,31 +189,14 @@ export class DeliveryLedger {
    * instance even when the put fails (a leader election of the bucket's stream): a redelivery here is then skipped,
    * and one elsewhere (this instance died) finds the `intend` note and reads back what the endpoint holds.
    */
-  async record(written: ReadonlyMap<number, Written>, msgIds: ReadonlyMap<number, string> = new Map(), note?: LedgerNote): Promise<void> {
+  async record(written: ReadonlyMap<number, Written>, note?: LedgerNote): Promise<void> {
     if (written.size === 0) return;
-    const now = Date.now();
-    for (const [seq, w] of written) {
-      const id = msgIds.get(seq);
-      if (w === "all" && id) this.msgIds.set(id, { seq, at: now });
-    }
     const key = note?.key ?? `${this.prefix}${Math.min(...written.keys())}.${randomBytes(4).toString("hex")}`;
     // The send's note takes what was written beside what was being sent: one record per send.
     const record: LedgerRecord = note?.record ?? { m: {} };
     for (const [seq, w] of written) record.m[String(seq)] = w;
     this.remember(key, record);
     await this.bucket.put(key, record);
-  }
-
-  /**
-   * Another stream sequence holding the same publish (same Nats-Msg-Id) that this instance wrote whole, if any. A
-   * nats-server before the clustered de-dupe fix of early 2025 (nats-server PR 6415) can store a message twice when a
-   * publish is retried across a stream leader election despite its Nats-Msg-Id; the second copy is a first delivery
-   * at a new sequence, which nothing else here would know.
-   */
-  twinOf(msgId: string | undefined, seq: number): number | undefined {
-    if (!msgId) return undefined;
-    const b = this.msgIds.get(msgId);
-    return b !== undefined && b.seq !== seq ? b.seq : undefined;
   }
 
   /**
@@ -242,8 +221,6 @@ export class DeliveryLedger {
   async prune(ackFloor: () => Promise<number | undefined>): Promise<void> {
     if (Date.now() - this.prunedAt < this.pruneMs) return;
     this.prunedAt = Date.now();
-    // Kept well past JetStream's default 2-minute duplicate window: a twin is stored within it.
-    for (const [id, b] of this.msgIds) if (this.prunedAt - b.at > MSG_ID_MEMORY_MS) this.msgIds.delete(id);
     const floor = this.floorSeen;
     this.floorSeen = await ackFloor();
     if (floor === undefined) return;

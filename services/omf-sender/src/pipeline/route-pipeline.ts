@@ -425,15 +425,7 @@ export class RoutePipeline {
     for (const m of mapped) {
       // A first delivery is looked up only in what this instance knows (no bucket read on the hot path): after a
       // failover of the consumer's leader, what this instance wrote and acked may come again as a first delivery.
-      let entry = m.d.deliveryCount > 1 ? prior?.get(m.d.streamSequence) : this.ledger.known(m.d.streamSequence);
-      const twin = entry?.written === "all" ? undefined : this.ledger.twinOf(m.d.msgId, m.d.streamSequence);
-      if (twin !== undefined) {
-        this.log.warn(
-          { seq: m.d.streamSequence, writtenAs: twin, msgId: m.d.msgId },
-          "the stream holds this batch twice (same Nats-Msg-Id); written once already, not again",
-        );
-        entry = { written: "all", sending: true };
-      }
+      const entry = m.d.deliveryCount > 1 ? prior?.get(m.d.streamSequence) : this.ledger.known(m.d.streamSequence);
       if (entry === undefined) continue;
       const w = entry.written;
       for (const [key, g] of m.groups) {
@@ -458,15 +450,13 @@ export class RoutePipeline {
   /** Writes what the endpoint accepted of these messages to the ledger (before any of them is acked). */
   private async record(mapped: Outgoing[], note?: LedgerNote): Promise<void> {
     const written = new Map<number, Written>();
-    const msgIds = new Map<number, string>();
     for (const m of mapped) {
       if (m.done.size === 0 || (m.recorded !== undefined && sameCounts(m.recorded, m.done))) continue;
       written.set(m.d.streamSequence, complete(m) ? "all" : Object.fromEntries(m.done));
-      if (m.d.msgId) msgIds.set(m.d.streamSequence, m.d.msgId);
       m.recorded = new Map(m.done);
     }
     try {
-      await this.ledger.record(written, msgIds, note);
+      await this.ledger.record(written, note);
     } catch (err) {
       // The endpoint has the values: acking stays right; only a crash before the ack could now repeat them.
       this.log.warn({ err: (err as Error).message, messages: written.size }, "delivery ledger not written");
