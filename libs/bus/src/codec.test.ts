@@ -8,21 +8,13 @@ import {
   type TelemetryEvent,
   TelemetryEventSchema,
 } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { seededRandom } from "@meridian/testing";
 import { describe, expect, it } from "vitest";
 import { decodeBatch, decodeBatchFast, encodeBatch, encodeBatchWithin, encodedEventSize, makeBatch } from "./codec.js";
 
-/** A small seeded generator (mulberry32): a failure names its seed and can be replayed. */
+/** Random telemetry from a seed (@meridian/testing seededRandom): a failure names its seed and can be replayed. */
 function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]) => xs[int(xs.length)]!;
+  const { next, int, pick } = seededRandom(seed);
   const chars = ["a", "Z", "0", "-", ".", " ", "é", "€", "😀", "\u0000", "/", "%", "~"];
   const str = (max: number) => Array.from({ length: int(max + 1) }, () => pick(chars)).join("");
   const bigint = () =>
