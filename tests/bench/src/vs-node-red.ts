@@ -157,6 +157,8 @@ function post(target: Target, body: string): Promise<number | string> {
 class Ledger {
   /** Base ticks of the requests answered 2xx (each stands for EVENTS_PER_REQUEST events). */
   readonly acked: number[] = [];
+  /** Send → 2xx answer (ms) of each acked request, beside `acked`: Meridian answers once JetStream stored the events. */
+  readonly answeredMs: number[] = [];
   readonly refusedBy: Record<string, number> = {};
   refusedEvents = 0;
   inflight = 0;
@@ -166,8 +168,10 @@ class Ledger {
     this.inflight++;
     const outcome = await post(target, publishBody(base));
     this.inflight--;
-    if (typeof outcome === "number" && outcome >= 200 && outcome < 300) this.acked.push(base);
-    else {
+    if (typeof outcome === "number" && outcome >= 200 && outcome < 300) {
+      this.acked.push(base);
+      this.answeredMs.push(nowMs() - tickMs(base));
+    } else {
       this.refusedEvents += EVENTS_PER_REQUEST;
       this.refusedBy[String(outcome)] = (this.refusedBy[String(outcome)] ?? 0) + EVENTS_PER_REQUEST;
     }
@@ -600,6 +604,9 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
   const drained = await drain(sink, before, ledger.ackedEvents);
   const arrived = await takeArrivals(sink, containers);
   const lat = Array.from(latencies(arrived, fromTick));
+  // Send → answered: for Meridian the gateway's part (decode, JetStream stored); send → in the sink minus this is what
+  // the bus and omf-sender add after the client already has its answer. For Node-RED the answer follows the sink's 2xx.
+  const answered = ledger.answeredMs.filter((_, i) => ledger.acked[i]! >= fromTick).sort((a, b) => a - b);
   return {
     rateEventsPerSec: RATE,
     seconds: LATENCY_SECONDS,
@@ -609,6 +616,8 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
     p99Ms: ms(percentile(lat, 99)),
     p999Ms: ms(percentile(lat, 99.9)),
     maxMs: ms(lat.at(-1) ?? 0),
+    answeredP50Ms: ms(percentile(answered, 50)),
+    answeredP99Ms: ms(percentile(answered, 99)),
     worstMsBySecond: worstBySecond(arrived, fromTick),
     ...account(ledger, arrived),
     refused: ledger.refusedEvents,
@@ -682,6 +691,8 @@ function summary(sys: System, rounds: Round[]) {
       p50Ms: ms(median(rounds.map((r) => r.latency.p50Ms))),
       p99Ms: ms(median(rounds.map((r) => r.latency.p99Ms))),
       p999Ms: ms(median(rounds.map((r) => r.latency.p999Ms))),
+      answeredP50Ms: ms(median(rounds.map((r) => r.latency.answeredP50Ms))),
+      answeredP99Ms: ms(median(rounds.map((r) => r.latency.answeredP99Ms))),
     },
     sinkDown: {
       downSeconds: OUTAGE_SECONDS,
