@@ -28,10 +28,21 @@ export const ApplicationSchema = z
     certificates: z.array(z.string().min(1).max(16_384)).max(10).optional(),
     publicClient: z.boolean().optional(),
     grants: z.record(z.string().min(1).max(128), z.object({ roles: list.optional(), scopes: list.optional() }).strict()).optional(),
+    spaRedirectUris: z
+      .array(z.url({ protocol: /^https?$/ }).max(2048))
+      .max(100)
+      .optional(),
   })
   .strict();
 
-export const UserSchema = z.object({ username: name, displayName: name.optional(), oid: z.string().min(1).max(128).optional() }).strict();
+export const UserSchema = z
+  .object({
+    username: name,
+    displayName: name.optional(),
+    oid: z.string().min(1).max(128).optional(),
+    appRoles: z.record(z.string().min(1).max(128), list).optional(),
+  })
+  .strict();
 
 export const RegistrySchema = z
   .object({

@@ -32,6 +32,20 @@ export interface RefreshToken {
   revoked: boolean;
 }
 
+/** What an authorization code stands for until it is redeemed (once) or expires. */
+export interface AuthorizationCode {
+  clientId: string;
+  tenant: string;
+  redirectUri: string;
+  scope: string;
+  /** S256 challenge of the client's code_verifier (RFC 7636). */
+  codeChallenge: string;
+  nonce?: string;
+  user: User;
+  expiresAt: number;
+  redeemed: boolean;
+}
+
 export interface Counters {
   requests: number;
   /** clientId → grant type → tokens issued. */
@@ -48,6 +62,7 @@ export interface Settings {
   deviceCodeLifetimeSeconds: number;
   deviceCodeIntervalSeconds: number;
   enforcePollingInterval: boolean;
+  authorizationCodeLifetimeSeconds: number;
 }
 
 export interface IssuedTokens {
@@ -66,6 +81,7 @@ const USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 /** Outstanding device codes kept at most; the oldest go first. */
 const MAX_DEVICE_CODES = 1000;
 const MAX_REFRESH_TOKENS = 10_000;
+const MAX_AUTHORIZATION_CODES = 1000;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -80,6 +96,7 @@ export class EmulatorContext {
   readonly settings: Settings;
   private deviceCodes = new Map<string, DeviceCode>();
   private refreshTokens = new Map<string, RefreshToken>();
+  private authorizationCodes = new Map<string, AuthorizationCode>();
 
   private constructor(
     readonly opts: ResolvedOptions,
@@ -93,6 +110,7 @@ export class EmulatorContext {
       deviceCodeLifetimeSeconds: opts.deviceCodeLifetimeSeconds,
       deviceCodeIntervalSeconds: opts.deviceCodeIntervalSeconds,
       enforcePollingInterval: opts.enforcePollingInterval,
+      authorizationCodeLifetimeSeconds: opts.authorizationCodeLifetimeSeconds,
     };
     if (opts.faults) this.faults.set(opts.faults);
   }
@@ -164,6 +182,25 @@ export class EmulatorContext {
     }));
   }
 
+  // --- authorization codes -----------------------------------------------------------------------------------------
+
+  newAuthorizationCode(code: Omit<AuthorizationCode, "expiresAt" | "redeemed">): string {
+    // Opaque and long like Entra's (which are encrypted blobs); only this emulator reads it back.
+    const value = `1.emu.${randomBytes(48).toString("base64url")}`;
+    if (this.authorizationCodes.size >= MAX_AUTHORIZATION_CODES)
+      this.authorizationCodes.delete(this.authorizationCodes.keys().next().value!);
+    this.authorizationCodes.set(value, {
+      ...code,
+      expiresAt: nowSeconds() + this.settings.authorizationCodeLifetimeSeconds,
+      redeemed: false,
+    });
+    return value;
+  }
+
+  authorizationCode(code: string): AuthorizationCode | undefined {
+    return this.authorizationCodes.get(code);
+  }
+
   // --- refresh tokens -----------------------------------------------------------------------------------------------
 
   newRefreshToken(clientId: string, tenant: string, user: User): string {
@@ -224,7 +261,10 @@ export class EmulatorContext {
     return { token_type: "Bearer", expires_in: lifetime, ext_expires_in: lifetime, access_token: await this.keys.sign(claims) };
   }
 
-  /** A delegated token (device code, refresh): `scp` of the granted permissions, plus id token and refresh token. */
+  /**
+   * A delegated token (authorization code, device code, refresh): `scp` of the granted permissions and `roles` the
+   * directory assigns the user on that API, plus id token (with the sign-in's `nonce`) and refresh token.
+   */
   async userTokens(
     app: Application,
     user: User,
@@ -234,9 +274,11 @@ export class EmulatorContext {
     scp: string[],
     azpacr: "0" | "1" | "2",
     withClientInfo: boolean,
+    nonce?: string,
   ): Promise<IssuedTokens> {
     const time = this.timeClaims();
     const iss = this.issuer(baseUrl, tenant);
+    const roles = user.appRoles[scope.resource.appId] ?? [];
     const access = await this.keys.sign({
       ...time,
       aud: this.audience(scope),
@@ -250,6 +292,8 @@ export class EmulatorContext {
       appid: app.clientId,
       azpacr,
       scp: scp.join(" "),
+      // As in app tokens: left out when the user holds no role on the API, not [].
+      ...(roles.length > 0 ? { roles } : {}),
       uti: randomBytes(16).toString("base64url"),
       ver: "2.0",
     });
@@ -273,6 +317,7 @@ export class EmulatorContext {
         sub: stableSub(user.oid, app.clientId),
         name: user.displayName,
         preferred_username: user.username,
+        ...(nonce !== undefined ? { nonce } : {}),
         uti: randomBytes(16).toString("base64url"),
         ver: "2.0",
       });
@@ -290,6 +335,7 @@ export class EmulatorContext {
   reset(): void {
     this.deviceCodes.clear();
     this.refreshTokens.clear();
+    this.authorizationCodes.clear();
     this.counters = newCounters();
     this.faults.clear();
   }
@@ -310,6 +356,9 @@ export class EmulatorContext {
       })),
       users: this.directory.users,
       deviceCodes: this.listDeviceCodes(),
+      authorizationCodes: {
+        outstanding: [...this.authorizationCodes.values()].filter((c) => !c.redeemed && c.expiresAt > nowSeconds()).length,
+      },
       refreshTokens: { outstanding: [...this.refreshTokens.values()].filter((r) => !r.revoked).length },
       counters: this.counters,
       faults: this.faults.get(),

@@ -31,12 +31,15 @@ export interface Application {
   grants: Record<string, { roles: string[]; scopes: string[] }>;
   /** Object id of the application's service principal: `oid` / `sub` of its app-only tokens. */
   servicePrincipalId: string;
+  spaRedirectUris: string[];
 }
 
 export interface User {
   username: string;
   displayName: string;
   oid: string;
+  /** Resource appId (lower case) → app roles assigned to the user on it. */
+  appRoles: Record<string, string[]>;
 }
 
 export interface ResolvedScope {
@@ -84,6 +87,7 @@ function toApplication(a: ApplicationRegistration): Application {
     publicClient: a.publicClient ?? false,
     grants,
     servicePrincipalId: stableGuid(`sp:${a.clientId.toLowerCase()}`),
+    spaRedirectUris: a.spaRedirectUris ?? [],
   };
 }
 
@@ -99,6 +103,7 @@ export class Directory {
       username: u.username,
       displayName: u.displayName ?? u.username,
       oid: u.oid ?? stableGuid(`user:${u.username.toLowerCase()}`),
+      appRoles: Object.fromEntries(Object.entries(u.appRoles ?? {}).map(([resource, roles]) => [resource.toLowerCase(), roles])),
     }));
   }
 
@@ -114,6 +119,13 @@ export class Directory {
 
   applications(): Application[] {
     return [...this.apps.values()];
+  }
+
+  /** Whether a browser page at `origin` may read token answers: it is the origin of a registered SPA redirect URI. */
+  isSpaOrigin(origin: string): boolean {
+    for (const app of this.apps.values())
+      for (const uri of app.spaRedirectUris) if (URL.canParse(uri) && new URL(uri).origin === origin) return true;
+    return false;
   }
 
   user(username?: string): User | undefined {

@@ -146,6 +146,80 @@ export const Errors = {
     ),
   refreshTokenOtherClient: () =>
     new EntraError(400, "invalid_grant", 700005, "Provided Authorization Code is intended to use against other tenant or client."),
+  // --- authorization code flow (authorize endpoint and the authorization_code grant) ---
+  redirectUriMismatch: (uri: string, clientId: string) =>
+    new EntraError(
+      400,
+      "invalid_request",
+      50011,
+      `The redirect URI '${uri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal.`,
+    ),
+  unsupportedResponseType: (type: string) =>
+    new EntraError(
+      400,
+      "unsupported_response_type",
+      70005,
+      `The provided value for the input parameter 'response_type' is not allowed for this request: '${type}'.`,
+    ),
+  unsupportedResponseMode: (mode: string) =>
+    new EntraError(400, "invalid_request", 900144, `The emulator answers response_mode 'query' only; '${mode}' was asked.`),
+  pkceRequired: () =>
+    new EntraError(
+      400,
+      "invalid_request",
+      9002325,
+      "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+    ),
+  codeChallengeMethod: (method: string) =>
+    new EntraError(400, "invalid_request", 501490, `Invalid code_challenge_method '${method}': only S256 is accepted.`),
+  codeChallengeSize: () => new EntraError(400, "invalid_request", 501491, "Invalid size of Code_Challenge parameter."),
+  parameterTooLong: (name: string) => new EntraError(400, "invalid_request", 90015, `The value of the parameter '${name}' is too long.`),
+  loginRequired: () => new EntraError(400, "login_required", 50058, "A silent sign-in request was sent but no user is signed in."),
+  userNotFound: (username: string, tenant: string) =>
+    new EntraError(
+      400,
+      "invalid_request",
+      50034,
+      `The user account ${username} does not exist in the ${tenant} directory. To sign into this application, the account must be added to the directory.`,
+    ),
+  authCodeInvalid: () => new EntraError(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."),
+  authCodeRedeemed: () =>
+    new EntraError(
+      400,
+      "invalid_grant",
+      54005,
+      "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+    ),
+  authCodeExpired: () =>
+    new EntraError(
+      400,
+      "invalid_grant",
+      70008,
+      "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+    ),
+  authCodeOtherClient: () =>
+    new EntraError(400, "invalid_grant", 700005, "Provided Authorization Code is intended to use against other tenant or client."),
+  replyAddressMismatch: (uri: string) =>
+    new EntraError(
+      400,
+      "invalid_grant",
+      500112,
+      `The reply address '${uri}' does not match the reply address provided when requesting Authorization code.`,
+    ),
+  codeVerifierMismatch: () =>
+    new EntraError(
+      400,
+      "invalid_grant",
+      50148,
+      "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.",
+    ),
+  spaRedemptionNotCrossOrigin: () =>
+    new EntraError(
+      400,
+      "invalid_request",
+      9002327,
+      "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
+    ),
   bodyTooLarge: () => new EntraError(413, "invalid_request", 90100, "The request body is too large."),
 } as const;
 

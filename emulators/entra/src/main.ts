@@ -45,6 +45,7 @@ const Env = z.object({
   ENTRA_EMULATOR_DEVICE_CODE_LIFETIME_SECONDS: seconds(DEFAULTS.deviceCodeLifetimeSeconds, 3600),
   ENTRA_EMULATOR_DEVICE_CODE_INTERVAL_SECONDS: seconds(DEFAULTS.deviceCodeIntervalSeconds, 60),
   ENTRA_EMULATOR_ENFORCE_POLLING_INTERVAL: env.bool(false),
+  ENTRA_EMULATOR_AUTHORIZATION_CODE_LIFETIME_SECONDS: seconds(DEFAULTS.authorizationCodeLifetimeSeconds, 600),
   ENTRA_EMULATOR_FAULTS: jsonSetting((s) => parseHttpFaultConfig(JSON.parse(s))),
 });
 
@@ -86,6 +87,7 @@ const emulator = await startEntraEmulator({
   deviceCodeLifetimeSeconds: cfg.ENTRA_EMULATOR_DEVICE_CODE_LIFETIME_SECONDS,
   deviceCodeIntervalSeconds: cfg.ENTRA_EMULATOR_DEVICE_CODE_INTERVAL_SECONDS,
   enforcePollingInterval: cfg.ENTRA_EMULATOR_ENFORCE_POLLING_INTERVAL,
+  authorizationCodeLifetimeSeconds: cfg.ENTRA_EMULATOR_AUTHORIZATION_CODE_LIFETIME_SECONDS,
   faults: cfg.ENTRA_EMULATOR_FAULTS,
   logger: log,
   onRequest: logRequests(log),

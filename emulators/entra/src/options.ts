@@ -39,6 +39,11 @@ export interface ApplicationRegistration {
   publicClient?: boolean;
   /** Resource appId → what the application may get on it. A resource not listed is refused (AADSTS65001). */
   grants?: Record<string, ResourceGrant>;
+  /**
+   * Redirect URIs of the "Single-page application" platform: the authorization code flow with PKCE, redeemed by the
+   * browser across origins (CORS). Exact match, as Entra compares them.
+   */
+  spaRedirectUris?: string[];
 }
 
 export interface UserAccount {
@@ -46,6 +51,8 @@ export interface UserAccount {
   displayName?: string;
   /** Object id; default derived from the username. */
   oid?: string;
+  /** Resource appId → the app roles assigned to the user on that API: the `roles` of the user's tokens for it. */
+  appRoles?: Record<string, string[]>;
 }
 
 export interface EntraEmulatorOptions {
@@ -86,6 +93,8 @@ export interface EntraEmulatorOptions {
   deviceCodeIntervalSeconds?: number;
   /** Answer `slow_down` to a poll sooner than the interval. Default false: MSAL treats it as fatal. */
   enforcePollingInterval?: boolean;
+  /** How long an authorization code may be redeemed (seconds). Default 60: Entra's codes live about a minute. */
+  authorizationCodeLifetimeSeconds?: number;
   /** Fault switch at start (same shape as POST /_emulator/faults). */
   faults?: HttpFaultConfig;
   /** Called for each answered request (main.ts logs through it). Never carries a secret. */
@@ -122,6 +131,7 @@ export const DEFAULTS = {
   refreshTokenLifetimeSeconds: 90 * 86_400,
   deviceCodeLifetimeSeconds: 900,
   deviceCodeIntervalSeconds: 5,
+  authorizationCodeLifetimeSeconds: 60,
 } as const;
 
 const omniaGrant: ResourceGrant = { roles: ["Timeseries.Read"], scopes: ["user_impersonation"] };
@@ -181,6 +191,7 @@ export type ResolvedOptions = Required<
     | "deviceCodeLifetimeSeconds"
     | "deviceCodeIntervalSeconds"
     | "enforcePollingInterval"
+    | "authorizationCodeLifetimeSeconds"
   >
 > &
   Omit<EntraEmulatorOptions, "port" | "host" | "tlsHostnames" | "tenantId" | "resources" | "applications" | "users">;
@@ -200,5 +211,6 @@ export function resolveOptions(o: EntraEmulatorOptions): ResolvedOptions {
     deviceCodeLifetimeSeconds: o.deviceCodeLifetimeSeconds ?? DEFAULTS.deviceCodeLifetimeSeconds,
     deviceCodeIntervalSeconds: o.deviceCodeIntervalSeconds ?? DEFAULTS.deviceCodeIntervalSeconds,
     enforcePollingInterval: o.enforcePollingInterval ?? false,
+    authorizationCodeLifetimeSeconds: o.authorizationCodeLifetimeSeconds ?? DEFAULTS.authorizationCodeLifetimeSeconds,
   };
 }

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { type AdminSurface, drain, injectHttpFault, isAdminPath, readBody, send, sendJson } from "@meridian/emulator-kit";
 import type { EmulatorContext } from "./context.js";
 import { EntraError, Errors, entraErrorBody, faultError } from "./errors.js";
+import { authorize } from "./routes/authorize.js";
 import { instanceDiscovery, openIdConfiguration } from "./routes/discovery.js";
 import { deviceCodeEndpoint, type TokenRequest, tokenEndpoint } from "./routes/token.js";
 
@@ -17,12 +18,14 @@ export const TOKEN_REQUEST_LIMIT = 64 * 1024;
 const TENANT_SEGMENT = /^[a-z0-9][a-z0-9.-]{0,127}$/i;
 
 const NO_STORE = { "Cache-Control": "no-store, no-cache", Pragma: "no-cache" };
+const PUBLIC_CORS = { "Access-Control-Allow-Origin": "*" };
 
 type Route =
   | { kind: "openid"; tenant: string }
   | { kind: "keys"; tenant: string }
   | { kind: "token"; tenant: string }
   | { kind: "devicecode"; tenant: string }
+  | { kind: "authorize"; tenant: string }
   | { kind: "instance" }
   | { kind: "devicelogin" }
   | { kind: "none" };
@@ -38,6 +41,7 @@ export function classify(pathname: string): Route {
   if (rest === "discovery/v2.0/keys" || rest === "discovery/keys") return { kind: "keys", tenant };
   if (rest === "oauth2/v2.0/token") return { kind: "token", tenant };
   if (rest === "oauth2/v2.0/devicecode") return { kind: "devicecode", tenant };
+  if (rest === "oauth2/v2.0/authorize") return { kind: "authorize", tenant };
   if (rest === "discovery/instance") return { kind: "instance" };
   return { kind: "none" };
 }
@@ -68,10 +72,15 @@ export function createHandlers(ctx: EmulatorContext, admin: AdminSurface): Entra
         fault,
       });
     });
+    // A browser page reads token answers (errors too) only if it is a registered SPA's origin, as with Entra; the
+    // metadata and keys are public to any page.
+    const origin = header(req, "origin");
+    const tokenCors: Record<string, string> =
+      origin && ctx.directory.isSpaOrigin(origin) ? { "Access-Control-Allow-Origin": origin, Vary: "Origin" } : {};
     const fail = (e: EntraError) => {
       error = e.error;
       ctx.countError(e.error);
-      sendJson(res, e.status, entraErrorBody(e, header(req, "client-request-id"), ctx.baseUrl(req)), NO_STORE);
+      sendJson(res, e.status, entraErrorBody(e, header(req, "client-request-id"), ctx.baseUrl(req)), { ...NO_STORE, ...tokenCors });
     };
     const run = async () => {
       if (isAdminPath(url.pathname)) return admin.handle(req, res, url);
@@ -91,11 +100,21 @@ export function createHandlers(ctx: EmulatorContext, admin: AdminSurface): Entra
           await drain(req);
           const tenant = ctx.directory.tenant(route.tenant);
           if (!tenant) return fail(Errors.tenantNotFound(route.tenant));
-          return sendJson(res, 200, openIdConfiguration(baseUrl, route.tenant, tenant));
+          return sendJson(res, 200, openIdConfiguration(baseUrl, route.tenant, tenant), PUBLIC_CORS);
         }
         case "keys":
           await drain(req);
-          return sendJson(res, 200, ctx.keys.jwks());
+          return sendJson(res, 200, ctx.keys.jwks(), PUBLIC_CORS);
+        case "authorize": {
+          await drain(req);
+          if (method !== "GET") return send(res, 405, "The emulator's authorize endpoint takes GET only.\n", "text/plain; charset=utf-8");
+          const answer = authorize(ctx, route.tenant, url.searchParams, baseUrl);
+          note.clientId = url.searchParams.get("client_id") ?? undefined;
+          if (answer.kind === "page") return send(res, answer.status, answer.html, "text/html; charset=utf-8", NO_STORE);
+          res.writeHead(302, { Location: answer.location, ...NO_STORE });
+          res.end();
+          return;
+        }
         case "instance":
           await drain(req);
           return sendJson(res, 200, instanceDiscovery(baseUrl, url.searchParams));
@@ -109,6 +128,18 @@ export function createHandlers(ctx: EmulatorContext, admin: AdminSurface): Entra
           );
         case "token":
         case "devicecode": {
+          if (method === "OPTIONS") {
+            // The CORS preflight of a browser's token request (its Content-Type or Accept may need one).
+            await drain(req);
+            const asked = header(req, "access-control-request-headers");
+            return send(res, 204, undefined, "text/plain", {
+              ...tokenCors,
+              ...(tokenCors["Access-Control-Allow-Origin"]
+                ? { "Access-Control-Allow-Methods": "POST, OPTIONS", "Access-Control-Max-Age": "86400" }
+                : {}),
+              ...(tokenCors["Access-Control-Allow-Origin"] && asked ? { "Access-Control-Allow-Headers": asked } : {}),
+            });
+          }
           if (method !== "POST") {
             await drain(req);
             return fail(
@@ -122,11 +153,12 @@ export function createHandlers(ctx: EmulatorContext, admin: AdminSurface): Entra
             authorization: req.headers.authorization,
             pathTenant: route.tenant,
             baseUrl,
+            origin,
             note,
           };
           try {
             const answer = route.kind === "token" ? await tokenEndpoint(ctx, r) : await deviceCodeEndpoint(ctx, r);
-            return sendJson(res, 200, answer, NO_STORE);
+            return sendJson(res, 200, answer, { ...NO_STORE, ...tokenCors });
           } catch (err) {
             if (err instanceof EntraError) return fail(err);
             throw err;

@@ -28,6 +28,7 @@ export const SettingsPatch = z
     deviceCodeLifetimeSeconds: z.number().int().min(1).max(3600),
     deviceCodeIntervalSeconds: z.number().int().min(1).max(60),
     enforcePollingInterval: z.boolean(),
+    authorizationCodeLifetimeSeconds: z.number().int().min(1).max(600),
   })
   .partial()
   .strict();

@@ -47,7 +47,7 @@ export function openIdConfiguration(baseUrl: string, pathTenant: string, tenant:
       "c_hash",
       "email",
     ],
-    grant_types_supported: ["client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+    grant_types_supported: ["authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
     kerberos_endpoint: `${baseUrl}/${t}/kerberos`,
     tenant_region_scope: "EU",
     cloud_instance_name: host,

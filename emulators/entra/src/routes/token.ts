@@ -1,8 +1,9 @@
 /**
  * `/{tenant}/oauth2/v2.0/token` and `/{tenant}/oauth2/v2.0/devicecode`: client authentication (secret, certificate
  * assertion, or none for a public client) and the grants @azure/identity uses — client credentials, device code
- * (with its polling answers) and refresh token.
+ * (with its polling answers) and refresh token — and the authorization code a single-page application redeems.
  */
+import { createHash } from "node:crypto";
 import { basicCredentials, safeEqual } from "@meridian/emulator-kit";
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from "jose";
 import type { EmulatorContext, IssuedTokens } from "../context.js";
@@ -18,6 +19,8 @@ export interface TokenRequest {
   /** Tenant segment of the path, as sent. */
   pathTenant: string;
   baseUrl: string;
+  /** The browser's Origin header: present on a cross-origin (SPA) request, absent from a server's. */
+  origin?: string | undefined;
   /** For the log: what the request was, never its credentials. */
   note: { grantType?: string; clientId?: string };
 }
@@ -42,8 +45,16 @@ function scopeParam(form: URLSearchParams): string {
   return scope;
 }
 
-/** Who is calling and how it proved it: `azpacr` 0 (public), 1 (secret), 2 (certificate). */
-async function authenticateClient(ctx: EmulatorContext, r: TokenRequest, tenant: string): Promise<{ app: Application; azpacr: Azpacr }> {
+/**
+ * Who is calling and how it proved it: `azpacr` 0 (public), 1 (secret), 2 (certificate). `spa`: an authorization code,
+ * which only "spa" redirect URIs get here: a browser redeems it, holding no credential (PKCE stands in for one).
+ */
+async function authenticateClient(
+  ctx: EmulatorContext,
+  r: TokenRequest,
+  tenant: string,
+  spa = false,
+): Promise<{ app: Application; azpacr: Azpacr }> {
   const { form } = r;
   let clientId = form.get("client_id") ?? undefined;
   let secret = form.get("client_secret") ?? undefined;
@@ -68,7 +79,7 @@ async function authenticateClient(ctx: EmulatorContext, r: TokenRequest, tenant:
     await verifyAssertion(app, assertion, r, tenant);
     return { app, azpacr: "2" };
   }
-  if (!app.publicClient) throw Errors.credentialRequired();
+  if (!app.publicClient && !spa) throw Errors.credentialRequired();
   return { app, azpacr: "0" };
 }
 
@@ -111,11 +122,13 @@ export async function tokenEndpoint(ctx: EmulatorContext, r: TokenRequest): Prom
   r.note.grantType = grant;
   // MSAL Node sends the short form `device_code`; the RFC's URN is what other clients send. Both mean the same grant.
   const kind = grant === "device_code" || grant === DEVICE_CODE_GRANT ? "device_code" : grant;
-  if (kind !== "client_credentials" && kind !== "device_code" && kind !== "refresh_token") throw Errors.unsupportedGrant(grant);
-  const { app, azpacr } = await authenticateClient(ctx, r, tenant);
+  if (kind !== "client_credentials" && kind !== "device_code" && kind !== "refresh_token" && kind !== "authorization_code")
+    throw Errors.unsupportedGrant(grant);
+  const { app, azpacr } = await authenticateClient(ctx, r, tenant, kind === "authorization_code");
   let out: IssuedTokens;
   if (kind === "client_credentials") out = await clientCredentials(ctx, r, app, tenant, azpacr);
   else if (kind === "device_code") out = await redeemDeviceCode(ctx, r, app, tenant, azpacr);
+  else if (kind === "authorization_code") out = await redeemAuthorizationCode(ctx, r, app, tenant, azpacr);
   else out = await redeemRefreshToken(ctx, r, app, tenant, azpacr);
   ctx.countIssued(app.clientId, kind);
   return out;
@@ -131,7 +144,7 @@ async function clientCredentials(ctx: EmulatorContext, r: TokenRequest, app: App
 }
 
 /** Delegated permissions for a user request: `.default` means all the application was granted. */
-function delegatedScopes(ctx: EmulatorContext, app: Application, scope: string, tenant: string) {
+export function delegatedScopes(ctx: EmulatorContext, app: Application, scope: string, tenant: string) {
   const resolved = ctx.directory.resolveScope(scope, tenant);
   const grant = app.grants[resolved.resource.appId];
   if (!grant) throw Errors.noConsent(app.clientId, resolved.resource.appId);
@@ -185,6 +198,27 @@ async function redeemRefreshToken(ctx: EmulatorContext, r: TokenRequest, app: Ap
   // A refresh always yields a new refresh token (Entra rotates them); the one redeemed stays valid until it expires.
   if (!resolved.oidc.some((s) => s.toLowerCase() === "offline_access")) resolved.oidc.push("offline_access");
   return ctx.userTokens(app, rt.user, tenant, r.baseUrl, resolved, scp, azpacr, r.form.get("client_info") === "1");
+}
+
+/**
+ * A code from /authorize, redeemed once, before it expires, by the client it was issued to, from a browser (Entra
+ * redeems codes of "spa" redirect URIs only across origins), with the same redirect URI and the verifier whose S256
+ * hash is the challenge the authorization request carried.
+ */
+async function redeemAuthorizationCode(ctx: EmulatorContext, r: TokenRequest, app: Application, tenant: string, azpacr: Azpacr) {
+  const code = ctx.authorizationCode(required(r.form, "code"));
+  if (!code) throw Errors.authCodeInvalid();
+  if (code.clientId !== app.clientId || code.tenant !== tenant) throw Errors.authCodeOtherClient();
+  if (code.redeemed) throw Errors.authCodeRedeemed();
+  if (code.expiresAt <= Date.now() / 1000) throw Errors.authCodeExpired();
+  if (r.origin === undefined) throw Errors.spaRedemptionNotCrossOrigin();
+  const redirectUri = required(r.form, "redirect_uri");
+  if (redirectUri !== code.redirectUri) throw Errors.replyAddressMismatch(redirectUri);
+  const verifier = required(r.form, "code_verifier");
+  if (createHash("sha256").update(verifier).digest("base64url") !== code.codeChallenge) throw Errors.codeVerifierMismatch();
+  const { resolved, scp } = delegatedScopes(ctx, app, code.scope, tenant);
+  code.redeemed = true;
+  return ctx.userTokens(app, code.user, tenant, r.baseUrl, resolved, scp, azpacr, r.form.get("client_info") === "1", code.nonce);
 }
 
 /** `/devicecode`: a device code for a public client, the user code a person (here: an admin call) approves. */
