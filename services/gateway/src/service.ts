@@ -4,7 +4,7 @@ import { StatusService } from "@meridian/contracts/meridian/status/v1/status_ser
 import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { type Logger, serviceIdentity } from "@meridian/service-kit";
 import { type BusService, type BusServiceOptions, startBusService } from "@meridian/service-kit/bus";
-import { consoleRoutes } from "./api/console.js";
+import { consoleRoutes, consoleSignInFromConfig } from "./api/console.js";
 import { apiDocumentRoutes } from "./api/docs.js";
 import { applyRoutes, deadLetterService, gatewayErrors, routeService, statusService, sweepDrains, telemetryService } from "./api/index.js";
 import { backendTransport, registerProxy } from "./api/proxy.js";
@@ -25,6 +25,7 @@ export type Gateway = BusService;
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const declaredRoutes = config.ROUTES_FILE ? readRoutesFile(config.ROUTES_FILE, config.MAX_ROUTES) : [];
   const backends = options.backends ?? backendsFromConfig(config);
+  const signIn = consoleSignInFromConfig(config);
   const backendTls = backendTlsFromConfig(config, backends, logger);
   return startBusService(
     SERVICE,
@@ -47,9 +48,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       errors: [gatewayErrors],
       // GET /openapi.json and /docs/, and the console at every other path, without authentication (src/api/docs.ts,
       // src/api/console.ts): the console's API calls carry the caller's key.
-      httpRoutes: { ...consoleRoutes(config.CONSOLE_DIR), ...apiDocumentRoutes() },
+      httpRoutes: { ...consoleRoutes(config.CONSOLE_DIR, signIn), ...apiDocumentRoutes() },
       stop: async () => backendTls?.stop(),
-      declared: { setting: "ROUTES_FILE", entries: declaredRoutes.length, apply: () => applyRoutes(bus, declaredRoutes) },
+      declared: { setting: "ROUTES_FILE", entries: declaredRoutes.length, apply: () => applyRoutes(bus, declaredRoutes, logger) },
       // Draining routes whose sink has finished are removed here: only the gateway writes routes.
       run: (signal) => sweepDrains(bus, logger, signal),
     }),

@@ -84,6 +84,14 @@ describe("the console at /", () => {
     expect(await (await call(TEST_KEYS.admin)).json()).toMatchObject({ name: "test-admin", roles: ["*"] });
   });
 
+  it("tells the page that API keys are the way in, and keeps connect-src to its own origin, when no provider is set", async () => {
+    const res = await fetch(`${url}/console/config.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(await res.json()).toEqual({ apiKeySignIn: true });
+    expect((await fetch(`${url}/`)).headers.get("content-security-policy")).toContain("connect-src 'self';");
+  });
+
   it("says the console is not built when its folder has no index.html", async () => {
     const empty = mkdtempSync(join(tmpdir(), "gw-console-empty-"));
     const other = await startGateway(
@@ -98,5 +106,74 @@ describe("the console at /", () => {
     } finally {
       await other.stop();
     }
+  });
+});
+
+describe("the console's sign-in by redirect (CONSOLE_OIDC_*)", () => {
+  let nats: NatsServerHandle;
+  const dir = mkdtempSync(join(tmpdir(), "gw-console-oidc-"));
+  const AUTHORITY = "https://login.example.test:8443/3aa4a235-b6e2-48d5-9195-7fcf05b459b0/v2.0";
+  const base = () => ({ PORT: "0", AUTH_IDENTITIES_FILE: testIdentitiesFile(), NATS_URL: nats.url, CONSOLE_DIR: dir });
+
+  beforeAll(async () => {
+    writeFileSync(join(dir, "index.html"), "<!doctype html><title>console</title>");
+    nats = await startNatsServer();
+  });
+  afterAll(async () => {
+    await nats?.stop();
+  });
+
+  it("publishes the authority, client id, scopes and provider name before sign-in, and lets the page reach the authority's origin only", async () => {
+    const gw = await startGateway(
+      gatewayConfig.parse({
+        ...base(),
+        CONSOLE_OIDC_AUTHORITY: AUTHORITY,
+        CONSOLE_OIDC_CLIENT_ID: "5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716",
+        CONSOLE_OIDC_SCOPES: "openid api://meridian/access_as_user",
+        CONSOLE_OIDC_PROVIDER_NAME: "Microsoft Entra ID",
+        CONSOLE_API_KEY_SIGN_IN: "false",
+      }),
+      testLogger(),
+      { installSignalHandlers: false },
+    );
+    try {
+      const res = await fetch(`${gw.service.url}/console/config.json`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("cache-control")).toBe("no-cache");
+      expect(await res.json()).toEqual({
+        apiKeySignIn: false,
+        oidc: {
+          authority: AUTHORITY,
+          clientId: "5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716",
+          scopes: "openid api://meridian/access_as_user",
+          providerName: "Microsoft Entra ID",
+        },
+      });
+      for (const path of ["/", "/routes"]) {
+        const csp = (await fetch(`${gw.service.url}${path}`)).headers.get("content-security-policy")!;
+        expect(csp, path).toContain("connect-src 'self' https://login.example.test:8443;");
+        expect(csp, path).toContain("default-src 'self';");
+      }
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it("refuses an authority without a client id (and the reverse), an http:// authority, bad scopes, and no way in at all", async () => {
+    const start = (env: Record<string, string>) =>
+      startGateway(gatewayConfig.parse({ ...base(), ...env }), testLogger(), { installSignalHandlers: false });
+    await expect(start({ CONSOLE_OIDC_AUTHORITY: AUTHORITY })).rejects.toThrow(
+      "CONSOLE_OIDC_CLIENT_ID: required with CONSOLE_OIDC_AUTHORITY",
+    );
+    await expect(start({ CONSOLE_OIDC_CLIENT_ID: "console" })).rejects.toThrow(
+      "CONSOLE_OIDC_AUTHORITY: required with CONSOLE_OIDC_CLIENT_ID",
+    );
+    await expect(start({ CONSOLE_API_KEY_SIGN_IN: "false" })).rejects.toThrow(
+      "CONSOLE_API_KEY_SIGN_IN: false leaves the console no way to sign in",
+    );
+    expect(gatewayConfig.safeParse({ ...base(), CONSOLE_OIDC_AUTHORITY: "http://login.example.test/t/v2.0" }).success).toBe(false);
+    expect(gatewayConfig.safeParse({ ...base(), CONSOLE_OIDC_SCOPES: 'openid  "x"' }).success).toBe(false);
+    expect(gatewayConfig.safeParse({ ...base(), CONSOLE_OIDC_CLIENT_ID: "a b" }).success).toBe(false);
+    expect(gatewayConfig.safeParse({ ...base(), CONSOLE_OIDC_PROVIDER_NAME: "x".repeat(65) }).success).toBe(false);
   });
 });
