@@ -16,6 +16,8 @@ export interface NatsClusterNode {
   readonly storeDir: string;
   /** False between kill() and start(). */
   readonly running: boolean;
+  /** The running process's pid (benchmarks sample its CPU and RSS); undefined while it is not running. */
+  readonly pid: number | undefined;
   /** Kills the node (SIGKILL by default: a crash); its store stays for start(). */
   kill(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** Starts it again on the same ports and store, and waits until it is ready to serve clients. */
@@ -170,6 +172,10 @@ class ClusterNode implements NatsClusterNode {
 
   get running(): boolean {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  get pid(): number | undefined {
+    return this.running ? this.proc?.pid : undefined;
   }
 
   output(): string {

@@ -8,16 +8,19 @@
  * arrival − index is send → in the sink, and arrivals are counted per event against what the client was answered 2xx.
  *  - Meridian: nats-server, gateway and omf-sender as their own processes; an OMF route created through the gateway's
  *    RouteService; the client calls the gateway's `Publish` with an API key (auth on, as deployed).
+ *  - Meridian on a cluster (BENCH_VS_CLUSTER, 1; 0 skips it): the same on three nats-server processes routed into one
+ *    JetStream cluster, R3 stream and KV, every service given all three URLs — the production shape, beside the single node.
  *  - Node-RED (node_modules/node-red, headless with tests/bench/node-red/settings.cjs, a throwaway --userDir, flow
  *    tests/bench/node-red/flow.json, core nodes only): http in → function (OMF data per container, omf-sender's type
  *    and container ids) → http request (Basic auth, the OMF headers) → function → http response after the sink's 2xx.
  *  The type and the 10 containers are created once at the start by the bench, the same for both.
  *
- * Per round and system (rounds alternate which system goes first):
+ * Per round and system (each round starts with another system):
  *  1. throughput: BENCH_VS_CONCURRENCY (32) requests in flight, BENCH_VS_WARMUP_SECONDS (5) then BENCH_VS_SECONDS (30)
  *     measured: events/s into the sink (arrivals in the window), CPU µs per event of each process over the window;
  *  2. latency: BENCH_VS_RATE (5000) events/s at a fixed rate, BENCH_VS_WARMUP_SECONDS then BENCH_VS_LATENCY_SECONDS
- *     (30): p50 / p99 / p99.9 send → in the sink of the events sent after the warm-up;
+ *     (30): p50 / p99 / p99.9 send → in the sink of the events sent after the warm-up, and send → answered (for
+ *     Meridian: stored by JetStream; the rest of send → in the sink is what the bus and omf-sender add);
  *  3. sink down: the same fixed rate for BENCH_VS_OUTAGE_MARGIN_SECONDS (10), then the emulator drops every OMF
  *     request (reads it, closes the connection, stores nothing) for BENCH_VS_OUTAGE_SECONDS (10), then the margin
  *     again: events answered 2xx that never arrived (lost), arrived twice (duplicated), refused (non-2xx, errors,
@@ -31,7 +34,7 @@
  *            BENCH_VS_OUTAGE_MARGIN_SECONDS=2 BENCH_VS_OUTAGE_SECONDS=3 BENCH_RESULTS_DIR=/tmp/bench-results
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -39,10 +42,10 @@ import { dirname, join } from "node:path";
 import { Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { containerIdFor, typeForShape } from "@meridian/omf-sender/platform";
-import { freePort, type NatsServerHandle, startNatsServer, TEST_KEYS } from "@meridian/testing";
+import { freePort, startNatsCluster, startNatsServer, TEST_KEYS } from "@meridian/testing";
 import { pino } from "pino";
 import { envNumber, median, percentile, postJson } from "./common.js";
-import { REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
+import { natsPid, REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
 import { type PerProcess, ProcessSampler } from "./sampler.js";
@@ -56,6 +59,8 @@ const LATENCY_SECONDS = envNumber("BENCH_VS_LATENCY_SECONDS", 30, 1, 3600);
 const OUTAGE_SECONDS = envNumber("BENCH_VS_OUTAGE_SECONDS", 10, 1, 600);
 const OUTAGE_MARGIN_SECONDS = envNumber("BENCH_VS_OUTAGE_MARGIN_SECONDS", 10, 1, 600);
 const DRAIN_SECONDS = envNumber("BENCH_VS_DRAIN_SECONDS", 120, 5, 3600);
+/** 1 (default): Meridian also runs on a 3-node JetStream cluster (R3), beside the single node; 0 skips it. */
+const CLUSTER = envNumber("BENCH_VS_CLUSTER", 1, 0, 1) === 1;
 const RAW_MESSAGES = Math.round(envNumber("BENCH_VS_RAW_MESSAGES", 30_000, 1000, 10_000_000));
 const REQUEST_TIMEOUT_MS = Math.round(envNumber("BENCH_VS_REQUEST_TIMEOUT_MS", 30_000, 1000, 600_000));
 
@@ -141,8 +146,11 @@ function publishBody(base: number): string {
   return `{"events":[${parts.join(",")}]}`;
 }
 
+/** Meridian on one nats-server, Meridian on a 3-node cluster (BENCH_VS_CLUSTER), Node-RED. */
+type SystemName = "meridian" | "meridianCluster" | "nodeRed";
+
 interface Target {
-  name: "meridian" | "nodeRed";
+  name: SystemName;
   port: number;
   headers: Record<string, string>;
 }
@@ -400,22 +408,19 @@ interface System {
   stop(): Promise<void>;
 }
 
-/** The pid of the nats-server serving `storeDir` (startNatsServer does not expose it). */
-function natsServerPid(nats: NatsServerHandle): number {
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (argv[0]?.endsWith("nats-server") && argv.includes(nats.storeDir)) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  throw new Error(`no nats-server process with store ${nats.storeDir}`);
-}
-
-async function startMeridian(sink: Sink): Promise<System> {
-  const nats = await startNatsServer();
+/**
+ * Meridian on one nats-server (file storage, R1: what `docker compose up` runs), or with `cluster` on three routed into
+ * one cluster with R3 streams and KV (the production shape: a publish is answered once two of the three stored it).
+ */
+async function startMeridian(sink: Sink, cluster = false): Promise<System> {
+  const nats: { urls: string; pids: Record<string, number>; stop(): Promise<void> } = cluster
+    ? await startNatsCluster().then((c) => ({
+        urls: c.urls.join(","),
+        pids: Object.fromEntries(c.nodes.map((n) => [`nats-server ${n.name}`, n.pid!])),
+        stop: () => c.stop(),
+      }))
+    : await startNatsServer().then((n) => ({ urls: n.url, pids: { "nats-server": natsPid(n) }, stop: () => n.stop() }));
+  const busEnv: Record<string, string> = cluster ? { NATS_URL: nats.urls, NATS_STREAM_REPLICAS: "3" } : { NATS_URL: nats.urls };
   const procs: RunningProcess[] = [];
   try {
     const dir = mkdtempSync(join(tmpdir(), "bench-vsnr-"));
@@ -442,7 +447,7 @@ async function startMeridian(sink: Sink): Promise<System> {
         "services/omf-sender",
         {
           PORT: String(omfPort),
-          NATS_URL: nats.url,
+          ...busEnv,
           OMF_ENDPOINTS_FILE: endpointsFile,
           OMF_ALLOW_INSECURE_ENDPOINTS: "true",
           OMF_SECRET_BENCH_PI_PASSWORD: PI_USER.password,
@@ -457,7 +462,7 @@ async function startMeridian(sink: Sink): Promise<System> {
         "gateway",
         "services/gateway",
         // The per-caller rate limit is lifted: the bench measures the path, not the limit.
-        { PORT: String(gwPort), NATS_URL: nats.url, OMF_SENDER_URL: omfUrl, CALLER_RATE_LIMIT: "1000000", CALLER_RATE_BURST: "1000000" },
+        { PORT: String(gwPort), ...busEnv, OMF_SENDER_URL: omfUrl, CALLER_RATE_LIMIT: "1000000", CALLER_RATE_BURST: "1000000" },
         `${gwUrl}/readyz`,
       ),
     );
@@ -470,7 +475,7 @@ async function startMeridian(sink: Sink): Promise<System> {
     });
     if (!created.ok) throw new Error(`CreateRoute: ${created.status} ${await created.text()}`);
     // The route's consumer starts at the next message once omf-sender has made it: publish only from then on.
-    const bus = Bus.connect({ servers: nats.url, name: "bench-vsnr", logger });
+    const bus = Bus.connect({ servers: nats.urls.split(","), name: "bench-vsnr", logger });
     try {
       await bus.ready;
       const consumer = routeConsumerName(ROUTE_ID, Platform.OMF);
@@ -483,9 +488,13 @@ async function startMeridian(sink: Sink): Promise<System> {
       await bus.close();
     }
     const [omf, gateway] = procs as [RunningProcess, RunningProcess];
-    const sampler = new ProcessSampler({ gateway: gateway.proc.pid!, "omf-sender": omf.proc.pid!, "nats-server": natsServerPid(nats) });
+    const sampler = new ProcessSampler({ gateway: gateway.proc.pid!, "omf-sender": omf.proc.pid!, ...nats.pids });
     return {
-      target: { name: "meridian", port: gwPort, headers: { authorization: `Bearer ${TEST_KEYS["telemetry:publish"]}` } },
+      target: {
+        name: cluster ? "meridianCluster" : "meridian",
+        port: gwPort,
+        headers: { authorization: `Bearer ${TEST_KEYS["telemetry:publish"]}` },
+      },
       sampler,
       async stop() {
         sampler.stop();
@@ -740,14 +749,16 @@ async function main() {
     const { typeId, typeTag, containers } = await createTypeAndContainers(sink);
     const meridian = await startMeridian(sink);
     systems.push(meridian);
+    const meridianCluster = CLUSTER ? await startMeridian(sink, true) : undefined;
+    if (meridianCluster) systems.push(meridianCluster);
     const nodeRed = await startNodeRed(sink, typeTag);
     systems.push(nodeRed);
     // Idle RSS now, before any load; peaks from here on.
-    meridian.sampler.start();
-    nodeRed.sampler.start();
-    const rounds: Record<"meridian" | "nodeRed", Round[]> = { meridian: [], nodeRed: [] };
+    for (const sys of systems) sys.sampler.start();
+    const rounds: Record<SystemName, Round[]> = { meridian: [], meridianCluster: [], nodeRed: [] };
     for (let r = 0; r < ROUNDS; r++) {
-      const order = r % 2 === 0 ? [meridian, nodeRed] : [nodeRed, meridian];
+      // Each round in another order, so that no system always runs on the machine as the one before left it.
+      const order = systems.map((_, i) => systems[(i + r) % systems.length]!);
       for (const sys of order) {
         const throughput = await throughputPhase(sys, sink, containers);
         const latency = await latencyPhase(sys, sink, containers);
@@ -760,6 +771,7 @@ async function main() {
       }
     }
     const m = summary(meridian, rounds.meridian);
+    const c = meridianCluster ? summary(meridianCluster, rounds.meridianCluster) : undefined;
     const n = summary(nodeRed, rounds.nodeRed);
     appendResult("vs-node-red", {
       setup: {
@@ -768,6 +780,9 @@ async function main() {
         sink: "emulator-omf in its own process, PI Web API mode (Basic auth, OMF 1.2, create mode insert), arrivals recorded",
         meridian:
           "gateway (API key auth) → nats-server (JetStream, file storage) → omf-sender, each its own process; route via RouteService",
+        meridianCluster: CLUSTER
+          ? "the same, on 3 nats-server processes routed into one cluster (R3 stream and KV; NATS_URL lists all three)"
+          : "not run (BENCH_VS_CLUSTER=0)",
         nodeRed: "node-red 5 headless, tests/bench/node-red/flow.json (http in → function → http request → function → http response)",
         typeId,
         sinkDown: `the emulator drops every OMF request for ${OUTAGE_SECONDS} s in the middle of ${2 * OUTAGE_MARGIN_SECONDS + OUTAGE_SECONDS} s at the fixed rate`,
@@ -798,11 +813,24 @@ async function main() {
         p99: ratio(m.latencyAtFixedRate.p99Ms, n.latencyAtFixedRate.p99Ms),
         p999: ratio(m.latencyAtFixedRate.p999Ms, n.latencyAtFixedRate.p999Ms),
       },
+      clusterRatios: c && {
+        note: "Meridian on the 3-node cluster (R3) / Meridian on one node, medians of the rounds",
+        eventsPerSec: ratio(c.eventsPerSec, m.eventsPerSec),
+        cpuMicrosPerEvent: ratio(c.cpuMicrosPerEvent.total, m.cpuMicrosPerEvent.total),
+        peakRssMiB: ratio(c.peakRssMiB.total, m.peakRssMiB.total),
+        p50: ratio(c.latencyAtFixedRate.p50Ms, m.latencyAtFixedRate.p50Ms),
+        p99: ratio(c.latencyAtFixedRate.p99Ms, m.latencyAtFixedRate.p99Ms),
+      },
       meridian: m,
+      meridianCluster: c,
       nodeRed: n,
     });
-    if (m.everyEvent.lost > 0 || m.everyEvent.duplicated > 0)
-      console.error(`Meridian did not deliver every event exactly once: ${m.everyEvent.lost} lost, ${m.everyEvent.duplicated} duplicated`);
+    for (const [name, x] of [
+      ["Meridian", m],
+      ["Meridian on the cluster", c],
+    ] as const)
+      if (x && (x.everyEvent.lost > 0 || x.everyEvent.duplicated > 0))
+        console.error(`${name} did not deliver every event exactly once: ${x.everyEvent.lost} lost, ${x.everyEvent.duplicated} duplicated`);
   } finally {
     for (const s of systems.reverse()) await s.stop();
     sink.proc.kill();
