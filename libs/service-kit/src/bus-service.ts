@@ -212,7 +212,9 @@ export async function startBusService(
     signal,
     ...(options.statusIntervalMs ? { intervalMs: options.statusIntervalMs } : {}),
     collect: async () => ({ health: bus.connected ? Health.SERVING : Health.NOT_SERVING, pipelines: await counters() }),
-    onError: (err) => logger.warn({ err }, "status report failed"),
+    // A report cut off by the shutdown (the bus drains under it) is expected, not a fault to warn about.
+    onError: (err) =>
+      signal.aborted ? logger.debug({ err }, "status report cut off by the shutdown") : logger.warn({ err }, "status report failed"),
   });
 
   return { service, bus, stop: () => service.stop() };

@@ -210,6 +210,31 @@ describe("the bus-service starter", () => {
     expect(opened!.connected).toBe(false);
   });
 
+  it("a status report cut off by the shutdown (the bus drains under it) is logged at debug, not as a failure", async () => {
+    let release: (() => void) | undefined;
+    let collecting = false;
+    const svc = await start(
+      () => ({
+        // Holds the first report that finds it waiting until the test lets it go: after the shutdown has begun.
+        counters: () => {
+          if (release) return [];
+          collecting = true;
+          return new Promise((resolve) => {
+            release = () => resolve([]);
+          });
+        },
+      }),
+      "i-cut",
+    );
+    await svc.bus.ready;
+    await until(() => collecting, { what: "a status report in progress" });
+    const stopping = svc.stop();
+    release?.();
+    await stopping;
+    await until(() => svc.lines.some((l) => l.msg === "status report cut off by the shutdown"), { what: "the cut-off report's line" });
+    expect(svc.lines.filter((l) => l.level === 40 && l.msg === "status report failed")).toEqual([]);
+  });
+
   it("stops the service's work while the bus is still up, then drains the bus", async () => {
     let busUpDuringStop: boolean | undefined;
     let bus: Bus | undefined;
