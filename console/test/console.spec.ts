@@ -65,10 +65,11 @@ test.describe("sign in", () => {
 test("overview: every service is healthy, with its pipelines and streams", async ({ page }) => {
   await signIn(page);
   const services = page.getByTestId("services");
-  for (const name of ["gateway", "omf-sender", "idigi-listener"]) {
+  const names = ["gateway", "omf-sender", "idigi-listener", "iotc-bridge", "omnia-reader", "oci-twin-manager"];
+  for (const name of names) {
     await expect(services.locator(`tr[data-service="${name}"]`)).toContainText("serving");
   }
-  await expect(services.locator("tbody tr")).toHaveCount(3);
+  await expect(services.locator("tbody tr")).toHaveCount(names.length);
   await expect(page.getByTestId("streams")).toContainText("TELEMETRY");
   await expect(page.getByTestId("no-warnings")).toBeVisible();
   await checkPage(page, "overview");

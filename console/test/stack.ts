@@ -11,6 +11,7 @@ import { gatewayConfig, startGateway } from "@meridian/gateway";
 import { idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listener";
 import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
 import { freePort, startForTest, startNatsServer, testIdentities, testLogger, testTransport } from "@meridian/testing";
+import { startPlatforms } from "./stack-platforms.js";
 
 /** A key holding every read role and no admin one: what an operator who may look but not change gets. */
 export const VIEWER_KEY = `mrd_00000000ff01_${createHash("sha256").update("meridian console viewer").digest("base64url")}`;
@@ -22,6 +23,7 @@ export const VIEWER_KEY = `mrd_00000000ff01_${createHash("sha256").update("merid
  * the same code. Their addresses reach the tests through the environment (workers start after this).
  */
 export default async function stack() {
+  const started = Date.now();
   const nats = await startNatsServer();
   const emulator = await startOmfEmulator();
   const dir = mkdtempSync(join(tmpdir(), "meridian-console-"));
@@ -74,6 +76,8 @@ export default async function stack() {
     batchDurationSeconds: 0,
     startSession: true,
   });
+  // iotc-bridge, omnia-reader and oci-twin-manager with their emulators (test/stack-platforms.ts).
+  const platforms = await startPlatforms(nats.url, identitiesFile, dir, logger);
   // A fixed port, so that the gateway can be restarted where the page expects it.
   const port = String(await freePort());
   const startOurGateway = () =>
@@ -86,6 +90,7 @@ export default async function stack() {
         AUTH_IDENTITIES_FILE: identitiesFile,
         OMF_SENDER_URL: sender.service.url,
         IDIGI_LISTENER_URL: listener.service.url,
+        ...platforms.gateway,
         CONSOLE_DIR: join(import.meta.dirname, "..", "dist"),
       },
       {},
@@ -114,11 +119,14 @@ export default async function stack() {
   process.env.IDIGI_EMULATOR_URL = idigi.httpUrl;
   process.env.IDIGI_MONITOR_ID = monitor!.id;
   process.env.CONSOLE_VIEWER_KEY = VIEWER_KEY;
+  Object.assign(process.env, platforms.env);
+  console.log(`measure: the stack started in ${Date.now() - started} ms`);
   return async () => {
     control.close();
     await gateway.stop();
     await sender.stop();
     await listener.stop();
+    await platforms.stop();
     await idigi.stop();
     await emulator.stop();
     await nats.stop();

@@ -1,4 +1,3 @@
-import { Code } from "@connectrpc/connect";
 import { IdigiListenerService, SessionState } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
 import {
   type CheckEndpointResponse,
@@ -9,10 +8,12 @@ import {
 import { useState } from "preact/hooks";
 import { describeError } from "../api.js";
 import { ago } from "../format.js";
-import { mayCall, roleOf } from "../roles.js";
-import { rolesOf, useConsole } from "../ui/context.js";
+import { useConsole } from "../ui/context.js";
+import { ActionButton, DataTable, LoadState } from "../ui/platform-section.js";
 import { usePoll } from "../ui/poll.js";
-import { ScrollRegion } from "../ui/scroll-region.js";
+import { IotcApplications } from "./platforms-iotc.js";
+import { OciTwins } from "./platforms-oci.js";
+import { OmniaReaders } from "./platforms-omnia.js";
 
 const KIND: Record<EndpointKind, string> = {
   [EndpointKind.UNSPECIFIED]: "unknown",
@@ -23,20 +24,24 @@ const KIND: Record<EndpointKind, string> = {
 
 /**
  * The platforms behind the gateway, as far as the console knows them: OMF endpoints (check, and read a point's values
- * back from the endpoint itself), iDigi monitors and their push sessions. A platform service the gateway does not front answers unimplemented: shown as such.
+ * back from the endpoint itself), iDigi monitors and their push sessions, IoT Central applications with their devices
+ * and commands, Omnia readers with their series' data, OCI twins with their content and data. A platform service the
+ * gateway does not front answers unimplemented: its section says it is not available.
  */
 export function PlatformsPage() {
   return (
     <div class="page">
       <OmfEndpoints />
       <IdigiMonitors />
+      <IotcApplications />
+      <OmniaReaders />
+      <OciTwins />
     </div>
   );
 }
 
 function OmfEndpoints() {
-  const { client, caller } = useConsole();
-  const mayCheck = mayCall(rolesOf(caller), OmfSenderService.method.checkEndpoint);
+  const { client } = useConsole();
   const endpoints = usePoll((signal) => client(OmfSenderService).listEndpoints({}, { signal }), 10_000);
   const [checks, setChecks] = useState<Map<string, CheckEndpointResponse | string>>(new Map());
   const [open, setOpen] = useState<string | undefined>();
@@ -51,73 +56,50 @@ function OmfEndpoints() {
     setChecks((m) => new Map(m).set(id, result));
   };
 
-  const absent = endpoints.errorCode === Code.Unimplemented;
   return (
     <section aria-labelledby="omf-h">
       <h2 id="omf-h">OMF endpoints (omf-sender)</h2>
-      {endpoints.error && (
-        <p class={absent ? "hint" : "banner error"} role={absent ? undefined : "alert"}>
-          {endpoints.error}
-        </p>
-      )}
-      <ScrollRegion label="OMF endpoints">
-        <table data-testid="omf-endpoints">
-          <thead>
-            <tr>
-              <th scope="col">ID</th>
-              <th scope="col">Kind</th>
-              <th scope="col">URL</th>
-              <th scope="col">Insecure settings</th>
-              <th scope="col">Check</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
+      <LoadState load={endpoints} what="OMF endpoints" service={OmfSenderService} />
+      <DataTable
+        label="OMF endpoints"
+        testId="omf-endpoints"
+        columns={["ID", "Kind", "URL", "Insecure settings", "Check", { label: "Actions", hidden: true }]}
+        items={endpoints.data?.endpoints}
+        empty="No OMF endpoints."
+        row={(e) => {
+          const c = checks.get(e.id);
+          return (
+            <tr key={e.id} data-endpoint={e.id}>
+              <th scope="row">{e.id}</th>
+              <td>{KIND[e.kind]}</td>
+              <td>{e.url}</td>
+              <td class={e.insecureSettings.length > 0 ? "error" : undefined}>{e.insecureSettings.join(", ") || "none"}</td>
+              <td data-testid="check-result">
+                {c === undefined
+                  ? ""
+                  : typeof c === "string"
+                    ? c
+                    : `${c.reachable ? "reachable" : "unreachable"}, ${c.authenticated ? "authenticated" : "not authenticated"}${c.httpStatus ? `, HTTP ${c.httpStatus}` : ""}, ${c.latencyMs} ms${c.error ? `: ${c.error}` : ""}`}
+              </td>
+              <td>
+                <div class="actions">
+                  <ActionButton method={OmfSenderService.method.checkEndpoint} class="secondary" onClick={() => check(e.id)}>
+                    Check<span class="visually-hidden"> {e.id}</span>
+                  </ActionButton>
+                  <ActionButton
+                    method={OmfSenderService.method.listPoints}
+                    class="secondary"
+                    aria-expanded={open === e.id}
+                    onClick={() => setOpen(open === e.id ? undefined : e.id)}
+                  >
+                    Points<span class="visually-hidden"> of {e.id}</span>
+                  </ActionButton>
+                </div>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {endpoints.data?.endpoints.map((e) => {
-              const c = checks.get(e.id);
-              return (
-                <tr key={e.id} data-endpoint={e.id}>
-                  <th scope="row">{e.id}</th>
-                  <td>{KIND[e.kind]}</td>
-                  <td>{e.url}</td>
-                  <td class={e.insecureSettings.length > 0 ? "error" : undefined}>{e.insecureSettings.join(", ") || "none"}</td>
-                  <td data-testid="check-result">
-                    {c === undefined
-                      ? ""
-                      : typeof c === "string"
-                        ? c
-                        : `${c.reachable ? "reachable" : "unreachable"}, ${c.authenticated ? "authenticated" : "not authenticated"}${c.httpStatus ? `, HTTP ${c.httpStatus}` : ""}, ${c.latencyMs} ms${c.error ? `: ${c.error}` : ""}`}
-                  </td>
-                  <td>
-                    <div class="actions">
-                      <button
-                        type="button"
-                        class="secondary"
-                        disabled={!mayCheck}
-                        title={mayCheck ? undefined : `Needs ${roleOf(OmfSenderService.method.checkEndpoint)}`}
-                        onClick={() => check(e.id)}
-                      >
-                        Check<span class="visually-hidden"> {e.id}</span>
-                      </button>
-                      <button
-                        type="button"
-                        class="secondary"
-                        aria-expanded={open === e.id}
-                        onClick={() => setOpen(open === e.id ? undefined : e.id)}
-                      >
-                        Points<span class="visually-hidden"> of {e.id}</span>
-                      </button>
-                    </div>
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </ScrollRegion>
-      {endpoints.data && endpoints.data.endpoints.length === 0 && <p>No OMF endpoints.</p>}
+          );
+        }}
+      />
       {open && <EndpointPoints endpointId={open} />}
     </section>
   );
@@ -149,11 +131,8 @@ function EndpointPoints({ endpointId }: { endpointId: string }) {
       <label>
         Name filter <input value={filter} onChange={(e) => setFilter(e.currentTarget.value.trim())} />
       </label>
-      {points.error && (
-        <p class="error" role="alert">
-          {points.error}
-        </p>
-      )}
+      <LoadState load={points} what="points" />
+      {points.data && points.data.points.length === 0 && <p>No points.</p>}
       <ul class="points">
         {points.data?.points.map((p) => (
           <li key={p.id || p.name}>
@@ -164,32 +143,27 @@ function EndpointPoints({ endpointId }: { endpointId: string }) {
           </li>
         ))}
       </ul>
-      {points.data && points.data.points.length === 0 && <p>No points.</p>}
       {values && (
         <div data-testid="point-values">
           <h4>Values of {values.point}</h4>
-          {values.error && <p class="error">{values.error}</p>}
-          {values.res?.noData && <p>No data.</p>}
-          {values.res && values.res.values.length > 0 && (
-            <ScrollRegion label={`Values of ${values.point}`}>
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Time</th>
-                    <th scope="col">Value</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {values.res.values.map((v) => (
-                    <tr key={v.timestamp}>
-                      <td>{v.timestamp}</td>
-                      <td class="num">{v.valueJson}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </ScrollRegion>
+          {values.error && (
+            <p class="banner error" role="alert">
+              {values.error}
+            </p>
           )}
+          {values.res?.noData && <p>No data.</p>}
+          <DataTable
+            label={`Values of ${values.point}`}
+            columns={["Time", "Value"]}
+            items={values.res?.noData ? undefined : values.res?.values}
+            empty="No values."
+            row={(v) => (
+              <tr key={v.timestamp}>
+                <td>{v.timestamp}</td>
+                <td class="num">{v.valueJson}</td>
+              </tr>
+            )}
+          />
         </div>
       )}
     </section>
@@ -215,49 +189,32 @@ function IdigiMonitors() {
     ]);
     return { monitors: monitors.monitors, sessions: new Map(sessions.sessions.map((s) => [s.monitorId, s])) };
   }, 5_000);
-  const absent = data.errorCode === Code.Unimplemented;
   return (
     <section aria-labelledby="idigi-h">
       <h2 id="idigi-h">iDigi monitors (idigi-listener)</h2>
-      {data.error && (
-        <p class={absent ? "hint" : "banner error"} role={absent ? undefined : "alert"}>
-          {data.error}
-        </p>
-      )}
-      <ScrollRegion label="iDigi monitors">
-        <table data-testid="idigi-monitors">
-          <thead>
-            <tr>
-              <th scope="col">Monitor</th>
-              <th scope="col">Topics</th>
-              <th scope="col">Status at iDigi</th>
-              <th scope="col">Session</th>
-              <th scope="col">Since</th>
-              <th scope="col">Received</th>
-              <th scope="col">Delivered</th>
-              <th scope="col">Last error</th>
+      <LoadState load={data} what="iDigi monitors" service={IdigiListenerService} />
+      <DataTable
+        label="iDigi monitors"
+        testId="idigi-monitors"
+        columns={["Monitor", "Topics", "Status at iDigi", "Session", "Since", "Received", "Delivered", "Last error"]}
+        items={data.data?.monitors}
+        empty="No monitors."
+        row={(m) => {
+          const s = data.data?.sessions.get(m.id);
+          return (
+            <tr key={m.id} data-monitor={m.id}>
+              <th scope="row">{m.id}</th>
+              <td>{m.topics.join(", ")}</td>
+              <td>{m.status}</td>
+              <td>{s ? SESSION[s.state] : "none"}</td>
+              <td>{ago(s?.stateTime)}</td>
+              <td class="num">{String(s?.receivedEvents ?? "—")}</td>
+              <td class="num">{String(s?.deliveredEvents ?? "—")}</td>
+              <td>{s?.lastError}</td>
             </tr>
-          </thead>
-          <tbody>
-            {data.data?.monitors.map((m) => {
-              const s = data.data?.sessions.get(m.id);
-              return (
-                <tr key={m.id} data-monitor={m.id}>
-                  <th scope="row">{m.id}</th>
-                  <td>{m.topics.join(", ")}</td>
-                  <td>{m.status}</td>
-                  <td>{s ? SESSION[s.state] : "none"}</td>
-                  <td>{ago(s?.stateTime)}</td>
-                  <td class="num">{String(s?.receivedEvents ?? "—")}</td>
-                  <td class="num">{String(s?.deliveredEvents ?? "—")}</td>
-                  <td>{s?.lastError}</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </ScrollRegion>
-      {data.data && data.data.monitors.length === 0 && <p>No monitors.</p>}
+          );
+        }}
+      />
     </section>
   );
 }
