@@ -22,7 +22,7 @@ const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 const htmlText = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
 function page(title: string, body: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${htmlText(title)}</title></head><body><main><h1>${htmlText(title)}</h1>${body}</main></body></html>`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${htmlText(title)}</title></head><body><main><h1>${htmlText(title)}</h1>${body}</main></body></html>`;
 }
 
 function errorPage(e: EntraError, baseUrl: string): AuthorizeAnswer {
