@@ -8,7 +8,7 @@ import { PlatformsPage } from "./pages/platforms.js";
 import { RoutesPage } from "./pages/routes.js";
 import { SignInPage } from "./pages/sign-in.js";
 import { TelemetryPage } from "./pages/telemetry.js";
-import { forgetCredential, storeCredential, storedCredential } from "./session.js";
+import { credentialExpiry, forgetCredential, storeCredential, storedCredential } from "./session.js";
 import { type Caller, ConsoleContext } from "./ui/context.js";
 
 const PAGES = [
@@ -41,8 +41,8 @@ export function App() {
   if (!credential) {
     return (
       <SignInPage
-        onSignIn={(key) => {
-          storeCredential(key);
+        onSignIn={(key, expiresAt) => {
+          storeCredential(key, expiresAt);
           setCredential(key);
         }}
       />
@@ -83,6 +83,16 @@ function Console({ credential, onSignOut }: { credential: string; onSignOut: () 
   useEffect(() => {
     document.title = `${page.title} · Meridian console`;
   }, [page]);
+
+  // A sign-in by redirect ends when its access token expires (no refresh token is asked for): the same banner as a
+  // revoked key, at that moment rather than at the next refused call.
+  useEffect(() => {
+    const expiresAt = credentialExpiry();
+    if (expiresAt === undefined) return;
+    const expired = () => setAuthLost("Your sign-in has expired.");
+    const timer = setTimeout(expired, Math.max(0, Math.min(expiresAt - Date.now(), 2 ** 31 - 1)));
+    return () => clearTimeout(timer);
+  }, [credential]);
 
   const onAuthFailure = useCallback((message: string) => setAuthLost(message), []);
   const context = useMemo(() => ({ client, caller, onAuthFailure }), [client, caller, onAuthFailure]);

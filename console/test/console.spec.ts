@@ -43,7 +43,7 @@ test.describe("sign in", () => {
     console.log(`measure: first contentful paint of the console ${Math.round(Number(paint))} ms after navigation`);
     await checkPage(page, "sign-in");
     await page.getByLabel("API key").fill("mrd_000000000000_not-a-key");
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await expect(page.getByRole("alert")).toContainText("did not accept this API key");
 
     // By keyboard alone: the key field, then Enter.

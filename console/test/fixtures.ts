@@ -38,7 +38,7 @@ export const test = base.extend<{ allowedErrors: RegExp | null; pageErrors: stri
 export async function signIn(page: Page, key = ADMIN_KEY): Promise<void> {
   await page.goto("/");
   await page.getByLabel("API key").fill(key);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await expect(page.getByRole("navigation", { name: "Pages" })).toBeVisible();
 }
 

@@ -12,6 +12,7 @@ import { idigiListenerConfig, startIdigiListener } from "@meridian/idigi-listene
 import { omfSenderConfig, startOmfSender } from "@meridian/omf-sender";
 import { freePort, startForTest, startNatsServer, testIdentities, testLogger, testTransport } from "@meridian/testing";
 import { startPlatforms } from "./stack-platforms.js";
+import { startSignInProvider } from "./stack-sign-in.js";
 
 /** A key holding every read role and no admin one: what an operator who may look but not change gets. */
 export const VIEWER_KEY = `mrd_00000000ff01_${createHash("sha256").update("meridian console viewer").digest("base64url")}`;
@@ -37,12 +38,18 @@ export default async function stack() {
   const identitiesFile = join(dir, "identities.json");
   writeFileSync(identitiesFile, JSON.stringify(identities));
   const logger = testLogger();
+  // A fixed port, so that the gateway can be restarted where the page expects it (and is the console's redirect URI).
+  const port = String(await freePort());
+  // The console's sign-in by redirect: the Entra emulator as its OIDC provider (test/stack-sign-in.ts); the services
+  // behind the gateway verify its tokens too, since the gateway passes the caller's credential on.
+  const signIn = await startSignInProvider(`http://127.0.0.1:${port}`);
   const sender = await startForTest(
     startOmfSender,
     omfSenderConfig,
     {
       NATS_URL: nats.url,
       AUTH_IDENTITIES_FILE: identitiesFile,
+      ...signIn.auth,
       OMF_CREDENTIALS_KEY: randomBytes(32).toString("base64"),
       OMF_ALLOW_INSECURE_ENDPOINTS: "true",
       OMF_ALLOWED_HOSTS: "127.0.0.1",
@@ -59,6 +66,7 @@ export default async function stack() {
     {
       NATS_URL: nats.url,
       AUTH_IDENTITIES_FILE: identitiesFile,
+      ...signIn.auth,
       IDIGI_URL: idigi.httpUrl,
       IDIGI_PUSH_PORT: String(idigi.pushPort),
       IDIGI_USERNAME: "emulator",
@@ -78,8 +86,6 @@ export default async function stack() {
   });
   // iotc-bridge, omnia-reader and oci-twin-manager with their emulators (test/stack-platforms.ts).
   const platforms = await startPlatforms(nats.url, identitiesFile, dir, logger);
-  // A fixed port, so that the gateway can be restarted where the page expects it.
-  const port = String(await freePort());
   const startOurGateway = () =>
     startForTest(
       startGateway,
@@ -91,6 +97,7 @@ export default async function stack() {
         OMF_SENDER_URL: sender.service.url,
         IDIGI_LISTENER_URL: listener.service.url,
         ...platforms.gateway,
+        ...signIn.gateway,
         CONSOLE_DIR: join(import.meta.dirname, "..", "dist"),
       },
       {},
@@ -120,6 +127,7 @@ export default async function stack() {
   process.env.IDIGI_MONITOR_ID = monitor!.id;
   process.env.CONSOLE_VIEWER_KEY = VIEWER_KEY;
   Object.assign(process.env, platforms.env);
+  Object.assign(process.env, signIn.env);
   console.log(`measure: the stack started in ${Date.now() - started} ms`);
   return async () => {
     control.close();
@@ -127,6 +135,7 @@ export default async function stack() {
     await sender.stop();
     await listener.stop();
     await platforms.stop();
+    await signIn.stop();
     await idigi.stop();
     await emulator.stop();
     await nats.stop();
