@@ -1,12 +1,11 @@
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
-import { TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { describeError } from "../api.js";
 import { pointNumber, pointValue } from "../format.js";
+import { followTelemetry } from "../live-stream.js";
 import { useConsole } from "../ui/context.js";
 import { LineChart, type Series } from "../ui/line-chart.js";
+import { RingBuffer } from "../ui/ring.js";
 import { VirtualTable } from "../ui/virtual-table.js";
 
 /** Rows kept for the table (one per point value): older ones fall off. */
@@ -54,91 +53,60 @@ export function TelemetryPage() {
   const [paused, setPaused] = useState(false);
   const [view, setView] = useState<{ rows: Row[]; series: Series[]; count: number }>({ rows: [], series: [], count: 0 });
   const [state, setState] = useState<string>("Not following: choose a filter and press Follow.");
-  const rows = useRef<Row[]>([]);
-  const series = useRef(new Map<string, Array<[number, number]>>());
+  // Made once (a useRef argument would allocate a 20,000-slot buffer on every render).
+  const [rows] = useState(() => new RingBuffer<Row>(MAX_ROWS));
+  const series = useRef(new Map<string, RingBuffer<[number, number]>>());
   const count = useRef(0);
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
 
-  // The stream: reopened after a failure (gateway restart) from the last event's time, with backoff; events already
-  // seen are not shown twice.
   useEffect(() => {
     if (!filter) return;
-    rows.current = [];
+    rows.clear();
     series.current = new Map();
     count.current = 0;
     const ac = new AbortController();
-    const seen = new Set<string>();
-    let from = filter.start ? new Date(filter.start) : undefined;
-    let delay = 500;
-    const run = async () => {
-      while (!ac.signal.aborted) {
-        try {
-          setState("Following the stream.");
-          const stream = client(TelemetryService).subscribe(
-            {
-              filter: { platform: filter.platform, connection: filter.connection, device: filter.device },
-              ...(from ? { startTime: timestampFromDate(from) } : {}),
-            },
-            { signal: ac.signal },
-          );
-          for await (const { event } of stream) {
-            delay = 500;
-            if (!event || seen.has(event.id)) continue;
-            seen.add(event.id);
-            if (seen.size > 50_000) seen.delete(seen.values().next().value!);
-            const t = event.observedTime ? timestampDate(event.observedTime).getTime() : Date.now();
-            from = event.receivedTime ? timestampDate(event.receivedTime) : new Date(t);
-            count.current++;
-            for (const p of event.points) {
-              if (filter.point && p.name !== filter.point) continue;
-              const src = event.source!;
-              rows.current.push({
-                key: `${event.id}/${p.name}`,
-                time: t,
-                platform: platformName(src.platform),
-                connection: src.connection,
-                device: src.device,
-                point: p.name,
-                value: pointValue(p),
-                unit: p.unit,
-              });
-              const n = pointNumber(p);
-              const name = `${src.device}/${p.name}`;
-              if (n !== undefined && (series.current.has(name) || series.current.size < MAX_SERIES)) {
-                const s = series.current.get(name) ?? [];
-                s.push([t, n]);
-                if (s.length > MAX_POINTS) s.splice(0, s.length - MAX_POINTS);
-                series.current.set(name, s);
-              }
+    void followTelemetry({
+      client,
+      filter: { platform: filter.platform, connection: filter.connection, device: filter.device },
+      ...(filter.start ? { start: new Date(filter.start) } : {}),
+      signal: ac.signal,
+      onState: setState,
+      onAuthFailure,
+      onEvent: (event) => {
+        const t = event.observedTime ? timestampDate(event.observedTime).getTime() : Date.now();
+        count.current++;
+        for (const p of event.points) {
+          if (filter.point && p.name !== filter.point) continue;
+          const src = event.source!;
+          rows.push({
+            key: `${event.id}/${p.name}`,
+            time: t,
+            platform: platformName(src.platform),
+            connection: src.connection,
+            device: src.device,
+            point: p.name,
+            value: pointValue(p),
+            unit: p.unit,
+          });
+          const n = pointNumber(p);
+          const name = `${src.device}/${p.name}`;
+          if (n !== undefined && (series.current.has(name) || series.current.size < MAX_SERIES)) {
+            let s = series.current.get(name);
+            if (!s) {
+              s = new RingBuffer<[number, number]>(MAX_POINTS);
+              series.current.set(name, s);
             }
-            if (rows.current.length > MAX_ROWS) rows.current.splice(0, rows.current.length - MAX_ROWS);
+            s.push([t, n]);
           }
-          if (!ac.signal.aborted) setState("The stream ended; reopening.");
-        } catch (err) {
-          if (ac.signal.aborted) return;
-          const code = ConnectError.from(err).code;
-          if (code === Code.Unauthenticated) {
-            onAuthFailure(describeError(err));
-            setState(describeError(err));
-            return;
-          }
-          if (code === Code.PermissionDenied || code === Code.InvalidArgument) {
-            setState(describeError(err));
-            return;
-          }
-          setState(`Reconnecting in ${(delay / 1000).toFixed(1)} s: ${describeError(err)}`);
         }
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 10_000);
-      }
-    };
-    void run();
+      },
+    });
     const redraw = setInterval(() => {
       if (pausedRef.current) return;
       setView({
-        rows: rows.current.slice(),
-        series: [...series.current].map(([name, points]) => ({ name, points: points.slice() })),
+        rows: rows.toArray(),
+        series: [...series.current].map(([name, points]) => ({ name, points: points.toArray() })),
         count: count.current,
       });
     }, REDRAW_MS);
@@ -146,7 +114,7 @@ export function TelemetryPage() {
       ac.abort();
       clearInterval(redraw);
     };
-  }, [filter, client, onAuthFailure]);
+  }, [filter, client, onAuthFailure, rows]);
 
   const set = (k: keyof Filter) => (e: Event) => {
     const el = e.currentTarget as HTMLInputElement | HTMLSelectElement;
