@@ -33,7 +33,12 @@
  * The run fails (exit 1) on growth, on a page that did not keep up, on a refused call, or on an error in the page.
  * Appends one JSON object to tests/bench/results/console.jsonl and prints it. A smoke run:
  * BENCH_CONSOLE_SECONDS=30 BENCH_CONSOLE_WARMUP_SECONDS=5 BENCH_CONSOLE_SAMPLE_SECONDS=2 BENCH_RESULTS_DIR=/tmp/….
+ * To see what the page keeps: BENCH_CONSOLE_HEAP_SNAPSHOTS=<folder> writes a heap snapshot of the page at the first
+ * sample after the warm-up and one at the end of the load, and console-heap-diff.json (heap-snapshot.ts): the kinds
+ * of objects that grew most between them and the retainer paths of a few new ones. A snapshot pauses the page for
+ * seconds, so a run with them is for diagnosis, not for its numbers.
  */
+import { writeFileSync } from "node:fs";
 import { Agent } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -42,6 +47,7 @@ import { TEST_KEYS } from "@meridian/testing";
 import { type CDPSession, chromium, type Page } from "@playwright/test";
 import { envNumber, median, postJson } from "./common.js";
 import { judgeGrowth, slope } from "./growth.js";
+import { diffHeapSnapshots, writeHeapSnapshot } from "./heap-snapshot.js";
 import { REPO_ROOT } from "./processes.js";
 import { appendResult } from "./results.js";
 import { procPssMiB, procRssMiB } from "./sampler.js";
@@ -59,6 +65,8 @@ const BOUNDS = {
   minRiseMiB: envNumber("BENCH_CONSOLE_MIN_RISE_MIB", 4, 0, 10_000),
 };
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** A folder: heap snapshots of the page at the end of the warm-up and at the end of the load, and what grew between. */
+const HEAP_SNAPSHOTS = process.env.BENCH_CONSOLE_HEAP_SNAPSHOTS || undefined;
 /** Calls in flight at most; past it the schedule waits (and ticksBehindSchedule says so). */
 const MAX_IN_FLIGHT = 64;
 const CONNECTION = "console-bench";
@@ -262,9 +270,18 @@ async function main() {
     await sampleNow();
     const loadEnd = loadStart + SECONDS * 1000;
     let lastReport = performance.now();
+    const snapshots: string[] = [];
+    const snapshot = async (label: string) => {
+      if (!HEAP_SNAPSHOTS) return;
+      const file = join(HEAP_SNAPSHOTS, `console-${label}.heapsnapshot`);
+      await writeHeapSnapshot(cdp, file);
+      snapshots.push(file);
+      console.error(`console: heap snapshot ${file}`);
+    };
     for (let next = loadStart + SAMPLE_SECONDS * 1000; next < loadEnd; next += SAMPLE_SECONDS * 1000) {
       await sleep(Math.max(0, next - performance.now()));
       const s = await sampleNow();
+      if (snapshots.length === 0 && s.t >= WARMUP_SECONDS) await snapshot(`${Math.round(s.t)}s`);
       if (performance.now() - lastReport >= 60_000 || SECONDS <= 60) {
         lastReport = performance.now();
         console.error(
@@ -275,6 +292,13 @@ async function main() {
     await sleep(Math.max(0, loadEnd - performance.now()));
     await load.stop();
     const end = await sampleNow();
+    await snapshot(`${Math.round(end.t)}s`);
+    if (snapshots.length === 2) {
+      const diff = diffHeapSnapshots(snapshots[0]!, snapshots[1]!);
+      const file = join(HEAP_SNAPSHOTS!, "console-heap-diff.json");
+      writeFileSync(file, `${JSON.stringify(diff, null, 2)}\n`);
+      console.error(`console: what grew between the snapshots: ${file}`);
+    }
     const cpuAfter = await chromiumProcesses(browserCdp);
     const loadSummary = load.summary();
 
