@@ -44,6 +44,11 @@ export interface DurableConsumerOptions {
    */
   startTime?: Date;
   /**
+   * Where the consumer starts if it does not exist yet, as a stream sequence (wins over startTime): a route's consumer
+   * made again after a change of source, at the first message stored after the change.
+   */
+  startSequence?: number;
+  /**
    * Use the consumer only if it exists, never create it: deliveries() ends once it is gone. For a draining route,
    * whose consumer another replica may delete at any moment and which must not come back.
    */
@@ -213,22 +218,36 @@ export class DurableConsumer {
       max_deliver: -1,
     };
     const update = async () => {
-      await jsm.consumers.update(this.stream, this.options.durable, settings);
+      try {
+        await jsm.consumers.update(this.stream, this.options.durable, settings);
+      } catch (err) {
+        // nats-server 2.9.10 refuses every change to a consumer made at a start time ("start time can not be
+        // updated", the only start a route's first consumer has): it is used as it is. Its filter is never what
+        // changes: a route's change of source makes a new consumer (routeConsumer).
+        if (!/can not be updated/.test((err as Error).message)) throw err;
+        this.log.warn(
+          { err: (err as Error).message, wanted: settings },
+          "nats-server refused to change the consumer's settings; using it as it is",
+        );
+      }
       return true;
     };
     if (await consumerBacklog(this.bus, this.options.durable, this.stream)) return update();
     if (this.options.existingOnly) return false;
     const start = this.options.startTime;
+    const at = this.options.startSequence;
     try {
       await jsm.consumers.add(this.stream, {
         ...settings,
         durable_name: this.options.durable,
         ack_policy: AckPolicy.Explicit,
-        ...(start
-          ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start.toISOString() }
-          : { deliver_policy: DeliverPolicy.New }),
+        ...(at !== undefined
+          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: at }
+          : start
+            ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start.toISOString() }
+            : { deliver_policy: DeliverPolicy.New }),
       });
-      this.log.info({ start: start?.toISOString() ?? "new messages" }, "durable consumer created");
+      this.log.info({ start: at !== undefined ? `sequence ${at}` : (start?.toISOString() ?? "new messages") }, "durable consumer created");
       return true;
     } catch (err) {
       // Another replica created it first (with other settings, or "new" resolved at another moment): use that one.

@@ -32,6 +32,18 @@ export class KeyExistsError extends Error {
   }
 }
 
+/** A compare-and-set write to a KV key that was written since the revision it names. */
+export class KeyChangedError extends Error {
+  constructor(
+    readonly key: string,
+    readonly revision: number,
+    options?: ErrorOptions,
+  ) {
+    super(`key "${key}" changed since revision ${revision}`, options);
+    this.name = "KeyChangedError";
+  }
+}
+
 /**
  * A message over the server's max_payload. Retrying can never help: split the batch, or dead-letter it.
  */

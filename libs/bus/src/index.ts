@@ -48,7 +48,14 @@ export {
 } from "./consumer.js";
 export { DEAD_LETTER_HEADERS, type DeadLetter, REPLAY_CONSUMER_HEADER, REPLAY_HEADERS, replayMsgId } from "./dead-letter.js";
 export { type DeadLetterPage, type DeadLetterPageOptions, DeadLetters, type StoredDeadLetter } from "./dead-letters.js";
-export { BusPermissionError, BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
+export {
+  BusPermissionError,
+  BusUnavailableError,
+  KeyChangedError,
+  KeyExistsError,
+  MessageTooLargeError,
+  PermanentError,
+} from "./errors.js";
 export { jsonCodec, KvBucket, type KvBucketOptions, type KvCodec, protoCodec } from "./kv.js";
 export {
   BUCKETS,
@@ -62,6 +69,7 @@ export {
 export {
   countFailure,
   drainThroughOf,
+  ensureRouteConsumer,
   type PipelineConsumerState,
   pipelineCounters,
   type RouteConsumerOptions,
@@ -70,6 +78,8 @@ export {
   RouteSinks,
   type RouteSinksOptions,
   routeConsumer,
+  sourceChangeDelivered,
+  sourceChangePhase,
 } from "./route-sinks.js";
 export { parseServers, redactUrl, type ServerList } from "./servers.js";
 export {

@@ -1,7 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { KV, KvEntry } from "nats";
 import type { Bus } from "./bus.js";
-import { BusPermissionError, BusUnavailableError, isPermissionError, KeyExistsError } from "./errors.js";
+import { BusPermissionError, BusUnavailableError, isPermissionError, KeyChangedError, KeyExistsError } from "./errors.js";
 
 /** How values of a bucket are turned into bytes and back. */
 export interface KvCodec<T> {
@@ -55,6 +55,25 @@ export class KvBucket<T> {
   async get(key: string): Promise<T | undefined> {
     const e = await (await this.kv()).get(key);
     return live(e) ? this.codec.decode(e.value) : undefined;
+  }
+
+  /** The value with the revision it was written at (the bucket stream's sequence), for a later `update`. */
+  async entry(key: string): Promise<{ value: T; revision: number } | undefined> {
+    const e = await (await this.kv()).get(key);
+    return live(e) ? { value: this.codec.decode(e.value), revision: e.revision } : undefined;
+  }
+
+  /**
+   * Writes only if the key is still at `revision` (compare and set): KeyChangedError when anyone wrote or deleted it
+   * since. Returns the new revision.
+   */
+  async update(key: string, value: T, revision: number): Promise<number> {
+    try {
+      return await (await this.kv()).update(key, this.codec.encode(value), revision);
+    } catch (err) {
+      if (/wrong last sequence/i.test((err as Error).message)) throw new KeyChangedError(key, revision, { cause: err });
+      throw this.writeError(err, key);
+    }
   }
 
   /** Writes are refused with BusPermissionError when this service's NATS user does not own the bucket. */

@@ -1,15 +1,17 @@
 /** The routes bucket turned into running sinks: the one route manager every sink service uses. */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Route, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
+import { type Route, RouteDrainSchema, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { type PipelineCounters, PipelineCountersSchema } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import type { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, sleep } from "@meridian/retry";
+import { DeliverPolicy } from "nats";
 import type { Logger } from "pino";
 import type { BacklogState } from "./backlog.js";
-import type { Bus } from "./bus.js";
+import { type Bus, isNotFound, STREAMS } from "./bus.js";
 import {
   type ConsumerBacklog,
+  consumerBacklog,
   DurableConsumer,
   type DurableConsumerOptions,
   deleteConsumer,
@@ -55,6 +57,65 @@ export type RouteConsumerOptions = Omit<
 };
 
 /**
+ * Which side of its route's source change a route's consumer is on: "previous" while it is the consumer from before
+ * the change (it delivers what was stored up to the change by the previous source), "current" once it was made again
+ * at the first message after the change (or when there is none: the sink makes that one). nats-server 2.9.10 cannot
+ * change the filter of a consumer made at a start time, so a change of source is a new consumer, not an update.
+ */
+export async function sourceChangePhase(bus: Bus, route: Route, sinkPlatform: Platform): Promise<"previous" | "current" | "none"> {
+  const change = route.sourceChange;
+  if (!change) return "none";
+  try {
+    const { config } = await bus.jsm().consumers.info(STREAMS.telemetry, routeConsumerName(route.id, sinkPlatform));
+    return config.deliver_policy === DeliverPolicy.StartSequence && config.opt_start_seq === Number(change.lastSequence) + 1
+      ? "current"
+      : "previous";
+  } catch (err) {
+    if (isNotFound(err)) return "current";
+    throw err;
+  }
+}
+
+/** Whether a route's sink is past its source change: the consumer on the new source exists (the gateway then clears it). */
+export async function sourceChangeDelivered(bus: Bus, route: Route, sinkPlatform: Platform): Promise<boolean> {
+  if (!route.sourceChange) return true;
+  if ((await consumerBacklog(bus, routeConsumerName(route.id, sinkPlatform))) === undefined) return false;
+  return (await sourceChangePhase(bus, route, sinkPlatform)) === "current";
+}
+
+/**
+ * Makes a route's consumer (on its source, at its start) unless it exists: what the gateway does before it fixes a
+ * source change's sequence, so that a route no sink has consumed yet still delivers its previous source's events
+ * stored before the change. Its ack settings are the defaults until the sink makes the consumer on the new source.
+ */
+export async function ensureRouteConsumer(bus: Bus, route: Route, sinkPlatform: Platform, logger: Logger): Promise<void> {
+  const durable = routeConsumerName(route.id, sinkPlatform);
+  if (await consumerBacklog(bus, durable)) return;
+  await new DurableConsumer(bus, { durable, filterSubject: telemetrySelection(route.source).subject, logger, ...startOf(route) }).declare();
+}
+
+/**
+ * The route its sink runs while the consumer from before a source change delivers what was stored up to it: the
+ * previous source, draining through the change's sequence (later messages of that consumer are skipped: they are the
+ * new consumer's to deliver, by the new source).
+ */
+function previousSourceView(route: Route): Route {
+  return create(RouteSchema, {
+    ...route,
+    source: route.sourceChange?.previousSource,
+    sourceChange: undefined,
+    state: RouteState.DRAINING,
+    drain: create(RouteDrainSchema, { lastSequence: route.sourceChange?.lastSequence ?? 0n }),
+  });
+}
+
+function startOf(route: Route): { startTime?: Date } {
+  if (route.startTime) return { startTime: timestampDate(route.startTime) };
+  if (route.createTime) return { startTime: timestampDate(route.createTime) };
+  return {};
+}
+
+/**
  * The durable consumer of a route's sink: `routeConsumerName(route.id, sinkPlatform)` on the route's source. Created
  * (the first time only) at the route's start_time, else at its create_time: what was published once CreateRoute
  * answered is the route's, however late the sink service gets to the route (busy, restarting, down). A route with
@@ -72,11 +133,9 @@ export function routeConsumer(bus: Bus, route: Route, sinkPlatform: Platform, op
     filterSubject: selection.subject,
     eventFilter: selection.events,
     existingOnly: drainThroughOf(route) !== undefined,
-    ...(route.startTime
-      ? { startTime: timestampDate(route.startTime) }
-      : route.createTime
-        ? { startTime: timestampDate(route.createTime) }
-        : {}),
+    ...startOf(route),
+    // Made again after a change of source: from the first message stored after it.
+    ...(route.sourceChange ? { startSequence: Number(route.sourceChange.lastSequence) + 1 } : {}),
     ...(backoff ? { backoff } : {}),
   });
 }
@@ -123,6 +182,8 @@ interface Running<S> {
   drain?: AbortController;
   /** The drain is over and the consumer gone; kept until the gateway removes the route, so it is not drained twice. */
   drained?: boolean;
+  /** Set while the sink delivers the previous source of a route's source change: the route to run once that is done. */
+  switchTo?: Route;
 }
 
 /**
@@ -175,9 +236,12 @@ export class RouteSinks<S extends RouteSink> {
     const ours = route !== undefined && route.sink?.platform === this.o.platform && route.sink.target !== "";
     // Deleting a route means "deliver what it holds, then go": a disabled route drains too.
     const wanted = ours && (draining || !route.disabled);
+    // A change of source the consumer is not past yet: the previous source is delivered first (through the change).
+    const previous = wanted && !draining && (await sourceChangePhase(this.o.bus, route, this.o.platform)) === "previous";
     const fingerprint = wanted
       ? JSON.stringify({
           s: route.source,
+          c: route.sourceChange ? `${route.sourceChange.lastSequence}${previous ? ":previous" : ""}` : "",
           t: route.sink?.target,
           d: draining ? String(route.drain?.lastSequence) : "",
           x: this.o.fingerprint?.(route) ?? "",
@@ -201,11 +265,11 @@ export class RouteSinks<S extends RouteSink> {
       return;
     }
     if (!wanted) return;
-    const sink = this.o.create(route);
-    const running: Running<S> = { sink, fingerprint };
+    const sink = this.o.create(previous ? previousSourceView(route) : route);
+    const running: Running<S> = { sink, fingerprint, ...(previous ? { switchTo: route } : {}) };
     this.sinks.set(key, running);
     sink.start();
-    this.o.logger.info({ route: key, ...this.o.describe?.(sink), draining }, "route sink started");
+    this.o.logger.info({ route: key, ...this.o.describe?.(sink), draining, previousSource: previous }, "route sink started");
     if (sink.drainThrough !== undefined) {
       running.drain = new AbortController();
       void this.watchDrain(key, running, sink.drainThrough, AbortSignal.any([this.ac.signal, running.drain.signal]));
@@ -237,6 +301,17 @@ export class RouteSinks<S extends RouteSink> {
     // Everything up to the delete is acknowledged: what the sink still pulls came later, and goes with the consumer.
     await running.sink.stop();
     const held = await running.sink.consumer.delete();
+    if (running.switchTo) {
+      // What the stream stored up to the change is delivered by the previous source; the new source's consumer starts
+      // at the next sequence, so nothing is skipped or delivered twice across the two.
+      this.sinks.delete(key);
+      this.o.logger.info(
+        { route: key, lastSequence: running.sink.drainThrough, skippedAfterChange: held ? held.pending + held.ackPending : 0 },
+        "route's source change: the previous source's backlog is delivered; its consumer is made again on the new source",
+      );
+      await this.apply(key, running.switchTo);
+      return;
+    }
     running.drained = true;
     const { delivered, failed } = running.sink.counters;
     if (held)

@@ -202,15 +202,15 @@ describe("the routes file", () => {
     const { applyRoutes } = await import("../src/api/routes.js");
     const first = new Date(Date.now() - 60_000);
     const file = (start: Date) => [create(RouteSchema, omfRoute("filed", "f-1", { startTime: timestampFromDate(start) }))];
-    expect((await applyRoutes(bus, file(first))).created).toEqual(["filed"]);
+    expect((await applyRoutes(bus, file(first), testLogger())).created).toEqual(["filed"]);
     // The file's start_time changed later (or is simply old by now): the route keeps the one it was created with.
-    expect((await applyRoutes(bus, file(new Date(0)))).unchanged).toEqual(["filed"]);
+    expect((await applyRoutes(bus, file(new Date(0)), testLogger())).unchanged).toEqual(["filed"]);
     expect(timestampDate((await routeBucket(bus).get("filed"))!.startTime!).getTime()).toBe(first.getTime());
 
     await sinkConsumer("filed", "f-1");
     await publish("f-1", 2);
     await routes.deleteRoute({ id: "filed" });
-    const result = await applyRoutes(bus, file(first));
+    const result = await applyRoutes(bus, file(first), testLogger());
     expect(result.draining).toEqual(["filed"]);
     expect((await routeBucket(bus).get("filed"))?.state).toBe(RouteState.DRAINING);
   });

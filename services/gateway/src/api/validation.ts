@@ -95,6 +95,14 @@ export function validateSubscribe(req: SubscribeRequest): void {
   if (t && (t.nanos < 0 || t.nanos > 999_999_999)) invalidArgument([{ path: "start_time.nanos", reason: "out of range" }]);
 }
 
+/** A route's display_name, source fields and sink target: names, not documents. */
+export const MAX_ROUTE_NAME_CHARS = 256;
+/** Sink options a route holds at most; each key a name, each value up to a mapping document (omf-sender's omfMapping). */
+export const MAX_ROUTE_OPTIONS = 32;
+export const ROUTE_OPTION_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+export const MAX_ROUTE_OPTION_VALUE_BYTES = 64 * 1024;
+
+/** CreateRoute's and UpdateRoute's checks of the route they are given, field paths as in the proto. */
 export function validateRoute(route: Route | undefined): asserts route is Route {
   if (!route) return invalidArgument([{ path: "route", reason: "required" }]);
   const violations = requireFields(RouteSchema, route, "route");
@@ -102,7 +110,30 @@ export function validateRoute(route: Route | undefined): asserts route is Route 
     violations.push({ path: "route.id", reason: "must be 1-63 lower-case letters, digits or '-', starting with a letter" });
   if (route.sink?.platform && !SINK_PLATFORMS.has(route.sink.platform))
     violations.push({ path: "route.sink.platform", reason: `${Platform[route.sink.platform]} has no sink service` });
-  if (violations.length > 0) invalidArgument(violations);
+  const name = (path: string, value: string | undefined) => {
+    if (value && value.length > MAX_ROUTE_NAME_CHARS) violations.push({ path, reason: `longer than ${MAX_ROUTE_NAME_CHARS} characters` });
+  };
+  name("route.display_name", route.displayName);
+  name("route.source.connection", route.source?.connection);
+  name("route.source.device", route.source?.device);
+  name("route.sink.target", route.sink?.target);
+  const platform = route.source?.platform;
+  if (platform !== undefined && !(platform in Platform))
+    violations.push({ path: "route.source.platform", reason: `unknown platform ${platform}` });
+  const options = Object.entries(route.options);
+  if (options.length > MAX_ROUTE_OPTIONS)
+    violations.push({ path: "route.options", reason: `${options.length} options; at most ${MAX_ROUTE_OPTIONS}` });
+  else
+    for (const [key, value] of options) {
+      if (!ROUTE_OPTION_KEY.test(key))
+        violations.push({
+          path: `route.options[${JSON.stringify(key.slice(0, 80))}]`,
+          reason: "a key is 1-64 letters, digits, '_', '.' or '-', starting with a letter",
+        });
+      else if (Buffer.byteLength(value) > MAX_ROUTE_OPTION_VALUE_BYTES)
+        violations.push({ path: `route.options["${key}"]`, reason: `longer than ${MAX_ROUTE_OPTION_VALUE_BYTES} bytes` });
+    }
+  if (violations.length > 0) invalidArgument(violations.slice(0, 20));
 }
 
 /** Dead letters one Replay or Purge call names at most. */

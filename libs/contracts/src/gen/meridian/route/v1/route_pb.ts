@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/route/v1/route.proto.
  */
 export const file_meridian_route_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZS5wcm90bxIRbWVyaWRpYW4ucm91dGUudjEi5QMKBVJvdXRlEg8KAmlkGAEgASgJQgPgQQgSFAoMZGlzcGxheV9uYW1lGAIgASgJEjgKBnNvdXJjZRgDIAEoCzIjLm1lcmlkaWFuLnRlbGVtZXRyeS52MS5Tb3VyY2VGaWx0ZXJCA+BBAhIwCgRzaW5rGAQgASgLMh0ubWVyaWRpYW4ucm91dGUudjEuU2lua1RhcmdldEID4EECEjYKB29wdGlvbnMYBSADKAsyJS5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZS5PcHRpb25zRW50cnkSEAoIZGlzYWJsZWQYBiABKAgSNAoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBBRIxCgVzdGF0ZRgJIAEoDjIdLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlU3RhdGVCA+BBAxIxCgVkcmFpbhgKIAEoCzIdLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlRHJhaW5CA+BBAxouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJlCgpSb3V0ZURyYWluEi8KC2RlbGV0ZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1sYXN0X3NlcXVlbmNlGAIgASgEEg8KB3BlbmRpbmcYAyABKAMiWQoKU2lua1RhcmdldBI2CghwbGF0Zm9ybRgBIAEoDjIfLm1lcmlkaWFuLnRlbGVtZXRyeS52MS5QbGF0Zm9ybUID4EECEhMKBnRhcmdldBgCIAEoCUID4EECKlsKClJvdXRlU3RhdGUSGwoXUk9VVEVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJST1VURV9TVEFURV9BQ1RJVkUQARIYChRST1VURV9TVEFURV9EUkFJTklORxACYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_telemetry_v1_telemetry]);
+  fileDesc("Ch1tZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZS5wcm90bxIRbWVyaWRpYW4ucm91dGUudjEi9AQKBVJvdXRlEg8KAmlkGAEgASgJQgPgQQgSFAoMZGlzcGxheV9uYW1lGAIgASgJEjgKBnNvdXJjZRgDIAEoCzIjLm1lcmlkaWFuLnRlbGVtZXRyeS52MS5Tb3VyY2VGaWx0ZXJCA+BBAhIwCgRzaW5rGAQgASgLMh0ubWVyaWRpYW4ucm91dGUudjEuU2lua1RhcmdldEID4EECEjYKB29wdGlvbnMYBSADKAsyJS5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZS5PcHRpb25zRW50cnkSEAoIZGlzYWJsZWQYBiABKAgSNAoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBBRIxCgVzdGF0ZRgJIAEoDjIdLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlU3RhdGVCA+BBAxIxCgVkcmFpbhgKIAEoCzIdLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlRHJhaW5CA+BBAxIVCghyZXZpc2lvbhgLIAEoBEID4EEDEjQKC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEkAKDXNvdXJjZV9jaGFuZ2UYDSABKAsyJC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZVNvdXJjZUNoYW5nZUID4EEDGi4KDE9wdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpkBChFSb3V0ZVNvdXJjZUNoYW5nZRI8Cg9wcmV2aW91c19zb3VyY2UYASABKAsyIy5tZXJpZGlhbi50ZWxlbWV0cnkudjEuU291cmNlRmlsdGVyEhUKDWxhc3Rfc2VxdWVuY2UYAiABKAQSLwoLY2hhbmdlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImUKClJvdXRlRHJhaW4SLwoLZGVsZXRlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWxhc3Rfc2VxdWVuY2UYAiABKAQSDwoHcGVuZGluZxgDIAEoAyJZCgpTaW5rVGFyZ2V0EjYKCHBsYXRmb3JtGAEgASgOMh8ubWVyaWRpYW4udGVsZW1ldHJ5LnYxLlBsYXRmb3JtQgPgQQISEwoGdGFyZ2V0GAIgASgJQgPgQQIqWwoKUm91dGVTdGF0ZRIbChdST1VURV9TVEFURV9VTlNQRUNJRklFRBAAEhYKElJPVVRFX1NUQVRFX0FDVElWRRABEhgKFFJPVVRFX1NUQVRFX0RSQUlOSU5HEAJiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_timestamp, file_meridian_telemetry_v1_telemetry]);
 
 /**
  * Sends the events of a source filter to one target of a sink service.
@@ -24,7 +24,8 @@ export const file_meridian_route_v1_route: GenFile = /*@__PURE__*/
  * at the route's create_time (or at start_time), so what is published once CreateRoute has answered is the route's
  * however late its sink gets to it; it keeps its position from then on. DeleteRoute does not take the
  * route's undelivered events with it unless asked to (purge): the route is DRAINING until its sink has delivered them
- * and dropped the consumer.
+ * and dropped the consumer. UpdateRoute changes a route in place: the consumer keeps its position, and a changed source
+ * applies to what the telemetry stream stores after the change (see RouteSourceChange).
  *
  * @generated from message meridian.route.v1.Route
  */
@@ -91,6 +92,30 @@ export type Route = Message<"meridian.route.v1.Route"> & {
    * @generated from field: meridian.route.v1.RouteDrain drain = 10;
    */
   drain?: RouteDrain | undefined;
+
+  /**
+   * The route's edit count: 1 when created, one more at every UpdateRoute (and every change from the gateway's routes
+   * file). UpdateRoute names the revision it edits, so an edit based on an older read is refused instead of undoing
+   * the one in between. The gateway's own bookkeeping (a drain, the end of a source change) does not count. Routes
+   * stored before revisions existed read as 1.
+   *
+   * @generated from field: uint64 revision = 11;
+   */
+  revision: bigint;
+
+  /**
+   * When the route was last changed (UpdateRoute, the routes file); unset until then.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 12;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * Set after a change of source until the route's sink has delivered what the stream stored before it.
+   *
+   * @generated from field: meridian.route.v1.RouteSourceChange source_change = 13;
+   */
+  sourceChange?: RouteSourceChange | undefined;
 };
 
 /**
@@ -99,6 +124,43 @@ export type Route = Message<"meridian.route.v1.Route"> & {
  */
 export const RouteSchema: GenMessage<Route> = /*@__PURE__*/
   messageDesc(file_meridian_route_v1_route, 0);
+
+/**
+ * A change of a route's source, while its sink still delivers what was stored before it. Events the telemetry stream
+ * stored up to last_sequence are the route's when they match previous_source; those stored after it when they match
+ * source. So an edit neither loses the old source's events that were on the bus and not yet delivered, nor delivers
+ * the new source's events from before the edit, nor anything twice. The route's durable consumer keeps its position:
+ * the gateway stops its deliveries for the instant of the change (its filter then matches nothing, so no sink can take
+ * a later event under the old source), the sink's filter then covers both sources, and once the sink has acknowledged
+ * past last_sequence the gateway clears this and the filter narrows to the new source.
+ *
+ * @generated from message meridian.route.v1.RouteSourceChange
+ */
+export type RouteSourceChange = Message<"meridian.route.v1.RouteSourceChange"> & {
+  /**
+   * @generated from field: meridian.telemetry.v1.SourceFilter previous_source = 1;
+   */
+  previousSource?: SourceFilter | undefined;
+
+  /**
+   * The telemetry stream's last sequence when the change was made.
+   *
+   * @generated from field: uint64 last_sequence = 2;
+   */
+  lastSequence: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp change_time = 3;
+   */
+  changeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meridian.route.v1.RouteSourceChange.
+ * Use `create(RouteSourceChangeSchema)` to create a new message.
+ */
+export const RouteSourceChangeSchema: GenMessage<RouteSourceChange> = /*@__PURE__*/
+  messageDesc(file_meridian_route_v1_route, 1);
 
 /**
  * How far a deleted route's drain is.
@@ -133,7 +195,7 @@ export type RouteDrain = Message<"meridian.route.v1.RouteDrain"> & {
  * Use `create(RouteDrainSchema)` to create a new message.
  */
 export const RouteDrainSchema: GenMessage<RouteDrain> = /*@__PURE__*/
-  messageDesc(file_meridian_route_v1_route, 1);
+  messageDesc(file_meridian_route_v1_route, 2);
 
 /**
  * A target inside the service that writes to a platform, e.g. an OMF endpoint id of omf-sender.
@@ -157,7 +219,7 @@ export type SinkTarget = Message<"meridian.route.v1.SinkTarget"> & {
  * Use `create(SinkTargetSchema)` to create a new message.
  */
 export const SinkTargetSchema: GenMessage<SinkTarget> = /*@__PURE__*/
-  messageDesc(file_meridian_route_v1_route, 2);
+  messageDesc(file_meridian_route_v1_route, 3);
 
 /**
  * @generated from enum meridian.route.v1.RouteState

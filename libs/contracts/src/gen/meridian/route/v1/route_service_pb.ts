@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file meridian/route/v1/route_service.proto.
  */
 export const file_meridian_route_v1_route_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVtZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZV9zZXJ2aWNlLnByb3RvEhFtZXJpZGlhbi5yb3V0ZS52MSJCChJDcmVhdGVSb3V0ZVJlcXVlc3QSLAoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZUID4EECIj4KE0NyZWF0ZVJvdXRlUmVzcG9uc2USJwoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZSIiCg9HZXRSb3V0ZVJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiI7ChBHZXRSb3V0ZVJlc3BvbnNlEicKBXJvdXRlGAEgASgLMhgubWVyaWRpYW4ucm91dGUudjEuUm91dGUiEwoRTGlzdFJvdXRlc1JlcXVlc3QiPgoSTGlzdFJvdXRlc1Jlc3BvbnNlEigKBnJvdXRlcxgBIAMoCzIYLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlIjQKEkRlbGV0ZVJvdXRlUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECEg0KBXB1cmdlGAIgASgIIk8KE0RlbGV0ZVJvdXRlUmVzcG9uc2USJwoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZRIPCgdkcm9wcGVkGAIgASgDMs4DCgxSb3V0ZVNlcnZpY2UScAoLQ3JlYXRlUm91dGUSJS5tZXJpZGlhbi5yb3V0ZS52MS5DcmVhdGVSb3V0ZVJlcXVlc3QaJi5tZXJpZGlhbi5yb3V0ZS52MS5DcmVhdGVSb3V0ZVJlc3BvbnNlIhLK8xgOCgxyb3V0ZXM6YWRtaW4SaQoIR2V0Um91dGUSIi5tZXJpZGlhbi5yb3V0ZS52MS5HZXRSb3V0ZVJlcXVlc3QaIy5tZXJpZGlhbi5yb3V0ZS52MS5HZXRSb3V0ZVJlc3BvbnNlIhSQAgHK8xgNCgtyb3V0ZXM6cmVhZBJvCgpMaXN0Um91dGVzEiQubWVyaWRpYW4ucm91dGUudjEuTGlzdFJvdXRlc1JlcXVlc3QaJS5tZXJpZGlhbi5yb3V0ZS52MS5MaXN0Um91dGVzUmVzcG9uc2UiFJACAcrzGA0KC3JvdXRlczpyZWFkEnAKC0RlbGV0ZVJvdXRlEiUubWVyaWRpYW4ucm91dGUudjEuRGVsZXRlUm91dGVSZXF1ZXN0GiYubWVyaWRpYW4ucm91dGUudjEuRGVsZXRlUm91dGVSZXNwb25zZSISyvMYDgoMcm91dGVzOmFkbWluYgZwcm90bzM", [file_google_api_field_behavior, file_meridian_auth_v1_access, file_meridian_route_v1_route]);
+  fileDesc("CiVtZXJpZGlhbi9yb3V0ZS92MS9yb3V0ZV9zZXJ2aWNlLnByb3RvEhFtZXJpZGlhbi5yb3V0ZS52MSJCChJDcmVhdGVSb3V0ZVJlcXVlc3QSLAoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZUID4EECIj4KE0NyZWF0ZVJvdXRlUmVzcG9uc2USJwoFcm91dGUYASABKAsyGC5tZXJpZGlhbi5yb3V0ZS52MS5Sb3V0ZSIiCg9HZXRSb3V0ZVJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiI7ChBHZXRSb3V0ZVJlc3BvbnNlEicKBXJvdXRlGAEgASgLMhgubWVyaWRpYW4ucm91dGUudjEuUm91dGUiEwoRTGlzdFJvdXRlc1JlcXVlc3QiPgoSTGlzdFJvdXRlc1Jlc3BvbnNlEigKBnJvdXRlcxgBIAMoCzIYLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlIlkKElVwZGF0ZVJvdXRlUmVxdWVzdBIsCgVyb3V0ZRgBIAEoCzIYLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlQgPgQQISFQoIcmV2aXNpb24YAiABKARCA+BBAiI+ChNVcGRhdGVSb3V0ZVJlc3BvbnNlEicKBXJvdXRlGAEgASgLMhgubWVyaWRpYW4ucm91dGUudjEuUm91dGUiNAoSRGVsZXRlUm91dGVSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQISDQoFcHVyZ2UYAiABKAgiTwoTRGVsZXRlUm91dGVSZXNwb25zZRInCgVyb3V0ZRgBIAEoCzIYLm1lcmlkaWFuLnJvdXRlLnYxLlJvdXRlEg8KB2Ryb3BwZWQYAiABKAMywAQKDFJvdXRlU2VydmljZRJwCgtDcmVhdGVSb3V0ZRIlLm1lcmlkaWFuLnJvdXRlLnYxLkNyZWF0ZVJvdXRlUmVxdWVzdBomLm1lcmlkaWFuLnJvdXRlLnYxLkNyZWF0ZVJvdXRlUmVzcG9uc2UiEsrzGA4KDHJvdXRlczphZG1pbhJpCghHZXRSb3V0ZRIiLm1lcmlkaWFuLnJvdXRlLnYxLkdldFJvdXRlUmVxdWVzdBojLm1lcmlkaWFuLnJvdXRlLnYxLkdldFJvdXRlUmVzcG9uc2UiFJACAcrzGA0KC3JvdXRlczpyZWFkEm8KCkxpc3RSb3V0ZXMSJC5tZXJpZGlhbi5yb3V0ZS52MS5MaXN0Um91dGVzUmVxdWVzdBolLm1lcmlkaWFuLnJvdXRlLnYxLkxpc3RSb3V0ZXNSZXNwb25zZSIUkAIByvMYDQoLcm91dGVzOnJlYWQScAoLVXBkYXRlUm91dGUSJS5tZXJpZGlhbi5yb3V0ZS52MS5VcGRhdGVSb3V0ZVJlcXVlc3QaJi5tZXJpZGlhbi5yb3V0ZS52MS5VcGRhdGVSb3V0ZVJlc3BvbnNlIhLK8xgOCgxyb3V0ZXM6YWRtaW4ScAoLRGVsZXRlUm91dGUSJS5tZXJpZGlhbi5yb3V0ZS52MS5EZWxldGVSb3V0ZVJlcXVlc3QaJi5tZXJpZGlhbi5yb3V0ZS52MS5EZWxldGVSb3V0ZVJlc3BvbnNlIhLK8xgOCgxyb3V0ZXM6YWRtaW5iBnByb3RvMw", [file_google_api_field_behavior, file_meridian_auth_v1_access, file_meridian_route_v1_route]);
 
 /**
  * @generated from message meridian.route.v1.CreateRouteRequest
@@ -115,6 +115,49 @@ export const ListRoutesResponseSchema: GenMessage<ListRoutesResponse> = /*@__PUR
   messageDesc(file_meridian_route_v1_route_service, 5);
 
 /**
+ * @generated from message meridian.route.v1.UpdateRouteRequest
+ */
+export type UpdateRouteRequest = Message<"meridian.route.v1.UpdateRouteRequest"> & {
+  /**
+   * The route with its changes; route.id names it.
+   *
+   * @generated from field: meridian.route.v1.Route route = 1;
+   */
+  route?: Route | undefined;
+
+  /**
+   * The route's revision as read (Route.revision).
+   *
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message meridian.route.v1.UpdateRouteRequest.
+ * Use `create(UpdateRouteRequestSchema)` to create a new message.
+ */
+export const UpdateRouteRequestSchema: GenMessage<UpdateRouteRequest> = /*@__PURE__*/
+  messageDesc(file_meridian_route_v1_route_service, 6);
+
+/**
+ * @generated from message meridian.route.v1.UpdateRouteResponse
+ */
+export type UpdateRouteResponse = Message<"meridian.route.v1.UpdateRouteResponse"> & {
+  /**
+   * @generated from field: meridian.route.v1.Route route = 1;
+   */
+  route?: Route | undefined;
+};
+
+/**
+ * Describes the message meridian.route.v1.UpdateRouteResponse.
+ * Use `create(UpdateRouteResponseSchema)` to create a new message.
+ */
+export const UpdateRouteResponseSchema: GenMessage<UpdateRouteResponse> = /*@__PURE__*/
+  messageDesc(file_meridian_route_v1_route_service, 7);
+
+/**
  * @generated from message meridian.route.v1.DeleteRouteRequest
  */
 export type DeleteRouteRequest = Message<"meridian.route.v1.DeleteRouteRequest"> & {
@@ -136,7 +179,7 @@ export type DeleteRouteRequest = Message<"meridian.route.v1.DeleteRouteRequest">
  * Use `create(DeleteRouteRequestSchema)` to create a new message.
  */
 export const DeleteRouteRequestSchema: GenMessage<DeleteRouteRequest> = /*@__PURE__*/
-  messageDesc(file_meridian_route_v1_route_service, 6);
+  messageDesc(file_meridian_route_v1_route_service, 8);
 
 /**
  * @generated from message meridian.route.v1.DeleteRouteResponse
@@ -162,7 +205,7 @@ export type DeleteRouteResponse = Message<"meridian.route.v1.DeleteRouteResponse
  * Use `create(DeleteRouteResponseSchema)` to create a new message.
  */
 export const DeleteRouteResponseSchema: GenMessage<DeleteRouteResponse> = /*@__PURE__*/
-  messageDesc(file_meridian_route_v1_route_service, 7);
+  messageDesc(file_meridian_route_v1_route_service, 9);
 
 /**
  * Routes live in a JetStream KV bucket; sink services watch it and consume accordingly.
@@ -196,6 +239,31 @@ export const RouteService: GenService<{
     methodKind: "unary";
     input: typeof ListRoutesRequestSchema;
     output: typeof ListRoutesResponseSchema;
+  },
+  /**
+   * Changes a route in place. Replaced by the request's: display_name, source, options (the sink's settings) and
+   * disabled; send the route as read, with the changes (unset fields are cleared). What stays: the id (it names the
+   * route), the sink (platform and target: its backlog and position belong to that target; to send elsewhere, delete
+   * the route and create another), start_time, create_time and state. A request whose sink or start_time differs from
+   * the stored route's is invalid_argument naming the field; the other checks and limits are CreateRoute's.
+   *
+   * revision is the route's revision as the caller read it: when the route changed since (another operator's edit),
+   * the call is aborted and nothing is written; read the route again and reapply the change. A DRAINING route cannot be
+   * changed (failed_precondition).
+   *
+   * A new source does not lose or repeat anything: events stored on the bus up to the change go by the previous
+   * source, later ones by the new (see RouteSourceChange; the answer carries source_change). The route's consumer keeps
+   * its position: the old source's backlog (undelivered or unacknowledged) is still delivered, the new source's events
+   * from before the change are not. While that backlog is being delivered (also while the route is disabled, or its
+   * sink is down) a further change of source is failed_precondition; changes of the other fields are not held up.
+   * Changed options restart the route's sink with them, at the same position.
+   *
+   * @generated from rpc meridian.route.v1.RouteService.UpdateRoute
+   */
+  updateRoute: {
+    methodKind: "unary";
+    input: typeof UpdateRouteRequestSchema;
+    output: typeof UpdateRouteResponseSchema;
   },
   /**
    * Without purge, a route whose sink still holds events for it becomes DRAINING (the answer shows it with its pending
