@@ -170,6 +170,45 @@ describe("routes", () => {
     expect(r.stdout).toBe("route cli-purge purged: 0 messages dropped\n");
     expect((await run(["routes", "get", "cli-purge"])).code).toBe(EXIT.notFound);
   });
+
+  it("updates a route's source, options and state from flags at the revision read; a stale --revision is refused (exit 6)", async () => {
+    const args = ["routes", "create", "cli-upd", "--source-connection", "a", "--sink", "omf", "--target", "pi", "--option", "x=1"];
+    expect((await run([...args, "--option", "y=2"])).code).toBe(0);
+    const updated = await run([
+      "routes",
+      "update",
+      "cli-upd",
+      "--source-connection",
+      "b",
+      "--source-device",
+      "d-1",
+      "--option",
+      "x=3",
+      "--remove-option",
+      "y",
+      "--disable",
+    ]);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toMatch(
+      /^route cli-upd updated \(revision 2\): \*\/b\/d-1 → omf pi; what was stored up to sequence \d+ is still delivered by the previous source\n$/,
+    );
+    const got = JSON.parse((await run(["routes", "get", "cli-upd", "-o", "json"])).stdout).route;
+    expect(got).toMatchObject({ revision: "2", source: { connection: "b", device: "d-1" }, options: { x: "3" }, disabled: true });
+    expect(got.options.y).toBeUndefined();
+    // What the flags do not name stays; the JSON answer is UpdateRoute's.
+    const named = JSON.parse((await run(["routes", "update", "cli-upd", "--name", "line b", "--enable", "-o", "json"])).stdout);
+    expect(named.route).toMatchObject({ displayName: "line b", revision: "3", source: { connection: "b" }, options: { x: "3" } });
+    expect(named.route.disabled).toBeUndefined();
+
+    const stale = await run(["routes", "update", "cli-upd", "--name", "late", "--revision", "2"]);
+    expect(stale.code).toBe(EXIT.conflict);
+    expect(stale.stderr).toContain("was changed since revision 2 (it is at revision 3)");
+    const refused = await run(["routes", "update", "cli-upd", "--option", "bad key=1"]);
+    expect(refused.code).toBe(EXIT.invalid);
+    expect(refused.stderr).toContain('route.options["bad key"]');
+    expect((await run(["routes", "update", "cli-upd", "--enable", "--disable"])).code).toBe(EXIT.usage);
+    expect((await run(["routes", "update", "nowhere", "--name", "x"])).code).toBe(EXIT.notFound);
+  });
 });
 
 describe("tail", () => {

@@ -1,8 +1,8 @@
 import { type Command, Option } from "commander";
 import type { CliContext } from "../kit/context.js";
-import { collect, parseTime } from "../kit/parse.js";
+import { collect, parseRevision, parseTime } from "../kit/parse.js";
 import { PLATFORM_NAMES } from "../verbs/platform-names.js";
-import type { RouteCreateOptions } from "../verbs/routes.ts";
+import type { RouteCreateOptions, RouteUpdateOptions } from "../verbs/routes.ts";
 
 export function registerRoutes(program: Command, ctx: () => CliContext): void {
   const routes = program
@@ -15,6 +15,7 @@ Examples:
   meridian routes list
   meridian routes create idigi-to-pi --source-platform idigi --sink omf --target pi
   meridian routes create --file route.yaml
+  meridian routes update idigi-to-pi --source-connection plant-8 --option lingerMs=200
   meridian routes delete idigi-to-pi --purge`,
     );
 
@@ -47,6 +48,39 @@ Examples:
     .action(async (id: string | undefined, opts: RouteCreateOptions) => {
       const v = await import("../verbs/routes.js");
       await v.createRoutes(ctx(), id, opts);
+    });
+
+  routes
+    .command("update")
+    .description(
+      "change a route's name, source, sink options or enabled state (its id, sink and start stay): read, changed, written at the revision read",
+    )
+    .argument("<id>", "the route's id")
+    .option("--name <text>", "display name")
+    .addOption(
+      new Option("--source-platform <platform>", "only telemetry from this platform (any: every one)").choices(["any", ...PLATFORM_NAMES]),
+    )
+    .option("--source-connection <name>", "only telemetry of this connection ('' for any)")
+    .option("--source-device <id>", "only telemetry of this device ('' for any)")
+    .option("--option <key=value>", "set a sink option (repeatable)", collect)
+    .option("--remove-option <key>", "remove a sink option (repeatable)", collect)
+    .option("--enable", "deliver again")
+    .option("--disable", "pause delivery (the route's consumer keeps its place)")
+    .option("--revision <n>", "the revision you read (Route.revision): refused when the route changed since", (v) => parseRevision(v))
+    .addHelpText(
+      "after",
+      `
+A new source applies to what is stored after the change; what was stored before it is still delivered by the previous
+source. A route changed by someone else since the revision read is refused (exit 6): read it again.
+
+Examples:
+  meridian routes update idigi-to-pi --source-connection plant-8
+  meridian routes update idigi-to-pi --option maxBatchEvents=500 --remove-option lingerMs
+  meridian routes update idigi-to-pi --disable --revision 4`,
+    )
+    .action(async (id: string, opts: RouteUpdateOptions) => {
+      const v = await import("../verbs/routes.js");
+      await v.updateRoute(ctx(), id, opts);
     });
 
   routes

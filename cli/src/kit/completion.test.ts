@@ -85,7 +85,7 @@ describe("completion scripts", () => {
         .split("\n")
         .filter(Boolean);
     expect(complete("d")).toEqual(["dlq"]);
-    expect(complete("routes", "")).toEqual(["create", "list", "ls", "get", "delete", "rm"]);
+    expect(complete("routes", "")).toEqual(["create", "update", "list", "ls", "get", "delete", "rm"]);
     expect(complete("--gateway", "http://x", "dlq", "re")).toEqual(["replay"]);
     expect(complete("routes", "delete", "--p")).toEqual(expect.arrayContaining(["--purge", "--profile", "--protocol"]));
   });

@@ -51,6 +51,13 @@ export function keyValues(values: readonly string[] | undefined, flag: string): 
 
 const MAX_U64 = (1n << 64n) - 1n;
 
+/** A resource's revision (a positive whole number). */
+export function parseRevision(v: string): bigint {
+  if (!/^[1-9][0-9]{0,19}$/.test(v) || BigInt(v) > MAX_U64)
+    throw new InvalidArgumentError(`${JSON.stringify(v)}: a revision is a whole number from 1`);
+  return BigInt(v);
+}
+
 /** Stream sequences from arguments: "42", "10-20" (inclusive); at most `max` in all, each once, in order. */
 export function parseSequences(args: readonly string[], max = 100_000): bigint[] {
   const out = new Set<bigint>();

@@ -8,7 +8,9 @@ import {
   GetRouteResponseSchema,
   ListRoutesResponseSchema,
   RouteService,
+  UpdateRouteResponseSchema,
 } from "@meridian/contracts/meridian/route/v1/route_service_pb";
+import { SourceFilterSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import YAML from "yaml";
 import type { CliContext, Column } from "../kit/context.js";
 import { CliError, EXIT } from "../kit/exit.js";
@@ -27,6 +29,18 @@ export interface RouteCreateOptions {
   option?: string[];
   disabled?: boolean;
   start?: Date;
+}
+
+export interface RouteUpdateOptions {
+  name?: string;
+  sourcePlatform?: string;
+  sourceConnection?: string;
+  sourceDevice?: string;
+  option?: string[];
+  removeOption?: string[];
+  enable?: boolean;
+  disable?: boolean;
+  revision?: bigint;
 }
 
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -112,7 +126,12 @@ function routeObject(ctx: CliContext, r: Route): void {
       .map(([k, v]) => `${k}=${v}`)
       .join(" "),
     state: ctx.out.paint(state(r), r.state === RouteState.DRAINING ? "yellow" : r.disabled ? "gray" : "green"),
+    revision: r.revision,
     created: when(r.createTime ? timestampDate(r.createTime) : undefined),
+    updated: when(r.updateTime ? timestampDate(r.updateTime) : undefined),
+    "source change": r.sourceChange
+      ? `from ${source(create(RouteSchema, { source: r.sourceChange.previousSource }))}, delivered by it up to sequence ${r.sourceChange.lastSequence}`
+      : "",
     start: when(r.startTime ? timestampDate(r.startTime) : undefined),
     drain: r.drain
       ? `since ${when(r.drain.deleteTime ? timestampDate(r.drain.deleteTime) : undefined)}, ${r.drain.pending} pending, up to sequence ${r.drain.lastSequence}`
@@ -168,6 +187,52 @@ export async function getRoute(ctx: CliContext, id: string): Promise<void> {
   if (!res.route) throw new CliError(`route ${id}: the gateway answered without it`, EXIT.error);
   if (ctx.out.format !== "table") ctx.out.object(protoJson(GetRouteResponseSchema, res));
   else routeObject(ctx, res.route);
+}
+
+/**
+ * The route as read with the flags' changes; what a flag does not name stays. `any` as --source-platform matches every
+ * platform; an empty --source-connection or --source-device likewise.
+ */
+export function routeWithChanges(read: Route, opts: RouteUpdateOptions): Route {
+  if (opts.enable && opts.disable) throw new CliError("routes update: --enable or --disable, not both", EXIT.usage);
+  const route = create(RouteSchema, read);
+  const source = create(SourceFilterSchema, read.source ?? {});
+  if (opts.sourcePlatform !== undefined) source.platform = opts.sourcePlatform === "any" ? 0 : (PLATFORMS[opts.sourcePlatform] ?? 0);
+  if (opts.sourceConnection !== undefined) source.connection = opts.sourceConnection;
+  if (opts.sourceDevice !== undefined) source.device = opts.sourceDevice;
+  route.source = source;
+  if (opts.name !== undefined) route.displayName = opts.name;
+  const options = { ...read.options };
+  for (const key of opts.removeOption ?? []) {
+    if (!(key in options)) throw new CliError(`routes update: --remove-option ${key}: route ${read.id} has no such option`, EXIT.usage);
+    delete options[key];
+  }
+  route.options = { ...options, ...keyValues(opts.option, "--option") };
+  if (opts.enable) route.disabled = false;
+  if (opts.disable) route.disabled = true;
+  return route;
+}
+
+/**
+ * GetRoute, the flags' changes, UpdateRoute at the revision read (or --revision, the one the caller read before): a
+ * route changed in between is refused by the gateway (aborted, exit 6), never overwritten.
+ */
+export async function updateRoute(ctx: CliContext, id: string, opts: RouteUpdateOptions): Promise<void> {
+  const client = ctx.client(RouteService);
+  const read = (await client.getRoute({ id }, { signal: ctx.signal })).route;
+  if (!read) throw new CliError(`route ${id}: the gateway answered without it`, EXIT.error);
+  const route = routeWithChanges(read, opts);
+  const res = await client.updateRoute({ route, revision: opts.revision ?? read.revision }, { signal: ctx.signal });
+  if (ctx.out.format !== "table") {
+    ctx.out.object(protoJson(UpdateRouteResponseSchema, res));
+    return;
+  }
+  const r = res.route ?? route;
+  const change = r.sourceChange;
+  ctx.out.note(
+    `route ${id} updated (revision ${r.revision}): ${source(r)} → ${r.sink ? platformName(r.sink.platform) : ""} ${r.sink?.target ?? ""}` +
+      (change ? `; what was stored up to sequence ${change.lastSequence} is still delivered by the previous source` : ""),
+  );
 }
 
 export async function deleteRoute(ctx: CliContext, id: string, opts: { purge?: boolean }): Promise<void> {
