@@ -40,6 +40,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { Agent } from "node:http";
+import { registerHooks } from "node:module";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
@@ -199,7 +200,28 @@ async function shownEvents(page: Page): Promise<number> {
 
 // ---- the run
 
+/**
+ * The stack's own relative imports name `./x.js` (TypeScript's convention) for files that are `./x.ts` on disk: Node
+ * strips types but does not map the extension, so a `.js` import from a `.ts` file under console/test/ that is not
+ * found is resolved to its `.ts` twin.
+ */
+function resolveStackImports() {
+  const consoleTest = pathToFileURL(join(REPO_ROOT, "console", "test")).href;
+  registerHooks({
+    resolve(specifier, context, next) {
+      try {
+        return next(specifier, context);
+      } catch (err) {
+        const fromStack = context.parentURL?.startsWith(consoleTest) && context.parentURL.endsWith(".ts");
+        if (!fromStack || !specifier.startsWith(".") || !specifier.endsWith(".js")) throw err;
+        return next(`${specifier.slice(0, -3)}.ts`, context);
+      }
+    },
+  });
+}
+
 async function main() {
+  resolveStackImports();
   const stackModule = pathToFileURL(join(REPO_ROOT, "console", "test", "stack.ts")).href;
   const { default: startStack } = (await import(stackModule)) as { default: () => Promise<() => Promise<void>> };
   const stopStack = await startStack();
@@ -225,7 +247,7 @@ async function main() {
     const fcp = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
     await page.getByLabel("API key").fill(TEST_KEYS.admin);
     const signInStart = performance.now();
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page.getByRole("navigation", { name: "Pages" }).waitFor();
     const signedInMs = Math.round(performance.now() - signInStart);
 
