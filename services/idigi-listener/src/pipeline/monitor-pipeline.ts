@@ -15,6 +15,7 @@ import {
   type SessionState,
 } from "../platform/index.js";
 import { batchIdFor, toTelemetryEvents } from "./mapping.js";
+import { RecentIds } from "./recent-ids.js";
 
 /**
  * Each event's Msg as the platform sent it, for the raw payload; a block that cannot be split by Msg (never seen) gives
@@ -60,34 +61,6 @@ export interface MonitorPipelineOptions {
   publishBackoff?: BackoffPolicy;
   /** How long stop() waits for queued blocks to be published and acked before closing anyway. */
   drainTimeoutMs?: number;
-}
-
-/**
- * Remembers the last `capacity` ids added (a ring: the oldest is forgotten first). Checked and added once per event,
- * so it does no more than one Set lookup, one insert and, when full, one delete per event.
- */
-export class RecentIds {
-  private readonly ids = new Set<string>();
-  private readonly ring: Array<string | undefined>;
-  private next = 0;
-  constructor(private readonly capacity: number) {
-    this.ring = new Array<string | undefined>(capacity);
-  }
-  has(id: string): boolean {
-    return this.ids.has(id);
-  }
-  add(id: string): void {
-    if (this.capacity === 0 || this.ids.has(id)) return;
-    const oldest = this.ring[this.next];
-    if (oldest !== undefined) this.ids.delete(oldest);
-    this.ring[this.next] = id;
-    this.next = (this.next + 1) % this.capacity;
-    this.ids.add(id);
-  }
-  /** Forgets ids that were added but never stored (their slots in the ring are reused later). */
-  forget(id: string): void {
-    this.ids.delete(id);
-  }
 }
 
 type Work = { kind: "batch"; batch: PushBatch; at: Date } | { kind: "invalid"; batch: InvalidBatch };
