@@ -29,7 +29,9 @@ import { type Gateway, startGateway } from "../src/service.js";
 
 /**
  * UpdateRoute over Connect (HTTP/1.1 JSON, as the console calls it) against a real sink: omf-sender writing to the
- * OMF emulator's EDS endpoint. What reaches the emulator is what the route delivered.
+ * OMF emulator's EDS endpoint. What reaches the emulator is what the route delivered. (omf-sender and the emulator
+ * are workspace packages this test imports without listing them in package.json: omf-sender's own tests depend on the
+ * gateway, and turbo refuses a cycle in the build graph.)
  */
 let nats: NatsServerHandle;
 let emu: RunningOmfEmulator;
