@@ -81,14 +81,16 @@ test("an answer whose state was tampered with is refused with a clear message, a
   const authorize = new URL(page.url());
   authorize.searchParams.set("state", "forged-state");
   await page.goto(authorize.href);
+  const callback = page.waitForRequest((r) => r.url().includes("/sign-in/callback?"));
   await page.getByRole("button", { name: new RegExp(`^${SIGN_IN_USERS.admin.displayName} `) }).click();
   await expect(page.getByRole("alert")).toContainText("does not belong to the sign-in this tab started (its state does not match)");
   await expect(page.getByRole("navigation", { name: "Pages" })).toHaveCount(0);
   expect(new URL(page.url()).search).toBe("");
   expect(await page.evaluate("sessionStorage.length")).toBe(0);
   await checkPage(page, "sign-in-refused");
-  // The same code cannot be replayed by going back: the tab has no sign-in to complete any more.
-  await page.goBack();
+  // The provider's answer again (a reload, a replay): the tab has no sign-in left to complete with it.
+  await page.goto((await callback).url());
+  await expect(page.getByRole("alert")).toContainText("No sign-in was started in this tab, or it was already completed.");
   await expect(page.getByRole("navigation", { name: "Pages" })).toHaveCount(0);
 });
 
