@@ -42,46 +42,50 @@ export async function startPlatforms(natsUrl: string, identitiesFile: string, di
     seedEndTime: new Date().toISOString(),
     seedPoints: 240,
   });
-
   const iotcCa = write("iotc-ca.pem", iotc.caPem);
-  const bridge = await startForTest(
-    startIotcBridge,
-    iotcBridgeConfig,
-    { ...auth, INSTANCE_ID: "console", IOTC_CREDENTIALS_KEY: randomBytes(32).toString("base64"), IOTC_CA_FILE: iotcCa },
-    {},
-    logger,
-  );
-  await createClient(IotcBridgeService, testTransport(bridge.service.url)).createApplication({
-    application: {
-      id: IOTC_APPLICATION,
-      displayName: "Console plant",
-      idScope: iotc.idScope,
-      provisioningHost: iotc.mqttHost,
-      gatewayHost: iotc.mqttHost,
-      enrollmentGroup: { credential: { case: "groupKey", value: iotc.groupKey } },
-    },
-  });
-
   const omniaCa = write("omnia-ca.pem", omnia.caPem);
-  const reader = await startForTest(
-    startOmniaReader,
-    omniaReaderConfig,
-    {
-      ...auth,
-      INSTANCE_ID: "console",
-      OMNIA_URL: omnia.baseUrl,
-      OMNIA_CA_FILE: omniaCa,
-      OMNIA_AUTH_MODE: "client-secret",
-      AZURE_TENANT_ID: entra.tenantId,
-      AZURE_CLIENT_ID: DEFAULTS.confidentialClient.clientId,
-      AZURE_CLIENT_SECRET: DEFAULTS.confidentialClient.secret,
-      AZURE_AUTHORITY_HOST: entra.url,
-      AZURE_AUTHORITY_CA_FILE: write("entra-ca.pem", entra.caPem),
-    },
-    {},
-    logger,
-  );
+  oci.addVaultSecret(OCI_AUTH_ID, OCI_DEVICE_SECRET);
 
+  // The three services side by side: the stack's start-up is paid by every browser run.
+  const startBridge = async () => {
+    const bridge = await startForTest(
+      startIotcBridge,
+      iotcBridgeConfig,
+      { ...auth, INSTANCE_ID: "console", IOTC_CREDENTIALS_KEY: randomBytes(32).toString("base64"), IOTC_CA_FILE: iotcCa },
+      {},
+      logger,
+    );
+    await createClient(IotcBridgeService, testTransport(bridge.service.url)).createApplication({
+      application: {
+        id: IOTC_APPLICATION,
+        displayName: "Console plant",
+        idScope: iotc.idScope,
+        provisioningHost: iotc.mqttHost,
+        gatewayHost: iotc.mqttHost,
+        enrollmentGroup: { credential: { case: "groupKey", value: iotc.groupKey } },
+      },
+    });
+    return bridge;
+  };
+  const startReader = () =>
+    startForTest(
+      startOmniaReader,
+      omniaReaderConfig,
+      {
+        ...auth,
+        INSTANCE_ID: "console",
+        OMNIA_URL: omnia.baseUrl,
+        OMNIA_CA_FILE: omniaCa,
+        OMNIA_AUTH_MODE: "client-secret",
+        AZURE_TENANT_ID: entra.tenantId,
+        AZURE_CLIENT_ID: DEFAULTS.confidentialClient.clientId,
+        AZURE_CLIENT_SECRET: DEFAULTS.confidentialClient.secret,
+        AZURE_AUTHORITY_HOST: entra.url,
+        AZURE_AUTHORITY_CA_FILE: write("entra-ca.pem", entra.caPem),
+      },
+      {},
+      logger,
+    );
   const ociKey = write("oci-key.pem", oci.apiKey.privateKeyPem);
   const ociConfig = write(
     "oci-config",
@@ -95,31 +99,32 @@ export async function startPlatforms(natsUrl: string, identitiesFile: string, di
       "",
     ].join("\n"),
   );
-  oci.addVaultSecret(OCI_AUTH_ID, OCI_DEVICE_SECRET);
-  const twins = await startForTest(
-    startOciTwinManager,
-    ociTwinManagerConfig,
-    {
-      ...auth,
-      INSTANCE_ID: "console",
-      OCI_CREDENTIALS_KEY: randomBytes(32).toString("base64"),
-      OCI_AUTH: "api_key",
-      OCI_CONFIG_FILE: ociConfig,
-      OCI_PROFILE: "DEFAULT",
-      OCI_IOT_ENDPOINT: oci.controlUrl,
-      OCI_DATA_URL: oci.dataUrl,
-      OCI_DEVICE_URL: oci.deviceUrl,
-      OCI_IDENTITY_URL: oci.identityUrl,
-      OCI_IOT_DOMAIN_ID: oci.domain.id,
-      OCI_DATA_CLIENT_ID: oci.dataAccess.clientId,
-      OCI_DATA_CLIENT_SECRET: oci.dataAccess.clientSecret,
-      OCI_DATA_USERNAME: oci.dataAccess.username,
-      OCI_DATA_PASSWORD: oci.dataAccess.password,
-      ...(oci.caPem ? { OCI_CA_FILE: write("oci-ca.pem", oci.caPem) } : {}),
-    },
-    { deleteWaitMs: 10_000 },
-    logger,
-  );
+  const startTwins = () =>
+    startForTest(
+      startOciTwinManager,
+      ociTwinManagerConfig,
+      {
+        ...auth,
+        INSTANCE_ID: "console",
+        OCI_CREDENTIALS_KEY: randomBytes(32).toString("base64"),
+        OCI_AUTH: "api_key",
+        OCI_CONFIG_FILE: ociConfig,
+        OCI_PROFILE: "DEFAULT",
+        OCI_IOT_ENDPOINT: oci.controlUrl,
+        OCI_DATA_URL: oci.dataUrl,
+        OCI_DEVICE_URL: oci.deviceUrl,
+        OCI_IDENTITY_URL: oci.identityUrl,
+        OCI_IOT_DOMAIN_ID: oci.domain.id,
+        OCI_DATA_CLIENT_ID: oci.dataAccess.clientId,
+        OCI_DATA_CLIENT_SECRET: oci.dataAccess.clientSecret,
+        OCI_DATA_USERNAME: oci.dataAccess.username,
+        OCI_DATA_PASSWORD: oci.dataAccess.password,
+        ...(oci.caPem ? { OCI_CA_FILE: write("oci-ca.pem", oci.caPem) } : {}),
+      },
+      { deleteWaitMs: 10_000 },
+      logger,
+    );
+  const [bridge, reader, twins] = await Promise.all([startBridge(), startReader(), startTwins()]);
 
   return {
     gateway: { IOTC_BRIDGE_URL: bridge.service.url, OMNIA_READER_URL: reader.service.url, OCI_TWIN_MANAGER_URL: twins.service.url },

@@ -30,8 +30,7 @@ export function IotcApplications() {
   const apps = usePoll((signal) => client(IotcBridgeService).listApplications({}, { signal }), 10_000);
   const [open, setOpen] = useState<string | undefined>();
   return (
-    <section aria-labelledby="iotc-h">
-      <h2 id="iotc-h">IoT Central applications (iotc-bridge)</h2>
+    <>
       <LoadState load={apps} what="IoT Central applications" service={IotcBridgeService} />
       <DataTable
         label="IoT Central applications"
@@ -62,7 +61,7 @@ export function IotcApplications() {
       />
       {open && <IotcDevices key={`d-${open}`} applicationId={open} />}
       {open && <IotcCommands key={`c-${open}`} applicationId={open} />}
-    </section>
+    </>
   );
 }
 
@@ -294,8 +293,7 @@ function IotcCommands({ applicationId }: { applicationId: string }) {
 
 function deadlineText(c: Command): string {
   if (!c.deadline) return "—";
-  const left = Math.round((timestampDate(c.deadline).getTime() - Date.now()) / 1000);
-  return left > 0 ? `${time(c.deadline)} (${left} s left when listed)` : `${time(c.deadline)} (passed)`;
+  return timestampDate(c.deadline).getTime() < Date.now() ? `${time(c.deadline)} (passed)` : time(c.deadline);
 }
 
 /** The answer to one command: an HTTP-like status and a JSON payload, sent with RespondCommand. */

@@ -49,8 +49,7 @@ export function OciTwins() {
   const twins = usePoll((signal) => client(OciTwinManagerService).listTwins({ pageSize: 100 }, { signal }), 10_000);
   const [open, setOpen] = useState<string | undefined>();
   return (
-    <section aria-labelledby="oci-h">
-      <h2 id="oci-h">OCI digital twins (oci-twin-manager)</h2>
+    <>
       <LoadState load={twins} what="OCI twins" service={OciTwinManagerService} />
       <DataTable
         label="OCI digital twins"
@@ -95,7 +94,7 @@ export function OciTwins() {
       />
       {twins.data?.nextPageToken && <p class="hint">The first 100 twins are shown.</p>}
       {open && <TwinDetail key={open} twinKey={open} />}
-    </section>
+    </>
   );
 }
 

@@ -51,8 +51,7 @@ export function OmniaReaders() {
 
   const prompt = data.data?.prompt;
   return (
-    <section aria-labelledby="omnia-h">
-      <h2 id="omnia-h">Omnia readers (omnia-reader)</h2>
+    <>
       <LoadState load={data} what="Omnia readers" service={OmniaReaderService} />
       {prompt?.userCode && (
         <p class="banner" data-testid="omnia-sign-in">
@@ -116,7 +115,7 @@ export function OmniaReaders() {
         }}
       />
       {open && <ReaderSeries key={open} readerId={open} />}
-    </section>
+    </>
   );
 }
 

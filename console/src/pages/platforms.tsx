@@ -1,15 +1,18 @@
 import { IdigiListenerService, SessionState } from "@meridian/contracts/meridian/idigi/v1/idigi_listener_service_pb";
+import { IotcBridgeService } from "@meridian/contracts/meridian/iotc/v1/iotc_bridge_service_pb";
+import { OciTwinManagerService } from "@meridian/contracts/meridian/oci/v1/oci_twin_manager_service_pb";
 import {
   type CheckEndpointResponse,
   EndpointKind,
   OmfSenderService,
   type ReadValuesResponse,
 } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
+import { OmniaReaderService } from "@meridian/contracts/meridian/omnia/v1/omnia_reader_service_pb";
 import { useState } from "preact/hooks";
 import { describeError } from "../api.js";
 import { ago } from "../format.js";
 import { useConsole } from "../ui/context.js";
-import { ActionButton, DataTable, LoadState } from "../ui/platform-section.js";
+import { ActionButton, DataTable, LoadState, PlatformSection } from "../ui/platform-section.js";
 import { usePoll } from "../ui/poll.js";
 import { IotcApplications } from "./platforms-iotc.js";
 import { OciTwins } from "./platforms-oci.js";
@@ -31,11 +34,21 @@ const KIND: Record<EndpointKind, string> = {
 export function PlatformsPage() {
   return (
     <div class="page">
-      <OmfEndpoints />
-      <IdigiMonitors />
-      <IotcApplications />
-      <OmniaReaders />
-      <OciTwins />
+      <PlatformSection id="omf-h" title="OMF endpoints (omf-sender)" service={OmfSenderService}>
+        <OmfEndpoints />
+      </PlatformSection>
+      <PlatformSection id="idigi-h" title="iDigi monitors (idigi-listener)" service={IdigiListenerService}>
+        <IdigiMonitors />
+      </PlatformSection>
+      <PlatformSection id="iotc-h" title="IoT Central applications (iotc-bridge)" service={IotcBridgeService}>
+        <IotcApplications />
+      </PlatformSection>
+      <PlatformSection id="omnia-h" title="Omnia readers (omnia-reader)" service={OmniaReaderService}>
+        <OmniaReaders />
+      </PlatformSection>
+      <PlatformSection id="oci-h" title="OCI digital twins (oci-twin-manager)" service={OciTwinManagerService}>
+        <OciTwins />
+      </PlatformSection>
     </div>
   );
 }
@@ -57,8 +70,7 @@ function OmfEndpoints() {
   };
 
   return (
-    <section aria-labelledby="omf-h">
-      <h2 id="omf-h">OMF endpoints (omf-sender)</h2>
+    <>
       <LoadState load={endpoints} what="OMF endpoints" service={OmfSenderService} />
       <DataTable
         label="OMF endpoints"
@@ -101,7 +113,7 @@ function OmfEndpoints() {
         }}
       />
       {open && <EndpointPoints endpointId={open} />}
-    </section>
+    </>
   );
 }
 
@@ -190,8 +202,7 @@ function IdigiMonitors() {
     return { monitors: monitors.monitors, sessions: new Map(sessions.sessions.map((s) => [s.monitorId, s])) };
   }, 5_000);
   return (
-    <section aria-labelledby="idigi-h">
-      <h2 id="idigi-h">iDigi monitors (idigi-listener)</h2>
+    <>
       <LoadState load={data} what="iDigi monitors" service={IdigiListenerService} />
       <DataTable
         label="iDigi monitors"
@@ -215,6 +226,6 @@ function IdigiMonitors() {
           );
         }}
       />
-    </section>
+    </>
   );
 }

@@ -1,10 +1,57 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { ButtonHTMLAttributes, ComponentChildren } from "preact";
+import { useEffect, useState } from "preact/hooks";
 import { mayCall, roleOf } from "../roles.js";
 import { rolesOf, useConsole } from "./context.js";
 import type { Polled } from "./poll.js";
 import { ScrollRegion } from "./scroll-region.js";
+
+function NotAvailable({ service }: { service: DescService }) {
+  return (
+    <p class="hint" data-testid="not-available">
+      {service.name} is not available: the gateway does not front it (the service is not deployed here).
+    </p>
+  );
+}
+
+/** The gateway's list of the platform services it fronts, read once per page load; undefined when it cannot be read. */
+let fronted: Promise<Set<string> | undefined> | undefined;
+function frontedServices(): Promise<Set<string> | undefined> {
+  fronted ??= fetch("/console/platforms.json", { headers: { accept: "application/json" } })
+    .then(async (res) => (res.ok ? new Set(((await res.json()) as { services: string[] }).services) : undefined))
+    .catch(() => undefined);
+  return fronted;
+}
+
+/**
+ * A platform section: its heading, and its body only when the gateway fronts `service` (GET /console/platforms.json).
+ * Otherwise the section says the service is not available and makes no call: a call to a service the gateway does not
+ * front is a 404, which the browser logs as an error. When the list cannot be read the body is shown and the API
+ * answers (an unimplemented answer is worded the same way by LoadState).
+ */
+export function PlatformSection(props: { id: string; title: string; service: DescService; children: ComponentChildren }) {
+  const [known, setKnown] = useState<Set<string> | undefined | "loading">("loading");
+  useEffect(() => {
+    let live = true;
+    void frontedServices().then((set) => live && setKnown(set));
+    return () => {
+      live = false;
+    };
+  }, []);
+  return (
+    <section aria-labelledby={props.id}>
+      <h2 id={props.id}>{props.title}</h2>
+      {known === "loading" ? (
+        <p class="hint">Loading…</p>
+      ) : known && !known.has(props.service.typeName) ? (
+        <NotAvailable service={props.service} />
+      ) : (
+        props.children
+      )}
+    </section>
+  );
+}
 
 /**
  * Where a section's load stands, said once the same way everywhere: loading, the service not available (the gateway
@@ -13,13 +60,7 @@ import { ScrollRegion } from "./scroll-region.js";
  */
 export function LoadState(props: { load: Pick<Polled<unknown>, "data" | "error" | "errorCode">; what: string; service?: DescService }) {
   const { load, what, service } = props;
-  if (load.errorCode === Code.Unimplemented && service) {
-    return (
-      <p class="hint" data-testid="not-available">
-        {service.name} is not available: the gateway does not front it (the service is not deployed here).
-      </p>
-    );
-  }
+  if (load.errorCode === Code.Unimplemented && service) return <NotAvailable service={service} />;
   if (load.error) {
     return (
       <p class="banner error" role="alert">

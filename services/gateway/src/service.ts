@@ -48,7 +48,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       errors: [gatewayErrors],
       // GET /openapi.json and /docs/, and the console at every other path, without authentication (src/api/docs.ts,
       // src/api/console.ts): the console's API calls carry the caller's key.
-      httpRoutes: { ...consoleRoutes(config.CONSOLE_DIR, signIn), ...apiDocumentRoutes() },
+      httpRoutes: {
+        ...consoleRoutes(
+          config.CONSOLE_DIR,
+          signIn,
+          backends.flatMap((b) => b.services.map((s) => s.typeName)),
+        ),
+        ...apiDocumentRoutes(),
+      },
       stop: async () => backendTls?.stop(),
       declared: { setting: "ROUTES_FILE", entries: declaredRoutes.length, apply: () => applyRoutes(bus, declaredRoutes, logger) },
       // Draining routes whose sink has finished are removed here: only the gateway writes routes.

@@ -92,14 +92,18 @@ function listFiles(dir: string): Map<string, string> {
 
 /**
  * The routes for the service kit's httpRoutes: "/" takes every GET the API, /docs/ and the kit's routes do not;
- * "/console/config.json" is the sign-in configuration.
+ * "/console/config.json" is the sign-in configuration; "/console/platforms.json" names the platform services this
+ * gateway fronts (`platformServices`, proto names), so that the Platforms page does not call one it does not: such a
+ * call is a 404 the browser logs as an error, and the page says the service is not available instead.
  */
 export function consoleRoutes(
   dir: string = DEFAULT_CONSOLE_DIR,
   signIn: ConsoleSignIn = { apiKeySignIn: true },
+  platformServices: readonly string[] = [],
 ): Record<string, HttpRouteHandler> {
   const PAGE_HEADERS = pageHeaders(signIn);
   const signInJson = `${JSON.stringify(signIn)}\n`;
+  const platformsJson = `${JSON.stringify({ services: platformServices })}\n`;
   let files: Map<string, string> | undefined;
   const cache = new Map<string, Buffer>();
 
@@ -150,5 +154,8 @@ export function consoleRoutes(
   const config: HttpRouteHandler = (req, res) =>
     send(req, res, 200, { "content-type": CONTENT_TYPES[".json"]!, "cache-control": REVALIDATE }, signInJson);
 
-  return { "/": handler, "/console/config.json": config };
+  const platforms: HttpRouteHandler = (req, res) =>
+    send(req, res, 200, { "content-type": CONTENT_TYPES[".json"]!, "cache-control": REVALIDATE }, platformsJson);
+
+  return { "/": handler, "/console/config.json": config, "/console/platforms.json": platforms };
 }
