@@ -39,8 +39,10 @@ ENV MERIDIAN_SERVICE=${SERVICE}
 # config, registries) grows it to its maximum and it stays that size while idle, so each service held about 16-22 MiB
 # more RSS for nothing (tests/bench `npm run bench:idle`: gateway 110 -> 94 MiB idle). The price is CPU under load:
 # scavenges run up to 8x as often and short-lived objects that live across a few of them (a batch in flight) are
-# promoted and collected by the costlier old-generation GC. Not yet measured under load: compare `npm run
-# bench:vs-node-red` with BENCH_SERVICE_NODE_OPTIONS=--max-semi-space-size=16 (V8's default here). Set in the final
+# promoted and collected by the costlier old-generation GC. Measured (BENCH_SERVICE_NODE_OPTIONS=--max-semi-space-size=16
+# against 2, alternating, on a busy 2-core machine): idigi-listener at full load 32.1 / 36.2 CPU µs per event (zlib)
+# against 27.2 / 28.6 with 16, i.e. 15-25 % more; the gateway's Connect JSON Publish within the noise (39.5 / 27.7
+# against 34.1 / 29.3). Where CPU matters more than ~16 MiB per process, set NODE_OPTIONS empty. Set in the final
 # stages only (not the build, where tsc would pay it), as NODE_OPTIONS so that an operator can replace it (compose and
 # k8s run this image's CMD and set no NODE_OPTIONS). tests/bench's processes.ts SERVICE_NODE_OPTIONS mirrors it.
 ENV NODE_OPTIONS=--max-semi-space-size=2
