@@ -85,7 +85,7 @@ describe("RecentIds", () => {
 });
 
 describe("followTelemetry", () => {
-  it("shows every event once across the calls it opens after each MESSAGES_PER_CALL messages", async () => {
+  it("shows every event once across the calls it opens after every `messagesPerCall` messages", async () => {
     const g = gateway(25);
     const f = follow(g.client, { messagesPerCall: 10 });
     await until(() => f.seen.length === 25);
@@ -98,16 +98,24 @@ describe("followTelemetry", () => {
 
   it("holds a bounded heap however long one stream runs", async () => {
     // @connectrpc/connect keeps ~1 promise per message read until its call ends (see MESSAGES_PER_CALL): following
-    // one call for 5 × MESSAGES_PER_CALL messages kept 5 × MESSAGES_PER_CALL promises alive.
-    const total = 5 * MESSAGES_PER_CALL;
+    // one call for 50,000 messages kept 100,000 promises alive (the in-memory transport adds one of its own).
+    const perCall = 10_000;
+    const total = 5 * perCall;
     const g = gateway(total);
     const before = queryObjects(Promise, { format: "count" }) as number;
-    const f = follow(g.client);
+    const f = follow(g.client, { messagesPerCall: perCall });
     await until(() => f.seen.length === total, { timeoutMs: 30_000 });
     // The last call is still open (the gateway waits for more): what it holds is counted.
     const during = queryObjects(Promise, { format: "count" }) as number;
-    expect(during - before).toBeLessThan(MESSAGES_PER_CALL + 1000);
+    expect(during - before).toBeLessThan(perCall + 1000);
     expect(g.calls.length).toBeGreaterThan(1);
+  }, 60_000);
+
+  it("ends a call after MESSAGES_PER_CALL messages when not told otherwise", async () => {
+    const g = gateway(MESSAGES_PER_CALL + 10);
+    const f = follow(g.client);
+    await until(() => f.seen.length === MESSAGES_PER_CALL + 10, { timeoutMs: 30_000 });
+    expect(g.calls).toEqual([undefined, MESSAGES_PER_CALL - 1]);
   }, 60_000);
 
   it("reopens after a failure from the last event's time, and stops for good on a refused key", async () => {

@@ -14,10 +14,16 @@ export const SEEN_IDS = 50_000;
  * one promise that settles only when the call ends (`Promise.race([it.next(), aborted])`). Every race leaves a
  * reaction on that promise, so a call holds ~120 bytes per message until it ends: a heap snapshot of the page after
  * 200,000 events held 200,000 PromiseReactions chained on it (issue 16). The library offers no way around the race,
- * so the page ends each call after this many messages (~1.2 MB held at most) and follows on with the next, as it does
- * after a dropped connection; the events the two calls share are skipped by id.
+ * so the page ends each call after this many messages and follows on with the next, as it does after a dropped
+ * connection; the events the two calls share are skipped by id.
+ *
+ * Why 50,000 (~6 MB held at most, a new call every 50 s at 1k events/s): fewer calls mean fewer replays and consumers
+ * at the gateway, and a call's response (~450 bytes a message in JSON: ~22 MB) outgrows the 20 MB that Chromium's
+ * DevTools keeps of one response. With DevTools' network recording on (an open Network panel, or anything driving the
+ * browser over DevTools, as bench:console does through Playwright) every shorter call's whole body is kept, up to
+ * 200 MB: at 10,000 messages a call the page's renderer grew ~25 MiB/min in bench:console, at 60,000 it stayed flat.
  */
-export const MESSAGES_PER_CALL = 10_000;
+export const MESSAGES_PER_CALL = 50_000;
 
 /**
  * The ids of the last `limit` events seen: bounded, oldest forgotten first. The order is kept in a ring rather than
