@@ -205,7 +205,7 @@ describe("routes", () => {
     expect(stale.stderr).toContain("was changed since revision 2 (it is at revision 3)");
     const refused = await run(["routes", "update", "cli-upd", "--option", "bad key=1"]);
     expect(refused.code).toBe(EXIT.invalid);
-    expect(refused.stderr).toContain('route.options["bad key"]');
+    expect(refused.stderr).toContain('route.options: key "bad key"');
     expect((await run(["routes", "update", "cli-upd", "--enable", "--disable"])).code).toBe(EXIT.usage);
     expect((await run(["routes", "update", "nowhere", "--name", "x"])).code).toBe(EXIT.notFound);
   });

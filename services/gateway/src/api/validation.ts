@@ -125,13 +125,14 @@ export function validateRoute(route: Route | undefined): asserts route is Route 
     violations.push({ path: "route.options", reason: `${options.length} options; at most ${MAX_ROUTE_OPTIONS}` });
   else
     for (const [key, value] of options) {
+      // The path stays route.options (a key may hold any character); the reason names the key.
       if (!ROUTE_OPTION_KEY.test(key))
         violations.push({
-          path: `route.options[${JSON.stringify(key.slice(0, 80))}]`,
-          reason: "a key is 1-64 letters, digits, '_', '.' or '-', starting with a letter",
+          path: "route.options",
+          reason: `key ${JSON.stringify(key.slice(0, 80))}: a key is 1-64 letters, digits, '_', '.' or '-', starting with a letter`,
         });
       else if (Buffer.byteLength(value) > MAX_ROUTE_OPTION_VALUE_BYTES)
-        violations.push({ path: `route.options["${key}"]`, reason: `longer than ${MAX_ROUTE_OPTION_VALUE_BYTES} bytes` });
+        violations.push({ path: "route.options", reason: `"${key}": longer than ${MAX_ROUTE_OPTION_VALUE_BYTES} bytes` });
     }
   if (violations.length > 0) invalidArgument(violations.slice(0, 20));
 }
