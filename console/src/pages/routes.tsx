@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type Route, RouteSchema, RouteState } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { RouteService } from "@meridian/contracts/meridian/route/v1/route_service_pb";
 import { StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
-import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { Platform, SourceFilterSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { useState } from "preact/hooks";
 import { describeError } from "../api.js";
 import { fieldViolations, time } from "../format.js";
@@ -34,6 +34,7 @@ interface Form {
   sinkPlatform: Platform;
   target: string;
   options: string;
+  disabled: boolean;
 }
 const EMPTY: Form = {
   id: "",
@@ -44,7 +45,25 @@ const EMPTY: Form = {
   sinkPlatform: Platform.OMF,
   target: "",
   options: "",
+  disabled: false,
 };
+
+/** A route as the form shows it, for editing. */
+function formOf(r: Route): Form {
+  return {
+    id: r.id,
+    displayName: r.displayName,
+    sourcePlatform: r.source?.platform ?? Platform.UNSPECIFIED,
+    connection: r.source?.connection ?? "",
+    device: r.source?.device ?? "",
+    sinkPlatform: r.sink?.platform ?? Platform.OMF,
+    target: r.sink?.target ?? "",
+    options: Object.entries(r.options)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n"),
+    disabled: r.disabled,
+  };
+}
 
 /** Which form field shows an API violation, by the violation's field path. */
 function fieldOf(path: string): keyof Form | "" {
@@ -56,6 +75,7 @@ function fieldOf(path: string): keyof Form | "" {
   if (path === "route.sink" || path === "route.sink.platform") return "sinkPlatform";
   if (path.startsWith("route.sink.target")) return "target";
   if (path.startsWith("route.options")) return "options";
+  if (path === "revision") return "";
   return "";
 }
 
@@ -78,6 +98,7 @@ export function RoutesPage() {
   const roles = rolesOf(caller);
   const mayCreate = mayCall(roles, RouteService.method.createRoute);
   const mayDelete = mayCall(roles, RouteService.method.deleteRoute);
+  const mayUpdate = mayCall(roles, RouteService.method.updateRoute);
   const routes = usePoll(async (signal) => {
     const [list, status] = await Promise.all([
       client(RouteService).listRoutes({}, { signal }),
@@ -96,6 +117,35 @@ export function RoutesPage() {
   const [busy, setBusy] = useState(false);
   const [deleting, setDeleting] = useState<Route | undefined>();
   const [purge, setPurge] = useState(false);
+  /** The route being edited, as read: its revision is the one the update names. */
+  const [editing, setEditing] = useState<Route | undefined>();
+  const [conflict, setConflict] = useState<string | undefined>();
+  const mayWrite = editing ? mayUpdate : mayCreate;
+
+  const edit = (r: Route) => {
+    setEditing(r);
+    setForm(formOf(r));
+    setErrors(new Map());
+    setConflict(undefined);
+    setNotice(undefined);
+    document.getElementById("route-form-h")?.scrollIntoView();
+  };
+  const stopEditing = () => {
+    setEditing(undefined);
+    setForm(EMPTY);
+    setErrors(new Map());
+    setConflict(undefined);
+  };
+  /** After a conflict: the route as it is now, with its revision, in the form (the user's changes are dropped). */
+  const reload = async () => {
+    if (!editing) return;
+    try {
+      const res = await client(RouteService).getRoute({ id: editing.id });
+      if (res.route) edit(res.route);
+    } catch (err) {
+      setErrors(new Map([["", describeError(err)]]));
+    }
+  };
 
   const set = (k: keyof Form) => (e: Event) => {
     const el = e.currentTarget as HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
@@ -110,27 +160,48 @@ export function RoutesPage() {
       setErrors(new Map([["options", bad]]));
       return;
     }
-    const route = create(RouteSchema, {
-      id: form.id.trim(),
-      displayName: form.displayName.trim(),
-      source:
-        form.sourcePlatform || form.connection || form.device
-          ? { platform: form.sourcePlatform, connection: form.connection.trim(), device: form.device.trim() }
-          : undefined,
-      sink: { platform: form.sinkPlatform, target: form.target.trim() },
-      options,
-    });
+    const source =
+      form.sourcePlatform || form.connection || form.device
+        ? create(SourceFilterSchema, { platform: form.sourcePlatform, connection: form.connection.trim(), device: form.device.trim() })
+        : undefined;
+    // An edit sends the route as read with the form's changes; its id and sink stay (the API refuses other ones).
+    const route = editing
+      ? create(RouteSchema, { ...editing, displayName: form.displayName.trim(), source, options, disabled: form.disabled })
+      : create(RouteSchema, {
+          id: form.id.trim(),
+          displayName: form.displayName.trim(),
+          source,
+          sink: { platform: form.sinkPlatform, target: form.target.trim() },
+          options,
+          disabled: form.disabled,
+        });
     setBusy(true);
+    setConflict(undefined);
     try {
-      const res = await client(RouteService).createRoute({ route });
-      setErrors(new Map());
-      setForm(EMPTY);
-      setNotice(`Route ${res.route?.id} created.`);
+      if (editing) {
+        const res = await client(RouteService).updateRoute({ route, revision: editing.revision });
+        const change = res.route?.sourceChange;
+        setNotice(
+          `Route ${editing.id} updated.` +
+            (change ? ` Events stored before the change are still delivered by the previous source; later ones by the new.` : ""),
+        );
+        stopEditing();
+      } else {
+        const res = await client(RouteService).createRoute({ route });
+        setErrors(new Map());
+        setForm(EMPTY);
+        setNotice(`Route ${res.route?.id} created.`);
+      }
       routes.refresh();
     } catch (err) {
       const ce = ConnectError.from(err);
       const byField = new Map<string, string>();
-      if (ce.code === Code.InvalidArgument) {
+      if (editing && ce.code === Code.Aborted) {
+        setConflict(
+          `Someone changed route ${editing.id} since you opened it (your edit was of revision ${editing.revision}); nothing was saved. ` +
+            "Reload it to see the current values, then make your change again.",
+        );
+      } else if (ce.code === Code.InvalidArgument) {
         for (const [path, reason] of fieldViolations(ce.rawMessage)) {
           const f = fieldOf(path);
           byField.set(f, byField.has(f) ? `${byField.get(f)}; ${reason}` : reason);
@@ -210,7 +281,16 @@ export function RoutesPage() {
                   <td>{r.state === RouteState.DRAINING ? "draining" : r.disabled ? "disabled" : "active"}</td>
                   <td class="num">{String(data.pending.get(r.id) ?? r.drain?.pending ?? "—")}</td>
                   <td>{time(r.createTime)}</td>
-                  <td>
+                  <td class="actions">
+                    <button
+                      type="button"
+                      class="secondary"
+                      disabled={!mayUpdate || r.state === RouteState.DRAINING}
+                      title={mayUpdate ? undefined : `Needs ${roleOf(RouteService.method.updateRoute)}`}
+                      onClick={() => edit(r)}
+                    >
+                      Edit<span class="visually-hidden"> {r.id}</span>
+                    </button>
                     <button
                       type="button"
                       class="danger"
@@ -249,9 +329,23 @@ export function RoutesPage() {
         </div>
       )}
 
-      <section aria-labelledby="create-h">
-        <h2 id="create-h">Create a route</h2>
-        {!mayCreate && (
+      <section aria-labelledby="route-form-h">
+        <h2 id="route-form-h">{editing ? `Edit route ${editing.id}` : "Create a route"}</h2>
+        {editing && (
+          <p class="hint">
+            The route's ID and sink stay. A new source applies to events stored after you save; those stored before are still delivered by
+            the previous source.
+          </p>
+        )}
+        {conflict && (
+          <div class="banner error" role="alert" data-testid="route-conflict">
+            {conflict}{" "}
+            <button type="button" class="secondary" onClick={reload}>
+              Reload route
+            </button>
+          </div>
+        )}
+        {!editing && !mayCreate && (
           <p class="hint" data-testid="create-not-allowed">
             Your key lacks the {roleOf(RouteService.method.createRoute)} role: you can look, not create.
           </p>
@@ -262,16 +356,23 @@ export function RoutesPage() {
               {errors.get("")}
             </p>
           )}
-          <fieldset disabled={!mayCreate}>
+          <fieldset disabled={!mayWrite}>
             <legend>Route</legend>
             <label for="route-id">ID</label>
-            <input id="route-id" value={form.id} onInput={set("id")} {...described("id")} />
+            <input id="route-id" value={form.id} onInput={set("id")} readOnly={editing !== undefined} {...described("id")} />
             {err("id")}
             <label for="route-name">Display name</label>
             <input id="route-name" value={form.displayName} onInput={set("displayName")} {...described("displayName")} />
             {err("displayName")}
+            <label for="route-disabled">Paused</label>
+            <input
+              id="route-disabled"
+              type="checkbox"
+              checked={form.disabled}
+              onChange={(e) => setForm({ ...form, disabled: e.currentTarget.checked })}
+            />
           </fieldset>
-          <fieldset disabled={!mayCreate}>
+          <fieldset disabled={!mayWrite}>
             <legend>Source filter</legend>
             <label for="route-source-platform">Platform</label>
             <select
@@ -300,10 +401,16 @@ export function RoutesPage() {
             <input id="route-device" value={form.device} onInput={set("device")} placeholder="any" {...described("device")} />
             {err("device")}
           </fieldset>
-          <fieldset disabled={!mayCreate}>
+          <fieldset disabled={!mayWrite}>
             <legend>Sink</legend>
             <label for="route-sink-platform">Platform</label>
-            <select id="route-sink-platform" value={form.sinkPlatform} onChange={set("sinkPlatform")} {...described("sinkPlatform")}>
+            <select
+              id="route-sink-platform"
+              value={form.sinkPlatform}
+              onChange={set("sinkPlatform")}
+              disabled={editing !== undefined}
+              {...described("sinkPlatform")}
+            >
               {SINKS.map((p) => (
                 <option key={p} value={p}>
                   {PLATFORM_NAMES[p]}
@@ -317,6 +424,7 @@ export function RoutesPage() {
               value={form.target}
               onInput={set("target")}
               placeholder="endpoint, application or domain id"
+              readOnly={editing !== undefined}
               {...described("target")}
             />
             {err("target")}
@@ -331,9 +439,16 @@ export function RoutesPage() {
             />
             {err("options")}
           </fieldset>
-          <button type="submit" disabled={!mayCreate || busy}>
-            Create route
-          </button>
+          <div class="actions">
+            <button type="submit" disabled={!mayWrite || busy}>
+              {editing ? "Save changes" : "Create route"}
+            </button>
+            {editing && (
+              <button type="button" class="secondary" onClick={stopEditing}>
+                Cancel edit
+              </button>
+            )}
+          </div>
         </form>
       </section>
     </div>
