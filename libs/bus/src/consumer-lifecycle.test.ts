@@ -97,6 +97,32 @@ describe("DurableConsumer start position and lifecycle, against a real nats-serv
     expect(await take(consumer("start-kept", { ackWaitMs }), 2)).toEqual(["start-kept-4", "start-kept-5"]);
   });
 
+  it("a consumer made at a start time, which nats-server 2.9.10 refuses to change, is used as it is by a sink with other settings", async () => {
+    await publish("start-fixed", 0, 2);
+    await new Promise((r) => setTimeout(r, 50));
+    const from = new Date();
+    await new Promise((r) => setTimeout(r, 50));
+    await publish("start-fixed", 2, 4);
+    expect(await consumer("start-fixed", { startTime: from }).declare()).toBe(true);
+    // Another ack wait and max ack pending: an update the server refuses ("start time can not be updated") on 2.9.10.
+    const later = consumer("start-fixed", { startTime: from, ackWaitMs: 7_000, maxAckPending: 5 });
+    expect(await later.declare()).toBe(true);
+    expect(await take(later, 2)).toEqual(["start-fixed-2", "start-fixed-3"]);
+  });
+
+  it("startSequence makes a consumer at that stream sequence (its filter can be changed later)", async () => {
+    await publish("start-seq", 0, 3);
+    const at = (await bus.jsm().streams.info(STREAMS.telemetry)).state.last_seq + 1;
+    await publish("start-seq", 3, 5);
+    const c = consumer("start-seq", { startSequence: at, startTime: new Date(0) });
+    expect(await c.declare()).toBe(true);
+    const info = await bus.jsm().consumers.info(STREAMS.telemetry, "start-seq");
+    expect(info.config).toMatchObject({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: at });
+    expect(await take(c, 2)).toEqual(["start-seq-3", "start-seq-4"]);
+    expect(await consumer("start-seq", { startSequence: at, maxAckPending: 9 }).declare()).toBe(true);
+    expect((await bus.jsm().consumers.info(STREAMS.telemetry, "start-seq")).config.max_ack_pending).toBe(9);
+  });
+
   it("existingOnly never creates the consumer, and its deliveries end once the consumer is deleted (no re-declare)", async () => {
     const absent = consumer("only-existing", { existingOnly: true });
     expect(await absent.declare()).toBe(false);
