@@ -214,4 +214,21 @@ describe("the routes file", () => {
     expect(result.draining).toEqual(["filed"]);
     expect((await routeBucket(bus).get("filed"))?.state).toBe(RouteState.DRAINING);
   });
+
+  it("changes a route's source as UpdateRoute does; a second source change while the first is pending is held", async () => {
+    const { applyRoutes } = await import("../src/api/routes.js");
+    const file = (connection: string) => [create(RouteSchema, omfRoute("filed-src", connection))];
+    expect((await applyRoutes(bus, file("fs-1"), testLogger())).created).toEqual(["filed-src"]);
+    await sinkConsumer("filed-src", "fs-1");
+    expect((await applyRoutes(bus, file("fs-2"), testLogger())).updated).toEqual(["filed-src"]);
+    const changed = (await routeBucket(bus).get("filed-src"))!;
+    expect(changed).toMatchObject({
+      revision: 2n,
+      source: { connection: "fs-2" },
+      sourceChange: { previousSource: { connection: "fs-1" } },
+    });
+    // No sink here makes the consumer on the new source: the change stays pending, and the next one waits.
+    expect((await applyRoutes(bus, file("fs-3"), testLogger())).held).toEqual(["filed-src"]);
+    expect((await routeBucket(bus).get("filed-src"))?.source?.connection).toBe("fs-2");
+  });
 });
