@@ -24,8 +24,8 @@ export const file_meridian_route_v1_route: GenFile = /*@__PURE__*/
  * at the route's create_time (or at start_time), so what is published once CreateRoute has answered is the route's
  * however late its sink gets to it; it keeps its position from then on. DeleteRoute does not take the
  * route's undelivered events with it unless asked to (purge): the route is DRAINING until its sink has delivered them
- * and dropped the consumer. UpdateRoute changes a route in place: the consumer keeps its position, and a changed source
- * applies to what the telemetry stream stores after the change (see RouteSourceChange).
+ * and dropped the consumer. UpdateRoute changes a route in place: a changed source applies to what the telemetry stream
+ * stores after the change, the previous source's backlog is still delivered (see RouteSourceChange).
  *
  * @generated from message meridian.route.v1.Route
  */
@@ -128,11 +128,13 @@ export const RouteSchema: GenMessage<Route> = /*@__PURE__*/
 /**
  * A change of a route's source, while its sink still delivers what was stored before it. Events the telemetry stream
  * stored up to last_sequence are the route's when they match previous_source; those stored after it when they match
- * source. So an edit neither loses the old source's events that were on the bus and not yet delivered, nor delivers
- * the new source's events from before the edit, nor anything twice. The route's durable consumer keeps its position:
- * the gateway stops its deliveries for the instant of the change (its filter then matches nothing, so no sink can take
- * a later event under the old source), the sink's filter then covers both sources, and once the sink has acknowledged
- * past last_sequence the gateway clears this and the filter narrows to the new source.
+ * source. The sink delivers the first from the consumer it had (as a drain does: that consumer's later messages are
+ * skipped), deletes it, and makes the route's consumer again on the new source from last_sequence + 1 (nats-server
+ * 2.9.10 cannot change the filter of a consumer made at a start time). So the old source's events accepted before the
+ * change and not yet delivered are not lost, the new source's events from before it are not delivered, and no event
+ * is delivered by both consumers. Cleared once the consumer on the new source exists. A sink that has not yet seen the
+ * change (the routes watch takes milliseconds) may still deliver by the previous source what was stored just after it:
+ * with overlapping sources such an event may reach the target twice (delivery is at least once).
  *
  * @generated from message meridian.route.v1.RouteSourceChange
  */

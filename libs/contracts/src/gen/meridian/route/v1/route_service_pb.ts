@@ -251,12 +251,12 @@ export const RouteService: GenService<{
    * the call is aborted and nothing is written; read the route again and reapply the change. A DRAINING route cannot be
    * changed (failed_precondition).
    *
-   * A new source does not lose or repeat anything: events stored on the bus up to the change go by the previous
-   * source, later ones by the new (see RouteSourceChange; the answer carries source_change). The route's consumer keeps
-   * its position: the old source's backlog (undelivered or unacknowledged) is still delivered, the new source's events
-   * from before the change are not. While that backlog is being delivered (also while the route is disabled, or its
-   * sink is down) a further change of source is failed_precondition; changes of the other fields are not held up.
-   * Changed options restart the route's sink with them, at the same position.
+   * A new source: events stored on the bus up to the change go by the previous source, later ones by the new (see
+   * RouteSourceChange; the answer carries source_change). The old source's backlog (undelivered or unacknowledged) is
+   * still delivered, the new source's events from before the change are not. Until the sink has delivered that backlog
+   * and made the route's consumer on the new source (also while the route is disabled, or its sink is down) a further
+   * change of source is failed_precondition; changes of the other fields are not held up. Changed options restart the
+   * route's sink with them, at the same position.
    *
    * @generated from rpc meridian.route.v1.RouteService.UpdateRoute
    */
