@@ -53,12 +53,19 @@ test("an admin user of the directory signs in by redirect: the console works wit
   await page.getByRole("link", { name: "Overview" }).click();
   await expect(page.getByTestId("services").locator('tr[data-service="gateway"]')).toContainText("serving");
   await checkPage(page, "overview-signed-in-by-redirect");
+  // The services behind the gateway take the same token (the gateway passes it on): the Platforms page reads them all.
+  await page.getByRole("link", { name: "Platforms" }).click();
+  await expect(page.getByTestId("iotc-applications").locator(`tr[data-application="${process.env.IOTC_APPLICATION}"]`)).toContainText(
+    "Console plant",
+  );
+  await expect(page.getByText("No OCI twins.")).toBeVisible();
+  await expect(page.getByRole("alert")).toHaveCount(0);
 
   // What the tab keeps: the access token and its expiry, nothing of the finished sign-in.
   const kept = await page.evaluate(() => Object.keys(sessionStorage).sort());
   expect(kept).toEqual(["meridian.console.credential", "meridian.console.credential-expires"]);
   await page.reload();
-  await expect(page.getByRole("heading", { level: 1, name: "Overview" })).toBeVisible();
+  await expect(page.getByRole("heading", { level: 1, name: "Platforms" })).toBeVisible();
   await page.getByRole("button", { name: "Sign out" }).click();
   await expect(page.getByRole("button", PROVIDER_BUTTON)).toBeVisible();
   expect(await page.evaluate("sessionStorage.length")).toBe(0);

@@ -27,8 +27,15 @@ export const OCI_DEVICE_SECRET = "console-device-secret";
  * *_URL settings; `env` is what the tests need to reach the emulators themselves (their admin surfaces are HTTPS with
  * the emulator's CA, written to `dir`).
  */
-export async function startPlatforms(natsUrl: string, identitiesFile: string, dir: string, logger: Logger) {
-  const auth = { NATS_URL: natsUrl, AUTH_IDENTITIES_FILE: identitiesFile };
+export async function startPlatforms(
+  natsUrl: string,
+  identitiesFile: string,
+  dir: string,
+  logger: Logger,
+  /** The sign-in provider's token settings (AUTH_JWKS_URL, …): the gateway passes a signed-in user's token on to these services. */
+  tokenAuth: Record<string, string> = {},
+) {
+  const auth = { NATS_URL: natsUrl, AUTH_IDENTITIES_FILE: identitiesFile, ...tokenAuth };
   const write = (name: string, text: string | undefined) => {
     const file = join(dir, name);
     writeFileSync(file, text ?? "");

@@ -85,7 +85,7 @@ export default async function stack() {
     startSession: true,
   });
   // iotc-bridge, omnia-reader and oci-twin-manager with their emulators (test/stack-platforms.ts).
-  const platforms = await startPlatforms(nats.url, identitiesFile, dir, logger);
+  const platforms = await startPlatforms(nats.url, identitiesFile, dir, logger, signIn.auth);
   const startOurGateway = () =>
     startForTest(
       startGateway,
