@@ -186,6 +186,25 @@ describe("Bus against a real nats-server", () => {
     expect(await kv.get("k1")).toEqual({ n: 3 });
   });
 
+  it("KV keys and entries list each key once while the keys are being written (status reports every few seconds)", async () => {
+    const kv = new KvBucket<{ n: number }>(bus, "test_busy_bucket", jsonCodec());
+    const names = Array.from({ length: 8 }, (_, i) => `svc.i${i}`);
+    for (const k of names) await kv.put(k, { n: 0 });
+    let writing = true;
+    const writer = (async () => {
+      for (let n = 1; writing; n++) await Promise.all(names.map((k) => kv.put(k, { n })));
+    })();
+    try {
+      for (let i = 0; i < 40; i++) {
+        expect(await kv.keys()).toEqual(names);
+        expect((await kv.entries()).map(([k]) => k)).toEqual(names);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+  });
+
   it("a consumer stopped while it is still being set up ends instead of waiting forever for a message", async () => {
     // A route enabled and deleted at once stops its pipeline while consume() is still being set up; an abort that
     // fired before the listener was added must still end the deliveries.

@@ -127,9 +127,11 @@ export class KvBucket<T> {
   }
 
   async keys(): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await (await this.kv()).keys()) out.push(k);
-    return out.sort();
+    // A Set: nats.js lists keys with a consumer that also hands over a key written while the listing runs, so a key
+    // being written (a status report every few seconds) could come twice, and GetStatus showed that instance twice.
+    const out = new Set<string>();
+    for await (const k of await (await this.kv()).keys()) out.add(k);
+    return [...out].sort();
   }
 
   async entries(): Promise<Array<[string, T]>> {
