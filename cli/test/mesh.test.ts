@@ -61,7 +61,8 @@ describe("status", () => {
     expect(r.stdout).toMatch(/^gateway\s+\S+\s+\S+\s+serving\s+\d+s ago/m);
     // No sink runs beside this gateway: no pipeline reports (the columns are checked in status.test.ts).
     expect(r.stdout).toMatch(/^PIPELINES\n\(none\)$/m);
-    expect(r.stdout).toMatch(/^TELEMETRY\s+\d+\s+[\d.]+ (B|KiB)/m);
+    // messages, bytes, then the size limit (TELEMETRY_MAX_BYTES) and the messages it no longer holds.
+    expect(r.stdout).toMatch(/^TELEMETRY\s+\d+\s+[\d.]+ (B|KiB)\s+[\d.]+ (MiB|GiB|TiB)\s+\d+\s/m);
     expect(r.stdout).toMatch(/^DEADLETTER\s/m);
     expect(r.stdout).not.toMatch(ANSI);
   });

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { PointSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
-import { bytes, duration, fieldViolations, pointNumber, pointValue, rate } from "./format.js";
+import { bytes, duration, fieldViolations, fill, pointNumber, pointValue, rate } from "./format.js";
 
 describe("fieldViolations", () => {
   it("splits the API's invalid_argument message by field path", () => {
@@ -30,6 +30,10 @@ describe("values", () => {
     expect(bytes(512)).toBe("512 B");
     expect(bytes(1536n)).toBe("1.5 KiB");
     expect(duration({ seconds: 90n, nanos: 0 } as never)).toBe("2 min");
+    expect(duration({ seconds: 36n * 3600n, nanos: 0 } as never)).toBe("36.0 h");
+    expect(duration({ seconds: 7n * 86400n, nanos: 0 } as never)).toBe("7 d");
+    expect(fill(256n * 1024n * 1024n, 1024n * 1024n * 1024n)).toBe("25 % of 1.0 GiB");
+    expect(fill(5n, 0n)).toBe("no limit");
     expect(rate(100n, 160n, 2)).toBe(30);
     expect(rate(undefined, 160n, 2)).toBe(0);
     // A restarted instance starts its counters again: no negative rate.

@@ -55,13 +55,20 @@ export function bytes(n: bigint | number): string {
   return `${v} B`;
 }
 
-/** A protobuf Duration as "4.2 s", "3 min", "2.5 h". */
+/** A protobuf Duration as "4.2 s", "3 min", "2.5 h", "7 d" (from two days on). */
 export function duration(d: Duration | undefined): string {
   if (!d) return "—";
   const s = Number(d.seconds) + d.nanos / 1e9;
   if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
   if (s < 3600) return `${(s / 60).toFixed(0)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
+  if (s < 2 * 86400) return `${(s / 3600).toFixed(1)} h`;
+  return `${Number((s / 86400).toFixed(1))} d`;
+}
+
+/** How full a stream is against its size limit: "12 % of 1.0 GiB", or "no limit". */
+export function fill(used: bigint, limit: bigint): string {
+  if (limit <= 0n) return "no limit";
+  return `${Math.min(100, Math.round((Number(used) / Number(limit)) * 100))} % of ${bytes(limit)}`;
 }
 
 export function time(t: Timestamp | undefined): string {

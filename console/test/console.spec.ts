@@ -71,6 +71,11 @@ test("overview: every service is healthy, with its pipelines and streams", async
   }
   await expect(services.locator("tbody tr")).toHaveCount(names.length);
   await expect(page.getByTestId("streams")).toContainText("TELEMETRY");
+  // Its limits (TELEMETRY_MAX_BYTES, TELEMETRY_MAX_AGE_HOURS 72 by default) and what it no longer holds.
+  const telemetry = page.getByTestId("streams").locator('tr[data-stream="TELEMETRY"]');
+  await expect(telemetry).toContainText(/\d+ % of [\d.]+ (MiB|GiB)/);
+  await expect(telemetry).toContainText("3 d");
+  await expect(telemetry.getByTestId("stream-removed")).toHaveText(/^\d+$/);
   await expect(page.getByTestId("no-warnings")).toBeVisible();
   await checkPage(page, "overview");
   // Readable in dark, and laid out on a tablet.

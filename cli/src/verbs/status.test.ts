@@ -33,7 +33,17 @@ const RESPONSE = create(GetStatusResponseSchema, {
     },
     { service: "idigi-listener", instance: "idigi-1", version: "0.1.0", health: Health.STALE },
   ],
-  streams: [{ name: "TELEMETRY", messages: 2048n, bytes: 3n * 1024n * 1024n, firstTime: timestampFromDate(new Date()) }],
+  streams: [
+    {
+      name: "TELEMETRY",
+      messages: 2048n,
+      bytes: 3n * 1024n * 1024n,
+      maxBytes: 1024n ** 3n,
+      removed: 17n,
+      firstTime: timestampFromDate(new Date()),
+    },
+    { name: "DEADLETTER", messages: 0n, bytes: 0n },
+  ],
 });
 
 function run(args: { problems?: boolean }, format: "table" | "json" = "table") {
@@ -64,7 +74,9 @@ describe("status", () => {
     expect(text).toMatch(/^omf-sender\s+route quiet\s+10\s+10\s+0\s+0\s+0s$/m);
     expect(text).toMatch(/^omf-sender\s+reader-r1\s+4\s+4\s+0\s+0\s+-$/m);
     expect(text).toMatch(/^idigi-listener\s+idigi-1\s+0\.1\.0\s+stale$/m);
-    expect(text).toMatch(/^TELEMETRY\s+2048\s+3\.0 MiB\s+\d+s ago$/m);
+    // messages, size, the size limit ("none" when the stream has none) and what it no longer holds.
+    expect(text).toMatch(/^TELEMETRY\s+2048\s+3\.0 MiB\s+1\.0 GiB\s+17\s+\d+s ago$/m);
+    expect(text).toMatch(/^DEADLETTER\s+0\s+0 B\s+none\s+0\s*$/m);
   });
 
   it("--problems keeps services not serving and pipelines with failures, a pending count or a lag over 60 s", async () => {

@@ -98,6 +98,9 @@ export async function status(ctx: CliContext, opts: { problems?: boolean }): Pro
     { header: "stream", value: (s: StreamStatus) => s.name },
     { header: "messages", value: (s) => s.messages, align: "right" },
     { header: "bytes", value: (s) => bytes(s.bytes), align: "right" },
+    // Past its size or age limit a stream discards its oldest messages, read or not.
+    { header: "limit", value: (s) => (s.maxBytes > 0n ? bytes(s.maxBytes) : "none"), align: "right" },
+    { header: "removed", value: (s) => s.removed, align: "right" },
     { header: "oldest", value: (s) => (s.firstTime && s.messages > 0n ? `${ago(timestampDate(s.firstTime))} ago` : "") },
     { header: "newest", value: (s) => (s.lastTime && s.messages > 0n ? `${ago(timestampDate(s.lastTime))} ago` : "") },
   ]);

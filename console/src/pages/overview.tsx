@@ -2,7 +2,7 @@ import { type Duration, timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Endpoint, OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { type GetStatusResponse, Health, StatusService } from "@meridian/contracts/meridian/status/v1/status_service_pb";
 import { useRef } from "preact/hooks";
-import { ago, bytes, duration, rate } from "../format.js";
+import { ago, bytes, duration, fill, rate } from "../format.js";
 import { useConsole } from "../ui/context.js";
 import { usePoll } from "../ui/poll.js";
 import { ScrollRegion } from "../ui/scroll-region.js";
@@ -187,26 +187,37 @@ export function OverviewPage() {
           </section>
           <section aria-labelledby="streams-h">
             <h2 id="streams-h">Streams</h2>
-            <table data-testid="streams">
-              <thead>
-                <tr>
-                  <th scope="col">Stream</th>
-                  <th scope="col">Messages</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">Newest</th>
-                </tr>
-              </thead>
-              <tbody>
-                {res.streams.map((s) => (
-                  <tr key={s.name}>
-                    <th scope="row">{s.name}</th>
-                    <td class="num">{String(s.messages)}</td>
-                    <td class="num">{bytes(s.bytes)}</td>
-                    <td>{ago(s.lastTime)}</td>
+            <ScrollRegion label="Streams">
+              <table data-testid="streams">
+                <thead>
+                  <tr>
+                    <th scope="col">Stream</th>
+                    <th scope="col">Messages</th>
+                    <th scope="col">Size</th>
+                    <th scope="col">Size limit</th>
+                    <th scope="col">Age limit</th>
+                    <th scope="col">No longer held</th>
+                    <th scope="col">Newest</th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
+                </thead>
+                <tbody>
+                  {res.streams.map((s) => (
+                    <tr key={s.name} data-stream={s.name}>
+                      <th scope="row">{s.name}</th>
+                      <td class="num">{String(s.messages)}</td>
+                      <td class="num">{bytes(s.bytes)}</td>
+                      <td class="num">{fill(s.bytes, s.maxBytes)}</td>
+                      <td class="num">{s.maxAge ? duration(s.maxAge) : "no limit"}</td>
+                      {/* Discarded by the limits or deleted; whether a sink had not read them is a warning above. */}
+                      <td class="num" data-testid="stream-removed">
+                        {String(s.removed)}
+                      </td>
+                      <td>{ago(s.lastTime)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </ScrollRegion>
           </section>
         </>
       )}

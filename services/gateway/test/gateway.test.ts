@@ -178,6 +178,25 @@ describe("gateway over a real nats-server", () => {
     expect(res.streams.find((s) => s.name === "TELEMETRY")!.messages).toBeGreaterThan(0n);
   });
 
+  it("reports each stream's limits and how many messages it stored and no longer holds", async () => {
+    const status = createClient(StatusService, connect);
+    for (const n of [1, 2, 3])
+      await gw.bus.publishDeadLetter({ consumer: "status-test", data: new Uint8Array([n]), reason: "test", detail: "" });
+    const held = await gw.bus.jsm().streams.info(STREAMS.deadLetter);
+    // A dead letter purged: stored, no longer held.
+    await gw.bus.jsm().streams.deleteMessage(STREAMS.deadLetter, held.state.last_seq - 1);
+    const res = await status.getStatus({});
+    const dlq = res.streams.find((s) => s.name === STREAMS.deadLetter)!;
+    const info = await gw.bus.jsm().streams.info(STREAMS.deadLetter);
+    expect(dlq.messages).toBe(BigInt(held.state.messages - 1));
+    expect(dlq.removed).toBe(BigInt(info.state.last_seq - info.state.messages));
+    expect(dlq.removed).toBeGreaterThanOrEqual(1n);
+    expect(dlq.maxBytes).toBe(BigInt(info.config.max_bytes));
+    expect(dlq.maxBytes).toBeGreaterThan(0n);
+    expect(Number(dlq.maxAge?.seconds)).toBe(Math.round(info.config.max_age / 1e9));
+    expect(Number(dlq.maxAge?.seconds)).toBeGreaterThan(0);
+  });
+
   it("tells a caller who it is and which roles it holds; a key without status:read is refused", async () => {
     const asKey = (key: string) =>
       createClient(

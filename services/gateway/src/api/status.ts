@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type Bus, STATUS_REPORT_INTERVAL_MS, STREAMS, serviceStatusBucket } from "@meridian/bus";
 import {
@@ -41,6 +41,10 @@ export function statusService(bus: Bus, self: { service: string; instance: strin
               name,
               messages: BigInt(info.state.messages),
               bytes: BigInt(info.state.bytes),
+              // JetStream: -1 bytes and 0 ns mean no limit.
+              maxBytes: BigInt(Math.max(0, info.config.max_bytes)),
+              ...(info.config.max_age > 0 ? { maxAge: durationFromMs(Math.round(info.config.max_age / 1e6)) } : {}),
+              removed: BigInt(Math.max(0, info.state.last_seq - info.state.messages)),
               ...(info.state.messages > 0
                 ? {
                     firstTime: timestampFromDate(new Date(info.state.first_ts)),
