@@ -1,4 +1,16 @@
-import { ADMIN_KEY, api, checkPage, emulatorUrl, emulatorValueCount, expect, publish, signIn, test, viewerKey } from "./fixtures.js";
+import {
+  ADMIN_KEY,
+  api,
+  checkPage,
+  createPiEndpoint,
+  emulatorUrl,
+  emulatorValueCount,
+  expect,
+  publish,
+  signIn,
+  test,
+  viewerKey,
+} from "./fixtures.js";
 
 /**
  * The console in Chromium against the real gateway, omf-sender and OMF emulator (test/stack.ts). Serial: the tests
@@ -14,22 +26,6 @@ async function emitIdigi(monitorId: string): Promise<void> {
     body: JSON.stringify({ monitorId: Number(monitorId), count: 1, topic: "DataPoint" }),
   });
   expect(res.status).toBe(200);
-}
-
-async function createPiEndpoint(id: string): Promise<void> {
-  const res = await api("meridian.omf.v1.OmfSenderService/CreateEndpoint", {
-    endpoint: {
-      id,
-      kind: "ENDPOINT_KIND_PI",
-      url: `${emulatorUrl()}/piwebapi`,
-      allowHttp: true,
-      username: "meridian",
-      secret: "meridian",
-      dataServerName: "MERIDIAN-PI",
-      omfVersion: "1.1",
-    },
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
 }
 
 test.describe("sign in", () => {

@@ -88,3 +88,20 @@ export async function emulatorValueCount(scope: string): Promise<number> {
   const doc = (await res.json()) as { scopes: Record<string, { containers?: Record<string, { valueCount: number }> } | undefined> };
   return Object.values(doc.scopes[scope]?.containers ?? {}).reduce((n, c) => n + c.valueCount, 0);
 }
+
+/** A PI Web API endpoint on the OMF emulator (OMF 1.1, Basic auth), made through the gateway. */
+export async function createPiEndpoint(id: string): Promise<void> {
+  const res = await api("meridian.omf.v1.OmfSenderService/CreateEndpoint", {
+    endpoint: {
+      id,
+      kind: "ENDPOINT_KIND_PI",
+      url: `${emulatorUrl()}/piwebapi`,
+      allowHttp: true,
+      username: "meridian",
+      secret: "meridian",
+      dataServerName: "MERIDIAN-PI",
+      omfVersion: "1.1",
+    },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+}

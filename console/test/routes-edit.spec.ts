@@ -1,4 +1,4 @@
-import { api, checkPage, emulatorUrl, expect, publish, signIn, test, viewerKey } from "./fixtures.js";
+import { api, checkPage, createPiEndpoint, emulatorUrl, expect, publish, signIn, test, viewerKey } from "./fixtures.js";
 
 /**
  * Editing a route on the Routes page: the create form, filled in, saved with UpdateRoute; the change reaches PI (the
@@ -23,19 +23,7 @@ test.describe("editing a route", () => {
   test.use({ allowedErrors: /Failed to load resource: the server responded with a status of (400|409)/ });
 
   test("the filter changed in the form takes effect at PI; bad input is shown by its field; a stale edit is refused", async ({ page }) => {
-    const endpoint = await api("meridian.omf.v1.OmfSenderService/CreateEndpoint", {
-      endpoint: {
-        id: "pi-edit",
-        kind: "ENDPOINT_KIND_PI",
-        url: `${emulatorUrl()}/piwebapi`,
-        allowHttp: true,
-        username: "meridian",
-        secret: "meridian",
-        dataServerName: "MERIDIAN-PI",
-        omfVersion: "1.1",
-      },
-    });
-    expect(endpoint.status, JSON.stringify(endpoint.body)).toBe(200);
+    await createPiEndpoint("pi-edit");
     const created = await api("meridian.route.v1.RouteService/CreateRoute", {
       route: {
         id: ROUTE,
