@@ -7,6 +7,7 @@ import { decodeBatch, SCHEMA_HEADER } from "./codec.js";
 import { REPLAY_CONSUMER_HEADER } from "./dead-letter.js";
 import { PermanentError } from "./errors.js";
 import { type EventFilter, platformOfToken, platformToken, sourceMatches, subjectMayHold } from "./subjects.js";
+import { EndOfTurn } from "./turn.js";
 
 /**
  * Redelivery delay for transient failures. The first retries are quick (a blip), later ones
@@ -437,17 +438,10 @@ export class DurableConsumer {
       for (const [d, since] of inProgress) if (since <= before) d.working();
     }, every);
     timer.unref();
-    let queued: Delivery[] = [];
-    const flushAcks = () => {
-      const acks = queued;
-      queued = [];
-      for (const d of acks) d.ack();
-    };
-    const ack = options.batchAcks
-      ? (d: Delivery) => {
-          if (queued.push(d) === 1) setImmediate(flushAcks);
-        }
-      : undefined;
+    const acks = new EndOfTurn<Delivery>((ds) => {
+      for (const d of ds) d.ack();
+    });
+    const ack = options.batchAcks ? (d: Delivery) => acks.add(d) : undefined;
     let working = 0;
     let slotFree: (() => void) | undefined;
     let allDone: (() => void) | undefined;
@@ -467,7 +461,7 @@ export class DurableConsumer {
       if (working > 0) await new Promise<void>((r) => (allDone = r));
     } finally {
       clearInterval(timer);
-      flushAcks();
+      acks.flush();
     }
   }
 }
