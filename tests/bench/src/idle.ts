@@ -5,7 +5,8 @@
  * one throwaway nats-server, with the settings it needs to start and nothing declared (no routes, endpoints, monitors,
  * applications or twins): the platform services first, then the gateway with every backend URL set, as compose runs
  * them. After all are ready, BENCH_IDLE_SECONDS (30) of nothing; then VmRSS of each (/proc/<pid>/status), and VmHWM, the
- * most each held on the way (its start). The platforms are never called: an idle service has no reason to.
+ * most each held on the way (its start), and what the RSS is made of: RssAnon, RssFile (the node binary, shared by
+ * every process running it) and PSS (see memory()). The platforms are never called: an idle service has no reason to.
  * Appends one JSON object to tests/bench/results/idle.jsonl and prints it; BENCH_IDLE_MAX_MIB (unset: no verdict) makes
  * the run fail (exit 1) when a service's idle RSS is above it.
  */
@@ -22,11 +23,24 @@ import { appendResult } from "./results.js";
 const IDLE_SECONDS = envNumber("BENCH_IDLE_SECONDS", 30, 1, 3600);
 const MAX_MIB = process.env.BENCH_IDLE_MAX_MIB ? envNumber("BENCH_IDLE_MAX_MIB", 80, 1, 100_000) : undefined;
 
-/** VmRSS and VmHWM of a process, in MiB. */
-function memory(pid: number): { rssMiB: number; startPeakMiB: number } {
+/**
+ * VmRSS and VmHWM of a process, in MiB, and what the RSS is made of: RssAnon (the process's own: heap, stacks, malloc)
+ * and RssFile (pages of files it maps, nearly all the node binary: shared by every process running it, and in
+ * containers by every container of one image layer), and PSS from smaps_rollup (each shared page divided among the
+ * processes mapping it): the memory the process adds, where RSS counts the shared binary once per process.
+ */
+function memory(pid: number): { rssMiB: number; startPeakMiB: number; rssAnonMiB: number; rssFileMiB: number; pssMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const mib = (field: string) => Math.round((Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024) * 10) / 10;
-  return { rssMiB: mib("VmRSS"), startPeakMiB: mib("VmHWM") };
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const mib = (text: string, field: string) =>
+    Math.round((Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? 0) / 1024) * 10) / 10;
+  return {
+    rssMiB: mib(status, "VmRSS"),
+    startPeakMiB: mib(status, "VmHWM"),
+    rssAnonMiB: mib(status, "RssAnon"),
+    rssFileMiB: mib(status, "RssFile"),
+    pssMiB: mib(rollup, "Pss"),
+  };
 }
 
 /** What each platform service needs to start without its platform: credentials that are never used, on loopback. */
