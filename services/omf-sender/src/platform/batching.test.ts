@@ -48,6 +48,30 @@ describe("batchMessage (data)", () => {
     }
   });
 
+  it("a message that fits one request goes whole, serialized once: the kept body is its JSON, at the byte limit too", () => {
+    const rand = rng(7);
+    let whole = 0;
+    for (let round = 0; round < 200; round++) {
+      const items = randomItems(rand).filter((i) => i.values.length > 0);
+      if (items.length === 0) continue;
+      const message = dataMessage(items);
+      const json = JSON.stringify(items);
+      const exact = Buffer.byteLength(json, "utf8");
+      // At its exact size (with multi-byte characters: UTF-8 bytes, not string length) and below it.
+      for (const maxBytes of [exact, exact - 1]) {
+        const batches = batchMessage(message, { maxBytes, maxValues: 10_000 });
+        for (const b of batches) expect(serializeBody(b)).toBe(JSON.stringify(b.body));
+        expect(flat(batches.flatMap((b) => b.body as OmfDataItem[]))).toEqual(flat(items));
+        if (maxBytes === exact) {
+          expect(batches).toHaveLength(1);
+          expect(serializeBody(batches[0]!)).toBe(json);
+          whole++;
+        } else expect(batches.length).toBeGreaterThan(1);
+      }
+    }
+    expect(whole).toBeGreaterThan(100);
+  });
+
   it("packs tightly: a batch is only closed when the next value would not fit", () => {
     const values = Array.from({ length: 10 }, (_, i) => ({ Timestamp: `2026-01-01T00:00:0${i}Z`, v: i }));
     const message = dataMessage([{ containerid: "c", values }]);

@@ -1,6 +1,6 @@
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_VALUES_PER_REQUEST } from "./config.js";
 import { OmfInvalidMessageError } from "./errors.js";
-import type { OmfDataItem, OmfEndpointKind, OmfMessage, OmfValue } from "./messages.js";
+import { keepSerializedBody, type OmfDataItem, type OmfEndpointKind, type OmfMessage, type OmfValue } from "./messages.js";
 
 export interface BatchLimits {
   /** Upper bound of the serialized (pre-compression) JSON body, in bytes. */
@@ -24,6 +24,8 @@ export function batchMessage<M extends OmfMessage>(message: M, limits: Partial<B
   const maxValues = limits.maxValues ?? DEFAULT_MAX_VALUES_PER_REQUEST;
   if (!(maxBytes > 2) || !(maxValues >= 1)) throw new RangeError("batch limits: maxBytes must be > 2 and maxValues ≥ 1");
   const action = message.action ?? "create";
+  const whole = asOneRequest(message, action, maxBytes, maxValues);
+  if (whole) return [whole];
 
   if (message.messageType !== "data") {
     const batches: unknown[][] = [];
@@ -104,6 +106,29 @@ export function batchMessage<M extends OmfMessage>(message: M, limits: Partial<B
   });
   closeBatch();
   return batches.map((body) => ({ messageType: "data", action, body }) as unknown as M);
+}
+
+/**
+ * The message as one request, when it fits one: what the split below would return for it (its items and values, in
+ * order), serialized once, whole; that body is kept for the send. Undefined when the split has to decide: over a
+ * limit, empty, or with an item without values (the split leaves those out).
+ */
+function asOneRequest<M extends OmfMessage>(message: M, action: string, maxBytes: number, maxValues: number): M | undefined {
+  let count = 0;
+  if (message.messageType === "data") {
+    for (const item of message.body as readonly OmfDataItem[]) {
+      const n = item.values?.length ?? 0;
+      if (n === 0) return undefined;
+      count += n;
+    }
+  } else count = message.body.length;
+  if (count === 0 || count > maxValues) return undefined;
+  const json = JSON.stringify(message.body);
+  // UTF-8 takes at least a byte per UTF-16 code unit: a string longer than the limit is over it in bytes too.
+  if (json.length > maxBytes || byteLength(json) > maxBytes) return undefined;
+  const request = { messageType: message.messageType, action, body: message.body } as unknown as M;
+  keepSerializedBody(request, json);
+  return request;
 }
 
 /**

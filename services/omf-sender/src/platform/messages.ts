@@ -162,9 +162,17 @@ export function dataMessage(body: readonly OmfDataItem[], action: OmfAction = "c
   return { messageType: "data", action, body };
 }
 
+/** Bodies serialized while sizing a request (batchMessage), so that sending it does not serialize it again. */
+const sizedBodies = new WeakMap<OmfMessage, string>();
+
 /** The HTTP body: a JSON array of objects of one message type. */
 export function serializeBody(message: OmfMessage): string {
-  return JSON.stringify(message.body);
+  return sizedBodies.get(message) ?? JSON.stringify(message.body);
+}
+
+/** For batchMessage: `json` is the body of `request`, a message it made and hands out without changing it again. */
+export function keepSerializedBody(request: OmfMessage, json: string): void {
+  sizedBodies.set(request, json);
 }
 
 export type OmfEndpointKind = "pi" | "adh" | "eds";
