@@ -16,8 +16,12 @@ export interface RunningProcess {
   rssMiB(): number;
   /** CPU time used so far (user + system), in seconds (Linux /proc). */
   cpuSeconds(): number;
+  /** Its last RECENT_LOG_LINES lines of output (warnings and errors at the default log level), to explain a failure. */
+  recentLog(): string[];
   stop(): Promise<void>;
 }
+
+const RECENT_LOG_LINES = 200;
 
 /**
  * The Node options the images run Meridian's services with (the Dockerfile's NODE_OPTIONS, where the trade-off is
@@ -41,7 +45,17 @@ export async function startProcess(name: string, folder: string, env: Record<str
   const nodeOptions = serviceOptions ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${serviceOptions}`.trim() } : {};
   const proc = spawn(process.execPath, [join(REPO_ROOT, folder, "dist", "main.js")], {
     env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn", ...auth, ...nodeOptions, ...env },
-    stdio: ["ignore", process.env.BENCH_LOG_LEVEL ? "inherit" : "ignore", "inherit"],
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  // Kept (and shown with BENCH_LOG_LEVEL) so that a bench that finds events missing can print what the service said.
+  const recent: string[] = [];
+  let partial = "";
+  proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    if (process.env.BENCH_LOG_LEVEL) process.stdout.write(chunk);
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    recent.push(...lines);
+    if (recent.length > RECENT_LOG_LINES) recent.splice(0, recent.length - RECENT_LOG_LINES);
   });
   const exited = new Promise<never>((_, reject) => proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`))));
   exited.catch(() => {});
@@ -69,6 +83,7 @@ export async function startProcess(name: string, folder: string, env: Record<str
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
     },
+    recentLog: () => [...recent],
     async stop() {
       if (proc.exitCode !== null) return;
       await new Promise<void>((resolve) => {

@@ -39,7 +39,7 @@ import { Agent } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { Bus, consumerBacklog, routeConsumerName } from "@meridian/bus";
+import { Bus, consumerBacklog, routeConsumerName, STREAMS } from "@meridian/bus";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { containerIdFor, typeForShape } from "@meridian/omf-sender/platform";
 import { freePort, startNatsCluster, startNatsServer, TEST_KEYS } from "@meridian/testing";
@@ -405,7 +405,23 @@ const ms = (v: number) => Number(v.toFixed(2));
 interface System {
   target: Target;
   sampler: ProcessSampler;
+  /** Where the events that did not arrive are, said when a drain ends incomplete: to find the cause, not to count. */
+  whereUndelivered?(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
+}
+
+/** The drain's outcome, and with an incomplete one what the system says about the events still missing. */
+async function drainOrExplain(
+  sys: System,
+  sink: Sink,
+  before: number,
+  expected: number,
+): Promise<{ drainedMs: number; complete: boolean; undelivered?: Record<string, unknown> }> {
+  const d = await drain(sink, before, expected);
+  if (d.complete || !sys.whereUndelivered) return d;
+  const undelivered = await sys.whereUndelivered().catch((err: Error) => ({ error: err.message }));
+  console.error(`${sys.target.name}: drain incomplete after ${DRAIN_SECONDS} s:`, JSON.stringify(undelivered, null, 1));
+  return { ...d, undelivered };
 }
 
 /**
@@ -496,6 +512,30 @@ async function startMeridian(sink: Sink, cluster = false): Promise<System> {
         headers: { authorization: `Bearer ${TEST_KEYS["telemetry:publish"]}` },
       },
       sampler,
+      async whereUndelivered() {
+        // The route's consumer (how far it got, what it holds unacked or was given again) and what the services said.
+        const probe = Bus.connect({ servers: nats.urls.split(","), name: "bench-vsnr-probe", logger });
+        try {
+          await probe.ready;
+          const c = await probe.jsm().consumers.info(STREAMS.telemetry, routeConsumerName(ROUTE_ID, Platform.OMF));
+          const stream = await probe.jsm().streams.info(STREAMS.telemetry);
+          return {
+            streamLastSeq: stream.state.last_seq,
+            consumer: {
+              delivered: c.delivered.stream_seq,
+              ackFloor: c.ack_floor.stream_seq,
+              pending: c.num_pending,
+              ackPending: c.num_ack_pending,
+              redelivered: c.num_redelivered,
+              waitingPulls: c.num_waiting,
+            },
+            omfSenderLog: omf.recentLog().slice(-40),
+            gatewayLog: gateway.recentLog().slice(-10),
+          };
+        } finally {
+          await probe.close();
+        }
+      },
       async stop() {
         sampler.stop();
         for (const p of procs.reverse()) await p.stop();
@@ -584,7 +624,7 @@ async function throughputPhase(sys: System, sink: Sink, containers: string[]) {
   const to = sys.sampler.mark();
   stop = true;
   await Promise.all(workers);
-  const drained = await drain(sink, before, ledger.ackedEvents);
+  const drained = await drainOrExplain(sys, sink, before, ledger.ackedEvents);
   const arrived = await takeArrivals(sink, containers);
   let inWindow = 0;
   for (const at of arrived.atMs) if (at >= t0 && at < t1) inWindow++;
@@ -600,6 +640,7 @@ async function throughputPhase(sys: System, sink: Sink, containers: string[]) {
     refusedBy: ledger.refusedBy,
     drainedMs: drained.drainedMs,
     drainComplete: drained.complete,
+    ...(drained.undelivered ? { undelivered: drained.undelivered } : {}),
   };
 }
 
@@ -610,7 +651,7 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
   const { behind } = await fixedRate(sys.target, ledger, WARMUP_SECONDS + LATENCY_SECONDS, (elapsed) => {
     if (fromTick === Number.POSITIVE_INFINITY && elapsed >= WARMUP_SECONDS * 1000) fromTick = clock.take(0);
   });
-  const drained = await drain(sink, before, ledger.ackedEvents);
+  const drained = await drainOrExplain(sys, sink, before, ledger.ackedEvents);
   const arrived = await takeArrivals(sink, containers);
   const lat = Array.from(latencies(arrived, fromTick));
   // Send → answered: for Meridian the gateway's part (decode, JetStream stored); send → in the sink minus this is what
@@ -632,6 +673,7 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
     refused: ledger.refusedEvents,
     refusedBy: ledger.refusedBy,
     drainComplete: drained.complete,
+    ...(drained.undelivered ? { undelivered: drained.undelivered } : {}),
   };
 }
 
@@ -655,7 +697,7 @@ async function outagePhase(sys: System, sink: Sink, containers: string[]) {
       upTick = clock.take(0);
     }
   });
-  const drained = await drain(sink, before, ledger.ackedEvents);
+  const drained = await drainOrExplain(sys, sink, before, ledger.ackedEvents);
   const arrived = await takeArrivals(sink, containers);
   // Caught up: when the last event sent before the sink came back arrived, counted from its return.
   let lastOfBacklog = upAtMs;
@@ -671,6 +713,7 @@ async function outagePhase(sys: System, sink: Sink, containers: string[]) {
     caughtUpSecondsAfterSinkReturned: Number(((lastOfBacklog - upAtMs) / 1000).toFixed(2)),
     drainedMs: drained.drainedMs,
     drainComplete: drained.complete,
+    ...(drained.undelivered ? { undelivered: drained.undelivered } : {}),
   };
 }
 
