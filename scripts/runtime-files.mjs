@@ -7,11 +7,14 @@
 // lookup rule, so it needs no registry.
 //
 //   node scripts/runtime-files.mjs <package folder> <out dir> [--if-built]
+//   node scripts/runtime-files.mjs --list <package folder>...
 //
 // Paths under <out> are the repository's (node_modules/@meridian/* links included), so a module finds its
 // dependencies there exactly as it does here. --if-built: a tree that was never built (no dist/main.js) gives an
 // empty <out> and a warning instead of an error; the classic Docker builder runs the prebuilt stage even for
-// `--target runtime`, where the build context may hold no build.
+// `--target runtime`, where the build context may hold no build. --list: prints, one per line, the installed package
+// folders (node_modules/...) these packages reach, copying nothing (scripts/image-context.mjs keeps .dockerignore's
+// list of them).
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,16 +22,19 @@ import { fileURLToPath } from "node:url";
 const root = realpathSync(join(dirname(fileURLToPath(import.meta.url)), ".."));
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const ifBuilt = process.argv.includes("--if-built");
+const list = process.argv.includes("--list");
 const [folder, outArg] = args;
-if (!folder || !outArg || args.length !== 2) {
+if (list ? args.length === 0 : !folder || !outArg || args.length !== 2) {
   console.error("usage: node scripts/runtime-files.mjs <package folder, e.g. services/gateway> <out dir> [--if-built]");
+  console.error("       node scripts/runtime-files.mjs --list <package folder>...");
   process.exit(64);
 }
-const start = resolve(root, folder);
-const out = resolve(outArg);
+const starts = (list ? args : [folder]).map((f) => resolve(root, f));
+const out = list ? "" : resolve(outArg);
 
-if (!existsSync(join(start, "package.json"))) fail(`${folder} is no package folder (no package.json)`);
-if (!existsSync(join(start, "dist", "main.js")) || !existsSync(join(root, "node_modules"))) {
+for (const start of starts)
+  if (!existsSync(join(start, "package.json"))) fail(`${relative(root, start)} is no package folder (no package.json)`);
+if (!list && (!existsSync(join(starts[0], "dist", "main.js")) || !existsSync(join(root, "node_modules")))) {
   const what = `${folder}/dist/main.js or node_modules is missing: build on the host first (npm install && npx turbo run build)`;
   if (!ifBuilt) fail(what);
   console.warn(`runtime-files: ${what}; nothing copied, an image of this stage would not start`);
@@ -49,7 +55,7 @@ function installedAt(name, from) {
 const manifests = new Map(); // real package folder → package.json
 const links = new Map(); // node_modules path that is a link (workspace packages) → real folder
 const missing = [];
-const pending = [start];
+const pending = [...starts];
 while (pending.length > 0) {
   const dir = pending.pop();
   if (manifests.has(dir)) continue;
@@ -80,13 +86,21 @@ while (pending.length > 0) {
 if (missing.length > 0)
   fail(`not installed: ${missing.join(", ")}. Run npm install (and check .dockerignore leaves them in the build context)`);
 
-/** Tests, TypeScript (sources and declarations), source maps: never run. */
-const NEVER_RUN_DIRS = new Set(["node_modules", "test", "tests", "__tests__", "testdata", "__fixtures__", ".github"]);
-const NEVER_RUN_FILE = /(^tests?\.[cm]?js|\.(test|spec)\.[cm]?[jt]sx?|\.[cm]?tsx?|\.map)$/;
-
 function isInstalled(dir) {
   return relative(root, dir).split(sep).includes("node_modules");
 }
+
+if (list) {
+  // The folder a package is installed at (a link's own path for a workspace package is not one: its files are the
+  // workspace folder's, in the context anyway).
+  const installed = [...manifests.keys()].filter(isInstalled).map((dir) => relative(root, dir).split(sep).join("/"));
+  console.log(installed.sort().join("\n"));
+  process.exit(0);
+}
+
+/** Tests, TypeScript (sources and declarations), source maps: never run. */
+const NEVER_RUN_DIRS = new Set(["node_modules", "test", "tests", "__tests__", "testdata", "__fixtures__", ".github"]);
+const NEVER_RUN_FILE = /(^tests?\.[cm]?js|\.(test|spec)\.[cm]?[jt]sx?|\.[cm]?tsx?|\.map)$/;
 
 /**
  * A workspace package: package.json and the dist files whose source still exists. tsc never deletes output, so a
