@@ -35,14 +35,24 @@ export function serviceImage(folder: string): Promise<GenericContainer> {
     image =
       marker && existsSync(marker)
         ? Promise.resolve(new GenericContainer(tag))
-        : GenericContainer.fromDockerfile(REPO_ROOT)
-            .withTarget("prebuilt")
-            .withBuildArgs({ NODE_IMAGE, SERVICE: folder })
-            .build(tag, { deleteOnExit: false })
-            .then((container) => {
-              if (marker) writeFileSync(marker, `${new Date().toISOString()}\n`);
-              return container;
-            });
+        : // The docker CLI, not testcontainers' builder: the same build, but its context step takes ~9 s where
+          // testcontainers' (a .dockerignore of ~300 patterns matched in JavaScript over the whole tree) took ~17 s.
+          docker(
+            "build",
+            "--quiet",
+            "--target",
+            "prebuilt",
+            "--build-arg",
+            `NODE_IMAGE=${NODE_IMAGE}`,
+            "--build-arg",
+            `SERVICE=${folder}`,
+            "--tag",
+            tag,
+            REPO_ROOT,
+          ).then(() => {
+            if (marker) writeFileSync(marker, `${new Date().toISOString()}\n`);
+            return new GenericContainer(tag);
+          });
     built.set(folder, image);
   }
   return image;
