@@ -45,6 +45,7 @@ import { containerIdFor, typeForShape } from "@meridian/omf-sender/platform";
 import { freePort, startNatsCluster, startNatsServer, TEST_KEYS } from "@meridian/testing";
 import { pino } from "pino";
 import { envNumber, median, percentile, postJson } from "./common.js";
+import { PauseWindow } from "./pauses.js";
 import { natsPid, REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
@@ -407,6 +408,8 @@ interface System {
   sampler: ProcessSampler;
   /** Where the events that did not arrive are, said when a drain ends incomplete: to find the cause, not to count. */
   whereUndelivered?(): Promise<Record<string, unknown>>;
+  /** Meridian's services' own /metrics, to say what paused them over a phase (pauses.ts). */
+  metricsUrls?: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -512,6 +515,7 @@ async function startMeridian(sink: Sink, cluster = false): Promise<System> {
         headers: { authorization: `Bearer ${TEST_KEYS["telemetry:publish"]}` },
       },
       sampler,
+      metricsUrls: { gateway: `${gwUrl}/metrics`, "omf-sender": `${omfUrl}/metrics` },
       async whereUndelivered() {
         // The route's consumer (how far it got, what it holds unacked or was given again) and what the services said.
         const probe = Bus.connect({ servers: nats.urls.split(","), name: "bench-vsnr-probe", logger });
@@ -647,10 +651,12 @@ async function throughputPhase(sys: System, sink: Sink, containers: string[]) {
 async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
   const before = await valuesWritten(sink);
   const ledger = new Ledger();
+  const pauses = sys.metricsUrls ? await PauseWindow.open(sys.metricsUrls) : undefined;
   let fromTick = Number.POSITIVE_INFINITY;
   const { behind } = await fixedRate(sys.target, ledger, WARMUP_SECONDS + LATENCY_SECONDS, (elapsed) => {
     if (fromTick === Number.POSITIVE_INFINITY && elapsed >= WARMUP_SECONDS * 1000) fromTick = clock.take(0);
   });
+  const paused = await pauses?.close();
   const drained = await drainOrExplain(sys, sink, before, ledger.ackedEvents);
   const arrived = await takeArrivals(sink, containers);
   const lat = Array.from(latencies(arrived, fromTick));
@@ -669,6 +675,7 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
     answeredP50Ms: ms(percentile(answered, 50)),
     answeredP99Ms: ms(percentile(answered, 99)),
     worstMsBySecond: worstBySecond(arrived, fromTick),
+    ...(paused ? { pausesPerProcess: paused } : {}),
     ...account(ledger, arrived),
     refused: ledger.refusedEvents,
     refusedBy: ledger.refusedBy,
