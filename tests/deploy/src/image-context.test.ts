@@ -19,6 +19,14 @@ function check(file?: string) {
   return spawnSync(process.execPath, [SCRIPT, "--check", ...(file ? [`--dockerignore=${file}`] : [])], { cwd: ROOT, encoding: "utf8" });
 }
 
+/** The check run on a copy of .dockerignore with one line edited. */
+function checkEdited(line: string, replacement: string) {
+  expect(DOCKERIGNORE).toContain(line);
+  const file = join(mkdtempSync(join(tmpdir(), "image-context-")), ".dockerignore");
+  writeFileSync(file, DOCKERIGNORE.replace(line, replacement));
+  return check(file);
+}
+
 describe(".dockerignore: the installed packages the images run", () => {
   it("is the current list (node scripts/image-context.mjs writes it)", () => {
     const r = check();
@@ -47,19 +55,13 @@ describe(".dockerignore: the installed packages the images run", () => {
   });
 
   it("fails the check naming the package, when a package an image needs is missing from the list", () => {
-    const dir = mkdtempSync(join(tmpdir(), "image-context-"));
-    const file = join(dir, ".dockerignore");
-    writeFileSync(file, DOCKERIGNORE.replace("!node_modules/nats\n", ""));
-    const r = check(file);
+    const r = checkEdited("!node_modules/nats\n", "");
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("missing !node_modules/nats");
   });
 
   it("fails the check when the list holds a package no image needs", () => {
-    const dir = mkdtempSync(join(tmpdir(), "image-context-"));
-    const file = join(dir, ".dockerignore");
-    writeFileSync(file, DOCKERIGNORE.replace("!node_modules/nats\n", "!node_modules/nats\n!node_modules/typescript\n"));
-    const r = check(file);
+    const r = checkEdited("!node_modules/nats\n", "!node_modules/nats\n!node_modules/typescript\n");
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("not needed !node_modules/typescript");
   });
