@@ -5,18 +5,21 @@ describe("EndOfTurn", () => {
   it("runs what separate callbacks of one turn added together, once, after them", async () => {
     const runs: number[][] = [];
     const turn = new EndOfTurn<number>((items) => runs.push(items));
-    // Two timer callbacks of the same turn, each with its own microtask run, as two socket reads would be.
+    let runsBeforeLastAdd: number[][] | undefined;
+    // Two callbacks of the same turn, each followed by its own microtask run, as two socket reads would be. Two
+    // setImmediate callbacks queued together run in the same check phase (two 0 ms timers need not share a turn).
     await new Promise<void>((resolve) => {
-      setTimeout(() => {
+      setImmediate(() => {
         turn.add(1);
         queueMicrotask(() => turn.add(2));
-      }, 0);
-      setTimeout(() => {
+      });
+      setImmediate(() => {
         turn.add(3);
-        expect(runs).toEqual([]);
+        runsBeforeLastAdd = runs.map((r) => [...r]);
         setImmediate(resolve);
-      }, 0);
+      });
     });
+    expect(runsBeforeLastAdd).toEqual([]);
     expect(runs).toEqual([[1, 2, 3]]);
   });
 

@@ -103,9 +103,10 @@ describe("validatePublish", () => {
       expect(outcome(validatePublish, events), `seed ${seed}, request ${n}`).toBe(want);
       if (want !== "ok") bad++;
     }
-    // Both kinds were exercised.
+    // Both kinds were exercised. About 96 % of these requests are bad (one wrong part in any of up to 30 events makes
+    // a request bad): 110–130 of 3,000 are fine, with a spread of about 10 between seeds, so 25 is far outside it.
     expect(bad).toBeGreaterThan(300);
-    expect(bad).toBeLessThan(2900);
+    expect(3000 - bad).toBeGreaterThan(25);
   });
 
   it("checks every field telemetry.proto marks REQUIRED in an event (a new one must be added to the checks)", () => {
