@@ -104,6 +104,8 @@ export interface BusServiceParts {
   stop?(): Promise<void>;
   /** Plain HTTP routes served without authentication (ServiceOptions.httpRoutes), e.g. the gateway's API document. */
   httpRoutes?: ServiceOptions["httpRoutes"];
+  /** Faster readers of Connect JSON requests (ServiceOptions.jsonRequestReaders), e.g. the gateway's Publish. */
+  jsonRequestReaders?: ServiceOptions["jsonRequestReaders"];
 }
 
 /** What tests may change; a process takes the defaults. */
@@ -175,6 +177,7 @@ export async function startBusService(
     ...(options.installSignalHandlers === undefined ? {} : { installSignalHandlers: options.installSignalHandlers }),
     routes: (router) => parts.routes(router),
     ...(parts.httpRoutes ? { httpRoutes: parts.httpRoutes } : {}),
+    ...(parts.jsonRequestReaders ? { jsonRequestReaders: parts.jsonRequestReaders } : {}),
   }).catch(async (err: unknown) => {
     auth.authenticator.close();
     await parts.stop?.().catch(() => {});

@@ -8,6 +8,7 @@ import { consoleRoutes, consoleSignInFromConfig } from "./api/console.js";
 import { apiDocumentRoutes } from "./api/docs.js";
 import { applyRoutes, deadLetterService, gatewayErrors, routeService, statusService, sweepDrains, telemetryService } from "./api/index.js";
 import { backendTransport, registerProxy } from "./api/proxy.js";
+import { publishRequestJsonReader } from "./api/publish-json.js";
 import { type Backend, backendsFromConfig, backendTlsFromConfig } from "./backends.js";
 import type { GatewayConfig } from "./config.js";
 import { readRoutesFile } from "./declared.js";
@@ -46,6 +47,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
         }
       },
       errors: [gatewayErrors],
+      // Publish in Connect JSON is the gateway's busiest path: read by hand in its usual shape (src/api/publish-json.ts).
+      jsonRequestReaders: [publishRequestJsonReader],
       // GET /openapi.json and /docs/, and the console at every other path, without authentication (src/api/docs.ts,
       // src/api/console.ts): the console's API calls carry the caller's key.
       httpRoutes: {
