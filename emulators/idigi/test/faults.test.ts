@@ -103,17 +103,21 @@ describe("faults, seen from the client", () => {
       const { client } = await WireClient.session(e2.pushPort, USER.username, USER.password, id);
       clients.push(client);
       client.autoAck = "spec";
-      e2.setFault({ type: "slowReads", delayMs: 300 });
+      // A delay far longer than a loaded machine's stalls, so "no longer delayed" below needs no tight bound.
+      const delayMs = 1500;
+      e2.setFault({ type: "slowReads", delayMs });
       const t0 = Date.now();
       e2.emit({ monitorId: id, count: 3 });
-      await client.waitPublishes(3, 5000);
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(550);
+      await client.waitPublishes(3, 15_000);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2 * delayMs - 50); // blocks 2 and 3 each waited for a late ack
       e2.clearFaults();
+      // The last ack may still be in the slow path when the fault is cleared: once it is read, nothing is late.
+      await expect.poll(() => e2.state().monitors.find((m) => m.id === id)?.unackedBlocks, { timeout: 10_000, interval: 20 }).toBe(0);
       const t1 = Date.now();
       e2.emit({ monitorId: id, count: 3 });
-      await client.waitPublishes(6, 5000);
-      // one more ack may still be in the slow path when the fault is cleared
-      expect(Date.now() - t1).toBeLessThan(700);
+      await client.waitPublishes(6, 15_000);
+      // Still slow, blocks 5 and 6 would each wait the delay (at least 2 × 1500 ms); cleared, a few ms.
+      expect(Date.now() - t1).toBeLessThan(2 * delayMs - 500);
     } finally {
       await e2.stop();
     }

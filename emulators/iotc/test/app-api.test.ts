@@ -253,7 +253,7 @@ describe("commands", () => {
       "NotFound",
       /cmd-dev-offline is not connected/,
     );
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(5000); // not a wait for the device; 5 s leaves room for a loaded machine
     expectError(await api(e, "POST", "/api/devices/never-seen/commands/reboot", { body: {} }), 404, "NotFound", /not found/);
 
     const waiting = api(e, "POST", "/api/devices/cmd-dev-offline/commands/reboot", { body: { request: 1, connectionTimeout: 10 } });

@@ -120,10 +120,9 @@ describe("IoT Hub CONNECT", () => {
     const key = await provision("hub-g");
     const se = Math.ceil(Date.now() / 1000) + 2;
     const c = track(await hubConnect(e, "hub-g", { password: hubToken(e, "hub-g", key, se) }));
-    const started = Date.now();
-    await closed(c, 6000);
+    await closed(c, 15_000);
     expect(Date.now()).toBeGreaterThanOrEqual(se * 1000 - 50);
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(Date.now() - se * 1000).toBeLessThan(4000); // at se, with room for a loaded machine
     expect(e.devices().find((d) => d.deviceId === "hub-g")?.connected).toBe(false);
   });
 
@@ -135,7 +134,7 @@ describe("IoT Hub CONNECT", () => {
       tokenExpiresAt: new Date(se * 1000).toISOString(),
       tokenExpiries: 0,
     });
-    await closed(c, 4000);
+    await closed(c, 15_000);
     expect(e.devices().find((d) => d.deviceId === "hub-se")?.tokenExpiries).toBe(1);
     // A connection the device ends itself is no expiry.
     const later = inAnHourPlus(5);
@@ -195,13 +194,15 @@ describe("IoT Hub CONNECT", () => {
     const [host, port] = e.mqttHost.split(":");
     const socket = tls.connect({ host, port: Number(port), ca: e.caPem, servername: "localhost" });
     const connack = new Promise<Buffer>((resolve) => socket.once("data", resolve));
+    const closedAt = new Promise<number>((resolve) => socket.once("close", () => resolve(Date.now())));
+    // Timed from before the CONNECT is written: the server's clock starts no earlier, however late this process
+    // gets to read the CONNACK.
+    const t0 = Date.now();
     socket.write(Buffer.concat([header, body]));
     expect([...(await connack)]).toEqual([0x20, 2, 0, 0]);
-    const t0 = Date.now();
-    await new Promise((resolve) => socket.once("close", resolve));
-    const silentMs = Date.now() - t0;
+    const silentMs = (await closedAt) - t0;
     expect(silentMs).toBeGreaterThanOrEqual(1400);
-    expect(silentMs).toBeLessThan(2500);
+    expect(silentMs).toBeLessThan(4500); // 1.5 s, and up to 3 s more for a loaded machine
   });
 
   it("closes the connection of a device that publishes with QoS 2", async () => {

@@ -54,14 +54,15 @@ describe("fault switch (admin API)", () => {
   });
 
   it("latency delays the answer", async () => {
-    await setFaults({ latencyMs: 200, latencyCount: 1 });
+    // A latency far longer than a loaded machine's stalls, so "the second is not delayed" needs no tight bound.
+    await setFaults({ latencyMs: 3000, latencyCount: 1 });
     const t0 = performance.now();
     expect((await edsPost(emu.url, "type", [SEED_TYPES[0]])).status).toBe(202);
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(190);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(2990);
     const t1 = performance.now();
     await edsPost(emu.url, "type", [SEED_TYPES[0]]);
-    expect(performance.now() - t1).toBeLessThan(150);
-  });
+    expect(performance.now() - t1).toBeLessThan(2000);
+  }, 15_000);
 
   it("dropped connection is seen by fetch as a socket error, then the next request succeeds", async () => {
     await setFaults({ dropConnections: 1 });
@@ -149,7 +150,7 @@ describe("fault switch (admin API)", () => {
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();
     await e.stop();
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(4000); // the hang is 60 s; 4 s leaves room for a loaded machine
     expect(await held).toBeInstanceOf(Error);
   });
 

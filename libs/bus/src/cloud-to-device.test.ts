@@ -217,11 +217,12 @@ describe("cloud to device on a real nats-server", () => {
   it("a response nobody subscribes to is not delivered, at once", async () => {
     const started = Date.now();
     const r = await bus.respondToCommand(Platform.IOT_CENTRAL, "nobody", create(CommandResponseSchema, { requestId: "r" }), {
-      waitMs: 5000,
+      waitMs: 15_000,
     });
     expect(r).toEqual({ delivered: false });
-    expect(Date.now() - started).toBeLessThan(2000);
-  });
+    // Not the 15 s wait; 5 s leaves room for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(5000);
+  }, 20_000);
 
   it("takes CLOUD_TO_DEVICE_MAX_BYTES from the settings (1 MiB to 1 TiB)", async () => {
     const schema = z.object(natsSettings);

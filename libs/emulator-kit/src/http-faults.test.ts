@@ -132,7 +132,7 @@ describe("injectHttpFault on a live server", () => {
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();
     await other.close();
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(3000); // the hang is 60 s; 3 s leaves room for a loaded machine
     expect(await hung).toBeInstanceOf(Error);
   });
 

@@ -54,7 +54,7 @@ describe("listen", () => {
     await new Promise((r) => setTimeout(r, 50));
     const t0 = performance.now();
     await listening.close();
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(3000); // never answered; 3 s leaves room for a loaded machine
     expect(await hanging).toBeInstanceOf(Error);
     await listening.close(); // idempotent
     agent.destroy();

@@ -137,7 +137,7 @@ describe("PollLoop", () => {
     await inFlight;
     const t0 = Date.now();
     await loop.stop(new Error("source stopped"));
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(3000); // the poll never ends by itself; 3 s leaves room for a loaded machine
     expect(errors).toEqual([]);
     expect(loop.signal.reason).toEqual(new Error("source stopped"));
   });

@@ -276,8 +276,8 @@ describe("device code (the public client of the environment)", () => {
     const read = c.getLatestDatapoint(omnia.seededIds()[0]!);
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 50));
-    // Other work goes on while the sign-in is pending.
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // Other work goes on while the sign-in is pending (a blocked event loop would never see the 200 ms approval).
+    expect(Date.now() - t0).toBeLessThan(5000);
     const point = await read;
     expect(point?.status).toBeTypeOf("number");
     expect(prompts).toHaveLength(1);
