@@ -280,6 +280,47 @@ describe("Bus when NATS is unreachable", () => {
   }, 30_000);
 });
 
+describe("KV bucket while JetStream does not answer", () => {
+  // The connection stays up but nothing answers in time, as while a cluster elects a stream leader or a server is too
+  // busy: here the server process is paused (SIGSTOP) and resumed (SIGCONT).
+  let nats: NatsServerHandle;
+  let bus: Bus;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    bus = Bus.connect({ servers: nats.url, name: "paused", logger, publishTimeoutMs: 500 });
+    await bus.ready;
+  });
+  afterAll(async () => {
+    const pid = nats?.pid();
+    if (pid) process.kill(pid, "SIGCONT");
+    await bus?.close();
+    await nats?.stop();
+  });
+
+  it("throws BusUnavailableError (retryable, naming the bucket) from reads, listings and writes, and works again after", async () => {
+    const kv = new KvBucket<{ n: number }>(bus, "paused_bucket", jsonCodec());
+    await kv.put("a", { n: 1 });
+    const pid = nats.pid()!;
+    process.kill(pid, "SIGSTOP");
+    let failures: unknown[];
+    try {
+      expect(bus.connected).toBe(true);
+      failures = [];
+      const ops = [() => kv.get("a"), () => kv.keys(), () => kv.create("b", { n: 2 }), () => kv.put("a", { n: 3 }), () => kv.delete("a")];
+      for (const op of ops) failures.push(await op().catch((e: unknown) => e));
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    for (const err of failures) {
+      expect(err).toBeInstanceOf(BusUnavailableError);
+      expect(isRetryable(err)).toBe(true);
+      expect((err as Error).message).toContain("$KV.paused_bucket.");
+    }
+    await until(async () => (await kv.get("a").catch(() => undefined)) !== undefined, { timeoutMs: 10_000, intervalMs: 100 });
+    expect(await kv.keys()).toContain("a");
+  }, 60_000);
+});
+
 describe("DEADLETTER size limit", () => {
   let nats: NatsServerHandle;
   beforeAll(async () => {

@@ -50,7 +50,14 @@ import {
   TELEMETRY_BATCH_SCHEMA,
 } from "./codec.js";
 import { type DeadLetter, deadLetterHeaders, REPLAY_CONSUMER_HEADER } from "./dead-letter.js";
-import { BusPermissionError, BusUnavailableError, isNotFound, isPermissionError, MessageTooLargeError } from "./errors.js";
+import {
+  BusPermissionError,
+  BusUnavailableError,
+  isNotFound,
+  isPermissionError,
+  isTransientBusFailure,
+  MessageTooLargeError,
+} from "./errors.js";
 import { orderedMessages, type StreamMessage } from "./ordered.js";
 import { parseServers, redactUrl } from "./servers.js";
 import {
@@ -490,12 +497,8 @@ export class Bus {
     if (this.closed) return false;
     // Waiting makes sense for a reconnect; a bus that never reached a server (not ready) says so at once.
     if (err instanceof BusUnavailableError) return this.nc !== undefined;
-    const e = err as { code?: string; api_error?: { code?: number } };
-    if (e.code === ErrorCode.NoResponders) return true;
-    if (!hasMsgId) return false;
-    if (e.code === ErrorCode.Timeout || e.code === ErrorCode.Disconnect) return true;
-    const status = e.api_error?.code;
-    return status !== undefined && status >= 500;
+    if ((err as { code?: string }).code === ErrorCode.NoResponders) return true;
+    return hasMsgId && isTransientBusFailure(err);
   }
 
   /**

@@ -1,3 +1,5 @@
+import { ErrorCode } from "nats";
+
 /** The bus cannot be reached now; callers answer `unavailable` and try again later. */
 export class BusUnavailableError extends Error {
   /** Read by `retry()` from `@meridian/retry`: a source keeps its data and publishes again once the bus is back. */
@@ -83,3 +85,24 @@ export function isNotFound(err: unknown): boolean {
 export function isPermissionError(err: unknown): boolean {
   return (err as { code?: string })?.code === "PERMISSIONS_VIOLATION";
 }
+
+/**
+ * A failure another attempt may overcome: the client between two servers, no JetStream answering (no responders, a
+ * stream without a leader: a JetStream API 5xx), or no answer in time. What the caller sees as "the bus is unavailable,
+ * try again"; a timeout of a write may hide that it was done, so whoever retries a write must allow for that.
+ */
+export function isTransientBusFailure(err: unknown): boolean {
+  const e = err as { code?: string; api_error?: { code?: number } } | undefined;
+  if (e === undefined || e === null) return false;
+  if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) return true;
+  const status = e.api_error?.code;
+  return status !== undefined && status >= 500;
+}
+
+const TRANSIENT_CODES = new Set<string>([
+  ErrorCode.NoResponders,
+  ErrorCode.Timeout,
+  ErrorCode.Disconnect,
+  ErrorCode.ConnectionClosed,
+  ErrorCode.ConnectionDraining,
+]);

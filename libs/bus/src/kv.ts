@@ -1,7 +1,14 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { KV, KvEntry } from "nats";
 import type { Bus } from "./bus.js";
-import { BusPermissionError, BusUnavailableError, isPermissionError, KeyChangedError, KeyExistsError } from "./errors.js";
+import {
+  BusPermissionError,
+  BusUnavailableError,
+  isPermissionError,
+  isTransientBusFailure,
+  KeyChangedError,
+  KeyExistsError,
+} from "./errors.js";
 
 /** How values of a bucket are turned into bytes and back. */
 export interface KvCodec<T> {
@@ -24,7 +31,9 @@ export interface KvBucketOptions {
 
 /**
  * A typed JetStream KV bucket: where routes and per-service state live, so services stay
- * stateless processes that can run as several replicas.
+ * stateless processes that can run as several replicas. What fails for a reason another attempt may overcome (no
+ * JetStream answering, a bucket stream without a leader, no answer in time) is thrown as BusUnavailableError, which
+ * callers answer as `unavailable`; a write refused by the NATS permissions as BusPermissionError.
  */
 export class KvBucket<T> {
   private kvPromise: Promise<KV> | undefined;
@@ -38,6 +47,14 @@ export class KvBucket<T> {
 
   private async kv(): Promise<KV> {
     if (!this.bus.connected) throw new BusUnavailableError();
+    try {
+      return await this.open();
+    } catch (err) {
+      throw this.failure(err);
+    }
+  }
+
+  private open(): Promise<KV> {
     if (!this.kvPromise) {
       const p = this.bus.js().views.kv(this.name, {
         history: this.options.history ?? 1,
@@ -53,14 +70,23 @@ export class KvBucket<T> {
   }
 
   async get(key: string): Promise<T | undefined> {
-    const e = await (await this.kv()).get(key);
+    const e = await this.read(key);
     return live(e) ? this.codec.decode(e.value) : undefined;
   }
 
   /** The value with the revision it was written at (the bucket stream's sequence), for a later `update`. */
   async entry(key: string): Promise<{ value: T; revision: number } | undefined> {
-    const e = await (await this.kv()).get(key);
+    const e = await this.read(key);
     return live(e) ? { value: this.codec.decode(e.value), revision: e.revision } : undefined;
+  }
+
+  private async read(key: string): Promise<KvEntry | null> {
+    const kv = await this.kv();
+    try {
+      return await kv.get(key);
+    } catch (err) {
+      throw this.failure(err, key);
+    }
   }
 
   /**
@@ -72,7 +98,7 @@ export class KvBucket<T> {
       return await (await this.kv()).update(key, this.codec.encode(value), revision);
     } catch (err) {
       if (/wrong last sequence/i.test((err as Error).message)) throw new KeyChangedError(key, revision, { cause: err });
-      throw this.writeError(err, key);
+      throw this.failure(err, key);
     }
   }
 
@@ -81,7 +107,7 @@ export class KvBucket<T> {
     try {
       await (await this.kv()).put(key, this.codec.encode(value));
     } catch (err) {
-      throw this.writeError(err, key);
+      throw this.failure(err, key);
     }
   }
 
@@ -91,19 +117,17 @@ export class KvBucket<T> {
       await (await this.kv()).create(key, this.codec.encode(value));
     } catch (err) {
       if (/wrong last sequence|key exists/i.test((err as Error).message)) throw new KeyExistsError(key);
-      throw this.writeError(err, key);
+      throw this.failure(err, key);
     }
   }
 
   /** Returns false when there was nothing to delete. */
   async delete(key: string): Promise<boolean> {
-    const kv = await this.kv();
-    const e = await kv.get(key);
-    if (!live(e)) return false;
+    if (!live(await this.read(key))) return false;
     try {
-      await kv.delete(key);
+      await (await this.kv()).delete(key);
     } catch (err) {
-      throw this.writeError(err, key);
+      throw this.failure(err, key);
     }
     return true;
   }
@@ -118,19 +142,28 @@ export class KvBucket<T> {
     try {
       await this.bus.jsm().streams.purge(`KV_${this.name}`, { filter: `$KV.${this.name}.${key}` });
     } catch (err) {
-      throw this.writeError(err, key);
+      throw this.failure(err, key);
     }
   }
 
-  private writeError(err: unknown, key: string): unknown {
-    return isPermissionError(err) ? new BusPermissionError(`$KV.${this.name}.${key}`, { cause: err }) : err;
+  private failure(err: unknown, key?: string): unknown {
+    if (err instanceof BusUnavailableError || err instanceof BusPermissionError) return err;
+    const subject = `$KV.${this.name}.${key ?? ">"}`;
+    if (isPermissionError(err)) return new BusPermissionError(subject, { cause: err });
+    if (isTransientBusFailure(err)) return new BusUnavailableError(`${subject}: ${(err as Error).message}`, { cause: err });
+    return err;
   }
 
   async keys(): Promise<string[]> {
     // A Set: nats.js lists keys with a consumer that also hands over a key written while the listing runs, so a key
     // being written (a status report every few seconds) could come twice, and GetStatus showed that instance twice.
     const out = new Set<string>();
-    for await (const k of await (await this.kv()).keys()) out.add(k);
+    const kv = await this.kv();
+    try {
+      for await (const k of await kv.keys()) out.add(k);
+    } catch (err) {
+      throw this.failure(err);
+    }
     return [...out].sort();
   }
 
@@ -145,7 +178,10 @@ export class KvBucket<T> {
 
   /** Current values, then every change (value undefined = deleted), until the signal aborts. */
   async *watch(signal: AbortSignal): AsyncGenerator<{ key: string; value: T | undefined }> {
-    const iter = await (await this.kv()).watch();
+    const kv = await this.kv();
+    const iter = await kv.watch().catch((err) => {
+      throw this.failure(err);
+    });
     const stop = () => iter.stop();
     signal.addEventListener("abort", stop, { once: true });
     try {

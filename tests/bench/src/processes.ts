@@ -103,3 +103,27 @@ export function natsPid(nats: { pid(): number | undefined }): number {
 
 /** What the bench process's own CPU and RSS hold, said beside its figures (it is not a Meridian service). */
 export const BENCH_PROCESS = "bench";
+
+/**
+ * A gateway RPC in Connect JSON by a bench before it measures (CreateRoute): tried again for up to 30 s while the
+ * gateway answers `unavailable` (HTTP 503: JetStream not answering yet, e.g. a cluster electing leaders), and on any
+ * other failure thrown with the gateway's last log lines, which say what went wrong.
+ */
+export async function callGateway(gateway: RunningProcess, url: string, apiKey: string, body: unknown): Promise<unknown> {
+  const deadline = Date.now() + 30_000;
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (res.ok) return JSON.parse(text);
+    if (res.status === 503 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)));
+      continue;
+    }
+    const log = gateway.recentLog().slice(-20).join("\n");
+    throw new Error(`${new URL(url).pathname}: ${res.status} ${text}\n${gateway.name}'s last log lines:\n${log}`);
+  }
+}

@@ -34,7 +34,7 @@ import { freePort, type NatsServerHandle, startNatsServer, TEST_KEYS } from "@me
 import { pino } from "pino";
 import { envNumber, postJson } from "./common.js";
 import { judgeGrowth } from "./growth.js";
-import { type RunningProcess, SERVICE_NODE_OPTIONS, startProcess } from "./processes.js";
+import { callGateway, type RunningProcess, SERVICE_NODE_OPTIONS, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
 import { ProcessSampler, procRssMiB } from "./sampler.js";
@@ -201,37 +201,31 @@ async function main() {
     );
     const gwPort = await freePort();
     const gwUrl = `http://127.0.0.1:${gwPort}`;
-    procs.push(
-      await startProcess(
-        "gateway",
-        "services/gateway",
-        // The per-caller rate limit is lifted: the soak holds its own rate.
-        {
-          PORT: String(gwPort),
-          NATS_URL: nats.url,
-          OMF_SENDER_URL: omfUrl,
-          CALLER_RATE_LIMIT: "1000000",
-          CALLER_RATE_BURST: "1000000",
-          ...nodeOptions,
-        },
-        `${gwUrl}/readyz`,
-      ),
+    const gateway = await startProcess(
+      "gateway",
+      "services/gateway",
+      // The per-caller rate limit is lifted: the soak holds its own rate.
+      {
+        PORT: String(gwPort),
+        NATS_URL: nats.url,
+        OMF_SENDER_URL: omfUrl,
+        CALLER_RATE_LIMIT: "1000000",
+        CALLER_RATE_BURST: "1000000",
+        ...nodeOptions,
+      },
+      `${gwUrl}/readyz`,
     );
-    const created = await fetch(`${gwUrl}/meridian.route.v1.RouteService/CreateRoute`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${TEST_KEYS["routes:admin"]}` },
-      body: JSON.stringify({
-        route: { id: ROUTE_ID, source: { connection: CONNECTION }, sink: { platform: "PLATFORM_OMF", target: "pi" } },
-      }),
+    procs.push(gateway);
+    await callGateway(gateway, `${gwUrl}/meridian.route.v1.RouteService/CreateRoute`, TEST_KEYS["routes:admin"], {
+      route: { id: ROUTE_ID, source: { connection: CONNECTION }, sink: { platform: "PLATFORM_OMF", target: "pi" } },
     });
-    if (!created.ok) throw new Error(`CreateRoute: ${created.status} ${await created.text()}`);
     // The route's consumer starts at the next message once omf-sender has made it: publish only from then on.
     const consumer = routeConsumerName(ROUTE_ID, Platform.OMF);
     for (const deadline = Date.now() + 30_000; !(await consumerBacklog(bus, consumer)); await sleep(50)) {
       if (Date.now() > deadline) throw new Error(`omf-sender did not create consumer ${consumer} in 30 s`);
     }
 
-    const [emulator, omfSender, gateway] = procs as [RunningProcess, RunningProcess, RunningProcess];
+    const [emulator, omfSender] = procs as [RunningProcess, RunningProcess];
     const natsPid = nats.pid();
     if (natsPid === undefined) throw new Error("nats-server is not running");
     const pids: Record<string, number> = {

@@ -46,7 +46,7 @@ import { freePort, startNatsCluster, startNatsServer, TEST_KEYS } from "@meridia
 import { pino } from "pino";
 import { envNumber, median, percentile, postJson } from "./common.js";
 import { PauseWindow } from "./pauses.js";
-import { natsPid, REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
+import { callGateway, natsPid, REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
 import { type PerProcess, ProcessSampler } from "./sampler.js";
@@ -476,23 +476,17 @@ async function startMeridian(sink: Sink, cluster = false): Promise<System> {
     );
     const gwPort = await freePort();
     const gwUrl = `http://127.0.0.1:${gwPort}`;
-    procs.push(
-      await startProcess(
-        "gateway",
-        "services/gateway",
-        // The per-caller rate limit is lifted: the bench measures the path, not the limit.
-        { PORT: String(gwPort), ...busEnv, OMF_SENDER_URL: omfUrl, CALLER_RATE_LIMIT: "1000000", CALLER_RATE_BURST: "1000000" },
-        `${gwUrl}/readyz`,
-      ),
+    const gateway = await startProcess(
+      "gateway",
+      "services/gateway",
+      // The per-caller rate limit is lifted: the bench measures the path, not the limit.
+      { PORT: String(gwPort), ...busEnv, OMF_SENDER_URL: omfUrl, CALLER_RATE_LIMIT: "1000000", CALLER_RATE_BURST: "1000000" },
+      `${gwUrl}/readyz`,
     );
-    const created = await fetch(`${gwUrl}/meridian.route.v1.RouteService/CreateRoute`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${TEST_KEYS["routes:admin"]}` },
-      body: JSON.stringify({
-        route: { id: ROUTE_ID, source: { connection: CONNECTION }, sink: { platform: "PLATFORM_OMF", target: "pi" } },
-      }),
+    procs.push(gateway);
+    await callGateway(gateway, `${gwUrl}/meridian.route.v1.RouteService/CreateRoute`, TEST_KEYS["routes:admin"], {
+      route: { id: ROUTE_ID, source: { connection: CONNECTION }, sink: { platform: "PLATFORM_OMF", target: "pi" } },
     });
-    if (!created.ok) throw new Error(`CreateRoute: ${created.status} ${await created.text()}`);
     // The route's consumer starts at the next message once omf-sender has made it: publish only from then on.
     const bus = Bus.connect({ servers: nats.urls.split(","), name: "bench-vsnr", logger });
     try {
@@ -506,7 +500,7 @@ async function startMeridian(sink: Sink, cluster = false): Promise<System> {
     } finally {
       await bus.close();
     }
-    const [omf, gateway] = procs as [RunningProcess, RunningProcess];
+    const omf = procs[0] as RunningProcess;
     const sampler = new ProcessSampler({ gateway: gateway.proc.pid!, "omf-sender": omf.proc.pid!, ...nats.pids });
     return {
       target: {
