@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { describe, expect, it } from "vitest";
 import { ProcessSampler, procCpuSeconds, procPssMiB, procRssMiB } from "./sampler.js";
 
@@ -36,12 +38,22 @@ describe("ProcessSampler", () => {
     expect(peak).toBeGreaterThanOrEqual(idle + 50);
   });
 
-  it("reads a process's PSS, at most its RSS and above zero, and nothing for a process that is gone", () => {
-    const pss = procPssMiB(process.pid);
-    const rss = procRssMiB(process.pid)!;
-    expect(pss).toBeGreaterThan(1);
-    // Pages shared with other processes count in part: PSS is never above RSS (a page's worth of slack for the two reads).
-    expect(pss!).toBeLessThanOrEqual(rss + 1);
+  it("reads a process's PSS, at most its RSS and above zero, and nothing for a process that is gone", async () => {
+    // An idle child, not this process: the test runner's other workers share this one and can free tens of MiB
+    // between two reads.
+    const child = spawn(process.execPath, ["-e", "process.stdout.write('up'); setTimeout(() => {}, 60_000)"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    try {
+      await once(child.stdout!, "data");
+      const pss = procPssMiB(child.pid!);
+      const rss = procRssMiB(child.pid!)!;
+      expect(pss).toBeGreaterThan(1);
+      // Pages shared with other processes count in part: PSS is never above RSS (a page's worth of slack for the two reads).
+      expect(pss!).toBeLessThanOrEqual(rss + 1);
+    } finally {
+      child.kill("SIGKILL");
+    }
     expect(procPssMiB(2 ** 22 + 1)).toBeUndefined();
   });
 
