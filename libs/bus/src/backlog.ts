@@ -209,6 +209,8 @@ export class BacklogMonitor {
   private async checkOne(w: Watched, stream: { first: number; last: number }): Promise<void> {
     const jsm = this.bus.jsm();
     const info = await jsm.consumers.info(w.target.stream, w.target.durable);
+    // An info without fields: the consumer is being deleted (see consumerInfo in consumer.ts).
+    if (info.delivered === undefined) return;
     const now = new Date();
     const delivered = info.delivered.stream_seq;
     const deliveries = info.delivered.consumer_seq;

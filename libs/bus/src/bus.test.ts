@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
@@ -304,6 +305,11 @@ describe("KV bucket while JetStream does not answer", () => {
     process.kill(pid, "SIGSTOP");
     let failures: unknown[];
     try {
+      // Stopped ("T" in /proc/<pid>/stat) before the first call, not merely signalled.
+      await until(() => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("T") === true, {
+        timeoutMs: 5000,
+        intervalMs: 5,
+      });
       expect(bus.connected).toBe(true);
       failures = [];
       const ops = [() => kv.get("a"), () => kv.keys(), () => kv.create("b", { n: 2 }), () => kv.put("a", { n: 3 }), () => kv.delete("a")];

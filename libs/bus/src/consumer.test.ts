@@ -4,7 +4,7 @@ import { MAX_RETRY_AFTER_MS } from "@meridian/retry";
 import { captureLogger, testLogger } from "@meridian/testing";
 import { describe, expect, it } from "vitest";
 import type { Bus } from "./bus.js";
-import { type Delivery, DurableConsumer, redeliveryDelay, settle } from "./consumer.js";
+import { consumerBacklog, consumerInfo, type Delivery, DurableConsumer, redeliveryDelay, settle } from "./consumer.js";
 import { PermanentError } from "./errors.js";
 
 function delivery(streamSequence = 1) {
@@ -142,5 +142,35 @@ describe("DurableConsumer.runParallel's acks", () => {
     );
     expect(retried).toEqual([2, 4, 6, 8, 10]);
     expect(ackedAfter).toHaveLength(5);
+  });
+});
+
+describe("consumerInfo / consumerBacklog", () => {
+  const busAnswering = (info: () => Promise<unknown>) => ({ jsm: () => ({ consumers: { info } }) }) as unknown as Bus;
+
+  it("reads a consumer being deleted (nats-server's info without fields, no error) as gone, like one not found", async () => {
+    // What nats-server 2.9 answered to an info request during a delete (a CI run's TypeError on `delivered`).
+    const deleting = busAnswering(async () => ({ type: "io.nats.jetstream.api.v1.consumer_info_response" }));
+    expect(await consumerInfo(deleting, "omf-r")).toBeUndefined();
+    expect(await consumerBacklog(deleting, "omf-r")).toBeUndefined();
+    const notFound = busAnswering(async () => {
+      throw Object.assign(new Error("consumer not found"), { api_error: { code: 404, err_code: 10014 } });
+    });
+    expect(await consumerBacklog(notFound, "omf-r")).toBeUndefined();
+  });
+
+  it("gives a live consumer's counts, and passes any other failure on", async () => {
+    const live = busAnswering(async () => ({
+      config: { durable_name: "omf-r" },
+      delivered: { stream_seq: 42, consumer_seq: 40 },
+      ack_floor: { stream_seq: 30, consumer_seq: 28 },
+      num_pending: 5,
+      num_ack_pending: 2,
+    }));
+    expect(await consumerBacklog(live, "omf-r")).toEqual({ pending: 5, ackPending: 2, deliveredSequence: 42 });
+    const timeout = busAnswering(async () => {
+      throw Object.assign(new Error("TIMEOUT"), { code: "TIMEOUT" });
+    });
+    await expect(consumerBacklog(timeout, "omf-r")).rejects.toThrow("TIMEOUT");
   });
 });

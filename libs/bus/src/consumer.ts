@@ -1,6 +1,6 @@
 import type { Platform, Source, TelemetryBatch, TelemetryEvent } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, backoffDelay, MAX_RETRY_AFTER_MS, retryHintOf, sleep } from "@meridian/retry";
-import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg, nanos } from "nats";
+import { AckPolicy, type ConsumerInfo, type ConsumerMessages, DeliverPolicy, type JsMsg, nanos } from "nats";
 import type { Logger } from "pino";
 import { type Bus, isNotFound, STREAMS } from "./bus.js";
 import { decodeBatch, SCHEMA_HEADER } from "./codec.js";
@@ -85,15 +85,25 @@ export function parseRouteConsumerName(name: string): { routeId: string; sinkPla
   return sinkPlatform === undefined ? undefined : { routeId: name.slice(dash + 1), sinkPlatform };
 }
 
-/** A durable consumer's backlog, or undefined when it does not exist. */
-export async function consumerBacklog(bus: Bus, durable: string, stream: string = STREAMS.telemetry): Promise<ConsumerBacklog | undefined> {
+/**
+ * A durable consumer's info, or undefined when it does not exist. nats-server (2.9) answers an info request that meets
+ * the consumer while it is being deleted with an info holding none of its fields and no error: that consumer is gone
+ * too (read as it was, its missing `delivered` failed the gateway's drain check and a test with a TypeError).
+ */
+export async function consumerInfo(bus: Bus, durable: string, stream: string = STREAMS.telemetry): Promise<ConsumerInfo | undefined> {
   try {
     const info = await bus.jsm().consumers.info(stream, durable);
-    return { pending: info.num_pending, ackPending: info.num_ack_pending, deliveredSequence: info.delivered.stream_seq };
+    return info.delivered === undefined || info.config === undefined ? undefined : info;
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+/** A durable consumer's backlog, or undefined when it does not exist. */
+export async function consumerBacklog(bus: Bus, durable: string, stream: string = STREAMS.telemetry): Promise<ConsumerBacklog | undefined> {
+  const info = await consumerInfo(bus, durable, stream);
+  return info && { pending: info.num_pending, ackPending: info.num_ack_pending, deliveredSequence: info.delivered.stream_seq };
 }
 
 /**

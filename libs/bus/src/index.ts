@@ -34,6 +34,7 @@ export { busFromConfig, type NatsSettings, NatsSettingsError, natsSettings } fro
 export {
   type ConsumerBacklog,
   consumerBacklog,
+  consumerInfo,
   type Delivery,
   type DeviceEvents,
   DurableConsumer,

@@ -8,10 +8,11 @@ import { type BackoffPolicy, sleep } from "@meridian/retry";
 import { DeliverPolicy } from "nats";
 import type { Logger } from "pino";
 import type { BacklogState } from "./backlog.js";
-import { type Bus, isNotFound, STREAMS } from "./bus.js";
+import type { Bus } from "./bus.js";
 import {
   type ConsumerBacklog,
   consumerBacklog,
+  consumerInfo,
   DurableConsumer,
   type DurableConsumerOptions,
   deleteConsumer,
@@ -65,15 +66,12 @@ export type RouteConsumerOptions = Omit<
 export async function sourceChangePhase(bus: Bus, route: Route, sinkPlatform: Platform): Promise<"previous" | "current" | "none"> {
   const change = route.sourceChange;
   if (!change) return "none";
-  try {
-    const { config } = await bus.jsm().consumers.info(STREAMS.telemetry, routeConsumerName(route.id, sinkPlatform));
-    return config.deliver_policy === DeliverPolicy.StartSequence && config.opt_start_seq === Number(change.lastSequence) + 1
-      ? "current"
-      : "previous";
-  } catch (err) {
-    if (isNotFound(err)) return "current";
-    throw err;
-  }
+  const info = await consumerInfo(bus, routeConsumerName(route.id, sinkPlatform));
+  if (!info) return "current";
+  const { config } = info;
+  return config.deliver_policy === DeliverPolicy.StartSequence && config.opt_start_seq === Number(change.lastSequence) + 1
+    ? "current"
+    : "previous";
 }
 
 /** Whether a route's sink is past its source change: the consumer on the new source exists (the gateway then clears it). */

@@ -1,5 +1,5 @@
 import type { Bus, Delivery, DurableConsumer } from "@meridian/bus";
-import { drainThroughOf, routeConsumer, routeConsumerName, STREAMS } from "@meridian/bus";
+import { consumerInfo, drainThroughOf, routeConsumer, routeConsumerName } from "@meridian/bus";
 import type { Route } from "@meridian/contracts/meridian/route/v1/route_pb";
 import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type BackoffPolicy, MAX_RETRY_AFTER_MS, RetryableError, retryHintOf } from "@meridian/retry";
@@ -474,8 +474,8 @@ export class RoutePipeline {
   }
 
   private async ackFloor(): Promise<number | undefined> {
-    const info = await this.deps.bus.jsm().consumers.info(STREAMS.telemetry, routeConsumerName(this.route.id, Platform.OMF));
-    return info.ack_floor.stream_seq;
+    const info = await consumerInfo(this.deps.bus, routeConsumerName(this.route.id, Platform.OMF));
+    return info?.ack_floor.stream_seq;
   }
 
   /**
