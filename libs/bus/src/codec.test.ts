@@ -138,6 +138,54 @@ describe("TelemetryBatch codec", () => {
     expect(fromBinary(TelemetryBatchSchema, encodeBatch(decoded)).events[0]!.$unknown?.length).toBe(1);
   });
 
+  it("reads back many different short names that share slots of its table of repeated strings, each as written", () => {
+    // 5,000 names of one length: more than the table has slots, so names meet in a slot and must be told apart.
+    const names = Array.from({ length: 5000 }, (_, i) => `p${String(i).padStart(5, "0")}`);
+    for (let round = 0; round < 2; round++) {
+      for (let from = 0; from < names.length; from += 250) {
+        const events = names.slice(from, from + 250).map((name, i) =>
+          create(TelemetryEventSchema, {
+            id: `e${from + i}`,
+            source: { platform: Platform.API, connection: `c${(from + i) % 7}`, device: name },
+            points: [{ name, unit: name.slice(0, 3), value: { case: "stringValue", value: name } }],
+            attributes: { [name]: name },
+          }),
+        );
+        const bytes = encodeBatch(makeBatch(`b${from}`, events));
+        expect(decodeBatchFast(bytes), `names from ${from}`).toEqual(fromBinary(TelemetryBatchSchema, bytes));
+      }
+    }
+  });
+
+  it("leaves a string that is not UTF-8 to the reflective codec, which refuses it, short or long", () => {
+    for (const bad of [[0xff], [0x61, 0xc3], [0xe2, 0x82], Array.from({ length: 60 }, (_, i) => (i === 50 ? 0x80 : 0x61))]) {
+      const name = new Uint8Array(bad);
+      const point = new BinaryWriter().tag(1, 2).bytes(name).finish();
+      const event = new BinaryWriter().tag(1, 2).bytes(name).tag(5, 2).bytes(point).finish();
+      const bytes = new BinaryWriter().tag(2, 2).bytes(event).finish();
+      expect(() => fromBinary(TelemetryBatchSchema, bytes)).toThrow(/not valid/);
+      expect(decodeBatchFast(bytes), `bytes ${bad.slice(0, 4)}`).toBeUndefined();
+      expect(() => decodeBatch(bytes)).toThrow(/not valid/);
+    }
+  });
+
+  it("reads a batch cut anywhere as the reflective codec does: the same batch or the same error", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const whole = encodeBatch(randomBatch(seed));
+      for (let cut = 0; cut < whole.length; cut++) {
+        const part = whole.subarray(0, cut);
+        let expected: unknown;
+        try {
+          expected = fromBinary(TelemetryBatchSchema, part);
+        } catch (err) {
+          expect(() => decodeBatch(part), `seed ${seed} cut ${cut}`).toThrow((err as Error).message);
+          continue;
+        }
+        expect(decodeBatch(part), `seed ${seed} cut ${cut}`).toEqual(expected);
+      }
+    }
+  });
+
   it("fails on broken bytes as the reflective codec does", () => {
     const good = encodeBatch(makeBatch("b", [create(TelemetryEventSchema, { id: "e1", points: [{ name: "p", quality: Quality.GOOD }] })]));
     for (const broken of [good.subarray(0, good.length - 2), new Uint8Array([0x12, 0x40, 0x0a])]) {

@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   type Point,
@@ -61,7 +61,7 @@ export function decodeBatch(data: Uint8Array): TelemetryBatch {
 /** The hand-written reader alone: undefined for what it leaves to the reflective codec (codec.test.ts holds it to that). */
 export function decodeBatchFast(data: Uint8Array): TelemetryBatch | undefined {
   try {
-    return readBatch(new BinaryReader(data));
+    return readBatch(new Reader(data));
   } catch {
     return undefined;
   }
@@ -338,76 +338,293 @@ function hasUnknown(b: TelemetryBatch): boolean {
 /** Thrown inside the reader for what only the reflective codec keeps (unknown fields, wire types it tolerates). */
 const NOT_MINE = Symbol("not for the TelemetryBatch fast path");
 
-function expect(wire: WireType, want: WireType): void {
-  if (wire !== want) throw NOT_MINE;
+/** Fatal, as protobuf-es's fromBinary is on string fields: bytes that are not UTF-8 go to the reflective codec, which refuses them. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/*
+ * Short strings of a batch repeat from event to event (point names, units, devices, connections): each is kept in a
+ * small table by a hash of its bytes and handed out again while its bytes match, so a repeated name costs a compare,
+ * not a string. Event and batch ids, which never repeat, are not kept. The table is bounded (slots × ≤ 48 bytes).
+ */
+const INTERN_SLOTS = 2048;
+const INTERN_MAX_BYTES = 48;
+const interned: (string | undefined)[] = new Array(INTERN_SLOTS).fill(undefined);
+
+/** Events of one batch mostly share their seconds: the last seconds read, and its bigint, are reused. */
+let lastSeconds = -1;
+let lastSecondsBigint = 0n;
+
+/**
+ * A protobuf wire reader for TelemetryBatch alone, over the message's bytes. protobuf-es's BinaryReader allocates an
+ * array per tag and per short string; this one allocates only what the decoded batch holds. Anything it does not
+ * expect (an unknown field, a wire type the reflective codec would tolerate, bytes past the end) throws NOT_MINE, and
+ * the reflective codec decides, with its own errors.
+ */
+class Reader {
+  readonly buf: Uint8Array;
+  readonly len: number;
+  /** The same bytes as a Buffer: latin1 slices and doubles without a copy. */
+  readonly view: Buffer;
+  pos = 0;
+  // The two halves of the last varint64 read.
+  lo = 0;
+  hi = 0;
+
+  constructor(buf: Uint8Array) {
+    this.buf = buf;
+    this.len = buf.length;
+    this.view = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** A varint's low 32 bits, unsigned, as protobuf-es's uint32() (10 bytes at most). */
+  uint32(): number {
+    const buf = this.buf;
+    let b = buf[this.pos++]!;
+    let result = b & 0x7f;
+    if (b < 0x80) return this.bounded(result);
+    b = buf[this.pos++]!;
+    result |= (b & 0x7f) << 7;
+    if (b < 0x80) return this.bounded(result);
+    b = buf[this.pos++]!;
+    result |= (b & 0x7f) << 14;
+    if (b < 0x80) return this.bounded(result);
+    b = buf[this.pos++]!;
+    result |= (b & 0x7f) << 21;
+    if (b < 0x80) return this.bounded(result);
+    b = buf[this.pos++]!;
+    result |= (b & 0x0f) << 28;
+    for (let read = 5; b >= 0x80 && read < 10; read++) b = buf[this.pos++]!;
+    if (b >= 0x80) throw NOT_MINE;
+    return this.bounded(result >>> 0);
+  }
+
+  /** A field's tag: field number × 8 + wire type, as one number (no pair allocated). */
+  tag(): number {
+    const start = this.pos;
+    const tag = this.uint32();
+    const read = this.pos - start;
+    if (read > 5 || (read === 5 && this.buf[this.pos - 1]! > 0x0f)) throw NOT_MINE;
+    return tag;
+  }
+
+  int32(): number {
+    return this.uint32() | 0;
+  }
+
+  /** A varint of up to 64 bits into lo and hi, as protobuf-es's varint64read. */
+  varint64(): void {
+    const buf = this.buf;
+    let lo = 0;
+    let hi = 0;
+    for (let shift = 0; shift < 28; shift += 7) {
+      const b = buf[this.pos++]!;
+      lo |= (b & 0x7f) << shift;
+      if (b < 0x80) {
+        this.halves(lo, hi);
+        return;
+      }
+    }
+    const middle = buf[this.pos++]!;
+    lo |= (middle & 0x0f) << 28;
+    hi = (middle & 0x70) >> 4;
+    if (middle < 0x80) {
+      this.halves(lo, hi);
+      return;
+    }
+    for (let shift = 3; shift <= 31; shift += 7) {
+      const b = buf[this.pos++]!;
+      hi |= (b & 0x7f) << shift;
+      if (b < 0x80) {
+        this.halves(lo, hi);
+        return;
+      }
+    }
+    throw NOT_MINE;
+  }
+
+  /** A signed 64-bit varint as a number while it is a safe integer ≥ 0 (times, most values), else undefined. */
+  smallInt64(): number | undefined {
+    this.varint64();
+    const hi = this.hi;
+    return hi >= 0 && hi < 0x200000 ? hi * 0x100000000 + (this.lo >>> 0) : undefined;
+  }
+
+  int64(): bigint {
+    const n = this.smallInt64();
+    return n !== undefined ? BigInt(n) : BigInt.asIntN(64, (BigInt(this.hi >>> 0) << 32n) | BigInt(this.lo >>> 0));
+  }
+
+  /** Timestamp seconds: an int64, the last one's bigint when it is the same. */
+  seconds(): bigint {
+    const n = this.smallInt64();
+    if (n === undefined) return BigInt.asIntN(64, (BigInt(this.hi >>> 0) << 32n) | BigInt(this.lo >>> 0));
+    if (n !== lastSeconds) {
+      lastSecondsBigint = BigInt(n);
+      lastSeconds = n;
+    }
+    return lastSecondsBigint;
+  }
+
+  bool(): boolean {
+    this.varint64();
+    return this.lo !== 0 || this.hi !== 0;
+  }
+
+  double(): number {
+    const at = this.pos;
+    if (at + 8 > this.len) throw NOT_MINE;
+    this.pos = at + 8;
+    return this.view.readDoubleLE(at);
+  }
+
+  bytes(): Uint8Array {
+    const start = this.end();
+    return this.buf.subarray(start, this.pos);
+  }
+
+  /** A string field; `keep`: one that repeats (names, devices), handed out from the table while its bytes match. */
+  string(keep: boolean): string {
+    const start = this.end();
+    const end = this.pos;
+    const n = end - start;
+    if (n === 0) return "";
+    const buf = this.buf;
+    if (!keep || n > INTERN_MAX_BYTES) return this.decode(start, end);
+    // FNV-1a over the bytes, and whether any is past ASCII (the table holds ASCII only: a char code is its byte).
+    let hash = 0x811c9dc5;
+    let high = 0;
+    for (let i = start; i < end; i++) {
+      const b = buf[i]!;
+      high |= b;
+      hash = Math.imul(hash ^ b, 0x01000193);
+    }
+    if (high >= 0x80) return utf8.decode(buf.subarray(start, end));
+    const slot = (hash ^ (hash >>> 15)) & (INTERN_SLOTS - 1);
+    const known = interned[slot];
+    if (known !== undefined && known.length === n) {
+      let k = 0;
+      while (k < n && known.charCodeAt(k) === buf[start + k]) k++;
+      if (k === n) return known;
+    }
+    const text = this.view.toString("latin1", start, end);
+    interned[slot] = text;
+    return text;
+  }
+
+  /** UTF-8 as protobuf-es decodes it (TextDecoder; ASCII sliced directly). */
+  private decode(start: number, end: number): string {
+    const buf = this.buf;
+    for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return utf8.decode(buf.subarray(start, end));
+    return this.view.toString("latin1", start, end);
+  }
+
+  /** Reads a length prefix and moves past what it covers; returns where that starts (checked against the buffer). */
+  end(): number {
+    // The length first: it moves pos past its own varint.
+    const length = this.uint32();
+    const start = this.pos;
+    if (start + length > this.len) throw NOT_MINE;
+    this.pos = start + length;
+    return start;
+  }
+
+  /** The end of the length-delimited field the reader stands at; the reader stays at its start. */
+  sub(): number {
+    const length = this.uint32();
+    const end = this.pos + length;
+    if (end > this.len) throw NOT_MINE;
+    return end;
+  }
+
+  private bounded(value: number): number {
+    if (this.pos > this.len) throw NOT_MINE;
+    return value;
+  }
+
+  private halves(lo: number, hi: number): void {
+    if (this.pos > this.len) throw NOT_MINE;
+    this.lo = lo;
+    this.hi = hi;
+  }
 }
 
-function readSource(r: BinaryReader, end: number): Source {
+// Tags as read (field number × 8 + wire type): field 1 as a varint, as a 64-bit value, length-delimited; and so on.
+const VARINT_1 = tag(1, WireType.Varint);
+const VARINT_2 = tag(2, WireType.Varint);
+const VARINT_3 = tag(3, WireType.Varint);
+const VARINT_4 = tag(4, WireType.Varint);
+const VARINT_7 = tag(7, WireType.Varint);
+const BIT64_2 = tag(2, WireType.Bit64);
+const LEN_1 = tag(1, WireType.LengthDelimited);
+const LEN_2 = tag(2, WireType.LengthDelimited);
+const LEN_3 = tag(3, WireType.LengthDelimited);
+const LEN_4 = tag(4, WireType.LengthDelimited);
+const LEN_5 = tag(5, WireType.LengthDelimited);
+const LEN_6 = tag(6, WireType.LengthDelimited);
+const LEN_7 = tag(7, WireType.LengthDelimited);
+
+function readSource(r: Reader, end: number): Source {
   const s: Source = { $typeName: "meridian.telemetry.v1.Source", platform: 0, connection: "", device: "" };
   while (r.pos < end) {
-    const [field, wire] = r.tag();
-    if (field === 1) {
-      expect(wire, WireType.Varint);
-      s.platform = r.int32();
-    } else if (field === 2) {
-      expect(wire, WireType.LengthDelimited);
-      s.connection = r.string();
-    } else if (field === 3) {
-      expect(wire, WireType.LengthDelimited);
-      s.device = r.string();
-    } else throw NOT_MINE;
+    switch (r.tag()) {
+      case VARINT_1:
+        s.platform = r.int32();
+        break;
+      case LEN_2:
+        s.connection = r.string(true);
+        break;
+      case LEN_3:
+        s.device = r.string(true);
+        break;
+      default:
+        throw NOT_MINE;
+    }
   }
   if (r.pos !== end) throw NOT_MINE;
   return s;
 }
 
-function readTimestamp(r: BinaryReader, end: number): Timestamp {
+function readTimestamp(r: Reader, end: number): Timestamp {
   const t: Timestamp = { $typeName: "google.protobuf.Timestamp", seconds: 0n, nanos: 0 };
   while (r.pos < end) {
-    const [field, wire] = r.tag();
-    if (field === 1) {
-      expect(wire, WireType.Varint);
-      t.seconds = BigInt(r.int64());
-    } else if (field === 2) {
-      expect(wire, WireType.Varint);
-      t.nanos = r.int32();
-    } else throw NOT_MINE;
+    switch (r.tag()) {
+      case VARINT_1:
+        t.seconds = r.seconds();
+        break;
+      case VARINT_2:
+        t.nanos = r.int32();
+        break;
+      default:
+        throw NOT_MINE;
+    }
   }
   if (r.pos !== end) throw NOT_MINE;
   return t;
 }
 
-function readPoint(r: BinaryReader, end: number): Point {
+function readPoint(r: Reader, end: number): Point {
   const p: Point = { $typeName: "meridian.telemetry.v1.Point", name: "", value: { case: undefined }, unit: "", quality: 0 };
   while (r.pos < end) {
-    const [field, wire] = r.tag();
-    switch (field) {
-      case 1:
-        expect(wire, WireType.LengthDelimited);
-        p.name = r.string();
+    switch (r.tag()) {
+      case LEN_1:
+        p.name = r.string(true);
         break;
-      case 2:
-        expect(wire, WireType.Bit64);
+      case BIT64_2:
         p.value = { case: "doubleValue", value: r.double() };
         break;
-      case 3:
-        expect(wire, WireType.Varint);
-        p.value = { case: "intValue", value: BigInt(r.int64()) };
+      case VARINT_3:
+        p.value = { case: "intValue", value: r.int64() };
         break;
-      case 4:
-        expect(wire, WireType.Varint);
+      case VARINT_4:
         p.value = { case: "boolValue", value: r.bool() };
         break;
-      case 5:
-        expect(wire, WireType.LengthDelimited);
-        p.value = { case: "stringValue", value: r.string() };
+      case LEN_5:
+        p.value = { case: "stringValue", value: r.string(true) };
         break;
-      case 6:
-        expect(wire, WireType.LengthDelimited);
-        p.unit = r.string();
+      case LEN_6:
+        p.unit = r.string(true);
         break;
-      case 7:
-        expect(wire, WireType.Varint);
+      case VARINT_7:
         p.quality = r.int32() as Quality;
         break;
       default:
@@ -418,46 +635,44 @@ function readPoint(r: BinaryReader, end: number): Point {
   return p;
 }
 
-function readRaw(r: BinaryReader, end: number): RawPayload {
+function readRaw(r: Reader, end: number): RawPayload {
   const raw: RawPayload = { $typeName: "meridian.telemetry.v1.RawPayload", data: new Uint8Array(0), contentType: "" };
   while (r.pos < end) {
-    const [field, wire] = r.tag();
-    if (field === 1) {
-      expect(wire, WireType.LengthDelimited);
-      raw.data = r.bytes();
-    } else if (field === 2) {
-      expect(wire, WireType.LengthDelimited);
-      raw.contentType = r.string();
-    } else throw NOT_MINE;
+    switch (r.tag()) {
+      case LEN_1:
+        raw.data = r.bytes();
+        break;
+      case LEN_2:
+        raw.contentType = r.string(true);
+        break;
+      default:
+        throw NOT_MINE;
+    }
   }
   if (r.pos !== end) throw NOT_MINE;
   return raw;
 }
 
-function readAttribute(r: BinaryReader, end: number, into: Record<string, string>): void {
+function readAttribute(r: Reader, end: number, into: Record<string, string>): void {
   let key = "";
   let value = "";
   while (r.pos < end) {
-    const [field, wire] = r.tag();
-    expect(wire, WireType.LengthDelimited);
-    if (field === 1) key = r.string();
-    else if (field === 2) value = r.string();
-    else throw NOT_MINE;
+    switch (r.tag()) {
+      case LEN_1:
+        key = r.string(true);
+        break;
+      case LEN_2:
+        value = r.string(true);
+        break;
+      default:
+        throw NOT_MINE;
+    }
   }
   if (r.pos !== end) throw NOT_MINE;
   into[key] = value;
 }
 
-/** The end of the length-delimited field the reader stands at, checked against the buffer. */
-function sub(r: BinaryReader): number {
-  // The length first: it moves pos past its own varint.
-  const length = r.uint32();
-  const end = r.pos + length;
-  if (end > r.len) throw NOT_MINE;
-  return end;
-}
-
-function readEvent(r: BinaryReader, end: number): TelemetryEvent {
+function readEvent(r: Reader, end: number): TelemetryEvent {
   const e: TelemetryEvent = {
     $typeName: "meridian.telemetry.v1.TelemetryEvent",
     id: "",
@@ -469,35 +684,32 @@ function readEvent(r: BinaryReader, end: number): TelemetryEvent {
     raw: undefined,
   };
   while (r.pos < end) {
-    const [field, wire] = r.tag();
-    if (field !== 1 && field <= 7) expect(wire, WireType.LengthDelimited);
-    switch (field) {
-      case 1:
-        expect(wire, WireType.LengthDelimited);
-        e.id = r.string();
+    switch (r.tag()) {
+      case LEN_1:
+        e.id = r.string(false);
         break;
-      case 2:
+      case LEN_2:
         // A message field seen twice is merged by the reflective codec: leave that rarity to it.
         if (e.source) throw NOT_MINE;
-        e.source = readSource(r, sub(r));
+        e.source = readSource(r, r.sub());
         break;
-      case 3:
+      case LEN_3:
         if (e.observedTime) throw NOT_MINE;
-        e.observedTime = readTimestamp(r, sub(r));
+        e.observedTime = readTimestamp(r, r.sub());
         break;
-      case 4:
+      case LEN_4:
         if (e.receivedTime) throw NOT_MINE;
-        e.receivedTime = readTimestamp(r, sub(r));
+        e.receivedTime = readTimestamp(r, r.sub());
         break;
-      case 5:
-        e.points.push(readPoint(r, sub(r)));
+      case LEN_5:
+        e.points.push(readPoint(r, r.sub()));
         break;
-      case 6:
-        readAttribute(r, sub(r), e.attributes);
+      case LEN_6:
+        readAttribute(r, r.sub(), e.attributes);
         break;
-      case 7:
+      case LEN_7:
         if (e.raw) throw NOT_MINE;
-        e.raw = readRaw(r, sub(r));
+        e.raw = readRaw(r, r.sub());
         break;
       default:
         throw NOT_MINE;
@@ -507,17 +719,21 @@ function readEvent(r: BinaryReader, end: number): TelemetryEvent {
   return e;
 }
 
-function readBatch(r: BinaryReader): TelemetryBatch {
+function readBatch(r: Reader): TelemetryBatch {
   const b: TelemetryBatch = { $typeName: "meridian.telemetry.v1.TelemetryBatch", id: "", events: [] };
   while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    expect(wire, WireType.LengthDelimited);
-    if (field === 1) b.id = r.string();
-    else if (field === 2) {
-      const end = sub(r);
-      b.events.push(readEvent(r, end));
-      if (r.pos !== end) throw NOT_MINE;
-    } else throw NOT_MINE;
+    switch (r.tag()) {
+      case LEN_1:
+        b.id = r.string(false);
+        break;
+      case LEN_2: {
+        const end = r.sub();
+        b.events.push(readEvent(r, end));
+        break;
+      }
+      default:
+        throw NOT_MINE;
+    }
   }
   return b;
 }

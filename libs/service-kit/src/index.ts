@@ -12,8 +12,9 @@ export {
 export { ConfigError, env, loadConfig, loadConfigOrExit } from "./config.js";
 export { type ErrorTable, mapError } from "./errors.js";
 export type { HealthRegistry, ServingStatus } from "./health.js";
-export { codeName, REQUEST_ID_HEADER, requestId, requestLogger } from "./interceptors.js";
-export type { JsonRequestReader } from "./json-request.js";
+export { CallLog, callLog, codeName, REQUEST_ID_HEADER, requestId, requestLogger } from "./interceptors.js";
+export type { JsonRequestReader, KeyCount } from "./json-request.js";
+export { keysInText } from "./json-request.js";
 export { DEFAULT_SERVER_LIMITS, SERVER_LIMIT_BOUNDS, type ServerLimits } from "./limits.js";
 export { createLogger, type Logger, REDACT_PATHS } from "./logger.js";
 export { EXIT_CONFIG, packageVersion, runMain, type ServiceIdentity, serviceIdentity } from "./main.js";

@@ -1,19 +1,45 @@
 import { randomUUID } from "node:crypto";
 import type { HandlerContext, Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
+import type { Level } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { callerKey } from "./auth/caller.js";
 import { createLogger, type Logger } from "./logger.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
-/** The per-call pino child logger (fields `requestId` and `procedure`), set by the logging interceptor. */
-export const loggerKey = createContextKey<Logger>(createLogger("service"), { description: "request logger" });
+/**
+ * The logger of one call: a pino child with `requestId` and `procedure`, made on first use, since a call that logs
+ * nothing (most, at level warn) should not pay for one (pino serializes a child's fields when it is made).
+ */
+export class CallLog {
+  #child: Logger | undefined;
+  constructor(
+    private readonly base: Logger,
+    private readonly fields: Record<string, string> | undefined,
+  ) {}
+  get logger(): Logger {
+    this.#child ??= this.fields ? this.base.child(this.fields) : this.base;
+    return this.#child;
+  }
+  /** Whether a line at `level` would be written: check before building what only that line needs. */
+  enabled(level: Level): boolean {
+    return this.base.isLevelEnabled(level);
+  }
+}
+
+/** The current call's CallLog, set by the logging interceptor. */
+export const loggerKey = createContextKey<CallLog>(new CallLog(createLogger("service"), undefined), { description: "request logger" });
 /** The per-call request id, set by the logging interceptor. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
 
 /** The logger of the current call: use it in handlers so every line carries the request id. */
 export function requestLogger(ctx: Pick<HandlerContext, "values">): Logger {
+  return ctx.values.get(loggerKey).logger;
+}
+
+/** The current call's CallLog: for a hot path, to check the level before building a line. */
+export function callLog(ctx: Pick<HandlerContext, "values">): CallLog {
   return ctx.values.get(loggerKey);
 }
 
@@ -116,8 +142,8 @@ export function loggingInterceptor(logger: Logger, options: InterceptorOptions =
     const procedure = `/${req.service.typeName}/${req.method.name}`;
     const incoming = req.header.get(REQUEST_ID_HEADER);
     const id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    const log = logger.child({ requestId: id, procedure });
-    req.contextValues.set(loggerKey, log);
+    const call = new CallLog(logger, { requestId: id, procedure });
+    req.contextValues.set(loggerKey, call);
     req.contextValues.set(requestIdKey, id);
     const quiet = QUIET_SERVICES.has(req.service.typeName);
 
@@ -130,14 +156,14 @@ export function loggingInterceptor(logger: Logger, options: InterceptorOptions =
       // Set by the auth interceptor once the caller is known; a refused call has none.
       const caller = req.contextValues.get(callerKey).name || undefined;
       if (outcome === undefined) {
-        if (quiet) log.debug({ code: "ok", durationMs, caller }, "rpc");
-        else log.info({ code: "ok", durationMs, caller }, "rpc");
+        const level = quiet ? "debug" : "info";
+        if (call.enabled(level)) call.logger[level]({ code: "ok", durationMs, caller }, "rpc");
       } else if (err instanceof ConnectError) {
         const fields = { code: codeName(err.code), durationMs, caller, error: err.rawMessage };
-        if (CALLER_CODES.has(err.code)) log.info(fields, "rpc");
-        else log.warn(fields, "rpc");
+        if (CALLER_CODES.has(err.code)) call.logger.info(fields, "rpc");
+        else call.logger.warn(fields, "rpc");
       } else {
-        log.error({ code: "internal", durationMs, caller, err }, "rpc failed with an unexpected error");
+        call.logger.error({ code: "internal", durationMs, caller, err }, "rpc failed with an unexpected error");
       }
     };
     const hide = (err: unknown): unknown => {

@@ -37,7 +37,16 @@ import {
  */
 export interface JsonRequestReader<I extends DescMessage = DescMessage> {
   method: DescMethodUnary<I, DescMessage>;
-  read(json: unknown): MessageShape<I> | undefined;
+  /**
+   * `keys.count` is raised by one for every key of every object read: a body whose text holds more keys than that
+   * repeats a key (or has one the reader did not read), and goes to protobuf-es, which refuses duplicates.
+   */
+  read(json: unknown, keys: KeyCount): MessageShape<I> | undefined;
+}
+
+/** The keys a JsonRequestReader has read. */
+export interface KeyCount {
+  count: number;
 }
 
 /**
@@ -57,15 +66,21 @@ export function withJsonRequestReader(
   const decoder = new TextDecoder();
 
   function parse(bytes: Uint8Array): unknown {
+    const text = decoder.decode(bytes);
     let json: unknown;
     try {
-      json = JSON.parse(decoder.decode(bytes));
+      json = JSON.parse(text);
     } catch {
       return serialization.getI(false).parse(bytes);
     }
-    // protobuf-es refuses duplicate object keys, which JSON.parse merges without a word.
-    if (mayHaveDuplicateKeys(bytes)) return serialization.getI(false).parse(bytes);
-    return reader.read(json) ?? serialization.getI(false).parse(bytes);
+    const keys: KeyCount = { count: 0 };
+    const message = reader.read(json, keys);
+    // protobuf-es refuses duplicate object keys, which JSON.parse merges without a word: the text then holds more
+    // keys than the message was read from. A text with a backslash is scanned key by key instead.
+    if (message === undefined || (text.includes("\\") ? mayHaveDuplicateKeys(bytes) : keysInText(text) !== keys.count)) {
+      return serialization.getI(false).parse(bytes);
+    }
+    return message;
   }
 
   async function handleJsonPost(req: UniversalServerRequest): Promise<UniversalServerResponse> {
@@ -151,6 +166,25 @@ const COMMA = 0x2c;
 const COLON = 0x3a;
 /** Beyond this many keys in one object, the quadratic compare is not worth it: the body goes to the library's check. */
 const MAX_KEYS_COMPARED = 64;
+
+/**
+ * How many object keys a JSON text that JSON.parse accepted holds, when it has no backslash (-1 for one with an
+ * unclosed string, which JSON.parse does not accept). Without an escape, every quote opens or closes a string, and
+ * outside strings a colon follows a key and nothing else.
+ */
+export function keysInText(text: string): number {
+  let count = 0;
+  let from = 0;
+  for (;;) {
+    const open = text.indexOf('"', from);
+    const end = open < 0 ? text.length : open;
+    for (let k = from; k < end; k++) if (text.charCodeAt(k) === COLON) count++;
+    if (open < 0) return count;
+    const close = text.indexOf('"', open + 1);
+    if (close < 0) return -1;
+    from = close + 1;
+  }
+}
 
 /**
  * Whether a body that JSON.parse accepted may repeat a key within one object. False means it does not; true means it

@@ -12,17 +12,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JsonRequestReader } from "../src/json-request.js";
 import { startTestService, type TestService } from "./harness.js";
 
-/** Reads only `{"events":[{"id":"…"}, …]}`; leaves anything else to protobuf-es. Counts what it read. */
+/** Reads only `{"events":[{"id":"…"}, …]}`; leaves anything else to protobuf-es. Counts the bodies it read. */
 let readByHand = 0;
 const idsOnlyReader: JsonRequestReader = {
   method: TelemetryService.method.publish,
-  read(json) {
+  read(json, keys) {
     if (typeof json !== "object" || json === null || Object.keys(json).join() !== "events") return undefined;
+    keys.count++;
     const list = (json as { events: unknown }).events;
     if (!Array.isArray(list)) return undefined;
     const events: PublishRequest["events"] = [];
     for (const e of list) {
       if (typeof e !== "object" || e === null || Object.keys(e).join() !== "id" || typeof e.id !== "string") return undefined;
+      keys.count++;
       events.push({ $typeName: "meridian.telemetry.v1.TelemetryEvent", id: e.id, points: [], attributes: {} });
     }
     readByHand++;
@@ -83,6 +85,8 @@ const cases: Record<string, Sent> = {
   "unknown fields (ignored by protobuf-es)": { body: JSON.stringify({ events: [{ id: "a" }], extra: 1 }) },
   "malformed JSON": { body: '{"events":[{"id":"a"}' },
   "a duplicate key, which JSON.parse would merge": { body: '{"events":[{"id":"a","id":"b"}]}' },
+  "a duplicate key in a later event": { body: '{"events":[{"id":"a"},{"id":"b", "id":"c"}]}' },
+  "a duplicate key at the top": { body: '{"events":[{"id":"a"}],"events":[{"id":"b"}]}' },
   "a duplicate key written with an escape": { body: '{"events":[{"id":"a","\\u0069d":"b"}]}' },
   "a value of the wrong type": { body: '{"events":"none"}' },
   "not UTF-8": { body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) },
@@ -124,9 +128,10 @@ describe("a JSON request reader on a unary method", () => {
     const left = await answer(withReader, cases["a body the reader leaves to protobuf-es"]!);
     expect(JSON.parse(left.body)).toEqual({ eventIds: ["a"], storedMessages: 1 });
     expect(readByHand).toBe(before + 1);
-    // A duplicate key is never read by hand: JSON.parse would have kept only the last value.
-    await answer(withReader, cases["a duplicate key, which JSON.parse would merge"]!);
-    expect(readByHand).toBe(before + 1);
+    // A duplicate key is never taken from the reader (JSON.parse kept only the last value): protobuf-es refuses it.
+    const duplicate = await answer(withReader, cases["a duplicate key, which JSON.parse would merge"]!);
+    expect(duplicate.status).toBe(400);
+    expect(JSON.parse(duplicate.body)).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/duplicate/) });
   });
 
   it("stops the start when its method is not registered", async () => {

@@ -132,8 +132,10 @@ export function authInterceptor(options: AuthInterceptorOptions): Interceptor {
     }
 
     const audited = rule && !rule.skipAudit && req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
-    if (!audited) return next(req);
-    const log: Logger = req.contextValues.get(loggerKey);
+    const call = req.contextValues.get(loggerKey);
+    // Audit lines are written at info: below it there is nothing to prepare.
+    if (!audited || !call.enabled("info")) return next(req);
+    const log: Logger = call.logger;
     const resource = resourceOf(req.method.input, req.message as Message);
     try {
       const res = await next(req);

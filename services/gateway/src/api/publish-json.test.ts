@@ -1,5 +1,6 @@
 import { fromJson, toBinary } from "@bufbuild/protobuf";
 import { PublishRequestSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
+import { keysInText } from "@meridian/service-kit";
 import { type SeededRandom, seededRandom } from "@meridian/testing";
 import { describe, expect, it } from "vitest";
 import { readPublishRequest } from "./publish-json.js";
@@ -33,6 +34,13 @@ function randomTimestamp(r: SeededRandom): unknown {
       "2026-12-02 10:00:00Z",
       "2026-12-02T10:00:00z",
       "2026-12-02T23:59:60Z",
+      "2026-12-02T24:00:00Z",
+      "2026-12-02T10:00:00.Z",
+      "2026-12-02T10:00:00.12a4Z",
+      "2026-12-02T10:00:00,5Z",
+      "2026-12-02T10:00:00.5",
+      "+2026-12-02T10:00:00Z",
+      "2026-1-02T10:00:00.5Z",
       1764669600,
       null,
       {},
@@ -119,8 +127,10 @@ describe("readPublishRequest", () => {
     let left = 0;
     for (let n = 0; n < 4000; n++) {
       // Through text, as a body comes: JSON.parse makes "__proto__" an own key, as for a client's request.
-      const json = JSON.parse(JSON.stringify(randomRequest(r)));
-      const byHand = readPublishRequest(json);
+      const text = JSON.stringify(randomRequest(r));
+      const json = JSON.parse(text);
+      const keys = { count: 0 };
+      const byHand = readPublishRequest(json, keys);
       const want = library(json);
       const context = `seed ${seed}, request ${n}: ${JSON.stringify(json)}`;
       if (byHand === undefined) {
@@ -128,6 +138,8 @@ describe("readPublishRequest", () => {
         continue;
       }
       read++;
+      // Every key of the body was counted: else the server could not tell it repeats none, and would not use the reader.
+      if (!text.includes("\\")) expect(keys.count, context).toBe(keysInText(text));
       expect(want, context).toHaveProperty("message");
       if (!("message" in want)) continue;
       expect(byHand, context).toStrictEqual(want.message);

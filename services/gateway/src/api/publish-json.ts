@@ -7,7 +7,7 @@ import {
   type TelemetryEvent,
 } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type PublishRequest, TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import type { JsonRequestReader } from "@meridian/service-kit";
+import type { JsonRequestReader, KeyCount } from "@meridian/service-kit";
 
 /**
  * Reads a Publish request in Connect JSON in its usual shape, for the gateway's busiest path (see JsonRequestReader).
@@ -21,19 +21,21 @@ import type { JsonRequestReader } from "@meridian/service-kit";
  */
 export const publishRequestJsonReader: JsonRequestReader = {
   method: TelemetryService.method.publish,
-  read: (json) => readPublishRequest(json),
+  read: (json, keys) => readPublishRequest(json, keys),
 };
 
-export function readPublishRequest(json: unknown): PublishRequest | undefined {
+/** `keys.count` is raised by one for each key of each object read (see JsonRequestReader). */
+export function readPublishRequest(json: unknown, keys: KeyCount = { count: 0 }): PublishRequest | undefined {
   if (!isObject(json)) return undefined;
   let events: TelemetryEvent[] = [];
   for (const key in json) {
+    keys.count++;
     if (key !== "events") return undefined;
     const list = json[key];
     if (!Array.isArray(list)) return undefined;
     events = new Array(list.length);
     for (let i = 0; i < list.length; i++) {
-      const event = readEvent(list[i]);
+      const event = readEvent(list[i], keys);
       if (event === undefined) return undefined;
       events[i] = event;
     }
@@ -41,10 +43,11 @@ export function readPublishRequest(json: unknown): PublishRequest | undefined {
   return { $typeName: "meridian.telemetry.v1.PublishRequest", events };
 }
 
-function readEvent(json: unknown): TelemetryEvent | undefined {
+function readEvent(json: unknown, keys: KeyCount): TelemetryEvent | undefined {
   if (!isObject(json)) return undefined;
   const event: TelemetryEvent = { $typeName: "meridian.telemetry.v1.TelemetryEvent", id: "", points: [], attributes: {} };
   for (const key in json) {
+    keys.count++;
     const value = json[key];
     switch (key) {
       case "id":
@@ -52,7 +55,7 @@ function readEvent(json: unknown): TelemetryEvent | undefined {
         event.id = value;
         break;
       case "source": {
-        const source = readSource(value);
+        const source = readSource(value, keys);
         if (source === undefined) return undefined;
         event.source = source;
         break;
@@ -73,7 +76,7 @@ function readEvent(json: unknown): TelemetryEvent | undefined {
         if (!Array.isArray(value)) return undefined;
         const points: Point[] = new Array(value.length);
         for (let j = 0; j < value.length; j++) {
-          const point = readPoint(value[j]);
+          const point = readPoint(value[j], keys);
           if (point === undefined) return undefined;
           points[j] = point;
         }
@@ -84,6 +87,7 @@ function readEvent(json: unknown): TelemetryEvent | undefined {
         if (!isObject(value)) return undefined;
         const attributes: Record<string, string> = {};
         for (const name in value) {
+          keys.count++;
           const text = value[name];
           if (typeof text !== "string" || name === "__proto__") return undefined;
           attributes[name] = text;
@@ -101,10 +105,11 @@ function readEvent(json: unknown): TelemetryEvent | undefined {
 const PLATFORM_BY_NAME = new Map(PlatformSchema.values.map((v) => [v.name, v.number]));
 const QUALITY_BY_NAME = new Map(QualitySchema.values.map((v) => [v.name, v.number]));
 
-function readSource(json: unknown): Source | undefined {
+function readSource(json: unknown, keys: KeyCount): Source | undefined {
   if (!isObject(json)) return undefined;
   const source: Source = { $typeName: "meridian.telemetry.v1.Source", platform: 0, connection: "", device: "" };
   for (const key in json) {
+    keys.count++;
     const value = json[key];
     switch (key) {
       case "platform": {
@@ -128,10 +133,11 @@ function readSource(json: unknown): Source | undefined {
   return source;
 }
 
-function readPoint(json: unknown): Point | undefined {
+function readPoint(json: unknown, keys: KeyCount): Point | undefined {
   if (!isObject(json)) return undefined;
   const point: Point = { $typeName: "meridian.telemetry.v1.Point", name: "", value: { case: undefined }, unit: "", quality: 0 };
   for (const key in json) {
+    keys.count++;
     const value = json[key];
     switch (key) {
       case "name":
@@ -182,29 +188,70 @@ function readInt64(json: unknown): bigint | undefined {
   return undefined;
 }
 
-const TIMESTAMP = /^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?Z$/;
 // The bounds protobuf-es checks: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 const TIMESTAMP_MS_MIN = -62135596800000;
 const TIMESTAMP_MS_MAX = 253402300799000;
-/** Seconds by "YYYY-MM-DDTHH:MM:SS": a request's events mostly share a few seconds, and Date.parse is not cheap. */
-const secondsByPrefix = new Map<string, bigint>();
+/** Positions of the digits of "YYYY-MM-DDTHH:MM:SS", and what stands between them. */
+const SECONDS_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+const SECONDS_SEPARATORS: ReadonlyArray<[number, number]> = [
+  [4, 0x2d], // -
+  [7, 0x2d], // -
+  [10, 0x54], // T
+  [13, 0x3a], // :
+  [16, 0x3a], // :
+];
+const DOT = 0x2e;
+const Z = 0x5a;
+/**
+ * Seconds by "YYYYMMDDHHMMSS" read as a number: a request's events mostly share a few seconds, and Date.parse is not
+ * cheap. The last one is kept apart, as most events carry the one before them.
+ */
+const secondsByDigits = new Map<number, bigint>();
 const SECONDS_CACHED = 4096;
+let lastDigits = -1;
+let lastSeconds = 0n;
 
+/**
+ * `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, read by character (no regular expression, no substring per event): what
+ * protobuf-es's fromJson accepts in that form, with the seconds from Date.parse as it takes them.
+ */
 function readTimestamp(json: unknown): Timestamp | undefined {
   if (typeof json !== "string") return undefined;
-  const match = TIMESTAMP.exec(json);
-  if (match === null) return undefined;
-  const prefix = match[1]!;
-  let seconds = secondsByPrefix.get(prefix);
-  if (seconds === undefined) {
-    const ms = Date.parse(`${prefix}Z`);
-    if (Number.isNaN(ms) || ms < TIMESTAMP_MS_MIN || ms > TIMESTAMP_MS_MAX) return undefined;
-    seconds = BigInt(ms / 1000);
-    if (secondsByPrefix.size >= SECONDS_CACHED) secondsByPrefix.clear();
-    secondsByPrefix.set(prefix, seconds);
+  const n = json.length;
+  if (n < 20 || n > 30 || json.charCodeAt(n - 1) !== Z) return undefined;
+  let digits = 0;
+  for (const at of SECONDS_DIGITS) {
+    const d = json.charCodeAt(at) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    digits = digits * 10 + d;
   }
-  const fraction = match[2];
-  const nanos = fraction === undefined ? 0 : Number(fraction) * 10 ** (9 - fraction.length);
+  for (const [at, char] of SECONDS_SEPARATORS) if (json.charCodeAt(at) !== char) return undefined;
+  let nanos = 0;
+  if (n > 20) {
+    // ".", 1 to 9 digits, "Z".
+    if (json.charCodeAt(19) !== DOT || n === 21) return undefined;
+    let scale = 100_000_000;
+    for (let at = 20; at < n - 1; at++) {
+      const d = json.charCodeAt(at) - 0x30;
+      if (d < 0 || d > 9) return undefined;
+      nanos += d * scale;
+      scale /= 10;
+    }
+  }
+  let seconds: bigint | undefined;
+  if (digits === lastDigits) seconds = lastSeconds;
+  else {
+    seconds = secondsByDigits.get(digits);
+    if (seconds === undefined) {
+      const ms = Date.parse(`${json.slice(0, 19)}Z`);
+      if (Number.isNaN(ms) || ms < TIMESTAMP_MS_MIN || ms > TIMESTAMP_MS_MAX) return undefined;
+      seconds = BigInt(ms / 1000);
+      if (secondsByDigits.size >= SECONDS_CACHED) secondsByDigits.clear();
+      secondsByDigits.set(digits, seconds);
+    }
+    lastDigits = digits;
+    lastSeconds = seconds;
+  }
   return { $typeName: "google.protobuf.Timestamp", seconds, nanos };
 }
 

@@ -4,7 +4,7 @@ import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Bus } from "@meridian/bus";
 import { SubscribeResponseSchema, type TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
-import { requestLogger } from "@meridian/service-kit";
+import { callLog } from "@meridian/service-kit";
 import { validatePublish, validateSubscribe } from "./validation.js";
 
 export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService> {
@@ -19,7 +19,8 @@ export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService>
       }
       validatePublish(events);
       const result = await bus.publishEvents(events);
-      requestLogger(ctx).debug({ events: events.length, ...result }, "published");
+      const log = callLog(ctx);
+      if (log.enabled("debug")) log.logger.debug({ events: events.length, ...result }, "published");
       return { eventIds: events.map((e) => e.id), storedMessages: result.stored, duplicateMessages: result.duplicates };
     },
 

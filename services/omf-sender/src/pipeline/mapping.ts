@@ -165,13 +165,12 @@ export class EventMapper {
     const groupOf = new Map<OmfContainer, ContainerValues>();
     let skipped = 0;
     batch.events.forEach((event, i) => {
-      const where = `events[${i}] (${event.id})`;
-      if (!event.source) throw new OmfInvalidMessageError([`${where}.source: required`]);
-      if (!event.observedTime) throw new OmfInvalidMessageError([`${where}.observed_time: required`]);
+      if (!event.source) throw new OmfInvalidMessageError([`${eventWhere(i, event)}.source: required`]);
+      if (!event.observedTime) throw new OmfInvalidMessageError([`${eventWhere(i, event)}.observed_time: required`]);
       let points = event.points;
       let wrote = false;
       if (this.options.mapping) {
-        const used = this.mapUserTypes(this.options.mapping, event, where, into);
+        const used = this.mapUserTypes(this.options.mapping, event, eventWhere(i, event), into);
         wrote = used !== undefined;
         if (this.options.mapping.unmapped === "skip") {
           if (!wrote) skipped++;
@@ -181,7 +180,7 @@ export class EventMapper {
       }
       const plan = this.planFor(points);
       if (plan.mapping === undefined) {
-        if (plan.problems) throw new OmfInvalidMessageError(plan.problems.map((p) => `${where}: ${p}`));
+        if (plan.problems) throw new OmfInvalidMessageError(plan.problems.map((p) => `${eventWhere(i, event)}: ${p}`));
         if (!wrote) skipped++;
         return;
       }
@@ -303,6 +302,11 @@ function userContainerFor(entry: MappingEntry, source: TemplateSource, where: st
   if (entry.name !== undefined) c.name = renderTemplate(entry.name, source, false);
   if (entry.description !== undefined) c.description = renderTemplate(entry.description, source, false);
   return c;
+}
+
+/** Where an event is in its bus message, for an error: made only for one (a string per event costs at full load). */
+function eventWhere(i: number, event: TelemetryEvent): string {
+  return `events[${i}] (${event.id})`;
 }
 
 function sourceValue(v: TelemetryEvent["points"][number]["value"]): SourceValue | undefined {
