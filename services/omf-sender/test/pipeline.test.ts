@@ -335,10 +335,16 @@ describe("pipeline: bus → omf-sender → PI / EDS", () => {
     sender = await startSender(nats, { ...PIPELINE_ENV, OMF_ENDPOINTS_FILE: endpointsFile }, { redeliveryBackoff: TEST_BACKOFF });
     let landed = 0;
     try {
-      await until(async () => (landed = await valueCount("pi", "line-rs")) === 1000, {
-        timeoutMs: 30_000,
-        what: "all values after the restart",
-      });
+      await until(
+        async () => {
+          landed = await valueCount("pi", "line-rs");
+          return landed === 1000;
+        },
+        {
+          timeoutMs: 30_000,
+          what: "all values after the restart",
+        },
+      );
     } catch (err) {
       // Seen once in CI (not reproduced locally): say where it stopped, for the next look.
       const counters = (await sender.pipelines.counters()).filter((p) => p.name === "restart");
