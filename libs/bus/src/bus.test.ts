@@ -12,7 +12,7 @@ import { decodeBatch, encodeBatch, MAX_EVENTS_PER_MESSAGE, MAX_MESSAGE_BYTES, ma
 import { busFromConfig, natsSettings } from "./config.js";
 import { DurableConsumer } from "./consumer.js";
 import { DEAD_LETTER_HEADERS } from "./dead-letter.js";
-import { BusUnavailableError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
+import { BusUnavailableError, KeyChangedError, KeyExistsError, MessageTooLargeError, PermanentError } from "./errors.js";
 import { jsonCodec, KvBucket } from "./kv.js";
 import { deadLetterSubject, telemetryFilterSubject } from "./subjects.js";
 
@@ -185,6 +185,19 @@ describe("Bus against a real nats-server", () => {
     expect(await kv.get("k1")).toBeUndefined();
     await kv.create("k1", { n: 3 });
     expect(await kv.get("k1")).toEqual({ n: 3 });
+  });
+
+  it("KV delete at a revision deletes only the value read at it; a stale or absent one is KeyChangedError", async () => {
+    const kv = new KvBucket<{ n: number }>(bus, "test_cas_bucket", jsonCodec());
+    const first = await kv.create("k", { n: 1 });
+    await kv.put("k", { n: 2 });
+    const now = (await kv.entry("k"))!.revision;
+    expect(now).toBeGreaterThan(first);
+    await expect(kv.delete("k", first)).rejects.toBeInstanceOf(KeyChangedError);
+    expect(await kv.get("k")).toEqual({ n: 2 });
+    expect(await kv.delete("k", now)).toBe(true);
+    expect(await kv.get("k")).toBeUndefined();
+    await expect(kv.delete("k", now)).rejects.toBeInstanceOf(KeyChangedError);
   });
 
   it("KV keys and entries list each key once while the keys are being written (status reports every few seconds)", async () => {

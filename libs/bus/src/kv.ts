@@ -111,22 +111,32 @@ export class KvBucket<T> {
     }
   }
 
-  /** Writes only if the key is absent; KeyExistsError otherwise. */
-  async create(key: string, value: T): Promise<void> {
+  /** Writes only if the key is absent; KeyExistsError otherwise. Returns the new revision. */
+  async create(key: string, value: T): Promise<number> {
     try {
-      await (await this.kv()).create(key, this.codec.encode(value));
+      return await (await this.kv()).create(key, this.codec.encode(value));
     } catch (err) {
       if (/wrong last sequence|key exists/i.test((err as Error).message)) throw new KeyExistsError(key);
       throw this.failure(err, key);
     }
   }
 
-  /** Returns false when there was nothing to delete. */
-  async delete(key: string): Promise<boolean> {
-    if (!live(await this.read(key))) return false;
+  /**
+   * Returns false when there was nothing to delete. With `revision`, deletes only if the key is still at it (compare
+   * and delete): KeyChangedError when anyone wrote or deleted it since.
+   */
+  async delete(key: string, revision?: number): Promise<boolean> {
+    const current = await this.read(key);
+    if (!live(current)) {
+      if (revision !== undefined) throw new KeyChangedError(key, revision);
+      return false;
+    }
+    if (revision !== undefined && current.revision !== revision) throw new KeyChangedError(key, revision);
     try {
-      await (await this.kv()).delete(key);
+      await (await this.kv()).delete(key, revision !== undefined ? { previousSeq: revision } : undefined);
     } catch (err) {
+      if (revision !== undefined && /wrong last sequence/i.test((err as Error).message))
+        throw new KeyChangedError(key, revision, { cause: err });
       throw this.failure(err, key);
     }
     return true;

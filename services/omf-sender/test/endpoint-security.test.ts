@@ -13,7 +13,7 @@ import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { captureLogger, codeOf, json, type RecordingServer, startRecordingServer, testTransport } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_ECHO_CHARS } from "../src/api/echo.js";
-import { ENDPOINTS_BUCKET } from "../src/pipeline/endpoints.js";
+import { ENDPOINTS_BUCKET, SEND_RECORD_MAX_AGE_MS } from "../src/pipeline/endpoints.js";
 import type { OmfSender } from "../src/service.js";
 import { getJson, logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, TEST_KEY, until } from "./harness.js";
 
@@ -129,6 +129,9 @@ describe("sealed secrets are bound to where they go", () => {
 
       const original = (await records.get("pi-victim"))!;
       await records.put("pi-victim", { ...original, settings: { ...original.settings, url: `${recorder.url}/piwebapi` } });
+      // A record written elsewhere reaches the sends within SEND_RECORD_MAX_AGE_MS (they keep the last read that long);
+      // past it the pipeline reads the bucket itself, with no API call in between to refresh it.
+      await new Promise((r) => setTimeout(r, SEND_RECORD_MAX_AGE_MS + 100));
       recorder.requests.length = 0;
       for (let i = 1; i <= 3; i++) await publish("line-victim", i);
       const status = async () => (await c.getEndpointStatus({ id: "pi-victim" })).status!;

@@ -39,11 +39,18 @@ class Feed implements AsyncIterator<number> {
 class SlowSink {
   readonly batches: number[][] = [];
   private readonly pending: Array<() => void> = [];
+  private readonly unanswered: Array<() => void> = [];
 
-  send = (batch: number[]): Promise<void> => {
+  send = (batch: number[], answered: () => void): Promise<void> => {
     this.batches.push(batch);
+    this.unanswered.push(answered);
     return new Promise<void>((resolve) => this.pending.push(resolve));
   };
+
+  /** The oldest send's endpoint answers; the send itself goes on (recording, acking) until `answer()`. */
+  endpointAnswers(): void {
+    this.unanswered.shift()?.();
+  }
 
   /** Lets the oldest send still waiting return. */
   answer(): void {
@@ -119,6 +126,27 @@ describe("adaptive linger", () => {
     sink.answer();
     await until(() => sink.batches.length === 2, { timeoutMs: 2000, intervalMs: 5, what: "the second send" });
     expect(sink.batches).toEqual([[1], [2, 3, 4, 5]]);
+  });
+
+  it("once the endpoint has answered a send, the next batch goes while that send still records and acks", async () => {
+    const { feed, sink } = start({ maxInflightBatches: 2 });
+    feed.push(1);
+    await until(() => sink.batches.length === 1, { timeoutMs: 2000, intervalMs: 5, what: "the first send" });
+    feed.push(2, 3);
+    await turns();
+    expect(sink.batches).toEqual([[1]]);
+    sink.endpointAnswers();
+    await until(() => sink.batches.length === 2, { timeoutMs: 2000, intervalMs: 5, what: "the second send" });
+    expect(sink.batches).toEqual([[1], [2, 3]]);
+    // Both still in flight (the first records, the second waits for its endpoint): maxInflightBatches 2 holds the
+    // next batch even after the second's endpoint answers, until one returns.
+    feed.push(4);
+    sink.endpointAnswers();
+    await turns(20);
+    expect(sink.batches).toHaveLength(2);
+    sink.answer();
+    await until(() => sink.batches.length === 3, { timeoutMs: 2000, intervalMs: 5, what: "the third send" });
+    expect(sink.batches[2]).toEqual([4]);
   });
 
   it("a full batch goes without waiting for the send in flight, up to maxInflightBatches", async () => {

@@ -13,8 +13,11 @@ export interface BatcherOptions<T> {
   signal: AbortSignal;
   /** Takes an item into the batch and says what it weighs; undefined when it was settled without a send. */
   admit(item: T): { events: number; bytes: number } | undefined;
-  /** Sends one batch. Never rejects: the caller settles every item of it. */
-  send(batch: T[]): Promise<void>;
+  /**
+   * Sends one batch. Never rejects: the caller settles every item of it. Calls `answered` once the endpoint has answered
+   * (what is left, recording and acking, no longer holds the next batch back); returning counts as answered.
+   */
+  send(batch: T[], answered: () => void): Promise<void>;
   /**
    * Called once at the end, after the sends in flight returned: the batch never sent, and a next() still pending (it
    * may yet bring an item, which must be handed back too).
@@ -26,12 +29,12 @@ export interface BatcherOptions<T> {
 const FLUSH = Symbol("flush");
 
 /**
- * Adaptive linger. A route with no send in flight sends what it has at once (with whatever the consumer already holds:
- * a pull hands over many messages before the next turn of the event loop). While a send is in flight, items gather
- * until it returns, the batch is full (maxBatchEvents, maxBatchBytes) or lingerMs has passed since the batch's first
- * item. So at low rates an event waits about one round trip, and under load batches grow by themselves to what the
- * endpoint's round trip lets gather. Up to maxInflightBatches sends run at once (full or lingered batches); beyond
- * that, gathering waits for one to return.
+ * Adaptive linger. A route with no send waiting for its endpoint sends what it has at once (with whatever the consumer
+ * already holds: a pull hands over many messages before the next turn of the event loop). While one waits, items gather
+ * until the endpoint has answered it, the batch is full (maxBatchEvents, maxBatchBytes) or lingerMs has passed since the
+ * batch's first item. So at low rates an event waits about one round trip, and under load batches grow by themselves
+ * to what the endpoint's round trip lets gather. Up to maxInflightBatches sends run at once (full or lingered batches,
+ * and sends answered but still recording and acking); beyond that, gathering waits for one to return.
  */
 export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
   const { items, settings, signal } = options;
@@ -41,6 +44,8 @@ export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
   let bytes = 0;
   let firstAt = 0;
   const inflight = new Set<Promise<void>>();
+  // Sends whose endpoint has not answered yet: while there is one, the next batch gathers.
+  let waiting = 0;
   // Fires lingerMs after the batch's first item (set only when the batch has to wait).
   let linger: NodeJS.Timeout | undefined;
   // The linger fired (timers and Date.now() may disagree by a millisecond: the flag, not the clock, decides).
@@ -62,11 +67,19 @@ export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
     clearTimeout(linger);
     linger = undefined;
     lingerDue = false;
-    const p = options.send(b);
+    waiting++;
+    let answered = false;
+    const answer = () => {
+      if (answered) return;
+      answered = true;
+      waiting--;
+      if (waiting === 0) wakeUp();
+    };
+    const p = options.send(b, answer);
     inflight.add(p);
     void p.finally(() => {
       inflight.delete(p);
-      if (inflight.size === 0) wakeUp();
+      answer();
     });
     while (inflight.size >= settings.maxInflightBatches) await Promise.race(inflight);
   };
@@ -76,7 +89,7 @@ export async function runBatches<T>(options: BatcherOptions<T>): Promise<void> {
       let r: IteratorResult<T> | typeof FLUSH;
       if (batch.length === 0) r = await next;
       else if (lingerDue || firstAt + settings.lingerMs <= Date.now()) r = FLUSH;
-      else if (inflight.size === 0) r = await Promise.race([next, new Promise<typeof FLUSH>((res) => setImmediate(res, FLUSH))]);
+      else if (waiting === 0) r = await Promise.race([next, new Promise<typeof FLUSH>((res) => setImmediate(res, FLUSH))]);
       else {
         linger ??= setTimeout(
           () => {

@@ -1,4 +1,4 @@
-import { type Bus, BusUnavailableError, KeyExistsError } from "@meridian/bus";
+import { type Bus, jsonCodec, KeyChangedError, KvBucket } from "@meridian/bus";
 import type { Logger } from "pino";
 import { OmfClient, type OmfEndpointInput, validateEndpointConfig } from "../platform/index.js";
 import {
@@ -133,15 +133,26 @@ function sameRef(a: SecretRef, b: SecretRef): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-type RawKv = Awaited<ReturnType<ReturnType<Bus["js"]>["views"]["kv"]>>;
-
-/** JetStream's answer to a write whose expected revision is not the stored one. */
-const WRONG_REVISION = /wrong last sequence/i;
+/**
+ * How old the record behind a pipeline's client may be. A pipeline asks for its endpoint's client at every send; reading
+ * the bucket each time put a JetStream round trip in front of every send. A change made through this instance's API
+ * (or the endpoints file) applies to the next send; one made elsewhere (another replica, a direct write to the bucket)
+ * within this long. The API's own calls always read the bucket.
+ */
+export const SEND_RECORD_MAX_AGE_MS = 1000;
 
 interface CachedClient {
   fingerprint: string;
   client: OmfClient;
   url: string;
+}
+
+/** A record as last read from the bucket, for the send path (SEND_RECORD_MAX_AGE_MS). */
+interface ReadRecord {
+  endpoint: StoredEndpoint | undefined;
+  /** JSON of the record: the client is rebuilt when it changes. */
+  fingerprint: string;
+  readAt: number;
 }
 
 export interface EndpointRegistryOptions {
@@ -163,43 +174,34 @@ export class EndpointRegistry {
   readonly policy: EndpointPolicy;
   readonly declared: ReadonlyMap<string, DeclaredDefinition>;
   private readonly log: Logger;
-  private kvPromise: Promise<RawKv> | undefined;
+  private readonly bucket: KvBucket<StoredEndpoint>;
+  /** The records last read, by id (the send path's, see SEND_RECORD_MAX_AGE_MS). */
+  private readonly records = new Map<string, ReadRecord>();
   private readonly clients = new Map<string, CachedClient>();
   /** The version of each record last refused, so a refusal is logged once, not per batch. */
   private readonly refused = new Map<string, string>();
 
-  constructor(
-    private readonly bus: Bus,
-    options: EndpointRegistryOptions,
-  ) {
+  constructor(bus: Bus, options: EndpointRegistryOptions) {
+    this.bucket = new KvBucket(bus, ENDPOINTS_BUCKET, jsonCodec<StoredEndpoint>());
     this.keyring = options.keyring;
     this.policy = options.policy;
     this.declared = options.declared;
     this.log = options.logger.child({ component: "endpoints" });
   }
 
-  private async kv(): Promise<RawKv> {
-    if (!this.bus.connected) throw new BusUnavailableError();
-    if (!this.kvPromise) {
-      const p = this.bus.js().views.kv(ENDPOINTS_BUCKET, { history: 1, replicas: this.bus.limits.replicas });
-      this.kvPromise = p;
-      p.catch(() => {
-        if (this.kvPromise === p) this.kvPromise = undefined;
-      });
-    }
-    return this.kvPromise;
-  }
-
-  private decode(key: string, value: Uint8Array): StoredEndpoint {
-    const e = JSON.parse(new TextDecoder().decode(value)) as StoredEndpoint;
-    // The key is the endpoint's id; an id inside the value is whatever its writer put there.
-    return { ...e, id: key };
-  }
-
   async entry(id: string): Promise<EndpointEntry | undefined> {
-    const e = await (await this.kv()).get(id);
-    if (e === null || e.operation !== "PUT") return undefined;
-    return { endpoint: this.decode(id, e.value), revision: e.revision };
+    const e = await this.bucket.entry(id);
+    // The key is the endpoint's id; an id inside the value is whatever its writer put there.
+    const endpoint = e ? { ...e.value, id } : undefined;
+    this.remember(id, endpoint);
+    return e && endpoint ? { endpoint, revision: e.revision } : undefined;
+  }
+
+  /** Every read serves the send path too: what the API just read is what the next send uses. */
+  private remember(id: string, endpoint: StoredEndpoint | undefined): ReadRecord {
+    const r = { endpoint, fingerprint: endpoint ? JSON.stringify(endpoint) : "", readAt: Date.now() };
+    this.records.set(id, r);
+    return r;
   }
 
   async get(id: string): Promise<StoredEndpoint | undefined> {
@@ -207,11 +209,8 @@ export class EndpointRegistry {
   }
 
   async entries(): Promise<EndpointEntry[]> {
-    const kv = await this.kv();
-    const keys: string[] = [];
-    for await (const k of await kv.keys()) keys.push(k);
     const out: EndpointEntry[] = [];
-    for (const key of keys.sort()) {
+    for (const key of await this.bucket.keys()) {
       const e = await this.entry(key);
       if (e) out.push(e);
     }
@@ -224,45 +223,37 @@ export class EndpointRegistry {
 
   /** Creates the record; KeyExistsError when the id is taken. Returns the new revision. */
   async create(endpoint: StoredEndpoint): Promise<number> {
-    try {
-      return await (await this.kv()).create(endpoint.id, this.encode(endpoint));
-    } catch (err) {
-      if (WRONG_REVISION.test((err as Error).message) || /key exists/i.test((err as Error).message)) throw new KeyExistsError(endpoint.id);
-      throw err;
-    }
+    this.records.delete(endpoint.id);
+    return await this.bucket.create(endpoint.id, endpoint);
   }
 
   /** Replaces the record at `revision` only; EndpointRevisionError when it is at another. Returns the new revision. */
   async update(endpoint: StoredEndpoint, revision: number): Promise<number> {
+    this.records.delete(endpoint.id);
     try {
-      return await (await this.kv()).update(endpoint.id, this.encode(endpoint), revision);
+      return await this.bucket.update(endpoint.id, endpoint, revision);
     } catch (err) {
-      if (!WRONG_REVISION.test((err as Error).message)) throw err;
+      if (!(err instanceof KeyChangedError)) throw err;
       throw new EndpointRevisionError(endpoint.id, revision, (await this.entry(endpoint.id))?.revision);
     }
   }
 
   /** Deletes the record (at `revision` when given). False when there was none; EndpointRevisionError on a stale revision. */
   async delete(id: string, revision?: number): Promise<boolean> {
-    const kv = await this.kv();
     const current = await this.entry(id);
     if (!current) {
       if (revision) throw new EndpointRevisionError(id, revision, undefined);
       return false;
     }
-    if (revision && current.revision !== revision) throw new EndpointRevisionError(id, revision, current.revision);
+    const expected = revision || current.revision;
     try {
-      await kv.delete(id, { previousSeq: revision || current.revision });
+      await this.bucket.delete(id, expected);
     } catch (err) {
-      if (!WRONG_REVISION.test((err as Error).message)) throw err;
-      throw new EndpointRevisionError(id, revision || current.revision, (await this.entry(id))?.revision);
+      if (!(err instanceof KeyChangedError)) throw err;
+      throw new EndpointRevisionError(id, expected, (await this.entry(id))?.revision);
     }
     this.forget(id);
     return true;
-  }
-
-  private encode(e: StoredEndpoint): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify(e));
   }
 
   /** Seals a plaintext secret for this endpoint's binding; CredentialsError when no key is configured. */
@@ -326,14 +317,20 @@ export class EndpointRegistry {
    * The client of an endpoint, rebuilt when its stored definition changed; undefined when there is no such endpoint.
    * EndpointPolicyError / CredentialsError when the record may not be sent to: the record may have been written by
    * anyone with access to the bus, so it is checked here, before every client, not only when the API wrote it.
+   * `maxAgeMs`: the record may be one read that long ago (the send path's SEND_RECORD_MAX_AGE_MS); 0 reads it now.
    */
-  async client(id: string): Promise<OmfClient | undefined> {
-    const e = await this.get(id);
-    if (!e) {
-      this.forget(id);
+  async client(id: string, maxAgeMs = 0): Promise<OmfClient | undefined> {
+    let read = this.records.get(id);
+    if (!read || maxAgeMs <= 0 || Date.now() - read.readAt >= maxAgeMs) {
+      await this.entry(id);
+      read = this.records.get(id);
+    }
+    const e = read?.endpoint;
+    if (!e || !read) {
+      this.dropClient(id);
       return undefined;
     }
-    const fingerprint = JSON.stringify(e);
+    const fingerprint = read.fingerprint;
     const cached = this.clients.get(id);
     if (cached && cached.fingerprint === fingerprint) return this.versioned(cached.client);
     let client: OmfClient;
@@ -342,7 +339,7 @@ export class EndpointRegistry {
       if (violations.length > 0) throw new EndpointPolicyError(id, violations);
       client = new OmfClient(platformInput(id, e.settings, this.revealSecret(e)));
     } catch (err) {
-      this.forget(id);
+      this.dropClient(id);
       if (this.refused.get(id) !== fingerprint) {
         this.refused.set(id, fingerprint);
         this.log.error({ endpoint: id, url: e.settings.url, reason: (err as Error).message }, "endpoint refused: nothing is sent to it");
@@ -354,7 +351,7 @@ export class EndpointRegistry {
       this.log.warn({ endpoint: id, from: cached.url, to: e.settings.url }, "endpoint now points elsewhere");
     if (!client.config.verifySsl)
       this.log.warn({ endpoint: id, url: e.settings.url }, "TLS verification is off for this endpoint: its certificate is not checked");
-    this.forget(id);
+    this.dropClient(id);
     this.clients.set(id, { fingerprint, client, url: e.settings.url });
     return this.versioned(client);
   }
@@ -372,7 +369,13 @@ export class EndpointRegistry {
     return client;
   }
 
+  /** Drops the client and the record read for it: the next send reads the bucket. After a change made here. */
   forget(id: string): void {
+    this.records.delete(id);
+    this.dropClient(id);
+  }
+
+  private dropClient(id: string): void {
     const cached = this.clients.get(id);
     if (cached) void cached.client.close().catch(() => {});
     this.clients.delete(id);
@@ -380,5 +383,6 @@ export class EndpointRegistry {
 
   async close(): Promise<void> {
     for (const id of [...this.clients.keys()]) this.forget(id);
+    this.records.clear();
   }
 }

@@ -17,7 +17,7 @@ import {
 } from "../platform/index.js";
 import { runBatches } from "./batcher.js";
 import { type AcceptedValues, confirmStored, UnconfirmedWriteError } from "./confirm.js";
-import type { EndpointRegistry } from "./endpoints.js";
+import { type EndpointRegistry, SEND_RECORD_MAX_AGE_MS } from "./endpoints.js";
 import { DeliveryLedger, type LedgerNote, type Written } from "./ledger.js";
 import { type ContainerValues, EventMapper, type MappedBatch } from "./mapping.js";
 import { heldPrefix } from "./reconcile.js";
@@ -285,7 +285,8 @@ export class RoutePipeline {
           this.buffered += n;
           return { events: n, bytes: d.sizeBytes };
         },
-        send: (batch) => this.flush(batch, this.sends.signal).catch((err) => this.log.error({ err }, "flush failed unexpectedly")),
+        send: (batch, answered) =>
+          this.flush(batch, this.sends.signal, answered).catch((err) => this.log.error({ err }, "flush failed unexpectedly")),
         release: async (unsent, pending) => {
           // Unsent deliveries go back now, so another instance takes them without waiting for the ack deadline.
           for (const d of unsent) d.retry(0);
@@ -323,7 +324,8 @@ export class RoutePipeline {
     return client.kind === "pi" && client.config.omfVersion === "1.2" ? "update" : "create";
   }
 
-  private async flush(batch: Delivery[], signal: AbortSignal): Promise<void> {
+  /** `answered`: called once the endpoint has answered; the route's next batch may go while this one records and acks. */
+  private async flush(batch: Delivery[], signal: AbortSignal, answered: () => void = () => {}): Promise<void> {
     if (batch.length === 0) return;
     const size = batch.reduce((n, d) => n + d.batch.events.length, 0);
     this.counters.flushes++;
@@ -340,7 +342,7 @@ export class RoutePipeline {
     try {
       let client: OmfClient | undefined;
       try {
-        client = await this.deps.registry.client(this.endpointId);
+        client = await this.deps.registry.client(this.endpointId, SEND_RECORD_MAX_AGE_MS);
         if (!client) throw new EndpointUnavailableError(`OMF endpoint "${this.endpointId}" does not exist (yet)`);
       } catch (err) {
         for (const d of batch) await this.settleFailure(d, err, signal, failures);
@@ -397,6 +399,7 @@ export class RoutePipeline {
           }
         }
       } else if (error !== undefined) for (const m of open) if (!complete(m)) m.error = error;
+      answered();
       await this.record(mapped, note);
       for (const m of mapped) {
         // No await for a plain ack: the acks of the batch then leave in one write to the bus, not one each.
