@@ -118,6 +118,20 @@ describe("TelemetryBatch codec", () => {
     }
   });
 
+  it("writes nested lengths of every size (1 to 3 bytes, past its 64 KiB scratch space), and a message stays as written after the next", () => {
+    const point = (name: string) => ({ name, value: { case: "stringValue" as const, value: name } });
+    const sizes = [0, 1, 60, 127, 128, 200, 16_383, 16_384, 20_000, 70_000];
+    const batches = sizes.map((n) =>
+      makeBatch(`b${n}`, [
+        create(TelemetryEventSchema, { id: `e${n}`, points: [point("x".repeat(n)), point("y")], attributes: { k: "v".repeat(n) } }),
+      ]),
+    );
+    const written = batches.map((b) => encodeBatch(b));
+    batches.forEach((b, i) => {
+      expect(new Uint8Array(written[i]!), `size ${sizes[i]}`).toEqual(toBinary(TelemetryBatchSchema, b));
+    });
+  });
+
   it("hands what it does not know to the reflective codec: unknown fields are kept both ways", () => {
     const event = create(TelemetryEventSchema, { id: "e1", source: { platform: Platform.API, connection: "c", device: "d" } });
     // A newer writer's field 15 on the event.

@@ -36,20 +36,16 @@ export function encodeBatch(batch: TelemetryBatch): Uint8Array {
  * publisher sizes a batch that fits once, while encoding it, and chunks only one that does not.
  */
 export function encodeBatchWithin(batch: TelemetryBatch, maxEventBytes: number): Uint8Array | undefined {
-  const events = batch.events;
-  // Each event's size is needed twice (the sum, then its length prefix): computed once.
-  const sizes = new Array<number>(events.length);
-  let eventBytes = 0;
-  for (let i = 0; i < events.length; i++) {
-    const size = eventSize(events[i]!);
-    sizes[i] = size;
-    eventBytes += lenField(size);
+  if (hasUnknown(batch)) {
+    const bytes = toBinary(TelemetryBatchSchema, batch);
+    return bytes.length - strField(batch.id) > maxEventBytes ? undefined : bytes;
   }
-  if (eventBytes > maxEventBytes) return undefined;
-  if (hasUnknown(batch)) return toBinary(TelemetryBatchSchema, batch);
-  const w = new Writer(strField(batch.id) + eventBytes);
+  const w = new Writer();
   strOut(w, 1, batch.id);
-  for (let i = 0; i < events.length; i++) writeEvent(w, events[i]!, sizes[i]!);
+  const eventsAt = w.pos;
+  for (const e of batch.events) writeEvent(w, e);
+  // Written whole, then measured: a batch too large for one message is rare (a publisher sizes it, Bus chunks it).
+  if (w.pos - eventsAt > maxEventBytes) return undefined;
   return w.finish();
 }
 
@@ -166,17 +162,32 @@ function eventSize(e: TelemetryEvent): number {
 
 // ---- writing -----------------------------------------------------------------------------------------------------
 
-/** Writes into one buffer of the size computed beforehand: no growth, no forks. */
+/** Scratch space the encoder writes into; each message is copied out at the end (the bus holds on to what it sends). */
+const SCRATCH_BYTES = 64 * 1024;
+let scratch: Buffer = Buffer.allocUnsafe(SCRATCH_BYTES);
+
+/**
+ * Writes a message in one pass. A nested message's length is not known before its fields are written: one byte is
+ * kept for it (most are under 128 bytes), and the fields are moved along when it needs more. So no field's size is
+ * computed apart from writing it (the size pass was a fifth of encoding, and repeated per nesting level).
+ */
 class Writer {
-  readonly buf: Buffer;
+  buf: Buffer = scratch;
   pos = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  private ensure(n: number): void {
+    if (this.pos + n > this.buf.length) this.grow(n);
+  }
+  private grow(n: number): void {
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
   }
   byte(b: number): void {
+    this.ensure(1);
     this.buf[this.pos++] = b;
   }
   varint(v: number): void {
+    this.ensure(10);
     if (v < 0) {
       this.varint64(BigInt(v));
       return;
@@ -192,6 +203,7 @@ class Writer {
       this.varint(Number(v));
       return;
     }
+    this.ensure(10);
     let x = BigInt.asUintN(64, v);
     while (x >= 0x80n) {
       this.buf[this.pos++] = Number(x & 0x7fn) | 0x80;
@@ -201,8 +213,10 @@ class Writer {
   }
   string(s: string): void {
     // Copied as ASCII while it is (one pass, not a length pass and a copy); past ASCII, written again as UTF-8.
-    const start = this.pos;
     const n = s.length;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    this.ensure(10 + 3 * n);
+    const start = this.pos;
     this.varint(n);
     const at = this.pos;
     for (let i = 0; i < n; i++) {
@@ -218,17 +232,45 @@ class Writer {
     this.pos = at + n;
   }
   bytes(b: Uint8Array): void {
+    this.ensure(10 + b.length);
     this.varint(b.length);
     this.buf.set(b, this.pos);
     this.pos += b.length;
   }
   double(v: number): void {
+    this.ensure(8);
     this.buf.writeDoubleLE(v, this.pos);
     this.pos += 8;
   }
+  /** Starts a nested message (field `field`): returns where its fields begin, for `end`. */
+  begin(field: number): number {
+    this.ensure(2);
+    this.buf[this.pos++] = tag(field, WireType.LengthDelimited);
+    this.pos++;
+    return this.pos;
+  }
+  /** Ends the nested message begun at `start`: writes its length, moving its fields along when it takes more than a byte. */
+  end(start: number): void {
+    const length = this.pos - start;
+    if (length < 0x80) {
+      this.buf[start - 1] = length;
+      return;
+    }
+    const extra = varintSize(length) - 1;
+    this.ensure(extra);
+    this.buf.copyWithin(start + extra, start, this.pos);
+    this.pos += extra;
+    const end = this.pos;
+    this.pos = start - 1;
+    this.varint(length);
+    this.pos = end;
+  }
   finish(): Uint8Array {
-    if (this.pos !== this.buf.length) throw new Error(`TelemetryBatch encoder wrote ${this.pos} of ${this.buf.length} bytes`);
-    return this.buf;
+    const out = Buffer.allocUnsafe(this.pos);
+    this.buf.copy(out, 0, 0, this.pos);
+    // A batch that outgrew the scratch space leaves it the larger buffer only up to a bound.
+    if (this.buf !== scratch && this.buf.length <= 16 * SCRATCH_BYTES) scratch = this.buf;
+    return out;
   }
 }
 
@@ -241,8 +283,7 @@ function strOut(w: Writer, field: number, s: string): void {
 }
 
 function writeTimestamp(w: Writer, field: number, t: Timestamp): void {
-  w.byte(tag(field, WireType.LengthDelimited));
-  w.varint(timestampSize(t));
+  const at = w.begin(field);
   if (t.seconds !== 0n) {
     w.byte(tag(1, WireType.Varint));
     w.varint64(t.seconds);
@@ -251,11 +292,11 @@ function writeTimestamp(w: Writer, field: number, t: Timestamp): void {
     w.byte(tag(2, WireType.Varint));
     w.varint(t.nanos);
   }
+  w.end(at);
 }
 
 function writePoint(w: Writer, p: Point): void {
-  w.byte(tag(5, WireType.LengthDelimited));
-  w.varint(pointSize(p));
+  const at = w.begin(5);
   strOut(w, 1, p.name);
   switch (p.value.case) {
     case "doubleValue":
@@ -280,46 +321,46 @@ function writePoint(w: Writer, p: Point): void {
     w.byte(tag(7, WireType.Varint));
     w.varint(p.quality);
   }
+  w.end(at);
 }
 
-function writeEvent(w: Writer, e: TelemetryEvent, size: number): void {
-  w.byte(tag(2, WireType.LengthDelimited));
-  w.varint(size);
+function writeEvent(w: Writer, e: TelemetryEvent): void {
+  const at = w.begin(2);
   strOut(w, 1, e.id);
   const s = e.source;
   if (s) {
-    w.byte(tag(2, WireType.LengthDelimited));
-    w.varint(sourceSize(s));
+    const sourceAt = w.begin(2);
     if (s.platform !== 0) {
       w.byte(tag(1, WireType.Varint));
       w.varint(s.platform);
     }
     strOut(w, 2, s.connection);
     strOut(w, 3, s.device);
+    w.end(sourceAt);
   }
   if (e.observedTime) writeTimestamp(w, 3, e.observedTime);
   if (e.receivedTime) writeTimestamp(w, 4, e.receivedTime);
   for (const p of e.points) writePoint(w, p);
   for (const k in e.attributes) {
-    const v = e.attributes[k]!;
-    w.byte(tag(6, WireType.LengthDelimited));
-    w.varint(lenField(utf8Length(k)) + lenField(utf8Length(v)));
+    const entryAt = w.begin(6);
     // Key and value both written, as the reflective codec does for map entries.
     w.byte(tag(1, WireType.LengthDelimited));
     w.string(k);
     w.byte(tag(2, WireType.LengthDelimited));
-    w.string(v);
+    w.string(e.attributes[k]!);
+    w.end(entryAt);
   }
   const r = e.raw;
   if (r) {
-    w.byte(tag(7, WireType.LengthDelimited));
-    w.varint(rawSize(r));
+    const rawAt = w.begin(7);
     if (r.data.length > 0) {
       w.byte(tag(1, WireType.LengthDelimited));
       w.bytes(r.data);
     }
     strOut(w, 2, r.contentType);
+    w.end(rawAt);
   }
+  w.end(at);
 }
 
 function hasUnknown(b: TelemetryBatch): boolean {

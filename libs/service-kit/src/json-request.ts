@@ -44,6 +44,9 @@ export interface JsonRequestReader<I extends DescMessage = DescMessage> {
   read(json: unknown, keys: KeyCount): MessageShape<I> | undefined;
 }
 
+/** Why a call's signal is aborted once it has been answered (shared: the call is over, nothing reads its stack). */
+const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
+
 /** The keys a JsonRequestReader has read. */
 export interface KeyCount {
   count: number;
@@ -123,7 +126,8 @@ export function withJsonRequestReader(
       if (!error.isWireError) mergeNonProtocolHeaders(context.responseHeader, error.metadata);
       body = errorToJsonBytes(error, opt.jsonOptions);
     } finally {
-      context.abort();
+      // With a reason: without one, abort() builds a DOMException (and its stack) per request.
+      context.abort(CALL_ENDED);
     }
     if (compression.response && body.byteLength >= opt.compressMinBytes) {
       body = await compression.response.compress(body);

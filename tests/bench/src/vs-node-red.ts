@@ -30,6 +30,7 @@
  *  figures, idle RSS (before any load) and peak RSS (sampled every 250 ms over the run) per process, the raw bus
  *  figure of the same run on its own nats-server (BENCH_VS_RAW_MESSAGES, 30000) as the yardstick, and Meridian/Node-RED
  *  ratios. Appended to tests/bench/results/vs-node-red.jsonl (BENCH_RESULTS_DIR elsewhere for a trial).
+ * BENCH_VS_OMF_COMPRESSION (1): 0 has omf-sender send OMF bodies plain, as Node-RED's flow does (gzip is its default).
  * Smoke run: BENCH_VS_ROUNDS=1 BENCH_VS_WARMUP_SECONDS=1 BENCH_VS_SECONDS=3 BENCH_VS_LATENCY_SECONDS=3
  *            BENCH_VS_OUTAGE_MARGIN_SECONDS=2 BENCH_VS_OUTAGE_SECONDS=3 BENCH_RESULTS_DIR=/tmp/bench-results
  */
@@ -64,6 +65,11 @@ const DRAIN_SECONDS = envNumber("BENCH_VS_DRAIN_SECONDS", 120, 5, 3600);
 const CLUSTER = envNumber("BENCH_VS_CLUSTER", 1, 0, 1) === 1;
 const RAW_MESSAGES = Math.round(envNumber("BENCH_VS_RAW_MESSAGES", 30_000, 1000, 10_000_000));
 const REQUEST_TIMEOUT_MS = Math.round(envNumber("BENCH_VS_REQUEST_TIMEOUT_MS", 30_000, 1000, 600_000));
+/**
+ * omf-sender gzips OMF bodies by default (the endpoint's `compression`); Node-RED's flow sends them plain. 0 declares the
+ * bench's endpoint with `compression: false`, the same work as Node-RED's on this loopback.
+ */
+const OMF_COMPRESSION = envNumber("BENCH_VS_OMF_COMPRESSION", 1, 0, 1) === 1;
 
 const DEVICES = 10;
 const EVENTS_PER_REQUEST = 100;
@@ -455,6 +461,7 @@ async function startMeridian(sink: Sink, cluster = false): Promise<System> {
           allowHttp: true,
           username: PI_USER.username,
           password: { env: "OMF_SECRET_BENCH_PI_PASSWORD" },
+          ...(OMF_COMPRESSION ? {} : { compression: false }),
         },
       ]),
     );
@@ -841,6 +848,7 @@ async function main() {
         outageSeconds: OUTAGE_SECONDS,
         outageMarginSeconds: OUTAGE_MARGIN_SECONDS,
         requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        omfCompression: OMF_COMPRESSION,
       },
       rawBus,
       ratios: {
