@@ -120,6 +120,20 @@ function randomRequest(r: SeededRandom): unknown {
 }
 
 describe("readPublishRequest", () => {
+  /**
+   * The reader declares a message's unset fields as undefined properties (one object shape per event, see readEvent);
+   * protobuf-es leaves them out (but for an unset oneof's `case`). The same message: compared strictly once those are dropped.
+   */
+  function withoutUnsetFields<T>(value: T): T {
+    if (Array.isArray(value)) return value.map(withoutUnsetFields) as T;
+    if (typeof value !== "object" || value === null || ArrayBuffer.isView(value)) return value;
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, withoutUnsetFields(v)]),
+    ) as T;
+  }
+
   it("makes exactly protobuf-es's message, or leaves the body to it, for random requests", () => {
     const seed = Date.now();
     const r = seededRandom(seed);
@@ -142,7 +156,7 @@ describe("readPublishRequest", () => {
       if (!text.includes("\\")) expect(keys.count, context).toBe(keysInText(text));
       expect(want, context).toHaveProperty("message");
       if (!("message" in want)) continue;
-      expect(byHand, context).toStrictEqual(want.message);
+      expect(withoutUnsetFields(byHand), context).toStrictEqual(withoutUnsetFields(want.message));
       expect(toBinary(PublishRequestSchema, byHand), context).toEqual(toBinary(PublishRequestSchema, want.message as never));
     }
     // Both paths were exercised.

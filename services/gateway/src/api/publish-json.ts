@@ -45,7 +45,18 @@ export function readPublishRequest(json: unknown, keys: KeyCount = { count: 0 })
 
 function readEvent(json: unknown, keys: KeyCount): TelemetryEvent | undefined {
   if (!isObject(json)) return undefined;
-  const event: TelemetryEvent = { $typeName: "meridian.telemetry.v1.TelemetryEvent", id: "", points: [], attributes: {} };
+  // Every field present from the start (unset ones undefined, as protobuf-es reads them): an object that gains
+  // properties later changes shape and grows a separate property store, per event; Publish then sets id and receivedTime.
+  const event: TelemetryEvent = {
+    $typeName: "meridian.telemetry.v1.TelemetryEvent",
+    id: "",
+    source: undefined,
+    observedTime: undefined,
+    receivedTime: undefined,
+    points: NO_POINTS,
+    attributes: NO_ATTRIBUTES,
+    raw: undefined,
+  };
   for (const key in json) {
     keys.count++;
     const value = json[key];
@@ -99,8 +110,17 @@ function readEvent(json: unknown, keys: KeyCount): TelemetryEvent | undefined {
         return undefined;
     }
   }
+  // Only the absent ones get their own (empty) list and map, as protobuf-es gives every message.
+  if (event.points === NO_POINTS) event.points = [];
+  if (event.attributes === NO_ATTRIBUTES) event.attributes = {};
   return event;
 }
+
+/** Markers for "not in the request", replaced before the event is returned. */
+const NO_POINTS: Point[] = [];
+const NO_ATTRIBUTES: Record<string, string> = {};
+/** A point's value before its value field is read: replaced, never changed (oneof values are whole objects). */
+const NO_VALUE: Point["value"] = Object.freeze({ case: undefined });
 
 const PLATFORM_BY_NAME = new Map(PlatformSchema.values.map((v) => [v.name, v.number]));
 const QUALITY_BY_NAME = new Map(QualitySchema.values.map((v) => [v.name, v.number]));
@@ -135,7 +155,7 @@ function readSource(json: unknown, keys: KeyCount): Source | undefined {
 
 function readPoint(json: unknown, keys: KeyCount): Point | undefined {
   if (!isObject(json)) return undefined;
-  const point: Point = { $typeName: "meridian.telemetry.v1.Point", name: "", value: { case: undefined }, unit: "", quality: 0 };
+  const point: Point = { $typeName: "meridian.telemetry.v1.Point", name: "", value: NO_VALUE, unit: "", quality: 0 };
   for (const key in json) {
     keys.count++;
     const value = json[key];

@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Bus } from "@meridian/bus";
 import { SubscribeResponseSchema, type TelemetryService } from "@meridian/contracts/meridian/telemetry/v1/telemetry_service_pb";
 import { callLog } from "@meridian/service-kit";
+import { randomEventId } from "./event-ids.js";
 import { validatePublish, validateSubscribe } from "./validation.js";
 
 export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService> {
@@ -14,7 +14,7 @@ export function telemetryService(bus: Bus): ServiceImpl<typeof TelemetryService>
       const now = timestampNow();
       const events = req.events;
       for (const e of events) {
-        if (!e.id) e.id = randomUUID();
+        if (!e.id) e.id = randomEventId();
         if (!e.receivedTime) e.receivedTime = now;
       }
       validatePublish(events);
