@@ -1,5 +1,6 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { Platform, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
 import { msgDocuments, parsePayload } from "../platform/index.js";
 import { batchIdFor, canonicalJson, eventId, flattenAttributes, splitStreamId, toTelemetryEvents, typedValue } from "./mapping.js";
@@ -124,6 +125,53 @@ describe("DataPoint → typed points", () => {
     expect(events[0]!.id.endsWith(":0")).toBe(true);
     expect(events[1]!.id.endsWith(":1")).toBe(true);
     expect(new Set(events.map((e) => e.id)).size).toBe(2);
+  });
+});
+
+describe("the events are protobuf-es's own messages (built without create())", () => {
+  /** Unset fields are undefined properties here and absent there; bytes are a Buffer here and a Uint8Array there. */
+  function normalized<T>(value: T): T {
+    if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength) as T;
+    if (Array.isArray(value)) return value.map(normalized) as T;
+    if (typeof value !== "object" || value === null) return value;
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, normalized(v)]),
+    ) as T;
+  }
+
+  it("every field with its type and default, as protobuf-es reads the event back from its encoding", () => {
+    const xmlList =
+      '<Document><Msg topic="1/DataPoint/dev1/t" operation="insertion" timestamp="2024-01-01T00:00:00.000Z">' +
+      "<DataPoint><data>1</data><streamId>dev1/t</streamId><timestamp>1704067200000</timestamp></DataPoint>" +
+      "<DataPoint><data>x</data><streamId>dev1/t</streamId><timestamp>1704067201999</timestamp></DataPoint></Msg></Document>";
+    const deviceCore =
+      '<Document><Msg topic="3/DeviceCore/882/7" operation="update" timestamp="2010-12-03T13:34:00.001Z"><DeviceCore><id><devId>882</devId>' +
+      "<devVersion>7</devVersion></id><dpConnectionStatus>1</dpConnectionStatus></DeviceCore></Msg></Document>";
+    const events = [
+      ...map(dataPointJson(21.5), "json"),
+      ...map(dataPointJson("42"), "json"),
+      ...map(dataPointJson(true, { timestamp: "not a time" }), "json"),
+      ...map(dataPointJson(null), "json"),
+      ...map(xmlList, "xml"),
+      ...toTelemetryEvents("5", parsePayload(deviceCore, "xml"), {
+        receivedTime: received,
+        raw: { documents: msgDocuments(deviceCore, "xml", 1)!, format: "xml" },
+      }),
+    ];
+    expect(events.length).toBe(7);
+    expect(events.some((e) => e.raw !== undefined)).toBe(true);
+    for (const e of events) {
+      expect(normalized(e)).toStrictEqual(normalized(fromBinary(TelemetryEventSchema, toBinary(TelemetryEventSchema, e))));
+    }
+  });
+
+  it("observed times are timestampFromMs's, to the millisecond, before and after 1970", () => {
+    for (const ms of [1704067201999, 1434307047000, 1, 0, -1, -1500, -86_400_001]) {
+      const [e] = map(dataPointJson(1, { timestamp: ms }), "json");
+      expect(e!.observedTime, String(ms)).toStrictEqual(timestampFromMs(ms));
+    }
   });
 });
 
