@@ -20,7 +20,8 @@
  *     measured: events/s into the sink (arrivals in the window), CPU µs per event of each process over the window;
  *  2. latency: BENCH_VS_RATE (5000) events/s at a fixed rate, BENCH_VS_WARMUP_SECONDS then BENCH_VS_LATENCY_SECONDS
  *     (30): p50 / p99 / p99.9 send → in the sink of the events sent after the warm-up, and send → answered (for
- *     Meridian: stored by JetStream; the rest of send → in the sink is what the bus and omf-sender add);
+ *     Meridian: stored by JetStream; the rest of send → in the sink is what the bus and omf-sender add), and CPU µs per
+ *     event of each process at that rate (what an event costs when the system is not saturated);
  *  3. sink down: the same fixed rate for BENCH_VS_OUTAGE_MARGIN_SECONDS (10), then the emulator drops every OMF
  *     request (reads it, closes the connection, stores nothing) for BENCH_VS_OUTAGE_SECONDS (10), then the margin
  *     again: events answered 2xx that never arrived (lost), arrived twice (duplicated), refused (non-2xx, errors,
@@ -50,7 +51,7 @@ import { PauseWindow } from "./pauses.js";
 import { callGateway, natsPid, REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
 import { measureRawBus } from "./raw-bus.js";
 import { appendResult } from "./results.js";
-import { type PerProcess, ProcessSampler } from "./sampler.js";
+import { type PerProcess, type ProcessMark, ProcessSampler } from "./sampler.js";
 
 const WARMUP_SECONDS = envNumber("BENCH_VS_WARMUP_SECONDS", 5, 0, 600);
 const SECONDS = envNumber("BENCH_VS_SECONDS", 30, 1, 3600);
@@ -654,9 +655,14 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
   const ledger = new Ledger();
   const pauses = sys.metricsUrls ? await PauseWindow.open(sys.metricsUrls) : undefined;
   let fromTick = Number.POSITIVE_INFINITY;
+  let from: ProcessMark | undefined;
   const { behind } = await fixedRate(sys.target, ledger, WARMUP_SECONDS + LATENCY_SECONDS, (elapsed) => {
-    if (fromTick === Number.POSITIVE_INFINITY && elapsed >= WARMUP_SECONDS * 1000) fromTick = clock.take(0);
+    if (fromTick === Number.POSITIVE_INFINITY && elapsed >= WARMUP_SECONDS * 1000) {
+      fromTick = clock.take(0);
+      from = sys.sampler.mark();
+    }
   });
+  const to = sys.sampler.mark();
   const paused = await pauses?.close();
   const drained = await drainOrExplain(sys, sink, before, ledger.ackedEvents);
   const arrived = await takeArrivals(sink, containers);
@@ -675,6 +681,8 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
     maxMs: ms(lat.at(-1) ?? 0),
     answeredP50Ms: ms(percentile(answered, 50)),
     answeredP99Ms: ms(percentile(answered, 99)),
+    // The cost of an event when the system is not saturated (fixed overheads per request and per send show here).
+    cpuMicrosPerEvent: sys.sampler.cpuMicrosPerEvent(Math.max(1, answered.length), from, to),
     worstMsBySecond: worstBySecond(arrived, fromTick),
     ...(paused ? { pausesPerProcess: paused } : {}),
     ...account(ledger, arrived),
@@ -753,6 +761,7 @@ function summary(sys: System, rounds: Round[]) {
       p999Ms: ms(median(rounds.map((r) => r.latency.p999Ms))),
       answeredP50Ms: ms(median(rounds.map((r) => r.latency.answeredP50Ms))),
       answeredP99Ms: ms(median(rounds.map((r) => r.latency.answeredP99Ms))),
+      cpuMicrosPerEvent: medianPerProcess(rounds.map((r) => r.latency.cpuMicrosPerEvent)),
     },
     sinkDown: {
       downSeconds: OUTAGE_SECONDS,
@@ -859,6 +868,7 @@ async function main() {
           nodeRed: ratio(n.eventsPerSec, rawBus.consumeAckPerSec),
         },
         cpuMicrosPerEvent: ratio(m.cpuMicrosPerEvent.total, n.cpuMicrosPerEvent.total),
+        cpuMicrosPerEventAtFixedRate: ratio(m.latencyAtFixedRate.cpuMicrosPerEvent.total, n.latencyAtFixedRate.cpuMicrosPerEvent.total),
         idleRssMiB: ratio(m.idleRssMiB.total, n.idleRssMiB.total),
         peakRssMiB: ratio(m.peakRssMiB.total, n.peakRssMiB.total),
         p50: ratio(m.latencyAtFixedRate.p50Ms, n.latencyAtFixedRate.p50Ms),
