@@ -669,6 +669,7 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
   const lat = Array.from(latencies(arrived, fromTick));
   // Send → answered: for Meridian the gateway's part (decode, JetStream stored); send → in the sink minus this is what
   // the bus and omf-sender add after the client already has its answer. For Node-RED the answer follows the sink's 2xx.
+  // Per request (each of EVENTS_PER_REQUEST events).
   const answered = ledger.answeredMs.filter((_, i) => ledger.acked[i]! >= fromTick).sort((a, b) => a - b);
   return {
     rateEventsPerSec: RATE,
@@ -682,7 +683,7 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
     answeredP50Ms: ms(percentile(answered, 50)),
     answeredP99Ms: ms(percentile(answered, 99)),
     // The cost of an event when the system is not saturated (fixed overheads per request and per send show here).
-    cpuMicrosPerEvent: sys.sampler.cpuMicrosPerEvent(Math.max(1, answered.length), from, to),
+    cpuMicrosPerEvent: sys.sampler.cpuMicrosPerEvent(Math.max(1, answered.length * EVENTS_PER_REQUEST), from, to),
     worstMsBySecond: worstBySecond(arrived, fromTick),
     ...(paused ? { pausesPerProcess: paused } : {}),
     ...account(ledger, arrived),
