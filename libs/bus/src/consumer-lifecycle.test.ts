@@ -150,6 +150,15 @@ describe("DurableConsumer start position and lifecycle, against a real nats-serv
     expect(await consumerBacklog(bus, "only-existing")).toBeUndefined();
   });
 
+  it("pending() counts what the consumer holds, and none once it is deleted (no error, no NaN for a status)", async () => {
+    const c = consumer("pending-gone");
+    await c.declare();
+    await publish("pending-gone", 0, 4);
+    expect(await c.pending()).toEqual({ pending: 4, ackPending: 0 });
+    await bus.jsm().consumers.delete(STREAMS.telemetry, "pending-gone");
+    expect(await c.pending()).toEqual({ pending: 0, ackPending: 0 });
+  });
+
   it("deleteConsumer reports what the consumer held (undelivered and unacknowledged); undefined when there was none", async () => {
     const c = consumer("held");
     await c.declare();

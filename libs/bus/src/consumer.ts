@@ -268,9 +268,10 @@ export class DurableConsumer {
   }
 
   /** Pending (not yet delivered) and unacknowledged counts, for status. */
+  /** Undelivered and unacknowledged messages; none for a consumer that does not exist (or is being deleted). */
   async pending(): Promise<{ pending: number; ackPending: number }> {
-    const info = await this.bus.jsm().consumers.info(this.stream, this.options.durable);
-    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+    const held = await this.backlog();
+    return { pending: held?.pending ?? 0, ackPending: held?.ackPending ?? 0 };
   }
 
   /** What the consumer still holds; undefined when it does not exist. */
