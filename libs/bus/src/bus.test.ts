@@ -200,6 +200,34 @@ describe("Bus against a real nats-server", () => {
     await expect(kv.delete("k", now)).rejects.toBeInstanceOf(KeyChangedError);
   });
 
+  it("KV keys: a listing during which keys are purged ends (with the keys, or unavailable to try again), never hangs", async () => {
+    // nats.js's kv.keys() waited for ever here in about one round in five (the delivery ledger purges while it lists).
+    const idleMs = 500;
+    const kv = new KvBucket<{ n: number }>(bus, "test_purged_bucket", jsonCodec(), { listIdleMs: idleMs });
+    const outcomes: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 3000 }, (_, i) => kv.put(`r${round}.k${i}`, { n: i })));
+      const listing = kv.keys();
+      // Purged while the listing is under way.
+      setImmediate(() => void bus.jsm().streams.purge("KV_test_purged_bucket", { filter: `$KV.test_purged_bucket.r${round}.>` }));
+      const outcome = await Promise.race([
+        listing.then(
+          (keys) => `listed ${keys.length}`,
+          (err: unknown) => (err instanceof BusUnavailableError ? "unavailable" : `failed: ${String(err)}`),
+        ),
+        new Promise<string>((resolve) => setTimeout(resolve, idleMs + 4000, "hung")),
+      ]);
+      outcomes.push(outcome);
+    }
+    expect(
+      outcomes.filter((o) => o === "hung" || o.startsWith("failed")),
+      outcomes.join("; "),
+    ).toEqual([]);
+    // Once nothing is purged any more, the bucket lists in full.
+    await kv.put("after", { n: 1 });
+    expect(await kv.keys()).toEqual(["after"]);
+  }, 60_000);
+
   it("KV keys and entries list each key once while the keys are being written (status reports every few seconds)", async () => {
     const kv = new KvBucket<{ n: number }>(bus, "test_busy_bucket", jsonCodec());
     const names = Array.from({ length: 8 }, (_, i) => `svc.i${i}`);

@@ -27,7 +27,12 @@ export interface KvBucketOptions {
   history?: number;
   /** Entries older than this vanish (0 = forever). */
   ttlMs?: number;
+  /** How long a listing of keys waits for the next one before it gives up as unavailable (default LIST_IDLE_MS). */
+  listIdleMs?: number;
 }
+
+/** See keys(). */
+export const LIST_IDLE_MS = 5000;
 
 /**
  * A typed JetStream KV bucket: where routes and per-service state live, so services stay
@@ -164,16 +169,45 @@ export class KvBucket<T> {
     return err;
   }
 
+  /**
+   * The keys with a value (nats.js's kv.keys()). That listing ends only at a message the server says nothing follows;
+   * when the bucket loses messages while it runs (a purge: the delivery ledgers purge their records while lookups list
+   * them), that message never comes and the listing never ended: a route stalled with every send slot waiting on it.
+   * A listing that gets no key for `listIdleMs` is given up here as BusUnavailableError (another attempt lists the
+   * bucket as it is then). nats.js keeps that listing's subscription (it holds it out of reach): one per give-up.
+   */
   async keys(): Promise<string[]> {
+    const idleMs = this.options.listIdleMs ?? LIST_IDLE_MS;
     // A Set: nats.js lists keys with a consumer that also hands over a key written while the listing runs, so a key
     // being written (a status report every few seconds) could come twice, and GetStatus showed that instance twice.
     const out = new Set<string>();
     const kv = await this.kv();
+    let gaveUp = false;
     try {
-      for await (const k of await kv.keys()) out.add(k);
+      const listing = await kv.keys();
+      // A watchdog rather than a timer raced against each key: the listing is read as nats.js hands it over (reading
+      // it more slowly lost its last keys).
+      let lastKeyAt = Date.now();
+      const watchdog = setInterval(
+        () => {
+          if (Date.now() - lastKeyAt < idleMs) return;
+          gaveUp = true;
+          listing.stop();
+        },
+        Math.max(10, Math.floor(idleMs / 4)),
+      );
+      try {
+        for await (const k of listing) {
+          out.add(k);
+          lastKeyAt = Date.now();
+        }
+      } finally {
+        clearInterval(watchdog);
+      }
     } catch (err) {
-      throw this.failure(err);
+      if (!gaveUp) throw this.failure(err);
     }
+    if (gaveUp) throw new BusUnavailableError(`$KV.${this.name}.>: the listing of keys got nothing for ${idleMs} ms and was given up`);
     return [...out].sort();
   }
 
