@@ -1,6 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Platform, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { comparableMessage } from "@meridian/testing";
 import { describe, expect, it } from "vitest";
 import { msgDocuments, parsePayload } from "../platform/index.js";
 import { batchIdFor, canonicalJson, eventId, flattenAttributes, splitStreamId, toTelemetryEvents, typedValue } from "./mapping.js";
@@ -129,18 +130,6 @@ describe("DataPoint → typed points", () => {
 });
 
 describe("the events are protobuf-es's own messages (built without create())", () => {
-  /** Unset fields are undefined properties here and absent there; bytes are a Buffer here and a Uint8Array there. */
-  function normalized<T>(value: T): T {
-    if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength) as T;
-    if (Array.isArray(value)) return value.map(normalized) as T;
-    if (typeof value !== "object" || value === null) return value;
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => [k, normalized(v)]),
-    ) as T;
-  }
-
   it("every field with its type and default, as protobuf-es reads the event back from its encoding", () => {
     const xmlList =
       '<Document><Msg topic="1/DataPoint/dev1/t" operation="insertion" timestamp="2024-01-01T00:00:00.000Z">' +
@@ -163,7 +152,7 @@ describe("the events are protobuf-es's own messages (built without create())", (
     expect(events.length).toBe(7);
     expect(events.some((e) => e.raw !== undefined)).toBe(true);
     for (const e of events) {
-      expect(normalized(e)).toStrictEqual(normalized(fromBinary(TelemetryEventSchema, toBinary(TelemetryEventSchema, e))));
+      expect(comparableMessage(e)).toStrictEqual(comparableMessage(fromBinary(TelemetryEventSchema, toBinary(TelemetryEventSchema, e))));
     }
   });
 
