@@ -91,6 +91,13 @@ export const omfSenderConfig = z.object({
     .default(256 * 1024 * 1024),
   /** How long a bus message may stay unacknowledged before NATS redelivers it (extended by working() while sending). */
   OMF_ACK_WAIT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  /**
+   * The longest one flush (a batch's endpoint record, read-back, ledger note, send, record) may run. Past it the flush
+   * is aborted and its messages go back to the bus with the backoff, and its heartbeat stops, so a flush stuck on
+   * something that ignores the abort no longer keeps its messages from redelivery for ever. Keep it above the longest
+   * legitimate flush: a few of the endpoint's `timeoutMs`.
+   */
+  OMF_FLUSH_MAX_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
 });
 
 export type OmfSenderConfig = z.infer<typeof omfSenderConfig>;

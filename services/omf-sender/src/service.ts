@@ -91,6 +91,7 @@ export async function startOmfSender(config: OmfSenderConfig, logger: Logger, op
           stats,
           logger,
           ackWaitMs: config.OMF_ACK_WAIT_MS,
+          flushMaxMs: config.OMF_FLUSH_MAX_MS,
           ...(options.redeliveryBackoff ? { backoff: options.redeliveryBackoff } : {}),
         },
         {

@@ -120,6 +120,8 @@ export interface PipelineDeps {
   stats: EndpointStats;
   logger: Logger;
   ackWaitMs: number;
+  /** The longest one flush may run before it is aborted (OMF_FLUSH_MAX_MS; default DEFAULT_FLUSH_MAX_MS). */
+  flushMaxMs?: number;
   /** Redelivery backoff for transient failures (default: the bus's REDELIVERY_BACKOFF). */
   backoff?: BackoffPolicy;
   /** Body limits learnt from 413s, per endpoint (default: one for the process, shared by every route). */
@@ -132,6 +134,8 @@ const processLimits = new BodyLimits();
 export const DEFAULT_CONFIRM_TIMEOUT_MS = 5000;
 /** Deliveries of a message whose Data Hub write is never confirmed before it is dead-lettered. */
 export const MAX_UNCONFIRMED_DELIVERIES = 5;
+/** The longest one flush may run when the deps say nothing (the service passes OMF_FLUSH_MAX_MS). */
+export const DEFAULT_FLUSH_MAX_MS = 600_000;
 /** How long a stop lets the sends in progress finish before aborting them. */
 export const STOP_GRACE_MS = 5000;
 /** At most one "send failed" line per route this often (the others are counted in the next one). */
@@ -161,6 +165,9 @@ export interface RouteCounters {
 
 /** Thrown when a send cannot start: no such endpoint, credentials unreadable, endpoint URL wrong. Retried. */
 class EndpointUnavailableError extends RetryableError {}
+
+/** A flush that ran past its bound (OMF_FLUSH_MAX_MS): aborted, its messages retried after the backoff. */
+export class FlushOverrunError extends RetryableError {}
 
 /** What the container quota held back from one message: the refused containers and their events. */
 interface OverQuota {
@@ -339,13 +346,37 @@ export class RoutePipeline {
       },
       Math.max(500, Math.floor(this.deps.ackWaitMs / 3)),
     );
+    // `signal` ends every flush at a stop (their messages go back at once); `overrun` ends this one when it outlives its
+    // bound (its messages are retried after the backoff). The heartbeat stops with it: a step that ignores the abort
+    // would otherwise hold the messages from redelivery for ever, and silently.
+    const overrun = new AbortController();
+    const stopping = () => overrun.abort(signal.reason);
+    if (signal.aborted) stopping();
+    else signal.addEventListener("abort", stopping, { once: true });
+    const flushSignal = overrun.signal;
+    let stage = "endpoint record";
+    const flushMaxMs = this.deps.flushMaxMs ?? DEFAULT_FLUSH_MAX_MS;
+    const bound = setTimeout(() => {
+      clearInterval(heartbeat);
+      this.log.error(
+        { stage, flushMaxMs, messages: batch.length, events: size, firstSequence: batch[0]!.streamSequence },
+        "flush overran its bound; aborted, its messages will be retried",
+      );
+      overrun.abort(
+        new FlushOverrunError(
+          `send to OMF endpoint "${this.endpointId}" still running after ${flushMaxMs} ms (at ${stage}); aborted, retried later`,
+        ),
+      );
+    }, flushMaxMs);
+    // What a step failed with: the overrun when that is what stopped it (retryable, whatever the abort looked like).
+    const failure = (err: unknown) => (flushSignal.aborted && !signal.aborted ? flushSignal.reason : err);
     try {
       let client: OmfClient | undefined;
       try {
         client = await this.deps.registry.client(this.endpointId, SEND_RECORD_MAX_AGE_MS);
         if (!client) throw new EndpointUnavailableError(`OMF endpoint "${this.endpointId}" does not exist (yet)`);
       } catch (err) {
-        for (const d of batch) await this.settleFailure(d, err, signal, failures);
+        for (const d of batch) await this.settleFailure(d, failure(err), signal, failures);
         return;
       }
       const mapper = this.mapperFor(client);
@@ -359,20 +390,23 @@ export class RoutePipeline {
       }
       if (mapped.length === 0) return;
       try {
-        await this.skipWritten(client, mapped, signal);
+        stage = "read-back of earlier writes";
+        await this.skipWritten(client, mapped, flushSignal);
+        stage = "container quota";
         await this.holdOverQuota(client, mapped);
       } catch (err) {
-        for (const m of mapped) await this.settleFailure(m.d, err, signal, failures);
+        for (const m of mapped) await this.settleFailure(m.d, failure(err), signal, failures);
         return;
       }
       const open = mapped.filter((m) => !complete(m));
       let note: LedgerNote | undefined;
       try {
+        stage = "delivery ledger note";
         note = await this.ledger.intend(open.map((m) => m.d.streamSequence));
       } catch (err) {
         // Not sent without the note: after a crash its redelivery could not know to read back what was written.
         // (Seen during a leader election of the state bucket's stream; the messages come back after the backoff.)
-        const cause = new Error(`delivery ledger unavailable, the send is not started: ${(err as Error).message}`);
+        const cause = failure(new Error(`delivery ledger unavailable, the send is not started: ${(err as Error).message}`));
         for (const m of mapped) {
           if (complete(m)) continue;
           await this.settleFailure(m.d, cause, signal, failures);
@@ -383,24 +417,29 @@ export class RoutePipeline {
       }
       let error: unknown;
       try {
-        await this.deliverAll(client, open, signal);
+        stage = "send";
+        await this.deliverAll(client, open, flushSignal);
       } catch (err) {
-        error = err;
+        error = failure(err);
       }
-      if (error !== undefined && !signal.aborted && isPermanent(error) && open.filter((m) => !complete(m)).length > 1) {
+      if (error !== undefined && !flushSignal.aborted && isPermanent(error) && open.filter((m) => !complete(m)).length > 1) {
         // Find the message(s) the endpoint cannot take; the others go through (what was written is not sent again).
+        stage = "delivery ledger record";
         await this.record(mapped, note);
+        stage = "send, one message at a time";
         for (const m of open) {
           if (complete(m)) continue;
           try {
-            await this.deliverAll(client, [m], signal);
+            await this.deliverAll(client, [m], flushSignal);
           } catch (e) {
-            m.error = e;
+            m.error = failure(e);
           }
         }
       } else if (error !== undefined) for (const m of open) if (!complete(m)) m.error = error;
       answered();
+      stage = "delivery ledger record";
       await this.record(mapped, note);
+      stage = "acks";
       for (const m of mapped) {
         // No await for a plain ack: the acks of the batch then leave in one write to the bus, not one each.
         if (complete(m)) {
@@ -410,6 +449,8 @@ export class RoutePipeline {
       }
     } finally {
       clearInterval(heartbeat);
+      clearTimeout(bound);
+      signal.removeEventListener("abort", stopping);
       for (const d of batch) this.holding.delete(d.streamSequence);
       this.buffered = Math.max(0, this.buffered - size);
       this.logFailures(failures);
