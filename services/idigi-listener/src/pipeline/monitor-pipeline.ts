@@ -273,16 +273,19 @@ export class MonitorPipeline {
       receivedTime: timestampFromDate(at),
       ...(this.options.includeRaw ? { raw: rawDocuments(batch) } : {}),
     });
-    const inBlock = new Set<string>();
+    // Remembered as they are checked, so a second copy within the block is known too; a block longer than the memory
+    // could forget its own first copy before the second, and keeps its own set as well.
+    const inBlock = events.length > this.recent.capacity ? new Set<string>() : undefined;
     const fresh = events.filter((e) => {
-      if (this.recent.has(e.id) || inBlock.has(e.id)) return false;
+      if (!this.recent.add(e.id)) return false;
+      if (inBlock === undefined) return true;
+      if (inBlock.has(e.id)) return false;
       inBlock.add(e.id);
       return true;
     });
     const known = events.length - fresh.length;
     this.counters.duplicateEvents += known;
     if (fresh.length === 0) return { fresh, stored: Promise.resolve() };
-    for (const e of fresh) this.recent.add(e.id);
     const publishing = this.publish(() => this.options.bus.publishEvents(fresh, batchIdFor(this.monitorId, fresh)));
     const stored = publishing.then((result) => {
       if (result.stored === 0 && result.duplicates > 0) this.counters.duplicateEvents += fresh.length;

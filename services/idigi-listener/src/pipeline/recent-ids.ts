@@ -1,6 +1,6 @@
 /**
  * Remembers the last `capacity` event ids added (a ring: the oldest is forgotten first), to drop events a monitor's
- * replay pushes again. Checked and added once per event.
+ * replay pushes again. One add() per event both checks and remembers it.
  *
  * An id of one monitor is `idigi:<monitor>:<32 hex digits>[:<position>]` (mapping.ts: the hex digits are 128 bits of
  * a SHA-256 of the event's content). Such ids are kept as their 128 bits and position in typed arrays, found through
@@ -29,7 +29,7 @@ export class RecentIds {
   // Scratch for the id being looked at (no allocation per call).
   private readonly key = new Uint32Array(5);
 
-  constructor(private readonly capacity: number) {
+  constructor(readonly capacity: number) {
     const slots = Math.max(0, Math.floor(capacity));
     this.digests = new Uint32Array(slots * 4);
     this.positions = new Uint32Array(slots);
@@ -47,23 +47,27 @@ export class RecentIds {
     return this.find() >= 0;
   }
 
-  add(id: string): void {
-    if (this.capacity === 0) return;
-    if (!this.parse(id)) {
-      this.addOther(id);
-      return;
-    }
-    if (this.find() >= 0) return;
+  /** Remembers `id`; false when it is remembered already (nothing changes), true when it was not. */
+  add(id: string): boolean {
+    if (this.capacity === 0) return true;
+    if (!this.parse(id)) return this.addOther(id);
+    if (this.find() >= 0) return false;
     const slot = this.next;
     this.next = (this.next + 1) % this.capacity;
     if (this.live[slot] === 1) this.evict(slot);
     const k = this.key;
-    this.digests.set(k.subarray(0, 4), slot * 4);
+    const d = this.digests;
+    const o = slot * 4;
+    d[o] = k[0]!;
+    d[o + 1] = k[1]!;
+    d[o + 2] = k[2]!;
+    d[o + 3] = k[3]!;
     this.positions[slot] = k[4]!;
     this.live[slot] = 1;
     let b = this.home(k[0]!, k[4]!);
     while (this.table[b] !== 0) b = (b + 1) & this.mask;
     this.table[b] = slot + 1;
+    return true;
   }
 
   /** Forgets an id that was added but never stored (its ring slot is reused later). */
@@ -170,12 +174,13 @@ export class RecentIds {
     this.table[hole] = 0;
   }
 
-  private addOther(id: string): void {
-    if (this.others.has(id)) return;
+  private addOther(id: string): boolean {
+    if (this.others.has(id)) return false;
     const oldest = this.otherRing[this.otherNext];
     if (oldest !== undefined) this.others.delete(oldest);
     this.otherRing[this.otherNext] = id;
     this.otherNext = (this.otherNext + 1) % this.capacity;
     this.others.add(id);
+    return true;
   }
 }
