@@ -13,6 +13,15 @@ export interface ArrivalGroup {
   keys: string[];
 }
 
+/**
+ * The clock arrival times are read on. Each process's performance.timeOrigin is the wall clock at its own start, so two
+ * processes' clocks can differ by whatever the wall clock was stepped or slewed in between (6 ms seen in a bench run on
+ * this machine): a bench in another process reads this one (`GET /_emulator/arrivals/clock`) to measure the offset.
+ */
+function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export class Arrivals {
   #groups: ArrivalGroup[] = [];
   #values = 0;
@@ -20,7 +29,7 @@ export class Arrivals {
   record(containerId: string, keys: string[]): void {
     if (keys.length === 0) return;
     // Sub-millisecond: a bench measures latencies of a few ms, against send times taken the same way.
-    this.#groups.push({ atMs: performance.timeOrigin + performance.now(), containerId, keys });
+    this.#groups.push({ atMs: nowMs(), containerId, keys });
     this.#values += keys.length;
   }
 
@@ -30,6 +39,11 @@ export class Arrivals {
    */
   snapshot(): { values: number; groups: Array<[number, string, string[]]> } {
     return { values: this.#values, groups: this.#groups.map((g) => [g.atMs, g.containerId, g.keys]) };
+  }
+
+  /** The document of `GET /_emulator/arrivals/clock`: now, on the clock of `atMs`. */
+  clock(): { nowMs: number } {
+    return { nowMs: nowMs() };
   }
 
   clear(): void {

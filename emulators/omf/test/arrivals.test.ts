@@ -57,8 +57,21 @@ describe("arrivals", () => {
     expect((await arrivals()).body.values).toBe(1);
   });
 
+  it("answers its clock, the one arrival times are on, for a bench in another process to measure the offset to its own", async () => {
+    emu = await startOmfEmulator({ recordArrivals: true });
+    // In this process the two clocks are one: the answer lies between the request and its reply.
+    const sent = performance.timeOrigin + performance.now();
+    const r = await fetch(`${emu.url}/_emulator/arrivals/clock`);
+    const received = performance.timeOrigin + performance.now();
+    const { nowMs } = (await r.json()) as { nowMs: number };
+    expect(nowMs).toBeGreaterThanOrEqual(sent);
+    expect(nowMs).toBeLessThanOrEqual(received);
+    expect(Number.isInteger(nowMs)).toBe(false);
+  });
+
   it("is not there unless switched on", async () => {
     emu = await startOmfEmulator();
+    expect((await fetch(`${emu.url}/_emulator/arrivals/clock`)).status).toBe(404);
     expect((await fetch(`${emu.url}/_emulator/arrivals`)).status).toBe(404);
     expect((await fetch(`${emu.url}/_emulator/arrivals`, { method: "DELETE" })).status).toBe(404);
   });

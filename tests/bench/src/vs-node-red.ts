@@ -6,6 +6,8 @@
  * emulator (its own process, PI Web API mode: Basic auth, OMF 1.2). The emulator logs when each value arrived
  * (OMF_EMULATOR_RECORD_ARRIVALS); each event's observed time is its send time (to 100 ns, made unique per event), so
  * arrival − index is send → in the sink, and arrivals are counted per event against what the client was answered 2xx.
+ * The sink stamps arrivals on its own clock; the difference to this process's, probed after each phase
+ * (clock-offset.ts), is taken out and shown per round (`sinkClockOffsetMs`).
  *  - Meridian: nats-server, gateway and omf-sender as their own processes; an OMF route created through the gateway's
  *    RouteService; the client calls the gateway's `Publish` with an API key (auth on, as deployed).
  *  - Meridian on a cluster (BENCH_VS_CLUSTER, 1; 0 skips it): the same on three nats-server processes routed into one
@@ -46,6 +48,7 @@ import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb
 import { containerIdFor, typeForShape } from "@meridian/omf-sender/platform";
 import { freePort, startNatsCluster, startNatsServer, TEST_KEYS } from "@meridian/testing";
 import { pino } from "pino";
+import { measureClockOffset } from "./clock-offset.js";
 import { envNumber, median, percentile, postJson } from "./common.js";
 import { PauseWindow } from "./pauses.js";
 import { callGateway, natsPid, REPO_ROOT, type RunningProcess, startProcess } from "./processes.js";
@@ -315,9 +318,11 @@ async function drain(sink: Sink, before: number, expected: number): Promise<{ dr
 }
 
 interface Arrived {
-  /** Index ticks of every value written, and when each was written (epoch ms), in the same order. */
+  /** Index ticks of every value written, and when each was written (epoch ms, on this process's clock), in order. */
   ticks: Float64Array;
   atMs: Float64Array;
+  /** The sink's clock minus this process's (subtracted from its arrival times), and the probe's round trip. */
+  sinkClock: { offsetMs: number; roundTripMs: number };
   /** Values written to a container other than the one of their device. */
   misplaced: number;
 }
@@ -326,6 +331,8 @@ interface Arrived {
 async function takeArrivals(sink: Sink, containers: string[]): Promise<Arrived> {
   const doc = await emulatorJson<{ values: number; groups: Array<[number, string, string[]]> }>(sink, "arrivals");
   await emulatorJson(sink, "arrivals", { method: "DELETE" });
+  // The sink stamps arrivals on its own clock: moved onto ours, or send → sink carries the difference of the two.
+  const sinkClock = await measureClockOffset(async () => (await emulatorJson<{ nowMs: number }>(sink, "arrivals/clock")).nowMs, nowMs);
   const ticks = new Float64Array(doc.values);
   const atMs = new Float64Array(doc.values);
   let i = 0;
@@ -336,12 +343,12 @@ async function takeArrivals(sink: Sink, containers: string[]): Promise<Arrived> 
     for (const key of keys) {
       const tick = keyTick(key);
       ticks[i] = tick;
-      atMs[i++] = at;
+      atMs[i++] = at - sinkClock.offsetMs;
       // Event j of a request is device j % 10 and its tick is base + j: a value in another container was misrouted.
       if (device === undefined || (tick % EVENTS_PER_REQUEST) % DEVICES !== device) misplaced++;
     }
   }
-  return { ticks, atMs, misplaced };
+  return { ticks, atMs, sinkClock, misplaced };
 }
 
 /**
@@ -682,6 +689,9 @@ async function latencyPhase(sys: System, sink: Sink, containers: string[]) {
     maxMs: ms(lat.at(-1) ?? 0),
     answeredP50Ms: ms(percentile(answered, 50)),
     answeredP99Ms: ms(percentile(answered, 99)),
+    // Already taken out of the figures above; shown so that a run whose clocks disagreed can be seen.
+    sinkClockOffsetMs: ms(arrived.sinkClock.offsetMs),
+    sinkClockRoundTripMs: ms(arrived.sinkClock.roundTripMs),
     // The cost of an event when the system is not saturated (fixed overheads per request and per send show here).
     cpuMicrosPerEvent: sys.sampler.cpuMicrosPerEvent(Math.max(1, answered.length * EVENTS_PER_REQUEST), from, to),
     worstMsBySecond: worstBySecond(arrived, fromTick),

@@ -38,6 +38,7 @@ export function omfAdmin(ctx: EmulatorContext): AdminSurface {
     routes: [
       { method: "GET", path: "counters", handle: () => ctx.counters },
       { method: "GET", path: "arrivals", handle: () => arrivalsOf(ctx).snapshot() },
+      { method: "GET", path: "arrivals/clock", handle: () => arrivalsOf(ctx).clock() },
       {
         method: "DELETE",
         path: "arrivals",
