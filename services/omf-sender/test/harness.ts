@@ -3,12 +3,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Bus, consumerBacklog, routeBucket } from "@meridian/bus";
 import { OmfSenderService } from "@meridian/contracts/meridian/omf/v1/omf_sender_service_pb";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import { type OmfEmulatorOptions, type RunningOmfEmulator, startOmfEmulator } from "@meridian/emulator-omf";
 import { type NatsServerHandle, startForTest, startNatsServer, testCredential, testLogger, until } from "@meridian/testing";
 import type { Logger } from "pino";
@@ -49,6 +50,31 @@ export async function getJson(url: string, headers: Record<string, string> = {})
     body = text;
   }
   return { status: res.status, body };
+}
+
+/** Arms the emulator's HTTP faults (replacing what was armed), or clears them all with null. */
+export async function setFaults(emu: RunningOmfEmulator, body: object | null): Promise<void> {
+  await fetch(
+    `${emu.url}/_emulator/faults`,
+    body ? { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } } : { method: "DELETE" },
+  );
+}
+
+/** The value count of each PI container whose id starts with `prefix`. */
+export async function piValueCounts(emu: RunningOmfEmulator, prefix: string): Promise<number[]> {
+  const s = await getJson(`${emu.url}/_emulator/state?scope=pi`);
+  const containers = Object.values(s.body.scopes.pi.containers as Record<string, { id: string; valueCount: number }>);
+  return containers.filter((c) => c.id.startsWith(prefix)).map((c) => c.valueCount);
+}
+
+/** An API event of `connection` with one double point, observed `i` seconds after `base`, its id made from all three. */
+export function temperatureEvent(connection: string, device: string, i: number, base: number): TelemetryEvent {
+  return create(TelemetryEventSchema, {
+    id: `${connection}:${device}:${i}`,
+    source: { platform: Platform.API, connection, device },
+    observedTime: timestampFromDate(new Date(base + i * 1000)),
+    points: [{ name: "temperature", value: { case: "doubleValue", value: 20 + i } }],
+  });
 }
 
 /** Redelivery quick enough for a test to see a retried message come back. */

@@ -20,6 +20,7 @@ import {
   getJson,
   type NatsServerHandle,
   PIPELINE_ENV,
+  setFaults,
   startPipelineStack,
   startSender,
   TEST_BACKOFF,
@@ -79,12 +80,7 @@ async function valueCount(scope: "pi" | "eds", connection: string): Promise<numb
   return (await containers(scope, connection)).reduce((n, c) => n + c.valueCount, 0);
 }
 
-async function faults(body: object | null) {
-  await fetch(
-    `${emu.url}/_emulator/faults`,
-    body ? { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } } : { method: "DELETE" },
-  );
-}
+const faults = (body: object | null) => setFaults(emu, body);
 
 beforeAll(async () => {
   ({ nats, emu, sender, bus, endpointsFile } = await startPipelineStack());

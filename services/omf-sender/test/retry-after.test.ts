@@ -2,15 +2,25 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Bus, consumerBacklog, deadLetterSubject, routeBucket, STREAMS } from "@meridian/bus";
 import { RouteSchema } from "@meridian/contracts/meridian/route/v1/route_pb";
-import { Platform, type TelemetryEvent, TelemetryEventSchema } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
+import { Platform } from "@meridian/contracts/meridian/telemetry/v1/telemetry_pb";
 import type { RunningOmfEmulator } from "@meridian/emulator-omf";
 import { captureLogger } from "@meridian/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OmfSender } from "../src/service.js";
-import { getJson, logger, type NatsServerHandle, startEmulator, startNatsServer, startSender, until } from "./harness.js";
+import {
+  getJson,
+  logger,
+  type NatsServerHandle,
+  piValueCounts,
+  setFaults,
+  startEmulator,
+  startNatsServer,
+  startSender,
+  temperatureEvent,
+  until,
+} from "./harness.js";
 
 /**
  * An endpoint that answers 429 with a Retry-After of 31 years. Uncapped, that wait became the NATS redelivery delay:
@@ -25,28 +35,9 @@ let emu: RunningOmfEmulator;
 let sender: OmfSender;
 let bus: Bus;
 const logs = captureLogger();
-
-function event(device: string, i: number, base: number): TelemetryEvent {
-  return create(TelemetryEventSchema, {
-    id: `line-ra:${device}:${i}`,
-    source: { platform: Platform.API, connection: "line-ra", device },
-    observedTime: timestampFromDate(new Date(base + i * 1000)),
-    points: [{ name: "temperature", value: { case: "doubleValue", value: 20 + i } }],
-  });
-}
-
-async function valueCounts(): Promise<number[]> {
-  const s = await getJson(`${emu.url}/_emulator/state?scope=pi`);
-  const containers = Object.values(s.body.scopes.pi.containers as Record<string, { id: string; valueCount: number }>);
-  return containers.filter((c) => c.id.startsWith("api.line-ra.")).map((c) => c.valueCount);
-}
-
-async function faults(body: object | null) {
-  await fetch(
-    `${emu.url}/_emulator/faults`,
-    body ? { method: "PUT", body: JSON.stringify(body), headers: { "content-type": "application/json" } } : { method: "DELETE" },
-  );
-}
+const event = (device: string, i: number, base: number) => temperatureEvent("line-ra", device, i, base);
+const valueCounts = () => piValueCounts(emu, "api.line-ra.");
+const faults = (body: object | null) => setFaults(emu, body);
 
 beforeAll(async () => {
   nats = await startNatsServer();
